@@ -1,1 +1,50 @@
-export {};
+#!/usr/bin/env node
+import { Command, CommanderError } from "commander";
+import { describeError, isUsageError } from "../errors.ts";
+import { registerCommands } from "./commands/index.ts";
+import { VERSION } from "../version.ts";
+
+/** Exit codes: 0 done, 1 the operation failed, 2 bad usage. */
+export const EXIT_FAILED = 1;
+export const EXIT_USAGE = 2;
+
+function buildProgram(): Command {
+  const program = new Command("etcd-backup")
+    .description("Streaming, encrypted, verified etcd backups for Kubernetes and Talos clusters")
+    .version(VERSION)
+    .option("--debug", "show stack traces on errors", false)
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str) });
+  registerCommands(program);
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  const debug = argv.includes("--debug");
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // commander has already printed its message; help and version exit 0.
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    process.stderr.write(`etcd-backup: ${describeError(err)}\n`);
+    if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n${causeStacks(err)}`);
+    return isUsageError(err) ? EXIT_USAGE : EXIT_FAILED;
+  }
+}
+
+function causeStacks(err: Error): string {
+  let out = "";
+  let cur: unknown = err.cause;
+  while (cur instanceof Error) {
+    out += `caused by: ${cur.stack}\n`;
+    cur = cur.cause;
+  }
+  return out;
+}
+
+process.exitCode = await main(process.argv);
