@@ -1,0 +1,127 @@
+import { Transform } from "node:stream";
+import { UsageError } from "../errors.ts";
+import { ArmorDecoder, looksArmored } from "./armor.ts";
+import { AgeDecryptError, headerError } from "./errors.ts";
+import { type Header, readHeader, verifyHeaderMac } from "./header.ts";
+import { type Emit, PAYLOAD_NONCE_SIZE, PayloadOpener, payloadKey } from "./stream.ts";
+import type { Identity } from "./types.ts";
+
+const EMPTY = Buffer.alloc(0);
+
+/** Finds the file key for a parsed header, then checks the header MAC with it. */
+async function unlock(header: Header, identities: Identity[]): Promise<Uint8Array> {
+  if (header.stanzas.length > 1 && header.stanzas.some((s) => s.type === "scrypt")) {
+    throw headerError("an scrypt stanza must be the only one in the header");
+  }
+  let fileKey: Uint8Array | null = null;
+  for (const identity of identities) {
+    fileKey = await identity.unwrapFileKey(header.stanzas);
+    if (fileKey) break;
+  }
+  if (!fileKey) {
+    throw new AgeDecryptError(
+      "no-match",
+      "no identity matched any of the recipients",
+      "use the identity or passphrase the file was encrypted to",
+    );
+  }
+  if (fileKey.length !== 16) throw headerError("unwrapped file key is not 16 bytes");
+  if (!verifyHeaderMac(header, fileKey)) {
+    throw new AgeDecryptError("hmac", "header MAC mismatch: the file was modified");
+  }
+  return fileKey;
+}
+
+// Input goes through three phases: detecting armor on the first byte, collecting the header and
+// payload nonce (small, bounded by MAX_HEADER_SIZE), then streaming the payload chunk by chunk.
+class Decryption {
+  readonly #identities: Identity[];
+  #detected = false;
+  #armor: ArmorDecoder | null = null;
+  #headerBytes: Buffer = EMPTY;
+  #opener: PayloadOpener | null = null;
+
+  constructor(identities: Identity[]) {
+    this.#identities = identities;
+  }
+
+  write(chunk: Buffer, emit: Emit): void | Promise<void> {
+    if (!this.#detected) {
+      if (chunk.length === 0) return;
+      this.#detected = true;
+      if (looksArmored(chunk[0]!)) this.#armor = new ArmorDecoder();
+    }
+    return this.#binary(this.#armor ? this.#armor.write(chunk) : chunk, emit);
+  }
+
+  end(emit: Emit): void | Promise<void> {
+    if (!this.#detected) throw headerError("not an age file");
+    const rest = this.#armor ? this.#armor.end() : EMPTY;
+    const done = this.#binary(rest, emit);
+    return done ? done.then(() => this.#finish(emit)) : this.#finish(emit);
+  }
+
+  #binary(data: Buffer, emit: Emit): void | Promise<void> {
+    if (this.#opener) {
+      this.#opener.write(data, emit);
+      return;
+    }
+    if (data.length === 0) return;
+    this.#headerBytes = this.#headerBytes.length ? Buffer.concat([this.#headerBytes, data]) : data;
+    const header = readHeader(this.#headerBytes);
+    if (!header || this.#headerBytes.length < header.size + PAYLOAD_NONCE_SIZE) return;
+    const nonce = this.#headerBytes.subarray(header.size, header.size + PAYLOAD_NONCE_SIZE);
+    const rest = this.#headerBytes.subarray(header.size + PAYLOAD_NONCE_SIZE);
+    this.#headerBytes = EMPTY;
+    return unlock(header, this.#identities).then((fileKey) => {
+      this.#opener = new PayloadOpener(payloadKey(fileKey, nonce));
+      this.#opener.write(rest, emit);
+    });
+  }
+
+  #finish(emit: Emit): void {
+    if (this.#opener) {
+      this.#opener.end(emit);
+      return;
+    }
+    if (this.#headerBytes.length === 0) throw headerError("not an age file");
+    readHeader(this.#headerBytes); // throws if what is there is malformed
+    throw headerError("file is truncated");
+  }
+}
+
+/**
+ * A Transform that decrypts an age v1 file, binary or ASCII-armored (detected from the first
+ * byte). Memory stays at about one 64 KiB chunk. Plaintext of a chunk is pushed only after the
+ * chunk's tag verified; the stream errors with an `AgeDecryptError` whose `failure` says which
+ * stage rejected the file ("not an age file", "no identity matched any of the recipients",
+ * "header MAC mismatch: the file was modified", "payload chunk N failed authentication: …",
+ * "file is truncated"). Throws a `UsageError` at once when `identities` is empty.
+ */
+export function createDecryptStream(identities: Identity[]): Transform {
+  if (identities.length === 0) throw new UsageError("no identities to decrypt with");
+  const decryption = new Decryption(identities);
+  const run = (step: () => void | Promise<void>, callback: (err?: Error | null) => void) => {
+    let done: void | Promise<void>;
+    try {
+      done = step();
+    } catch (err) {
+      callback(err as Error);
+      return;
+    }
+    if (done) done.then(() => callback(), callback);
+    else callback();
+  };
+  const stream: Transform = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      run(() => decryption.write(chunk, emit), callback);
+    },
+    flush(callback) {
+      run(() => decryption.end(emit), callback);
+    },
+  });
+  const emit: Emit = (b) => {
+    stream.push(b);
+  };
+  return stream;
+}

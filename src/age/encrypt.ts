@@ -1,0 +1,84 @@
+import { randomBytes } from "node:crypto";
+import { Transform } from "node:stream";
+import { UsageError } from "../errors.ts";
+import { ArmorEncoder } from "./armor.ts";
+import { encodeHeader } from "./header.ts";
+import { type Emit, PAYLOAD_NONCE_SIZE, PayloadSealer, payloadKey } from "./stream.ts";
+import type { Recipient, Stanza } from "./types.ts";
+
+/** Options of `createEncryptStream`. */
+export interface EncryptOptions {
+  /** Wrap the output in the ASCII armor (`-----BEGIN AGE ENCRYPTED FILE-----`). */
+  armor?: boolean;
+}
+
+/** Checks the recipient list before any work: at least one, and a passphrase only alone. */
+function checkRecipients(recipients: Recipient[]): void {
+  if (recipients.length === 0) throw new UsageError("no recipients to encrypt to");
+  if (recipients.length > 1 && recipients.some((r) => r.kind === "scrypt")) {
+    throw new UsageError("a passphrase cannot be combined with other recipients");
+  }
+}
+
+/**
+ * A Transform that encrypts its input to `recipients` as an age v1 file (armored if asked).
+ * Memory stays at about one 64 KiB chunk whatever the input size; backpressure is the stream's.
+ * Throws a `UsageError` at once for an empty recipient list or a passphrase mixed with others;
+ * errors while wrapping the file key (scrypt) are emitted as stream errors.
+ */
+export function createEncryptStream(recipients: Recipient[], options: EncryptOptions = {}): Transform {
+  checkRecipients(recipients);
+  const armor = options.armor ? new ArmorEncoder() : null;
+  let sealer: PayloadSealer | null = null;
+  let pending: Buffer | null = null;
+
+  const stream: Transform = new Transform({
+    construct(callback) {
+      const fileKey = randomBytes(16);
+      Promise.all(recipients.map((r) => r.wrapFileKey(fileKey)))
+        .then((wrapped: Stanza[][]) => {
+          const nonce = randomBytes(PAYLOAD_NONCE_SIZE);
+          pending = Buffer.concat([encodeHeader(wrapped.flat(), fileKey), nonce]);
+          sealer = new PayloadSealer(payloadKey(fileKey, nonce));
+          callback();
+        })
+        .catch((err: unknown) => callback(new Error("wrap file key", { cause: err })));
+    },
+    transform(chunk: Buffer, _encoding, callback) {
+      try {
+        start();
+        sealer!.write(chunk, emit);
+        callback();
+      } catch (err) {
+        callback(err as Error);
+      }
+    },
+    flush(callback) {
+      try {
+        start();
+        sealer!.end(emit);
+        if (armor) stream.push(armor.end());
+        callback();
+      } catch (err) {
+        callback(err as Error);
+      }
+    },
+  });
+
+  const emit: Emit = armor
+    ? (b) => {
+        const text = armor.write(b);
+        if (text.length) stream.push(text);
+      }
+    : (b) => {
+        stream.push(b);
+      };
+  // The header goes out with the first output, once construct() has built it.
+  const start = () => {
+    if (pending) {
+      emit(pending);
+      pending = null;
+    }
+  };
+  return stream;
+}

@@ -1,0 +1,106 @@
+/**
+ * The text forms of keys: `age1…` recipients, recipients files, identity files as age-keygen writes
+ * them. Parse errors name the bad recipient (public) but never echo identity file content (secret).
+ */
+import { UsageError } from "../errors.ts";
+import { bech32Decode } from "./bech32.ts";
+import type { Identity, Recipient } from "./types.ts";
+import {
+  decodeIdentityKey,
+  decodeRecipientKey,
+  generateX25519,
+  X25519Identity,
+  X25519Recipient,
+} from "./x25519.ts";
+
+function shorten(s: string): string {
+  return s.length > 24 ? s.slice(0, 20) + "…" : s;
+}
+
+/** Parses an `age1…` public key. Throws a `UsageError` naming the (public) bad value. */
+export function parseRecipient(s: string): Recipient {
+  const text = s.trim();
+  const key = decodeRecipientKey(text);
+  if (key) return new X25519Recipient(key);
+  if (text.startsWith("ssh-")) {
+    throw new UsageError(
+      `unsupported recipient "${shorten(text)}"`,
+      "SSH keys are not supported, use an age1… key",
+    );
+  }
+  const decoded = bech32Decode(text);
+  if (decoded && decoded.hrp !== "age") {
+    throw new UsageError(
+      `unsupported recipient type "${shorten(text)}"`,
+      "only X25519 (age1…) recipients are supported",
+    );
+  }
+  throw new UsageError(`invalid recipient "${shorten(text)}"`, "expected an age1… public key");
+}
+
+function lines(text: string): { line: string; number: number }[] {
+  return text
+    .split("\n")
+    .map((l, i) => ({ line: l.trim(), number: i + 1 }))
+    .filter(({ line }) => line !== "" && !line.startsWith("#"));
+}
+
+/**
+ * Parses a recipients file as age reads it: one `age1…` key per line, blank lines and `#`
+ * comments ignored. Throws a `UsageError` for a bad line or a file without recipients.
+ */
+export function parseRecipientsFile(text: string): Recipient[] {
+  const out: Recipient[] = [];
+  for (const { line, number } of lines(text)) {
+    try {
+      out.push(parseRecipient(line));
+    } catch (err) {
+      const u = err as UsageError;
+      throw new UsageError(`recipients file line ${number}: ${u.message}`, u.hint);
+    }
+  }
+  if (out.length === 0) throw new UsageError("recipients file holds no recipients");
+  return out;
+}
+
+/**
+ * Parses an identity file as age-keygen writes it: `AGE-SECRET-KEY-1…` lines, blank lines and `#`
+ * comments ignored, several keys allowed. Throws a `UsageError` that names the line number only,
+ * never its content.
+ */
+export function parseIdentities(text: string): Identity[] {
+  const out: Identity[] = [];
+  for (const { line, number } of lines(text)) {
+    const key = decodeIdentityKey(line);
+    if (key) {
+      out.push(new X25519Identity(key));
+      continue;
+    }
+    const hint = line.startsWith("AGE-SECRET-KEY-PQ-")
+      ? "post-quantum identities are not supported"
+      : line.startsWith("AGE-PLUGIN-")
+        ? "age plugins are not supported"
+        : "expected an AGE-SECRET-KEY-1… line";
+    throw new UsageError(`identity file line ${number} is not a valid age secret key`, hint);
+  }
+  if (out.length === 0) throw new UsageError("identity file holds no identities");
+  return out;
+}
+
+/** A new X25519 key pair and its creation time. */
+export function generateIdentity(): { identity: string; recipient: string; created: Date } {
+  return { ...generateX25519(), created: new Date() };
+}
+
+/** The identity file text age-keygen writes: created time (RFC 3339, UTC), public key, secret key. */
+export function identityFileText(gen: { identity: string; recipient: string; created: Date }): string {
+  const created = gen.created.toISOString().replace(/\.\d+Z$/, "Z");
+  return `# created: ${created}\n# public key: ${gen.recipient}\n${gen.identity}\n`;
+}
+
+/** The `age1…` public key of an `AGE-SECRET-KEY-1…` string. Throws a `UsageError` (without the key). */
+export function recipientOf(identity: string): string {
+  const key = decodeIdentityKey(identity.trim());
+  if (!key) throw new UsageError("not a valid age secret key", "expected an AGE-SECRET-KEY-1… string");
+  return new X25519Identity(key).recipient;
+}
