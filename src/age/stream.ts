@@ -88,10 +88,11 @@ export class PayloadSealer {
   }
 }
 
-function modified(chunk: number): AgeDecryptError {
+function modified(chunk: number, hint?: string): AgeDecryptError {
   return new AgeDecryptError(
     "payload",
     `payload chunk ${chunk} failed authentication: the file was modified or is corrupted`,
+    hint,
   );
 }
 
@@ -185,6 +186,7 @@ export class PayloadOpener {
         throw truncated();
       }
     }
-    throw modified(index);
+    // A cut inside the last chunk looks exactly like a modification; say so.
+    throw modified(index, "if the file may have been cut short, copy it again completely");
   }
 }
