@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { describeError, isUsageError } from "../errors.ts";
-import { registerCommands } from "./commands/index.ts";
 import { VERSION } from "../version.ts";
+import { registerCommands } from "./commands/index.ts";
 
 /** Exit codes: 0 done, 1 the operation failed, 2 bad usage. */
 export const EXIT_FAILED = 1;

@@ -26,7 +26,8 @@ export class LocalStore implements Store {
 
   private path(key: string): string {
     const p = resolve(this.root, key);
-    if (p !== this.root && !p.startsWith(this.root + sep)) throw new Error(`key ${key} leaves the store directory`);
+    if (p !== this.root && !p.startsWith(this.root + sep))
+      throw new Error(`key ${key} leaves the store directory`);
     return p;
   }
 
@@ -36,19 +37,16 @@ export class LocalStore implements Store {
     await ensureWritableDir(dir, this.root);
     const temp = join(dir, `${LOCAL_TEMP_PREFIX}${basename(final)}.${randomBytes(6).toString("hex")}`);
     const handle = await open(temp, "wx", 0o600);
-    let size = 0;
     try {
-      const out = createWriteStream("", { fd: handle, autoClose: false, highWaterMark: 1 << 20 });
-      body.on("data", (chunk: Buffer) => {
-        size += chunk.length;
-      });
+      // flush: the file is fsynced before its descriptor closes, so the rename publishes durable content.
+      const out = createWriteStream("", { fd: handle, flush: true, highWaterMark: 1 << 20 });
       await pipeline(body, out, { signal: options.signal });
-      await handle.sync();
-      await handle.close();
+      const size = out.bytesWritten;
       await rename(temp, final);
       await syncDir(dir);
       return { size };
     } catch (err) {
+      body.destroy();
       await handle.close().catch(() => {});
       await rm(temp, { force: true }).catch(() => {});
       throw err;
@@ -87,14 +85,18 @@ export class LocalStore implements Store {
       entries = await readdir(join(this.root, rel), { withFileTypes: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT" && rel === "") {
-        throw new Hinted(`directory ${this.root} does not exist`, "create it or point --to at an existing one");
+        throw new Hinted(
+          `directory ${this.root} does not exist`,
+          "create it or point --to at an existing one",
+        );
       }
       throw err;
     }
     for (const entry of entries) {
       const key = rel ? `${rel}/${entry.name}` : entry.name;
       if (entry.isDirectory()) {
-        if (prefix.startsWith(`${key}/`) || key.startsWith(prefix) || prefix === "") yield* this.walk(key, prefix);
+        if (prefix.startsWith(`${key}/`) || key.startsWith(prefix) || prefix === "")
+          yield* this.walk(key, prefix);
         continue;
       }
       // Temporary files belong to uploads in flight (or crashed ones); they are not objects.

@@ -1,4 +1,7 @@
 import type { Command } from "commander";
+import * as list from "./list.ts";
+import * as restore from "./restore.ts";
+import * as save from "./save.ts";
 
 /**
  * Every subcommand lives in its own module under src/cli/commands/ and exports
@@ -6,5 +9,5 @@ import type { Command } from "commander";
  * only parses input and calls the library.
  */
 export function registerCommands(program: Command): void {
-  void program;
+  for (const command of [save, list, restore]) command.register(program);
 }

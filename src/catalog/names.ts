@@ -1,0 +1,79 @@
+import type { Compression } from "../stages/compress.ts";
+
+/** What a backup's object name says about it. */
+export interface BackupName {
+  /** The object key relative to the store root, e.g. `prod-2026-11-23T20:12:59Z.snap.zst.age`. */
+  key: string;
+  /** Folder part of the key (talos-backup puts backups under `<prefix>/`), "" when none. */
+  dir: string;
+  cluster: string;
+  /** The time written in the name. */
+  time: Date;
+  kind: "snapshot" | "config";
+  compression: Compression;
+  encrypted: boolean;
+}
+
+const SNAPSHOT_EXT = ".snap";
+const CONFIG_EXT = ".config.tar";
+
+/**
+ * The name talos-backup gives a snapshot: `<cluster>-<RFC 3339 time>.snap`, with `.zst` when compressed and
+ * `.age` when encrypted. We always write UTC with whole seconds (`2026-11-23T20:12:59Z`).
+ */
+export function backupKey(opts: {
+  cluster: string;
+  time: Date;
+  compression: Compression;
+  encrypted: boolean;
+  kind?: "snapshot" | "config";
+  dir?: string;
+}): string {
+  const stamp = formatStamp(opts.time);
+  const ext =
+    (opts.kind === "config" ? CONFIG_EXT : SNAPSHOT_EXT) + (opts.compression === "zstd" ? ".zst" : "");
+  const name = `${opts.cluster}-${stamp}${ext}${opts.encrypted ? ".age" : ""}`;
+  return opts.dir ? `${opts.dir.replace(/\/+$/, "")}/${name}` : name;
+}
+
+/** `2026-11-23T20:12:59Z`: RFC 3339 in UTC, whole seconds, as Go's time.RFC3339 prints a UTC time. */
+export function formatStamp(time: Date): string {
+  return time.toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+// <cluster>-<RFC 3339 time, Z or ±hh:mm>.snap|.config.tar [.zst] [.age]
+const NAME_RE =
+  /^(?<cluster>.+)-(?<stamp>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}))(?<ext>\.snap|\.config\.tar)(?<zst>\.zst)?(?<age>\.age)?$/;
+
+/**
+ * Parses an object key into what its name says, or returns null when the key is not a backup's name
+ * (manifests, temporary files, anything else in the bucket).
+ */
+export function parseBackupKey(key: string): BackupName | null {
+  const slash = key.lastIndexOf("/");
+  const dir = slash >= 0 ? key.slice(0, slash) : "";
+  const base = slash >= 0 ? key.slice(slash + 1) : key;
+  const m = NAME_RE.exec(base);
+  if (!m?.groups) return null;
+  const time = new Date(m.groups.stamp!);
+  if (Number.isNaN(time.getTime())) return null;
+  return {
+    key,
+    dir,
+    cluster: m.groups.cluster!,
+    time,
+    kind: m.groups.ext === CONFIG_EXT ? "config" : "snapshot",
+    compression: m.groups.zst ? "zstd" : "none",
+    encrypted: Boolean(m.groups.age),
+  };
+}
+
+/** The manifest of a backup sits beside it: `<key>.json`. */
+export function manifestKey(backupKey: string): string {
+  return `${backupKey}.json`;
+}
+
+/** A valid cluster name: what can stand in an object name and be parsed back unambiguously. */
+export function isValidClusterName(name: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name);
+}

@@ -1,0 +1,44 @@
+import { pipeline, type Readable, type Transform } from "node:stream";
+import type { CatalogEntry } from "../catalog/catalog.ts";
+import { Hinted } from "../errors.ts";
+import { decompressStage } from "../stages/compress.ts";
+import { ByteCounter } from "../stages/count.ts";
+import { TrailerCheck } from "../stages/trailer.ts";
+import type { Store } from "../store/store.ts";
+
+/** Decrypts a backup's bytes; built from the user's identities by the front end. */
+export type DecryptionFactory = () => Transform;
+
+export interface PlainSnapshot {
+  /** The plain snapshot (database and trailer); fails at its end if the trailer or manifest sha256 do not match. */
+  stream: Readable;
+  /** Checked once `stream` has ended. */
+  trailer: TrailerCheck;
+}
+
+/**
+ * Opens a stored backup as the plain snapshot etcd produced: fetch, decrypt (when the name says `.age`),
+ * decompress (`.zst`), then the trailer check and, when the backup has a manifest, its sha256.
+ */
+export async function openPlainSnapshot(
+  store: Store,
+  entry: CatalogEntry,
+  options: { decrypt?: DecryptionFactory; signal?: AbortSignal; onProgress?: (storedBytes: number) => void },
+): Promise<PlainSnapshot> {
+  if (entry.encrypted && !options.decrypt) {
+    throw new Hinted(
+      `backup ${entry.key} is encrypted`,
+      "pass --identity FILE (or --passphrase-file FILE) to decrypt it",
+    );
+  }
+  const source = await store.get(entry.key, { signal: options.signal });
+  const trailer = new TrailerCheck(entry.manifest ? { expectSha256: entry.manifest.sha256 } : {});
+  const stages: Transform[] = [
+    new ByteCounter(options.onProgress),
+    ...(entry.encrypted && options.decrypt ? [options.decrypt()] : []),
+    decompressStage(entry.compression),
+    trailer,
+  ];
+  const stream = pipeline([source, ...stages] as [Readable, ...Transform[]], () => {}) as unknown as Readable;
+  return { stream, trailer };
+}

@@ -1,0 +1,57 @@
+import { randomBytes } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { open, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join, resolve } from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { CatalogEntry } from "../catalog/catalog.ts";
+import { Hinted } from "../errors.ts";
+import type { TrailerResult } from "../stages/trailer.ts";
+import type { Store } from "../store/store.ts";
+import { type DecryptionFactory, openPlainSnapshot } from "./plain-stream.ts";
+
+export interface RestoreToFileOptions {
+  store: Store;
+  entry: CatalogEntry;
+  out: string;
+  decrypt?: DecryptionFactory;
+  /** Replace an existing output file. */
+  force?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (storedBytes: number) => void;
+}
+
+/**
+ * Restores a backup to a snapshot file that `etcdctl snapshot restore`, `etcdutl` and
+ * `talosctl bootstrap --recover-from` accept (database and sha256 trailer, as `etcdctl snapshot save`
+ * writes). The file appears under its name only once every check passed; on failure nothing is left.
+ */
+export async function restoreToFile(
+  options: RestoreToFileOptions,
+): Promise<TrailerResult & { path: string }> {
+  const out = resolve(options.out);
+  const existing = await stat(out).catch(() => null);
+  if (existing && !options.force) {
+    throw new Hinted(`${out} already exists`, "choose another --to-file or pass --force to replace it");
+  }
+  const dir = dirname(out);
+  if (!(await stat(dir).catch(() => null))?.isDirectory()) {
+    throw new Hinted(`directory ${dir} does not exist`, "create it first");
+  }
+  const temp = join(dir, `.${basename(out)}.tmp-${randomBytes(6).toString("hex")}`);
+  const plain = await openPlainSnapshot(options.store, options.entry, options);
+  const handle = await open(temp, "wx", 0o600);
+  try {
+    await pipeline(plain.stream, createWriteStream("", { fd: handle, flush: true }), {
+      signal: options.signal,
+    });
+    const result = plain.trailer.result;
+    if (!result) throw new Error("snapshot ended before its trailer was checked");
+    await rename(temp, out);
+    return { ...result, path: out };
+  } catch (err) {
+    plain.stream.destroy();
+    await handle.close().catch(() => {});
+    await rm(temp, { force: true });
+    throw err;
+  }
+}

@@ -1,0 +1,83 @@
+import { createHash, type Hash } from "node:crypto";
+import { Transform, type TransformCallback } from "node:stream";
+
+/** Length of the sha256 etcd appends to a snapshot. */
+export const TRAILER_LENGTH = 32;
+
+/** What the trailer check learned once the stream has ended. */
+export interface TrailerResult {
+  /** Bytes of the bbolt database, without the trailer. */
+  dbSize: number;
+  /** sha256 of the whole snapshot as stored and restored (database and trailer), hex. */
+  sha256: string;
+}
+
+/**
+ * Checks etcd's snapshot trailer on the fly: the last 32 bytes must equal the sha256 of everything before
+ * them. Bytes pass through unchanged (trailer included) as they arrive, except the last 32 which are held
+ * back until the end of the input and released only when they match; on a mismatch the stream fails, so a
+ * store consuming it never completes the object.
+ */
+export class TrailerCheck extends Transform {
+  private readonly dbHash: Hash = createHash("sha256");
+  private readonly fileHash: Hash = createHash("sha256");
+  private tail: Buffer = Buffer.alloc(0);
+  private dbBytes = 0;
+  private readonly expectSha256: string | undefined;
+  result: TrailerResult | undefined;
+
+  /** `expectSha256`: the sha256 a manifest recorded for the whole file; a different one fails the stream. */
+  constructor(options: { expectSha256?: string } = {}) {
+    super({ highWaterMark: 1 << 20 });
+    this.expectSha256 = options.expectSha256;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
+    // Keep the newest 32 bytes back; everything older is database content and can go on.
+    const joined = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
+    if (joined.length <= TRAILER_LENGTH) {
+      this.tail = Buffer.from(joined);
+      callback();
+      return;
+    }
+    const cut = joined.length - TRAILER_LENGTH;
+    const out = joined.subarray(0, cut);
+    this.tail = Buffer.from(joined.subarray(cut));
+    this.dbHash.update(out);
+    this.fileHash.update(out);
+    this.dbBytes += out.length;
+    callback(null, out);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.tail.length < TRAILER_LENGTH) {
+      callback(
+        new Error(
+          `snapshot is too short to hold a sha256 trailer (${this.dbBytes + this.tail.length} bytes)`,
+        ),
+      );
+      return;
+    }
+    const expected = this.dbHash.digest();
+    if (!expected.equals(this.tail)) {
+      callback(
+        new Error(
+          "snapshot sha256 trailer does not match its content: the snapshot is corrupted or was cut short",
+        ),
+      );
+      return;
+    }
+    this.fileHash.update(this.tail);
+    const sha256 = this.fileHash.digest("hex");
+    if (this.expectSha256 && sha256 !== this.expectSha256) {
+      callback(
+        new Error(
+          `snapshot sha256 ${sha256.slice(0, 12)}… differs from the manifest's ${this.expectSha256.slice(0, 12)}…`,
+        ),
+      );
+      return;
+    }
+    this.result = { dbSize: this.dbBytes, sha256 };
+    callback(null, this.tail);
+  }
+}
