@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import * as keygen from "./keygen.ts";
 import * as list from "./list.ts";
 import * as restore from "./restore.ts";
 import * as save from "./save.ts";
@@ -9,5 +10,5 @@ import * as save from "./save.ts";
  * only parses input and calls the library.
  */
 export function registerCommands(program: Command): void {
-  for (const command of [save, list, restore]) command.register(program);
+  for (const command of [save, list, restore, keygen]) command.register(program);
 }

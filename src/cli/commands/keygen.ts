@@ -1,0 +1,38 @@
+import { open } from "node:fs/promises";
+import type { Command } from "commander";
+import { generateIdentity, identityFileText } from "../../age/index.ts";
+import { Hinted } from "../../errors.ts";
+
+export function register(program: Command): void {
+  program
+    .command("keygen")
+    .description("generate an age X25519 identity (age-keygen's file format); the public key goes to stderr")
+    .option("-o, --output <file>", "write the identity to this file (mode 0600, never overwritten)")
+    .action(async (flags: { output?: string }) => {
+      const gen = generateIdentity();
+      const text = identityFileText(gen);
+      if (flags.output) {
+        let handle: import("node:fs/promises").FileHandle;
+        try {
+          handle = await open(flags.output, "wx", 0o600);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === "EEXIST")
+            throw new Hinted(
+              `${flags.output} already exists`,
+              "choose another -o file; keys are never overwritten",
+            );
+          throw new Error(`cannot create ${flags.output}: ${code ?? (err as Error).message}`);
+        }
+        try {
+          await handle.writeFile(text);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } else {
+        process.stdout.write(text);
+      }
+      process.stderr.write(`Public key: ${gen.recipient}\n`);
+    });
+}
