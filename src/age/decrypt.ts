@@ -67,7 +67,8 @@ class Decryption {
       return;
     }
     if (data.length === 0) return;
-    this.#headerBytes = this.#headerBytes.length ? Buffer.concat([this.#headerBytes, data]) : data;
+    // Copied: callers may reuse a chunk's memory once its write has completed.
+    this.#headerBytes = Buffer.concat([this.#headerBytes, data]);
     const header = readHeader(this.#headerBytes);
     if (!header || this.#headerBytes.length < header.size + PAYLOAD_NONCE_SIZE) return;
     const nonce = this.#headerBytes.subarray(header.size, header.size + PAYLOAD_NONCE_SIZE);
@@ -97,6 +98,7 @@ class Decryption {
  * stage rejected the file ("not an age file", "no identity matched any of the recipients",
  * "header MAC mismatch: the file was modified", "payload chunk N failed authentication: …",
  * "file is truncated"). Throws a `UsageError` at once when `identities` is empty.
+ * Input chunks are not retained after their write completes, so a writer may reuse its buffer.
  */
 export function createDecryptStream(identities: Identity[]): Transform {
   if (identities.length === 0) throw new UsageError("no identities to decrypt with");

@@ -25,6 +25,7 @@ function checkRecipients(recipients: Recipient[]): void {
  * Memory stays at about one 64 KiB chunk whatever the input size; backpressure is the stream's.
  * Throws a `UsageError` at once for an empty recipient list or a passphrase mixed with others;
  * errors while wrapping the file key (scrypt) are emitted as stream errors.
+ * Input chunks are not retained after their write completes, so a writer may reuse its buffer.
  */
 export function createEncryptStream(recipients: Recipient[], options: EncryptOptions = {}): Transform {
   checkRecipients(recipients);
