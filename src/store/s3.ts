@@ -1,0 +1,447 @@
+import { readFileSync } from "node:fs";
+import { Agent as HttpAgent } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import type { Readable } from "node:stream";
+import { rootCertificates } from "node:tls";
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
+import { Hinted } from "../errors.ts";
+import { type RetryPolicy, withRetry } from "./retrying.ts";
+import { explainS3Error, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
+import { readParts } from "./s3-parts.ts";
+import {
+  insecureTlsWarning,
+  MAX_PARTS,
+  type ResolvedS3Settings,
+  resolveS3Settings,
+  type S3Settings,
+} from "./s3-settings.ts";
+import { NotFoundError, type ObjectInfo, type PutOptions, type PutResult, type Store } from "./store.ts";
+
+/** Static credentials for callers that have them in hand (an operator reading a Secret, tests). */
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix without leading or trailing slashes; empty for the bucket's root. */
+  prefix?: string;
+  settings?: S3Settings;
+  /** Overrides the SDK's default provider chain. */
+  credentials?: S3Credentials;
+  /** Where warnings go (the insecure-TLS one, a multipart upload that could not be removed); default stderr. */
+  warn?: (line: string) => void;
+}
+
+/**
+ * A bucket and prefix in AWS S3 or an S3-compatible service.
+ *
+ * `put` streams: bodies shorter than one part go up as a single PutObject, longer ones as a multipart upload of
+ * `partSize` parts, `concurrency` at a time, so memory is about `partSize × (concurrency + 1)`. A failed or
+ * aborted put, or one whose body stream errors, aborts the multipart upload and never completes it: S3 shows an
+ * object only once it is complete. Each request is retried with exponential backoff and jitter on throttling,
+ * 5xx and network errors, never on other 4xx.
+ */
+export class S3Store implements Store {
+  readonly location: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  readonly settings: ResolvedS3Settings;
+  private readonly client: S3Client;
+  private readonly endpointForMessages: string;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly warn: (line: string) => void;
+
+  constructor(options: S3StoreOptions) {
+    if (!options.bucket) throw new Error("no bucket given");
+    this.bucket = options.bucket;
+    this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
+    this.location = this.prefix ? `s3://${this.bucket}/${this.prefix}` : `s3://${this.bucket}`;
+    this.settings = resolveS3Settings(options.settings);
+    this.warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`));
+    const s = this.settings;
+    this.endpointForMessages = s.endpoint ?? `https://s3.${s.region}.amazonaws.com`;
+    this.retryPolicy = { maxAttempts: s.maxAttempts, baseDelayMs: s.retryBaseDelayMs, maxDelayMs: 10_000 };
+    if (s.insecureSkipTlsVerify) this.warn(insecureTlsWarning(this.endpointForMessages));
+
+    const sockets = s.concurrency + 4;
+    const httpsAgent = new HttpsAgent({
+      keepAlive: true,
+      maxSockets: sockets,
+      rejectUnauthorized: !s.insecureSkipTlsVerify,
+      // A custom CA is trusted in addition to the public roots, so one bundle file is enough either way.
+      ...(s.caFile ? { ca: [...rootCertificates, readCaFile(s.caFile)] } : {}),
+    });
+    const checksums = s.sdkChecksums ? "WHEN_SUPPORTED" : "WHEN_REQUIRED";
+    this.client = new S3Client({
+      region: s.region,
+      ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+      forcePathStyle: s.pathStyle,
+      ...(options.credentials ? { credentials: options.credentials } : {}),
+      // Retries are ours (withRetry), so that the policy is one place and visible in tests.
+      maxAttempts: 1,
+      requestChecksumCalculation: checksums,
+      responseChecksumValidation: checksums,
+      followRegionRedirects: true,
+      requestHandler: {
+        httpsAgent,
+        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),
+        connectionTimeout: 10_000,
+        requestTimeout: 120_000,
+      },
+    });
+    if (s.pathStyle) {
+      const base = s.endpoint ? new URL(s.endpoint).pathname.replace(/\/+$/, "") : "";
+      this.client.middlewareStack.add(bucketPathWithoutSlash(`${base}/${this.bucket}/`), { step: "build" });
+    }
+  }
+
+  /** Closes the connections this store keeps open. */
+  destroy(): void {
+    this.client.destroy();
+  }
+
+  private objectKey(key: string): string {
+    if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  private where(key: string): string {
+    return `${this.location}/${key}`;
+  }
+
+  private explain(what: string, err: unknown): Error {
+    if (isAbort(err)) return new Error(what, { cause: err });
+    return new Error(what, {
+      cause: explainS3Error(err, { bucket: this.bucket, endpoint: this.endpointForMessages }),
+    });
+  }
+
+  private retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(operation, {
+      policy: this.retryPolicy,
+      isTransient: isTransientS3Error,
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
+    const objectKey = this.objectKey(key);
+    const userSignal = options.signal;
+    // One controller stops everything: the user's abort, a failed part, or the body's own error.
+    const stop = new AbortController();
+    let failure: { err: unknown; fromS3: boolean } | undefined;
+    const fail = (err: unknown, fromS3: boolean) => {
+      if (failure) return;
+      failure = { err, fromS3 };
+      stop.abort(err);
+    };
+    // A function, not the variable, so that TypeScript does not narrow it across the callbacks that set it.
+    const failed = () => failure;
+    const onUserAbort = () => fail(userSignal?.reason, false);
+    // Destroying the body wakes up a read that waits on a paused stream.
+    const onStop = () => body.destroy();
+    stop.signal.addEventListener("abort", onStop, { once: true });
+    if (userSignal?.aborted) onUserAbort();
+    else userSignal?.addEventListener("abort", onUserAbort, { once: true });
+
+    const parts = readParts(body, this.settings.partSize);
+    const headers = {
+      Bucket: this.bucket,
+      Key: objectKey,
+      ContentType: options.contentType ?? "application/octet-stream",
+      ...(this.settings.sse ? { ServerSideEncryption: this.settings.sse } : {}),
+      ...(this.settings.sseKmsKeyId ? { SSEKMSKeyId: this.settings.sseKmsKeyId } : {}),
+      ...(this.settings.storageClass ? { StorageClass: this.settings.storageClass as "STANDARD" } : {}),
+    };
+    try {
+      let first: IteratorResult<Buffer> | undefined;
+      try {
+        if (!failed()) first = await parts.next();
+      } catch (err) {
+        fail(err, false);
+      }
+      if (failed() || !first) throw failed()?.err;
+      const firstPart = first.done ? Buffer.alloc(0) : first.value;
+      if (firstPart.length < this.settings.partSize) {
+        try {
+          await this.retry(
+            () =>
+              this.client.send(
+                new PutObjectCommand({ ...headers, Body: firstPart, ContentLength: firstPart.length }),
+                {
+                  abortSignal: stop.signal,
+                },
+              ),
+            stop.signal,
+          );
+        } catch (err) {
+          fail(err, true);
+        }
+        const failure = failed();
+        if (failure) throw failure.err;
+        return { size: firstPart.length };
+      }
+      return await this.putMultipart(headers, firstPart, parts, stop.signal, fail, failed);
+    } catch (err) {
+      const cause = failed() ?? { err, fromS3: true };
+      if (cause.fromS3) throw this.explain(`upload ${this.where(key)}`, cause.err);
+      throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
+    } finally {
+      userSignal?.removeEventListener("abort", onUserAbort);
+      stop.signal.removeEventListener("abort", onStop);
+      await parts.return(undefined).catch(() => {});
+    }
+  }
+
+  private async putMultipart(
+    headers: { Bucket: string; Key: string },
+    firstPart: Buffer,
+    parts: AsyncGenerator<Buffer, void, undefined>,
+    signal: AbortSignal,
+    fail: (err: unknown, fromS3: boolean) => void,
+    failed: () => { err: unknown } | undefined,
+  ): Promise<PutResult> {
+    const { Bucket, Key } = headers;
+    let uploadId: string;
+    try {
+      const created = await this.retry(
+        () => this.client.send(new CreateMultipartUploadCommand(headers), { abortSignal: signal }),
+        signal,
+      );
+      if (!created.UploadId) throw new Error("S3 returned no upload id");
+      uploadId = created.UploadId;
+    } catch (err) {
+      fail(err, true);
+      throw err;
+    }
+
+    const done: { PartNumber: number; ETag: string }[] = [];
+    const inFlight = new Set<Promise<void>>();
+    let size = 0;
+    let partNumber = 0;
+    let next: IteratorResult<Buffer> = { done: false, value: firstPart };
+    try {
+      while (!next.done && !failed()) {
+        const part = next.value;
+        partNumber++;
+        if (partNumber > MAX_PARTS) {
+          const mib = this.settings.partSize / (1024 * 1024);
+          throw new Hinted(
+            `the object needs more than ${MAX_PARTS} parts of ${mib} MiB`,
+            "raise --s3-part-size",
+          );
+        }
+        size += part.length;
+        const PartNumber = partNumber;
+        const upload = this.retry(
+          () =>
+            this.client.send(
+              new UploadPartCommand({
+                Bucket,
+                Key,
+                UploadId: uploadId,
+                PartNumber,
+                Body: part,
+                ContentLength: part.length,
+              }),
+              { abortSignal: signal },
+            ),
+          signal,
+        ).then(
+          (out) => {
+            if (!out.ETag) throw new Error(`S3 returned no ETag for part ${PartNumber}`);
+            done.push({ PartNumber, ETag: out.ETag });
+          },
+          (err) => fail(err, true),
+        );
+        const tracked: Promise<void> = upload
+          .catch((err) => fail(err, true))
+          .finally(() => inFlight.delete(tracked));
+        inFlight.add(tracked);
+        if (inFlight.size >= this.settings.concurrency) await Promise.race(inFlight);
+        if (failed()) break;
+        try {
+          next = await parts.next();
+        } catch (err) {
+          fail(err, false);
+        }
+      }
+    } catch (err) {
+      fail(err, false);
+    }
+    await Promise.allSettled(inFlight);
+    const failure = failed();
+    if (failure) {
+      await this.abortUpload(Bucket, Key, uploadId);
+      throw failure.err;
+    }
+
+    done.sort((a, b) => a.PartNumber - b.PartNumber);
+    try {
+      // No abort signal from here on: a completion cut off halfway would leave us not knowing the outcome.
+      await this.retry(async () => {
+        try {
+          await this.client.send(
+            new CompleteMultipartUploadCommand({
+              Bucket,
+              Key,
+              UploadId: uploadId,
+              MultipartUpload: { Parts: done },
+            }),
+          );
+        } catch (err) {
+          // A retried completion whose first try did land finds the upload gone; the object tells.
+          if (s3ErrorCode(err) === "NoSuchUpload" && (await this.completedAlready(Key, size, done.length)))
+            return;
+          throw err;
+        }
+      });
+    } catch (err) {
+      fail(err, true);
+      await this.abortUpload(Bucket, Key, uploadId);
+      throw err;
+    }
+    return { size };
+  }
+
+  private async completedAlready(objectKey: string, size: number, partCount: number): Promise<boolean> {
+    const head = await this.client
+      .send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }))
+      .catch(() => null);
+    return head?.ContentLength === size && (head.ETag ?? "").replace(/"/g, "").endsWith(`-${partCount}`);
+  }
+
+  private async abortUpload(Bucket: string, Key: string, UploadId: string): Promise<void> {
+    try {
+      await this.retry(() => this.client.send(new AbortMultipartUploadCommand({ Bucket, Key, UploadId })));
+    } catch (err) {
+      if (s3ErrorCode(err) === "NoSuchUpload") return;
+      const reason = explainS3Error(err, { bucket: this.bucket, endpoint: this.endpointForMessages }).message;
+      this.warn(
+        `warning: could not abort the multipart upload of s3://${Bucket}/${Key} (${reason}); its parts stay ` +
+          "invisible but billed until a lifecycle rule with AbortIncompleteMultipartUpload removes them",
+      );
+    }
+  }
+
+  async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const Key = this.objectKey(key);
+    const { signal } = options;
+    try {
+      const out = await this.retry(
+        () =>
+          this.client.send(
+            new GetObjectCommand({ Bucket: this.bucket, Key }),
+            signal ? { abortSignal: signal } : {},
+          ),
+        signal,
+      );
+      if (!out.Body) throw new Error("S3 returned no body");
+      return out.Body as Readable;
+    } catch (err) {
+      if (isS3NotFound(err)) throw new NotFoundError(key, this.location);
+      throw this.explain(`download ${this.where(key)}`, err);
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    const Key = this.objectKey(key);
+    try {
+      const out = await this.retry(() =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key })),
+      );
+      return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (isS3NotFound(err)) return null;
+      throw this.explain(`stat ${this.where(key)}`, err);
+    }
+  }
+
+  async *list(prefix = ""): AsyncIterable<ObjectInfo> {
+    const root = this.prefix ? `${this.prefix}/` : "";
+    let token: string | undefined;
+    do {
+      const ContinuationToken = token;
+      let page: Awaited<ReturnType<typeof this.listPage>>;
+      try {
+        page = await this.retry(() => this.listPage(root + prefix, ContinuationToken));
+      } catch (err) {
+        throw this.explain(`list ${this.location}`, err);
+      }
+      for (const object of page.Contents ?? []) {
+        if (!object.Key?.startsWith(root) || object.Key.endsWith("/")) continue;
+        yield {
+          key: object.Key.slice(root.length),
+          size: object.Size ?? 0,
+          lastModified: object.LastModified ?? new Date(0),
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  private listPage(Prefix: string, ContinuationToken: string | undefined) {
+    return this.client.send(
+      new ListObjectsV2Command({
+        Bucket: this.bucket,
+        Prefix,
+        ...(ContinuationToken ? { ContinuationToken } : {}),
+      }),
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    const Key = this.objectKey(key);
+    try {
+      await this.retry(() => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })));
+    } catch (err) {
+      if (isS3NotFound(err)) return;
+      throw this.explain(`delete ${this.where(key)}`, err);
+    }
+  }
+}
+
+/**
+ * Bucket-level requests in path style (ListObjectsV2) go to `/bucket`, not `/bucket/` as this SDK version builds
+ * them: S3 and the compatible servers accept both, since `/bucket` is what the AWS CLI and earlier SDKs send, but
+ * some servers (s3rver) compute the SigV4 canonical path as `/bucket` and reject the other form's signature.
+ * It runs in the build step, before signing, so the signature covers the path actually sent.
+ */
+function bucketPathWithoutSlash(bucketPath: string) {
+  return <Input extends object, Output extends object>(
+    next: (args: { request: unknown; input: Input }) => Promise<Output>,
+  ) =>
+    async (args: { request: unknown; input: Input }): Promise<Output> => {
+      const request = args.request as { path?: unknown };
+      if (request.path === bucketPath) {
+        request.path = bucketPath.slice(0, -1);
+      }
+      return next(args);
+    };
+}
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new Hinted(`cannot read the S3 CA bundle ${path}`, "check the --s3-ca path", { cause: err });
+  }
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && err.name === "AbortError";
+}
