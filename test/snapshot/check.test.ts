@@ -81,7 +81,7 @@ describe("checkSnapshot on corrupted snapshots", () => {
     const db = new BoltDb(original);
     const used = db.meta.page;
     // Flip a byte of the txid field (meta offset 48) in the meta page in use.
-    bad[used * pageSize + 16 + 48] ^= 0x01;
+    bad[used * pageSize + 16 + 48] = bad[used * pageSize + 16 + 48]! ^ 0x01;
     const findings = checkSnapshot(reseal(bad));
     assert.deepEqual(
       findings.map((f) => [f.severity, f.page]),
@@ -95,8 +95,8 @@ describe("checkSnapshot on corrupted snapshots", () => {
 
   test("both meta pages bad is an error", () => {
     const bad = Buffer.from(original);
-    bad[16] ^= 0xff;
-    bad[pageSize + 16] ^= 0xff;
+    bad[16] = bad[16]! ^ 0xff;
+    bad[pageSize + 16] = bad[pageSize + 16]! ^ 0xff;
     const findings = checkSnapshot(reseal(bad));
     assert.deepEqual(
       findings.map((f) => [f.severity, f.page]),
@@ -153,7 +153,7 @@ describe("checkSnapshot on corrupted snapshots", () => {
 
   test("a bad trailer is a mismatch, a missing one is named distinctly", () => {
     const bad = Buffer.from(original);
-    bad[bad.length - 1] ^= 0x01;
+    bad[bad.length - 1] = bad[bad.length - 1]! ^ 0x01;
     assert.deepEqual(
       checkSnapshot(bad).map((f) => f.message),
       ["sha256 trailer mismatch: the file changed after etcd wrote it"],
