@@ -50,6 +50,13 @@ export interface RestoreToTalosResult extends TrailerResult {
 export async function restoreToTalosNode(options: RestoreToTalosOptions): Promise<RestoreToTalosResult> {
   const client = new TalosClient(options);
   const { node, signal } = options;
+  // EtcdRecover and Bootstrap are os:admin only; say so before touching the node rather than after an upload.
+  if (!client.roles.includes("os:admin")) {
+    throw new Hinted(
+      `recovering etcd through the Talos API needs role os:admin; the talosconfig certificate has ${client.roles.join(", ") || "none"}`,
+      "use the cluster's admin talosconfig (--talosconfig, --context)",
+    );
+  }
   return await client.withEndpoint(async (channel) => {
     const etcd = await etcdService(client, channel, node);
     checkRecoverable(etcd, node);
