@@ -1,6 +1,8 @@
 import { type Command, Option } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
 import { UsageError } from "../../errors.ts";
+import { DEFAULT_REVISION_BUMP, restoreToDataDir } from "../../restore/data-dir.ts";
+import { findRestoreTool } from "../../restore/etcd-tools.ts";
 import { restoreToFile } from "../../restore/to-file.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../encryption-options.ts";
 import { ProgressBar } from "../progress.ts";
@@ -9,7 +11,20 @@ import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-optio
 import { formatBytes } from "../units.ts";
 
 type RestoreFlags = StoreFlags &
-  DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string };
+  DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string } & DataDirFlags;
+
+/** `--data-dir` and etcdutl's member flags. */
+type DataDirFlags = {
+  dataDir?: string;
+  name?: string;
+  initialCluster?: string;
+  initialClusterToken?: string;
+  initialAdvertisePeerUrls?: string;
+  walDir?: string;
+  skipHashCheck?: boolean;
+  bumpRevision: string;
+  restoreTool?: string;
+};
 
 export function register(program: Command): void {
   const cmd = program
@@ -24,10 +39,36 @@ export function register(program: Command): void {
       "write the snapshot here (accepted by etcdctl/etcdutl snapshot restore and talosctl bootstrap --recover-from)",
     )
     .option("--force", "replace an existing output file")
+    .option(
+      "--data-dir <dir>",
+      "restore into this etcd data dir (absent or empty) with etcdutl, or etcdctl 3.4",
+    )
+    .option("--name <name>", "with --data-dir: this member's name")
+    .option("--initial-cluster <members>", "with --data-dir: every member as name=peerURL,... (same on all)")
+    .option("--initial-cluster-token <token>", "with --data-dir: the new cluster's token (same on all)")
+    .option("--initial-advertise-peer-urls <urls>", "with --data-dir: this member's peer URLs")
+    .option("--wal-dir <dir>", "with --data-dir: a separate WAL directory")
+    .option("--skip-hash-check", "with --data-dir: skip etcd's snapshot hash check (not for our backups)")
+    .option(
+      "--bump-revision <n>",
+      "with --data-dir: raise the revision by N and mark it compacted so Kubernetes watchers resync (0: off)",
+      String(DEFAULT_REVISION_BUMP),
+    )
+    .option("--restore-tool <path>", "with --data-dir: the etcdutl (or etcdctl) to run")
     .addOption(new Option("--cluster <name>", "with latest: only this cluster's backups"))
     .option("--before <time>", "with latest: the newest backup before this time (RFC 3339)")
     .action(async (backup: string, flags: RestoreFlags) => {
-      if (!flags.toFile) throw new UsageError("no restore target given", "pass --to-file PATH");
+      if (!flags.toFile && !flags.dataDir) {
+        throw new UsageError("no restore target given", "pass --to-file PATH or --data-dir DIR");
+      }
+      if (flags.toFile && flags.dataDir) throw new UsageError("--to-file and --data-dir exclude each other");
+      const bumpRevision = Number(flags.bumpRevision);
+      if (!Number.isSafeInteger(bumpRevision) || bumpRevision < 0) {
+        throw new UsageError(
+          `--bump-revision ${flags.bumpRevision} is not a whole number`,
+          "use 0 to turn it off",
+        );
+      }
       const before = flags.before ? new Date(flags.before) : undefined;
       if (before && Number.isNaN(before.getTime())) {
         throw new UsageError(
@@ -44,10 +85,42 @@ export function register(program: Command): void {
       const progress = new ProgressBar("restoring");
       const { signal, dispose } = abortOnSignals();
       try {
+        if (flags.dataDir) {
+          const tool = await findRestoreTool(flags.restoreTool ? { preferred: flags.restoreTool } : {});
+          const result = await restoreToDataDir({
+            store,
+            entry,
+            dataDir: flags.dataDir,
+            ...(decrypt ? { decrypt } : {}),
+            member: {
+              ...(flags.name ? { name: flags.name } : {}),
+              ...(flags.initialCluster ? { initialCluster: flags.initialCluster } : {}),
+              ...(flags.initialClusterToken ? { initialClusterToken: flags.initialClusterToken } : {}),
+              ...(flags.initialAdvertisePeerUrls
+                ? { initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls }
+                : {}),
+              ...(flags.walDir ? { walDir: flags.walDir } : {}),
+              skipHashCheck: flags.skipHashCheck ?? false,
+            },
+            revisionBump: bumpRevision,
+            tool,
+            signal,
+            onProgress: (n) => progress.update(n, entry.object?.size),
+            onWarning: (line) => process.stderr.write(`etcd-backup: ${line}\n`),
+          });
+          progress.done();
+          process.stdout.write(
+            `restored ${entry.key} into data dir ${result.dataDir} with ${tool.kind}` +
+              (result.revisionBump > 0
+                ? ` (revision bumped by ${result.revisionBump}, marked compacted)\n`
+                : " (revision not bumped)\n"),
+          );
+          return;
+        }
         const result = await restoreToFile({
           store,
           entry,
-          out: flags.toFile,
+          out: flags.toFile!,
           ...(decrypt ? { decrypt } : {}),
           force: flags.force ?? false,
           signal,

@@ -1,0 +1,275 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import type { CatalogEntry } from "../catalog/catalog.ts";
+import { errorChain } from "../errors.ts";
+import { snapshotFileStatus } from "../snapshot/status.ts";
+import type { Store } from "../store/store.ts";
+import { restoreSnapshotFile } from "./data-dir.ts";
+import { findExecutable, type RestoreTool } from "./etcd-tools.ts";
+import type { DecryptionFactory } from "./plain-stream.ts";
+import { restoreToFile } from "./to-file.ts";
+
+export interface TestRestoreOptions {
+  store: Store;
+  entry: CatalogEntry;
+  decrypt?: DecryptionFactory;
+  signal?: AbortSignal;
+  /** The etcd server binary; `etcd` from PATH when absent. */
+  etcdPath?: string;
+  /** The restore tool; found with `findRestoreTool` when absent. */
+  tool?: RestoreTool;
+  /** How long etcd may take to become healthy. Default 60 s. */
+  startTimeoutMs?: number;
+}
+
+export interface TestRestoreReport {
+  /** The revision the restored etcd serves, 0 when it never answered. */
+  revision: number;
+  /** Keys the restored etcd serves (live keys, as `etcdctl get "" --from-key --count-only` counts them). */
+  keys: number;
+  /** From starting etcd on the restored data dir to its first healthy answer; 0 when it never was. */
+  startedInMs: number;
+  /** The revision the backup says it holds, and where that figure came from. */
+  expectedRevision: number;
+  expectedFrom: "manifest" | "snapshot status";
+  /** True when etcd started, answered, and every comparable figure matched. */
+  matches: boolean;
+  /** Why it does not match or could not be tested, one short line each. */
+  problems: string[];
+}
+
+/**
+ * Proves a backup restores: decrypts and checks it into a private temporary directory, restores it into a
+ * data dir there (no revision bump, so revisions compare), starts the real `etcd` on free loopback ports,
+ * waits until it is healthy, reads its revision and key count, stops it and removes everything, on success
+ * and on failure alike. Compares the served revision with the manifest's `etcd.revision`, or when the
+ * manifest has none, with the restored snapshot's status (`etcdutl snapshot status`'s revision: the main
+ * revision of the last key in bucket `key`, which is what a freshly restored member serves); and the
+ * snapshot's status hash and total keys with the manifest's when both exist.
+ * Resolves to a report; a failed restore or start is a problem in the report, not a rejection. Rejects
+ * only when aborted.
+ */
+export async function testRestore(options: TestRestoreOptions): Promise<TestRestoreReport> {
+  const report: TestRestoreReport = {
+    revision: 0,
+    keys: 0,
+    startedInMs: 0,
+    expectedRevision: options.entry.manifest?.etcd?.revision ?? 0,
+    expectedFrom: "manifest",
+    matches: false,
+    problems: [],
+  };
+  const work = await mkdtemp(join(tmpdir(), "etcd-backup-test-restore-"));
+  let etcd: ChildProcess | undefined;
+  try {
+    await chmod(work, 0o700);
+    const snapshotFile = join(work, "snapshot.db");
+    try {
+      await restoreToFile({
+        store: options.store,
+        entry: options.entry,
+        out: snapshotFile,
+        ...(options.decrypt ? { decrypt: options.decrypt } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (err) {
+      options.signal?.throwIfAborted();
+      report.problems.push(`backup does not read back: ${errorChain(err).join(": ")}`);
+      return report;
+    }
+    compareStatus(report, options.entry, await snapshotFileStatus(snapshotFile).catch((err: Error) => err));
+    if (report.problems.length > 0) return report;
+
+    const [clientPort, peerPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
+    const name = "test-restore";
+    const client = `http://127.0.0.1:${clientPort}`;
+    const peer = `http://127.0.0.1:${peerPort}`;
+    const dataDir = join(work, "data");
+    try {
+      await restoreSnapshotFile({
+        snapshotFile,
+        dataDir,
+        member: { name, initialCluster: `${name}=${peer}`, initialAdvertisePeerUrls: peer },
+        revisionBump: 0,
+        ...(options.tool ? { tool: options.tool } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    } catch (err) {
+      options.signal?.throwIfAborted();
+      report.problems.push(`restore into a data dir failed: ${errorChain(err).join(": ")}`);
+      return report;
+    }
+
+    const etcdPath = await findExecutable(options.etcdPath ?? "etcd");
+    if (!etcdPath) {
+      report.problems.push(`${options.etcdPath ?? "etcd"} not found: cannot start the restored member`);
+      return report;
+    }
+    const args = [
+      ...["--name", name, "--data-dir", dataDir],
+      ...["--listen-client-urls", client, "--advertise-client-urls", client],
+      ...["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer],
+      ...["--initial-cluster", `${name}=${peer}`, "--log-level", "error", "--logger", "zap"],
+    ];
+    const t0 = performance.now();
+    const started = spawn(etcdPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+    etcd = started;
+    let stderr = "";
+    started.stderr?.on("data", (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-8000);
+    });
+    const exited = new Promise<number | null>((resolve) => started.once("exit", (code) => resolve(code)));
+    const healthy = await waitHealthy(client, exited, options.startTimeoutMs ?? 60_000, options.signal);
+    if (healthy !== true) {
+      report.problems.push(`restored etcd ${healthy}${stderr ? `: ${lastLogLine(stderr)}` : ""}`);
+      return report;
+    }
+    report.startedInMs = Math.round(performance.now() - t0);
+    const range = await countKeys(client, options.signal).catch((err: Error) => err);
+    if (range instanceof Error) {
+      report.problems.push(`restored etcd does not serve its keys: ${errorChain(range).join(": ")}`);
+      return report;
+    }
+    report.revision = range.revision;
+    report.keys = range.count;
+    if (report.revision !== report.expectedRevision) {
+      report.problems.push(
+        `restored etcd serves revision ${report.revision}, the backup's ${report.expectedFrom} says ${report.expectedRevision}`,
+      );
+    }
+    report.matches = report.problems.length === 0;
+    return report;
+  } finally {
+    if (etcd) await stopProcess(etcd);
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function compareStatus(
+  report: TestRestoreReport,
+  entry: CatalogEntry,
+  status: Awaited<ReturnType<typeof snapshotFileStatus>> | Error,
+): void {
+  if (status instanceof Error) {
+    report.problems.push(
+      `restored snapshot is not a readable etcd database: ${errorChain(status).join(": ")}`,
+    );
+    return;
+  }
+  const m = entry.manifest?.etcd;
+  if (!m) {
+    report.expectedRevision = status.revision;
+    report.expectedFrom = "snapshot status";
+    return;
+  }
+  if (m.revision !== status.revision) {
+    report.problems.push(
+      `snapshot status revision ${status.revision} differs from the manifest's ${m.revision}`,
+    );
+  }
+  if (m.hash !== undefined && m.hash !== status.hash) {
+    report.problems.push(`snapshot status hash ${status.hash} differs from the manifest's ${m.hash}`);
+  }
+  if (m.totalKey !== undefined && m.totalKey !== status.totalKey) {
+    report.problems.push(
+      `snapshot status total keys ${status.totalKey} differ from the manifest's ${m.totalKey}`,
+    );
+  }
+}
+
+/** Resolves true once GET /health says so, or a reason: the process exited, or the time ran out. */
+async function waitHealthy(
+  client: string,
+  exited: Promise<number | null>,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<true | string> {
+  let exitCode: number | null | undefined;
+  void exited.then((code) => {
+    exitCode = code;
+  });
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    signal?.throwIfAborted();
+    if (exitCode !== undefined) return `exited at start (code ${exitCode})`;
+    try {
+      const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(2000) });
+      const body = (await res.json()) as { health?: unknown };
+      if (res.ok && (body.health === "true" || body.health === true)) return true;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return `did not become healthy within ${Math.round(timeoutMs / 1000)} s`;
+}
+
+/** The served revision and the number of keys, through etcd's JSON gateway (Range over every key, count only). */
+async function countKeys(client: string, signal?: AbortSignal): Promise<{ revision: number; count: number }> {
+  const res = await fetch(`${client}/v3/kv/range`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    // key "\0" with range_end "\0" means every key; count_only leaves the values out.
+    body: JSON.stringify({ key: "AA==", range_end: "AA==", count_only: true }),
+    signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000),
+  });
+  if (!res.ok) throw new Error(`range request answered HTTP ${res.status}`);
+  const body = (await res.json()) as { header?: { revision?: string }; count?: string };
+  const revision = Number(body.header?.revision ?? Number.NaN);
+  if (!Number.isSafeInteger(revision)) throw new Error("range answer has no revision");
+  return { revision, count: Number(body.count ?? 0) };
+}
+
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    proc.once("exit", () => resolve());
+    proc.kill("SIGTERM");
+    setTimeout(() => proc.kill("SIGKILL"), 5000).unref();
+  });
+}
+
+function lastLogLine(stderr: string): string {
+  const lines = stderr.trim().split("\n");
+  const last = lines.at(-1) ?? "";
+  try {
+    const entry = JSON.parse(last) as { msg?: string; error?: string };
+    return [entry.msg, entry.error].filter(Boolean).join(": ");
+  } catch {
+    return last;
+  }
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A short text summary of a test restore: one verdict line, then the figures and any problems. */
+export function renderTestRestore(report: TestRestoreReport): string {
+  const lines = [
+    report.matches
+      ? `test restore passed: etcd started in ${(report.startedInMs / 1000).toFixed(1)}s and serves revision ${report.revision} with ${report.keys} keys`
+      : "test restore FAILED",
+  ];
+  if (!report.matches) {
+    if (report.startedInMs > 0) {
+      lines.push(
+        `  etcd started in ${(report.startedInMs / 1000).toFixed(1)}s, serves revision ${report.revision} with ${report.keys} keys`,
+      );
+    }
+    for (const problem of report.problems) lines.push(`  - ${problem}`);
+  } else {
+    lines.push(`  revision matches the backup's ${report.expectedFrom} (${report.expectedRevision})`);
+  }
+  return `${lines.join("\n")}\n`;
+}

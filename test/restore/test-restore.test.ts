@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { resolveBackup } from "../../src/catalog/catalog.ts";
+import { renderTestRestore, testRestore } from "../../src/restore/test-restore.ts";
+import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { keysOf, saveTestBackup, type TestBackup } from "./helpers.ts";
+
+async function leftovers(): Promise<string[]> {
+  return (await readdir(tmpdir())).filter((f) => f.startsWith("etcd-backup-test-restore-"));
+}
+
+describe("testRestore starts the real etcd on a restored copy", () => {
+  let work: string;
+  let etcd: EtcdServer;
+  let backup: TestBackup;
+  let original: { revision: number; keys: string[] };
+
+  before(async () => {
+    work = await mkdtemp(join(tmpdir(), "etcd-backup-testrestore-"));
+    etcd = await startEtcd();
+    await fillKeys(etcd, 300, { prefix: "/registry/pods/default/p-" });
+    await etcd.ctl(["del", "/registry/pods/default/p-000001"]);
+    original = await keysOf(etcd.ctlArgs);
+    backup = await saveTestBackup(etcd, join(work, "store"));
+  });
+
+  after(async () => {
+    await etcd?.destroy();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  test("a good backup passes with the source's revision and key count", async () => {
+    const before = await leftovers();
+    const report = await testRestore(backup);
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.matches, true);
+    assert.equal(report.revision, original.revision);
+    assert.equal(report.keys, original.keys.length);
+    assert.ok(report.startedInMs > 0);
+    assert.equal(
+      report.expectedFrom,
+      "snapshot status",
+      "our saveBackup writes no etcd revision into the manifest yet",
+    );
+    assert.match(
+      renderTestRestore(report),
+      new RegExp(`^test restore passed: .* revision ${original.revision} with ${original.keys.length} keys`),
+    );
+    assert.deepEqual(await leftovers(), before, "its temporary directory is removed");
+  });
+
+  test("a manifest revision that disagrees with the snapshot is reported", async () => {
+    const entry = {
+      ...backup.entry,
+      manifest: { ...backup.entry.manifest!, etcd: { revision: original.revision + 5 } },
+    };
+    const report = await testRestore({ ...backup, entry });
+    assert.equal(report.matches, false);
+    assert.match(
+      report.problems.join("\n"),
+      new RegExp(
+        `snapshot status revision ${original.revision} differs from the manifest's ${original.revision + 5}`,
+      ),
+    );
+  });
+
+  test("a flipped byte inside the stored object fails with the reason", async () => {
+    const path = join(work, "store", backup.entry.key);
+    const good = await readFile(path);
+    try {
+      const bad = Buffer.from(good);
+      bad[Math.floor(bad.length / 2)]! ^= 0x01;
+      await writeFile(path, bad);
+      const before = await leftovers();
+      const report = await testRestore(backup);
+      assert.equal(report.matches, false);
+      assert.equal(report.revision, 0);
+      assert.match(report.problems[0]!, /^backup does not read back: /);
+      assert.match(renderTestRestore(report), /^test restore FAILED\n {2}- backup does not read back/);
+      assert.deepEqual(await leftovers(), before);
+    } finally {
+      await writeFile(path, good);
+    }
+  });
+
+  test("a truncated object fails with the reason", async () => {
+    const path = join(work, "store", backup.entry.key);
+    const good = await readFile(path);
+    try {
+      await truncate(path, good.length - 1000);
+      const report = await testRestore(backup);
+      assert.equal(report.matches, false);
+      assert.match(report.problems[0]!, /^backup does not read back: .*(corrupted|truncated)/);
+    } finally {
+      await writeFile(path, good);
+    }
+  });
+
+  test("a missing etcd binary is a problem, not a crash", async () => {
+    const entry = await resolveBackup(backup.store, "latest");
+    const report = await testRestore({ ...backup, entry, etcdPath: join(work, "no-etcd") });
+    assert.equal(report.matches, false);
+    assert.match(report.problems[0]!, /no-etcd not found: cannot start the restored member/);
+  });
+});
