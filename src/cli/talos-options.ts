@@ -1,7 +1,14 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { type Command, Option } from "commander";
+import type { CatalogEntry } from "../catalog/catalog.ts";
 import { UsageError } from "../errors.ts";
+import type { DecryptionFactory } from "../restore/plain-stream.ts";
+import { restoreToTalosNode } from "../restore/talos.ts";
+import { TalosSource } from "../source/talos.ts";
+import { openStore } from "../store/open.ts";
+import type { Store } from "../store/store.ts";
+import { readTalosBackupEnv, talosBackupStoreDestination } from "../talos/backup-env.ts";
 import {
   findTalosconfig,
   loadTalosContext,
@@ -9,6 +16,8 @@ import {
   type TalosContext,
   talosconfigCandidates,
 } from "../talos/config.ts";
+import { type S3OptionValues, s3SettingsFromOptions } from "./s3-options.ts";
+import { formatBytes } from "./units.ts";
 
 /** talosctl's connection flags. */
 export interface TalosFlags {
@@ -145,5 +154,132 @@ export function addSourceOption(cmd: Command): Command {
     new Option("--source <kind>", "etcd or talos (default: talos when Talos flags or a talosconfig say so)")
       .choices(["etcd", "talos"])
       .env("ETCD_BACKUP_SOURCE"),
+  );
+}
+
+/** The `save` flags the Talos source and talos-backup's environment look at or adjust. */
+export interface SaveInputFlags extends TalosFlags {
+  source?: string;
+  endpoints?: string;
+  cluster: string;
+  compress: string;
+  to?: string;
+  recipient?: string[];
+  encrypt: boolean;
+  fromFile?: string;
+}
+
+/** What `save` reads from, and its flags with talos-backup's environment applied. */
+export interface SaveInput<F extends SaveInputFlags> {
+  flags: F;
+  /** The Talos source, or undefined for the etcd (or file) source. */
+  source: TalosSource | undefined;
+  /** The store talos-backup's BUCKET/S3_PREFIX name, when `--to` was not given. */
+  store: Store | undefined;
+}
+
+/**
+ * Chooses the source (`chooseSource`) and applies talos-backup's environment (`readTalosBackupEnv`) where the
+ * command line leaves a setting at its default, so that with exactly talos-backup's variables and no argument
+ * `save` does what talos-backup does:
+ * - cluster: `--cluster`/CLUSTER_NAME, else, with the Talos source, the talosconfig context's name;
+ * - compression: `--compress`/ETCD_BACKUP_COMPRESS, else zstd when ENABLE_COMPRESSION=true, none when it is
+ *   set otherwise or when BUCKET is set (talos-backup's default), else our default zstd;
+ * - encryption: AGE_X25519_PUBLIC_KEY is one more recipient; DISABLE_ENCRYPTION=true means --no-encrypt;
+ * - destination: `--to`/ETCD_BACKUP_TO, else `s3://BUCKET/<S3_PREFIX or cluster>` with the S3 settings of the
+ *   environment (CUSTOM_S3_ENDPOINT, AWS_REGION, USE_PATH_STYLE...).
+ */
+export async function saveInputFromFlags<F extends SaveInputFlags>(
+  cmd: Command,
+  flags: F,
+  env: Record<string, string | undefined> = process.env,
+): Promise<SaveInput<F>> {
+  const out: F = { ...flags };
+  const given = (name: string) => {
+    const src = cmd.getOptionValueSource(name);
+    return src === "cli" || src === "env";
+  };
+  const tb = readTalosBackupEnv(env);
+  const talosconfigFound =
+    (await findTalosconfig(talosconfigCandidates(flags.talosconfig, env))) !== undefined;
+  const kind = flags.fromFile
+    ? "etcd"
+    : chooseSource({
+        explicit: flags.source,
+        talosFlags: talosFlagsGiven(flags),
+        etcdGiven: ["endpoints", "cacert", "cert", "key", "user"].some(given),
+        env,
+        talosconfigFound,
+      });
+
+  let source: TalosSource | undefined;
+  if (kind === "talos") {
+    // On `save` the long --endpoints is etcd's flag; given on the command line it means the Talos endpoints.
+    const longEndpoints = cmd.getOptionValueSource("endpoints") === "cli" ? splitList(flags.endpoints) : [];
+    const conn = await talosConnectionFromFlags(
+      { ...flags, endpoints: undefined },
+      longEndpoints.length ? { endpoints: longEndpoints } : {},
+      env,
+    );
+    source = new TalosSource({ context: conn.context, endpoints: conn.endpoints, nodes: conn.nodes });
+    if (!given("cluster")) out.cluster = conn.context.name;
+  }
+  if (!given("compress")) {
+    if (tb.enableCompression !== undefined) out.compress = tb.enableCompression ? "zstd" : "none";
+    else if (tb.present) out.compress = "none";
+  }
+  if (tb.disableEncryption) out.encrypt = false;
+  else if (tb.ageRecipient) out.recipient = [...(flags.recipient ?? []), tb.ageRecipient];
+
+  let store: Store | undefined;
+  if (!flags.to && tb.present) {
+    const dest = talosBackupStoreDestination(env, out.cluster);
+    if (dest) store = openStore(dest, s3SettingsFromOptions(flags as S3OptionValues, env));
+  }
+  return { flags: out, source, store };
+}
+
+/** `restore --talos-node` flags. */
+export interface TalosRestoreFlags extends TalosFlags {
+  talosNode: string;
+  dryRun?: boolean;
+  skipHashCheck?: boolean;
+}
+
+/**
+ * Runs `restore BACKUP --talos-node N` (see `restoreToTalosNode`) and returns the line to print: what was
+ * checked, what was sent, and what to watch next.
+ */
+export async function restoreToTalosFromFlags(
+  flags: TalosRestoreFlags,
+  options: {
+    store: Store;
+    entry: CatalogEntry;
+    decrypt: DecryptionFactory | undefined;
+    signal: AbortSignal;
+    onProgress: (storedBytes: number) => void;
+  },
+): Promise<string> {
+  const conn = await talosConnectionFromFlags(flags, { nodes: [] });
+  const node = flags.talosNode;
+  const result = await restoreToTalosNode({
+    context: conn.context,
+    endpoints: conn.endpoints,
+    store: options.store,
+    entry: options.entry,
+    node,
+    ...(options.decrypt ? { decrypt: options.decrypt } : {}),
+    skipHashCheck: flags.skipHashCheck ?? false,
+    dryRun: flags.dryRun ?? false,
+    signal: options.signal,
+    onProgress: options.onProgress,
+  });
+  const checked = `sha256 trailer ok${options.entry.manifest ? ", manifest sha256 ok" : ""}`;
+  if (result.dryRun) {
+    return `dry run: etcd on node ${node} is ${result.etcdState} (ready for recovery); ${options.entry.key} reads back as ${formatBytes(result.dbSize + 32)} (${checked}); nothing was uploaded\n`;
+  }
+  return (
+    `recovered etcd on node ${node} from ${options.entry.key}: uploaded ${formatBytes(result.uploaded)} (${checked}) and bootstrapped with recover_etcd` +
+    `; watch \`talosctl -n ${node} service etcd\` until Running, then \`talosctl -n ${node} etcd members\`\n`
   );
 }

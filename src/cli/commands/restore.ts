@@ -8,10 +8,12 @@ import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../en
 import { ProgressBar } from "../progress.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { addTalosOptions, restoreToTalosFromFlags, type TalosFlags } from "../talos-options.ts";
 import { formatBytes } from "../units.ts";
 
 type RestoreFlags = StoreFlags &
-  DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string } & DataDirFlags;
+  DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string } & DataDirFlags &
+  TalosFlags & { talosNode?: string; dryRun?: boolean };
 
 /** `--data-dir` and etcdutl's member flags. */
 type DataDirFlags = {
@@ -33,6 +35,7 @@ export function register(program: Command): void {
     .argument("<backup>", "backup name as `list` prints it, or latest");
   addStoreOptions(cmd);
   addDecryptOptions(cmd);
+  addTalosOptions(cmd, { nodes: false, longEndpoints: true });
   cmd
     .option(
       "--to-file <path>",
@@ -48,7 +51,15 @@ export function register(program: Command): void {
     .option("--initial-cluster-token <token>", "with --data-dir: the new cluster's token (same on all)")
     .option("--initial-advertise-peer-urls <urls>", "with --data-dir: this member's peer URLs")
     .option("--wal-dir <dir>", "with --data-dir: a separate WAL directory")
-    .option("--skip-hash-check", "with --data-dir: skip etcd's snapshot hash check (not for our backups)")
+    .option(
+      "--skip-hash-check",
+      "with --data-dir or --talos-node: skip etcd's snapshot hash check (not for our backups)",
+    )
+    .option(
+      "--talos-node <node>",
+      "recover etcd on this Talos control plane node (etcd must be Preparing) through the Talos API",
+    )
+    .option("--dry-run", "with --talos-node: check the node and the whole backup, upload nothing")
     .option(
       "--bump-revision <n>",
       "with --data-dir: raise the revision by N and mark it compacted so Kubernetes watchers resync (0: off)",
@@ -58,10 +69,15 @@ export function register(program: Command): void {
     .addOption(new Option("--cluster <name>", "with latest: only this cluster's backups"))
     .option("--before <time>", "with latest: the newest backup before this time (RFC 3339)")
     .action(async (backup: string, flags: RestoreFlags) => {
-      if (!flags.toFile && !flags.dataDir) {
-        throw new UsageError("no restore target given", "pass --to-file PATH or --data-dir DIR");
+      const targets = [flags.toFile, flags.dataDir, flags.talosNode].filter(Boolean).length;
+      if (targets === 0) {
+        throw new UsageError(
+          "no restore target given",
+          "pass --to-file PATH, --data-dir DIR or --talos-node NODE",
+        );
       }
-      if (flags.toFile && flags.dataDir) throw new UsageError("--to-file and --data-dir exclude each other");
+      if (targets > 1) throw new UsageError("--to-file, --data-dir and --talos-node exclude each other");
+      if (flags.dryRun && !flags.talosNode) throw new UsageError("--dry-run goes with --talos-node");
       const bumpRevision = Number(flags.bumpRevision);
       if (!Number.isSafeInteger(bumpRevision) || bumpRevision < 0) {
         throw new UsageError(
@@ -85,6 +101,15 @@ export function register(program: Command): void {
       const progress = new ProgressBar("restoring");
       const { signal, dispose } = abortOnSignals();
       try {
+        if (flags.talosNode) {
+          const line = await restoreToTalosFromFlags(
+            { ...flags, talosNode: flags.talosNode },
+            { store, entry, decrypt, signal, onProgress: (n) => progress.update(n, entry.object?.size) },
+          );
+          progress.done();
+          process.stdout.write(line);
+          return;
+        }
         if (flags.dataDir) {
           const tool = await findRestoreTool(flags.restoreTool ? { preferred: flags.restoreTool } : {});
           const result = await restoreToDataDir({
