@@ -8,19 +8,23 @@ import { addEtcdOptions, type EtcdFlags, etcdSourceFromFlags } from "../etcd-opt
 import { ProgressBar } from "../progress.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { addSourceOption, addTalosOptions, saveInputFromFlags, type TalosFlags } from "../talos-options.ts";
 import { formatBytes } from "../units.ts";
 
 type SaveFlags = EtcdFlags &
   EncryptFlags &
+  TalosFlags & { source?: string } &
   StoreFlags & { cluster: string; compress: string; level?: string; output: string };
 
 export function register(program: Command): void {
   const cmd = program
     .command("save")
-    .description("stream a snapshot from etcd, check it, compress, encrypt and store it with a manifest");
+    .description("stream a snapshot from etcd (or the Talos API), check it, compress, encrypt and store it with a manifest");
   addEtcdOptions(cmd);
   addStoreOptions(cmd);
   addEncryptOptions(cmd);
+  addSourceOption(cmd);
+  addTalosOptions(cmd, { nodes: true, longEndpoints: false });
   cmd
     .addOption(
       new Option("--cluster <name>", "cluster name used in the backup's name")
@@ -34,7 +38,10 @@ export function register(program: Command): void {
         .choices(["text", "json"])
         .default("text"),
     )
-    .action(async (flags: SaveFlags) => {
+    .action(async (given: SaveFlags) => {
+      // Source choice (etcd or Talos) and talos-backup's environment; see saveInputFromFlags.
+      const input = await saveInputFromFlags(cmd, given);
+      const flags = input.flags;
       if (!isValidClusterName(flags.cluster)) {
         throw new UsageError(
           `cluster name ${JSON.stringify(flags.cluster)} cannot stand in a backup name`,
@@ -45,8 +52,8 @@ export function register(program: Command): void {
       const compression = parseCompression(flags.compress);
       const level = flags.level !== undefined ? parseLevel(flags.level) : undefined;
       const encryption = await encryptionPlanFromFlags(flags);
-      const store = storeFromFlags(flags);
-      const source = etcdSourceFromFlags(flags, warn);
+      const store = input.store ?? storeFromFlags(flags);
+      const source = input.source ?? etcdSourceFromFlags(flags, warn);
       const progress = new ProgressBar("saving");
       const { signal, dispose } = abortOnSignals();
       try {
