@@ -34,7 +34,7 @@ export function parseS3Destination(dest: string): { bucket: string; prefix: stri
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const prefix = slash < 0 ? "" : rest.slice(slash + 1).replace(/^\/+|\/+$/g, "");
   // Bucket names are 3-63 lowercase letters, digits, dots and hyphens; older regions allowed more, so be lenient.
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{1,254}$/.test(bucket)) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(bucket)) {
     throw new UsageError(`invalid S3 destination ${dest}`, "use s3://bucket or s3://bucket/prefix");
   }
   if (prefix.includes("//"))

@@ -179,7 +179,7 @@ export function explainS3Error(err: unknown, ctx: S3ErrorContext): Error {
   if (err instanceof Error) {
     // SDK service errors have a bare name as their message when the body was empty; give it the status.
     if (status !== undefined && code && !err.message.includes(code)) {
-      return new Error(`${code} (HTTP ${status}): ${err.message}`, { cause: err });
+      return new Error(`${code} (HTTP ${status})`, { cause: err });
     }
     return err;
   }

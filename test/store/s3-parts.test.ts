@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { Readable } from "node:stream";
+import { describe, test } from "node:test";
+import { readParts } from "../../src/store/s3-parts.ts";
+
+async function parts(chunks: Buffer[], partSize: number): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for await (const part of readParts(Readable.from(chunks), partSize)) out.push(part);
+  return out;
+}
+
+describe("readParts", () => {
+  const partSize = 10;
+  for (const total of [0, 1, 9, 10, 11, 20, 29, 30, 31]) {
+    for (const chunk of [1, 3, 10, 64]) {
+      test(`${total} bytes in chunks of ${chunk}`, async () => {
+        const bytes = randomBytes(total);
+        const chunks: Buffer[] = [];
+        for (let i = 0; i < total; i += chunk) chunks.push(bytes.subarray(i, i + chunk));
+        const got = await parts(chunks, partSize);
+        assert.deepEqual(Buffer.concat(got), bytes);
+        assert.equal(got.length, Math.ceil(total / partSize));
+        for (const p of got.slice(0, -1)) assert.equal(p.length, partSize);
+      });
+    }
+  }
+
+  test("parts do not share memory with one another", async () => {
+    const got = await parts([randomBytes(25)], 10);
+    const copy = Buffer.from(got[0]!);
+    got[1]!.fill(0);
+    assert.deepEqual(got[0], copy);
+  });
+
+  test("a stream error is thrown from the generator", async () => {
+    const boom = new Error("source died");
+    const body = new Readable({ read() {} });
+    body.push(randomBytes(15));
+    setImmediate(() => body.destroy(boom));
+    await assert.rejects(
+      (async () => {
+        for await (const _ of readParts(body, 10));
+      })(),
+      (err) => err === boom,
+    );
+  });
+});
