@@ -1,8 +1,11 @@
 import type { Command } from "commander";
 import * as keygen from "./keygen.ts";
 import * as list from "./list.ts";
+import * as prune from "./prune.ts";
 import * as restore from "./restore.ts";
+import * as restoreConfig from "./restore-config.ts";
 import * as save from "./save.ts";
+import * as saveConfig from "./save-config.ts";
 
 /**
  * Every subcommand lives in its own module under src/cli/commands/ and exports
@@ -10,5 +13,5 @@ import * as save from "./save.ts";
  * only parses input and calls the library.
  */
 export function registerCommands(program: Command): void {
-  for (const command of [save, list, restore, keygen]) command.register(program);
+  for (const command of [save, list, restore, prune, keygen, saveConfig, restoreConfig]) command.register(program);
 }
