@@ -29,7 +29,7 @@ const LONG_DIR = `deep/${"d".repeat(120)}/${"e".repeat(120)}`;
 const LONG_FILE = `${LONG_DIR}/${"f".repeat(150)}.key`;
 
 function member(
-  header: Omit<TarHeader, "uid" | "gid" | "mtime"> & Partial<TarHeader>,
+  header: Omit<TarHeader, "uid" | "gid" | "mtime" | "size"> & Partial<TarHeader>,
   content?: Buffer,
 ): TarInput {
   const h: TarHeader = { uid: 1000, gid: 1000, mtime: 1_700_000_000, ...header, size: content?.length ?? 0 };
