@@ -195,9 +195,10 @@ export async function saveInputFromFlags<F extends SaveInputFlags>(
   env: Record<string, string | undefined> = process.env,
 ): Promise<SaveInput<F>> {
   const out: F = { ...flags };
+  // An empty environment variable counts as unset, as talos-backup reads them.
   const given = (name: string) => {
     const src = cmd.getOptionValueSource(name);
-    return src === "cli" || src === "env";
+    return src === "cli" || (src === "env" && cmd.getOptionValue(name) !== "");
   };
   const tb = readTalosBackupEnv(env);
   const talosconfigFound =
@@ -224,6 +225,7 @@ export async function saveInputFromFlags<F extends SaveInputFlags>(
     source = new TalosSource({ context: conn.context, endpoints: conn.endpoints, nodes: conn.nodes });
     if (!given("cluster")) out.cluster = conn.context.name;
   }
+  if (out.cluster === "") out.cluster = "etcd";
   if (!given("compress")) {
     if (tb.enableCompression !== undefined) out.compress = tb.enableCompression ? "zstd" : "none";
     else if (tb.present) out.compress = "none";
