@@ -1,59 +1,103 @@
+import { basename, relative, sep } from "node:path";
 import { text } from "node:stream/consumers";
 import { Hinted } from "../errors.ts";
+import { LOCAL_TEMP_PREFIX } from "../store/local.ts";
 import type { ObjectInfo, Store } from "../store/store.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
-import { type BackupName, parseBackupKey } from "./names.ts";
+import { type BackupName, formatStamp, manifestKey, parseBackupKey } from "./names.ts";
 
 /** Suffix of the marker our tool writes before an upload and removes once the manifest is written. */
 export const PENDING_SUFFIX = ".pending";
 
+/** Suffix of a backup's manifest, written beside it once the object is complete. */
+const MANIFEST_SUFFIX = ".json";
+
 /**
  * - `complete`: our backup with its manifest;
  * - `unmanaged`: a backup without manifest that our tool did not start (talos-backup, by hand): usable;
- * - `incomplete`: our tool started it and never finished (object without manifest, or only the marker);
+ * - `incomplete`: our unfinished or half-removed work: an object without manifest beside a `.pending` marker, a
+ *   marker alone, a manifest whose object is gone, or a local store's temporary file;
  * - `invalid`: the manifest exists but cannot be read (newer format, corrupted).
  */
 export type BackupState = "complete" | "unmanaged" | "incomplete" | "invalid";
 
 export interface CatalogEntry extends BackupName {
   state: BackupState;
-  /** The stored object, absent when only a pending marker exists. */
+  /** The stored object (for a temporary file: that file), absent when only a marker or a manifest exists. */
   object?: ObjectInfo;
   manifest?: Manifest;
-  /** Why the manifest could not be used, for `invalid`. */
+  /** The manifest as listed, whenever one exists (also for `invalid` and for a manifest without object). */
+  manifestObject?: ObjectInfo;
+  /** The `.pending` marker as listed, when one exists. */
+  marker?: ObjectInfo;
+  /** True for a local store's temporary file: `key` is the file's own name, the name fields its target's. */
+  temporary?: boolean;
+  /** Why the entry cannot be used, for `incomplete` and `invalid`. */
   problem?: string;
 }
 
-/** Reads every backup in the store with its manifest, newest first. Manifests are fetched a few at a time. */
+/**
+ * A store that keeps temporary files of uploads apart from its objects and can list them (the local store
+ * does): `leftovers` yields them with their modification time, `root` is the directory keys are relative to.
+ */
+interface TemporaryFiles {
+  readonly root: string;
+  leftovers(): AsyncIterable<{ path: string; lastModified: Date }>;
+}
+
+function hasTemporaryFiles(store: Store): store is Store & TemporaryFiles {
+  const s = store as Partial<TemporaryFiles>;
+  return typeof s.leftovers === "function" && typeof s.root === "string";
+}
+
+/**
+ * Reads every backup in the store with its manifest, newest first (ties: complete before unmanaged, then by
+ * name, so the order is stable). Manifests are fetched a few at a time. Temporary files of a local store whose
+ * target is a backup's object, manifest or marker are listed as `incomplete` entries of their own.
+ */
 export async function listBackups(store: Store, options: { prefix?: string } = {}): Promise<CatalogEntry[]> {
   const objects = new Map<string, ObjectInfo>();
-  const manifests = new Set<string>();
+  const manifests = new Map<string, ObjectInfo>();
   const pending = new Map<string, ObjectInfo>();
   for await (const obj of store.list(options.prefix ?? "")) {
-    if (obj.key.endsWith(".json")) manifests.add(obj.key.slice(0, -5));
+    if (obj.key.endsWith(MANIFEST_SUFFIX)) manifests.set(obj.key.slice(0, -MANIFEST_SUFFIX.length), obj);
     else if (obj.key.endsWith(PENDING_SUFFIX)) pending.set(obj.key.slice(0, -PENDING_SUFFIX.length), obj);
     else objects.set(obj.key, obj);
   }
   const entries: CatalogEntry[] = [];
-  for (const key of new Set([...objects.keys(), ...pending.keys()])) {
+  for (const key of new Set([...objects.keys(), ...pending.keys(), ...manifests.keys()])) {
     const name = parseBackupKey(key);
     if (!name) continue;
     const object = objects.get(key);
-    if (!object) {
-      entries.push({ ...name, state: "incomplete", problem: "upload started but no object was stored" });
-    } else if (manifests.has(key)) {
-      entries.push({ ...name, state: "complete", object });
-    } else if (pending.has(key)) {
+    const manifestObject = manifests.get(key);
+    const marker = pending.get(key);
+    const listed = {
+      ...name,
+      ...(object ? { object } : {}),
+      ...(manifestObject ? { manifestObject } : {}),
+      ...(marker ? { marker } : {}),
+    };
+    if (!object && manifestObject) {
       entries.push({
-        ...name,
+        ...listed,
         state: "incomplete",
-        object,
+        problem: "manifest without its object (a deletion was interrupted or the object was removed)",
+      });
+    } else if (!object) {
+      entries.push({ ...listed, state: "incomplete", problem: "upload started but no object was stored" });
+    } else if (manifestObject) {
+      entries.push({ ...listed, state: "complete" });
+    } else if (marker) {
+      entries.push({
+        ...listed,
+        state: "incomplete",
         problem: "object stored but its manifest was never written",
       });
     } else {
-      entries.push({ ...name, state: "unmanaged", object });
+      entries.push({ ...listed, state: "unmanaged" });
     }
   }
+  if (hasTemporaryFiles(store)) entries.push(...(await temporaryEntries(store, options.prefix ?? "")));
   await forEachLimited(
     entries.filter((e) => e.state === "complete"),
     8,
@@ -66,12 +110,49 @@ export async function listBackups(store: Store, options: { prefix?: string } = {
       }
     },
   );
-  return entries.sort((a, b) => b.time.getTime() - a.time.getTime() || b.key.localeCompare(a.key));
+  return entries.sort(newestFirst);
+}
+
+const STATE_RANK: Record<BackupState, number> = { complete: 0, unmanaged: 1, invalid: 2, incomplete: 3 };
+
+/** Newest first; at equal times complete before unmanaged before the rest; then by name, descending. */
+export function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
+  return (
+    b.time.getTime() - a.time.getTime() ||
+    STATE_RANK[a.state] - STATE_RANK[b.state] ||
+    (a.key < b.key ? 1 : a.key > b.key ? -1 : 0)
+  );
+}
+
+// `<prefix><target base name>.<12 hex digits>`, as the local store names the file it writes before renaming it.
+const TEMP_SUFFIX_RE = /\.[0-9a-f]{12}$/;
+
+async function temporaryEntries(store: Store & TemporaryFiles, prefix: string): Promise<CatalogEntry[]> {
+  const entries: CatalogEntry[] = [];
+  for await (const leftover of store.leftovers()) {
+    const key = relative(store.root, leftover.path).split(sep).join("/");
+    if (!key.startsWith(prefix)) continue;
+    const base = basename(leftover.path).slice(LOCAL_TEMP_PREFIX.length).replace(TEMP_SUFFIX_RE, "");
+    const target = base.replace(/\.json$|\.pending$/, "");
+    const name = parseBackupKey(target);
+    if (!name) continue;
+    const info = await store.stat(key);
+    if (!info) continue; // renamed into place or removed since it was listed
+    entries.push({
+      ...name,
+      key,
+      state: "incomplete",
+      temporary: true,
+      object: info,
+      problem: "temporary file of an upload in flight or interrupted",
+    });
+  }
+  return entries;
 }
 
 /** Reads and validates the manifest of a backup. */
 export async function readManifest(store: Store, key: string): Promise<Manifest> {
-  const body = await store.get(`${key}.json`);
+  const body = await store.get(manifestKey(key));
   return parseManifest(await text(body));
 }
 
@@ -81,8 +162,13 @@ export function isUsable(entry: CatalogEntry): boolean {
 }
 
 /**
- * Resolves what a user typed as BACKUP: `latest` (the newest usable snapshot, optionally before a time and
- * of one cluster) or a name as `list` prints it. Throws a one-line error when nothing matches.
+ * Resolves what a user typed as BACKUP: `latest` or a name as `list` prints it (with or without its folder).
+ *
+ * `latest` is the newest usable backup of `kind` (default snapshot), of `cluster` when given, strictly before
+ * `before` when given; times compare as instants, and at equal times a backup with manifest wins. Incomplete and
+ * invalid entries are never picked. When the store holds usable backups of several clusters and no `cluster` is
+ * given, `latest` is refused rather than restoring some other cluster's data.
+ * Throws a `Hinted` one-line error when nothing (or more than one name) matches, or the named backup is unusable.
  */
 export async function resolveBackup(
   store: Store,
@@ -92,26 +178,47 @@ export async function resolveBackup(
   const kind = options.kind ?? "snapshot";
   const entries = await listBackups(store);
   if (ref === "latest") {
-    const found = entries.find(
+    const usable = entries.filter((e) => e.kind === kind && isUsable(e));
+    if (!options.cluster) {
+      const clusters = [...new Set(usable.map((e) => e.cluster))].sort();
+      if (clusters.length > 1) {
+        throw new Hinted(
+          `${store.location} holds ${kind} backups of ${clusters.length} clusters (${clusters.join(", ")}); latest is ambiguous`,
+          "pass --cluster NAME",
+        );
+      }
+    }
+    const found = usable.find(
       (e) =>
-        e.kind === kind &&
-        isUsable(e) &&
         (!options.cluster || e.cluster === options.cluster) &&
         (!options.before || e.time.getTime() < options.before.getTime()),
     );
     if (!found) {
+      const what = [
+        options.cluster ? `for cluster ${options.cluster}` : "",
+        options.before ? `before ${formatStamp(options.before)}` : "",
+      ]
+        .filter(Boolean)
+        .join(" ");
       throw new Hinted(
-        `no usable ${kind} backup in ${store.location}${options.cluster ? ` for cluster ${options.cluster}` : ""}`,
+        `no usable ${kind} backup in ${store.location}${what ? ` ${what}` : ""}`,
         "run `etcd-backup list` to see what is there",
       );
     }
     return found;
   }
-  const found = entries.find((e) => e.key === ref || e.key.endsWith(`/${ref}`));
+  const matches = entries.filter((e) => !e.temporary && (e.key === ref || e.key.endsWith(`/${ref}`)));
+  const found = matches[0];
   if (!found) {
     throw new Hinted(
       `backup ${ref} not found in ${store.location}`,
       "run `etcd-backup list` to see the names",
+    );
+  }
+  if (matches.length > 1) {
+    throw new Hinted(
+      `backup name ${ref} is ambiguous in ${store.location}: ${matches.map((e) => e.key).join(", ")}`,
+      "give the name with its folder",
     );
   }
   if (!isUsable(found)) {

@@ -55,8 +55,8 @@ export function parseBackupKey(key: string): BackupName | null {
   const base = slash >= 0 ? key.slice(slash + 1) : key;
   const m = NAME_RE.exec(base);
   if (!m?.groups) return null;
-  const time = new Date(m.groups.stamp!);
-  if (Number.isNaN(time.getTime())) return null;
+  const time = parseRfc3339(m.groups.stamp!);
+  if (!time) return null;
   return {
     key,
     dir,
@@ -76,4 +76,40 @@ export function manifestKey(backupKey: string): string {
 /** A valid cluster name: what can stand in an object name and be parsed back unambiguously. */
 export function isValidClusterName(name: string): boolean {
   return /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name);
+}
+
+const RFC3339_RE =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
+
+/**
+ * Parses an RFC 3339 date-time (`2026-11-23T20:12:59Z`, `2026-11-23T22:12:59+02:00`, fractions allowed) into the
+ * instant it names. Returns null for anything else, including out-of-range fields that `Date` would silently
+ * roll over (`2026-02-30`, `24:00:00`, a leap second).
+ */
+export function parseRfc3339(text: string): Date | null {
+  const m = RFC3339_RE.exec(text);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) return null;
+  if (hour > 23 || minute > 59 || second > 59) return null;
+  let offsetMinutes = 0;
+  if (!m[8]) {
+    const oh = Number(m[10]);
+    const om = Number(m[11]);
+    if (oh > 23 || om > 59) return null;
+    offsetMinutes = (m[9] === "-" ? -1 : 1) * (oh * 60 + om);
+  }
+  const millis = m[7] ? Math.floor(Number(`0${m[7]}`) * 1000) : 0;
+  const utc = new Date(0);
+  utc.setUTCFullYear(year, month - 1, day);
+  utc.setUTCHours(hour, minute, second, millis);
+  return new Date(utc.getTime() - offsetMinutes * 60_000);
 }

@@ -1,9 +1,35 @@
 import { type Command, Option } from "commander";
-import { type CatalogEntry, listBackups } from "../../catalog/catalog.ts";
+import { type CatalogEntry, isUsable, listBackups } from "../../catalog/catalog.ts";
+import { type BackupFilter, filterBackups } from "../../catalog/filter.ts";
 import { formatStamp } from "../../catalog/names.ts";
+import { parseTimeBound } from "../../catalog/time-bound.ts";
+import { UsageError } from "../../errors.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
 import { formatAge, formatBytes } from "../units.ts";
+
+type ListFlags = StoreFlags & { output: string; cluster?: string; since?: string; until?: string };
+
+function filterFromFlags(flags: ListFlags, now: Date): BackupFilter {
+  const bound = (text: string | undefined, flag: string): Date | undefined => {
+    if (text === undefined) return undefined;
+    const time = parseTimeBound(text, now);
+    if (!time) {
+      throw new UsageError(
+        `${flag} ${JSON.stringify(text)} is not a time`,
+        "use RFC 3339 (2026-11-23T12:00:00Z), a date (2026-11-23) or a span ago (7d, 36h)",
+      );
+    }
+    return time;
+  };
+  const since = bound(flags.since, "--since");
+  const until = bound(flags.until, "--until");
+  return {
+    ...(flags.cluster !== undefined ? { cluster: flags.cluster } : {}),
+    ...(since ? { since } : {}),
+    ...(until ? { until } : {}),
+  };
+}
 
 export function register(program: Command): void {
   const cmd = program.command("list").description("list the backups in a destination, newest first");
@@ -12,18 +38,29 @@ export function register(program: Command): void {
     .addOption(
       new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"),
     )
-    .action(async (flags: StoreFlags & { output: string }) => {
+    .option("--cluster <name>", "only this cluster's backups")
+    .option(
+      "--since <time>",
+      "only backups at or after this time: RFC 3339, a UTC date, or a span ago (7d, 36h)",
+    )
+    .option(
+      "--until <time>",
+      "only backups at or before this time: RFC 3339, a UTC date, or a span ago (7d, 36h)",
+    )
+    .action(async (flags: ListFlags) => {
+      const now = Date.now();
+      const filter = filterFromFlags(flags, new Date(now));
       const store = storeFromFlags(flags);
-      const entries = await listBackups(store);
+      const entries = filterBackups(await listBackups(store), filter);
       if (flags.output === "json") {
         process.stdout.write(`${JSON.stringify(entries.map(toJson), null, 2)}\n`);
         return;
       }
       if (entries.length === 0) {
-        process.stdout.write(`no backups in ${store.location}\n`);
+        const filtered = Object.keys(filter).length > 0 ? " matching the filters" : "";
+        process.stdout.write(`no backups${filtered} in ${store.location}\n`);
         return;
       }
-      const now = Date.now();
       process.stdout.write(
         renderTable(
           [
@@ -60,7 +97,7 @@ function stateLabel(e: CatalogEntry): string {
     case "complete":
       return "yes";
     case "unmanaged":
-      return "no (other tool)";
+      return "no";
     case "incomplete":
       return "INCOMPLETE";
     case "invalid":
@@ -77,8 +114,11 @@ function toJson(e: CatalogEntry) {
     state: e.state,
     compression: e.compression,
     encrypted: e.encrypted,
+    revision: e.manifest?.etcd?.revision ?? null,
+    dbSize: e.manifest?.dbSize ?? null,
     storedSize: e.object?.size ?? null,
-    hasManifest: e.manifest !== undefined,
+    hasManifest: e.manifestObject !== undefined,
+    usable: isUsable(e),
     ...(e.problem ? { problem: e.problem } : {}),
     ...(e.manifest ? { manifest: e.manifest } : {}),
   };

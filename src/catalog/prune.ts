@@ -1,0 +1,192 @@
+import { errorChain } from "../errors.ts";
+import type { Store } from "../store/store.ts";
+import { type CatalogEntry, isUsable, listBackups } from "./catalog.ts";
+import { type KeepReason, planRetention, type RetentionPolicy } from "./retention.ts";
+
+/** Incomplete leftovers younger than this are left alone by default: their upload may still be running. */
+export const DEFAULT_INCOMPLETE_GRACE_MS = 24 * 3_600_000;
+
+export interface PruneOptions {
+  /** Plan and report, delete nothing. */
+  dryRun?: boolean;
+  /** The time retention and the grace period are measured against (default: the clock). */
+  now?: Date;
+  /** Incomplete leftovers are removed only when their newest part is at least this old (default 24 h). */
+  graceMs?: number;
+  /** Only this cluster's backups and leftovers. */
+  cluster?: string;
+  /** Stops issuing deletions; `pruneBackups` then rejects. Deletions already running finish. */
+  signal?: AbortSignal;
+  /** Backups deleted at once (default 8); the objects of one backup are always deleted one after the other. */
+  concurrency?: number;
+}
+
+/** One object whose deletion failed. */
+export interface DeletionFailure {
+  key: string;
+  error: string;
+}
+
+export interface PrunedBackup {
+  entry: CatalogEntry;
+  action: "keep" | "delete";
+  reasons: KeepReason[];
+  /** After a real run, for `delete`: whether every object went. */
+  result?: "deleted" | "failed";
+}
+
+export interface LeftoverCleanup {
+  entry: CatalogEntry;
+  /** `delete` when older than the grace period, `keep` while an upload may still be running. */
+  action: "keep" | "delete";
+  /** The keys that are (or would be) deleted, in order. */
+  keys: string[];
+  /** Age of the newest part (object, marker, manifest), milliseconds. */
+  ageMs: number;
+  result?: "deleted" | "failed";
+}
+
+export interface PruneReport {
+  dryRun: boolean;
+  now: Date;
+  /** Every usable backup with its decision, newest first. */
+  backups: PrunedBackup[];
+  /** Backups whose manifest cannot be read: never deleted automatically; a person has to look. */
+  invalid: CatalogEntry[];
+  /** Incomplete leftovers and stale markers beside complete backups. */
+  leftovers: LeftoverCleanup[];
+  /** Every deletion that failed. Empty after a dry run. */
+  failures: DeletionFailure[];
+  /** Stored bytes of the backups and leftovers deleted (or, in a dry run, to delete). */
+  freedBytes: number;
+}
+
+/**
+ * Applies a retention policy to a store: lists it, plans with `planRetention` per cluster, deletes the backups no
+ * rule keeps, and removes incomplete leftovers older than the grace period. Invalid backups are reported and
+ * never deleted.
+ *
+ * For each backup the object goes first and its manifest (and stale marker) only once the object is gone, so a
+ * failure never leaves an object that looks like another tool's backup; an incomplete leftover loses its object
+ * before its marker for the same reason. A failed deletion is recorded in `failures` and the rest carry on.
+ * Rejects only when the listing fails (then nothing was deleted) or `signal` aborts.
+ */
+export async function pruneBackups(
+  store: Store,
+  policy: RetentionPolicy,
+  options: PruneOptions = {},
+): Promise<PruneReport> {
+  const now = options.now ?? new Date();
+  const graceMs = options.graceMs ?? DEFAULT_INCOMPLETE_GRACE_MS;
+  const dryRun = options.dryRun ?? false;
+  options.signal?.throwIfAborted();
+  const all = (await listBackups(store)).filter(
+    (e) => options.cluster === undefined || e.cluster === options.cluster,
+  );
+  const backups: PrunedBackup[] = planRetention(all.filter(isUsable), policy, now).map((d) => ({
+    entry: d.entry,
+    action: d.action,
+    reasons: d.reasons,
+  }));
+  const leftovers = planLeftovers(all, backups, now, graceMs);
+  const report: PruneReport = {
+    dryRun,
+    now,
+    backups,
+    invalid: all.filter((e) => e.state === "invalid"),
+    leftovers,
+    failures: [],
+    freedBytes: 0,
+  };
+  const jobs: { keys: string[]; bytes: number; done: (ok: boolean) => void }[] = [
+    ...backups
+      .filter((b) => b.action === "delete")
+      .map((b) => ({
+        keys: backupKeys(b.entry),
+        bytes: b.entry.object?.size ?? 0,
+        done: (ok: boolean) => {
+          b.result = ok ? "deleted" : "failed";
+        },
+      })),
+    ...leftovers
+      .filter((l) => l.action === "delete")
+      .map((l) => ({
+        keys: l.keys,
+        bytes: l.entry.object?.size ?? 0,
+        done: (ok: boolean) => {
+          l.result = ok ? "deleted" : "failed";
+        },
+      })),
+  ];
+  if (dryRun) {
+    report.freedBytes = jobs.reduce((sum, j) => sum + j.bytes, 0);
+    return report;
+  }
+  await forEachLimited(jobs, options.concurrency ?? 8, options.signal, async (job) => {
+    const ok = await deleteInOrder(store, job.keys, report.failures);
+    if (ok) report.freedBytes += job.bytes;
+    job.done(ok);
+  });
+  options.signal?.throwIfAborted();
+  return report;
+}
+
+/** A backup's keys in deletion order: the object, then what only describes it. */
+function backupKeys(entry: CatalogEntry): string[] {
+  return [entry.object?.key, entry.manifestObject?.key, entry.marker?.key].filter(
+    (k): k is string => k !== undefined,
+  );
+}
+
+function planLeftovers(
+  all: CatalogEntry[],
+  backups: PrunedBackup[],
+  now: Date,
+  graceMs: number,
+): LeftoverCleanup[] {
+  const deleted = new Set(backups.filter((b) => b.action === "delete").map((b) => b.entry));
+  const out: LeftoverCleanup[] = [];
+  for (const entry of all) {
+    let keys: string[];
+    let parts: Date[];
+    if (entry.state === "incomplete") {
+      keys = backupKeys(entry);
+      parts = [entry.object, entry.marker, entry.manifestObject].flatMap((p) => (p ? [p.lastModified] : []));
+    } else if (entry.marker && entry.state === "complete" && !deleted.has(entry)) {
+      // The manifest is written, so the marker's removal failed after a finished save.
+      keys = [entry.marker.key];
+      parts = [entry.marker.lastModified];
+    } else {
+      continue;
+    }
+    const ageMs = now.getTime() - Math.max(...parts.map((d) => d.getTime()));
+    out.push({ entry, action: ageMs >= graceMs ? "delete" : "keep", keys, ageMs });
+  }
+  return out;
+}
+
+/** Deletes keys one after the other, stopping at the first failure so later keys never outlive earlier ones. */
+async function deleteInOrder(store: Store, keys: string[], failures: DeletionFailure[]): Promise<boolean> {
+  for (const key of keys) {
+    try {
+      await store.delete(key);
+    } catch (err) {
+      failures.push({ key, error: errorChain(err).join(": ") });
+      return false;
+    }
+  }
+  return true;
+}
+
+async function forEachLimited<T>(
+  items: T[],
+  limit: number,
+  signal: AbortSignal | undefined,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const workers = Array.from({ length: Math.min(Math.max(1, limit), items.length) }, async () => {
+    while (next < items.length && !signal?.aborted) await fn(items[next++]!);
+  });
+  await Promise.all(workers);
+}

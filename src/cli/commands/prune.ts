@@ -1,0 +1,222 @@
+import { type Command, Option } from "commander";
+import type { CatalogEntry } from "../../catalog/catalog.ts";
+import { formatStamp } from "../../catalog/names.ts";
+import { DEFAULT_INCOMPLETE_GRACE_MS, type PruneReport, pruneBackups } from "../../catalog/prune.ts";
+import {
+  CALENDAR_RULES,
+  hasKeepRule,
+  type KeepReason,
+  type RetentionPolicy,
+} from "../../catalog/retention.ts";
+import { parseSpan } from "../../catalog/time-bound.ts";
+import { UsageError } from "../../errors.ts";
+import { abortOnSignals } from "../signals.ts";
+import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { renderTable } from "../table.ts";
+import { formatAge, formatBytes } from "../units.ts";
+
+/** The values commander collects for the options `addKeepOptions` adds. */
+export interface KeepFlags {
+  keepLast?: string;
+  keepHourly?: string;
+  keepDaily?: string;
+  keepWeekly?: string;
+  keepMonthly?: string;
+  keepYearly?: string;
+  keepWithin?: string;
+}
+
+/** Adds `--keep-last`, `--keep-hourly` ... `--keep-yearly` and `--keep-within` (each also from ETCD_BACKUP_KEEP_*). */
+export function addKeepOptions(cmd: Command): Command {
+  const count = (flag: string, what: string) =>
+    new Option(`--keep-${flag} <n>`, what).env(`ETCD_BACKUP_KEEP_${flag.toUpperCase()}`);
+  return cmd
+    .addOption(count("last", "keep the N newest backups"))
+    .addOption(count("hourly", "keep the newest backup of each of the last N hours that have one (UTC)"))
+    .addOption(count("daily", "keep the newest backup of each of the last N days that have one (UTC)"))
+    .addOption(count("weekly", "keep the newest backup of each of the last N ISO weeks that have one"))
+    .addOption(count("monthly", "keep the newest backup of each of the last N months that have one (UTC)"))
+    .addOption(count("yearly", "keep the newest backup of each of the last N years that have one (UTC)"))
+    .addOption(
+      new Option(
+        "--keep-within <span>",
+        "keep every backup taken within this span (7d, 36h, 2w) before the newest one",
+      ).env("ETCD_BACKUP_KEEP_WITHIN"),
+    );
+}
+
+/**
+ * Turns the keep flags into a policy. Throws `UsageError` for a count that is not a whole number of at least 1,
+ * a span without units, or no rule at all (prune never guesses what to keep).
+ */
+export function policyFromKeepFlags(flags: KeepFlags): RetentionPolicy {
+  const policy: RetentionPolicy = {};
+  const count = (value: string | undefined, flag: string): number | undefined => {
+    if (value === undefined) return undefined;
+    const n = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      throw new UsageError(`--keep-${flag} ${JSON.stringify(value)} is not a whole number of at least 1`);
+    }
+    return n;
+  };
+  const last = count(flags.keepLast, "last");
+  if (last !== undefined) policy.last = last;
+  for (const rule of CALENDAR_RULES) {
+    const key = `keep${rule[0]!.toUpperCase()}${rule.slice(1)}` as keyof KeepFlags;
+    const n = count(flags[key], rule);
+    if (n !== undefined) policy[rule] = n;
+  }
+  if (flags.keepWithin !== undefined) {
+    const span = parseSpan(flags.keepWithin);
+    if (span === null) {
+      throw new UsageError(
+        `--keep-within ${JSON.stringify(flags.keepWithin)} is not a span of time`,
+        "use units: 7d, 36h, 2w, 1d12h",
+      );
+    }
+    policy.withinMs = span;
+  }
+  if (!hasKeepRule(policy)) {
+    throw new UsageError(
+      "no keep rule given: prune will not guess what to keep",
+      "pass at least one of --keep-last, --keep-hourly, --keep-daily, --keep-weekly, --keep-monthly, --keep-yearly, --keep-within",
+    );
+  }
+  return policy;
+}
+
+type PruneFlags = StoreFlags &
+  KeepFlags & { cluster?: string; dryRun?: boolean; incompleteGrace: string; output: string };
+
+export function register(program: Command): void {
+  const cmd = program
+    .command("prune")
+    .description(
+      "delete the backups no keep rule keeps (per cluster; the newest is always kept) and old incomplete leftovers",
+    );
+  addStoreOptions(cmd);
+  addKeepOptions(cmd);
+  cmd
+    .option("--cluster <name>", "only this cluster's backups")
+    .option(
+      "--incomplete-grace <span>",
+      "remove incomplete leftovers only once they are this old (an upload may be running)",
+      "24h",
+    )
+    .option("--dry-run", "print what would be kept and deleted, delete nothing")
+    .addOption(
+      new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"),
+    )
+    .action(async (flags: PruneFlags) => {
+      const policy = policyFromKeepFlags(flags);
+      const graceMs = parseSpan(flags.incompleteGrace);
+      if (graceMs === null) {
+        throw new UsageError(
+          `--incomplete-grace ${JSON.stringify(flags.incompleteGrace)} is not a span of time`,
+          `use units, e.g. ${DEFAULT_INCOMPLETE_GRACE_MS / 3_600_000}h`,
+        );
+      }
+      const store = storeFromFlags(flags);
+      const { signal, dispose } = abortOnSignals();
+      let report: PruneReport;
+      try {
+        report = await pruneBackups(store, policy, {
+          dryRun: flags.dryRun ?? false,
+          graceMs,
+          signal,
+          ...(flags.cluster !== undefined ? { cluster: flags.cluster } : {}),
+        });
+      } finally {
+        dispose();
+      }
+      process.stdout.write(
+        flags.output === "json" ? `${JSON.stringify(toJson(report), null, 2)}\n` : toText(report),
+      );
+      if (report.failures.length > 0) {
+        throw new Error(
+          `${report.failures.length} deletion${report.failures.length === 1 ? "" : "s"} failed in ${store.location}: ` +
+            report.failures.map((f) => `${f.key}: ${f.error}`).join("; "),
+        );
+      }
+    });
+}
+
+function reasonText(r: KeepReason): string {
+  return r.period ? `${r.rule} ${r.period}` : r.rule;
+}
+
+function toText(report: PruneReport): string {
+  const now = report.now.getTime();
+  const verb = (action: "keep" | "delete", result?: "deleted" | "failed") =>
+    action === "keep" ? "keep" : report.dryRun ? "would delete" : result === "failed" ? "FAILED" : "deleted";
+  const rows = [
+    ...report.backups.map((b) => [
+      verb(b.action, b.result),
+      b.entry.key,
+      formatStamp(b.entry.time),
+      formatAge(now - b.entry.time.getTime()),
+      b.entry.cluster,
+      b.entry.state === "complete" ? "yes" : "no",
+      b.reasons.map(reasonText).join(", "),
+    ]),
+    ...report.invalid.map((e) => [
+      "keep",
+      e.key,
+      formatStamp(e.time),
+      formatAge(now - e.time.getTime()),
+      e.cluster,
+      "INVALID",
+      `invalid, left for a person to check: ${e.problem ?? ""}`,
+    ]),
+    ...report.leftovers.map((l) => [
+      l.action === "keep" ? "keep" : verb("delete", l.result),
+      l.entry.state === "incomplete" ? l.entry.key : l.keys.join(", "),
+      formatStamp(l.entry.time),
+      formatAge(l.ageMs),
+      l.entry.cluster,
+      l.entry.state === "incomplete" ? "INCOMPLETE" : "yes",
+      l.action === "keep"
+        ? `leftover younger than the grace period (${l.entry.problem ?? "stale marker"})`
+        : `leftover: ${l.entry.problem ?? "stale marker beside a complete backup"}`,
+    ]),
+  ];
+  const deleting = report.backups.filter((b) => b.action === "delete").length;
+  const cleaning = report.leftovers.filter((l) => l.action === "delete").length;
+  const summary = report.dryRun
+    ? `dry run: would delete ${deleting} backup(s) and ${cleaning} leftover(s), ${formatBytes(report.freedBytes)}; nothing was deleted`
+    : `deleted ${deleting} backup(s) and ${cleaning} leftover(s), ${formatBytes(report.freedBytes)} freed` +
+      (report.failures.length > 0 ? `; ${report.failures.length} deletion(s) failed` : "");
+  const table =
+    rows.length > 0
+      ? renderTable(["ACTION", "NAME", "TIME (UTC)", "AGE", "CLUSTER", "MANIFEST", "WHY"], rows)
+      : "no backups\n";
+  return `${table}${summary}\n`;
+}
+
+function entryJson(e: CatalogEntry) {
+  return { name: e.key, cluster: e.cluster, time: e.time.toISOString(), kind: e.kind, state: e.state };
+}
+
+function toJson(report: PruneReport) {
+  return {
+    dryRun: report.dryRun,
+    now: report.now.toISOString(),
+    backups: report.backups.map((b) => ({
+      ...entryJson(b.entry),
+      action: b.action,
+      reasons: b.reasons,
+      ...(b.result ? { result: b.result } : {}),
+    })),
+    invalid: report.invalid.map((e) => ({ ...entryJson(e), problem: e.problem ?? null })),
+    leftovers: report.leftovers.map((l) => ({
+      ...entryJson(l.entry),
+      action: l.action,
+      keys: l.keys,
+      ageSeconds: Math.round(l.ageMs / 1000),
+      problem: l.entry.problem ?? "stale marker beside a complete backup",
+      ...(l.result ? { result: l.result } : {}),
+    })),
+    failures: report.failures,
+    freedBytes: report.freedBytes,
+  };
+}
