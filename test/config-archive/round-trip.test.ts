@@ -29,6 +29,7 @@ import { restoreConfigArchive, safeMemberPath } from "../../src/config-archive/e
 import { saveConfigArchive } from "../../src/config-archive/save.ts";
 import type { TarHeader } from "../../src/config-archive/tar-header.ts";
 import { createTarStream } from "../../src/config-archive/tar-writer.ts";
+import { describeError } from "../../src/errors.ts";
 import { LocalStore } from "../../src/store/local.ts";
 
 describe("config archive round trip", () => {
@@ -216,7 +217,10 @@ describe("config archive round trip", () => {
       const entry = await resolveBackup(hostileStore, "latest", { kind: "config" });
       await assert.rejects(
         restoreConfigArchive({ store: hostileStore, entry, target: join(dir, "target") }),
-        error,
+        (err) => {
+          assert.match(describeError(err), error);
+          return true;
+        },
       );
       assert.deepEqual(readdirSync(join(dir, "target")), [], "target untouched");
       assert.ok(
