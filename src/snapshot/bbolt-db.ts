@@ -1,3 +1,4 @@
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { chooseMeta, type Meta, readMetas } from "./bbolt-meta.ts";
 import {
@@ -19,13 +20,15 @@ export interface Bucket {
   /** Root page id; 0 for an inline bucket. */
   root: number;
   sequence: bigint;
-  /** Byte offset of the inline page in the database buffer, or -1 when the bucket has its own pages. */
-  inlineOffset: number;
-  /** End of the inline page (the end of the parent's value). */
-  inlineEnd: number;
+  /** The inline page (a view, or a copy when the database is read from a file descriptor); null otherwise. */
+  inline: Buffer | null;
 }
 
-/** One key/value as byte ranges of the database buffer, so that walking a bucket allocates nothing. */
+/**
+ * One key/value as byte ranges of `buf`, so that walking a bucket allocates nothing. With a database read
+ * whole, `buf` is the database buffer and ranges stay valid; with one read page by page (openFile), `buf`
+ * is a scratch page reused after the callback returns.
+ */
 export type EntryVisitor = (
   buf: Buffer,
   keyOff: number,
@@ -35,7 +38,7 @@ export type EntryVisitor = (
   flags: number,
 ) => void;
 
-/** A key/value of a bucket. `key` and `value` are views into the database buffer. */
+/** A key/value of a bucket. */
 export interface Entry {
   key: Buffer;
   value: Buffer;
@@ -46,25 +49,42 @@ export interface Entry {
 /** Deeper than any real tree (bbolt fills pages to half at least): deeper means a cycle. */
 const MAX_DEPTH = 64;
 
+/** Read-ahead of a database read page by page: big enough to amortise a read, small enough for the cache. */
+const WINDOW_SIZE = 1 << 19;
+
+/** Meta pages are within the first two pages, and pages are at most 64 KiB. */
+const META_PROBE = 2 * 65536 + 128;
+
 /**
- * A read-only bbolt database held in one Buffer (a whole file, optionally followed by etcd's sha256 trailer).
- * Reading never writes and never copies: keys and values handed out are views into the buffer.
+ * A read-only bbolt database (a whole file, optionally followed by etcd's sha256 trailer), held in one
+ * Buffer (`new BoltDb(buf)`, `open`) or read page by page from a file descriptor (`openFile`, for a single
+ * pass in little memory). Reading never writes.
  */
 export class BoltDb {
+  /** The whole database, or an empty buffer when it is read page by page. */
   readonly buf: Buffer;
   readonly meta: Meta;
   readonly metas: [Meta, Meta];
   readonly pageSize: number;
+  private readonly fd: number;
+  private readonly scratch: Buffer[] = [];
+  private window: Buffer = Buffer.alloc(0);
+  private windowStart = 0;
+  private windowLength = 0;
 
-  /** Reads the meta pages. Throws when neither meta page is valid or the file is shorter than its high-water mark. */
-  constructor(buf: Buffer) {
-    this.buf = buf;
+  /**
+   * Reads the meta pages of a database held in `buf` (or of the file `fd` when given, `buf` then holding its
+   * first pages). Throws when neither meta page is valid or the file is shorter than its high-water mark.
+   */
+  constructor(buf: Buffer, fd = -1, fileSize = buf.length) {
+    this.fd = fd;
+    this.buf = fd >= 0 ? Buffer.alloc(0) : buf;
     this.metas = readMetas(buf);
     this.meta = chooseMeta(this.metas);
     this.pageSize = this.meta.pageSize;
-    if (this.meta.pgid * this.pageSize > buf.length) {
+    if (this.meta.pgid * this.pageSize > fileSize) {
       throw new Error(
-        `database truncated: high-water page ${this.meta.pgid} needs ${this.meta.pgid * this.pageSize} bytes, file has ${buf.length}`,
+        `database truncated: high-water page ${this.meta.pgid} needs ${this.meta.pgid * this.pageSize} bytes, file has ${fileSize}`,
       );
     }
   }
@@ -74,6 +94,28 @@ export class BoltDb {
     return new BoltDb(await readFile(path));
   }
 
+  /**
+   * Opens a database file to be read page by page: memory stays a few pages whatever the file size, and
+   * entry views are valid only during a visitor callback. Call `close` when done.
+   */
+  static openFile(path: string): BoltDb {
+    const fd = openSync(path, "r");
+    try {
+      const size = fstatSync(fd).size;
+      const head = Buffer.alloc(Math.min(size, META_PROBE));
+      readSync(fd, head, 0, head.length, 0);
+      return new BoltDb(head, fd, size);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** Closes the file of a database opened with openFile; a no-op otherwise. */
+  close(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+  }
+
   /** tx.Size() in bbolt: the high-water mark times the page size, what etcd reports as the database size. */
   get size(): number {
     return this.meta.pgid * this.pageSize;
@@ -81,26 +123,15 @@ export class BoltDb {
 
   /** The root bucket, whose entries are the top-level buckets. */
   get rootBucket(): Bucket {
-    return {
-      name: Buffer.alloc(0),
-      root: this.meta.root,
-      sequence: this.meta.sequence,
-      inlineOffset: -1,
-      inlineEnd: -1,
-    };
-  }
-
-  /** Byte offset of page `id`, checked against the high-water mark and the buffer. */
-  pageOffset(id: number): number {
-    if (id >= this.meta.pgid) throw new Error(`page ${id} beyond high-water mark ${this.meta.pgid}`);
-    return id * this.pageSize;
+    return { name: Buffer.alloc(0), root: this.meta.root, sequence: this.meta.sequence, inline: null };
   }
 
   /** The top-level buckets in key order. */
   buckets(): Bucket[] {
     const out: Bucket[] = [];
     this.walk(this.rootBucket, (buf, ko, kl, vo, vl, flags) => {
-      if (flags & BUCKET_LEAF_FLAG) out.push(this.bucketAt(buf.subarray(ko, ko + kl), vo, vl));
+      if (flags & BUCKET_LEAF_FLAG)
+        out.push(this.bucketAt(Buffer.from(buf.subarray(ko, ko + kl)), buf, vo, vl));
     });
     return out;
   }
@@ -110,50 +141,108 @@ export class BoltDb {
     return this.buckets().find((b) => b.name.toString("latin1") === name) ?? null;
   }
 
-  /** The nested bucket whose header is the value at `[valueOff, valueOff + valueLen)`. */
-  bucketAt(name: Buffer, valueOff: number, valueLen: number): Bucket {
+  /** The nested bucket whose header is the value `buf[valueOff, valueOff + valueLen)`. */
+  bucketAt(name: Buffer, buf: Buffer, valueOff: number, valueLen: number): Bucket {
     if (valueLen < BUCKET_HEADER_SIZE)
       throw new Error(`bucket ${JSON.stringify(name.toString("latin1"))}: header truncated`);
-    const root = readU64(this.buf, valueOff);
-    const sequence = this.buf.readBigUInt64LE(valueOff + 8);
-    const inline = root === 0;
-    return {
-      name,
-      root,
-      sequence,
-      inlineOffset: inline ? valueOff + BUCKET_HEADER_SIZE : -1,
-      inlineEnd: inline ? valueOff + valueLen : -1,
-    };
+    const root = readU64(buf, valueOff);
+    const sequence = buf.readBigUInt64LE(valueOff + 8);
+    let inline: Buffer | null = null;
+    if (root === 0) {
+      inline = buf.subarray(valueOff + BUCKET_HEADER_SIZE, valueOff + valueLen);
+      if (this.fd >= 0) inline = Buffer.from(inline);
+    }
+    return { name, root, sequence, inline };
   }
 
   /** Calls `visit` for each entry of `bucket` in key order. Throws on a page that cannot be read. */
   walk(bucket: Bucket, visit: EntryVisitor): void {
-    if (bucket.inlineOffset >= 0) this.walkPage(bucket.inlineOffset, bucket.inlineEnd, -1, visit, 0);
-    else this.walkPage(this.pageOffset(bucket.root), 0, bucket.root, visit, 0);
+    if (bucket.inline) this.walkPage(bucket.inline, 0, bucket.inline.length, -1, visit, 0);
+    else this.walkId(bucket.root, visit, 0);
   }
 
-  /** The entries of `bucket` in key order, as views into the buffer. */
-  *entries(bucket: Bucket): Generator<Entry> {
+  /** The entries of `bucket` in key order (copies when the database is read page by page). */
+  entries(bucket: Bucket): Entry[] {
     const out: Entry[] = [];
+    const copy = this.fd >= 0;
     this.walk(bucket, (buf, ko, kl, vo, vl, flags) => {
+      const key = buf.subarray(ko, ko + kl);
+      const value = buf.subarray(vo, vo + vl);
       out.push({
-        key: buf.subarray(ko, ko + kl),
-        value: buf.subarray(vo, vo + vl),
+        key: copy ? Buffer.from(key) : key,
+        value: copy ? Buffer.from(value) : value,
         isBucket: (flags & BUCKET_LEAF_FLAG) !== 0,
       });
     });
-    yield* out;
+    return out;
   }
 
-  /** `inlineEnd` bounds an inline page (id -1); pages of the file are bounded by their overflow count. */
-  private walkPage(off: number, inlineEnd: number, id: number, visit: EntryVisitor, depth: number): void {
-    const buf = this.buf;
+  private walkId(id: number, visit: EntryVisitor, depth: number): void {
     if (depth > MAX_DEPTH) throw new Error(`page ${id}: tree deeper than ${MAX_DEPTH} levels (cycle)`);
-    if (off + PAGE_HEADER_SIZE > buf.length) throw new Error(`page ${id}: beyond end of file`);
+    if (id >= this.meta.pgid) throw new Error(`page ${id} beyond high-water mark ${this.meta.pgid}`);
+    if (this.fd < 0) {
+      const off = id * this.pageSize;
+      const end = off + (readU32(this.buf, off + 12) + 1) * this.pageSize;
+      if (end > this.buf.length) throw new Error(`page ${id}: overflow beyond end of file`);
+      this.walkPage(this.buf, off, end, id, visit, depth);
+      return;
+    }
+    const pos = id * this.pageSize;
+    let page = this.windowed(pos, this.pageSize, id);
+    const size = (readU32(page, 12) + 1) * this.pageSize;
+    if (pos + size > this.meta.pgid * this.pageSize)
+      throw new Error(`page ${id}: overflow beyond high-water mark`);
+    if (size > this.pageSize) page = this.windowed(pos, size, id);
+    if (readU16(page, 8) === BRANCH_PAGE) {
+      // Children move the window: a branch page is kept in its level's own scratch buffer meanwhile.
+      let keep = this.scratch[depth];
+      if (!keep || keep.length < size) {
+        keep = Buffer.allocUnsafeSlow(size);
+        this.scratch[depth] = keep;
+      }
+      page.copy(keep, 0, 0, size);
+      page = keep;
+    }
+    this.walkPage(page, 0, size, id, visit, depth);
+  }
+
+  /**
+   * `length` bytes at `pos` as a view of a read-ahead window: pages of one tree mostly lie in ascending
+   * order, so one read serves many of them. The view is valid until the next call.
+   */
+  private windowed(pos: number, length: number, id: number): Buffer {
+    if (pos >= this.windowStart && pos + length <= this.windowStart + this.windowLength) {
+      return this.window.subarray(pos - this.windowStart, pos - this.windowStart + length);
+    }
+    const want = Math.max(length, Math.min(WINDOW_SIZE, this.meta.pgid * this.pageSize - pos));
+    if (this.window.length < want) this.window = Buffer.allocUnsafeSlow(want);
+    this.readAt(this.window, want, pos, id);
+    this.windowStart = pos;
+    this.windowLength = want;
+    return this.window.subarray(0, length);
+  }
+
+  private readAt(into: Buffer, length: number, position: number, id: number): void {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.fd, into, done, length - done, position + done);
+      if (n <= 0) throw new Error(`page ${id}: beyond end of file`);
+      done += n;
+    }
+  }
+
+  /** Walks the page at `buf[off, end)`; `id` is -1 for an inline page. */
+  private walkPage(
+    buf: Buffer,
+    off: number,
+    end: number,
+    id: number,
+    visit: EntryVisitor,
+    depth: number,
+  ): void {
+    if (off + PAGE_HEADER_SIZE > end) throw new Error(`page ${id}: truncated`);
     const flags = readU16(buf, off + 8);
     const count = readU16(buf, off + 10);
-    const end = id < 0 ? inlineEnd : off + (readU32(buf, off + 12) + 1) * this.pageSize;
-    if (end > buf.length) throw new Error(`page ${id}: overflow beyond end of file`);
     if (off + PAGE_HEADER_SIZE + count * ELEMENT_SIZE > end)
       throw new Error(`page ${id}: ${count} elements do not fit`);
     if (flags === LEAF_PAGE) {
@@ -165,10 +254,9 @@ export class BoltDb {
         visit(buf, ko, kl, ko + kl, vl, readU32(buf, e));
       }
     } else if (flags === BRANCH_PAGE) {
-      for (let i = 0, e = off + PAGE_HEADER_SIZE; i < count; i++, e += ELEMENT_SIZE) {
-        const child = readU64(buf, e + 8);
-        this.walkPage(this.pageOffset(child), 0, child, visit, depth + 1);
-      }
+      // Children are read into the next level's scratch page, so this page's element list stays intact.
+      for (let i = 0, e = off + PAGE_HEADER_SIZE; i < count; i++, e += ELEMENT_SIZE)
+        this.walkId(readU64(buf, e + 8), visit, depth + 1);
     } else {
       throw new Error(`page ${id}: expected branch or leaf, found ${pageTypeName(flags)}`);
     }

@@ -32,25 +32,33 @@ export function snapshotStatus(db: BoltDb): SnapshotStatus {
     hash = crc32cUpdate(hash, bucket.name);
     const isKey = bucket.name.length === 3 && bucket.name.toString("latin1") === "key";
     const isMeta = bucket.name.toString("latin1") === "meta";
-    let lastKeyOff = -1;
     db.walk(bucket, (buf, ko, kl, vo, vl, flags) => {
       hash = crc32cUpdate(hash, buf, ko, ko + kl);
       if (!(flags & BUCKET_LEAF_FLAG)) hash = crc32cUpdate(hash, buf, vo, vo + vl);
       totalKey++;
-      if (isKey && kl >= 8) lastKeyOff = ko;
+      // Keys of bucket `key` are in revision order: the last one holds the current revision.
+      if (isKey && kl >= 8) revision = readU32BE(buf, ko) * 0x100000000 + readU32BE(buf, ko + 4);
       if (isMeta && kl === 14 && buf.toString("latin1", ko, ko + kl) === "storageVersion")
         version = buf.toString("utf8", vo, vo + vl);
     });
-    if (lastKeyOff >= 0) revision = Number(db.buf.readBigUInt64BE(lastKeyOff));
   }
   const status: SnapshotStatus = { hash, revision, totalKey, totalSize: db.size };
   if (version !== undefined) status.version = version;
   return status;
 }
 
-/** Reads a snapshot file and computes its status. */
-export async function snapshotFileStatus(path: string): Promise<SnapshotStatus> {
-  return snapshotStatus(await BoltDb.open(path));
+function readU32BE(buf: Buffer, off: number): number {
+  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
+}
+
+/** Computes the status of a snapshot file, reading it page by page (memory stays flat whatever its size). */
+export function snapshotFileStatus(path: string): SnapshotStatus {
+  const db = BoltDb.openFile(path);
+  try {
+    return snapshotStatus(db);
+  } finally {
+    db.close();
+  }
 }
 
 /**

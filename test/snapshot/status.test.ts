@@ -6,7 +6,7 @@ import { promisify } from "node:util";
 import { BoltDb } from "../../src/snapshot/bbolt-db.ts";
 import { checkSnapshot } from "../../src/snapshot/check.ts";
 import { humanizeBytes } from "../../src/snapshot/humanize-bytes.ts";
-import { renderStatus, snapshotStatus } from "../../src/snapshot/status.ts";
+import { renderStatus, snapshotFileStatus, snapshotStatus } from "../../src/snapshot/status.ts";
 import { buildCorpus, type CorpusSnapshot, etcdctlStatus } from "./corpus.ts";
 
 const run = promisify(execFile);
@@ -45,6 +45,8 @@ describe("snapshot status and check on a real etcd corpus", () => {
       });
       assert.equal(ours, theirs.stdout);
       assert.deepEqual(JSON.parse(ours), await etcdctlStatus(snap.path));
+      // Read page by page from the file: the same answer.
+      assert.equal(renderStatus(snapshotFileStatus(snap.path), "json"), theirs.stdout);
     });
 
     test(`${name}: check finds nothing`, async () => {
@@ -61,6 +63,24 @@ describe("snapshot status and check on a real etcd corpus", () => {
         env: { ...process.env, ETCDCTL_API: "3" },
       });
       assert.equal(ours, theirs.stdout);
+    }
+  });
+
+  test("a database read page by page lists the same entries as one read whole", async () => {
+    for (const name of ["overflow-100kb", "100k-keys"]) {
+      const path = find(name).path;
+      const whole = await BoltDb.open(path);
+      const paged = BoltDb.openFile(path);
+      try {
+        const names = (db: BoltDb) => db.buckets().map((b) => b.name.toString("latin1"));
+        assert.deepEqual(names(paged), names(whole));
+        for (const bucket of whole.buckets()) {
+          const other = paged.bucket(bucket.name.toString("latin1"))!;
+          assert.deepEqual(paged.entries(other), whole.entries(bucket), `${name} bucket ${bucket.name}`);
+        }
+      } finally {
+        paged.close();
+      }
     }
   });
 });
