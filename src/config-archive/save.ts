@@ -1,3 +1,4 @@
+import { lstat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
 import { pipeline, Readable, type Transform } from "node:stream";
@@ -68,6 +69,11 @@ export async function saveConfigArchive(options: SaveConfigOptions): Promise<Sav
     );
   }
   if (options.paths.length === 0) throw new Error("no path to archive");
+  for (const path of options.paths) {
+    await lstat(path).catch((err: NodeJS.ErrnoException) => {
+      throw new Hinted(`cannot read ${path}: ${err.code ?? err.message}`, "check --path");
+    });
+  }
   const now = options.now ?? (() => new Date());
   const started = now();
   const t0 = performance.now();
