@@ -14,8 +14,7 @@ import { rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { BoltDb } from "../src/snapshot/bbolt-db.ts";
-import { inspectSnapshot } from "../src/snapshot/inspect.ts";
+import { inspectSnapshotFile } from "../src/snapshot/inspect.ts";
 import { renderStatus, snapshotFileStatus } from "../src/snapshot/status.ts";
 import { startEtcd } from "../test/fixtures/etcd-server.ts";
 
@@ -35,7 +34,7 @@ if (values.run) {
   const file = process.argv[process.argv.length - 1]!;
   if (values.run === "status") process.stdout.write(renderStatus(snapshotFileStatus(file), "json"));
   else {
-    const r = inspectSnapshot(await BoltDb.open(file));
+    const r = inspectSnapshotFile(file);
     process.stdout.write(`${JSON.stringify({ keys: r.keys, resources: r.resources.length })}\n`);
   }
   process.exit(0);

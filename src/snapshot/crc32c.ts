@@ -35,6 +35,21 @@ const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [
   Uint32Array,
 ];
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+// Status hashes many short ranges of the same buffer: keep the 32-bit view of the last one.
+let wordsOf: ArrayBufferLike | null = null;
+let words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+
+function wordView(buf: Uint8Array): Uint32Array<ArrayBufferLike> | null {
+  if (!LITTLE_ENDIAN) return null;
+  if (wordsOf !== buf.buffer) {
+    wordsOf = buf.buffer;
+    words = new Uint32Array(buf.buffer, 0, buf.buffer.byteLength >>> 2);
+  }
+  return words;
+}
+
 /**
  * Continues a CRC-32C over `buf[start, end)`. Pass the previous result as `crc` (0 to begin);
  * the value returned is the finished checksum so far, as Go's `hash.Hash32.Sum32` would give it.
@@ -43,18 +58,40 @@ export function crc32cUpdate(crc: number, buf: Uint8Array, start = 0, end = buf.
   let c = ~crc >>> 0;
   let i = start;
   const fast = end - 8;
-  while (i <= fast) {
-    const a = c ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
-    c =
-      T7[a & 0xff]! ^
-      T6[(a >>> 8) & 0xff]! ^
-      T5[(a >>> 16) & 0xff]! ^
-      T4[a >>> 24]! ^
-      T3[buf[i + 4]!]! ^
-      T2[buf[i + 5]!]! ^
-      T1[buf[i + 6]!]! ^
-      T0[buf[i + 7]!]!;
-    i += 8;
+  const w32 = end - start >= 16 ? wordView(buf) : null;
+  if (w32) {
+    // Reading two aligned 32-bit words instead of eight bytes is most of the speed-up of slicing-by-8 here.
+    while ((i + buf.byteOffset) & 3) c = T0[(c ^ buf[i++]!) & 0xff]! ^ (c >>> 8);
+    let w = (i + buf.byteOffset) >>> 2;
+    while (i <= fast) {
+      const a = c ^ w32[w]!;
+      const b = w32[w + 1]!;
+      c =
+        T7[a & 0xff]! ^
+        T6[(a >>> 8) & 0xff]! ^
+        T5[(a >>> 16) & 0xff]! ^
+        T4[a >>> 24]! ^
+        T3[b & 0xff]! ^
+        T2[(b >>> 8) & 0xff]! ^
+        T1[(b >>> 16) & 0xff]! ^
+        T0[b >>> 24]!;
+      i += 8;
+      w += 2;
+    }
+  } else {
+    while (i <= fast) {
+      const a = c ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24));
+      c =
+        T7[a & 0xff]! ^
+        T6[(a >>> 8) & 0xff]! ^
+        T5[(a >>> 16) & 0xff]! ^
+        T4[a >>> 24]! ^
+        T3[buf[i + 4]!]! ^
+        T2[buf[i + 5]!]! ^
+        T1[buf[i + 6]!]! ^
+        T0[buf[i + 7]!]!;
+      i += 8;
+    }
   }
   while (i < end) c = T0[(c ^ buf[i++]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;

@@ -13,7 +13,13 @@ export {
   readEncryptionConfig,
 } from "./encryption-config.ts";
 export { decodeStored, findObject, getObject, renderObject, type StoredObject } from "./get.ts";
-export { DEFAULT_TOP, type InspectResult, inspectSnapshot, renderInspect } from "./inspect.ts";
+export {
+  DEFAULT_TOP,
+  type InspectResult,
+  inspectSnapshot,
+  inspectSnapshotFile,
+  renderInspect,
+} from "./inspect.ts";
 export { type KubernetesKey, kubernetesKey, parseKubernetesKey } from "./kubernetes-key.ts";
 export { type DecodedObject, decodeObject, type KubernetesObject, toManifest } from "./kubernetes-object.ts";
 export { compactionRevisions, type Lease, type LiveKey, leases, type MvccState, mvccState } from "./mvcc.ts";

@@ -1,9 +1,15 @@
-import type { BoltDb } from "./bbolt-db.ts";
+import { BoltDb } from "./bbolt-db.ts";
 import { renderBoxTable } from "./box-table.ts";
 import { parseEncryptionPrefix } from "./encrypted-value.ts";
 import { humanizeBytes } from "./humanize-bytes.ts";
 import { parseKubernetesKey } from "./kubernetes-key.ts";
-import { compactionRevisions, leases, mvccState } from "./mvcc.ts";
+import {
+  compactionRevisions,
+  type KeyValueRanges,
+  leases,
+  readKeyValueRanges,
+  revisionMain,
+} from "./mvcc.ts";
 
 /** Count and value bytes of a group of keys. */
 export interface Tally {
@@ -44,7 +50,7 @@ export const DEFAULT_TOP = 10;
  * `prefix` restricts the live keys considered. Throws when the database is not an etcd one.
  */
 export function inspectSnapshot(db: BoltDb, options: { prefix?: string; top?: number } = {}): InspectResult {
-  const state = mvccState(db, options.prefix === undefined ? {} : { prefix: options.prefix });
+  const state = liveSummaries(db, options.prefix);
   const compaction = compactionRevisions(db);
   const resources = new Map<string, Tally>();
   const namespaces = new Map<string, Tally>();
@@ -64,9 +70,9 @@ export function inspectSnapshot(db: BoltDb, options: { prefix?: string; top?: nu
     } else map.set(name, { count: 1, bytes: size });
   };
   for (const [latin1Key, kv] of state.keys) {
-    const size = kv.value.length;
+    const size = kv.bytes;
     bytes += size;
-    if (kv.lease !== 0n) attachedKeys++;
+    if (kv.leased) attachedKeys++;
     const key = Buffer.from(latin1Key, "latin1").toString("utf8");
     const k8s = parseKubernetesKey(key);
     if (k8s) {
@@ -76,7 +82,7 @@ export function inspectSnapshot(db: BoltDb, options: { prefix?: string; top?: nu
       outsideRegistry.count++;
       outsideRegistry.bytes += size;
     }
-    const enc = parseEncryptionPrefix(kv.value);
+    const enc = kv.encryption;
     if (enc) {
       const id = `${enc.provider}\u0000${enc.keyName}`;
       const t = encrypted.get(id);
@@ -115,6 +121,77 @@ export function inspectSnapshot(db: BoltDb, options: { prefix?: string; top?: nu
     ),
     plainSecrets,
   };
+}
+
+/** Inspects a snapshot file read page by page: memory grows with the number of keys, not the file size. */
+export function inspectSnapshotFile(
+  path: string,
+  options: { prefix?: string; top?: number } = {},
+): InspectResult {
+  const db = BoltDb.openFile(path);
+  try {
+    return inspectSnapshot(db, options);
+  } finally {
+    db.close();
+  }
+}
+
+/** What inspect keeps of a live key: no views, so the database may be read page by page. */
+interface LiveSummary {
+  bytes: number;
+  modRevision: number;
+  leased: boolean;
+  encryption: { provider: string; keyName: string } | null;
+}
+
+/** Replays bucket `key` (latest revision wins, a tombstone deletes) keeping a summary per live key. */
+function liveSummaries(
+  db: BoltDb,
+  prefix: string | undefined,
+): { keys: Map<string, LiveSummary>; revision: number; revisions: number; tombstones: number } {
+  const bucket = db.bucket("key");
+  if (!bucket) throw new Error("not an etcd database: no bucket key");
+  const wanted = prefix === undefined ? null : Buffer.from(prefix, "utf8");
+  const keys = new Map<string, LiveSummary>();
+  const kv: KeyValueRanges = {
+    keyStart: 0,
+    keyEnd: 0,
+    valueStart: 0,
+    valueEnd: 0,
+    modRevision: 0,
+    leased: false,
+  };
+  let revision = 0;
+  let revisions = 0;
+  let tombstones = 0;
+  db.walk(bucket, (buf, ko, kl, vo, vl) => {
+    revisions++;
+    if (kl >= 8) revision = revisionMain(buf, ko, kl);
+    const tombstone = kl === 18 && buf[ko + 17] === 0x74;
+    if (tombstone) tombstones++;
+    readKeyValueRanges(buf, vo, vo + vl, kv);
+    if (
+      wanted &&
+      (kv.keyEnd - kv.keyStart < wanted.length ||
+        wanted.compare(buf, kv.keyStart, kv.keyStart + wanted.length) !== 0)
+    )
+      return;
+    const name = buf.toString("latin1", kv.keyStart, kv.keyEnd);
+    if (tombstone) {
+      keys.delete(name);
+      return;
+    }
+    // Only values starting with "k" can carry the k8s:enc: prefix; skip the view for all others.
+    const enc =
+      buf[kv.valueStart] === 0x6b ? parseEncryptionPrefix(buf.subarray(kv.valueStart, kv.valueEnd)) : null;
+    keys.set(name, {
+      bytes: kv.valueEnd - kv.valueStart,
+      modRevision: kv.modRevision,
+      leased: kv.leased,
+      encryption: enc ? { provider: enc.provider, keyName: enc.keyName } : null,
+    });
+  });
+  return { keys, revision, revisions, tombstones };
 }
 
 /**

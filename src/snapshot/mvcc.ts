@@ -60,6 +60,35 @@ export function decodeKeyValue(buf: Uint8Array, start: number, end: number): Liv
 
 const EMPTY = Buffer.alloc(0);
 
+/** Where the fields of an mvccpb.KeyValue lie in its buffer, for a pass that copies nothing. */
+export interface KeyValueRanges {
+  keyStart: number;
+  keyEnd: number;
+  valueStart: number;
+  valueEnd: number;
+  modRevision: number;
+  /** True when the key is attached to a lease. */
+  leased: boolean;
+}
+
+/** Locates key and value of the mvccpb.KeyValue in `buf[start, end)` and reads its mod revision into `out`. */
+export function readKeyValueRanges(buf: Uint8Array, start: number, end: number, out: KeyValueRanges): void {
+  out.keyStart = out.keyEnd = out.valueStart = out.valueEnd = start;
+  out.modRevision = 0;
+  out.leased = false;
+  const r = new ProtoReader(buf, start, end);
+  while (r.next()) {
+    if (r.field === 1) {
+      out.keyStart = r.start;
+      out.keyEnd = r.start + r.length;
+    } else if (r.field === 5) {
+      out.valueStart = r.start;
+      out.valueEnd = r.start + r.length;
+    } else if (r.field === 3) out.modRevision = r.signed();
+    else if (r.field === 6) out.leased = r.value !== 0;
+  }
+}
+
 /** Main revision of a revision key (bucket `key`, or a compaction revision in bucket `meta`). */
 export function revisionMain(buf: Uint8Array, off: number, len: number): number {
   if (len < 8) throw new Error(`revision key of ${len} bytes`);

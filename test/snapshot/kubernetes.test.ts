@@ -10,7 +10,7 @@ import { BoltDb } from "../../src/snapshot/bbolt-db.ts";
 import { checkSnapshot } from "../../src/snapshot/check.ts";
 import { parseEncryptionConfig } from "../../src/snapshot/encryption-config.ts";
 import { decodeStored, findObject, getObject, renderObject } from "../../src/snapshot/get.ts";
-import { inspectSnapshot, renderInspect } from "../../src/snapshot/inspect.ts";
+import { inspectSnapshot, inspectSnapshotFile, renderInspect } from "../../src/snapshot/inspect.ts";
 import { parseKubernetesKey } from "../../src/snapshot/kubernetes-key.ts";
 import { secretboxSeal } from "../../src/snapshot/secretbox.ts";
 import { renderStatus, snapshotStatus } from "../../src/snapshot/status.ts";
@@ -287,6 +287,7 @@ describe("Kubernetes view of a real etcd snapshot", () => {
     assert.match(table, /\| widgets\.example\.com +\| +1 \|/);
     assert.match(table, /\| aescbc +\| key1 +\| +1 \|/);
     assert.deepEqual(JSON.parse(renderInspect(r, "json")), JSON.parse(JSON.stringify(r)));
+    assert.deepEqual(inspectSnapshotFile(path), r, "read page by page: the same result");
   });
 
   test("a protobuf Secret decodes to the manifest written, in yaml and json", () => {
