@@ -2,27 +2,53 @@ import type { Readable } from "node:stream";
 
 /**
  * Cuts a stream into parts of exactly `partSize` bytes, the last one shorter (an empty stream yields nothing).
- * Each part is a fresh buffer, so the consumer may keep it while the next one fills: memory is `partSize` per
- * part the consumer holds plus at most one being gathered. A short stream costs only its own length. Reading is
+ *
+ * Until the first part is full the chunks are only gathered, so a stream shorter than one part costs its own
+ * length and comes out as one exact-size buffer. From then on every part is copied into a buffer from `take`
+ * (which must return `partSize` bytes): a caller that hands back the buffers of finished parts keeps memory at
+ * `partSize` per part it holds plus one being filled, without waiting for the garbage collector. Reading is
  * pull-driven, so the stream keeps its backpressure. A stream error is thrown from `next()`.
  */
-export async function* readParts(body: Readable, partSize: number): AsyncGenerator<Buffer, void, undefined> {
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
+export async function* readParts(
+  body: Readable,
+  partSize: number,
+  take: () => Buffer = () => Buffer.allocUnsafe(partSize),
+): AsyncGenerator<Buffer, void, undefined> {
+  let gathered: Uint8Array[] = [];
+  let gatheredBytes = 0;
+  let multipart = false;
+  let part: Buffer | undefined;
+  let filled = 0;
   for await (const chunk of body) {
     let bytes: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
-    while (pendingBytes + bytes.length >= partSize) {
-      const take = partSize - pendingBytes;
-      pending.push(bytes.subarray(0, take));
-      yield Buffer.concat(pending, partSize);
-      bytes = bytes.subarray(take);
-      pending = [];
-      pendingBytes = 0;
+    if (!multipart) {
+      if (gatheredBytes + bytes.length < partSize) {
+        gathered.push(bytes);
+        gatheredBytes += bytes.length;
+        continue;
+      }
+      multipart = true;
+      part = take();
+      for (const g of gathered) {
+        part.set(g, filled);
+        filled += g.length;
+      }
+      gathered = [];
     }
-    if (bytes.length > 0) {
-      pending.push(bytes);
-      pendingBytes += bytes.length;
+    while (bytes.length > 0) {
+      part ??= take();
+      const n = Math.min(partSize - filled, bytes.length);
+      part.set(bytes.subarray(0, n), filled);
+      filled += n;
+      bytes = bytes.subarray(n);
+      if (filled === partSize) {
+        const full = part;
+        part = undefined;
+        filled = 0;
+        yield full;
+      }
     }
   }
-  if (pendingBytes > 0) yield Buffer.concat(pending, pendingBytes);
+  if (!multipart && gatheredBytes > 0) yield Buffer.concat(gathered, gatheredBytes);
+  if (multipart && part && filled > 0) yield part.subarray(0, filled);
 }

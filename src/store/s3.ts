@@ -158,7 +158,10 @@ export class S3Store implements Store {
     if (userSignal?.aborted) onUserAbort();
     else userSignal?.addEventListener("abort", onUserAbort, { once: true });
 
-    const parts = readParts(body, this.settings.partSize);
+    // Buffers of finished parts, filled again by the next ones.
+    const partSize = this.settings.partSize;
+    const free: Buffer[] = [];
+    const parts = readParts(body, partSize, () => free.pop() ?? Buffer.allocUnsafe(partSize));
     const headers = {
       Bucket: this.bucket,
       Key: objectKey,
@@ -195,7 +198,7 @@ export class S3Store implements Store {
         if (failure) throw failure.err;
         return { size: firstPart.length };
       }
-      return await this.putMultipart(headers, firstPart, parts, stop.signal, fail, failed);
+      return await this.putMultipart(headers, firstPart, parts, free, stop.signal, fail, failed);
     } catch (err) {
       const cause = failed() ?? { err, fromS3: true };
       if (cause.fromS3) throw this.explain(`upload ${this.where(key)}`, cause.err);
@@ -211,6 +214,7 @@ export class S3Store implements Store {
     headers: { Bucket: string; Key: string },
     firstPart: Buffer,
     parts: AsyncGenerator<Buffer, void, undefined>,
+    free: Buffer[],
     signal: AbortSignal,
     fail: (err: unknown, fromS3: boolean) => void,
     failed: () => { err: unknown } | undefined,
@@ -265,6 +269,7 @@ export class S3Store implements Store {
           (out) => {
             if (!out.ETag) throw new Error(`S3 returned no ETag for part ${PartNumber}`);
             done.push({ PartNumber, ETag: out.ETag });
+            if (part.length === this.settings.partSize) free.push(part);
           },
           (err) => fail(err, true),
         );

@@ -33,6 +33,26 @@ describe("readParts", () => {
     assert.deepEqual(got[0], copy);
   });
 
+  test("a stream shorter than a part takes no part buffer; a longer one fills the buffers it takes", async () => {
+    let taken = 0;
+    const take = () => {
+      taken++;
+      return Buffer.alloc(10);
+    };
+    const short: Buffer[] = [];
+    for await (const p of readParts(Readable.from([Buffer.from("abc"), Buffer.from("def")]), 10, take))
+      short.push(p);
+    assert.equal(taken, 0);
+    assert.deepEqual(short, [Buffer.from("abcdef")]);
+
+    const bytes = randomBytes(25);
+    const long: Buffer[] = [];
+    for await (const p of readParts(Readable.from([bytes.subarray(0, 4), bytes.subarray(4)]), 10, take))
+      long.push(p);
+    assert.equal(taken, 3);
+    assert.deepEqual(Buffer.concat(long), bytes);
+  });
+
   test("a stream error is thrown from the generator", async () => {
     const boom = new Error("source died");
     const body = new Readable({ read() {} });
