@@ -39,7 +39,8 @@ export function errorChain(err: unknown): string[] {
   const out: string[] = [];
   let cur: unknown = err;
   for (let depth = 0; cur !== undefined && cur !== null && depth < 16; depth++) {
-    const msg = cur instanceof Error ? cur.message : String(cur);
+    // One line whatever the cause says (some libraries put stacks or multi-line reports in messages).
+    const msg = (cur instanceof Error ? cur.message : String(cur)).replace(/\s*\n\s*/g, " ").trim();
     if (msg && !out.includes(msg)) out.push(msg);
     cur = cur instanceof Error ? cur.cause : undefined;
   }

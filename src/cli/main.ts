@@ -23,6 +23,9 @@ function buildProgram(): Command {
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   const debug = argv.includes("--debug");
+  // Node's deprecation notices (e.g. about TLS server names that are IP addresses) are for developers;
+  // they would break the one-line error contract, so they show only with --debug.
+  if (!debug) process.noDeprecation = true;
   try {
     await program.parseAsync(argv);
     return 0;

@@ -7,6 +7,7 @@ import {
   type ServiceError,
 } from "@grpc/grpc-js";
 import { describeError, Hinted } from "../errors.ts";
+import { grpcReason } from "../grpc/failure.ts";
 import { channelCredentials, insecureCredentials, loadTlsFiles, type TlsFiles } from "../grpc/tls.ts";
 import { fieldString, MessageWriter, readFields } from "../protobuf/wire.ts";
 import type { SnapshotSource, SnapshotStream } from "./source.ts";
@@ -143,14 +144,6 @@ async function probeFailure(client: Client): Promise<Error> {
       (err) => resolve(new Error(grpcReason(err) || "connection failed")),
     );
   });
-}
-
-/** The useful part of a gRPC error: "connect ECONNREFUSED ..." rather than "14 UNAVAILABLE: No connection...". */
-export function grpcReason(err: ServiceError | Error | null | undefined): string {
-  if (!err) return "";
-  const details = (err as ServiceError).details ?? err.message;
-  const last = /Last error: (?:Error: )?(.*)$/.exec(details);
-  return (last?.[1] ?? details).replace(/\.? ?Resolution note:.*$/, "").trim();
 }
 
 async function authenticate(client: Client, user: { name: string; password: string }): Promise<string> {

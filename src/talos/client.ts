@@ -14,7 +14,7 @@ import {
 } from "@grpc/grpc-js";
 import { Hinted } from "../errors.ts";
 import { channelCredentials } from "../grpc/tls.ts";
-import { grpcReason } from "../source/etcd.ts";
+import { grpcReason } from "../grpc/failure.ts";
 import {
   checkClientCertificate,
   describeClientCertificate,

@@ -2,6 +2,7 @@ import { type Command, Option } from "commander";
 import { saveBackup } from "../../backup/save.ts";
 import { isValidClusterName } from "../../catalog/names.ts";
 import { UsageError } from "../../errors.ts";
+import { FileSource } from "../../source/file.ts";
 import { parseCompression, parseLevel } from "../../stages/compress.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
 import { addEtcdOptions, type EtcdFlags, etcdSourceFromFlags } from "../etcd-options.ts";
@@ -13,13 +14,20 @@ import { formatBytes } from "../units.ts";
 
 type SaveFlags = EtcdFlags &
   EncryptFlags &
-  TalosFlags & { source?: string } &
-  StoreFlags & { cluster: string; compress: string; level?: string; output: string };
+  TalosFlags & { source?: string } & StoreFlags & {
+    cluster: string;
+    compress: string;
+    level?: string;
+    output: string;
+    fromFile?: string;
+  };
 
 export function register(program: Command): void {
   const cmd = program
     .command("save")
-    .description("stream a snapshot from etcd (or the Talos API), check it, compress, encrypt and store it with a manifest");
+    .description(
+      "stream a snapshot from etcd (or the Talos API), check it, compress, encrypt and store it with a manifest",
+    );
   addEtcdOptions(cmd);
   addStoreOptions(cmd);
   addEncryptOptions(cmd);
@@ -33,6 +41,10 @@ export function register(program: Command): void {
     )
     .addOption(new Option("--compress <kind>", "zstd or none").env("ETCD_BACKUP_COMPRESS").default("zstd"))
     .addOption(new Option("--level <n>", "zstd level 1-19 (default 3)").env("ETCD_BACKUP_LEVEL"))
+    .option(
+      "--from-file <snapshot>",
+      "store an existing snapshot file (etcdctl snapshot save output) instead of reading etcd",
+    )
     .addOption(
       new Option("-o, --output <format>", "text or json (the manifest)")
         .choices(["text", "json"])
@@ -53,7 +65,9 @@ export function register(program: Command): void {
       const level = flags.level !== undefined ? parseLevel(flags.level) : undefined;
       const encryption = await encryptionPlanFromFlags(flags);
       const store = input.store ?? storeFromFlags(flags);
-      const source = input.source ?? etcdSourceFromFlags(flags, warn);
+      const source = flags.fromFile
+        ? new FileSource(flags.fromFile)
+        : (input.source ?? etcdSourceFromFlags(flags, warn));
       const progress = new ProgressBar("saving");
       const { signal, dispose } = abortOnSignals();
       try {
