@@ -1,0 +1,80 @@
+import { stat } from "node:fs/promises";
+import { type Command, Option } from "commander";
+import { type CatalogEntry, resolveBackup } from "../catalog/catalog.ts";
+import { UsageError } from "../errors.ts";
+import { type MaterializedSnapshot, materializeBackup, materializeFile } from "../restore/materialize.ts";
+import type { DecryptionFactory } from "../restore/plain-stream.ts";
+import { BoltDb } from "../snapshot/index.ts";
+import type { Store } from "../store/store.ts";
+import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
+import { addStoreOptions, type StoreFlags, storeFromFlags } from "./store-options.ts";
+
+/** Flags of commands that read a snapshot given as FILE or as BACKUP (a name from `list`, or `latest`). */
+export function addSnapshotInputOptions(cmd: Command): Command {
+  addStoreOptions(cmd);
+  addDecryptOptions(cmd);
+  return cmd
+    .addOption(new Option("--cluster <name>", "with latest: only this cluster's backups"))
+    .option("--before <time>", "with latest: the newest backup before this time (RFC 3339)");
+}
+
+export type SnapshotInputFlags = StoreFlags & DecryptFlags & { cluster?: string; before?: string };
+
+export interface SnapshotInput {
+  snapshot: MaterializedSnapshot;
+  /** Set when the input was a backup in a store. */
+  entry?: CatalogEntry;
+  store?: Store;
+  decrypt?: DecryptionFactory;
+}
+
+/**
+ * Reads FILE or BACKUP: an existing local path is a snapshot file (plain, zstd or age); anything else is a
+ * backup looked up in `--to`. The caller disposes of `snapshot`.
+ */
+export async function openSnapshotInput(
+  arg: string,
+  flags: SnapshotInputFlags,
+  signal?: AbortSignal,
+): Promise<SnapshotInput> {
+  const decrypt = await decryptionFromFlags(flags);
+  const isFile = await stat(arg).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+  const opts = { ...(decrypt ? { decrypt } : {}), ...(signal ? { signal } : {}) };
+  if (isFile) return { snapshot: await materializeFile(arg, opts), ...(decrypt ? { decrypt } : {}) };
+  if (!flags.to) {
+    throw new UsageError(
+      `${arg} is not a file`,
+      "give a snapshot file, or a backup name with --to DEST (or ETCD_BACKUP_TO)",
+    );
+  }
+  const before = flags.before ? new Date(flags.before) : undefined;
+  if (before && Number.isNaN(before.getTime())) {
+    throw new UsageError(
+      `--before ${JSON.stringify(flags.before)} is not a time`,
+      "use RFC 3339, e.g. 2026-11-23T12:00:00Z",
+    );
+  }
+  const store = storeFromFlags(flags);
+  const entry = await resolveBackup(store, arg, {
+    ...(before ? { before } : {}),
+    ...(flags.cluster ? { cluster: flags.cluster } : {}),
+  });
+  const snapshot = await materializeBackup(store, entry, opts);
+  return { snapshot, entry, store, ...(decrypt ? { decrypt } : {}) };
+}
+
+/** Opens the bbolt database of a materialized snapshot; call `close()` when done. */
+export function openDb(snapshot: MaterializedSnapshot): BoltDb {
+  if (snapshot.buffer) return new BoltDb(snapshot.buffer);
+  return BoltDb.openFile(snapshot.path!);
+}
+
+/** The whole snapshot as a buffer (for the structural check, which reads every page). */
+export async function snapshotBytes(snapshot: MaterializedSnapshot): Promise<Buffer> {
+  if (snapshot.buffer) return snapshot.buffer;
+  const { readFile } = await import("node:fs/promises");
+  return await readFile(snapshot.path!);
+}
