@@ -28,7 +28,8 @@ async function main(argv: string[]): Promise<number> {
   if (!debug) process.noDeprecation = true;
   try {
     await program.parseAsync(argv);
-    return 0;
+    // A command that completed but found problems (verify, prune) sets the exit code itself.
+    return Number(process.exitCode ?? 0);
   } catch (err) {
     if (err instanceof CommanderError) {
       // commander has already printed its message; help and version exit 0.
