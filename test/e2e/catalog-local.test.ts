@@ -221,6 +221,40 @@ describe("list, latest and prune on a directory with the built CLI", () => {
       ]),
     );
     assert.equal(sha(readFileSync(out("before.db"))), sha(a.bytes));
+    // A span means that long ago: half past 13:00 on day 1 picks talos-backup's 13:00 again.
+    const span = `${Math.ceil((Date.now() - day(1, 13.5).getTime()) / 1000)}s`;
+    ok(
+      await runCli([
+        "restore",
+        "latest",
+        "--cluster",
+        "prod",
+        "--before",
+        span,
+        "--to",
+        dir,
+        "--to-file",
+        out("span.db"),
+      ]),
+    );
+    assert.equal(sha(readFileSync(out("span.db"))), sha(a.bytes));
+    // A time without a zone would be read in the machine's local time: refused.
+    failsWith(
+      await runCli([
+        "restore",
+        "latest",
+        "--cluster",
+        "prod",
+        "--before",
+        "2026-01-01T00:00:00",
+        "--to",
+        dir,
+        "--to-file",
+        out("y.db"),
+      ]),
+      2,
+      /--before "2026-01-01T00:00:00" is not a time/,
+    );
     // By name, a talos-backup name with an offset.
     ok(await runCli(["restore", k.talosTie!.split("/")[1]!, "--to", dir, "--to-file", out("byname.db")]));
     assert.equal(statSync(out("byname.db")).size, a.bytes.length);

@@ -1,5 +1,6 @@
 import { type Command, Option } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
+import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
 import { DEFAULT_REVISION_BUMP, restoreToDataDir } from "../../restore/data-dir.ts";
 import { findRestoreTool } from "../../restore/etcd-tools.ts";
@@ -67,7 +68,10 @@ export function register(program: Command): void {
     )
     .option("--restore-tool <path>", "with --data-dir: the etcdutl (or etcdctl) to run")
     .addOption(new Option("--cluster <name>", "with latest: only this cluster's backups"))
-    .option("--before <time>", "with latest: the newest backup before this time (RFC 3339)")
+    .option(
+      "--before <time>",
+      "with latest: the newest backup before this time (RFC 3339, a UTC date, or a span ago: 7d)",
+    )
     .action(async (backup: string, flags: RestoreFlags) => {
       const targets = [flags.toFile, flags.dataDir, flags.talosNode].filter(Boolean).length;
       if (targets === 0) {
@@ -85,11 +89,12 @@ export function register(program: Command): void {
           "use 0 to turn it off",
         );
       }
-      const before = flags.before ? new Date(flags.before) : undefined;
-      if (before && Number.isNaN(before.getTime())) {
+      // Same parser as `list --since/--until`: RFC 3339 with a zone, a UTC date, or a span ago; never local time.
+      const before = flags.before !== undefined ? parseTimeBound(flags.before, new Date()) : undefined;
+      if (before === null) {
         throw new UsageError(
           `--before ${JSON.stringify(flags.before)} is not a time`,
-          "use RFC 3339, e.g. 2026-11-23T12:00:00Z",
+          "use RFC 3339 (2026-11-23T12:00:00Z), a date (2026-11-23) or a span ago (7d, 36h)",
         );
       }
       const store = storeFromFlags(flags);
