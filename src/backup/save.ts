@@ -6,6 +6,7 @@ import { backupKey, manifestKey } from "../catalog/names.ts";
 import type { SnapshotSource } from "../source/source.ts";
 import { type Compression, compressStage, DEFAULT_ZSTD_LEVEL } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
+import { StatusTap } from "../stages/status-tap.ts";
 import { TrailerCheck } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
@@ -80,6 +81,7 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
 
   const trailer = new TrailerCheck();
   const plain = new ByteCounter((n) => options.onProgress?.(n, snapshot.expectedSize));
+  const status = new StatusTap();
   const compressed = new ByteCounter();
   const stored = new ByteCounter();
   const level = options.compression === "zstd" ? (options.level ?? DEFAULT_ZSTD_LEVEL) : undefined;
@@ -87,6 +89,7 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
     snapshot.stream,
     trailer,
     plain,
+    status,
     compressStage(options.compression, level),
     compressed,
     ...(options.encryption ? [options.encryption.createStage()] : []),
@@ -115,6 +118,15 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
     created: started.toISOString(),
     durationSeconds: Math.round(performance.now() - t0) / 1000,
     source: snapshot.origin,
+    ...(status.result
+      ? {
+          etcd: {
+            revision: status.result.revision,
+            hash: status.result.hash,
+            totalKey: status.result.totalKey,
+          },
+        }
+      : {}),
     dbSize: result.dbSize,
     sha256: result.sha256,
     sizes: { plain: plain.bytes, compressed: compressed.bytes, stored: stored.bytes },

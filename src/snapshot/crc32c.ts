@@ -101,3 +101,47 @@ export function crc32cUpdate(crc: number, buf: Uint8Array, start = 0, end = buf.
 export function crc32c(buf: Uint8Array): number {
   return crc32cUpdate(0, buf);
 }
+
+/** (a * b) mod P over GF(2), both reflected 32-bit polynomials. */
+function multModP(a: number, b: number): number {
+  let m = 0x80000000;
+  let p = 0;
+  let bb = b >>> 0;
+  for (;;) {
+    if (a & m) {
+      p ^= bb;
+      if ((a & (m - 1)) === 0) break;
+    }
+    m >>>= 1;
+    bb = bb & 1 ? (bb >>> 1) ^ POLY : bb >>> 1;
+  }
+  return p >>> 0;
+}
+
+// X2N[k] = x^(2^k) mod P.
+const X2N = new Uint32Array(32);
+X2N[0] = 0x40000000;
+for (let k = 1; k < 32; k++) X2N[k] = multModP(X2N[k - 1]!, X2N[k - 1]!);
+
+/** x^(n * 2^k) mod P. */
+function x2nModP(n: number, k: number): number {
+  let p = 0x80000000;
+  let kk = k;
+  let nn = n;
+  while (nn > 0) {
+    if (nn % 2 === 1) p = multModP(X2N[kk & 31]!, p);
+    nn = Math.floor(nn / 2);
+    kk++;
+  }
+  return p;
+}
+
+/**
+ * The CRC-32C of A followed by B, from the CRC of A, the CRC of B and B's length: lets a hash over a long
+ * sequence be assembled from pieces computed in any order (the snapshot's pages arrive in file order, the
+ * status hash runs in key order).
+ */
+export function crc32cCombine(crcA: number, crcB: number, lengthB: number): number {
+  if (lengthB === 0) return crcA >>> 0;
+  return (multModP(x2nModP(lengthB, 3), crcA >>> 0) ^ crcB) >>> 0;
+}

@@ -97,6 +97,9 @@ describe("save and restore against a real etcd", () => {
     const ref = join(work, "reference.db");
     await etcd.ctl(["snapshot", "save", ref]);
     assert.deepEqual(snapshotStatus(out), snapshotStatus(ref));
+    // The manifest recorded, while streaming, what etcdctl snapshot status says of the restored file.
+    const st = snapshotStatus(out);
+    assert.deepEqual(manifest.etcd, { revision: st.revision, hash: st.hash, totalKey: st.totalKey });
 
     // etcdctl accepts it for a restore, and the restored member serves the keys.
     const dataDir = join(work, "restored-member");

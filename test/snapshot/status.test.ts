@@ -7,6 +7,7 @@ import { BoltDb } from "../../src/snapshot/bbolt-db.ts";
 import { checkSnapshot } from "../../src/snapshot/check.ts";
 import { humanizeBytes } from "../../src/snapshot/humanize-bytes.ts";
 import { renderStatus, snapshotFileStatus, snapshotStatus } from "../../src/snapshot/status.ts";
+import { StreamingStatus } from "../../src/snapshot/streaming-status.ts";
 import { buildCorpus, type CorpusSnapshot, etcdctlStatus } from "./corpus.ts";
 
 const run = promisify(execFile);
@@ -47,6 +48,18 @@ describe("snapshot status and check on a real etcd corpus", () => {
       assert.deepEqual(JSON.parse(ours), await etcdctlStatus(snap.path));
       // Read page by page from the file: the same answer.
       assert.equal(renderStatus(snapshotFileStatus(snap.path), "json"), theirs.stdout);
+    });
+
+    test(`${name}: status computed while streaming (any chunk size) equals etcdctl's`, async () => {
+      const snap = find(name);
+      const bytes = await readFile(snap.path);
+      const expected = await etcdctlStatus(snap.path);
+      for (const chunk of [1 << 20, 4093, 65536 + 7]) {
+        const streaming = new StreamingStatus();
+        for (let off = 0; off < bytes.length; off += chunk)
+          streaming.update(bytes.subarray(off, off + chunk));
+        assert.deepEqual(streaming.finish(), expected, `chunk size ${chunk}`);
+      }
     });
 
     test(`${name}: check finds nothing`, async () => {

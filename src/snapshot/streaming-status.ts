@@ -1,0 +1,202 @@
+import { chooseMeta, type Meta, readMeta } from "./bbolt-meta.ts";
+import {
+  BRANCH_PAGE,
+  BUCKET_HEADER_SIZE,
+  BUCKET_LEAF_FLAG,
+  ELEMENT_SIZE,
+  LEAF_PAGE,
+  PAGE_HEADER_SIZE,
+  readPageHeader,
+  readU32,
+  readU64,
+} from "./bbolt-page.ts";
+import { crc32cCombine, crc32cUpdate } from "./crc32c.ts";
+import type { SnapshotStatus } from "./status.ts";
+
+/** What one leaf page contributes to the status: its slice of the hash, its keys, its buckets. */
+interface LeafSummary {
+  kind: "leaf";
+  /** CRC-32C of the page's keys and (non-bucket) values in order, and the number of bytes hashed. */
+  crc: number;
+  length: number;
+  count: number;
+  /** Main revision of the page's last key when it looks like an MVCC revision key (17 or 18 bytes). */
+  lastRevision: number | null;
+  buckets: { name: Buffer; root: number; inline: LeafSummary | null }[];
+}
+
+interface BranchSummary {
+  kind: "branch";
+  children: number[];
+}
+
+/** Overflowing pages longer than this are not plausible etcd pages (values are capped well below). */
+const MAX_OVERFLOW_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Computes `etcdutl snapshot status` (hash, revision, total keys, total size) from a snapshot as it streams
+ * by, without holding it: every page that could belong to the tree is summarised when it passes (a few
+ * numbers per page), and the tree is walked from the meta page at the end. Pages that turn out to be free
+ * cost a summary each and are ignored. Memory grows with the number of pages (tens of bytes each), not
+ * with their content, except for one multi-page value at a time.
+ *
+ * `finish()` returns null rather than a guess when the stream does not hold a tree it can walk.
+ */
+export class StreamingStatus {
+  private pageSize = 0;
+  private carry: Buffer = Buffer.alloc(0);
+  private nextPage = 0;
+  private readonly metas: Meta[] = [];
+  private readonly pages = new Map<number, LeafSummary | BranchSummary>();
+  /** Candidate pages spanning several pages, waiting for their continuation. */
+  private pending: { id: number; missing: number; parts: Buffer[] }[] = [];
+  private failed = false;
+
+  /** Feeds the next bytes of the snapshot (the trailer may come along; it is not a page and is ignored). */
+  update(chunk: Buffer): void {
+    if (this.failed) return;
+    let data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    if (this.pageSize === 0) {
+      if (data.length < PAGE_HEADER_SIZE + 64) {
+        this.carry = Buffer.from(data);
+        return;
+      }
+      const meta = readMeta(data, 0, 0);
+      if (meta.problem !== null || meta.pageSize < 512 || meta.pageSize > 1 << 20) {
+        this.failed = true;
+        return;
+      }
+      this.pageSize = meta.pageSize;
+    }
+    const size = this.pageSize;
+    let off = 0;
+    while (data.length - off >= size) {
+      this.page(data.subarray(off, off + size));
+      off += size;
+    }
+    this.carry = off < data.length ? Buffer.from(data.subarray(off)) : Buffer.alloc(0);
+    data = Buffer.alloc(0);
+  }
+
+  private page(bytes: Buffer): void {
+    const id = this.nextPage++;
+    for (const p of this.pending) {
+      p.parts.push(Buffer.from(bytes));
+      p.missing--;
+    }
+    const done = this.pending.filter((p) => p.missing === 0);
+    if (done.length > 0) {
+      this.pending = this.pending.filter((p) => p.missing > 0);
+      for (const p of done) this.summarize(p.id, Buffer.concat(p.parts));
+    }
+    if (id < 2) {
+      this.metas.push(readMeta(bytes, id, 0));
+      return;
+    }
+    const header = readPageHeader(bytes, 0);
+    if (header.id !== id || (header.flags !== LEAF_PAGE && header.flags !== BRANCH_PAGE)) return;
+    if (header.overflow === 0) this.summarize(id, bytes);
+    else if ((header.overflow + 1) * this.pageSize <= MAX_OVERFLOW_BYTES) {
+      this.pending.push({ id, missing: header.overflow, parts: [Buffer.from(bytes)] });
+    }
+  }
+
+  private summarize(id: number, bytes: Buffer): void {
+    try {
+      const header = readPageHeader(bytes, 0);
+      this.pages.set(
+        id,
+        header.flags === BRANCH_PAGE ? summarizeBranch(bytes, header.count) : summarizeLeaf(bytes),
+      );
+    } catch {
+      // Garbage in a free page: it is simply not a candidate. A live page that fails shows as missing later.
+    }
+  }
+
+  /** The status, or null when the stream did not contain a complete, walkable database. */
+  finish(): SnapshotStatus | null {
+    if (this.failed || this.metas.length < 2) return null;
+    let meta: Meta;
+    try {
+      meta = chooseMeta([this.metas[0]!, this.metas[1]!]);
+    } catch {
+      return null;
+    }
+    const visited = new Set<number>();
+    const leaves = (root: number): LeafSummary[] | null => {
+      const out: LeafSummary[] = [];
+      const walk = (pgid: number): boolean => {
+        if (visited.has(pgid) || pgid >= meta.pgid) return false;
+        visited.add(pgid);
+        const page = this.pages.get(pgid);
+        if (!page) return false;
+        if (page.kind === "leaf") {
+          out.push(page);
+          return true;
+        }
+        return page.children.every(walk);
+      };
+      return walk(root) ? out : null;
+    };
+    const rootLeaves = leaves(meta.root);
+    if (!rootLeaves) return null;
+    let hash = 0;
+    let totalKey = 0;
+    let revision = 0;
+    for (const bucket of rootLeaves.flatMap((l) => l.buckets)) {
+      hash = crc32cUpdate(hash, bucket.name);
+      const segments = bucket.inline ? [bucket.inline] : leaves(bucket.root);
+      if (!segments) return null;
+      const isKey = bucket.name.toString("latin1") === "key";
+      for (const seg of segments) {
+        hash = crc32cCombine(hash, seg.crc, seg.length);
+        totalKey += seg.count;
+        if (isKey && seg.count > 0 && seg.lastRevision !== null) revision = seg.lastRevision;
+      }
+    }
+    return { hash, revision, totalKey, totalSize: meta.pgid * this.pageSize };
+  }
+}
+
+function summarizeBranch(bytes: Buffer, count: number): BranchSummary {
+  const children: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const e = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
+    if (e + ELEMENT_SIZE > bytes.length) throw new Error("branch element out of page");
+    children.push(readU64(bytes, e + 8));
+  }
+  return { kind: "branch", children };
+}
+
+/** Summarises a leaf page image (a page, or an inline bucket's page inside a value). */
+function summarizeLeaf(bytes: Buffer): LeafSummary {
+  const count = readPageHeader(bytes, 0).count;
+  let crc = 0;
+  let length = 0;
+  let lastRevision: number | null = null;
+  const buckets: LeafSummary["buckets"] = [];
+  for (let i = 0; i < count; i++) {
+    const e = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
+    if (e + ELEMENT_SIZE > bytes.length) throw new Error("leaf element out of page");
+    const flags = readU32(bytes, e);
+    const k = e + readU32(bytes, e + 4);
+    const ksize = readU32(bytes, e + 8);
+    const vsize = readU32(bytes, e + 12);
+    const v = k + ksize;
+    if (v + vsize > bytes.length) throw new Error("leaf value out of page");
+    crc = crc32cUpdate(crc, bytes, k, v);
+    length += ksize;
+    if (flags & BUCKET_LEAF_FLAG) {
+      // etcd's status hashes a nested bucket's name only; its value is the bucket header (+ inline page).
+      const root = readU64(bytes, v);
+      const inline = root === 0 ? summarizeLeaf(bytes.subarray(v + BUCKET_HEADER_SIZE, v + vsize)) : null;
+      buckets.push({ name: Buffer.from(bytes.subarray(k, v)), root, inline });
+    } else {
+      crc = crc32cUpdate(crc, bytes, v, v + vsize);
+      length += vsize;
+    }
+    lastRevision =
+      ksize === 17 || ksize === 18 ? bytes.readUInt32BE(k) * 2 ** 32 + bytes.readUInt32BE(k + 4) : null;
+  }
+  return { kind: "leaf", crc, length, count, lastRevision, buckets };
+}
