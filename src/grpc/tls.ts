@@ -8,6 +8,8 @@ export interface TlsFiles {
   certFile?: string;
   keyFile?: string;
   insecureSkipVerify?: boolean;
+  /** PEM contents given directly (the operator reads them from a Kubernetes Secret); used instead of the files. */
+  pem?: TlsPem;
 }
 
 export interface TlsPem {
@@ -29,6 +31,7 @@ async function readPem(path: string | undefined, what: string, flag: string): Pr
 
 /** Reads the files named by etcdctl-style flags. Throws a one-line error naming the flag on a missing file. */
 export async function loadTlsFiles(files: TlsFiles): Promise<TlsPem> {
+  if (files.pem) return { ...files.pem, insecureSkipVerify: files.insecureSkipVerify ?? false };
   if ((files.certFile && !files.keyFile) || (!files.certFile && files.keyFile)) {
     throw new Hinted("client certificate and key must be given together", "pass both --cert and --key");
   }

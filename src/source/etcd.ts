@@ -68,7 +68,7 @@ export class EtcdSource implements SnapshotSource {
 
   async open(signal?: AbortSignal): Promise<SnapshotStream> {
     const { tls } = this.options;
-    const wantsTls = Boolean(tls.caFile || tls.certFile || tls.keyFile || tls.insecureSkipVerify);
+    const wantsTls = Boolean(tls.caFile || tls.certFile || tls.keyFile || tls.insecureSkipVerify || tls.pem);
     const pem = wantsTls ? await loadTlsFiles(tls) : undefined;
     const failures: string[] = [];
     for (const endpoint of this.options.endpoints) {

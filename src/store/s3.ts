@@ -42,6 +42,8 @@ export interface S3StoreOptions {
   settings?: S3Settings;
   /** Overrides the SDK's default provider chain. */
   credentials?: S3Credentials;
+  /** PEM CA bundle contents trusted for the endpoint (like `settings.caFile`, for callers holding the PEM). */
+  caPem?: Buffer;
   /** Where warnings go (the insecure-TLS one, a multipart upload that could not be removed); default stderr. */
   warn?: (line: string) => void;
 }
@@ -83,7 +85,9 @@ export class S3Store implements Store {
       maxSockets: sockets,
       rejectUnauthorized: !s.insecureSkipTlsVerify,
       // A custom CA is trusted in addition to the public roots, so one bundle file is enough either way.
-      ...(s.caFile ? { ca: [...rootCertificates, readCaFile(s.caFile)] } : {}),
+      ...(options.caPem || s.caFile
+        ? { ca: [...rootCertificates, options.caPem ?? readCaFile(s.caFile ?? "")] }
+        : {}),
     });
     const checksums = s.sdkChecksums ? "WHEN_SUPPORTED" : "WHEN_REQUIRED";
     this.client = new S3Client({

@@ -4,6 +4,7 @@ import * as get from "./get.ts";
 import * as inspect from "./inspect.ts";
 import * as keygen from "./keygen.ts";
 import * as list from "./list.ts";
+import * as operator from "./operator.ts";
 import * as prune from "./prune.ts";
 import * as restore from "./restore.ts";
 import * as restoreConfig from "./restore-config.ts";
@@ -31,6 +32,7 @@ export function registerCommands(program: Command): void {
     keygen,
     saveConfig,
     restoreConfig,
+    operator,
   ])
     command.register(program);
 }

@@ -1,0 +1,188 @@
+import { randomBytes } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { hostname } from "node:os";
+import { type Command, Option } from "commander";
+import { parseDuration } from "../../config/duration.ts";
+import { UsageError } from "../../errors.ts";
+import { createLogger } from "../../observability/logger.ts";
+import { Redactor } from "../../observability/redact.ts";
+import { Kube, loadKubeConfig } from "../../operator/kube.ts";
+import { OperatorMetrics } from "../../operator/metrics.ts";
+import { runOperator } from "../../operator/operator.ts";
+import { abortOnSignals } from "../signals.ts";
+
+interface OperatorFlags {
+  kubeconfig?: string;
+  namespace?: string;
+  metricsAddr: string;
+  leaderElect: boolean;
+  leaderElectionNamespace?: string;
+  leaderElectionId: string;
+  leaseDuration: string;
+  renewDeadline: string;
+  retryPeriod: string;
+  maxConcurrent: string;
+  logFormat: "auto" | "json" | "pretty";
+  talosServiceAccountDir?: string;
+  retryBase: string;
+  watchTimeout: string;
+}
+
+function duration(text: string, flag: string): number {
+  const ms = parseDuration(text);
+  if (ms === null || ms <= 0) throw new UsageError(`${flag} ${text} is not a duration`, "use 15s, 500ms, 1m");
+  return ms;
+}
+
+/** `:8080`, `0.0.0.0:8080`, `127.0.0.1:0`; empty or `0` turns the endpoint off. */
+function parseAddr(addr: string): { host: string; port: number } | null {
+  if (addr === "" || addr === "0") return null;
+  const m = /^(.*):(\d{1,5})$/.exec(addr);
+  if (!m) throw new UsageError(`--metrics-addr ${addr} is not [host]:port`, "use :8080 or 127.0.0.1:8080");
+  return { host: (m[1] || "0.0.0.0").replace(/^\[|\]$/g, ""), port: Number(m[2]) };
+}
+
+export function register(program: Command): void {
+  program
+    .command("operator")
+    .description("run the Kubernetes operator for EtcdBackup and EtcdBackupSchedule resources")
+    .addOption(
+      new Option("--kubeconfig <file>", "kubeconfig (default: in-cluster, then KUBECONFIG, ~/.kube/config)"),
+    )
+    .addOption(
+      new Option("--namespace <ns>", "watch this namespace only (default: all)").env("WATCH_NAMESPACE"),
+    )
+    .addOption(
+      new Option("--metrics-addr <addr>", "serve /metrics, /healthz, /readyz here (empty: off)").default(
+        ":8080",
+      ),
+    )
+    .addOption(
+      new Option("--leader-elect", "elect a leader with a Lease (run several replicas)").default(false),
+    )
+    .addOption(
+      new Option(
+        "--leader-election-namespace <ns>",
+        "namespace of the Lease (default: --namespace or the pod's)",
+      ).env("POD_NAMESPACE"),
+    )
+    .addOption(new Option("--leader-election-id <name>", "name of the Lease").default("etcd-backup-operator"))
+    .addOption(new Option("--lease-duration <d>", "how long a Lease lasts without renewal").default("15s"))
+    .addOption(
+      new Option("--renew-deadline <d>", "how long a leader tries to renew before giving up").default("10s"),
+    )
+    .addOption(new Option("--retry-period <d>", "time between Lease tries").default("2s"))
+    .addOption(new Option("--max-concurrent <n>", "backups running at once").default("2"))
+    .addOption(
+      new Option("--log-format <f>", "auto, json or pretty")
+        .choices(["auto", "json", "pretty"])
+        .default("auto"),
+    )
+    .addOption(new Option("--talos-service-account-dir <dir>").hideHelp())
+    .addOption(
+      new Option("--retry-base <d>", "first retry delay of a failed backup").default("10s").hideHelp(),
+    )
+    .addOption(new Option("--watch-timeout <d>").default("5m").hideHelp())
+    .action(async (flags: OperatorFlags) => {
+      const maxConcurrent = Number(flags.maxConcurrent);
+      if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1 || maxConcurrent > 64) {
+        throw new UsageError(`--max-concurrent ${flags.maxConcurrent} is not 1 to 64`);
+      }
+      const leaseDurationMs = duration(flags.leaseDuration, "--lease-duration");
+      const renewDeadlineMs = duration(flags.renewDeadline, "--renew-deadline");
+      const retryPeriodMs = duration(flags.retryPeriod, "--retry-period");
+      if (renewDeadlineMs >= leaseDurationMs) {
+        throw new UsageError("--renew-deadline must be shorter than --lease-duration");
+      }
+      const addr = parseAddr(flags.metricsAddr);
+      const redactor = new Redactor().addFromEnv(process.env);
+      const log = createLogger({ redactor, format: flags.logFormat, out: process.stderr });
+      const kube = new Kube(loadKubeConfig(flags.kubeconfig));
+      // Values read from Secrets never reach a log line, even by accident.
+      const readSecret = kube.secret.bind(kube);
+      kube.secret = async (namespace, name) => {
+        const data = await readSecret(namespace, name);
+        for (const v of Object.values(data ?? {})) redactor.add(v.toString("utf8"));
+        return data;
+      };
+      const metrics = new OperatorMetrics();
+      const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
+      let ready = false;
+      const server = addr ? await serveMetrics(addr, metrics, () => ready) : undefined;
+      if (server) log.info({ addr: server.address() }, "metrics listening");
+      const { signal, dispose } = abortOnSignals();
+      try {
+        await runOperator(
+          {
+            kube,
+            namespace: flags.namespace || undefined,
+            maxConcurrent,
+            ...(flags.leaderElect
+              ? {
+                  leaderElection: {
+                    namespace: flags.leaderElectionNamespace || flags.namespace || "default",
+                    name: flags.leaderElectionId,
+                    leaseDurationMs,
+                    renewDeadlineMs,
+                    retryPeriodMs,
+                  },
+                }
+              : {}),
+            identity,
+            metrics,
+            log,
+            ...(flags.talosServiceAccountDir ? { talosServiceAccountDir: flags.talosServiceAccountDir } : {}),
+            retryBaseMs: duration(flags.retryBase, "--retry-base"),
+            watchTimeoutSeconds: Math.max(
+              1,
+              Math.round(duration(flags.watchTimeout, "--watch-timeout") / 1000),
+            ),
+            onLeading: (leading) => {
+              ready = leading;
+            },
+          },
+          signal,
+        );
+      } finally {
+        dispose();
+        server?.close();
+        server?.closeAllConnections();
+      }
+    });
+}
+
+async function serveMetrics(
+  addr: { host: string; port: number },
+  metrics: OperatorMetrics,
+  leading: () => boolean,
+): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === "/metrics") {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { "Content-Type": metrics.registry.contentType });
+          res.end(text);
+        },
+        () => {
+          res.writeHead(500);
+          res.end();
+        },
+      );
+    } else if (req.url === "/healthz") {
+      res.writeHead(200);
+      res.end("ok\n");
+    } else if (req.url === "/readyz") {
+      // A standby replica is ready too (it takes over when the leader goes); the body says which it is.
+      res.writeHead(200);
+      res.end(leading() ? "leader\n" : "standby\n");
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(addr.port, addr.host, resolve);
+  });
+  return server;
+}

@@ -1,0 +1,223 @@
+/**
+ * The etcd-backup.dev/v1alpha1 API as the operator reads and writes it: the two kinds, their spec (desired) and
+ * status (observed). The CRDs in deploy/operator/crds/ are the schema the API server enforces; these types
+ * mirror them, and `spec.ts` checks specs again so that an object the API server did not validate still ends
+ * with a clear `InvalidSpec` instead of a crash.
+ */
+
+export const GROUP = "etcd-backup.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const BACKUP_KIND = "EtcdBackup";
+export const BACKUP_PLURAL = "etcdbackups";
+export const SCHEDULE_KIND = "EtcdBackupSchedule";
+export const SCHEDULE_PLURAL = "etcdbackupschedules";
+
+/** Held by EtcdBackups whose `deletionPolicy` is `Delete` until the stored object and manifest are gone. */
+export const DELETE_FINALIZER = "etcd-backup.dev/delete-stored-backup";
+/** Label on the EtcdBackups a schedule creates, holding the schedule's name. */
+export const SCHEDULE_LABEL = "etcd-backup.dev/schedule";
+/** Annotation on those EtcdBackups: the scheduled time they stand for (RFC 3339). */
+export const SCHEDULED_AT_ANNOTATION = "etcd-backup.dev/scheduled-at";
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  ownerReferences?: OwnerReference[];
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export interface SecretKeyRef {
+  name: string;
+  key: string;
+}
+
+export interface EtcdSourceSpec {
+  endpoints: string[];
+  /** A Secret with the CA bundle and the client certificate and key (kubernetes.io/tls keys by default). */
+  tlsSecretRef?: { name: string; caKey?: string; certKey?: string; keyKey?: string };
+  insecureSkipVerify?: boolean;
+  dialTimeoutSeconds?: number;
+}
+
+export interface TalosSourceSpec {
+  /** Use the Talos ServiceAccount mounted into the operator's pod (`/var/run/secrets/talos.dev`). */
+  inCluster?: boolean;
+  /** A Secret holding a talosconfig. */
+  talosconfigSecretRef?: { name: string; key?: string };
+  context?: string;
+  endpoints?: string[];
+  nodes?: string[];
+}
+
+export interface S3DestinationSpec {
+  bucket: string;
+  prefix?: string;
+  region?: string;
+  endpoint?: string;
+  pathStyle?: boolean;
+  credentialsSecretRef?: {
+    name: string;
+    accessKeyIdKey?: string;
+    secretAccessKeyKey?: string;
+    sessionTokenKey?: string;
+  };
+  caSecretRef?: { name: string; key?: string };
+  insecureSkipVerify?: boolean;
+}
+
+export interface RecipientsSource {
+  secretKeyRef?: SecretKeyRef;
+  configMapKeyRef?: SecretKeyRef;
+}
+
+export interface EncryptionSpec {
+  none?: boolean;
+  recipients?: string[];
+  recipientsFrom?: RecipientsSource[];
+}
+
+export interface EtcdBackupSpec {
+  /** The cluster name in the object's name; defaults to the schedule's or the EtcdBackup's name. */
+  clusterName?: string;
+  source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec };
+  destination: { s3: S3DestinationSpec };
+  encryption: EncryptionSpec;
+  compression?: "zstd" | "none";
+  compressionLevel?: number;
+  deletionPolicy?: "Retain" | "Delete";
+  /** Failed attempts retried (with exponential backoff) before the backup stays Failed. */
+  backoffLimit?: number;
+}
+
+export interface Condition {
+  type: "Progressing" | "Ready" | "Failed";
+  status: "True" | "False" | "Unknown";
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export type BackupPhase = "Pending" | "Running" | "Succeeded" | "Failed";
+
+export interface EtcdBackupStatus {
+  phase?: BackupPhase;
+  observedGeneration?: number;
+  conditions?: Condition[];
+  /** The object's key in the bucket (relative to the bucket, prefix included) and where it is. */
+  key?: string;
+  manifestKey?: string;
+  location?: string;
+  /** Bytes of the etcd database, and bytes stored after compression and encryption. */
+  dbSize?: number;
+  storedSize?: number;
+  /** etcd revision of the snapshot, when known. */
+  revision?: number;
+  sha256?: string;
+  startTime?: string;
+  completionTime?: string;
+  /** Failed attempts so far for this generation. */
+  failedAttempts?: number;
+  /** When the next attempt may start, while failed attempts are retried. */
+  nextRetryTime?: string;
+}
+
+export interface EtcdBackup {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: EtcdBackupSpec;
+  status?: EtcdBackupStatus;
+}
+
+export interface RetentionSpec {
+  keepLast?: number;
+  keepHourly?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+  keepMonthly?: number;
+  keepYearly?: number;
+  /** A span such as `7d`, `36h`, `2w`. */
+  keepWithin?: string;
+}
+
+export interface EtcdBackupScheduleSpec {
+  schedule: string;
+  timeZone?: string;
+  suspend?: boolean;
+  concurrencyPolicy?: "Forbid" | "Allow" | "Replace";
+  retention?: RetentionSpec;
+  /** Failed EtcdBackup objects kept; older failed ones are deleted. */
+  failedBackupsHistoryLimit?: number;
+  template: {
+    metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+    spec: EtcdBackupSpec;
+  };
+}
+
+export interface ObjectRef {
+  name: string;
+  key?: string;
+}
+
+export interface EtcdBackupScheduleStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  lastScheduleTime?: string;
+  nextScheduleTime?: string;
+  lastSuccessfulBackup?: ObjectRef & { completionTime?: string };
+  active?: ObjectRef[];
+  /** The last successful backup retention was applied after, so each success prunes once. */
+  lastPrunedAfter?: string;
+  lastPruneTime?: string;
+}
+
+export interface EtcdBackupSchedule {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+  spec: EtcdBackupScheduleSpec;
+  status?: EtcdBackupScheduleStatus;
+}
+
+/** Condition reasons. */
+export const Reason = {
+  BackupPending: "BackupPending",
+  BackupInProgress: "BackupInProgress",
+  BackupCompleted: "BackupCompleted",
+  BackupSucceeded: "BackupSucceeded",
+  BackupFailed: "BackupFailed",
+  RetryScheduled: "RetryScheduled",
+  SecretNotFound: "SecretNotFound",
+  KeyNotFound: "KeyNotFound",
+  ConfigMapNotFound: "ConfigMapNotFound",
+  InvalidSpec: "InvalidSpec",
+  InvalidRecipient: "InvalidRecipient",
+  SourceUnreachable: "SourceUnreachable",
+  StoreFailed: "StoreFailed",
+  Aborted: "Aborted",
+  Scheduled: "Scheduled",
+  Suspended: "Suspended",
+  InvalidSchedule: "InvalidSchedule",
+  PruneFailed: "PruneFailed",
+  Pruned: "Pruned",
+  Deleted: "Deleted",
+  DeleteFailed: "DeleteFailed",
+} as const;

@@ -1,0 +1,161 @@
+import type { Logger } from "pino";
+import {
+  BACKUP_PLURAL,
+  type EtcdBackup,
+  type EtcdBackupSchedule,
+  SCHEDULE_LABEL,
+  SCHEDULE_PLURAL,
+} from "./api.ts";
+import { BackupController } from "./backup-controller.ts";
+import { EventRecorder } from "./events.ts";
+import { Informer } from "./informer.ts";
+import type { Kube } from "./kube.ts";
+import { LeaderElector } from "./leader.ts";
+import type { OperatorMetrics } from "./metrics.ts";
+import { WorkQueue } from "./queue.ts";
+import type { ConfigReader } from "./resolve.ts";
+import { ScheduleController } from "./schedule-controller.ts";
+
+export interface OperatorOptions {
+  kube: Kube;
+  /** Watch (and read Secrets in) this namespace only; all namespaces when undefined. */
+  namespace: string | undefined;
+  /** Backups run at once. */
+  maxConcurrent: number;
+  /** Leader election; undefined runs without (one replica only). */
+  leaderElection?: {
+    namespace: string;
+    name: string;
+    leaseDurationMs: number;
+    renewDeadlineMs: number;
+    retryPeriodMs: number;
+  };
+  identity: string;
+  metrics: OperatorMetrics;
+  log: Logger;
+  talosServiceAccountDir?: string;
+  retryBaseMs?: number;
+  watchTimeoutSeconds?: number;
+  /** Told when this replica starts and stops leading. */
+  onLeading?: (leading: boolean) => void;
+}
+
+const keyOf = (o: { metadata: { namespace: string; name: string } }) =>
+  `${o.metadata.namespace}/${o.metadata.name}`;
+
+/**
+ * The operator: (optionally) waits for the leader Lease, then watches EtcdBackups and EtcdBackupSchedules and
+ * reconciles them through two work queues (backups limited to `maxConcurrent` at once). Resolves when `signal`
+ * aborts, after every backup in flight was aborted (nothing of theirs stays in the store) and the Lease was
+ * released; rejects when leadership is lost, so that the process exits and restarts as a candidate.
+ */
+export async function runOperator(options: OperatorOptions, signal: AbortSignal): Promise<void> {
+  const { kube, log } = options;
+  const elector = options.leaderElection
+    ? new LeaderElector({ kube, identity: options.identity, log, ...options.leaderElection })
+    : undefined;
+  if (elector) {
+    try {
+      await elector.acquire(signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      throw err;
+    }
+  }
+  const term = new AbortController();
+  const onStop = () => term.abort(new Error("operator stopping"));
+  signal.addEventListener("abort", onStop, { once: true });
+  let lost = false;
+  const renewing = elector?.renew(term.signal, () => {
+    lost = true;
+    term.abort(new Error("lost the leader Lease"));
+  });
+  options.metrics.leader.set(1);
+  options.onLeading?.(true);
+  try {
+    await runControllers(options, term.signal);
+  } finally {
+    options.metrics.leader.set(0);
+    options.onLeading?.(false);
+    signal.removeEventListener("abort", onStop);
+    term.abort();
+    await renewing;
+    if (elector && !lost) await elector.release();
+  }
+  if (lost) throw new Error("lost the leader Lease; exiting so that a new candidate starts");
+}
+
+async function runControllers(options: OperatorOptions, signal: AbortSignal): Promise<void> {
+  const { kube, log, metrics } = options;
+  const events = new EventRecorder(kube, options.identity, log);
+  const reader: ConfigReader = kube;
+  const onError = (kind: string) => (key: string, err: unknown, retryInMs: number) =>
+    log.warn({ [kind]: key, err: (err as Error).message, retryInMs }, "reconcile failed; retrying");
+
+  // biome-ignore lint/style/useConst: assigned after the controllers that read it are built
+  let backupInformer: Informer<EtcdBackup>;
+  const backups = new BackupController({
+    kube,
+    reader,
+    events,
+    metrics,
+    log,
+    ...(options.talosServiceAccountDir ? { talosServiceAccountDir: options.talosServiceAccountDir } : {}),
+    ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
+  });
+  const schedules = new ScheduleController({
+    kube,
+    reader,
+    events,
+    metrics,
+    log,
+    backups: () => backupInformer.cache.values(),
+  });
+  const backupQueue = new WorkQueue((k, s) => backups.reconcile(k, s), {
+    concurrency: options.maxConcurrent,
+    onError: onError("backup"),
+  });
+  const scheduleQueue = new WorkQueue((k, s) => schedules.reconcile(k, s), {
+    concurrency: 2,
+    onError: onError("schedule"),
+  });
+  backupInformer = new Informer<EtcdBackup>({
+    kube,
+    plural: BACKUP_PLURAL,
+    namespace: options.namespace,
+    log,
+    ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
+    onRelist: () => metrics.relists.inc({ resource: BACKUP_PLURAL }),
+    onEvent: (type, obj) => {
+      const k = keyOf(obj);
+      if (type === "deleted" || obj.metadata.deletionTimestamp)
+        backups.abort(k, "the EtcdBackup is being deleted");
+      if (type !== "deleted") backupQueue.add(k);
+      const owner = obj.metadata.labels?.[SCHEDULE_LABEL];
+      if (owner) scheduleQueue.add(`${obj.metadata.namespace}/${owner}`);
+    },
+  });
+  const scheduleInformer = new Informer<EtcdBackupSchedule>({
+    kube,
+    plural: SCHEDULE_PLURAL,
+    namespace: options.namespace,
+    log,
+    ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
+    onRelist: () => metrics.relists.inc({ resource: SCHEDULE_PLURAL }),
+    onEvent: (type, obj) => {
+      if (type !== "deleted") scheduleQueue.add(keyOf(obj));
+    },
+  });
+  log.info(
+    { namespace: options.namespace ?? "(all)", maxConcurrent: options.maxConcurrent },
+    "operator running",
+  );
+  const informers = [backupInformer.run(signal), scheduleInformer.run(signal)];
+  // Schedules read the backup cache: start them only once it is filled.
+  await Promise.race([
+    backupInformer.synced,
+    new Promise((r) => signal.addEventListener("abort", r, { once: true })),
+  ]);
+  await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal)]);
+  log.info("operator stopped");
+}

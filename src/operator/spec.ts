@@ -1,0 +1,146 @@
+import { z } from "zod";
+import type { EtcdBackupScheduleSpec, EtcdBackupSpec } from "./api.ts";
+
+/**
+ * The operator's own check of a spec, mirroring the CRD's schema (deploy/operator/crds/). The API server
+ * enforces the CRD; this catches objects it did not validate (an older CRD installed, a stand-in server) so
+ * that they end `Failed` with reason `InvalidSpec` and a message naming the field, never a crash.
+ */
+
+const name = z.string().min(1);
+const keyRef = z.object({ name, key: z.string().min(1) });
+
+const etcd = z.object({
+  endpoints: z.array(z.string().min(1)).min(1),
+  tlsSecretRef: z
+    .object({ name, caKey: name.optional(), certKey: name.optional(), keyKey: name.optional() })
+    .optional(),
+  insecureSkipVerify: z.boolean().optional(),
+  dialTimeoutSeconds: z.number().int().min(1).max(300).optional(),
+});
+
+const talos = z
+  .object({
+    inCluster: z.boolean().optional(),
+    talosconfigSecretRef: z.object({ name, key: name.optional() }).optional(),
+    context: z.string().optional(),
+    endpoints: z.array(z.string().min(1)).optional(),
+    nodes: z.array(z.string().min(1)).optional(),
+  })
+  .refine((t) => (t.inCluster === true) !== (t.talosconfigSecretRef !== undefined), {
+    message: "set exactly one of inCluster: true or talosconfigSecretRef",
+  });
+
+const s3 = z.object({
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a valid S3 bucket name"),
+  prefix: z
+    .string()
+    .regex(/^([^/]+(\/[^/]+)*)?$/, "no leading, trailing or double slash")
+    .optional(),
+  region: z.string().optional(),
+  endpoint: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+(\/.*)?$/, "use https://host[:port]")
+    .optional(),
+  pathStyle: z.boolean().optional(),
+  credentialsSecretRef: z
+    .object({
+      name,
+      accessKeyIdKey: name.optional(),
+      secretAccessKeyKey: name.optional(),
+      sessionTokenKey: name.optional(),
+    })
+    .optional(),
+  caSecretRef: z.object({ name, key: name.optional() }).optional(),
+  insecureSkipVerify: z.boolean().optional(),
+});
+
+const encryption = z
+  .object({
+    none: z.boolean().optional(),
+    recipients: z.array(z.string().min(1)).optional(),
+    recipientsFrom: z
+      .array(
+        z
+          .object({ secretKeyRef: keyRef.optional(), configMapKeyRef: keyRef.optional() })
+          .refine((r) => (r.secretKeyRef === undefined) !== (r.configMapKeyRef === undefined), {
+            message: "set exactly one of secretKeyRef or configMapKeyRef",
+          }),
+      )
+      .optional(),
+  })
+  .refine(
+    (e) => (e.none === true) !== Boolean(e.recipients?.length || e.recipientsFrom?.length),
+    "give age recipients (recipients or recipientsFrom), or none: true to store the backup unencrypted",
+  );
+
+export const backupSpecSchema = z.object({
+  clusterName: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "letters, digits, '.', '_' and '-' only")
+    .optional(),
+  source: z
+    .object({ etcd: etcd.optional(), talos: talos.optional() })
+    .refine((s) => (s.etcd === undefined) !== (s.talos === undefined), "set exactly one of etcd or talos"),
+  destination: z.object({ s3 }),
+  encryption,
+  compression: z.enum(["zstd", "none"]).optional(),
+  compressionLevel: z.number().int().min(1).max(19).optional(),
+  deletionPolicy: z.enum(["Retain", "Delete"]).optional(),
+  backoffLimit: z.number().int().min(0).max(10).optional(),
+});
+
+const count = z.number().int().min(1).optional();
+export const scheduleSpecSchema = z.object({
+  schedule: z.string().min(1),
+  timeZone: z.string().optional(),
+  suspend: z.boolean().optional(),
+  concurrencyPolicy: z.enum(["Forbid", "Allow", "Replace"]).optional(),
+  retention: z
+    .object({
+      keepLast: count,
+      keepHourly: count,
+      keepDaily: count,
+      keepWeekly: count,
+      keepMonthly: count,
+      keepYearly: count,
+      keepWithin: z.string().optional(),
+    })
+    .optional(),
+  failedBackupsHistoryLimit: z.number().int().min(0).optional(),
+  template: z.object({
+    metadata: z
+      .object({
+        labels: z.record(z.string(), z.string()).optional(),
+        annotations: z.record(z.string(), z.string()).optional(),
+      })
+      .optional(),
+    spec: backupSpecSchema,
+  }),
+});
+
+/** Thrown for a spec that does not match the schema; the message names every offending field. */
+export class InvalidSpecError extends Error {
+  override name = "InvalidSpecError";
+}
+
+function describeIssues(error: z.ZodError, root: string): string {
+  return error.issues
+    .map((i) => `${[root, ...i.path.map(String)].join(".")}: ${i.message}`)
+    .slice(0, 5)
+    .join("; ");
+}
+
+/** Checks an EtcdBackup's spec; throws `InvalidSpecError`. */
+export function checkBackupSpec(spec: unknown): EtcdBackupSpec {
+  const r = backupSpecSchema.safeParse(spec ?? {});
+  if (!r.success) throw new InvalidSpecError(describeIssues(r.error, "spec"));
+  return spec as EtcdBackupSpec;
+}
+
+/** Checks an EtcdBackupSchedule's spec; throws `InvalidSpecError`. */
+export function checkScheduleSpec(spec: unknown): EtcdBackupScheduleSpec {
+  const r = scheduleSpecSchema.safeParse(spec ?? {});
+  if (!r.success) throw new InvalidSpecError(describeIssues(r.error, "spec"));
+  return spec as EtcdBackupScheduleSpec;
+}
