@@ -40,11 +40,8 @@ describe("testRestore starts the real etcd on a restored copy", () => {
     assert.equal(report.revision, original.revision);
     assert.equal(report.keys, original.keys.length);
     assert.ok(report.startedInMs > 0);
-    assert.equal(
-      report.expectedFrom,
-      "snapshot status",
-      "our saveBackup writes no etcd revision into the manifest yet",
-    );
+    assert.equal(report.expectedFrom, "manifest", "saveBackup records etcd's revision in the manifest");
+    assert.equal(report.expectedRevision, original.revision);
     assert.match(
       renderTestRestore(report),
       new RegExp(`^test restore passed: .* revision ${original.revision} with ${original.keys.length} keys`),
