@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import * as daemon from "./daemon.ts";
 import * as diff from "./diff.ts";
 import * as get from "./get.ts";
 import * as inspect from "./inspect.ts";
@@ -32,6 +33,7 @@ export function registerCommands(program: Command): void {
     keygen,
     saveConfig,
     restoreConfig,
+    daemon,
     operator,
   ])
     command.register(program);

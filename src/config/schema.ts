@@ -1,0 +1,464 @@
+import { Cron } from "croner";
+import { z } from "zod";
+import { isValidClusterName } from "../catalog/names.ts";
+import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
+import { parseSpan } from "../catalog/time-bound.ts";
+import { UsageError } from "../errors.ts";
+import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
+import { parseDuration } from "./duration.ts";
+
+/*
+ * One typed configuration for a backup job and for the daemon that schedules it.
+ *
+ * Two layers:
+ * - `backupJobConfigSchema` (nested, typed values): what a job needs to run. The daemon builds it from its
+ *   settings; the operator builds it from an EtcdBackup spec (with secrets resolved) and validates it with the
+ *   same schema. `backupJobFromConfig` (job.ts) turns it into a source, a store, encryption and a policy.
+ * - `daemonSettingsSchema` (flat, keys named after the CLI flags in camelCase): what flags, environment
+ *   variables and a YAML file give, as strings or YAML values. `parseDaemonConfig` validates it, names every
+ *   problem at once, and returns a `DaemonConfig` holding a `BackupJobConfig`.
+ */
+
+// ---------------------------------------------------------------------------------------------------------
+// The job (nested)
+
+const MiB = 1024 * 1024;
+
+export const s3SettingsSchema = z
+  .object({
+    endpoint: z.string().min(1).optional(),
+    region: z.string().min(1).optional(),
+    pathStyle: z.boolean().optional(),
+    caFile: z.string().min(1).optional(),
+    insecureSkipTlsVerify: z.boolean().optional(),
+    partSize: z.number().int().min(MIN_PART_SIZE).max(MAX_PART_SIZE).optional(),
+    concurrency: z.number().int().min(1).max(64).optional(),
+    sse: z.enum(["AES256", "aws:kms"]).optional(),
+    sseKmsKeyId: z.string().min(1).optional(),
+    storageClass: z.string().min(1).optional(),
+    sdkChecksums: z.boolean().optional(),
+    maxAttempts: z.number().int().min(1).optional(),
+    retryBaseDelayMs: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+const pemSchema = z.instanceof(Buffer);
+
+export const etcdSourceConfigSchema = z.object({
+  kind: z.literal("etcd"),
+  endpoints: z.array(z.string().min(1)).min(1),
+  cacert: z.string().min(1).optional(),
+  cert: z.string().min(1).optional(),
+  key: z.string().min(1).optional(),
+  /** PEM contents instead of files (the operator reads them from a Secret). */
+  pem: z
+    .object({ ca: pemSchema.optional(), cert: pemSchema.optional(), key: pemSchema.optional() })
+    .optional(),
+  insecureSkipTlsVerify: z.boolean().default(false),
+  dialTimeoutMs: z.number().int().positive().default(5000),
+  user: z.object({ name: z.string().min(1), password: z.string() }).optional(),
+});
+
+export const talosSourceConfigSchema = z.object({
+  kind: z.literal("talos"),
+  /** A talosconfig file; absent: $TALOSCONFIG, ~/.talos/config, then a Talos ServiceAccount's. */
+  talosconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  /** Overrides the context's endpoints when not empty. */
+  endpoints: z.array(z.string().min(1)).default([]),
+  /** Overrides the context's nodes when not empty. */
+  nodes: z.array(z.string().min(1)).default([]),
+});
+
+export const retentionPolicySchema = z
+  .object({
+    last: z.number().int().min(1).optional(),
+    hourly: z.number().int().min(1).optional(),
+    daily: z.number().int().min(1).optional(),
+    weekly: z.number().int().min(1).optional(),
+    monthly: z.number().int().min(1).optional(),
+    yearly: z.number().int().min(1).optional(),
+    withinMs: z.number().int().positive().optional(),
+  })
+  .strict();
+
+export const backupJobConfigSchema = z.object({
+  cluster: z
+    .string()
+    .refine(isValidClusterName, "cannot stand in a backup name (letters, digits, '.', '_', '-')"),
+  source: z.discriminatedUnion("kind", [etcdSourceConfigSchema, talosSourceConfigSchema]),
+  /** A directory, `file:///path` or `s3://bucket/prefix`. */
+  destination: z.string().min(1),
+  s3: s3SettingsSchema.default({}),
+  compression: z.enum(["zstd", "none"]).default("zstd"),
+  level: z.number().int().min(1).max(19).optional(),
+  encryption: z.discriminatedUnion("kind", [
+    z.object({ kind: z.literal("none") }),
+    z.object({
+      kind: z.literal("age"),
+      /** age1... public keys. */
+      recipients: z.array(z.string().min(1)).default([]),
+      recipientsFiles: z.array(z.string().min(1)).default([]),
+      passphraseFile: z.string().min(1).optional(),
+    }),
+  ]),
+  /** Keys to read backups back (verify, test restore); never needed to write them. */
+  decryption: z
+    .object({
+      identityFiles: z.array(z.string().min(1)).default([]),
+      passphraseFile: z.string().min(1).optional(),
+    })
+    .default({ identityFiles: [] }),
+  /** null: the job does not prune. */
+  retention: retentionPolicySchema.nullable().default(null),
+  /** Incomplete leftovers younger than this are not removed by prune (an upload may be running). */
+  incompleteGraceMs: z
+    .number()
+    .int()
+    .nonnegative()
+    .default(24 * 3_600_000),
+});
+
+export type BackupJobConfig = z.infer<typeof backupJobConfigSchema>;
+/** What the operator (or a test) writes before defaults are applied. */
+export type BackupJobConfigInput = z.input<typeof backupJobConfigSchema>;
+
+/** Validates a job config built in code (the operator's path); throws `UsageError` naming every problem. */
+export function parseBackupJobConfig(input: BackupJobConfigInput): BackupJobConfig {
+  const parsed = backupJobConfigSchema.safeParse(input);
+  if (!parsed.success) throw configError(parsed.error.issues.map((i) => problem(i.path, i.message)));
+  return parsed.data;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The daemon's settings (flat, as flags, environment and a YAML file give them)
+
+const str = z.string().trim().min(1, "must not be empty");
+const bool = z.union([
+  z.boolean(),
+  z
+    .string()
+    .trim()
+    .toLowerCase()
+    .refine((v) => ["true", "false", "1", "0", "yes", "no", "on", "off"].includes(v), "is not true or false")
+    .transform((v) => ["true", "1", "yes", "on"].includes(v)),
+]);
+const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .union([z.number(), z.string().trim()])
+    .pipe(
+      z.coerce
+        .number<string | number>({ error: "is not a number" })
+        .int("is not a whole number")
+        .min(min, `must be at least ${min}`)
+        .max(max, `must be at most ${max}`),
+    );
+const list = z
+  .union([z.array(z.string()), z.string()])
+  .transform((v) =>
+    (typeof v === "string" ? v.split(",") : v.flatMap((s) => s.split(",")))
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const ms = typeof v === "number" ? v * 1000 : parseDuration(v);
+  if (ms === null || !Number.isFinite(ms) || ms < 0) {
+    ctx.addIssue({ code: "custom", message: "is not a duration (use e.g. 30s, 500ms, 1h30m)" });
+    return z.NEVER;
+  }
+  return ms;
+});
+const span = z.string().transform((v, ctx) => {
+  const ms = parseSpan(v);
+  if (ms === null) {
+    ctx.addIssue({ code: "custom", message: "is not a span of time (use units: 7d, 36h, 2w)" });
+    return z.NEVER;
+  }
+  return ms;
+});
+const keepCount = wholeNumber(1);
+
+/** The daemon's settings; every key is a CLI flag's name in camelCase (`--keep-last` is `keepLast`). */
+export const daemonSettingsSchema = z
+  .object({
+    // Schedule.
+    schedule: str,
+    tz: str.optional(),
+    jitter: duration.optional(),
+    // What to back up.
+    cluster: str.default("etcd"),
+    source: z.enum(["etcd", "talos"]).default("etcd"),
+    endpoints: list.default(["127.0.0.1:2379"]),
+    cacert: str.optional(),
+    cert: str.optional(),
+    key: str.optional(),
+    insecureSkipTlsVerify: bool.default(false),
+    dialTimeout: duration.default(5000),
+    user: str.optional(),
+    password: z.string().optional(),
+    talosconfig: str.optional(),
+    context: str.optional(),
+    nodes: list.default([]),
+    talosEndpoints: list.default([]),
+    // Where to.
+    to: str,
+    s3: z
+      .object({
+        endpoint: str.optional(),
+        region: str.optional(),
+        pathStyle: bool.optional(),
+        caFile: str.optional(),
+        insecureSkipTlsVerify: bool.optional(),
+        partSizeMiB: z
+          .union([z.number(), z.string().trim()])
+          .pipe(
+            z.coerce
+              .number<string | number>({ error: "is not a number" })
+              .min(MIN_PART_SIZE / MiB, "S3 parts are 5 MiB to 5 GiB")
+              .max(MAX_PART_SIZE / MiB, "S3 parts are 5 MiB to 5 GiB"),
+          )
+          .optional(),
+        concurrency: wholeNumber(1, 64).optional(),
+        sse: z.enum(["AES256", "aws:kms"]).optional(),
+        sseKmsKeyId: str.optional(),
+        storageClass: str.optional(),
+        sdkChecksums: bool.optional(),
+      })
+      .strict()
+      .default({}),
+    // How.
+    compress: z.enum(["zstd", "none"]).default("zstd"),
+    level: wholeNumber(1, 19).optional(),
+    recipient: list.default([]),
+    recipientsFile: list.default([]),
+    passphraseFile: str.optional(),
+    encrypt: bool.default(true),
+    identity: list.default([]),
+    // Retention.
+    keepLast: keepCount.optional(),
+    keepHourly: keepCount.optional(),
+    keepDaily: keepCount.optional(),
+    keepWeekly: keepCount.optional(),
+    keepMonthly: keepCount.optional(),
+    keepYearly: keepCount.optional(),
+    keepWithin: span.optional(),
+    incompleteGrace: span.default(24 * 3_600_000),
+    // Checks.
+    verify: bool.default(false),
+    testRestoreEvery: wholeNumber(0).default(0),
+    // Serving and lifecycle.
+    metricsAddr: str.default(":9090"),
+    readyMaxAge: duration.optional(),
+    shutdownGrace: duration.default(30_000),
+    retryBackoff: duration.default(5_000),
+    retryBackoffMax: duration.default(300_000),
+    logFormat: z.enum(["auto", "json", "pretty"]).default("auto"),
+  })
+  .strict();
+
+/** What flags, environment and a config file give, before validation. */
+export type DaemonSettingsInput = z.input<typeof daemonSettingsSchema>;
+
+export interface DaemonConfig {
+  job: BackupJobConfig;
+  schedule: {
+    /** Cron with optional seconds (croner syntax). */
+    cron: string;
+    timeZone?: string;
+    /** Each run starts a random delay of up to this after its scheduled time. */
+    jitterMs: number;
+  };
+  /** Structurally check each new backup after writing it. */
+  verify: boolean;
+  /** Every Nth run also test-restores the new backup into a temporary etcd; 0: never. */
+  testRestoreEvery: number;
+  metrics: { host: string | undefined; port: number };
+  /** /readyz fails when the last success is older than this; undefined: twice the schedule's interval. */
+  readyMaxAgeMs: number | undefined;
+  shutdownGraceMs: number;
+  retry: { initialMs: number; maxMs: number };
+  logFormat: "auto" | "json" | "pretty";
+}
+
+/**
+ * Validates the daemon's settings and builds the configuration. Throws one `UsageError` that names every
+ * problem (field-level and between fields) by its flag, never with a setting's value (it may be a secret).
+ */
+export function parseDaemonConfig(input: Record<string, unknown>): DaemonConfig {
+  const problems: string[] = [];
+  const parsed = daemonSettingsSchema.safeParse(input);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      if (issue.code === "unrecognized_keys") {
+        for (const k of issue.keys) problems.push(`${settingName([...issue.path, k])}: unknown setting`);
+      } else {
+        const missing = issue.code === "invalid_type" && valueAt(input, issue.path) === undefined;
+        problems.push(problem(issue.path, missing ? "is required" : issue.message));
+      }
+    }
+  }
+  // Checks between settings, on the raw input so they are reported together with the field problems.
+  const raw = input as Record<string, unknown>;
+  const given = (k: string) =>
+    raw[k] !== undefined && raw[k] !== "" && !(Array.isArray(raw[k]) && raw[k].length === 0);
+  const noEncrypt = raw.encrypt === false || String(raw.encrypt).toLowerCase() === "false";
+  if (noEncrypt && (given("recipient") || given("recipientsFile") || given("passphraseFile"))) {
+    problems.push("--no-encrypt: contradicts the recipients given (drop --no-encrypt or the recipients)");
+  }
+  if (!noEncrypt && !given("recipient") && !given("recipientsFile") && !given("passphraseFile")) {
+    problems.push(
+      "--recipient: no age recipient given: backups hold every Secret of the cluster and are encrypted by default " +
+        "(pass --recipient age1..., --recipients-file, --passphrase-file, or --no-encrypt)",
+    );
+  }
+  if (given("passphraseFile") && (given("recipient") || given("recipientsFile"))) {
+    problems.push("--passphrase-file: cannot be combined with recipients (use one or the other)");
+  }
+  if (typeof raw.schedule === "string" && raw.schedule.trim()) {
+    const reason = cronProblem(raw.schedule, typeof raw.tz === "string" ? raw.tz : undefined);
+    if (reason) problems.push(`--schedule: ${reason}`);
+  }
+  if (typeof raw.metricsAddr === "string" && parseListenAddress(raw.metricsAddr) === null) {
+    problems.push("--metrics-addr: is not host:port or :port");
+  }
+  if (given("password") && !given("user")) problems.push("--password: needs --user");
+  if (problems.length > 0 || !parsed.success) throw configError(problems);
+
+  const s = parsed.data;
+  const retention: RetentionPolicy = {};
+  if (s.keepLast !== undefined) retention.last = s.keepLast;
+  for (const rule of CALENDAR_RULES) {
+    const v = s[`keep${rule[0]!.toUpperCase()}${rule.slice(1)}` as "keepHourly"];
+    if (v !== undefined) retention[rule] = v;
+  }
+  if (s.keepWithin !== undefined) retention.withinMs = s.keepWithin;
+
+  let user: { name: string; password: string } | undefined;
+  if (s.user) {
+    const i = s.user.indexOf(":");
+    user =
+      i >= 0
+        ? { name: s.user.slice(0, i), password: s.user.slice(i + 1) }
+        : { name: s.user, password: s.password ?? "" };
+  }
+  const s3: BackupJobConfig["s3"] = {};
+  for (const [k, v] of Object.entries(s.s3)) {
+    if (v === undefined) continue;
+    if (k === "partSizeMiB") s3.partSize = Math.round((v as number) * MiB);
+    else (s3 as Record<string, unknown>)[k] = v;
+  }
+  const job = parseBackupJobConfig({
+    cluster: s.cluster,
+    source:
+      s.source === "talos"
+        ? {
+            kind: "talos",
+            ...(s.talosconfig ? { talosconfig: s.talosconfig } : {}),
+            ...(s.context ? { context: s.context } : {}),
+            endpoints: s.talosEndpoints,
+            nodes: s.nodes,
+          }
+        : {
+            kind: "etcd",
+            endpoints: s.endpoints,
+            ...(s.cacert ? { cacert: s.cacert } : {}),
+            ...(s.cert ? { cert: s.cert } : {}),
+            ...(s.key ? { key: s.key } : {}),
+            insecureSkipTlsVerify: s.insecureSkipTlsVerify,
+            dialTimeoutMs: s.dialTimeout,
+            ...(user ? { user } : {}),
+          },
+    destination: s.to,
+    s3,
+    compression: s.compress,
+    ...(s.level !== undefined ? { level: s.level } : {}),
+    encryption: s.encrypt
+      ? {
+          kind: "age",
+          recipients: s.recipient,
+          recipientsFiles: s.recipientsFile,
+          ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
+        }
+      : { kind: "none" },
+    decryption: {
+      identityFiles: s.identity,
+      // A passphrase decrypts what it encrypted.
+      ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
+    },
+    retention: Object.keys(retention).length > 0 ? retention : null,
+    incompleteGraceMs: s.incompleteGrace,
+  });
+  return {
+    job,
+    schedule: { cron: s.schedule, ...(s.tz ? { timeZone: s.tz } : {}), jitterMs: s.jitter ?? 0 },
+    verify: s.verify,
+    testRestoreEvery: s.testRestoreEvery,
+    metrics: parseListenAddress(s.metricsAddr)!,
+    readyMaxAgeMs: s.readyMaxAge,
+    shutdownGraceMs: s.shutdownGrace,
+    retry: { initialMs: Math.max(1, s.retryBackoff), maxMs: Math.max(s.retryBackoff, s.retryBackoffMax) },
+    logFormat: s.logFormat,
+  };
+}
+
+/** Why a cron expression (with optional seconds) or time zone cannot be used, or null when it can. */
+export function cronProblem(pattern: string, timeZone?: string): string | null {
+  try {
+    const cron = new Cron(pattern, { paused: true, ...(timeZone ? { timezone: timeZone } : {}) });
+    if (!cron.nextRun()) return "never runs";
+    return null;
+  } catch (err) {
+    const msg = (err as Error).message;
+    if (timeZone && /timezone/i.test(msg)) return `unknown time zone ${JSON.stringify(timeZone)} (see --tz)`;
+    return `is not a cron expression: ${msg
+      .replace(/^CronPattern:\s*/, "")
+      .split(". ")[0]!
+      .replace(/\.$/, "")}`;
+  }
+}
+
+/** Parses `host:port`, `:port` or `[v6]:port`; null when it is none of them. */
+export function parseListenAddress(text: string): { host: string | undefined; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  const host = m[1] ?? m[2];
+  return { host: host ? host : undefined, port };
+}
+
+/** The flag a settings path stands for: `keepLast` is `--keep-last`, `s3.partSizeMiB` is `--s3-part-size`. */
+export function settingName(path: readonly PropertyKey[]): string {
+  const [head, sub] = path.map(String);
+  if (!head) return "configuration";
+  if (head === "talosEndpoints") return "-e";
+  if (head === "encrypt") return "--no-encrypt";
+  if (head === "s3" && sub) {
+    const flag = { caFile: "ca", partSizeMiB: "part-size" }[sub] ?? kebab(sub);
+    return `--s3-${flag}`;
+  }
+  return path.length > 1 && head !== "s3" ? path.map(String).join(".") : `--${kebab(head)}`;
+}
+
+function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
+  let cur = obj;
+  for (const k of path)
+    cur = cur && typeof cur === "object" ? (cur as Record<PropertyKey, unknown>)[k] : undefined;
+  return cur;
+}
+
+function kebab(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+function problem(path: readonly PropertyKey[], message: string): string {
+  return `${settingName(path)}: ${message}`;
+}
+
+function configError(problems: string[]): UsageError {
+  const unique = [...new Set(problems)];
+  return new UsageError(
+    `invalid configuration: ${unique.length} problem${unique.length === 1 ? "" : "s"}: ${unique.join("; ")}`,
+    "fix the flags, environment variables or config file named above",
+  );
+}

@@ -1,0 +1,293 @@
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { formatDuration } from "../config/duration.ts";
+import type { BackupJob } from "../config/job.ts";
+import type { DaemonConfig } from "../config/schema.ts";
+import { errorChain, errorHint } from "../errors.ts";
+import type { Logger } from "../observability/logger.ts";
+import { type BackupMetrics, recordFailure } from "../observability/metrics.ts";
+import type { Redactor } from "../observability/redact.ts";
+import { RunHistory } from "./history.ts";
+import { createHttpServer, listen } from "./http.ts";
+import { RunFailure, runBackup } from "./run.ts";
+import { Schedule } from "./schedule.ts";
+import { renderStatusPage } from "./status-page.ts";
+
+/** Used for /readyz when the schedule's interval cannot be worked out. */
+const FALLBACK_READY_MAX_AGE_MS = 25 * 3_600_000;
+
+export interface DaemonOptions {
+  config: DaemonConfig;
+  job: BackupJob;
+  metrics: BackupMetrics;
+  redactor: Redactor;
+  /** Lines about the daemon itself (bound with its own run id); runs get `runLogger(id)`. */
+  log: Logger;
+  runLogger(runId: string): Logger;
+  /** Prefix of run ids. */
+  instanceId: string;
+}
+
+/**
+ * Runs a backup job on a cron schedule. At most one run at a time: scheduled times that pass while a run is in
+ * flight are skipped and counted. A failed attempt is retried with exponential backoff while the retry still
+ * starts before the next scheduled time. `stop` aborts the run in flight through its AbortSignal and waits for it
+ * to clean up.
+ */
+export class Daemon {
+  private readonly o: DaemonOptions;
+  private readonly schedule: Schedule;
+  private readonly history = new RunHistory();
+  private readonly startedAt = new Date();
+  private readonly stopping = new AbortController();
+  private server: Server | undefined;
+  private loop: Promise<void> | undefined;
+  private runSeq = 0;
+  private nextRun: Date | undefined;
+  private lastSuccess: Date | undefined;
+  private lastError: string | undefined;
+
+  constructor(options: DaemonOptions) {
+    this.o = options;
+    this.schedule = new Schedule(options.config.schedule.cron, options.config.schedule.timeZone);
+  }
+
+  /** Starts the HTTP server and the schedule; resolves to the address it listens on. */
+  async start(): Promise<AddressInfo> {
+    const { config } = this.o;
+    this.server = createHttpServer({
+      metrics: async () => ({
+        contentType: this.o.metrics.registry.contentType,
+        body: await this.o.metrics.registry.metrics(),
+      }),
+      notReady: () => this.notReady(new Date()),
+      statusPage: () => this.o.redactor.redact(this.statusPage()),
+    });
+    const address = await listen(this.server, config.metrics.host, config.metrics.port);
+    this.o.log.info(
+      {
+        address: `${address.address}:${address.port}`,
+        schedule: config.schedule.cron,
+        timeZone: config.schedule.timeZone,
+        store: this.o.job.store.location,
+        source: this.o.job.source.description,
+        readyMaxAge: formatDuration(this.readyMaxAgeMs()),
+        retention: this.o.job.retention,
+        verify: config.verify,
+        testRestoreEvery: config.testRestoreEvery,
+      },
+      "daemon started",
+    );
+    if (!this.o.job.retention) this.o.log.warn("no keep rule given: backups are never pruned");
+    if (config.verify && this.o.job.encryption && !this.o.job.decrypt) {
+      this.o.log.warn(
+        "--verify without --identity: encrypted backups can only be checked by size and manifest; pass --identity for the full structural check",
+      );
+    }
+    this.loop = this.runLoop();
+    return address;
+  }
+
+  /** Resolves when the loop has ended (after `stop`). */
+  async done(): Promise<void> {
+    await this.loop;
+  }
+
+  /**
+   * Aborts the run in flight and waits up to the shutdown grace for it to clean up, then closes the HTTP server.
+   * Resolves true when everything stopped in time.
+   */
+  async stop(why: string): Promise<boolean> {
+    if (!this.stopping.signal.aborted) {
+      this.o.log.info({ signal: why }, "stopping");
+      this.stopping.abort(new Error(`stopped by ${why}`));
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const inTime = await Promise.race([
+      (this.loop ?? Promise.resolve()).then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), this.o.config.shutdownGraceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    await new Promise<void>((resolve) => {
+      if (!this.server) return resolve();
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    if (inTime) this.o.log.info("stopped");
+    else
+      this.o.log.error(
+        { graceMs: this.o.config.shutdownGraceMs },
+        "the run in flight did not stop within the shutdown grace",
+      );
+    return inTime;
+  }
+
+  /** Why /readyz fails, or null. */
+  notReady(now: Date): string | null {
+    const maxAge = this.readyMaxAgeMs();
+    const since = this.lastSuccess ?? this.startedAt;
+    const age = now.getTime() - since.getTime();
+    if (age <= maxAge) return null;
+    return this.lastSuccess
+      ? `last successful backup ${formatDuration(age)} ago (more than ${formatDuration(maxAge)})${this.lastError ? `; last error: ${this.lastError}` : ""}`
+      : `no successful backup in the ${formatDuration(age)} since start${this.lastError ? `; last error: ${this.lastError}` : ""}`;
+  }
+
+  private readyMaxAgeMs(): number {
+    if (this.o.config.readyMaxAgeMs !== undefined) return this.o.config.readyMaxAgeMs;
+    const interval = this.schedule.intervalMs(new Date());
+    return interval !== undefined
+      ? 2 * interval + this.o.config.schedule.jitterMs
+      : FALLBACK_READY_MAX_AGE_MS;
+  }
+
+  private statusPage(): string {
+    const now = new Date();
+    return renderStatusPage({
+      cluster: this.o.job.cluster,
+      location: this.o.job.store.location,
+      schedule: this.schedule.pattern,
+      ...(this.schedule.timeZone ? { timeZone: this.schedule.timeZone } : {}),
+      ...(this.nextRun ? { nextRun: this.nextRun } : {}),
+      ready: this.notReady(now) === null,
+      ...(this.lastSuccess ? { lastSuccess: this.lastSuccess } : {}),
+      now,
+      runs: this.history.all(),
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    const stop = this.stopping.signal;
+    while (!stop.aborted) {
+      const due = this.schedule.next(new Date());
+      if (!due) {
+        this.o.log.warn("the schedule has no more runs");
+        await sleep(Number.MAX_SAFE_INTEGER, stop);
+        break;
+      }
+      this.nextRun = due;
+      const jitter =
+        this.o.config.schedule.jitterMs > 0 ? Math.random() * this.o.config.schedule.jitterMs : 0;
+      await sleep(due.getTime() + jitter - Date.now(), stop);
+      if (stop.aborted) break;
+      await this.runSlot(due);
+      const missed = this.schedule.countBetween(due, new Date());
+      if (missed > 0) {
+        this.o.metrics.skippedRuns.inc(missed);
+        this.o.log.warn({ skipped: missed }, "scheduled runs skipped: a run was still in flight");
+      }
+    }
+  }
+
+  /** One scheduled run: attempts with backoff until one succeeds, the next scheduled time comes, or a stop. */
+  private async runSlot(scheduledAt: Date): Promise<void> {
+    const stop = this.stopping.signal;
+    const seq = ++this.runSeq;
+    const runId = `${this.o.instanceId}-${seq}`;
+    const log = this.o.runLogger(runId);
+    const { config } = this.o;
+    const testRestore = config.testRestoreEvery > 0 && seq % config.testRestoreEvery === 0;
+    for (let attempt = 1; ; attempt++) {
+      const startedAt = new Date();
+      const t0 = performance.now();
+      log.info({ attempt, scheduledAt: scheduledAt.toISOString(), testRestore }, "run started");
+      try {
+        const out = await runBackup({
+          job: this.o.job,
+          signal: stop,
+          log,
+          verify: config.verify,
+          testRestore,
+        });
+        const finishedAt = new Date();
+        const seconds = (performance.now() - t0) / 1000;
+        const m = out.save.manifest;
+        this.record(finishedAt, seconds, "success");
+        this.o.metrics.lastSuccess.set(finishedAt.getTime() / 1000);
+        this.o.metrics.storedBytes.set(m.sizes.stored);
+        this.o.metrics.dbBytes.set(m.dbSize);
+        if (m.etcd?.revision !== undefined) this.o.metrics.revision.set(m.etcd.revision);
+        this.o.metrics.backupsKept.set(out.kept);
+        if (out.pruned) this.o.metrics.pruned.inc(out.pruned);
+        this.lastSuccess = finishedAt;
+        this.lastError = undefined;
+        this.history.add({
+          runId,
+          attempt,
+          scheduledAt,
+          startedAt,
+          finishedAt,
+          durationSeconds: seconds,
+          result: "success",
+          key: out.save.key,
+          storedBytes: m.sizes.stored,
+          dbBytes: m.dbSize,
+          ...(m.etcd?.revision !== undefined ? { revision: m.etcd.revision } : {}),
+          ...(out.pruned !== undefined ? { pruned: out.pruned } : {}),
+          verify: out.verify,
+          ...(out.testRestore ? { testRestore: out.testRestore } : {}),
+        });
+        log.info({ attempt, key: out.save.key, seconds: Math.round(seconds * 1000) / 1000 }, "run succeeded");
+        return;
+      } catch (err) {
+        const finishedAt = new Date();
+        const seconds = (performance.now() - t0) / 1000;
+        const reason = stop.aborted ? "aborted" : err instanceof RunFailure ? err.reason : "other";
+        const hint = errorHint(err);
+        const line = this.o.redactor.redact(errorChain(err).join(": ") + (hint ? ` (${hint})` : ""));
+        this.record(finishedAt, seconds, "failure");
+        recordFailure(this.o.metrics, reason);
+        this.lastError = line;
+        this.history.add({
+          runId,
+          attempt,
+          scheduledAt,
+          startedAt,
+          finishedAt,
+          durationSeconds: seconds,
+          result: "failure",
+          reason,
+          error: line,
+        });
+        if (stop.aborted) {
+          log.warn({ attempt, reason }, "run aborted; nothing partial was left in the store");
+          return;
+        }
+        const backoff = Math.min(config.retry.initialMs * 2 ** (attempt - 1), config.retry.maxMs);
+        const next = this.schedule.next(finishedAt);
+        const retryAt = finishedAt.getTime() + backoff;
+        const willRetry = next === null || retryAt < next.getTime();
+        log.error(
+          { attempt, reason, error: line, ...(willRetry ? { retryIn: formatDuration(backoff) } : {}) },
+          willRetry ? "run failed; retrying" : "run failed; no retry fits before the next scheduled run",
+        );
+        if (!willRetry) return;
+        await sleep(backoff, stop);
+        if (stop.aborted) return;
+      }
+    }
+  }
+
+  /** Metrics every attempt updates; failures are counted with their reason by `recordFailure`. */
+  private record(finishedAt: Date, seconds: number, result: "success" | "failure"): void {
+    this.o.metrics.lastAttempt.set(finishedAt.getTime() / 1000);
+    this.o.metrics.duration.observe(seconds);
+    if (result === "success") this.o.metrics.runs.inc({ result });
+  }
+}
+
+/** Waits `ms` (clamped to what a timer takes) or until `signal` aborts. */
+async function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted || ms <= 0) return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, Math.min(ms, 2_147_000_000));
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
