@@ -315,7 +315,8 @@ export class BackupController {
     const failedAttempts = invalid ? backoffLimit + 1 : attempts + 1;
     const retry = failedAttempts <= backoffLimit;
     const delay = Math.min(RETRY_CAP_MS, (this.o.retryBaseMs ?? 10_000) * 2 ** (failedAttempts - 1));
-    const nextRetry = new Date(now.getTime() + delay);
+    // Whole seconds (status times have no fraction), rounded up so that the retry never comes early.
+    const nextRetry = new Date(Math.ceil((now.getTime() + delay) / 1000) * 1000);
     this.o.metrics.backups.inc({ namespace, cluster, result: "failure" });
     log.warn({ reason, err: message, retry }, "backup failed");
     await this.writeStatus(

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import { describeError } from "../errors.ts";
 import {
   BACKUP_PLURAL,
   type EtcdBackup,
@@ -90,9 +91,8 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
   const events = new EventRecorder(kube, options.identity, log);
   const reader: ConfigReader = kube;
   const onError = (kind: string) => (key: string, err: unknown, retryInMs: number) =>
-    log.warn({ [kind]: key, err: (err as Error).message, retryInMs }, "reconcile failed; retrying");
+    log.warn({ [kind]: key, err: describeError(err), retryInMs }, "reconcile failed; retrying");
 
-  // biome-ignore lint/style/useConst: assigned after the controllers that read it are built
   let backupInformer: Informer<EtcdBackup>;
   const backups = new BackupController({
     kube,
