@@ -6,9 +6,7 @@ import { parseDuration } from "../../config/duration.ts";
 import { UsageError } from "../../errors.ts";
 import { createLogger } from "../../observability/logger.ts";
 import { Redactor } from "../../observability/redact.ts";
-import { Kube, loadKubeConfig } from "../../operator/kube.ts";
-import { OperatorMetrics } from "../../operator/metrics.ts";
-import { runOperator } from "../../operator/operator.ts";
+import type { OperatorMetrics } from "../../operator/metrics.ts";
 import { abortOnSignals } from "../signals.ts";
 
 interface OperatorFlags {
@@ -97,6 +95,10 @@ export function register(program: Command): void {
       const addr = parseAddr(flags.metricsAddr);
       const redactor = new Redactor().addFromEnv(process.env);
       const log = createLogger({ redactor, format: flags.logFormat, out: process.stderr });
+      // Loaded here, not at the top: @kubernetes/client-node costs every other command ~1 s of CPU and ~50 MiB.
+      const { Kube, loadKubeConfig } = await import("../../operator/kube.ts");
+      const { OperatorMetrics } = await import("../../operator/metrics.ts");
+      const { runOperator } = await import("../../operator/operator.ts");
       const kube = new Kube(loadKubeConfig(flags.kubeconfig));
       // Values read from Secrets never reach a log line, even by accident.
       const readSecret = kube.secret.bind(kube);
