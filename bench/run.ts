@@ -1,0 +1,720 @@
+/**
+ * etcd-backup against the tools users would otherwise pick, on one Kubernetes-shaped etcd, in one run.
+ *
+ *   npm run bench                          # 200 MB database, 3 runs each, table on stdout
+ *   node bench/run.ts --size 1000          # another size (generated once, cached in the temp directory)
+ *   node bench/run.ts --sizes 200,1000     # both, plus the memory-flatness check across sizes
+ *   node bench/run.ts --quick              # ~20 MB smoke run, one run each
+ *   node bench/run.ts --json               # machine-readable results on stdout
+ *   node bench/run.ts --svg bench/results.svg --markdown   # also write the chart, print a markdown table
+ *
+ * Every command runs in its own process(es) under `/usr/bin/time -v`: wall time, user+system CPU and peak
+ * RSS come from there. A pipeline's processes run at once, so its CPU and RSS are the sums over its processes;
+ * a sequence of steps (the talos-backup way) sums wall and CPU and takes the largest RSS. Each figure is the
+ * median of --runs runs (peak RSS: the largest), cases interleaved run by run so that load from other users of
+ * the machine spreads over all of them. s3rver (the loopback S3) runs in this process, outside every figure,
+ * but it takes CPU from the same cores while an upload is measured.
+ *
+ * etcd-backup runs as users run it: the built CLI (`dist/cli/main.js`, so `npm run build` first), except the
+ * age encrypt row, which drives src/age's stream directly (the CLI has no bare encrypt command).
+ */
+import { execFile, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { startS3Server, type TestS3Server } from "../test/fixtures/s3-server.ts";
+import { etcdFromSnapshot, k8sSnapshot } from "./k8s-data.ts";
+
+const exec = promisify(execFile);
+const ROOT = new URL("..", import.meta.url).pathname;
+const CLI = join(ROOT, "dist", "cli", "main.js");
+const NODE = process.execPath;
+
+const { values } = parseArgs({
+  options: {
+    size: { type: "string", default: "200" },
+    sizes: { type: "string" },
+    quick: { type: "boolean", default: false },
+    runs: { type: "string" },
+    json: { type: "boolean", default: false },
+    svg: { type: "string" },
+    markdown: { type: "boolean", default: false },
+    only: { type: "string" },
+  },
+  allowPositionals: true,
+});
+
+const sizes = values.quick
+  ? [20]
+  : (values.sizes ?? values.size)
+      .split(",")
+      .map(Number)
+      .filter((n) => n > 0);
+const runs = Number(values.runs ?? (values.quick ? 1 : 3));
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+const AWS_ENV = {
+  AWS_ACCESS_KEY_ID: "S3RVER",
+  AWS_SECRET_ACCESS_KEY: "S3RVER",
+  AWS_REGION: "us-east-1",
+  AWS_EC2_METADATA_DISABLED: "true",
+  ETCDCTL_API: "3",
+};
+
+/** One process's figures from `/usr/bin/time -v -o FILE`. */
+interface Usage {
+  wall: number;
+  cpu: number;
+  rssMiB: number;
+}
+
+function parseTime(text: string): Usage {
+  const wall = /Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (?:(\d+):)?(\d+):([\d.]+)/.exec(text);
+  const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(text);
+  const user = /User time \(seconds\): ([\d.]+)/.exec(text);
+  const sys = /System time \(seconds\): ([\d.]+)/.exec(text);
+  if (!wall || !rss || !user || !sys)
+    throw new Error(`cannot parse /usr/bin/time output: ${text.slice(-300)}`);
+  return {
+    wall: Number(wall[1] ?? 0) * 3600 + Number(wall[2]) * 60 + Number(wall[3]),
+    cpu: Number(user[1]) + Number(sys[1]),
+    rssMiB: Number(rss[1]) / 1024,
+  };
+}
+
+/** A command line; `{}` stands for nothing, arguments are quoted for sh. */
+type Cmd = string[];
+/** Processes that run at once, stdout to stdin (`input`/`output` redirect the ends). */
+interface Pipe {
+  cmds: Cmd[];
+  input?: string;
+  output?: string;
+  /** Exit codes a command may end with without failing the step (etcdctl writing to a FIFO). */
+  allow?: (index: number, code: number, stderr: string) => boolean;
+}
+
+const q = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
+
+let seq = 0;
+/** Runs the pipe under sh, each process under its own /usr/bin/time; returns the summed figures. */
+async function runPipe(dir: string, pipe: Pipe): Promise<Usage> {
+  const id = seq++;
+  const timeFile = (i: number) => join(dir, `time-${id}-${i}`);
+  const errFile = (i: number) => join(dir, `err-${id}-${i}`);
+  const rcFile = (i: number) => join(dir, `rc-${id}-${i}`);
+  const parts = pipe.cmds.map((cmd, i) => {
+    let s = `{ /usr/bin/time -v -o ${q(timeFile(i))} ${cmd.map(q).join(" ")}`;
+    if (i === 0 && pipe.input) s += ` < ${q(pipe.input)}`;
+    if (i === pipe.cmds.length - 1 && pipe.output) s += ` > ${q(pipe.output)}`;
+    return `${s} 2> ${q(errFile(i))}; echo $? > ${q(rcFile(i))}; }`;
+  });
+  const started = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn("/bin/sh", ["-c", parts.join(" | ")], {
+      stdio: ["ignore", "ignore", "inherit"],
+      env: { ...process.env, ...AWS_ENV },
+    });
+    child.on("error", reject);
+    child.on("close", () => resolve());
+  });
+  const wall = (performance.now() - started) / 1000;
+  let cpu = 0;
+  let rss = 0;
+  for (let i = 0; i < pipe.cmds.length; i++) {
+    const code = Number(readFileSync(rcFile(i), "utf8").trim());
+    const stderr = readFileSync(errFile(i), "utf8");
+    if (code !== 0 && !pipe.allow?.(i, code, stderr)) {
+      throw new Error(`${pipe.cmds[i]!.slice(0, 3).join(" ")} exited ${code}: ${stderr.slice(-800)}`);
+    }
+    const u = parseTime(readFileSync(timeFile(i), "utf8"));
+    cpu += u.cpu;
+    rss += u.rssMiB;
+  }
+  return { wall, cpu, rssMiB: rss };
+}
+
+/** Steps run one after another (the talos-backup way: one whole file per stage). */
+async function runSteps(dir: string, steps: Pipe[]): Promise<Usage> {
+  const total: Usage = { wall: 0, cpu: 0, rssMiB: 0 };
+  for (const step of steps) {
+    const u = await runPipe(dir, step);
+    total.wall += u.wall;
+    total.cpu += u.cpu;
+    total.rssMiB = Math.max(total.rssMiB, u.rssMiB);
+  }
+  return total;
+}
+
+interface Case {
+  id: string;
+  group: string;
+  tool: string;
+  ours: boolean;
+  /** Case id of the peer this one is compared with. */
+  peer?: string;
+  /** Prepares and runs once; returns figures and the bytes it stored. */
+  run(run: number): Promise<{ usage: Usage; stored?: number }>;
+}
+
+export interface Row {
+  id: string;
+  group: string;
+  tool: string;
+  ours: boolean;
+  peer?: string;
+  wall: number;
+  cpu: number;
+  rssMiB: number;
+  mbPerSec: number;
+  storedMB?: number;
+  /** Peer wall time / our wall time: above 1 we are faster. */
+  speedVsPeer?: number;
+  cpuVsPeer?: number;
+  walls: number[];
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+const fileSize = (p: string) => statSync(p).size;
+function dirBytes(p: string, suffix = ""): number {
+  let n = 0;
+  for (const e of readdirSync(p, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith(suffix) && !e.name.endsWith(".json") && !e.name.includes(".json."))
+      n += fileSize(join(e.parentPath, e.name));
+  }
+  return n;
+}
+
+async function benchSize(
+  sizeMB: number,
+  s3: TestS3Server,
+  work: string,
+): Promise<{ rows: Row[]; dbBytes: number }> {
+  const snapshot = await k8sSnapshot(sizeMB, log);
+  const dbBytes = fileSize(snapshot);
+  log(`${snapshot}: ${(dbBytes / 1e6).toFixed(1)} MB; starting etcd on it`);
+  const etcd = await etcdFromSnapshot(snapshot);
+  const dir = await mkdtemp(join(work, `size-${sizeMB}-`));
+  const key = join(dir, "key.txt");
+  await exec("/usr/bin/age-keygen", ["-o", key]);
+  const pub = (await exec("/usr/bin/age-keygen", ["-y", key])).stdout.trim();
+  const E = etcd.endpoint;
+  const S = s3.endpoint;
+  const etcdctl = (...a: string[]) => [
+    "/usr/bin/etcdctl",
+    `--endpoints=${E}`,
+    "--command-timeout=600s",
+    ...a,
+  ];
+  const aws = (...a: string[]) => ["/usr/bin/aws", "--endpoint-url", S, "s3", ...a];
+  const ours = (...a: string[]) => [NODE, CLI, ...a];
+  // s3rver keeps each object as `<bucket>/<key>._S3rver_object`.
+  const s3Bytes = (prefix: string) => {
+    const bucket = join(s3.directory, "bench");
+    let n = 0;
+    for (const e of readdirSync(bucket, { withFileTypes: true, recursive: true })) {
+      const rel = join(e.parentPath, e.name).slice(bucket.length + 1);
+      if (e.isFile() && rel.startsWith(prefix) && rel.endsWith("._S3rver_object") && !rel.includes(".json."))
+        n += fileSize(join(e.parentPath, e.name));
+    }
+    return n;
+  };
+  const fresh = async (name: string) => {
+    const p = join(dir, name);
+    await rm(p, { recursive: true, force: true });
+    await mkdir(p, { recursive: true });
+    return p;
+  };
+  // The reference backup that restore/verify read: made once, outside the figures.
+  const refDir = join(dir, "ref");
+  await mkdir(refDir);
+  await exec(NODE, [CLI, "save", "--endpoints", E, "--to", refDir, "--cluster", "ref", "--recipient", pub]);
+  const refFile = join(dir, "ref.db");
+  await exec("/usr/bin/etcdctl", [`--endpoints=${E}`, "snapshot", "save", refFile], {
+    env: { ...process.env, ETCDCTL_API: "3" },
+  });
+  const refBackup = readdirSync(refDir).find((f) => f.endsWith(".snap.zst.age"))!;
+
+  const cases: Case[] = [
+    {
+      id: "etcdctl-save",
+      group: "save",
+      tool: "etcdctl snapshot save (file)",
+      ours: false,
+      async run() {
+        const out = join(await fresh("etcdctl"), "snap.db");
+        const usage = await runPipe(dir, { cmds: [etcdctl("snapshot", "save", out)] });
+        return { usage, stored: fileSize(out) };
+      },
+    },
+    {
+      id: "talos-backup-way",
+      group: "save",
+      tool: "talos-backup way: snapshot file, zstd file, age file, aws s3 cp",
+      ours: false,
+      async run(r) {
+        const d = await fresh("tb");
+        const usage = await runSteps(dir, [
+          { cmds: [etcdctl("snapshot", "save", join(d, "s.snap"))] },
+          { cmds: [["/usr/bin/zstd", "-q", "-3", join(d, "s.snap"), "-o", join(d, "s.snap.zst")]] },
+          { cmds: [["/usr/bin/age", "-r", pub, "-o", join(d, "s.snap.zst.age"), join(d, "s.snap.zst")]] },
+          {
+            cmds: [
+              aws("cp", "--only-show-errors", join(d, "s.snap.zst.age"), `s3://bench/tb/${r}.snap.zst.age`),
+            ],
+          },
+        ]);
+        return { usage, stored: s3Bytes(`tb/${r}.snap.zst.age`) };
+      },
+    },
+    {
+      id: "shell-pipeline",
+      group: "save",
+      tool: "etcdctl (FIFO) | zstd | age | aws s3 cp -",
+      ours: false,
+      async run(r) {
+        // etcdctl 3.4 writes `<path>.part`, fsyncs and renames it over `<path>`: /dev/stdout does not work (as
+        // root it replaces /dev/stdout itself). A FIFO at `<path>.part` streams every byte; the fsync then fails
+        // with EINVAL and etcdctl exits 5 after the data has gone through, which is accepted here.
+        const d = await fresh("pipe");
+        const fifo = join(d, "s.snap.part");
+        await exec("/usr/bin/mkfifo", [fifo]);
+        const usage = await runSteps(dir, [
+          {
+            cmds: [
+              // sh waits for both, so time -v counts etcdctl's CPU (and its RSS, the larger of the two).
+              [
+                "/bin/sh",
+                "-c",
+                `${etcdctl("snapshot", "save", join(d, "s.snap")).map(q).join(" ")} >/dev/null & cat ${q(fifo)}; wait $!`,
+              ],
+              ["/usr/bin/zstd", "-q", "-3", "-c"],
+              ["/usr/bin/age", "-r", pub],
+              aws("cp", "--only-show-errors", "-", `s3://bench/pipe/${r}.snap.zst.age`),
+            ],
+            allow: (i, code, stderr) => i === 0 && code === 5 && /sync .*invalid argument/.test(stderr),
+          },
+        ]);
+        return { usage, stored: s3Bytes(`pipe/${r}.snap.zst.age`) };
+      },
+    },
+    {
+      id: "ours-dir-none",
+      group: "save",
+      tool: "etcd-backup save → dir, no compression, no encryption",
+      ours: true,
+      peer: "etcdctl-save",
+      async run() {
+        const d = await fresh("ours-none");
+        const usage = await runPipe(dir, {
+          cmds: [ours("save", "--endpoints", E, "--to", d, "--compress", "none", "--no-encrypt")],
+        });
+        return { usage, stored: dirBytes(d) };
+      },
+    },
+    {
+      id: "ours-dir-zstd",
+      group: "save",
+      tool: "etcd-backup save → dir, zstd",
+      ours: true,
+      peer: "etcdctl-save",
+      async run() {
+        const d = await fresh("ours-zstd");
+        const usage = await runPipe(dir, {
+          cmds: [ours("save", "--endpoints", E, "--to", d, "--no-encrypt")],
+        });
+        return { usage, stored: dirBytes(d) };
+      },
+    },
+    {
+      id: "ours-dir-zstd-age",
+      group: "save",
+      tool: "etcd-backup save → dir, zstd + age",
+      ours: true,
+      peer: "etcdctl-save",
+      async run() {
+        const d = await fresh("ours-age");
+        const usage = await runPipe(dir, {
+          cmds: [ours("save", "--endpoints", E, "--to", d, "--recipient", pub)],
+        });
+        return { usage, stored: dirBytes(d) };
+      },
+    },
+    {
+      id: "ours-s3",
+      group: "save",
+      tool: "etcd-backup save → S3, zstd + age",
+      ours: true,
+      peer: "shell-pipeline",
+      async run(r) {
+        const usage = await runPipe(dir, {
+          cmds: [
+            ours(
+              "save",
+              "--endpoints",
+              E,
+              "--to",
+              `s3://bench/ours/${r}`,
+              "--s3-endpoint",
+              S,
+              "--s3-path-style",
+              "--recipient",
+              pub,
+            ),
+          ],
+        });
+        return { usage, stored: s3Bytes(`ours/${r}`) };
+      },
+    },
+    {
+      id: "age-cli",
+      group: "age encrypt",
+      tool: "age -r (snapshot file → file)",
+      ours: false,
+      async run() {
+        const out = join(await fresh("age-cli"), "out.age");
+        return {
+          usage: await runPipe(dir, { cmds: [["/usr/bin/age", "-r", pub, "-o", out, refFile]] }),
+          stored: fileSize(out),
+        };
+      },
+    },
+    {
+      id: "ours-age",
+      group: "age encrypt",
+      tool: "etcd-backup age stream (snapshot file → file)",
+      ours: true,
+      peer: "age-cli",
+      async run() {
+        const out = join(await fresh("ours-age-enc"), "out.age");
+        const driver = new URL("age-encrypt.ts", import.meta.url).pathname;
+        return {
+          usage: await runPipe(dir, { cmds: [[NODE, driver, refFile, out, pub]] }),
+          stored: fileSize(out),
+        };
+      },
+    },
+    {
+      id: "peer-restore",
+      group: "restore",
+      tool: "age -d | zstd -d > file",
+      ours: false,
+      async run() {
+        const out = join(await fresh("peer-restore"), "s.db");
+        const usage = await runPipe(dir, {
+          cmds: [
+            ["/usr/bin/age", "-d", "-i", key, join(refDir, refBackup)],
+            ["/usr/bin/zstd", "-q", "-d", "-c"],
+          ],
+          output: out,
+        });
+        return { usage, stored: fileSize(out) };
+      },
+    },
+    {
+      id: "ours-restore",
+      group: "restore",
+      tool: "etcd-backup restore --to-file (dir, zstd + age)",
+      ours: true,
+      peer: "peer-restore",
+      async run() {
+        const out = join(await fresh("ours-restore"), "s.db");
+        const usage = await runPipe(dir, {
+          cmds: [ours("restore", "latest", "--to", refDir, "-i", key, "--to-file", out)],
+        });
+        return { usage, stored: fileSize(out) };
+      },
+    },
+    {
+      id: "etcdctl-status",
+      group: "status",
+      tool: "etcdctl snapshot status -w json",
+      ours: false,
+      async run() {
+        return {
+          usage: await runPipe(dir, {
+            cmds: [["/usr/bin/etcdctl", "snapshot", "status", "-w", "json", refFile]],
+          }),
+        };
+      },
+    },
+    {
+      id: "ours-status",
+      group: "status",
+      tool: "etcd-backup status -w json (file)",
+      ours: true,
+      peer: "etcdctl-status",
+      async run() {
+        return { usage: await runPipe(dir, { cmds: [ours("status", "-w", "json", refFile)] }) };
+      },
+    },
+    {
+      id: "peer-verify",
+      group: "verify",
+      tool: "age -d | zstd -d > file; etcdctl snapshot status",
+      ours: false,
+      async run() {
+        const out = join(await fresh("peer-verify"), "s.db");
+        const usage = await runSteps(dir, [
+          {
+            cmds: [
+              ["/usr/bin/age", "-d", "-i", key, join(refDir, refBackup)],
+              ["/usr/bin/zstd", "-q", "-d", "-c"],
+            ],
+            output: out,
+          },
+          { cmds: [["/usr/bin/etcdctl", "snapshot", "status", "-w", "json", out]] },
+        ]);
+        return { usage };
+      },
+    },
+    {
+      id: "ours-verify",
+      group: "verify",
+      tool: "etcd-backup verify (dir, zstd + age)",
+      ours: true,
+      peer: "peer-verify",
+      async run() {
+        return { usage: await runPipe(dir, { cmds: [ours("verify", "latest", "--to", refDir, "-i", key)] }) };
+      },
+    },
+    {
+      id: "ours-inspect",
+      group: "inspect",
+      tool: "etcd-backup inspect -o json (file)",
+      ours: true,
+      async run() {
+        return { usage: await runPipe(dir, { cmds: [ours("inspect", "-o", "json", refFile)] }) };
+      },
+    },
+  ];
+  const only = values.only?.split(",");
+  const chosen = only ? cases.filter((c) => only.some((o) => c.id.includes(o))) : cases;
+
+  const results = new Map<string, { usage: Usage; stored?: number }[]>();
+  try {
+    for (let r = 0; r < runs; r++) {
+      for (const c of chosen) {
+        log(`size ${sizeMB} MB, run ${r + 1}/${runs}: ${c.id}`);
+        const res = await c.run(r);
+        results.set(c.id, [...(results.get(c.id) ?? []), res]);
+      }
+    }
+  } finally {
+    await etcd.destroy();
+    await rm(dir, { recursive: true, force: true });
+  }
+  const rows: Row[] = chosen.map((c) => {
+    const rs = results.get(c.id)!;
+    const wall = median(rs.map((x) => x.usage.wall));
+    const stored = rs[0]!.stored;
+    return {
+      id: c.id,
+      group: c.group,
+      tool: c.tool,
+      ours: c.ours,
+      ...(c.peer ? { peer: c.peer } : {}),
+      wall,
+      cpu: median(rs.map((x) => x.usage.cpu)),
+      rssMiB: Math.max(...rs.map((x) => x.usage.rssMiB)),
+      mbPerSec: dbBytes / 1e6 / wall,
+      ...(stored !== undefined ? { storedMB: stored / 1e6 } : {}),
+      walls: rs.map((x) => x.usage.wall),
+    };
+  });
+  for (const row of rows) {
+    const peer = rows.find((p) => p.id === row.peer);
+    if (peer) {
+      row.speedVsPeer = peer.wall / row.wall;
+      row.cpuVsPeer = row.cpu / peer.cpu;
+    }
+  }
+  return { rows, dbBytes };
+}
+
+interface Goal {
+  goal: string;
+  value: string;
+  met: boolean;
+}
+
+function goals(rows: Row[]): Goal[] {
+  const get = (id: string) => rows.find((r) => r.id === id);
+  const out: Goal[] = [];
+  const ratio = (id: string, peerId: string) => {
+    const a = get(id);
+    const b = get(peerId);
+    return a && b ? b.wall / a.wall : undefined;
+  };
+  const add = (
+    goal: string,
+    v: number | undefined,
+    met: (v: number) => boolean,
+    fmt: (v: number) => string,
+  ) => {
+    if (v !== undefined) out.push({ goal, value: fmt(v), met: met(v) });
+  };
+  const x = (v: number) => `${v.toFixed(2)}x`;
+  add(
+    "save → dir with zstd ≥ 0.9x etcdctl snapshot save throughput",
+    ratio("ours-dir-zstd", "etcdctl-save"),
+    (v) => v >= 0.9,
+    x,
+  );
+  add(
+    "save etcd→zstd→age→S3 ≥ 2x faster than the shell pipeline",
+    ratio("ours-s3", "shell-pipeline"),
+    (v) => v >= 2,
+    x,
+  );
+  add("age encrypt ≥ 0.7x the age CLI", ratio("ours-age", "age-cli"), (v) => v >= 0.7, x);
+  const st = ratio("ours-status", "etcdctl-status");
+  add(
+    "status ≤ 1.5x etcdctl snapshot status (time)",
+    st === undefined ? undefined : 1 / st,
+    (v) => v <= 1.5,
+    x,
+  );
+  const saves = rows.filter((r) => r.ours && r.group === "save");
+  if (saves.length) {
+    const worst = Math.max(...saves.map((r) => r.rssMiB));
+    out.push({
+      goal: "peak RSS ≤ 150 MiB for save (worst of ours)",
+      value: `${worst.toFixed(0)} MiB`,
+      met: worst <= 150,
+    });
+  }
+  return out;
+}
+
+function table(sizeMB: number, dbBytes: number, rows: Row[]): string {
+  const lines = [
+    `### ${sizeMB} MB target: snapshot ${(dbBytes / 1e6).toFixed(1)} MB; median of ${runs} run(s), peak RSS the largest`,
+    "",
+    "| what | tool | wall s | cpu s | MB/s | peak RSS MiB | stored MB | ours vs peer (speed, cpu) |",
+    "|---|---|---:|---:|---:|---:|---:|---|",
+  ];
+  for (const r of rows) {
+    const vs =
+      r.speedVsPeer !== undefined
+        ? `${r.speedVsPeer.toFixed(2)}x faster-than ${r.peer}, cpu ${r.cpuVsPeer!.toFixed(2)}x`
+        : "";
+    lines.push(
+      `| ${r.group} | ${r.ours ? "**" : ""}${r.tool}${r.ours ? "**" : ""} | ${r.wall.toFixed(2)} | ${r.cpu.toFixed(2)} | ${r.mbPerSec.toFixed(0)} | ${r.rssMiB.toFixed(0)} | ${r.storedMB?.toFixed(1) ?? ""} | ${vs} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** Two bar panels (throughput, peak RSS), one bar per tool, ours in one colour and the peers in another. */
+function svg(sizeMB: number, rows: Row[]): string {
+  const rowH = 22;
+  const labelW = 390;
+  const barW = 300;
+  const top = 46;
+  const panelH = top + rows.length * rowH + 10;
+  const width = labelW + 2 * (barW + 90);
+  const maxT = Math.max(...rows.map((r) => r.mbPerSec));
+  const maxR = Math.max(...rows.map((r) => r.rssMiB));
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${panelH + 20}" font-family="sans-serif" font-size="12">`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    `<text x="8" y="18" font-size="14" font-weight="bold">etcd-backup vs peers, ${sizeMB} MB Kubernetes-shaped etcd (median of ${runs})</text>`,
+    `<text x="${labelW}" y="38" font-weight="bold">throughput, MB/s of snapshot (longer is better)</text>`,
+    `<text x="${labelW + barW + 90}" y="38" font-weight="bold">peak RSS, MiB (shorter is better)</text>`,
+  ];
+  rows.forEach((r, i) => {
+    const y = top + i * rowH;
+    const fill = r.ours ? "#2a7ae2" : "#9aa0a6";
+    parts.push(`<text x="8" y="${y + 15}">${esc(`${r.group}: ${r.tool}`).slice(0, 64)}</text>`);
+    const t = (r.mbPerSec / maxT) * barW;
+    parts.push(
+      `<rect x="${labelW}" y="${y + 4}" width="${t.toFixed(1)}" height="${rowH - 8}" fill="${fill}"/>`,
+    );
+    parts.push(`<text x="${labelW + t + 4}" y="${y + 15}">${r.mbPerSec.toFixed(0)}</text>`);
+    const x2 = labelW + barW + 90;
+    const m = (r.rssMiB / maxR) * barW;
+    parts.push(`<rect x="${x2}" y="${y + 4}" width="${m.toFixed(1)}" height="${rowH - 8}" fill="${fill}"/>`);
+    parts.push(`<text x="${x2 + m + 4}" y="${y + 15}">${r.rssMiB.toFixed(0)}</text>`);
+  });
+  parts.push(
+    `<text x="8" y="${panelH + 12}" fill="#555">blue: etcd-backup; grey: etcdctl, zstd, age, aws CLI. Wall time on a shared 2-core VM, loopback etcd and s3rver.</text>`,
+    "</svg>",
+  );
+  return `${parts.join("\n")}\n`;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  const work = await mkdtemp(join(tmpdir(), "etcd-backup-bench-"));
+  const s3 = await startS3Server({ directory: join(work, "s3") });
+  await s3.createBucket("bench");
+  const results: { sizeMB: number; dbBytes: number; rows: Row[]; goals: Goal[] }[] = [];
+  try {
+    for (const sizeMB of sizes) {
+      const { rows, dbBytes } = await benchSize(sizeMB, s3, work);
+      results.push({ sizeMB, dbBytes, rows, goals: goals(rows) });
+    }
+  } finally {
+    await s3.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+  // Memory flatness: each of our rows' peak RSS at the largest size against the smallest.
+  const flat =
+    results.length > 1
+      ? results[0]!.rows
+          .filter((r) => r.ours)
+          .map((r) => {
+            const big = results.at(-1)!.rows.find((b) => b.id === r.id)!;
+            return { id: r.id, smallMiB: r.rssMiB, largeMiB: big.rssMiB, growth: big.rssMiB / r.rssMiB };
+          })
+      : [];
+  const meta = {
+    date: new Date().toISOString(),
+    command: `node bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
+    node: process.version,
+    runs,
+    tools: {
+      etcdctl: (await exec("/usr/bin/etcdctl", ["version"])).stdout.split("\n")[0],
+      zstd: (await exec("/usr/bin/zstd", ["--version"])).stdout.trim(),
+      age: (await exec("/usr/bin/age", ["--version"])).stdout.trim(),
+      aws: (await exec("/usr/bin/aws", ["--version"])).stdout.trim(),
+    },
+  };
+  if (values.svg) writeFileSync(values.svg, svg(results.at(-1)!.sizeMB, results.at(-1)!.rows));
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ ...meta, results, memoryFlatness: flat }, null, 2)}\n`);
+    return;
+  }
+  const out: string[] = [
+    `${meta.date} ${meta.command}; node ${meta.node}; ${meta.tools.etcdctl}, ${meta.tools.zstd}, age ${meta.tools.age}, ${meta.tools.aws}`,
+  ];
+  for (const r of results) {
+    out.push("", table(r.sizeMB, r.dbBytes, r.rows), "", "| goal | value | met |", "|---|---:|---|");
+    for (const g of r.goals) out.push(`| ${g.goal} | ${g.value} | ${g.met ? "yes" : "**no**"} |`);
+  }
+  if (flat.length) {
+    out.push(
+      "",
+      `### memory flatness (${sizes[0]} MB → ${sizes.at(-1)} MB): our peak RSS within 20%`,
+      "",
+      "| ours | small MiB | large MiB | growth | within 20% |",
+      "|---|---:|---:|---:|---|",
+    );
+    for (const f of flat)
+      out.push(
+        `| ${f.id} | ${f.smallMiB.toFixed(0)} | ${f.largeMiB.toFixed(0)} | ${((f.growth - 1) * 100).toFixed(0)}% | ${f.growth <= 1.2 ? "yes" : "**no**"} |`,
+      );
+  }
+  process.stdout.write(`${out.join("\n")}\n`);
+}
+
+await main();
