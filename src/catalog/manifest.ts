@@ -40,6 +40,16 @@ export const manifestSchema = z.object({
     recipients: z.array(z.object({ kind: z.string(), publicKey: z.string().optional() })),
   }),
   tool: z.object({ name: z.literal("etcd-backup"), version: z.string() }),
+  /** Config archives only: what the tar holds. */
+  config: z
+    .object({
+      files: sizeSchema,
+      directories: sizeSchema,
+      symlinks: sizeSchema,
+      bytes: sizeSchema,
+      paths: z.array(z.string()),
+    })
+    .optional(),
 });
 
 export type Manifest = z.infer<typeof manifestSchema>;

@@ -1,11 +1,11 @@
 import { lstat } from "node:fs/promises";
 import { hostname } from "node:os";
 import { performance } from "node:perf_hooks";
-import { pipeline, Readable, type Transform } from "node:stream";
+import { pipeline, type Readable, type Transform } from "node:stream";
+import { publishBackup } from "../backup/publish.ts";
 import type { EncryptionPlan } from "../backup/save.ts";
-import { PENDING_SUFFIX } from "../catalog/catalog.ts";
-import { MANIFEST_FORMAT, type Manifest, manifestSchema } from "../catalog/manifest.ts";
-import { backupKey, manifestKey } from "../catalog/names.ts";
+import { MANIFEST_FORMAT, type Manifest } from "../catalog/manifest.ts";
+import { backupKey } from "../catalog/names.ts";
 import { Hinted } from "../errors.ts";
 import { type Compression, compressStage, DEFAULT_ZSTD_LEVEL } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
@@ -85,19 +85,6 @@ export async function saveConfigArchive(options: SaveConfigOptions): Promise<Sav
     kind: "config",
     dir: options.dir ?? "",
   });
-  if (await options.store.stat(key)) {
-    throw new Error(`a backup named ${key} already exists in ${options.store.location}; not overwriting it`);
-  }
-  const marker = `${key}${PENDING_SUFFIX}`;
-  try {
-    await options.store.put(
-      marker,
-      bufferStream(JSON.stringify({ started: started.toISOString(), pid: process.pid })),
-    );
-  } catch (err) {
-    throw new Error(`cannot write to ${options.store.location}`, { cause: err });
-  }
-
   const tally: CollectTally = { files: 0, directories: 0, symlinks: 0, bytes: 0, skipped: [] };
   const digest = new DigestStage();
   const compressed = new ByteCounter();
@@ -111,59 +98,42 @@ export async function saveConfigArchive(options: SaveConfigOptions): Promise<Sav
     ...(options.encryption ? [options.encryption.createStage()] : []),
     stored,
   ];
-  const body = pipeline(stages as [Readable, ...Transform[]], () => {}) as unknown as Readable;
-  try {
-    await options.store.put(key, body, {
-      ...(options.signal ? { signal: options.signal } : {}),
-      contentType: "application/octet-stream",
-    });
-    if (digest.hex === undefined) throw new Error("archive stream ended before it was complete");
-  } catch (err) {
-    body.destroy();
-    await options.store.delete(key).catch(() => {});
-    await options.store.delete(marker).catch(() => {});
+  let config: ConfigSummary | undefined;
+  const published = await publishBackup({
+    store: options.store,
+    key,
+    started,
+    ...(options.signal ? { signal: options.signal } : {}),
+    openBody: () => pipeline(stages as [Readable, ...Transform[]], () => {}) as unknown as Readable,
+    makeManifest: () => {
+      if (digest.hex === undefined) throw new Error("archive stream ended before it was complete");
+      config = {
+        files: tally.files,
+        directories: tally.directories,
+        symlinks: tally.symlinks,
+        bytes: tally.bytes,
+        paths: options.paths,
+      };
+      return {
+        format: MANIFEST_FORMAT,
+        kind: "config",
+        cluster: options.cluster,
+        created: started.toISOString(),
+        durationSeconds: Math.round(performance.now() - t0) / 1000,
+        source: { kind: "files", endpoint: hostname() },
+        dbSize: digest.bytes,
+        sha256: digest.hex,
+        sizes: { plain: digest.bytes, compressed: compressed.bytes, stored: stored.bytes },
+        compression: { kind: options.compression, ...(level !== undefined ? { level } : {}) },
+        encryption: options.encryption
+          ? { kind: "age", recipients: options.encryption.recipients }
+          : { kind: "none", recipients: [] },
+        tool: { name: "etcd-backup", version: VERSION },
+        config,
+      };
+    },
+  }).catch((err) => {
     throw new Error("archive configuration", { cause: err });
-  }
-
-  const manifest: Manifest = {
-    format: MANIFEST_FORMAT,
-    kind: "config",
-    cluster: options.cluster,
-    created: started.toISOString(),
-    durationSeconds: Math.round(performance.now() - t0) / 1000,
-    source: { kind: "files", endpoint: hostname() },
-    dbSize: digest.bytes,
-    sha256: digest.hex,
-    sizes: { plain: digest.bytes, compressed: compressed.bytes, stored: stored.bytes },
-    compression: { kind: options.compression, ...(level !== undefined ? { level } : {}) },
-    encryption: options.encryption
-      ? { kind: "age", recipients: options.encryption.recipients }
-      : { kind: "none", recipients: [] },
-    tool: { name: "etcd-backup", version: VERSION },
-  };
-  const config: ConfigSummary = {
-    files: tally.files,
-    directories: tally.directories,
-    symlinks: tally.symlinks,
-    bytes: tally.bytes,
-    paths: options.paths,
-  };
-  const mkey = manifestKey(key);
-  try {
-    const text = `${JSON.stringify({ ...manifestSchema.parse(manifest), config }, null, 2)}\n`;
-    await options.store.put(mkey, bufferStream(text), {
-      ...(options.signal ? { signal: options.signal } : {}),
-      contentType: "application/json",
-    });
-  } catch (err) {
-    await options.store.delete(key).catch(() => {});
-    await options.store.delete(marker).catch(() => {});
-    throw new Error("write manifest", { cause: err });
-  }
-  await options.store.delete(marker).catch(() => {});
-  return { key, manifestKey: mkey, manifest, config, skipped: tally.skipped };
-}
-
-function bufferStream(text: string): Readable {
-  return Readable.from([Buffer.from(text)]);
+  });
+  return { key, ...published, config: config!, skipped: tally.skipped };
 }
