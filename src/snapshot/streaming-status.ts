@@ -55,7 +55,19 @@ export class StreamingStatus {
   /** Feeds the next bytes of the snapshot (the trailer may come along; it is not a page and is ignored). */
   update(chunk: Buffer): void {
     if (this.failed) return;
-    let data = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    let data = chunk;
+    let off = 0;
+    if (this.carry.length > 0) {
+      if (this.pageSize > 0 && this.carry.length + chunk.length >= this.pageSize) {
+        // Only the page that straddles the two chunks is joined; the rest is read in place (joining every
+        // chunk to the carry copied the whole snapshot once more, a fifth of save's CPU).
+        const need = this.pageSize - this.carry.length;
+        this.page(Buffer.concat([this.carry, chunk.subarray(0, need)]));
+        off = need;
+      } else {
+        data = Buffer.concat([this.carry, chunk]);
+      }
+    }
     if (this.pageSize === 0) {
       if (data.length < PAGE_HEADER_SIZE + 64) {
         this.carry = Buffer.from(data);
@@ -69,13 +81,11 @@ export class StreamingStatus {
       this.pageSize = meta.pageSize;
     }
     const size = this.pageSize;
-    let off = 0;
     while (data.length - off >= size) {
       this.page(data.subarray(off, off + size));
       off += size;
     }
     this.carry = off < data.length ? Buffer.from(data.subarray(off)) : Buffer.alloc(0);
-    data = Buffer.alloc(0);
   }
 
   private page(bytes: Buffer): void {

@@ -34,6 +34,15 @@ export class TrailerCheck extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
     // Keep the newest 32 bytes back; everything older is database content and can go on.
+    if (chunk.length >= TRAILER_LENGTH) {
+      // The held bytes go out as they are and the chunk as a view: joining them copied every chunk.
+      const cut = chunk.length - TRAILER_LENGTH;
+      if (this.tail.length > 0) this.passOn(this.tail);
+      if (cut > 0) this.passOn(chunk.subarray(0, cut));
+      this.tail = Buffer.from(chunk.subarray(cut));
+      callback();
+      return;
+    }
     const joined = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
     if (joined.length <= TRAILER_LENGTH) {
       this.tail = Buffer.from(joined);
@@ -47,6 +56,13 @@ export class TrailerCheck extends Transform {
     this.fileHash.update(out);
     this.dbBytes += out.length;
     callback(null, out);
+  }
+
+  private passOn(out: Buffer): void {
+    this.dbHash.update(out);
+    this.fileHash.update(out);
+    this.dbBytes += out.length;
+    this.push(out);
   }
 
   override _flush(callback: TransformCallback): void {
