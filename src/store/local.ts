@@ -106,12 +106,16 @@ export class LocalStore implements Store {
     }
   }
 
-  /** Temporary files left by crashed uploads, with their age, for cleanup. */
-  async *leftovers(): AsyncIterable<{ path: string; lastModified: Date }> {
-    const entries = await readdir(this.root, { withFileTypes: true }).catch(() => []);
+  /** Temporary files left by crashed uploads, in any folder of the store, with their age, for cleanup. */
+  async *leftovers(dir = this.root): AsyncIterable<{ path: string; lastModified: Date }> {
+    const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
     for (const entry of entries) {
+      const p = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        yield* this.leftovers(p);
+        continue;
+      }
       if (!entry.isFile() || !entry.name.startsWith(LOCAL_TEMP_PREFIX)) continue;
-      const p = join(this.root, entry.name);
       const s = await stat(p).catch(() => null);
       if (s) yield { path: p, lastModified: s.mtime };
     }
