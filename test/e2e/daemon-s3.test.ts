@@ -117,7 +117,8 @@ describe("daemon against real etcd (with authentication) and S3", () => {
     assert.equal(metrics.get("etcd_backup_stored_bytes"), newest.object!.size);
     assert.equal(metrics.get("etcd_backup_stored_bytes"), newest.manifest!.sizes.stored);
     assert.equal(metrics.get("etcd_backup_db_bytes"), newest.manifest!.dbSize);
-    if (newest.manifest!.etcd) assert.equal(metrics.get("etcd_backup_revision"), newest.manifest!.etcd.revision);
+    if (newest.manifest!.etcd)
+      assert.equal(metrics.get("etcd_backup_revision"), newest.manifest!.etcd.revision);
     const successes = metrics.get('etcd_backup_runs_total{result="success"}')!;
     assert.ok(
       (metrics.get("etcd_backup_pruned_total") ?? 0) >= successes - 2,
