@@ -4,6 +4,7 @@
  *   npm run bench                          # 200 MB database, 3 runs each, table on stdout
  *   node bench/run.ts --size 1000          # another size (generated once, cached in the temp directory)
  *   node bench/run.ts --sizes 200,1000     # both, plus the memory-flatness check across sizes
+ *                                          # (sizes after the first run --runs-large times, default 1)
  *   node bench/run.ts --quick              # ~20 MB smoke run, one run each
  *   node bench/run.ts --json               # machine-readable results on stdout
  *   node bench/run.ts --svg bench/results.svg --markdown   # also write the chart, print a markdown table
@@ -38,6 +39,7 @@ const { values } = parseArgs({
     sizes: { type: "string" },
     quick: { type: "boolean", default: false },
     runs: { type: "string" },
+    "runs-large": { type: "string", default: "1" },
     json: { type: "boolean", default: false },
     svg: { type: "string" },
     markdown: { type: "boolean", default: false },
@@ -193,6 +195,7 @@ function dirBytes(p: string, suffix = ""): number {
 
 async function benchSize(
   sizeMB: number,
+  runs: number,
   s3: TestS3Server,
   work: string,
 ): Promise<{ rows: Row[]; dbBytes: number }> {
@@ -593,7 +596,7 @@ function goals(rows: Row[]): Goal[] {
   return out;
 }
 
-function table(sizeMB: number, dbBytes: number, rows: Row[]): string {
+function table(sizeMB: number, runs: number, dbBytes: number, rows: Row[]): string {
   const lines = [
     `### ${sizeMB} MB target: snapshot ${(dbBytes / 1e6).toFixed(1)} MB; median of ${runs} run(s), peak RSS the largest`,
     "",
@@ -615,7 +618,7 @@ function table(sizeMB: number, dbBytes: number, rows: Row[]): string {
 const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 
 /** Two bar panels (throughput, peak RSS), one bar per tool, ours in one colour and the peers in another. */
-function svg(sizeMB: number, rows: Row[]): string {
+function svg(sizeMB: number, runs: number, rows: Row[]): string {
   const rowH = 22;
   const labelW = 390;
   const barW = 300;
@@ -657,11 +660,12 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), "etcd-backup-bench-"));
   const s3 = await startS3Server({ directory: join(work, "s3") });
   await s3.createBucket("bench");
-  const results: { sizeMB: number; dbBytes: number; rows: Row[]; goals: Goal[] }[] = [];
+  const results: { sizeMB: number; runs: number; dbBytes: number; rows: Row[]; goals: Goal[] }[] = [];
   try {
     for (const sizeMB of sizes) {
-      const { rows, dbBytes } = await benchSize(sizeMB, s3, work);
-      results.push({ sizeMB, dbBytes, rows, goals: goals(rows) });
+      const n = sizeMB === sizes[0] ? runs : Number(values["runs-large"]);
+      const { rows, dbBytes } = await benchSize(sizeMB, n, s3, work);
+      results.push({ sizeMB, runs: n, dbBytes, rows, goals: goals(rows) });
     }
   } finally {
     await s3.stop();
@@ -689,7 +693,7 @@ async function main(): Promise<void> {
       aws: (await exec("/usr/bin/aws", ["--version"])).stdout.trim(),
     },
   };
-  if (values.svg) writeFileSync(values.svg, svg(results.at(-1)!.sizeMB, results.at(-1)!.rows));
+  if (values.svg) writeFileSync(values.svg, svg(results[0]!.sizeMB, results[0]!.runs, results[0]!.rows));
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ ...meta, results, memoryFlatness: flat }, null, 2)}\n`);
     return;
@@ -698,7 +702,7 @@ async function main(): Promise<void> {
     `${meta.date} ${meta.command}; node ${meta.node}; ${meta.tools.etcdctl}, ${meta.tools.zstd}, age ${meta.tools.age}, ${meta.tools.aws}`,
   ];
   for (const r of results) {
-    out.push("", table(r.sizeMB, r.dbBytes, r.rows), "", "| goal | value | met |", "|---|---:|---|");
+    out.push("", table(r.sizeMB, r.runs, r.dbBytes, r.rows), "", "| goal | value | met |", "|---|---:|---|");
     for (const g of r.goals) out.push(`| ${g.goal} | ${g.value} | ${g.met ? "yes" : "**no**"} |`);
   }
   if (flat.length) {
