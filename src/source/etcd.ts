@@ -129,7 +129,15 @@ async function waitConnected(client: Client, timeoutMs: number, signal?: AbortSi
     if (Date.now() >= deadline) {
       throw new Error(`no connection within the dial timeout of ${timeoutMs / 1000}s`);
     }
-    await new Promise<void>((resolve) => channel.watchConnectivityState(state, deadline, () => resolve()));
+    // Aborting must not wait for the dial timeout (an operator stopping, a user pressing Ctrl-C).
+    await new Promise<void>((resolve) => {
+      const onAbort = () => resolve();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      channel.watchConnectivityState(state, deadline, () => {
+        signal?.removeEventListener("abort", onAbort);
+        resolve();
+      });
+    });
   }
 }
 
