@@ -13,22 +13,10 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type CliResult, runCli } from "../fixtures/cli.ts";
+import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { freePort } from "../fixtures/ports.ts";
 import { keysOf, startRestoredMember, waitHealthy } from "../restore/helpers.ts";
-
-function assertOk(r: CliResult): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-function oneLineError(r: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `expected exit ${code}, got ${r.code}: ${r.stderr}`);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^etcd-backup: /);
-  assert.match(lines[0]!, pattern);
-}
 
 describe("kubeadm runbook steps with the built CLI", () => {
   let work: string;
@@ -128,7 +116,7 @@ describe("kubeadm runbook steps with the built CLI", () => {
       "--data-dir",
       dataDir,
     ]);
-    oneLineError(
+    assertOneLineError(
       again,
       1,
       /--data-dir .*var-lib-etcd is not empty; refusing to restore over a member's data \(move it aside first/,
@@ -136,12 +124,12 @@ describe("kubeadm runbook steps with the built CLI", () => {
   });
 
   test("restore needs exactly one target", async () => {
-    oneLineError(
+    assertOneLineError(
       await runCli(["restore", "latest", "--to", store]),
       2,
       /no restore target given.*--data-dir DIR/,
     );
-    oneLineError(
+    assertOneLineError(
       await runCli(["restore", "latest", "--to", store, "--to-file", "x", "--data-dir", "y"]),
       2,
       /exclude each other/,
@@ -150,7 +138,7 @@ describe("kubeadm runbook steps with the built CLI", () => {
 
   test("save-config refuses the clear without the long flag, restore-config puts the files back", async () => {
     const plain = await runCli(["save-config", "--path", kube, "--to", store, "--no-encrypt"]);
-    oneLineError(
+    assertOneLineError(
       plain,
       2,
       /private keys .* in the clear.*--i-understand-private-keys-are-stored-unencrypted/,
@@ -183,7 +171,7 @@ describe("kubeadm runbook steps with the built CLI", () => {
     const target = join(work, "restored-root");
     mkdirSync(target);
     const noTarget = await runCli(["restore-config", "latest", "--to", store, "--identity", identity]);
-    oneLineError(noTarget, 2, /no --target given/);
+    assertOneLineError(noTarget, 2, /no --target given/);
     assertOk(
       await runCli(["restore-config", "latest", "--to", store, "--identity", identity, "--target", target]),
     );
@@ -205,7 +193,7 @@ describe("kubeadm runbook steps with the built CLI", () => {
       "--target",
       target,
     ]);
-    oneLineError(refused, 1, /5 files already exist .*nothing was restored \(pass --force/);
+    assertOneLineError(refused, 1, /5 files already exist .*nothing was restored \(pass --force/);
     assert.equal(readFileSync(join(root, "admin.conf"), "utf8"), "changed\n");
     const forced = await runCli([
       "restore-config",

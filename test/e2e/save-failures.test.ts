@@ -9,21 +9,9 @@ import { saveBackup } from "../../src/backup/save.ts";
 import { EtcdSource } from "../../src/source/etcd.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import type { Store } from "../../src/store/store.ts";
-import { type CliResult, runCli } from "../fixtures/cli.ts";
+import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { issueCert, makePki, type TestPki } from "../fixtures/pki.ts";
-
-function assertOk(r: CliResult): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-function oneLineError(r: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `expected exit ${code}, got ${r.code}: ${r.stderr}`);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^etcd-backup: /);
-  assert.match(lines[0]!, pattern);
-}
 
 function emptyDir(dir: string): void {
   assert.deepEqual(readdirSync(dir), [], `nothing may be left in ${dir}`);
@@ -104,7 +92,7 @@ describe("mTLS to etcd", () => {
       "--key",
       pki.clientKey,
     ]);
-    oneLineError(r, 1, /certificate/i);
+    assertOneLineError(r, 1, /certificate/i);
   });
 
   test("a client certificate from another CA is refused", async () => {
@@ -117,13 +105,13 @@ describe("mTLS to etcd", () => {
       "--key",
       other.clientKey,
     ]);
-    oneLineError(r, 1, /no etcd endpoint served a snapshot/);
+    assertOneLineError(r, 1, /no etcd endpoint served a snapshot/);
   });
 
   test("an expired client certificate is refused", async () => {
     const expired = issueCert(pki, "expired-client", { cn: "expired", usage: "client", expired: true });
     const r = await runCli([...base(), "--cacert", pki.caCert, "--cert", expired.cert, "--key", expired.key]);
-    oneLineError(r, 1, /no etcd endpoint served a snapshot/);
+    assertOneLineError(r, 1, /no etcd endpoint served a snapshot/);
   });
 
   test("a missing key file names the flag", async () => {
@@ -136,7 +124,7 @@ describe("mTLS to etcd", () => {
       "--key",
       join(work, "missing.key"),
     ]);
-    oneLineError(r, 1, /cannot read client key .*missing\.key.*ENOENT.*--key/);
+    assertOneLineError(r, 1, /cannot read client key .*missing\.key.*ENOENT.*--key/);
   });
 
   test("--insecure-skip-tls-verify connects without the CA and warns", async () => {
@@ -179,7 +167,7 @@ describe("failures leave nothing that looks like a backup", () => {
     const dir = join(work, "trailer");
     mkdirSync(dir);
     const r = await runCli(["save", "--from-file", snap, "--to", dir, "--no-encrypt"]);
-    oneLineError(r, 1, /sha256 trailer does not match/);
+    assertOneLineError(r, 1, /sha256 trailer does not match/);
     emptyDir(dir);
   });
 
@@ -188,7 +176,11 @@ describe("failures leave nothing that looks like a backup", () => {
     writeFileSync(snap, Buffer.alloc(10));
     const dir = join(work, "short");
     mkdirSync(dir);
-    oneLineError(await runCli(["save", "--from-file", snap, "--to", dir, "--no-encrypt"]), 1, /too short/);
+    assertOneLineError(
+      await runCli(["save", "--from-file", snap, "--to", dir, "--no-encrypt"]),
+      1,
+      /too short/,
+    );
     emptyDir(dir);
   });
 
@@ -211,7 +203,7 @@ describe("failures leave nothing that looks like a backup", () => {
         "--compress",
         "none",
       ]);
-      oneLineError(r, 1, /ENOSPC|no space/i);
+      assertOneLineError(r, 1, /ENOSPC|no space/i);
       emptyDir(dir);
     } finally {
       execFileSync("umount", [dir]);
@@ -228,7 +220,7 @@ describe("failures leave nothing that looks like a backup", () => {
     }
     try {
       const r = await runCli(["save", "--endpoints", etcd.endpoint, "--to", dir, "--no-encrypt"]);
-      oneLineError(r, 1, /EROFS|read-only/i);
+      assertOneLineError(r, 1, /EROFS|read-only/i);
       emptyDir(dir);
     } finally {
       execFileSync("umount", [dir]);

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { type CliResult, runCli } from "../fixtures/cli.ts";
+import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 
 const ETCDCTL_ENV = { ...process.env, ETCDCTL_API: "3" };
@@ -18,18 +18,6 @@ function snapshotStatus(file: string): {
   return JSON.parse(
     execFileSync("etcdctl", ["snapshot", "status", "-w", "json", file], { env: ETCDCTL_ENV }).toString(),
   );
-}
-
-function assertOk(r: CliResult): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
-
-function oneLineError(r: CliResult, code: number, pattern: RegExp): void {
-  assert.equal(r.code, code, `expected exit ${code}, got ${r.code}: ${r.stderr}`);
-  const lines = r.stderr.trim().split("\n");
-  assert.equal(lines.length, 1, `expected one line, got:\n${r.stderr}`);
-  assert.match(lines[0]!, /^etcd-backup: /);
-  assert.match(lines[0]!, pattern);
 }
 
 describe("save and restore against a real etcd", () => {
@@ -172,7 +160,7 @@ describe("save and restore against a real etcd", () => {
 
   test("save refuses to run unencrypted unless told so", async () => {
     const r = await runCli(["save", "--endpoints", etcd.endpoint, "--to", work]);
-    oneLineError(r, 2, /no age recipient given.*--no-encrypt/);
+    assertOneLineError(r, 2, /no age recipient given.*--no-encrypt/);
   });
 
   test("an unreachable endpoint is named, the next one is used", async () => {
@@ -199,7 +187,7 @@ describe("save and restore against a real etcd", () => {
       "--dial-timeout",
       "1s",
     ]);
-    oneLineError(bad, 1, /127\.0\.0\.1:1: connect ECONNREFUSED.*127\.0\.0\.1:2: connect ECONNREFUSED/);
+    assertOneLineError(bad, 1, /127\.0\.0\.1:1: connect ECONNREFUSED.*127\.0\.0\.1:2: connect ECONNREFUSED/);
   });
 
   test("a missing target directory is a clear error and nothing is written", async () => {
@@ -211,7 +199,7 @@ describe("save and restore against a real etcd", () => {
       join(work, "nope"),
       "--no-encrypt",
     ]);
-    oneLineError(r, 1, /directory .*nope does not exist.*create it/);
+    assertOneLineError(r, 1, /directory .*nope does not exist.*create it/);
   });
 
   test("restore refuses a truncated or corrupted object and leaves no output file", async () => {
@@ -240,7 +228,7 @@ describe("save and restore against a real etcd", () => {
     writeFileSync(path, flipped);
     const out = join(work, "corrupt-out.db");
     let r = await runCli(["restore", obj!, "--to", dir, "--identity", identity, "--to-file", out]);
-    oneLineError(r, 1, /failed authentication|modified|corrupt/);
+    assertOneLineError(r, 1, /failed authentication|modified|corrupt/);
     assert.deepEqual(
       readdirSync(work).filter((f) => f.includes("corrupt-out")),
       [],
@@ -249,7 +237,7 @@ describe("save and restore against a real etcd", () => {
     // truncated
     writeFileSync(path, original.subarray(0, original.length - 100));
     r = await runCli(["restore", obj!, "--to", dir, "--identity", identity, "--to-file", out]);
-    oneLineError(r, 1, /truncated|corrupt|modified/);
+    assertOneLineError(r, 1, /truncated|corrupt|modified/);
     assert.deepEqual(
       readdirSync(work).filter((f) => f.includes("corrupt-out")),
       [],

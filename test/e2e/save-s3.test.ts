@@ -5,13 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { type CliResult, runCli } from "../fixtures/cli.ts";
+import { assertOk, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
-
-function assertOk(r: CliResult): void {
-  assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
 
 describe("save to S3 and back, with the AWS CLI, age and zstd as peers", () => {
   let etcd: EtcdServer;
