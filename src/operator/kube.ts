@@ -133,7 +133,8 @@ export class Kube {
       const onAbort = () => controller?.abort();
       const finish = (err: unknown) => {
         signal.removeEventListener("abort", onAbort);
-        if (err && !signal.aborted) {
+        // The client ends a watch silent for 30 s with a TimeoutError: a normal end; we resume from the last resourceVersion.
+        if (err && !signal.aborted && (err as Error).name !== "TimeoutError") {
           const code = (err as { statusCode?: number }).statusCode;
           reject(code ? new KubeError(`watch ${plural}: HTTP ${code}`, code, String(code)) : err);
         } else resolve();
