@@ -1,18 +1,6 @@
-import { readFile } from "node:fs/promises";
 import { type Command, Option } from "commander";
-import {
-  createDecryptStream,
-  createEncryptStream,
-  type Identity,
-  parseIdentities,
-  parseRecipient,
-  parseRecipientsFile,
-  passphraseIdentity,
-  passphraseRecipient,
-  type Recipient,
-} from "../age/index.ts";
+import { decryptionFactory, encryptionPlan } from "../backup/encryption.ts";
 import type { EncryptionPlan } from "../backup/save.ts";
-import { Hinted, UsageError } from "../errors.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -45,26 +33,6 @@ export interface EncryptFlags {
   ageRecipientEnv?: string;
 }
 
-async function readUserFile(path: string, flag: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    throw new Hinted(
-      `cannot read ${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      `check ${flag}`,
-    );
-  }
-}
-
-/** Reads a passphrase file: its first line, without the newline. Never echoed anywhere. */
-async function readPassphrase(path: string): Promise<string> {
-  const text = await readUserFile(path, "--passphrase-file");
-  const pass = text.split(/\r?\n/)[0] ?? "";
-  if (!pass)
-    throw new UsageError(`--passphrase-file ${path} is empty`, "write the passphrase on its first line");
-  return pass;
-}
-
 /**
  * The encryption `save` applies. Encryption is on by default: with no recipient and no passphrase it
  * refuses to run unless --no-encrypt was given.
@@ -73,46 +41,18 @@ export async function encryptionPlanFromFlags(
   flags: EncryptFlags,
   env = process.env,
 ): Promise<EncryptionPlan | null> {
-  const recipients: Recipient[] = [];
-  const keys = [
-    ...(flags.recipient ?? []),
-    ...(flags.ageRecipientEnv ?? env.ETCD_BACKUP_RECIPIENTS ?? "")
-      .split(",")
-      .map((s) => s.trim())
-      .filter(Boolean),
-  ];
-  for (const r of keys) recipients.push(parseRecipient(r));
-  for (const file of flags.recipientsFile ?? []) {
-    recipients.push(...parseRecipientsFile(await readUserFile(file, "--recipients-file")));
-  }
-  if (flags.passphraseFile) {
-    if (recipients.length > 0) {
-      throw new UsageError(
-        "a passphrase cannot be combined with recipients",
-        "use either --passphrase-file or --recipient",
-      );
-    }
-    recipients.push(passphraseRecipient(await readPassphrase(flags.passphraseFile)));
-  }
-  if (!flags.encrypt) {
-    if (recipients.length > 0) {
-      throw new UsageError(
-        "--no-encrypt contradicts the recipients given",
-        "drop --no-encrypt or the recipients",
-      );
-    }
-    return null;
-  }
-  if (recipients.length === 0) {
-    throw new UsageError(
-      "no age recipient given: backups hold every Secret of the cluster and are encrypted by default",
-      "pass --recipient age1... (see `etcd-backup keygen`), --recipients-file, --passphrase-file, or --no-encrypt",
-    );
-  }
-  return {
-    createStage: () => createEncryptStream(recipients),
-    recipients: recipients.map((r) => ({ kind: r.kind, ...(r.publicKey ? { publicKey: r.publicKey } : {}) })),
-  };
+  const fromEnv = (flags.ageRecipientEnv ?? env.ETCD_BACKUP_RECIPIENTS ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return await encryptionPlan(
+    {
+      recipients: [...(flags.recipient ?? []), ...fromEnv],
+      recipientsFiles: flags.recipientsFile ?? [],
+      ...(flags.passphraseFile ? { passphraseFile: flags.passphraseFile } : {}),
+    },
+    { encrypt: flags.encrypt },
+  );
 }
 
 /** Flags that give the keys to decrypt with. */
@@ -133,10 +73,9 @@ export interface DecryptFlags {
 
 /** The decryption stage factory, or undefined when no key was given (plain backups need none). */
 export async function decryptionFromFlags(flags: DecryptFlags): Promise<DecryptionFactory | undefined> {
-  const identities: Identity[] = [];
   const files = typeof flags.identity === "string" ? [flags.identity] : (flags.identity ?? []);
-  for (const file of files) identities.push(...parseIdentities(await readUserFile(file, "--identity")));
-  if (flags.passphraseFile) identities.push(passphraseIdentity(await readPassphrase(flags.passphraseFile)));
-  if (identities.length === 0) return undefined;
-  return () => createDecryptStream(identities);
+  return await decryptionFactory({
+    identityFiles: files,
+    ...(flags.passphraseFile ? { passphraseFile: flags.passphraseFile } : {}),
+  });
 }

@@ -1,18 +1,7 @@
-import { readFile } from "node:fs/promises";
-import {
-  createDecryptStream,
-  createEncryptStream,
-  type Identity,
-  parseIdentities,
-  parseRecipient,
-  parseRecipientsFile,
-  passphraseIdentity,
-  passphraseRecipient,
-  type Recipient,
-} from "../age/index.ts";
+import { decryptionFactory, encryptionPlan } from "../backup/encryption.ts";
 import type { EncryptionPlan } from "../backup/save.ts";
 import type { RetentionPolicy } from "../catalog/retention.ts";
-import { Hinted, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import { EtcdSource } from "../source/etcd.ts";
 import type { SnapshotSource } from "../source/source.ts";
@@ -108,45 +97,26 @@ export async function backupJobFromConfig(
     warn("the S3 endpoint's certificate is not verified (--s3-insecure-skip-tls-verify)");
   }
 
-  let encryption: EncryptionPlan | null = null;
-  if (config.encryption.kind === "age") {
-    const recipients: Recipient[] = [];
-    for (const r of config.encryption.recipients) recipients.push(parseRecipient(r));
-    for (const file of config.encryption.recipientsFiles) {
-      recipients.push(...parseRecipientsFile(await readConfigured(file, "--recipients-file")));
-    }
-    if (config.encryption.passphraseFile) {
-      const pass = await readPassphrase(config.encryption.passphraseFile);
-      secrets.push(pass);
-      recipients.push(passphraseRecipient(pass));
-    }
-    if (recipients.length === 0) {
-      throw new UsageError(
-        "no age recipient given: backups hold every Secret of the cluster and are encrypted by default",
-        "pass --recipient age1..., --recipients-file, --passphrase-file, or --no-encrypt",
-      );
-    }
-    encryption = {
-      createStage: () => createEncryptStream(recipients),
-      recipients: recipients.map((r) => ({
-        kind: r.kind,
-        ...(r.publicKey ? { publicKey: r.publicKey } : {}),
-      })),
-    };
-  }
-
-  const identities: Identity[] = [];
-  for (const file of config.decryption.identityFiles) {
-    const text = await readConfigured(file, "--identity");
-    for (const line of text.split(/\r?\n/))
-      if (line.trim() && !line.startsWith("#")) secrets.push(line.trim());
-    identities.push(...parseIdentities(text));
-  }
-  if (config.decryption.passphraseFile) {
-    const pass = await readPassphrase(config.decryption.passphraseFile);
-    if (!secrets.includes(pass)) secrets.push(pass);
-    identities.push(passphraseIdentity(pass));
-  }
+  const onSecret = (secret: string) => {
+    if (!secrets.includes(secret)) secrets.push(secret);
+  };
+  const encryption = await encryptionPlan(
+    {
+      recipients: config.encryption.kind === "age" ? config.encryption.recipients : [],
+      recipientsFiles: config.encryption.kind === "age" ? config.encryption.recipientsFiles : [],
+      ...(config.encryption.kind === "age" && config.encryption.passphraseFile
+        ? { passphraseFile: config.encryption.passphraseFile }
+        : {}),
+    },
+    { encrypt: config.encryption.kind === "age", onSecret },
+  );
+  const decrypt = await decryptionFactory(
+    {
+      identityFiles: config.decryption.identityFiles,
+      ...(config.decryption.passphraseFile ? { passphraseFile: config.decryption.passphraseFile } : {}),
+    },
+    { onSecret },
+  );
 
   return {
     cluster: config.cluster,
@@ -155,27 +125,9 @@ export async function backupJobFromConfig(
     compression: config.compression,
     ...(config.level !== undefined ? { level: config.level } : {}),
     encryption,
-    ...(identities.length > 0 ? { decrypt: () => createDecryptStream(identities) } : {}),
+    ...(decrypt ? { decrypt } : {}),
     retention: config.retention,
     incompleteGraceMs: config.incompleteGraceMs,
     secrets: secrets.filter((s) => s.length >= 4),
   };
-}
-
-async function readConfigured(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, "utf8");
-  } catch (err) {
-    throw new Hinted(
-      `cannot read ${what} ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-      `check ${what}`,
-    );
-  }
-}
-
-async function readPassphrase(path: string): Promise<string> {
-  const pass = (await readConfigured(path, "--passphrase-file")).split(/\r?\n/)[0] ?? "";
-  if (!pass)
-    throw new UsageError(`--passphrase-file ${path} is empty`, "write the passphrase on its first line");
-  return pass;
 }
