@@ -269,11 +269,16 @@ async function benchSize(
           { cmds: [["/usr/bin/age", "-r", pub, "-o", join(d, "s.snap.zst.age"), join(d, "s.snap.zst")]] },
           {
             cmds: [
-              aws("cp", "--only-show-errors", join(d, "s.snap.zst.age"), `s3://bench/tb/${r}.snap.zst.age`),
+              aws(
+                "cp",
+                "--only-show-errors",
+                join(d, "s.snap.zst.age"),
+                `s3://bench/${sizeMB}/tb/${r}.snap.zst.age`,
+              ),
             ],
           },
         ]);
-        return { usage, stored: s3Bytes(`tb/${r}.snap.zst.age`) };
+        return { usage, stored: s3Bytes(`${sizeMB}/tb/${r}.snap.zst.age`) };
       },
     },
     {
@@ -299,12 +304,12 @@ async function benchSize(
               ],
               ["/usr/bin/zstd", "-q", "-3", "-c"],
               ["/usr/bin/age", "-r", pub],
-              aws("cp", "--only-show-errors", "-", `s3://bench/pipe/${r}.snap.zst.age`),
+              aws("cp", "--only-show-errors", "-", `s3://bench/${sizeMB}/pipe/${r}.snap.zst.age`),
             ],
             allow: (i, code, stderr) => i === 0 && code === 5 && /sync .*invalid argument/.test(stderr),
           },
         ]);
-        return { usage, stored: s3Bytes(`pipe/${r}.snap.zst.age`) };
+        return { usage, stored: s3Bytes(`${sizeMB}/pipe/${r}.snap.zst.age`) };
       },
     },
     {
@@ -363,7 +368,7 @@ async function benchSize(
               "--endpoints",
               E,
               "--to",
-              `s3://bench/ours/${r}`,
+              `s3://bench/${sizeMB}/ours/${r}`,
               "--s3-endpoint",
               S,
               "--s3-path-style",
@@ -372,7 +377,7 @@ async function benchSize(
             ),
           ],
         });
-        return { usage, stored: s3Bytes(`ours/${r}`) };
+        return { usage, stored: s3Bytes(`${sizeMB}/ours/${r}/`) };
       },
     },
     {
