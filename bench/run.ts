@@ -634,6 +634,7 @@ function svg(sizeMB: number, runs: number, rows: Row[]): string {
   const maxR = Math.max(...rows.map((r) => r.rssMiB));
   const parts = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${panelH + 20}" font-family="sans-serif" font-size="12">`,
+    `<title>etcd-backup against etcdctl, zstd, age and the AWS CLI: throughput and peak memory</title>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="8" y="18" font-size="14" font-weight="bold">etcd-backup vs peers, ${sizeMB} MB Kubernetes-shaped etcd (median of ${runs})</text>`,
     `<text x="${labelW}" y="38" font-weight="bold">throughput, MB/s of snapshot (longer is better)</text>`,
