@@ -6,7 +6,11 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 if [ "$(id -u)" = 0 ]; then
+  packages="etcd-server etcd-client age zstd awscli openssl time tar ca-certificates chromium fonts-dejavu-core"
+  # Some images ship their own kubectl package, which owns /usr/bin/kubectl; Debian's would conflict.
+  command -v kubectl >/dev/null 2>&1 || packages="$packages kubernetes-client"
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends etcd-server etcd-client age zstd awscli openssl time tar ca-certificates chromium kubernetes-client fonts-dejavu-core >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $packages >/dev/null
 fi
 npm ci --no-audit --no-fund
