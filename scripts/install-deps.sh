@@ -13,4 +13,6 @@ if [ "$(id -u)" = 0 ]; then
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $packages >/dev/null
 fi
-npm ci --no-audit --no-fund
+# `npm install` (with the committed lock file) rather than `npm ci`: npm 11.19 writes lock files without the
+# other platforms' optional packages (Biome's binaries) and then its `npm ci` refuses those same files.
+npm install --no-audit --no-fund
