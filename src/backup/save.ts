@@ -3,6 +3,7 @@ import { pipeline, type Readable, type Transform } from "node:stream";
 import { MANIFEST_FORMAT, type Manifest } from "../catalog/manifest.ts";
 import { backupKey } from "../catalog/names.ts";
 import type { SnapshotSource } from "../source/source.ts";
+import { Coalesce } from "../stages/coalesce.ts";
 import { type Compression, compressStage, DEFAULT_ZSTD_LEVEL } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
 import { StatusTap } from "../stages/status-tap.ts";
@@ -69,6 +70,7 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
   const level = options.compression === "zstd" ? (options.level ?? DEFAULT_ZSTD_LEVEL) : undefined;
   const stages: (Readable | Transform)[] = [
     snapshot.stream,
+    new Coalesce(),
     trailer,
     plain,
     status,

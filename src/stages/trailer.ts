@@ -19,8 +19,9 @@ export interface TrailerResult {
  * store consuming it never completes the object.
  */
 export class TrailerCheck extends Transform {
+  // One pass over the bytes: the whole file's hash is the database's hash continued with the trailer
+  // (a copy of the hash state taken at the end), not a second hash over the same bytes.
   private readonly dbHash: Hash = createHash("sha256");
-  private readonly fileHash: Hash = createHash("sha256");
   private tail: Buffer = Buffer.alloc(0);
   private dbBytes = 0;
   private readonly expectSha256: string | undefined;
@@ -53,14 +54,12 @@ export class TrailerCheck extends Transform {
     const out = joined.subarray(0, cut);
     this.tail = Buffer.from(joined.subarray(cut));
     this.dbHash.update(out);
-    this.fileHash.update(out);
     this.dbBytes += out.length;
     callback(null, out);
   }
 
   private passOn(out: Buffer): void {
     this.dbHash.update(out);
-    this.fileHash.update(out);
     this.dbBytes += out.length;
     this.push(out);
   }
@@ -74,6 +73,7 @@ export class TrailerCheck extends Transform {
       );
       return;
     }
+    const fileHash = this.dbHash.copy();
     const expected = this.dbHash.digest();
     if (!expected.equals(this.tail)) {
       callback(
@@ -83,8 +83,7 @@ export class TrailerCheck extends Transform {
       );
       return;
     }
-    this.fileHash.update(this.tail);
-    const sha256 = this.fileHash.digest("hex");
+    const sha256 = fileHash.update(this.tail).digest("hex");
     if (this.expectSha256 && sha256 !== this.expectSha256) {
       callback(
         new Error(
