@@ -611,10 +611,10 @@ function table(sizeMB: number, runs: number, dbBytes: number, rows: Row[]): stri
   for (const r of rows) {
     const vs =
       r.speedVsPeer !== undefined
-        ? `${r.speedVsPeer.toFixed(2)}x faster-than ${r.peer}, cpu ${r.cpuVsPeer!.toFixed(2)}x`
+        ? `speed ${r.speedVsPeer.toFixed(2)}x of ${r.peer}, cpu ${r.cpuVsPeer!.toFixed(2)}x`
         : "";
     lines.push(
-      `| ${r.group} | ${r.ours ? "**" : ""}${r.tool}${r.ours ? "**" : ""} | ${r.wall.toFixed(2)} | ${r.cpu.toFixed(2)} | ${r.mbPerSec.toFixed(0)} | ${r.rssMiB.toFixed(0)} | ${r.storedMB?.toFixed(1) ?? ""} | ${vs} |`,
+      `| ${r.group} | ${r.ours ? "**" : ""}${r.tool.replace(/\|/g, "\\|")}${r.ours ? "**" : ""} | ${r.wall.toFixed(2)} | ${r.cpu.toFixed(2)} | ${r.mbPerSec.toFixed(0)} | ${r.rssMiB.toFixed(0)} | ${r.storedMB?.toFixed(1) ?? ""} | ${vs} |`,
     );
   }
   return lines.join("\n");
