@@ -97,6 +97,7 @@ export class EtcdSource implements SnapshotSource {
   ): Promise<SnapshotStream> {
     const client = new Client(target, creds, {
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
+      "grpc-node.flow_control_window": 4 * 1024 * 1024,
       "grpc.keepalive_time_ms": 30_000,
       "grpc.initial_reconnect_backoff_ms": 200,
     });
