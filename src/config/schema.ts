@@ -5,6 +5,7 @@ import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { parseSpan } from "../catalog/time-bound.ts";
 import { UsageError } from "../errors.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
+import { readTalosBackupEnv } from "../talos/backup-env.ts";
 import { parseDuration } from "./duration.ts";
 
 /*
@@ -284,7 +285,11 @@ export interface DaemonConfig {
  * Validates the daemon's settings and builds the configuration. Throws one `UsageError` that names every
  * problem (field-level and between fields) by its flag, never with a setting's value (it may be a secret).
  */
-export function parseDaemonConfig(input: Record<string, unknown>): DaemonConfig {
+export function parseDaemonConfig(
+  settings: Record<string, unknown>,
+  env: Record<string, string | undefined> = process.env,
+): DaemonConfig {
+  const input = applyTalosBackupEnv(settings, env);
   const problems: string[] = [];
   const parsed = daemonSettingsSchema.safeParse(input);
   if (!parsed.success) {
@@ -399,6 +404,33 @@ export function parseDaemonConfig(input: Record<string, unknown>): DaemonConfig 
     retry: { initialMs: Math.max(1, s.retryBackoff), maxMs: Math.max(s.retryBackoff, s.retryBackoffMax) },
     logFormat: s.logFormat,
   };
+}
+
+/**
+ * talos-backup's switches mean in the daemon what they mean for `save` (see `saveInputFromFlags`):
+ * - `DISABLE_ENCRYPTION=true` is `--no-encrypt`;
+ * - otherwise `AGE_X25519_PUBLIC_KEY` is one more recipient;
+ * - when no compression was given: zstd for `ENABLE_COMPRESSION=true`, none when it is set to anything else or
+ *   when `BUCKET` is set (talos-backup's default), else the daemon's default (zstd).
+ * Returns new settings; `settings` is not changed.
+ */
+export function applyTalosBackupEnv(
+  settings: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+): Record<string, unknown> {
+  const tb = readTalosBackupEnv(env);
+  const out: Record<string, unknown> = { ...settings };
+  if (out.compress === undefined || out.compress === "") {
+    if (tb.enableCompression !== undefined) out.compress = tb.enableCompression ? "zstd" : "none";
+    else if (tb.present) out.compress = "none";
+  }
+  if (tb.disableEncryption) out.encrypt = false;
+  else if (tb.ageRecipient) {
+    const r = out.recipient;
+    const list = Array.isArray(r) ? r.map(String) : typeof r === "string" && r.trim() ? [r] : [];
+    out.recipient = [...list, tb.ageRecipient];
+  }
+  return out;
 }
 
 /** Why a cron expression (with optional seconds) or time zone cannot be used, or null when it can. */

@@ -168,3 +168,39 @@ test("CLI: flags win over the environment, which wins over --config; all problem
   assert.equal(broken.code, 2);
   assert.match(broken.stderr, /is not valid YAML at line \d+, column \d+/);
 });
+
+test("talos-backup's variables mean in the daemon what they mean for save", () => {
+  const age = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+  const base = { schedule: "0 */6 * * *", to: "/backups" };
+  // AGE_X25519_PUBLIC_KEY alone is enough to encrypt, and adds to the recipients given.
+  const only = parseDaemonConfig(base, { AGE_X25519_PUBLIC_KEY: ` ${age} ` });
+  assert.deepEqual(only.job.encryption, { kind: "age", recipients: [age], recipientsFiles: [] });
+  const both = parseDaemonConfig({ ...base, recipient: ["age1other"] }, { AGE_X25519_PUBLIC_KEY: age });
+  assert.deepEqual(both.job.encryption.kind === "age" && both.job.encryption.recipients, ["age1other", age]);
+  // DISABLE_ENCRYPTION=true (exactly) is --no-encrypt; another value is not, and the recipient is then required.
+  assert.deepEqual(parseDaemonConfig(base, { DISABLE_ENCRYPTION: "true" }).job.encryption, { kind: "none" });
+  assert.deepEqual(
+    parseDaemonConfig(base, { DISABLE_ENCRYPTION: "true", AGE_X25519_PUBLIC_KEY: age }).job.encryption,
+    { kind: "none" },
+  );
+  assert.throws(
+    () => parseDaemonConfig(base, { DISABLE_ENCRYPTION: "TRUE" }),
+    /--recipient: no age recipient/,
+  );
+  // Compression: ENABLE_COMPRESSION=true zstd, any other value none; BUCKET alone is talos-backup's default, none;
+  // neither: our default zstd; a --compress given wins over all of them.
+  const enc = { AGE_X25519_PUBLIC_KEY: age };
+  assert.equal(parseDaemonConfig(base, { ...enc, ENABLE_COMPRESSION: "true" }).job.compression, "zstd");
+  assert.equal(parseDaemonConfig(base, { ...enc, ENABLE_COMPRESSION: "yes" }).job.compression, "none");
+  assert.equal(parseDaemonConfig(base, { ...enc, BUCKET: "b" }).job.compression, "none");
+  assert.equal(parseDaemonConfig(base, enc).job.compression, "zstd");
+  assert.equal(
+    parseDaemonConfig({ ...base, compress: "zstd" }, { ...enc, BUCKET: "b", ENABLE_COMPRESSION: "false" }).job
+      .compression,
+    "zstd",
+  );
+  // The settings object is not changed.
+  const settings = { ...base, recipient: ["age1other"] };
+  parseDaemonConfig(settings, enc);
+  assert.deepEqual(settings.recipient, ["age1other"]);
+});
