@@ -52,7 +52,7 @@ export function addS3Options(cmd: Command): Command {
       ).helpGroup("S3:"),
     )
     .addOption(
-      new Option("--s3-part-size <MiB>", "multipart part size, at least 5 (default 16)")
+      new Option("--s3-part-size <MiB>", "multipart part size, at least 5 (default 8)")
         .argParser((v) => parsePartSizeMiB(v, "--s3-part-size"))
         .helpGroup("S3:"),
     )

@@ -9,7 +9,8 @@ export const MAX_PART_SIZE = 5 * 1024 * MiB;
 export const MAX_PARTS = 10_000;
 
 export const DEFAULT_REGION = "us-east-1";
-export const DEFAULT_PART_SIZE = 16 * MiB;
+// 8 MiB x (4 + 1) buffers = 40 MiB of part memory: the AWS CLI's part size, and within the 150 MiB RSS goal.
+export const DEFAULT_PART_SIZE = 8 * MiB;
 export const DEFAULT_CONCURRENCY = 4;
 
 export type ServerSideEncryption = "AES256" | "aws:kms";
