@@ -1,5 +1,6 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Counter } from "prom-client";
 import { formatDuration } from "../config/duration.ts";
 import type { BackupJob } from "../config/job.ts";
 import type { DaemonConfig } from "../config/schema.ts";
@@ -46,10 +47,22 @@ export class Daemon {
   private nextRun: Date | undefined;
   private lastSuccess: Date | undefined;
   private lastError: string | undefined;
+  /** `etcd_backup_test_restore_total{result}`: test restores that passed or failed (--test-restore-every). */
+  private readonly testRestores: Counter<"result">;
 
   constructor(options: DaemonOptions) {
     this.o = options;
     this.schedule = new Schedule(options.config.schedule.cron, options.config.schedule.timeZone);
+    const registry = options.metrics.registry;
+    this.testRestores =
+      (registry.getSingleMetric("etcd_backup_test_restore_total") as Counter<"result"> | undefined) ??
+      new Counter({
+        name: "etcd_backup_test_restore_total",
+        help: "Test restores of new backups into a temporary etcd (--test-restore-every), by result",
+        labelNames: ["result"],
+        registers: [registry],
+      });
+    for (const result of ["passed", "failed"]) this.testRestores.inc({ result }, 0);
   }
 
   /** Starts the HTTP server and the schedule; resolves to the address it listens on. */
@@ -211,6 +224,7 @@ export class Daemon {
         if (m.etcd?.revision !== undefined) this.o.metrics.revision.set(m.etcd.revision);
         this.o.metrics.backupsKept.set(out.kept);
         if (out.pruned) this.o.metrics.pruned.inc(out.pruned);
+        if (out.testRestore) this.testRestores.inc({ result: "passed" });
         this.lastSuccess = finishedAt;
         this.lastError = undefined;
         this.history.add({
@@ -239,6 +253,7 @@ export class Daemon {
         const line = this.o.redactor.redact(errorChain(err).join(": ") + (hint ? ` (${hint})` : ""));
         this.record(finishedAt, seconds, "failure");
         recordFailure(this.o.metrics, reason);
+        if (reason === "test_restore") this.testRestores.inc({ result: "failed" });
         this.lastError = line;
         this.history.add({
           runId,
@@ -250,6 +265,7 @@ export class Daemon {
           result: "failure",
           reason,
           error: line,
+          ...(reason === "test_restore" ? { testRestore: "failed" } : {}),
         });
         if (stop.aborted) {
           log.warn({ attempt, reason }, "run aborted; nothing partial was left in the store");
