@@ -8,9 +8,9 @@
  * A full chunk is only known to be the last one when the input ends, so each holds back one full
  * chunk until it sees at least one more byte.
  */
-import { createCipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import { createSecretKey, type KeyObject } from "node:crypto";
 import { AgeDecryptError } from "./errors.ts";
-import { hkdfSha256, open, TAG_SIZE } from "./primitives.ts";
+import { hkdfSha256, open, sealParts, TAG_SIZE } from "./primitives.ts";
 
 /** Plaintext bytes per chunk. */
 export const CHUNK_SIZE = 64 * 1024;
@@ -44,11 +44,7 @@ class ChunkNonce {
   }
 }
 
-/**
- * Encrypts a payload fed in pieces of any size. Each `write` emits at most one buffer holding every
- * chunk it sealed (ciphertext and tag back to back), so a 1 MiB input piece gives one 1 MiB output
- * write instead of two writes (ciphertext, tag) per 64 KiB chunk.
- */
+/** Encrypts a payload fed in pieces of any size. */
 export class PayloadSealer {
   readonly #key: KeyObject;
   readonly #nonce = new ChunkNonce();
@@ -60,51 +56,37 @@ export class PayloadSealer {
     this.#key = createSecretKey(key);
   }
 
-  // Seals `plaintext` into `out` at `at`; returns the offset after its tag.
-  #sealInto(plaintext: Buffer, last: boolean, out: Buffer, at: number): number {
-    const cipher = createCipheriv("chacha20-poly1305", this.#key, this.#nonce.forChunk(last), {
-      authTagLength: TAG_SIZE,
-    });
-    let off = at + cipher.update(plaintext).copy(out, at);
-    off += cipher.final().copy(out, off);
-    off += cipher.getAuthTag().copy(out, off);
+  #seal(plaintext: Buffer, last: boolean, emit: Emit): void {
+    const [ciphertext, tag] = sealParts(this.#key, this.#nonce.forChunk(last), plaintext);
+    if (ciphertext.length) emit(ciphertext);
+    emit(tag);
     this.#nonce.advance();
-    return off;
   }
 
   /** Encrypts what completes full chunks; keeps the rest (at most one chunk) for later. */
   write(data: Buffer, emit: Emit): void {
-    const total = this.#fill + data.length;
-    // Every full chunk followed by at least one more byte is known not to be the last one.
-    const count = total === 0 ? 0 : Math.floor((total - 1) / CHUNK_SIZE);
     let off = 0;
-    if (count > 0) {
-      const out = Buffer.allocUnsafe(count * SEALED_CHUNK_SIZE);
-      let at = 0;
-      let sealed = 0;
-      if (this.#fill > 0) {
-        // Complete the held chunk from the input's head, then seal it from the held buffer.
-        off = CHUNK_SIZE - this.#fill;
-        data.copy(this.#held, this.#fill, 0, off);
-        at = this.#sealInto(this.#held, false, out, at);
+    while (off < data.length) {
+      if (this.#fill === CHUNK_SIZE) {
+        // More input exists, so the held full chunk is not the last one.
+        this.#seal(this.#held, false, emit);
         this.#fill = 0;
-        sealed++;
       }
-      // The rest are sealed straight from views of the input, without copying it first.
-      for (; sealed < count; sealed++, off += CHUNK_SIZE) {
-        at = this.#sealInto(data.subarray(off, off + CHUNK_SIZE), false, out, at);
+      if (this.#fill === 0 && data.length - off > CHUNK_SIZE) {
+        this.#seal(data.subarray(off, off + CHUNK_SIZE), false, emit);
+        off += CHUNK_SIZE;
+        continue;
       }
-      emit(out);
+      const n = Math.min(CHUNK_SIZE - this.#fill, data.length - off);
+      data.copy(this.#held, this.#fill, off, off + n);
+      this.#fill += n;
+      off += n;
     }
-    // Keep the remainder (1 to CHUNK_SIZE bytes, or none): the input may be reused after this call.
-    this.#fill += data.copy(this.#held, this.#fill, off);
   }
 
   /** Encrypts the held bytes as the last chunk (empty only if nothing was written). */
   end(emit: Emit): void {
-    const out = Buffer.allocUnsafe(this.#fill + TAG_SIZE);
-    this.#sealInto(this.#held.subarray(0, this.#fill), true, out, 0);
-    emit(out);
+    this.#seal(this.#held.subarray(0, this.#fill), true, emit);
   }
 }
 
@@ -114,15 +96,6 @@ function modified(chunk: number, hint?: string): AgeDecryptError {
     `payload chunk ${chunk} failed authentication: the file was modified or is corrupted`,
     hint,
   );
-}
-
-// Thrown inside PayloadOpener.write when a middle chunk authenticated as the last one: carries how
-// many plaintext bytes (including that chunk's) are authenticated and may be released.
-class TrailingData {
-  readonly released: number;
-  constructor(released: number) {
-    this.released = released;
-  }
 }
 
 function truncated(): AgeDecryptError {
@@ -148,62 +121,46 @@ export class PayloadOpener {
     return open(this.#key, this.#nonce.forChunk(last), sealed);
   }
 
-  // A full chunk followed by more bytes: it must be a non-last chunk. Its plaintext goes into
-  // `out` at `at` once authenticated; returns the offset after it. If it authenticates as the last
-  // chunk instead, the bytes after it are trailing data.
-  #openMiddle(sealed: Buffer, out: Buffer, at: number): number {
+  // A full chunk followed by more bytes: it must be a non-last chunk. If it authenticates as the
+  // last chunk instead, the bytes after it are trailing data.
+  #openMiddle(sealed: Buffer, emit: Emit): void {
     const plaintext = this.#open(sealed, false);
     if (plaintext) {
+      emit(plaintext);
       this.#nonce.advance();
-      return at + plaintext.copy(out, at);
+      return;
     }
     const last = this.#open(sealed, true);
-    this.#done = true;
     if (last) {
       // Authenticated, so it may be released, as age does before reporting the trailing data.
-      throw new TrailingData(at + last.copy(out, at));
+      if (last.length) emit(last);
+      this.#done = true;
+      throw new AgeDecryptError("payload", "trailing data after the end of the encrypted payload");
     }
     throw modified(this.#nonce.counter);
   }
 
-  /**
-   * Decrypts every chunk known not to be the last; holds back at most one sealed chunk. The
-   * plaintext of all chunks opened by one call is emitted as one buffer, after each of them has
-   * been authenticated; if a chunk fails, the authenticated ones before it are emitted first.
-   */
+  /** Decrypts every chunk known not to be the last; holds back at most one sealed chunk. */
   write(data: Buffer, emit: Emit): void {
     if (this.#done && data.length) {
       throw new AgeDecryptError("payload", "trailing data after the end of the encrypted payload");
     }
-    const total = this.#fill + data.length;
-    const count = total === 0 ? 0 : Math.floor((total - 1) / SEALED_CHUNK_SIZE);
     let off = 0;
-    if (count > 0) {
-      const out = Buffer.allocUnsafe(count * CHUNK_SIZE);
-      let at = 0;
-      let opened = 0;
-      try {
-        if (this.#fill > 0) {
-          off = SEALED_CHUNK_SIZE - this.#fill;
-          data.copy(this.#held, this.#fill, 0, off);
-          this.#fill = 0;
-          at = this.#openMiddle(this.#held, out, at);
-          opened++;
-        }
-        for (; opened < count; opened++, off += SEALED_CHUNK_SIZE) {
-          at = this.#openMiddle(data.subarray(off, off + SEALED_CHUNK_SIZE), out, at);
-        }
-      } catch (err) {
-        const released = err instanceof TrailingData ? err.released : at;
-        if (released > 0) emit(out.subarray(0, released));
-        if (err instanceof TrailingData) {
-          throw new AgeDecryptError("payload", "trailing data after the end of the encrypted payload");
-        }
-        throw err;
+    while (off < data.length) {
+      if (this.#fill === SEALED_CHUNK_SIZE) {
+        this.#openMiddle(this.#held, emit);
+        this.#fill = 0;
       }
-      emit(out);
+      if (this.#fill === 0 && data.length - off > SEALED_CHUNK_SIZE) {
+        this.#openMiddle(data.subarray(off, off + SEALED_CHUNK_SIZE), emit);
+        off += SEALED_CHUNK_SIZE;
+        continue;
+      }
+      const n = Math.min(SEALED_CHUNK_SIZE - this.#fill, data.length - off);
+      data.copy(this.#held, this.#fill, off, off + n);
+      this.#fill += n;
+      off += n;
     }
-    this.#fill += data.copy(this.#held, this.#fill, off);
   }
 
   /** Decrypts the held bytes as the last chunk; throws if the payload ends early or was altered. */
