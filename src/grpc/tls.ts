@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
-import { type ChannelCredentials, credentials } from "@grpc/grpc-js";
+import type { ChannelCredentials } from "@grpc/grpc-js";
 import { Hinted } from "../errors.ts";
+import { grpc } from "./load.ts";
 
 /** TLS material for a gRPC client, as file paths (etcdctl style) or PEM contents (talosconfig style). */
 export interface TlsFiles {
@@ -45,15 +46,15 @@ export async function loadTlsFiles(files: TlsFiles): Promise<TlsPem> {
 
 /**
  * gRPC channel credentials. Verification of the server certificate stays on unless `insecureSkipVerify`,
- * in which case both the chain and the host name are accepted as they come.
+ * in which case both the chain and the host name are accepted as they come. Needs `loadGrpc()` first.
  */
 export function channelCredentials(tls: TlsPem): ChannelCredentials {
   const verify = tls.insecureSkipVerify
     ? { rejectUnauthorized: false, checkServerIdentity: () => undefined }
     : undefined;
-  return credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null, verify);
+  return grpc().credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null, verify);
 }
 
 export function insecureCredentials(): ChannelCredentials {
-  return credentials.createInsecure();
+  return grpc().credentials.createInsecure();
 }

@@ -1,13 +1,8 @@
 import { Readable } from "node:stream";
-import {
-  type ChannelCredentials,
-  Client,
-  connectivityState,
-  Metadata,
-  type ServiceError,
-} from "@grpc/grpc-js";
+import type { ChannelCredentials, Client, Metadata, ServiceError } from "@grpc/grpc-js";
 import { describeError, Hinted } from "../errors.ts";
 import { grpcReason } from "../grpc/failure.ts";
+import { grpc, loadGrpc } from "../grpc/load.ts";
 import { channelCredentials, insecureCredentials, loadTlsFiles, type TlsFiles } from "../grpc/tls.ts";
 import { fieldString, MessageWriter, readFields } from "../protobuf/wire.ts";
 import type { SnapshotSource, SnapshotStream } from "./source.ts";
@@ -70,6 +65,7 @@ export class EtcdSource implements SnapshotSource {
     const { tls } = this.options;
     const wantsTls = Boolean(tls.caFile || tls.certFile || tls.keyFile || tls.insecureSkipVerify || tls.pem);
     const pem = wantsTls ? await loadTlsFiles(tls) : undefined;
+    await loadGrpc();
     const failures: string[] = [];
     for (const endpoint of this.options.endpoints) {
       signal?.throwIfAborted();
@@ -95,7 +91,7 @@ export class EtcdSource implements SnapshotSource {
     creds: ChannelCredentials,
     signal?: AbortSignal,
   ): Promise<SnapshotStream> {
-    const client = new Client(target, creds, {
+    const client = new (grpc().Client)(target, creds, {
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
       "grpc-node.flow_control_window": 4 * 1024 * 1024,
       "grpc.keepalive_time_ms": 30_000,
@@ -103,7 +99,7 @@ export class EtcdSource implements SnapshotSource {
     });
     try {
       await waitConnected(client, this.options.dialTimeoutMs, signal);
-      const metadata = new Metadata();
+      const metadata = new (grpc().Metadata)();
       if (this.options.user) metadata.set("token", await authenticate(client, this.options.user));
       return await startSnapshot(client, endpoint, metadata, signal);
     } catch (err) {
@@ -123,8 +119,8 @@ async function waitConnected(client: Client, timeoutMs: number, signal?: AbortSi
   for (;;) {
     signal?.throwIfAborted();
     const state = channel.getConnectivityState(true);
-    if (state === connectivityState.READY) return;
-    if (state === connectivityState.TRANSIENT_FAILURE || state === connectivityState.SHUTDOWN) {
+    if (state === grpc().connectivityState.READY) return;
+    if (state === grpc().connectivityState.TRANSIENT_FAILURE || state === grpc().connectivityState.SHUTDOWN) {
       throw await probeFailure(client);
     }
     if (Date.now() >= deadline) {

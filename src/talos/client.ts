@@ -1,20 +1,18 @@
 import { once } from "node:events";
 import { isIP } from "node:net";
 import { checkServerIdentity } from "node:tls";
-import {
-  type ChannelCredentials,
+import type {
+  ChannelCredentials,
   Client,
-  type ClientReadableStream,
-  type ClientWritableStream,
-  connectivityState,
-  credentials as grpcCredentials,
+  ClientReadableStream,
+  ClientWritableStream,
   Metadata,
-  type ServiceError,
-  status,
+  ServiceError,
 } from "@grpc/grpc-js";
 import { Hinted } from "../errors.ts";
-import { channelCredentials } from "../grpc/tls.ts";
 import { grpcReason } from "../grpc/failure.ts";
+import { grpc, loadGrpc, GrpcStatus as status } from "../grpc/load.ts";
+import { channelCredentials } from "../grpc/tls.ts";
 import {
   checkClientCertificate,
   describeClientCertificate,
@@ -98,11 +96,12 @@ export class TalosClient {
     keepOpen = false,
   ): Promise<T> {
     const failures: string[] = [];
+    await loadGrpc();
     for (const endpoint of this.endpoints) {
       signal?.throwIfAborted();
       const target = endpointTarget(endpoint);
       const { credentials, options } = this.channelFor(target);
-      const client = new Client(target, credentials, {
+      const client = new (grpc().Client)(target, credentials, {
         "grpc.max_receive_message_length": 64 * 1024 * 1024,
         "grpc.keepalive_time_ms": 30_000,
         "grpc.initial_reconnect_backoff_ms": 200,
@@ -135,7 +134,7 @@ export class TalosClient {
   private channelFor(target: string): { credentials: ChannelCredentials; options: Record<string, string> } {
     const host = target.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
     if (isIP(host) === 0) return { credentials: channelCredentials(this.pem), options: {} };
-    const credentials = grpcCredentials.createSsl(this.pem.ca, this.pem.key, this.pem.cert, {
+    const credentials = grpc().credentials.createSsl(this.pem.ca, this.pem.key, this.pem.cert, {
       checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert),
     });
     return { credentials, options: { "grpc.ssl_target_name_override": IP_SNI_PLACEHOLDER } };
@@ -143,7 +142,7 @@ export class TalosClient {
 
   /** gRPC metadata addressing `node` through the endpoint (none: the endpoint's node). */
   static metadataFor(node: string | undefined): Metadata {
-    const md = new Metadata();
+    const md = new (grpc().Metadata)();
     if (node) md.set("node", node);
     return md;
   }
@@ -308,8 +307,8 @@ async function waitConnected(client: Client, timeoutMs: number, signal?: AbortSi
   for (;;) {
     signal?.throwIfAborted();
     const state = channel.getConnectivityState(true);
-    if (state === connectivityState.READY) return;
-    if (state === connectivityState.TRANSIENT_FAILURE || state === connectivityState.SHUTDOWN) {
+    if (state === grpc().connectivityState.READY) return;
+    if (state === grpc().connectivityState.TRANSIENT_FAILURE || state === grpc().connectivityState.SHUTDOWN) {
       throw await probeFailure(client);
     }
     if (Date.now() >= deadline) {

@@ -4,7 +4,6 @@ import { hostname } from "node:os";
 import { type Command, Option } from "commander";
 import { parseDuration } from "../../config/duration.ts";
 import { UsageError } from "../../errors.ts";
-import { createLogger } from "../../observability/logger.ts";
 import { Redactor } from "../../observability/redact.ts";
 import type { OperatorMetrics } from "../../operator/metrics.ts";
 import { abortOnSignals } from "../signals.ts";
@@ -94,8 +93,10 @@ export function register(program: Command): void {
       }
       const addr = parseAddr(flags.metricsAddr);
       const redactor = new Redactor().addFromEnv(process.env);
+      // Loaded here, not at the top: @kubernetes/client-node costs every other command ~1 s of CPU and ~50 MiB,
+      // pino and prom-client ~0.1 s each.
+      const { createLogger } = await import("../../observability/logger.ts");
       const log = createLogger({ redactor, format: flags.logFormat, out: process.stderr });
-      // Loaded here, not at the top: @kubernetes/client-node costs every other command ~1 s of CPU and ~50 MiB.
       const { Kube, loadKubeConfig } = await import("../../operator/kube.ts");
       const { OperatorMetrics } = await import("../../operator/metrics.ts");
       const { runOperator } = await import("../../operator/operator.ts");
