@@ -1,6 +1,6 @@
 import { createDecipheriv } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { parse } from "yaml";
+import { yaml } from "../yaml.ts";
 import { type EncryptionPrefix, parseEncryptionPrefix } from "./encrypted-value.ts";
 import { secretboxOpen } from "./secretbox.ts";
 
@@ -20,7 +20,7 @@ const SUPPORTED = ["aescbc", "aesgcm", "secretbox"];
 export function parseEncryptionConfig(text: string): EncryptionKeys {
   let doc: unknown;
   try {
-    doc = parse(text);
+    doc = yaml().parse(text);
   } catch (cause) {
     throw new Error("encryption configuration is not valid YAML", { cause });
   }

@@ -1,4 +1,4 @@
-import { stringify } from "yaml";
+import { yaml } from "../yaml.ts";
 import type { BoltDb } from "./bbolt-db.ts";
 import { parseEncryptionPrefix } from "./encrypted-value.ts";
 import { decryptValue, type EncryptionKeys } from "./encryption-config.ts";
@@ -81,5 +81,5 @@ export function decodeStored(stored: StoredObject): DecodedObject {
 export function renderObject(stored: StoredObject, format: "yaml" | "json" | "raw"): Buffer | string {
   if (format === "raw") return stored.value;
   const manifest = toManifest(decodeStored(stored).object);
-  return format === "json" ? `${JSON.stringify(manifest, null, 2)}\n` : stringify(manifest);
+  return format === "json" ? `${JSON.stringify(manifest, null, 2)}\n` : yaml().stringify(manifest);
 }

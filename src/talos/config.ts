@@ -2,8 +2,8 @@ import { X509Certificate } from "node:crypto";
 import { access, readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
-import { parse } from "yaml";
 import { Hinted, UsageError } from "../errors.ts";
+import { yaml } from "../yaml.ts";
 
 /** Where Talos mounts a Talos ServiceAccount's secret inside a pod (its talosconfig is the file `config`). */
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/talos.dev";
@@ -76,7 +76,7 @@ export async function loadTalosContext(path: string, contextName?: string): Prom
 export function parseTalosconfig(text: string, path: string, contextName?: string): TalosContext {
   let doc: unknown;
   try {
-    doc = parse(text);
+    doc = yaml().parse(text);
   } catch (err) {
     throw new Hinted(`talosconfig ${path} is not valid YAML`, "check the file", { cause: err });
   }
