@@ -21,8 +21,11 @@ export interface MaterializedSnapshot {
   /** A private (0600, in a 0700 directory) temporary file otherwise; removed by `dispose`. */
   path?: string;
   size: number;
-  /** sha256 of the plain snapshot, hex. */
-  sha256: string;
+  /**
+   * sha256 of the plain snapshot, hex. Always set when the snapshot was decoded (a backup, a zstd or age file),
+   * since it is hashed as it streams by; a plain file is read in place and hashed only when asked (`hash`).
+   */
+  sha256?: string;
   /** What was read, for messages: a path or `<store>/<key>`. */
   label: string;
   /** Removes the temporary file, if any. Safe to call twice. */
@@ -61,10 +64,12 @@ export async function materializeBackup(
 /**
  * Opens a local snapshot file: a plain one is read in place; an age-encrypted one (recognised by its first
  * bytes) is decrypted first, then decompressed when its name has `.zst`; a zstd one is decompressed.
+ * A plain file is hashed (`sha256`) only with `hash: true`: `status`, `inspect`, `get`, `diff` do not need it,
+ * and reading 1 GB to hash it is most of their time.
  */
 export async function materializeFile(
   path: string,
-  options: { decrypt?: DecryptionFactory; signal?: AbortSignal },
+  options: { decrypt?: DecryptionFactory; signal?: AbortSignal; hash?: boolean },
 ): Promise<MaterializedSnapshot> {
   const head = await readHead(path, 64);
   const encrypted =
@@ -80,14 +85,9 @@ export async function materializeFile(
   }
   const { size } = await stat(path);
   if (stages.length === 0) {
-    // A plain file: hash it and read it where it is (no copy).
-    const hash = createHash("sha256");
-    await pipelinePromise(
-      createReadStream(path, { highWaterMark: 1 << 20 }),
-      hashSink(hash),
-      options.signal ? { signal: options.signal } : {},
-    );
-    return { path, size, sha256: hash.digest("hex"), label: path, dispose: async () => {} };
+    // A plain file: read it where it is (no copy), hashed only when asked.
+    const sha256 = options.hash ? await fileSha256(path, options.signal) : undefined;
+    return { path, size, ...(sha256 ? { sha256 } : {}), label: path, dispose: async () => {} };
   }
   if (encrypted && /\.zst(\.age)?$/.test(path)) stages.push(decompressStage("zstd"));
   return await collect(
@@ -97,6 +97,27 @@ export async function materializeFile(
     path,
     options.signal,
   );
+}
+
+/** sha256 of a file, hex, streamed. */
+export async function fileSha256(path: string, signal?: AbortSignal): Promise<string> {
+  const hash = createHash("sha256");
+  await pipelinePromise(
+    createReadStream(path, { highWaterMark: 1 << 20 }),
+    hashSink(hash),
+    signal ? { signal } : {},
+  );
+  return hash.digest("hex");
+}
+
+/** The snapshot's sha256: the one computed while materializing, or hashed now (a plain file read in place). */
+export async function snapshotSha256(snapshot: MaterializedSnapshot, signal?: AbortSignal): Promise<string> {
+  if (snapshot.sha256) return snapshot.sha256;
+  const sha256 = snapshot.buffer
+    ? createHash("sha256").update(snapshot.buffer).digest("hex")
+    : await fileSha256(snapshot.path!, signal);
+  snapshot.sha256 = sha256;
+  return sha256;
 }
 
 async function collect(
