@@ -13,6 +13,7 @@ import {
   readU32,
   readU64,
 } from "./bbolt-page.ts";
+import { FileSource } from "./page-source.ts";
 
 /** A bucket: its B+tree root page, or an inline page stored inside its parent's leaf value. */
 export interface Bucket {
@@ -49,9 +50,6 @@ export interface Entry {
 /** Deeper than any real tree (bbolt fills pages to half at least): deeper means a cycle. */
 const MAX_DEPTH = 64;
 
-/** Read-ahead of a database read page by page: big enough to amortise a read, small enough for the cache. */
-const WINDOW_SIZE = 1 << 19;
-
 /** Meta pages are within the first two pages, and pages are at most 64 KiB. */
 const META_PROBE = 2 * 65536 + 128;
 
@@ -68,9 +66,8 @@ export class BoltDb {
   readonly pageSize: number;
   private readonly fd: number;
   private readonly scratch: Buffer[] = [];
-  private window: Buffer = Buffer.alloc(0);
-  private windowStart = 0;
-  private windowLength = 0;
+  /** The file's pages through a small window cache, when read page by page. */
+  private readonly source: FileSource | null;
 
   /**
    * Reads the meta pages of a database held in `buf` (or of the file `fd` when given, `buf` then holding its
@@ -79,6 +76,7 @@ export class BoltDb {
   constructor(buf: Buffer, fd = -1, fileSize = buf.length) {
     this.fd = fd;
     this.buf = fd >= 0 ? Buffer.alloc(0) : buf;
+    this.source = fd >= 0 ? new FileSource(fd) : null;
     this.metas = readMetas(buf);
     this.meta = chooseMeta(this.metas);
     this.pageSize = this.meta.pageSize;
@@ -113,6 +111,7 @@ export class BoltDb {
 
   /** Closes the file of a database opened with openFile; a no-op otherwise. */
   close(): void {
+    this.source?.close();
     if (this.fd >= 0) closeSync(this.fd);
   }
 
@@ -207,27 +206,14 @@ export class BoltDb {
   }
 
   /**
-   * `length` bytes at `pos` as a view of a read-ahead window: pages of one tree mostly lie in ascending
-   * order, so one read serves many of them. The view is valid until the next call.
+   * `length` bytes at `pos` as a view of the window cache: pages of one tree mostly lie in clusters, so one
+   * read serves many of them. The view is valid until the next call.
    */
   private windowed(pos: number, length: number, id: number): Buffer {
-    if (pos >= this.windowStart && pos + length <= this.windowStart + this.windowLength) {
-      return this.window.subarray(pos - this.windowStart, pos - this.windowStart + length);
-    }
-    const want = Math.max(length, Math.min(WINDOW_SIZE, this.meta.pgid * this.pageSize - pos));
-    if (this.window.length < want) this.window = Buffer.allocUnsafeSlow(want);
-    this.readAt(this.window, want, pos, id);
-    this.windowStart = pos;
-    this.windowLength = want;
-    return this.window.subarray(0, length);
-  }
-
-  private readAt(into: Buffer, length: number, position: number, id: number): void {
-    let done = 0;
-    while (done < length) {
-      const n = readSync(this.fd, into, done, length - done, position + done);
-      if (n <= 0) throw new Error(`page ${id}: beyond end of file`);
-      done += n;
+    try {
+      return this.source!.view(pos, length);
+    } catch {
+      throw new Error(`page ${id}: beyond end of file`);
     }
   }
 
