@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { chooseMeta, type Meta, readMetas } from "./bbolt-meta.ts";
 import {
   BRANCH_PAGE,
@@ -14,6 +15,7 @@ import {
   readU32,
   readU64,
 } from "./bbolt-page.ts";
+import { BufferSource, type ByteSource, FileSource } from "./page-source.ts";
 
 /** One problem found in a snapshot. `page` names the page when the problem belongs to one. */
 export interface Finding {
@@ -34,8 +36,29 @@ const MAX_FINDINGS = 200;
  */
 export function checkSnapshot(file: Buffer): Finding[] {
   const findings: Finding[] = [];
-  const data = checkTrailer(file, findings);
-  const metas = readMetas(data);
+  const dataSize = trailerFindings(file.length, () => trailerMatches(file), findings);
+  return checkDatabase(new BufferSource(file), dataSize, findings);
+}
+
+/**
+ * `checkSnapshot` on a file read page by page: memory stays a few MiB whatever its size (the trailer's
+ * sha256 is computed streaming the file). Same findings as `checkSnapshot` on the file's bytes.
+ */
+export async function checkSnapshotFile(path: string): Promise<Finding[]> {
+  const source = new FileSource(path);
+  try {
+    const findings: Finding[] = [];
+    const hasTrailer = source.size % 512 === TRAILER_SIZE && source.size > TRAILER_SIZE;
+    const matches = hasTrailer ? await fileTrailerMatches(path, source) : false;
+    const dataSize = trailerFindings(source.size, () => matches, findings);
+    return checkDatabase(source, dataSize, findings);
+  } finally {
+    source.close();
+  }
+}
+
+function checkDatabase(source: ByteSource, dataSize: number, findings: Finding[]): Finding[] {
+  const metas = readMetas(source.view(0, Math.min(dataSize, META_PROBE)));
   let meta: Meta;
   try {
     meta = chooseMeta(metas);
@@ -52,24 +75,41 @@ export function checkSnapshot(file: Buffer): Finding[] {
         message: `meta page ${m.page}: ${m.problem} (the other meta page is used)`,
       });
   }
-  new TreeChecker(data, meta, findings).run();
+  new TreeChecker(source, dataSize, meta, findings).run();
   return findings.slice(0, MAX_FINDINGS);
 }
 
-/** Verifies the trailer and returns the database bytes without it. */
-function checkTrailer(file: Buffer, findings: Finding[]): Buffer {
-  if (file.length % 512 === TRAILER_SIZE && file.length > TRAILER_SIZE) {
-    const data = file.subarray(0, file.length - TRAILER_SIZE);
-    const digest = createHash("sha256").update(data).digest();
-    if (!digest.equals(file.subarray(file.length - TRAILER_SIZE))) {
+/** Meta pages are within the first two pages, and pages are at most 64 KiB. */
+const META_PROBE = 2 * 65536 + 128;
+
+function trailerMatches(file: Buffer): boolean {
+  const data = file.subarray(0, file.length - TRAILER_SIZE);
+  const digest = createHash("sha256").update(data).digest();
+  return digest.equals(file.subarray(file.length - TRAILER_SIZE));
+}
+
+async function fileTrailerMatches(path: string, source: ByteSource): Promise<boolean> {
+  const hash = createHash("sha256");
+  const dataSize = source.size - TRAILER_SIZE;
+  if (dataSize > 0) {
+    for await (const chunk of createReadStream(path, { end: dataSize - 1, highWaterMark: 1 << 20 }))
+      hash.update(chunk as Buffer);
+  }
+  return hash.digest().equals(source.bytes(dataSize, TRAILER_SIZE));
+}
+
+/** Adds the trailer's findings for a file of `size` bytes; returns the size of the database in it. */
+function trailerFindings(size: number, matches: () => boolean, findings: Finding[]): number {
+  if (size % 512 === TRAILER_SIZE && size > TRAILER_SIZE) {
+    if (!matches()) {
       findings.push({
         severity: "error",
         message: "sha256 trailer mismatch: the file changed after etcd wrote it",
       });
     }
-    return data;
+    return size - TRAILER_SIZE;
   }
-  if (file.length % 512 === 0) {
+  if (size % 512 === 0) {
     findings.push({
       severity: "warning",
       message: "no sha256 trailer: integrity of the whole file cannot be proven",
@@ -77,29 +117,53 @@ function checkTrailer(file: Buffer, findings: Finding[]): Buffer {
   } else {
     findings.push({
       severity: "error",
-      message: `no sha256 trailer and file size ${file.length} is not a whole number of pages (truncated?)`,
+      message: `no sha256 trailer and file size ${size} is not a whole number of pages (truncated?)`,
     });
   }
-  return file;
+  return size;
 }
 
 const UNSEEN = 0;
 const REACHABLE = 1;
 const FREE = 2;
 
+/** A page's bytes (`buf[off, end)`; a whole page read from the source, or an inline page inside a value). */
+interface PageRef {
+  buf: Buffer;
+  off: number;
+  end: number;
+  flags: number;
+  count: number;
+}
+
+/** A key as a range of a page buffer; `buf` null means none (unbounded). */
+interface KeyRef {
+  buf: Buffer | null;
+  off: number;
+  len: number;
+}
+
+const NO_KEY: KeyRef = { buf: null, off: 0, len: 0 };
+
+/**
+ * Walks the tree reading each page from `source` once, as a buffer of its own (a view when the source is a
+ * buffer): keys are ranges of those page buffers, so a branch's separators stay valid while its children are
+ * read, and memory is the pages on the current path.
+ */
 class TreeChecker {
-  private readonly data: Buffer;
+  private readonly source: ByteSource;
+  private readonly dataSize: number;
   private readonly meta: Meta;
   private readonly findings: Finding[];
   private readonly ps: number;
   private readonly hw: number;
   private readonly state: Uint8Array;
-  /** Offset and length of the last key seen in the bucket being walked, for ordering across pages. */
-  private prevOff = -1;
-  private prevLen = 0;
+  /** The last key seen in the bucket being walked, for ordering across pages. */
+  private prev: KeyRef = NO_KEY;
 
-  constructor(data: Buffer, meta: Meta, findings: Finding[]) {
-    this.data = data;
+  constructor(source: ByteSource, dataSize: number, meta: Meta, findings: Finding[]) {
+    this.source = source;
+    this.dataSize = dataSize;
     this.meta = meta;
     this.findings = findings;
     this.ps = meta.pageSize;
@@ -115,7 +179,7 @@ class TreeChecker {
   }
 
   run(): void {
-    const available = Math.floor(this.data.length / this.ps);
+    const available = Math.floor(this.dataSize / this.ps);
     if (this.hw > available) {
       this.error(
         `database truncated: high-water mark is page ${this.hw} but the file holds ${available} pages`,
@@ -127,8 +191,8 @@ class TreeChecker {
     this.checkFreelist();
   }
 
-  /** Claims pages `id..id+overflow`; false when the page cannot be read or was already claimed. */
-  private claim(id: number, what: string): { off: number; end: number; flags: number; count: number } | null {
+  /** Claims pages `id..id+overflow`; null when the page cannot be read or was already claimed. */
+  private claim(id: number, what: string): PageRef | null {
     if (id < 2) {
       this.error(`page ${id}: ${what} points at a meta page`, id);
       return null;
@@ -138,16 +202,16 @@ class TreeChecker {
       return null;
     }
     const off = id * this.ps;
-    if (off + this.ps > this.data.length) {
+    if (off + this.ps > this.dataSize) {
       this.error(`page ${id}: beyond the end of the file`, id);
       return null;
     }
-    const h = readPageHeader(this.data, off);
+    const h = readPageHeader(this.source.view(off, PAGE_HEADER_SIZE), 0);
     if (h.id !== id) {
       this.error(`page ${id}: header says page ${h.id}`, id);
       return null;
     }
-    if (id + h.overflow >= this.hw || off + (h.overflow + 1) * this.ps > this.data.length) {
+    if (id + h.overflow >= this.hw || off + (h.overflow + 1) * this.ps > this.dataSize) {
       this.error(`page ${id}: overflow of ${h.overflow} pages runs past the end of the database`, id);
       return null;
     }
@@ -160,44 +224,35 @@ class TreeChecker {
       }
     }
     this.state.fill(REACHABLE, id, id + h.overflow + 1);
-    return { off, end: off + (h.overflow + 1) * this.ps, flags: h.flags, count: h.count };
+    const size = (h.overflow + 1) * this.ps;
+    return { buf: this.source.bytes(off, size), off: 0, end: size, flags: h.flags, count: h.count };
   }
 
   private checkBucketTree(root: number, what: string): void {
-    const savedOff = this.prevOff;
-    const savedLen = this.prevLen;
-    this.prevOff = -1;
-    this.checkPage(root, what, -1, 0, -1, 0, 0);
-    this.prevOff = savedOff;
-    this.prevLen = savedLen;
+    const saved = this.prev;
+    this.prev = NO_KEY;
+    this.checkPage(root, what, NO_KEY, NO_KEY, 0);
+    this.prev = saved;
   }
 
-  private compare(aOff: number, aLen: number, bOff: number, bLen: number): number {
-    return this.data.compare(this.data, bOff, bOff + bLen, aOff, aOff + aLen);
+  /** Compares key `a` with the key at `b[bOff, bOff + bLen)`: negative, zero or positive. */
+  private static compare(a: KeyRef, b: Buffer, bOff: number, bLen: number): number {
+    return a.buf!.compare(b, bOff, bOff + bLen, a.off, a.off + a.len);
   }
 
   /**
-   * Checks page `id` (or an inline page when `inlineOff` >= 0) whose keys must lie in [lo, hi)
-   * (an offset of -1 means unbounded).
+   * Checks page `id` (or `inline`, an inline page) whose keys must lie in [lo, hi) (a missing key means
+   * unbounded).
    */
-  private checkPage(
-    id: number,
-    what: string,
-    loOff: number,
-    loLen: number,
-    hiOff: number,
-    hiLen: number,
-    depth: number,
-    inline?: { off: number; end: number },
-  ): void {
-    let page: { off: number; end: number; flags: number; count: number } | null;
+  private checkPage(id: number, what: string, lo: KeyRef, hi: KeyRef, depth: number, inline?: PageRef): void {
+    let page: PageRef | null;
     if (inline) {
       if (inline.off + PAGE_HEADER_SIZE > inline.end) {
         this.error(`${what}: inline page truncated`);
         return;
       }
-      const h = readPageHeader(this.data, inline.off);
-      page = { off: inline.off, end: inline.end, flags: h.flags, count: h.count };
+      const h = readPageHeader(inline.buf, inline.off);
+      page = { ...inline, flags: h.flags, count: h.count };
     } else {
       page = this.claim(id, what);
     }
@@ -212,9 +267,8 @@ class TreeChecker {
       this.error(`${name}: ${page.count} elements do not fit in the page`, pageId);
       return;
     }
-    const d = this.data;
-    let lastOff = -1;
-    let lastLen = 0;
+    const d = page.buf;
+    let last: KeyRef = NO_KEY;
     if (page.flags === BRANCH_PAGE) {
       if (page.count === 0) this.error(`${name}: empty branch page`, pageId);
       const keys: [number, number, number][] = [];
@@ -225,10 +279,9 @@ class TreeChecker {
           this.error(`${name}: branch element ${i} key runs past the page end`, pageId);
           return;
         }
-        if (lastOff >= 0 && this.compare(lastOff, lastLen, ko, kl) >= 0)
+        if (last.buf && TreeChecker.compare(last, d, ko, kl) >= 0)
           this.error(`${name}: branch keys out of order at element ${i}`, pageId);
-        lastOff = ko;
-        lastLen = kl;
+        last = { buf: d, off: ko, len: kl };
         keys.push([ko, kl, readU64(d, e + 8)]);
       }
       if (depth > 64) {
@@ -238,8 +291,8 @@ class TreeChecker {
       for (let i = 0; i < keys.length; i++) {
         const [ko, kl, child] = keys[i]!;
         const next = keys[i + 1];
-        const [nhOff, nhLen] = next ? [next[0], next[1]] : [hiOff, hiLen];
-        this.checkPage(child, `branch ${name} element ${i}`, ko, kl, nhOff, nhLen, depth + 1);
+        const nextHi: KeyRef = next ? { buf: d, off: next[0], len: next[1] } : hi;
+        this.checkPage(child, `branch ${name} element ${i}`, { buf: d, off: ko, len: kl }, nextHi, depth + 1);
       }
       return;
     }
@@ -252,15 +305,15 @@ class TreeChecker {
         this.error(`${name}: leaf element ${i} runs past the page end`, pageId);
         return;
       }
-      if (this.prevOff >= 0 && this.compare(this.prevOff, this.prevLen, ko, kl) >= 0) {
+      if (this.prev.buf && TreeChecker.compare(this.prev, d, ko, kl) >= 0) {
         this.error(`${name}: key at element ${i} is not greater than the key before it`, pageId);
       }
-      if (loOff >= 0 && this.compare(ko, kl, loOff, loLen) < 0)
+      const key: KeyRef = { buf: d, off: ko, len: kl };
+      if (lo.buf && TreeChecker.compare(key, lo.buf, lo.off, lo.len) < 0)
         this.error(`${name}: key at element ${i} is below its branch separator`, pageId);
-      if (hiOff >= 0 && this.compare(ko, kl, hiOff, hiLen) >= 0)
+      if (hi.buf && TreeChecker.compare(key, hi.buf, hi.off, hi.len) >= 0)
         this.error(`${name}: key at element ${i} is not below the next branch separator`, pageId);
-      this.prevOff = ko;
-      this.prevLen = kl;
+      this.prev = key;
       if (flags & BUCKET_LEAF_FLAG) {
         const bucketName = JSON.stringify(d.toString("latin1", ko, ko + kl));
         if (vl < BUCKET_HEADER_SIZE) {
@@ -269,17 +322,18 @@ class TreeChecker {
         }
         const vo = ko + kl;
         const root = readU64(d, vo);
-        const savedOff = this.prevOff;
-        const savedLen = this.prevLen;
-        this.prevOff = -1;
+        const saved = this.prev;
+        this.prev = NO_KEY;
         if (root === 0)
-          this.checkPage(0, `bucket ${bucketName}`, -1, 0, -1, 0, depth + 1, {
+          this.checkPage(0, `bucket ${bucketName}`, NO_KEY, NO_KEY, depth + 1, {
+            buf: d,
             off: vo + BUCKET_HEADER_SIZE,
             end: vo + vl,
+            flags: 0,
+            count: 0,
           });
-        else this.checkPage(root, `bucket ${bucketName}`, -1, 0, -1, 0, 0);
-        this.prevOff = savedOff;
-        this.prevLen = savedLen;
+        else this.checkPage(root, `bucket ${bucketName}`, NO_KEY, NO_KEY, 0);
+        this.prev = saved;
       }
     }
   }
@@ -287,21 +341,22 @@ class TreeChecker {
   private checkFreelist(): void {
     const fl = this.meta.freelist;
     if (fl === NO_FREELIST) return;
-    if (fl < 2 || fl >= this.hw || (fl + 1) * this.ps > this.data.length) {
+    if (fl < 2 || fl >= this.hw || (fl + 1) * this.ps > this.dataSize) {
       this.error(`page ${fl}: freelist page beyond the database`, fl);
       return;
     }
-    const h = readPageHeader(this.data, fl * this.ps);
+    const h = readPageHeader(this.source.view(fl * this.ps, PAGE_HEADER_SIZE), 0);
     if (h.flags !== FREELIST_PAGE) {
       this.error(`page ${fl}: expected the freelist page, found ${pageTypeName(h.flags)}`, fl);
       return;
     }
     const page = this.claim(fl, "freelist");
     if (!page) return;
+    const d = page.buf;
     let start = page.off + PAGE_HEADER_SIZE;
     let count = h.count;
     if (count === 0xffff) {
-      count = readU64(this.data, start);
+      count = readU64(d, start);
       start += 8;
     }
     if (start + count * 8 > page.end) {
@@ -309,7 +364,7 @@ class TreeChecker {
       return;
     }
     for (let i = 0; i < count; i++) {
-      const id = readU64(this.data, start + i * 8);
+      const id = readU64(d, start + i * 8);
       if (id < 2 || id >= this.hw)
         this.error(`page ${id}: freelist entry outside the database (high-water ${this.hw})`, id);
       else if (this.state[id] === FREE) this.error(`page ${id}: listed twice in the freelist`, id);

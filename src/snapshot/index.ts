@@ -4,7 +4,7 @@
  */
 
 export { BoltDb, type Bucket, type Entry } from "./bbolt-db.ts";
-export { checkSnapshot, type Finding, renderFindings } from "./check.ts";
+export { checkSnapshot, checkSnapshotFile, type Finding, renderFindings } from "./check.ts";
 export { diffSnapshots, type KeyChange, renderDiff, type SnapshotDiff } from "./diff.ts";
 export {
   decryptValue,

@@ -1,11 +1,11 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { BoltDb } from "../../src/snapshot/bbolt-db.ts";
-import { checkSnapshot, type Finding, renderFindings } from "../../src/snapshot/check.ts";
+import { checkSnapshot, checkSnapshotFile, type Finding, renderFindings } from "../../src/snapshot/check.ts";
 import { snapshotStatus } from "../../src/snapshot/status.ts";
 import { etcdctlStatus, putMany, startCorpusEtcd } from "./corpus.ts";
 
@@ -149,6 +149,49 @@ describe("checkSnapshot on corrupted snapshots", () => {
       findings.some((f) => f.page === child && /overflow/.test(f.message)),
       messages(findings),
     );
+  });
+
+  test("a file read page by page gives the same findings as its bytes, on every corruption", async () => {
+    const variants: [string, Buffer][] = [["untouched", original]];
+    const add = (name: string, edit: (bad: Buffer) => void, sealed = true) => {
+      const bad = Buffer.from(original);
+      edit(bad);
+      variants.push([name, sealed ? reseal(bad) : bad]);
+    };
+    const keyFlip = (bad: Buffer) => {
+      bad[element(1) + bad.readUInt32LE(element(1))] = 0xff;
+    };
+    add("branch key flipped, trailer stale", keyFlip, false);
+    add("branch key flipped", keyFlip);
+    variants.push(["truncated", original.subarray(0, Math.floor(original.length / 2))]);
+    variants.push(["no trailer", original.subarray(0, original.length - 32)]);
+    const used = new BoltDb(original).meta.page;
+    add("meta page checksum", (bad) => {
+      bad[used * pageSize + 16 + 48] = bad[used * pageSize + 16 + 48]! ^ 0x01;
+    });
+    add("both meta pages", (bad) => {
+      bad[16] = bad[16]! ^ 0xff;
+      bad[pageSize + 16] = bad[pageSize + 16]! ^ 0xff;
+    });
+    add("page referenced twice", (bad) => bad.writeBigUInt64LE(BigInt(childOf(bad, 0)), element(1) + 8));
+    add("cycle", (bad) => bad.writeBigUInt64LE(BigInt(branch), element(2) + 8));
+    const hw = new BoltDb(original).meta.pgid;
+    add("beyond high-water", (bad) => bad.writeBigUInt64LE(BigInt(hw + 7), element(1) + 8));
+    add("overflow past the end", (bad) => bad.writeUInt32LE(1_000_000, childOf(bad, 0) * pageSize + 12));
+    add(
+      "trailer byte",
+      (bad) => {
+        bad[bad.length - 1] = bad[bad.length - 1]! ^ 0x01;
+      },
+      false,
+    );
+    for (const [name, bytes] of variants) {
+      const path = join(dir, `variant.db`);
+      await writeFile(path, bytes);
+      const fromBuffer = checkSnapshot(bytes);
+      assert.deepEqual(await checkSnapshotFile(path), fromBuffer, name);
+      if (name !== "untouched") assert.ok(fromBuffer.length > 0, `${name} has findings`);
+    }
   });
 
   test("a bad trailer is a mismatch, a missing one is named distinctly", () => {
