@@ -1,8 +1,5 @@
 import { readFileSync } from "node:fs";
-import { Agent as HttpAgent } from "node:http";
-import { Agent as HttpsAgent } from "node:https";
 import type { Readable } from "node:stream";
-import { rootCertificates } from "node:tls";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -53,6 +50,8 @@ export class S3Store implements Store {
   readonly settings: ResolvedS3Settings;
   /** The SDK is loaded on first use: importing it costs every command ~0.2 s even when it never touches S3. */
   private readonly clientConfig: S3ClientConfig;
+  /** PEM CA bundle trusted besides the public roots (settings.caFile or options.caPem). */
+  private readonly customCa: Buffer | string | undefined;
   private loading: Promise<void> | undefined;
   private loaded: S3Client | undefined;
   // Set by load(); every method that sends a request awaits it first.
@@ -74,16 +73,8 @@ export class S3Store implements Store {
     this.retryPolicy = { maxAttempts: s.maxAttempts, baseDelayMs: s.retryBaseDelayMs, maxDelayMs: 10_000 };
     if (s.insecureSkipTlsVerify) this.warn(insecureTlsWarning(this.endpointForMessages));
 
-    const sockets = s.concurrency + 4;
-    const httpsAgent = new HttpsAgent({
-      keepAlive: true,
-      maxSockets: sockets,
-      rejectUnauthorized: !s.insecureSkipTlsVerify,
-      // A custom CA is trusted in addition to the public roots, so one bundle file is enough either way.
-      ...(options.caPem || s.caFile
-        ? { ca: [...rootCertificates, options.caPem ?? readCaFile(s.caFile ?? "")] }
-        : {}),
-    });
+    // Read now, so that a bad path fails at construction; the agents are made with the client.
+    this.customCa = options.caPem || s.caFile ? (options.caPem ?? readCaFile(s.caFile ?? "")) : undefined;
     const checksums = s.sdkChecksums ? "WHEN_SUPPORTED" : "WHEN_REQUIRED";
     this.clientConfig = {
       region: s.region,
@@ -95,29 +86,49 @@ export class S3Store implements Store {
       requestChecksumCalculation: checksums,
       responseChecksumValidation: checksums,
       followRegionRedirects: true,
-      requestHandler: {
-        httpsAgent,
-        httpAgent: new HttpAgent({ keepAlive: true, maxSockets: sockets }),
-        connectionTimeout: 10_000,
-        requestTimeout: 120_000,
-      },
     };
   }
 
   /** Loads the SDK and creates this store's client, once. */
   private load(): Promise<void> {
-    this.loading ??= import("@aws-sdk/client-s3").then((api) => {
-      const client = new api.S3Client(this.clientConfig);
-      if (this.settings.pathStyle) {
-        const endpoint = this.settings.endpoint;
-        const base = endpoint ? new URL(endpoint).pathname.replace(/\/+$/, "") : "";
-        client.middlewareStack.add(bucketPathWithoutSlash(`${base}/${this.bucket}/`), { step: "build" });
-      }
-      this.api = api;
-      this.s3 = client;
-      this.loaded = client;
-    });
+    this.loading ??= this.createClient();
     return this.loading;
+  }
+
+  private async createClient(): Promise<void> {
+    // node:http alone costs ~70 ms to import (it pulls in undici); only a store that is used pays it.
+    const [api, http, https, tls] = await Promise.all([
+      import("@aws-sdk/client-s3"),
+      import("node:http"),
+      import("node:https"),
+      import("node:tls"),
+    ]);
+    const s = this.settings;
+    const sockets = s.concurrency + 4;
+    const httpsAgent = new https.Agent({
+      keepAlive: true,
+      maxSockets: sockets,
+      rejectUnauthorized: !s.insecureSkipTlsVerify,
+      // A custom CA is trusted in addition to the public roots, so one bundle file is enough either way.
+      ...(this.customCa ? { ca: [...tls.rootCertificates, this.customCa] } : {}),
+    });
+    const client = new api.S3Client({
+      ...this.clientConfig,
+      requestHandler: {
+        httpsAgent,
+        httpAgent: new http.Agent({ keepAlive: true, maxSockets: sockets }),
+        connectionTimeout: 10_000,
+        requestTimeout: 120_000,
+      },
+    });
+    if (this.settings.pathStyle) {
+      const endpoint = this.settings.endpoint;
+      const base = endpoint ? new URL(endpoint).pathname.replace(/\/+$/, "") : "";
+      client.middlewareStack.add(bucketPathWithoutSlash(`${base}/${this.bucket}/`), { step: "build" });
+    }
+    this.api = api;
+    this.s3 = client;
+    this.loaded = client;
   }
 
   /** Closes the connections this store keeps open. */

@@ -1,6 +1,5 @@
 import { once } from "node:events";
 import { isIP } from "node:net";
-import { checkServerIdentity } from "node:tls";
 import type {
   ChannelCredentials,
   Client,
@@ -97,10 +96,12 @@ export class TalosClient {
   ): Promise<T> {
     const failures: string[] = [];
     await loadGrpc();
+    // node:tls (~20 ms to import) is needed only here, with gRPC.
+    const { checkServerIdentity } = await import("node:tls");
     for (const endpoint of this.endpoints) {
       signal?.throwIfAborted();
       const target = endpointTarget(endpoint);
-      const { credentials, options } = this.channelFor(target);
+      const { credentials, options } = this.channelFor(target, checkServerIdentity);
       const client = new (grpc().Client)(target, credentials, {
         "grpc.max_receive_message_length": 64 * 1024 * 1024,
         "grpc.keepalive_time_ms": 30_000,
@@ -131,7 +132,10 @@ export class TalosClient {
    * (Node warns, RFC 6066): for those the SNI is a fixed placeholder and the certificate is checked against the
    * IP itself (its IP SANs), so verification stays as strict as for a name.
    */
-  private channelFor(target: string): { credentials: ChannelCredentials; options: Record<string, string> } {
+  private channelFor(
+    target: string,
+    checkServerIdentity: typeof import("node:tls").checkServerIdentity,
+  ): { credentials: ChannelCredentials; options: Record<string, string> } {
     const host = target.replace(/:\d+$/, "").replace(/^\[|\]$/g, "");
     if (isIP(host) === 0) return { credentials: channelCredentials(this.pem), options: {} };
     const credentials = grpc().credentials.createSsl(this.pem.ca, this.pem.key, this.pem.cert, {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:http";
+import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { type Command, Option } from "commander";
 import { parseDuration } from "../../config/duration.ts";
@@ -159,6 +159,8 @@ async function serveMetrics(
   metrics: OperatorMetrics,
   leading: () => boolean,
 ): Promise<Server> {
+  // node:http costs every command ~70 ms to import (it pulls in undici): loaded here, when serving.
+  const { createServer } = await import("node:http");
   const server = createServer((req, res) => {
     if (req.url === "/metrics") {
       metrics.registry.metrics().then(
