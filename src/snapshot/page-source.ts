@@ -54,6 +54,9 @@ export class FileSource implements ByteSource {
   private readonly windows = new Map<number, Buffer>();
   private readonly spare: Buffer[] = [];
   private scratch: Buffer = Buffer.alloc(0);
+  /** The window used last, checked before the map: consecutive reads mostly fall in the same one. */
+  private lastIndex = -1;
+  private last: Buffer = Buffer.alloc(0);
 
   /** Opens `path`, or reads the already open `fd` (then `close` leaves it open). */
   constructor(pathOrFd: string | number) {
@@ -84,6 +87,8 @@ export class FileSource implements ByteSource {
   }
 
   close(): void {
+    this.lastIndex = -1;
+    this.last = Buffer.alloc(0);
     this.windows.clear();
     this.spare.length = 0;
     if (this.ownsFd) closeSync(this.fd);
@@ -109,6 +114,14 @@ export class FileSource implements ByteSource {
 
   /** Window `w` (which holds `pos`), read now unless cached. */
   private window(w: number, pos: number): Buffer {
+    if (w === this.lastIndex) return this.last;
+    const buf = this.lookup(w, pos);
+    this.lastIndex = w;
+    this.last = buf;
+    return buf;
+  }
+
+  private lookup(w: number, pos: number): Buffer {
     const hit = this.windows.get(w);
     if (hit) {
       this.windows.delete(w);
