@@ -78,6 +78,7 @@ export class FileSource implements ByteSource {
 
   view(pos: number, length: number): Buffer {
     if (pos + length > this.size) throw new Error(`read of ${length} bytes at ${pos} beyond end of file`);
+    if (length === 0) return Buffer.alloc(0);
     const w = Math.floor(pos / WINDOW_SIZE);
     const start = pos - w * WINDOW_SIZE;
     if (start + length <= WINDOW_SIZE) return this.window(w, pos).subarray(start, start + length);

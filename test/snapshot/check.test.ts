@@ -194,6 +194,15 @@ describe("checkSnapshot on corrupted snapshots", () => {
     }
   });
 
+  test("empty, tiny and garbage files: a file read page by page gives the same findings, never throws", async () => {
+    const path = join(dir, "garbage.db");
+    for (const size of [0, 1, 100, 512, 544, 4096, 8192 + 32, 300_000]) {
+      const bytes = Buffer.alloc(size, 7);
+      await writeFile(path, bytes);
+      assert.deepEqual(await checkSnapshotFile(path), checkSnapshot(bytes), `${size} bytes`);
+    }
+  });
+
   test("a bad trailer is a mismatch, a missing one is named distinctly", () => {
     const bad = Buffer.from(original);
     bad[bad.length - 1] = bad[bad.length - 1]! ^ 0x01;
