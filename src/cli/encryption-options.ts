@@ -1,5 +1,4 @@
 import { type Command, Option } from "commander";
-import { decryptionFactory, encryptionPlan } from "../backup/encryption.ts";
 import type { EncryptionPlan } from "../backup/save.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
 
@@ -45,6 +44,8 @@ export async function encryptionPlanFromFlags(
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
+  // The age implementation is loaded by the commands that use it, not at start.
+  const { encryptionPlan } = await import("../backup/encryption.ts");
   return await encryptionPlan(
     {
       recipients: [...(flags.recipient ?? []), ...fromEnv],
@@ -74,6 +75,9 @@ export interface DecryptFlags {
 /** The decryption stage factory, or undefined when no key was given (plain backups need none). */
 export async function decryptionFromFlags(flags: DecryptFlags): Promise<DecryptionFactory | undefined> {
   const files = typeof flags.identity === "string" ? [flags.identity] : (flags.identity ?? []);
+  // No key given: nothing to decrypt with, and no need to load the age implementation.
+  if (files.length === 0 && !flags.passphraseFile) return undefined;
+  const { decryptionFactory } = await import("../backup/encryption.ts");
   return await decryptionFactory({
     identityFiles: files,
     ...(flags.passphraseFile ? { passphraseFile: flags.passphraseFile } : {}),

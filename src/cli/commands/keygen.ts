@@ -1,6 +1,5 @@
 import { open } from "node:fs/promises";
 import type { Command } from "commander";
-import { generateIdentity, identityFileText } from "../../age/index.ts";
 import { Hinted } from "../../errors.ts";
 
 export function register(program: Command): void {
@@ -9,6 +8,7 @@ export function register(program: Command): void {
     .description("generate an age X25519 identity (age-keygen's file format); the public key goes to stderr")
     .option("-o, --output <file>", "write the identity to this file (mode 0600, never overwritten)")
     .action(async (flags: { output?: string }) => {
+      const { generateIdentity, identityFileText } = await import("../../age/index.ts");
       const gen = generateIdentity();
       const text = identityFileText(gen);
       if (flags.output) {

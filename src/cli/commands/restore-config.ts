@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
-import { restoreConfigArchive } from "../../config-archive/extract.ts";
 import { UsageError } from "../../errors.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../encryption-options.ts";
 import { abortOnSignals } from "../signals.ts";
@@ -41,6 +40,7 @@ export function register(program: Command): void {
       const decrypt = await decryptionFromFlags(flags);
       const { signal, dispose } = abortOnSignals();
       try {
+        const { restoreConfigArchive } = await import("../../config-archive/extract.ts");
         const result = await restoreConfigArchive({
           store,
           entry,

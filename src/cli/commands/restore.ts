@@ -3,7 +3,6 @@ import { resolveBackup } from "../../catalog/catalog.ts";
 import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
 import { DEFAULT_REVISION_BUMP, restoreToDataDir } from "../../restore/data-dir.ts";
-import { findRestoreTool } from "../../restore/etcd-tools.ts";
 import { restoreToFile } from "../../restore/to-file.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../encryption-options.ts";
 import { ProgressBar } from "../progress.ts";
@@ -116,6 +115,7 @@ export function register(program: Command): void {
           return;
         }
         if (flags.dataDir) {
+          const { findRestoreTool } = await import("../../restore/etcd-tools.ts");
           const tool = await findRestoreTool(flags.restoreTool ? { preferred: flags.restoreTool } : {});
           const result = await restoreToDataDir({
             store,

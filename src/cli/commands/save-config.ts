@@ -1,7 +1,6 @@
 import { type Command, Option } from "commander";
 import { isValidClusterName } from "../../catalog/names.ts";
 import { KUBEADM_DIR, kubeadmPaths } from "../../config-archive/collect.ts";
-import { saveConfigArchive } from "../../config-archive/save.ts";
 import { UsageError } from "../../errors.ts";
 import { parseCompression, parseLevel } from "../../stages/compress.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
@@ -74,6 +73,7 @@ export function register(program: Command): void {
       const store = storeFromFlags(flags);
       const { signal, dispose } = abortOnSignals();
       try {
+        const { saveConfigArchive } = await import("../../config-archive/save.ts");
         const result = await saveConfigArchive({
           paths,
           store,

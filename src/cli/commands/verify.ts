@@ -2,7 +2,7 @@ import { stat } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
 import { Hinted } from "../../errors.ts";
-import { renderTestRestore, testRestore } from "../../restore/test-restore.ts";
+import type { testRestore } from "../../restore/test-restore.ts";
 import { renderVerifyReport, type VerifyReport, verifyBackup, verifySnapshot } from "../../verify/verify.ts";
 import { decryptionFromFlags } from "../encryption-options.ts";
 import { abortOnSignals } from "../signals.ts";
@@ -52,6 +52,8 @@ export function register(program: Command): void {
           label = entry.key;
           report = await verifyBackup(store, entry, { ...(decrypt ? { decrypt } : {}), signal });
           if (flags.testRestore && report.ok) {
+            // Loaded only here: it spawns etcd, which no other verification needs.
+            const { testRestore } = await import("../../restore/test-restore.ts");
             testReport = await testRestore({ store, entry, ...(decrypt ? { decrypt } : {}), signal });
           }
         }
@@ -62,7 +64,10 @@ export function register(program: Command): void {
           );
         } else {
           process.stdout.write(renderVerifyReport(label, report));
-          if (testReport) process.stdout.write(renderTestRestore(testReport));
+          if (testReport) {
+            const { renderTestRestore } = await import("../../restore/test-restore.ts");
+            process.stdout.write(renderTestRestore(testReport));
+          }
         }
         if (!ok) process.exitCode = 1;
       } finally {
