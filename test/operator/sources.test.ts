@@ -250,13 +250,26 @@ describe("operator: Talos, mTLS etcd, https S3, revision, concurrency policies",
     // At most one backup of the schedule is ever active, and the replaced one left nothing in the bucket.
     assert.ok(children("replace").filter((b) => b.status?.phase !== "Succeeded").length <= 1);
     const stamp = gone.slice("replace-".length);
-    assert.ok(
-      eventsOf("replace").some(
-        (e) => e.reason === "BackupCreated" && !e.message.includes(`replace-${stamp} `),
-      ),
+    // The replacement's BackupCreated event is recorded just after BackupReplaced: wait for it.
+    await waitFor(
+      "BackupCreated for the replacement",
+      () =>
+        eventsOf("replace").find(
+          (e) => e.reason === "BackupCreated" && !e.message.includes(`replace-${stamp} `),
+        ),
+      15_000,
     );
-    const keys = (await bucketKeys(h)).filter((k) => k.includes("/replace-"));
-    const completed = children("replace").filter((b) => b.status?.phase === "Succeeded").length;
+    // A run started just before the suspend may still be writing (its .pending marker is legitimately there):
+    // wait for the schedule to go quiet, then the bucket holds exactly the succeeded backups and manifests.
+    let keys: string[] = [];
+    let completed = -1;
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline; ) {
+      const active = children("replace").filter((b) => !["Succeeded", "Failed"].includes(b.status?.phase));
+      keys = (await bucketKeys(h)).filter((k) => k.includes("/replace-"));
+      completed = children("replace").filter((b) => b.status?.phase === "Succeeded").length;
+      if (active.length === 0 && keys.length === completed * 2) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
     assert.equal(keys.length, completed * 2, keys.join(", "));
   });
 
