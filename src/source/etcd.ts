@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import type { ChannelCredentials, Client, Metadata, ServiceError } from "@grpc/grpc-js";
 import { describeError, Hinted } from "../errors.ts";
+import { waitConnected } from "../grpc/connect.ts";
 import { grpcReason } from "../grpc/failure.ts";
 import { grpc, loadGrpc } from "../grpc/load.ts";
 import { channelCredentials, insecureCredentials, loadTlsFiles, type TlsFiles } from "../grpc/tls.ts";
@@ -98,7 +99,7 @@ export class EtcdSource implements SnapshotSource {
       "grpc.initial_reconnect_backoff_ms": 200,
     });
     try {
-      await waitConnected(client, this.options.dialTimeoutMs, signal);
+      await waitConnected(client, this.options.dialTimeoutMs, "/etcdserverpb.Maintenance/Status", signal);
       const metadata = new (grpc().Metadata)();
       if (this.options.user) metadata.set("token", await authenticate(client, this.options.user));
       return await startSnapshot(client, endpoint, metadata, signal);
@@ -107,48 +108,6 @@ export class EtcdSource implements SnapshotSource {
       throw err;
     }
   }
-}
-
-/**
- * Waits until the channel is connected. On failure the reason is the one gRPC saw last (refused, TLS
- * verification...), which it only reports through a call, so a cheap call is made to read it.
- */
-async function waitConnected(client: Client, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const channel = client.getChannel();
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    signal?.throwIfAborted();
-    const state = channel.getConnectivityState(true);
-    if (state === grpc().connectivityState.READY) return;
-    if (state === grpc().connectivityState.TRANSIENT_FAILURE || state === grpc().connectivityState.SHUTDOWN) {
-      throw await probeFailure(client);
-    }
-    if (Date.now() >= deadline) {
-      throw new Error(`no connection within the dial timeout of ${timeoutMs / 1000}s`);
-    }
-    // Aborting must not wait for the dial timeout (an operator stopping, a user pressing Ctrl-C).
-    await new Promise<void>((resolve) => {
-      const onAbort = () => resolve();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      channel.watchConnectivityState(state, deadline, () => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      });
-    });
-  }
-}
-
-async function probeFailure(client: Client): Promise<Error> {
-  return await new Promise((resolve) => {
-    client.makeUnaryRequest(
-      "/etcdserverpb.Maintenance/Status",
-      (v: Buffer) => v,
-      (v: Buffer) => v,
-      Buffer.alloc(0),
-      { deadline: Date.now() + 1000 },
-      (err) => resolve(new Error(grpcReason(err) || "connection failed")),
-    );
-  });
 }
 
 async function authenticate(client: Client, user: { name: string; password: string }): Promise<string> {

@@ -9,6 +9,7 @@ import type {
   ServiceError,
 } from "@grpc/grpc-js";
 import { Hinted } from "../errors.ts";
+import { DIAL_ERROR, waitConnected } from "../grpc/connect.ts";
 import { grpcReason } from "../grpc/failure.ts";
 import { grpc, loadGrpc, GrpcStatus as status } from "../grpc/load.ts";
 import { channelCredentials } from "../grpc/tls.ts";
@@ -110,7 +111,7 @@ export class TalosClient {
       });
       let ok = false;
       try {
-        await waitConnected(client, this.dialTimeoutMs, signal);
+        await waitConnected(client, this.dialTimeoutMs, SERVICE_LIST, signal);
         const result = await fn({ client, endpoint });
         ok = true;
         return result;
@@ -300,44 +301,6 @@ function reasonOf(err: unknown): string {
 function isUnreachable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return (
-    code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || (err as Error)?.name === "DialError"
+    code === status.UNAVAILABLE || code === status.DEADLINE_EXCEEDED || (err as Error)?.name === DIAL_ERROR
   );
-}
-
-/** Waits until the channel is ready; on failure reports what gRPC saw last (refused, TLS...). */
-async function waitConnected(client: Client, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const channel = client.getChannel();
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    signal?.throwIfAborted();
-    const state = channel.getConnectivityState(true);
-    if (state === grpc().connectivityState.READY) return;
-    if (state === grpc().connectivityState.TRANSIENT_FAILURE || state === grpc().connectivityState.SHUTDOWN) {
-      throw await probeFailure(client);
-    }
-    if (Date.now() >= deadline) {
-      const err = new Error(`no connection within ${timeoutMs / 1000}s`);
-      err.name = "DialError";
-      throw err;
-    }
-    await new Promise<void>((resolve) => channel.watchConnectivityState(state, deadline, () => resolve()));
-  }
-}
-
-/** gRPC only tells why a channel failed through a call; a cheap one reads the reason. */
-async function probeFailure(client: Client): Promise<Error> {
-  return await new Promise((resolve) => {
-    client.makeUnaryRequest(
-      SERVICE_LIST,
-      identity,
-      identity,
-      Buffer.alloc(0),
-      { deadline: Date.now() + 1000 },
-      (err) => {
-        const e = new Error(grpcReason(err) || "connection failed");
-        e.name = "DialError";
-        resolve(e);
-      },
-    );
-  });
 }
