@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
+import { assertOk, assertOneLineError, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { freePort } from "../fixtures/ports.ts";
 import { keysOf, startRestoredMember, waitHealthy } from "../restore/helpers.ts";
@@ -34,10 +34,7 @@ describe("kubeadm runbook steps with the built CLI", () => {
     etcd = await startEtcd();
     await fillKeys(etcd, 200, { prefix: "/registry/secrets/default/s-" });
     original = await keysOf(etcd.ctlArgs);
-    identity = join(work, "key.txt");
-    const r = await runCli(["keygen", "-o", identity]);
-    assertOk(r);
-    recipient = /Public key: (age1\w+)/.exec(r.stderr)![1]!;
+    ({ identity, recipient } = await keygen(work));
     kube = join(work, "etc", "kubernetes");
     mkdirSync(join(kube, "pki", "etcd"), { recursive: true });
     mkdirSync(join(kube, "manifests"));

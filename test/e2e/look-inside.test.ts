@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { assertOk, runCli } from "../fixtures/cli.ts";
+import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 
 describe("status, verify, inspect, get and diff on stored backups", () => {
@@ -26,9 +26,9 @@ describe("status, verify, inspect, get and diff on stored backups", () => {
       "/registry/namespaces/team-a",
       JSON.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "team-a" } }),
     ]);
-    identity = join(work, "key.txt");
-    const kg = await runCli(["keygen", "-o", identity]);
-    const recipient = /Public key: (age1\w+)/.exec(kg.stderr)![1]!;
+    const made = await keygen(work);
+    identity = made.identity;
+    const recipient = made.recipient;
     assertOk(
       await runCli([
         "save",

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
+import { assertOk, assertOneLineError, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 
 const ETCDCTL_ENV = { ...process.env, ETCDCTL_API: "3" };
@@ -30,10 +30,7 @@ describe("save and restore against a real etcd", () => {
     work = mkdtempSync(join(tmpdir(), "etcd-backup-e2e-"));
     etcd = await startEtcd();
     await fillKeys(etcd, 3000, { prefix: "/registry/configmaps/default/cm-", valueSize: 300 });
-    identity = join(work, "key.txt");
-    const r = await runCli(["keygen", "-o", identity]);
-    assertOk(r);
-    recipient = /Public key: (age1\w+)/.exec(r.stderr)![1]!;
+    ({ identity, recipient } = await keygen(work));
   });
 
   after(async () => {

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { assertOk, runCli } from "../fixtures/cli.ts";
+import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 
@@ -29,9 +29,7 @@ describe("save to S3 and back, with the AWS CLI, age and zstd as peers", () => {
       AWS_REGION: "us-east-1",
       AWS_ENDPOINT_URL: s3.endpoint,
     };
-    identity = join(work, "key.txt");
-    const kg = await runCli(["keygen", "-o", identity]);
-    recipient = /Public key: (age1\w+)/.exec(kg.stderr)![1]!;
+    ({ identity, recipient } = await keygen(work));
   });
 
   after(async () => {
