@@ -125,7 +125,12 @@ describe("operator e2e: two replicas with Lease leader election (built CLI, stan
       assert.equal(backup(n)?.status?.key, objects[0]);
     }
     assert.equal(keys.filter((k) => k.endsWith(".pending")).length, 0);
-    // Each backup ran once, in the leader only.
+    // Each backup ran once, in the leader only (log lines come through stdout and may trail the status).
+    await waitFor(
+      "every backup's log line",
+      () => ([...stored(a), ...stored(b)].length >= names.length ? true : undefined),
+      10_000,
+    );
     const runs = [...stored(a), ...stored(b)].sort();
     assert.deepEqual(runs, names.map((n) => `default/${n}`).sort());
     assert.equal([a, b].filter((r) => stored(r).length > 0).length, 1);
@@ -150,6 +155,8 @@ describe("operator e2e: two replicas with Lease leader election (built CLI, stan
       () => (backup("after-failover")?.status?.phase === "Succeeded" ? true : undefined),
       20_000,
     );
+    // The status reaches the API server over HTTP, the log line through the child's stdout: either may come first.
+    await waitFor("the standby's log line", () => (stored(standby).length > 0 ? true : undefined), 10_000);
     assert.deepEqual(stored(standby), ["default/after-failover"]);
     const keys = await bucketKeys(h);
     assert.equal(
