@@ -103,16 +103,32 @@ class Decryption {
 export function createDecryptStream(identities: Identity[]): Transform {
   if (identities.length === 0) throw new UsageError("no identities to decrypt with");
   const decryption = new Decryption(identities);
+  // Authenticated chunks of one input write go out as one buffer: pushed one by one, every 64 KiB chunk
+  // became a separate write downstream (a thread-pool round trip each for zstd and the file). A failure
+  // still releases the chunks that verified before it.
+  const batch: Buffer[] = [];
+  const emit: Emit = (b) => {
+    batch.push(b);
+  };
+  const release = () => {
+    if (batch.length === 0) return;
+    stream.push(batch.length === 1 ? batch[0] : Buffer.concat(batch));
+    batch.length = 0;
+  };
   const run = (step: () => void | Promise<void>, callback: (err?: Error | null) => void) => {
+    const finish = (err?: Error | null) => {
+      release();
+      callback(err);
+    };
     let done: void | Promise<void>;
     try {
       done = step();
     } catch (err) {
-      callback(err as Error);
+      finish(err as Error);
       return;
     }
-    if (done) done.then(() => callback(), callback);
-    else callback();
+    if (done) done.then(() => finish(), finish);
+    else finish();
   };
   const stream: Transform = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -122,8 +138,5 @@ export function createDecryptStream(identities: Identity[]): Transform {
       run(() => decryption.end(emit), callback);
     },
   });
-  const emit: Emit = (b) => {
-    stream.push(b);
-  };
   return stream;
 }

@@ -49,6 +49,7 @@ export function createEncryptStream(recipients: Recipient[], options: EncryptOpt
       try {
         start();
         sealer!.write(chunk, emit);
+        flushBatch();
         callback();
       } catch (err) {
         callback(err as Error);
@@ -58,6 +59,7 @@ export function createEncryptStream(recipients: Recipient[], options: EncryptOpt
       try {
         start();
         sealer!.end(emit);
+        flushBatch();
         if (armor) stream.push(armor.end());
         callback();
       } catch (err) {
@@ -72,8 +74,16 @@ export function createEncryptStream(recipients: Recipient[], options: EncryptOpt
         if (text.length) stream.push(text);
       }
     : (b) => {
-        stream.push(b);
+        batch.push(b);
       };
+  // Sealed chunks come out as ciphertext and tag; pushed one by one, each became a write(2) of its
+  // own downstream (13k syscalls for 200 MB). One buffer per input chunk instead.
+  const batch: Buffer[] = [];
+  const flushBatch = () => {
+    if (batch.length === 0) return;
+    stream.push(batch.length === 1 ? batch[0] : Buffer.concat(batch));
+    batch.length = 0;
+  };
   // The header goes out with the first output, once construct() has built it.
   const start = () => {
     if (pending) {

@@ -48,8 +48,8 @@ export class StreamingStatus {
   private nextPage = 0;
   private readonly metas: Meta[] = [];
   private readonly pages = new Map<number, LeafSummary | BranchSummary>();
-  /** Candidate pages spanning several pages, waiting for their continuation. */
-  private pending: { id: number; missing: number; parts: Buffer[] }[] = [];
+  /** Candidate pages spanning several pages that started in an earlier chunk, filled as pages pass. */
+  private pending: { id: number; image: Buffer; filled: number }[] = [];
   private failed = false;
 
   /** Feeds the next bytes of the snapshot (the trailer may come along; it is not a page and is ignored). */
@@ -82,22 +82,29 @@ export class StreamingStatus {
     }
     const size = this.pageSize;
     while (data.length - off >= size) {
-      this.page(data.subarray(off, off + size));
+      this.page(data.subarray(off, off + size), data.subarray(off));
       off += size;
     }
     this.carry = off < data.length ? Buffer.from(data.subarray(off)) : Buffer.alloc(0);
   }
 
-  private page(bytes: Buffer): void {
+  /**
+   * One page of the stream; `following` is this page and what follows it in the same chunk, so a page that
+   * overflows into the next ones is summarised in place when the chunk holds all of it (no copy). Only a
+   * run cut by a chunk boundary is assembled, once, into a buffer of its final size.
+   */
+  private page(bytes: Buffer, following: Buffer = bytes): void {
     const id = this.nextPage++;
-    for (const p of this.pending) {
-      p.parts.push(Buffer.from(bytes));
-      p.missing--;
-    }
-    const done = this.pending.filter((p) => p.missing === 0);
-    if (done.length > 0) {
-      this.pending = this.pending.filter((p) => p.missing > 0);
-      for (const p of done) this.summarize(p.id, Buffer.concat(p.parts));
+    if (this.pending.length > 0) {
+      for (const p of this.pending) {
+        bytes.copy(p.image, p.filled);
+        p.filled += bytes.length;
+      }
+      const done = this.pending.filter((p) => p.filled === p.image.length);
+      if (done.length > 0) {
+        this.pending = this.pending.filter((p) => p.filled < p.image.length);
+        for (const p of done) this.summarize(p.id, p.image);
+      }
     }
     if (id < 2) {
       this.metas.push(readMeta(bytes, id, 0));
@@ -105,10 +112,20 @@ export class StreamingStatus {
     }
     const header = readPageHeader(bytes, 0);
     if (header.id !== id || (header.flags !== LEAF_PAGE && header.flags !== BRANCH_PAGE)) return;
-    if (header.overflow === 0) this.summarize(id, bytes);
-    else if ((header.overflow + 1) * this.pageSize <= MAX_OVERFLOW_BYTES) {
-      this.pending.push({ id, missing: header.overflow, parts: [Buffer.from(bytes)] });
+    if (header.overflow === 0) {
+      this.summarize(id, bytes);
+      return;
     }
+    const runBytes = (header.overflow + 1) * this.pageSize;
+    if (runBytes > MAX_OVERFLOW_BYTES) return;
+    if (following.length >= runBytes) {
+      this.summarize(id, following.subarray(0, runBytes));
+      return;
+    }
+    // Later pages are still fed to page() one by one: a stale overflow run may contain live pages.
+    const image = Buffer.allocUnsafe(runBytes);
+    bytes.copy(image, 0);
+    this.pending.push({ id, image, filled: bytes.length });
   }
 
   private summarize(id: number, bytes: Buffer): void {
