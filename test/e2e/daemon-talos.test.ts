@@ -4,7 +4,15 @@
  * command line; a scheduled run stores `<context>/<context>-<time>.snap.zst.age` encrypted to that key.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
@@ -47,7 +55,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test("daemon with talos-backup's environment: source talos, zstd + age to AGE_X25519_PUBLIC_KEY, into BUCKET", async () => {
+/** Runs the daemon with talos-backup's variables plus `where` (how the talosconfig is found) and checks a run. */
+async function dropInRun(where: NodeJS.ProcessEnv): Promise<void> {
   const id = generateIdentity();
   const blank: NodeJS.ProcessEnv = {};
   for (const k of Object.keys(process.env)) {
@@ -59,7 +68,7 @@ test("daemon with talos-backup's environment: source talos, zstd + age to AGE_X2
     ["--schedule", "*/2 * * * * *", "--metrics-addr", `127.0.0.1:${port}`, "--log-format", "json"],
     {
       ...blank,
-      TALOSCONFIG: join(dir, "talosconfig"),
+      ...where,
       AWS_ACCESS_KEY_ID: s3.accessKeyId,
       AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
       AWS_REGION: "us-west-2",
@@ -107,4 +116,15 @@ test("daemon with talos-backup's environment: source talos, zstd + age to AGE_X2
   } finally {
     assert.equal(await daemon.stop(), 0, daemon.output());
   }
+}
+
+test("daemon with talos-backup's environment: source talos, zstd + age to AGE_X25519_PUBLIC_KEY, into BUCKET", async () => {
+  await dropInRun({ TALOSCONFIG: join(dir, "talosconfig") });
+});
+
+test("daemon with talos-backup's environment finds ~/.talos/config by itself, as talosctl and save do", async () => {
+  const home = join(dir, "home");
+  mkdirSync(join(home, ".talos"), { recursive: true });
+  copyFileSync(join(dir, "talosconfig"), join(home, ".talos", "config"));
+  await dropInRun({ HOME: home, TALOSCONFIG: "" });
 });

@@ -2,6 +2,7 @@ import { type Command, Option } from "commander";
 import { Redactor } from "../../observability/redact.ts";
 import { s3SettingsFromEnv } from "../../store/s3-settings.ts";
 import { talosBackupStoreDestination } from "../../talos/backup-env.ts";
+import { findTalosconfig, talosconfigCandidates } from "../../talos/config.ts";
 import { addEncryptOptions } from "../encryption-options.ts";
 import { addEtcdOptions } from "../etcd-options.ts";
 import { addStoreOptions } from "../store-options.ts";
@@ -226,6 +227,12 @@ async function settingsFromCommand(
   }
 
   if (out.source === undefined) {
+    // As with `save`: talos-backup's BUCKET plus a talosconfig where talosctl looks (~/.talos/config...) is the
+    // drop-in case, so the Talos source is chosen without further flags.
+    const talosconfig = typeof out.talosconfig === "string" ? out.talosconfig : undefined;
+    const talosconfigFound =
+      Boolean(envVars.BUCKET?.trim()) &&
+      (await findTalosconfig(talosconfigCandidates(talosconfig, envVars))) !== undefined;
     out.source = chooseSource({
       explicit: undefined,
       talosFlags: talosFlagsGiven(flags) || out.talosconfig !== undefined || out.context !== undefined,
@@ -233,7 +240,7 @@ async function settingsFromCommand(
         (k) => given(k) || file[k] !== undefined,
       ),
       env: envVars,
-      talosconfigFound: false,
+      talosconfigFound,
     });
   }
   if (out.to === undefined) {
