@@ -1,6 +1,7 @@
 import { PassThrough, type Transform } from "node:stream";
-import { constants, createZstdCompress, createZstdDecompress } from "node:zlib";
+import { constants, createZstdCompress } from "node:zlib";
 import { UsageError } from "../errors.ts";
+import { ZstdDecompressStream } from "./zstd-decompress.ts";
 
 export type Compression = "zstd" | "none";
 
@@ -35,8 +36,8 @@ export function compressStage(kind: Compression, level = DEFAULT_ZSTD_LEVEL): Tr
   });
 }
 
-/** The matching decompressing stage. */
+/** The matching decompressing stage; zstd input may hold several frames (see ZstdDecompressStream). */
 export function decompressStage(kind: Compression): Transform {
   if (kind === "none") return new PassThrough({ highWaterMark: 1 << 20 });
-  return createZstdDecompress({ chunkSize: 1 << 20 });
+  return new ZstdDecompressStream();
 }
