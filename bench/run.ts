@@ -32,6 +32,14 @@ const exec = promisify(execFile);
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = join(ROOT, "dist", "cli", "main.js");
 const NODE = process.execPath;
+/**
+ * Node flags our processes run with: the container image's NODE_OPTIONS (Dockerfile), so the figures are those of
+ * the image that the CronJob, daemon and operator manifests run. `--node-options ""` measures plain `node`.
+ */
+function imageNodeFlags(): string[] {
+  const m = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(ROOT, "Dockerfile"), "utf8"));
+  return m?.[1]?.split(/\s+/).filter(Boolean) ?? [];
+}
 
 const { values } = parseArgs({
   options: {
@@ -44,6 +52,7 @@ const { values } = parseArgs({
     svg: { type: "string" },
     markdown: { type: "boolean", default: false },
     only: { type: "string" },
+    "node-options": { type: "string" },
   },
   allowPositionals: true,
 });
@@ -55,6 +64,10 @@ const sizes = values.quick
       .map(Number)
       .filter((n) => n > 0);
 const runs = Number(values.runs ?? (values.quick ? 1 : 3));
+const NODE_FLAGS =
+  values["node-options"] !== undefined
+    ? values["node-options"].split(/\s+/).filter(Boolean)
+    : imageNodeFlags();
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
 const AWS_ENV = {
@@ -216,7 +229,7 @@ async function benchSize(
     ...a,
   ];
   const aws = (...a: string[]) => ["/usr/bin/aws", "--endpoint-url", S, "s3", ...a];
-  const ours = (...a: string[]) => [NODE, CLI, ...a];
+  const ours = (...a: string[]) => [NODE, ...NODE_FLAGS, CLI, ...a];
   // s3rver keeps each object as `<bucket>/<key>._S3rver_object`.
   const s3Bytes = (prefix: string) => {
     const bucket = join(s3.directory, "bench");
@@ -403,7 +416,7 @@ async function benchSize(
         const out = join(await fresh("ours-age-enc"), "out.age");
         const driver = new URL("age-encrypt.ts", import.meta.url).pathname;
         return {
-          usage: await runPipe(dir, { cmds: [[NODE, driver, refFile, out, pub]] }),
+          usage: await runPipe(dir, { cmds: [[NODE, ...NODE_FLAGS, driver, refFile, out, pub]] }),
           stored: fileSize(out),
         };
       },
@@ -691,6 +704,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     command: `node bench/run.ts ${process.argv.slice(2).join(" ")}`.trim(),
     node: process.version,
+    nodeFlags: NODE_FLAGS.join(" "),
     runs,
     tools: {
       etcdctl: (await exec("/usr/bin/etcdctl", ["version"])).stdout.split("\n")[0],
@@ -705,7 +719,7 @@ async function main(): Promise<void> {
     return;
   }
   const out: string[] = [
-    `${meta.date} ${meta.command}; node ${meta.node}; ${meta.tools.etcdctl}, ${meta.tools.zstd}, age ${meta.tools.age}, ${meta.tools.aws}`,
+    `${meta.date} ${meta.command}; node ${meta.node}${meta.nodeFlags ? ` (ours run with ${meta.nodeFlags}, the image's NODE_OPTIONS)` : ""}; ${meta.tools.etcdctl}, ${meta.tools.zstd}, age ${meta.tools.age}, ${meta.tools.aws}`,
   ];
   for (const r of results) {
     out.push("", table(r.sizeMB, r.runs, r.dbBytes, r.rows), "", "| goal | value | met |", "|---|---:|---|");
