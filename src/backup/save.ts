@@ -55,6 +55,10 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
   const started = now();
   const t0 = performance.now();
   const snapshot = await options.source.open(options.signal);
+  // The pipeline takes the stream only once the store has the `.pending` marker. A source failure before that
+  // (etcd gone while a slow S3 PUT runs) must not be an unhandled 'error' event, which would end the process
+  // (the daemon's, the operator's); the stream keeps its error and pipeline() reports it.
+  snapshot.stream.on("error", () => {});
   const key = backupKey({
     cluster: options.cluster,
     time: started,

@@ -1,7 +1,7 @@
 import { PassThrough, type Transform } from "node:stream";
-import { constants, createZstdCompress } from "node:zlib";
 import { UsageError } from "../errors.ts";
 import { ZstdDecompressStream } from "./zstd-decompress.ts";
+import { ZstdFrames } from "./zstd-frames.ts";
 
 export type Compression = "zstd" | "none";
 
@@ -24,16 +24,10 @@ export function parseLevel(value: string): number {
   return n;
 }
 
-/** A compressing stage; `none` passes bytes through. */
+/** A compressing stage; `none` passes bytes through. zstd output is a sequence of frames (see ZstdFrames). */
 export function compressStage(kind: Compression, level = DEFAULT_ZSTD_LEVEL): Transform {
   if (kind === "none") return new PassThrough({ highWaterMark: 1 << 20 });
-  return createZstdCompress({
-    chunkSize: 1 << 20,
-    params: {
-      [constants.ZSTD_c_compressionLevel]: level,
-      [constants.ZSTD_c_checksumFlag]: 1,
-    },
-  });
+  return new ZstdFrames({ level });
 }
 
 /** The matching decompressing stage; zstd input may hold several frames (see ZstdDecompressStream). */

@@ -3,12 +3,11 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { pipeline, Transform } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { saveBackup } from "../../src/backup/save.ts";
 import { EtcdSource } from "../../src/source/etcd.ts";
+import type { SnapshotSource } from "../../src/source/source.ts";
 import { LocalStore } from "../../src/store/local.ts";
-import type { Store } from "../../src/store/store.ts";
 import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { issueCert, makePki, type TestPki } from "../fixtures/pki.ts";
@@ -230,40 +229,27 @@ describe("failures leave nothing that looks like a backup", () => {
   test("etcd stopped mid-stream: the save fails and leaves no object and no manifest", async () => {
     const victim = await startEtcd();
     try {
-      await fillKeys(victim, 3000, { valueSize: 2000 });
+      // ~30 MB: etcd needs a few hundred milliseconds to send it, so the kill lands mid-stream.
+      await fillKeys(victim, 3000, { valueSize: 10_000 });
       const dir = join(work, "midstream");
       mkdirSync(dir);
-      const local = new LocalStore(dir);
       let killed = false;
-      // A store that, once the first bytes have arrived, kills etcd and then keeps reading.
-      const store: Store = {
-        location: local.location,
-        stat: (k) => local.stat(k),
-        get: (k) => local.get(k),
-        list: (p) => local.list(p),
-        delete: (k) => local.delete(k),
-        put: (key, body, options) => {
-          if (key.endsWith(".pending") || key.endsWith(".json")) return local.put(key, body, options);
-          const killer = new Transform({
-            transform(chunk, _enc, cb) {
-              if (killed) return cb(null, chunk);
-              killed = true;
-              victim.process.kill("SIGKILL");
-              setTimeout(() => cb(null, chunk), 300);
-            },
-          });
-          // pipeline (not pipe) so the source error reaches the store as its body failing.
-          return local.put(
-            key,
-            pipeline(body, killer, () => {}),
-            options,
-          );
+      // The stream is open once etcd's first message has arrived; etcd is killed right then. (Killing it when
+      // the first bytes reach the store came too late: compression holds whole frames before writing.)
+      const etcd = new EtcdSource({ endpoints: [victim.endpoint], tls: {}, dialTimeoutMs: 2000 });
+      const source: SnapshotSource = {
+        description: etcd.description,
+        async open(signal) {
+          const opened = await etcd.open(signal);
+          victim.process.kill("SIGKILL");
+          killed = true;
+          return opened;
         },
       };
       await assert.rejects(
         saveBackup({
-          source: new EtcdSource({ endpoints: [victim.endpoint], tls: {}, dialTimeoutMs: 2000 }),
-          store,
+          source,
+          store: new LocalStore(dir),
           cluster: "mid",
           compression: "zstd",
           encryption: null,
