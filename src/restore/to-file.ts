@@ -41,7 +41,7 @@ export async function restoreToFile(
   const plain = await openPlainSnapshot(options.store, options.entry, options);
   const handle = await open(temp, "wx", 0o600);
   try {
-    await pipeline(plain.stream, createWriteStream("", { fd: handle, flush: true }), {
+    await pipeline(plain.stream, createWriteStream("", { fd: handle, flush: true, highWaterMark: 4 << 20 }), {
       signal: options.signal,
     });
     const result = plain.trailer.result;
