@@ -39,7 +39,7 @@ export class LocalStore implements Store {
     const handle = await open(temp, "wx", 0o600);
     try {
       // flush: the file is fsynced before its descriptor closes, so the rename publishes durable content.
-      const out = createWriteStream("", { fd: handle, flush: true, highWaterMark: 1 << 20 });
+      const out = createWriteStream("", { fd: handle, flush: true, highWaterMark: 4 << 20 });
       await pipeline(body, out, { signal: options.signal });
       const size = out.bytesWritten;
       await rename(temp, final);
