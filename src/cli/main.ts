@@ -8,7 +8,7 @@ import { registerCommands } from "./commands/index.ts";
 export const EXIT_FAILED = 1;
 export const EXIT_USAGE = 2;
 
-function buildProgram(): Command {
+async function buildProgram(argv: string[]): Promise<Command> {
   const program = new Command("etcd-backup")
     .description("Streaming, encrypted, verified etcd backups for Kubernetes and Talos clusters")
     .version(VERSION)
@@ -16,12 +16,12 @@ function buildProgram(): Command {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
-  registerCommands(program);
+  await registerCommands(program, argv);
   return program;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
+  const program = await buildProgram(argv);
   const debug = argv.includes("--debug");
   // Node's deprecation notices (e.g. about TLS server names that are IP addresses) are for developers;
   // they would break the one-line error contract, so they show only with --debug.

@@ -1,40 +1,35 @@
 import type { Command } from "commander";
-import * as daemon from "./daemon.ts";
-import * as diff from "./diff.ts";
-import * as get from "./get.ts";
-import * as inspect from "./inspect.ts";
-import * as keygen from "./keygen.ts";
-import * as list from "./list.ts";
-import * as operator from "./operator.ts";
-import * as prune from "./prune.ts";
-import * as restore from "./restore.ts";
-import * as restoreConfig from "./restore-config.ts";
-import * as save from "./save.ts";
-import * as saveConfig from "./save-config.ts";
-import * as status from "./status.ts";
-import * as verify from "./verify.ts";
+
+/** Each subcommand's module, loaded on demand: it exports `register(program)`. */
+const COMMANDS = {
+  save: () => import("./save.ts"),
+  list: () => import("./list.ts"),
+  restore: () => import("./restore.ts"),
+  status: () => import("./status.ts"),
+  verify: () => import("./verify.ts"),
+  inspect: () => import("./inspect.ts"),
+  get: () => import("./get.ts"),
+  diff: () => import("./diff.ts"),
+  prune: () => import("./prune.ts"),
+  keygen: () => import("./keygen.ts"),
+  "save-config": () => import("./save-config.ts"),
+  "restore-config": () => import("./restore-config.ts"),
+  daemon: () => import("./daemon.ts"),
+  operator: () => import("./operator.ts"),
+} satisfies Record<string, () => Promise<{ register(program: Command): void }>>;
 
 /**
- * Every subcommand lives in its own module under src/cli/commands/ and exports
- * `register(program)`, which adds the command with its flags and an action that
- * only parses input and calls the library.
+ * Every subcommand lives in its own module under src/cli/commands/ and exports `register(program)`, which adds
+ * the command with its flags and an action that only parses input and calls the library.
+ *
+ * Only the module of the command being run is loaded (with its share of the library): loading all of them
+ * took 0.1 s of every run, a quarter of `status` on a 200 MB snapshot. Help, `help CMD`, an unknown or a
+ * missing command load them all, so listings and suggestions stay complete.
  */
-export function registerCommands(program: Command): void {
-  for (const command of [
-    save,
-    list,
-    restore,
-    status,
-    verify,
-    inspect,
-    get,
-    diff,
-    prune,
-    keygen,
-    saveConfig,
-    restoreConfig,
-    daemon,
-    operator,
-  ])
-    command.register(program);
+export async function registerCommands(program: Command, argv: string[]): Promise<void> {
+  const name = argv.slice(2).find((a) => !a.startsWith("-"));
+  const only = name !== undefined && Object.hasOwn(COMMANDS, name) ? [name as keyof typeof COMMANDS] : null;
+  const names = only ?? (Object.keys(COMMANDS) as (keyof typeof COMMANDS)[]);
+  const modules = await Promise.all(names.map((n) => COMMANDS[n]()));
+  for (const module of modules) module.register(program);
 }
