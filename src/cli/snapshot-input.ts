@@ -4,7 +4,7 @@ import { type CatalogEntry, resolveBackup } from "../catalog/catalog.ts";
 import { UsageError } from "../errors.ts";
 import { type MaterializedSnapshot, materializeBackup, materializeFile } from "../restore/materialize.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
-import { BoltDb } from "../snapshot/index.ts";
+import { BoltDb } from "../snapshot/bbolt-db.ts";
 import type { Store } from "../store/store.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "./store-options.ts";

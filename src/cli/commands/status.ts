@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { renderStatus, snapshotStatus } from "../../snapshot/index.ts";
+import { renderStatus, snapshotStatus } from "../../snapshot/status.ts";
 import {
   addSnapshotInputOptions,
   openDb,
