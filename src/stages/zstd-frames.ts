@@ -64,7 +64,7 @@ class FrameWorker {
 /**
  * zstd compression on several threads: the input is cut into frames of `frameBytes` that are compressed at the
  * same time, and written out in input order. A sequence of zstd frames is one valid `.zst` file (RFC 8878
- * section 3.1): `zstd -d`, Go's decoders and ours (ZstdDecompressStream) return the concatenated content.
+ * section 3.1): `zstd -d` and ours (ZstdDecompressStream) return the concatenated content.
  *
  * Why: node's zstd stream uses one thread (ZSTD_c_nbWorkers breaks node's stream glue, which takes input the
  * library did not consume yet as the end of the stream), and at level 3 compression was the slowest stage of
