@@ -15,7 +15,6 @@ import type { SnapshotStatus } from "./status.ts";
 
 /** What one leaf page contributes to the status: its slice of the hash, its keys, its buckets. */
 interface LeafSummary {
-  kind: "leaf";
   /** CRC-32C of the page's keys and (non-bucket) values in order, and the number of bytes hashed. */
   crc: number;
   length: number;
@@ -23,11 +22,6 @@ interface LeafSummary {
   /** Main revision of the page's last key when it looks like an MVCC revision key (17 or 18 bytes). */
   lastRevision: number | null;
   buckets: { name: Buffer; root: number; inline: LeafSummary | null }[];
-}
-
-interface BranchSummary {
-  kind: "branch";
-  children: number[];
 }
 
 /** Overflowing pages longer than this are not plausible etcd pages (values are capped well below). */
@@ -235,10 +229,10 @@ class PageSummaries {
     return Number.isNaN(r) ? null : r;
   }
 
-  setBranch(id: number, summary: BranchSummary): void {
+  setBranch(id: number, children: number[]): void {
     this.ensure(id);
     this.kinds[id] = BRANCH;
-    this.branches.set(id, summary.children);
+    this.branches.set(id, children);
   }
 
   setLeaf(id: number, summary: LeafSummary): void {
@@ -266,18 +260,23 @@ class PageSummaries {
     length.set(this.length);
     const revision = new Float64Array(size);
     revision.set(this.revision);
-    Object.assign(this, { kinds, crc, count, length, revision });
+    this.kinds = kinds;
+    this.crc = crc;
+    this.count = count;
+    this.length = length;
+    this.revision = revision;
   }
 }
 
-function summarizeBranch(bytes: Buffer, count: number): BranchSummary {
+/** The child page ids of a branch page, in key order. */
+function summarizeBranch(bytes: Buffer, count: number): number[] {
   const children: number[] = [];
   for (let i = 0; i < count; i++) {
     const e = PAGE_HEADER_SIZE + i * ELEMENT_SIZE;
     if (e + ELEMENT_SIZE > bytes.length) throw new Error("branch element out of page");
     children.push(readU64(bytes, e + 8));
   }
-  return { kind: "branch", children };
+  return children;
 }
 
 /** Summarises a leaf page image (a page, or an inline bucket's page inside a value). */
@@ -310,5 +309,5 @@ function summarizeLeaf(bytes: Buffer): LeafSummary {
     lastRevision =
       ksize === 17 || ksize === 18 ? bytes.readUInt32BE(k) * 2 ** 32 + bytes.readUInt32BE(k + 4) : null;
   }
-  return { kind: "leaf", crc, length, count, lastRevision, buckets };
+  return { crc, length, count, lastRevision, buckets };
 }
