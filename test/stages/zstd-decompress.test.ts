@@ -5,34 +5,15 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, it } from "node:test";
 import { ZstdDecompressStream, ZstdFormatError } from "../../src/stages/zstd-decompress.ts";
+import { collect, pieces, sample } from "./streams.ts";
 
 const ZSTD = "/usr/bin/zstd";
 
 function zstd(input: Buffer, ...args: string[]): Buffer {
   return execFileSync(ZSTD, ["-q", "-c", ...args, "-"], { input, maxBuffer: 256 << 20 });
-}
-
-/** Compressible text with incompressible stretches, so raw, RLE and compressed blocks all occur. */
-function sample(size: number, seed = 0): Buffer {
-  const out = Buffer.alloc(size);
-  let off = 0;
-  let i = seed;
-  while (off < size) {
-    const n = i++ % 11;
-    const piece =
-      n === 3
-        ? randomBytes(2000)
-        : n === 7
-          ? Buffer.alloc(5000, 0x61)
-          : Buffer.from(`/registry/configmaps/ns-${i % 40}/cm-${i} {"data":{"k":"${i}"}}\n`);
-    off += piece.copy(out, off);
-  }
-  return out;
 }
 
 /** A skippable frame (magic 0x184D2A5n, 4-byte little-endian size, content). */
@@ -44,22 +25,9 @@ function skippable(content: Buffer, n = 0): Buffer {
 }
 
 async function decode(input: Buffer, piece: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  await pipeline(
-    Readable.from(
-      (function* () {
-        for (let off = 0; off < input.length; off += piece) yield input.subarray(off, off + piece);
-      })(),
-    ),
-    new ZstdDecompressStream(),
-    new Writable({
-      write(c: Buffer, _e, cb) {
-        parts.push(c);
-        cb();
-      },
-    }),
-  );
-  return Buffer.concat(parts);
+  const out = collect();
+  await pipeline(pieces(input, piece), new ZstdDecompressStream(), out.sink);
+  return out.result();
 }
 
 describe("ZstdDecompressStream", () => {
@@ -138,14 +106,9 @@ describe("ZstdDecompressStream", () => {
     const zst = zstd(big);
     const stage = new ZstdDecompressStream();
     let offered = 0;
-    const source = Readable.from(
-      (function* () {
-        for (let off = 0; off < zst.length; off += 16384) {
-          offered += 16384;
-          yield zst.subarray(off, off + 16384);
-        }
-      })(),
-    );
+    const source = pieces(zst, 16384, (p) => {
+      offered += p.length;
+    });
     source.pipe(stage);
     await new Promise((r) => setTimeout(r, 400));
     assert.ok(

@@ -5,61 +5,25 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, it } from "node:test";
 import { ZstdDecompressStream } from "../../src/stages/zstd-decompress.ts";
 import { ZstdFrames } from "../../src/stages/zstd-frames.ts";
-
-/** Text-like input that compresses, with random stretches that do not. */
-function sample(size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let off = 0;
-  let i = 0;
-  while (off < size) {
-    const piece =
-      i++ % 7 === 3
-        ? randomBytes(200)
-        : Buffer.from(`/registry/pods/ns-${i % 50}/pod-${i} {"phase":"Running"}\n`);
-    off += piece.copy(out, off);
-  }
-  return out;
-}
-
-function collect(): { sink: Writable; result: () => Buffer } {
-  const parts: Buffer[] = [];
-  return {
-    sink: new Writable({
-      write(c: Buffer, _e, cb) {
-        parts.push(c);
-        cb();
-      },
-    }),
-    result: () => Buffer.concat(parts),
-  };
-}
-
-function chunks(input: Buffer, size: number): Readable {
-  return Readable.from(
-    (function* () {
-      for (let off = 0; off < input.length; off += size) yield input.subarray(off, off + size);
-    })(),
-  );
-}
+import { collect, pieces, sample } from "./streams.ts";
 
 async function compress(input: Buffer, chunk: number, options: { frameBytes?: number; workers?: number }) {
   const out = collect();
-  await pipeline(chunks(input, chunk), new ZstdFrames({ level: 3, ...options }), out.sink);
+  await pipeline(pieces(input, chunk), new ZstdFrames({ level: 3, ...options }), out.sink);
   return out.result();
 }
 
 async function decompress(zst: Buffer): Promise<Buffer> {
   const out = collect();
-  await pipeline(chunks(zst, 100_000), new ZstdDecompressStream(), out.sink);
+  await pipeline(pieces(zst, 100_000), new ZstdDecompressStream(), out.sink);
   return out.result();
 }
 
@@ -117,14 +81,9 @@ describe("ZstdFrames", () => {
     const stage = new ZstdFrames({ level: 3, frameBytes: 256 * 1024, workers: 2 });
     const input = sample(16 << 20);
     let offered = 0;
-    const source = Readable.from(
-      (function* () {
-        for (let off = 0; off < input.length; off += 65536) {
-          offered += 65536;
-          yield input.subarray(off, off + 65536);
-        }
-      })(),
-    );
+    const source = pieces(input, 65536, (p) => {
+      offered += p.length;
+    });
     source.pipe(stage);
     await new Promise((r) => setTimeout(r, 500));
     assert.ok(offered < 6 << 20, `${offered} bytes taken without a reader`);
