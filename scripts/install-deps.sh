@@ -2,7 +2,8 @@
 # Installs what etcd-backup's demo, tests and benchmarks need on Debian (run as root):
 # etcd 3.4 server and etcdctl (real peers), age and zstd (interop), the AWS CLI (S3 interop),
 # openssl (test certificates), GNU time (peak memory in bench/), Chromium (status page test), kubectl
-# (renders the kustomize bases), then the npm packages (Node 24 included).
+# (renders the kustomize bases), then the npm packages (Node 24 included), then, when Go is there, the real
+# peers built from their Go modules (etcd 3.6 and 3.5, MinIO: scripts/install-peers.sh, cached in .peers/).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 if [ "$(id -u)" = 0 ]; then
@@ -16,3 +17,11 @@ fi
 # `npm install` (with the committed lock file) rather than `npm ci`: npm 11.19 writes lock files without the
 # other platforms' optional packages (Biome's binaries) and then its `npm ci` refuses those same files.
 npm install --no-audit --no-fund
+# The real peers the tests target by default. Without Go they are not built: tests that need them fail in
+# CI (CI=true) and are skipped with a printed reason elsewhere.
+PATH="$PATH:/usr/local/go/bin"
+if command -v go >/dev/null 2>&1; then
+  bash "$(dirname "$0")/install-peers.sh"
+else
+  echo "install-deps: go not found: etcd 3.6/3.5 and MinIO peers not built (tests needing them will skip)" >&2
+fi

@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { renderStatus, snapshotStatus } from "../../snapshot/status.ts";
+import { renderStatus, STATUS_DIALECTS, type StatusDialect, snapshotStatus } from "../../snapshot/status.ts";
 import {
   addSnapshotInputOptions,
   openDb,
@@ -19,17 +19,31 @@ export function register(program: Command): void {
     .addOption(
       new Option("-w, --write-out <format>", "table or json").choices(["table", "json"]).default("table"),
     )
-    .action(async (arg: string, flags: SnapshotInputFlags & { writeOut: "table" | "json" }) => {
-      const { snapshot } = await openSnapshotInput(arg, flags);
-      try {
-        const db = openDb(snapshot);
+    .addOption(
+      new Option(
+        "--etcd-version <release>",
+        "print as this etcd release's tool does: 3.6 (live keys as total keys, plus the storage version), 3.5 or 3.4 (every entry as total keys)",
+      )
+        .choices([...STATUS_DIALECTS])
+        .default("3.6"),
+    )
+    .action(
+      async (
+        arg: string,
+        flags: SnapshotInputFlags & { writeOut: "table" | "json"; etcdVersion: StatusDialect },
+      ) => {
+        const { snapshot } = await openSnapshotInput(arg, flags);
         try {
-          process.stdout.write(renderStatus(snapshotStatus(db), flags.writeOut));
+          const db = openDb(snapshot);
+          try {
+            const status = snapshotStatus(db, { liveKeys: flags.etcdVersion === "3.6" });
+            process.stdout.write(renderStatus(status, flags.writeOut, flags.etcdVersion));
+          } finally {
+            db.close();
+          }
         } finally {
-          db.close();
+          await snapshot.dispose();
         }
-      } finally {
-        await snapshot.dispose();
-      }
-    });
+      },
+    );
 }

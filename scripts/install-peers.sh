@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Builds the real peers that the tests target, from their published Go modules (no prebuilt binary):
+#   etcd 3.6 and 3.5  -> .peers/etcd-<version>/bin/{etcd,etcdctl,etcdutl}
+#   MinIO server      -> .peers/minio-<version>/bin/minio
+# Each peer's exact version and whole dependency graph are pinned by a go.mod/go.sum of ours under
+# scripts/peers/<peer>/ (etcd's own go.mod files carry `replace` lines, so `go install module@version`
+# refuses them; requiring the modules from a module of ours is the supported way to build them).
+# A peer is built once: a stamp file records what it was built from, and a later run that finds the
+# stamp matching only prints the versions (seconds). Builds go to a temporary folder renamed into place
+# with the stamp written last, so an interrupted build never looks complete.
+# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio; default all)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+recipes="$root/scripts/peers"
+out="$root/.peers"
+PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null 2>&1; then
+  echo "install-peers: go is not on PATH (nor in /usr/local/go/bin); real peers not built" >&2
+  exit 1
+fi
+# Static, reproducible binaries: no cgo, no build paths or VCS stamps embedded; the local toolchain only.
+export CGO_ENABLED=0 GOFLAGS="-trimpath -buildvcs=false -mod=readonly" GOTOOLCHAIN=local
+
+# The version of module $2 that recipe folder $1 requires.
+required_version() {
+  (cd "$1" && go list -m -f '{{.Version}}' "$2")
+}
+
+# What a build depends on: the recipe and the toolchain. A change to either rebuilds.
+recipe_digest() {
+  { cat "$1/go.mod" "$1/go.sum"; go version; echo "$GOFLAGS CGO_ENABLED=$CGO_ENABLED ${PEER_LDFLAGS:-}"; } | sha256sum | cut -d' ' -f1
+}
+
+# build_peer NAME RECIPE MODULE "BINARY=PACKAGE ..." VERSION-COMMAND...
+build_peer() {
+  local name=$1 recipe=$2 module=$3 binaries=$4
+  shift 4
+  local version dest stamp digest
+  version=$(required_version "$recipe" "$module")
+  dest="$out/$name-${version#v}"
+  stamp="$dest/.built-from"
+  digest=$(recipe_digest "$recipe")
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
+    echo "install-peers: $name-${version#v}: cached in ${dest#"$root"/}"
+  else
+    local tmp="$dest.partial-$$" started=$SECONDS
+    rm -rf "$dest" "$tmp"
+    mkdir -p "$tmp/bin"
+    echo "install-peers: $name-${version#v}: building from $module@$version (one time) ..."
+    (cd "$recipe" && go mod download)
+    local pair
+    for pair in $binaries; do
+      (cd "$recipe" && go build -ldflags "${PEER_LDFLAGS:-}" -o "$tmp/bin/${pair%%=*}" "${pair#*=}")
+    done
+    mv "$tmp" "$dest"
+    echo "$digest" >"$stamp"
+    echo "install-peers: $name-${version#v}: built in $((SECONDS - started)) s into ${dest#"$root"/}"
+  fi
+  # Print the version each binary reports, so a log shows exactly what the tests ran against.
+  "$@" "$dest/bin" | sed "s/^/install-peers: $name-${version#v}: /"
+}
+
+etcd_versions() {
+  "$1/etcd" --version | sed -n 1p
+  "$1/etcdctl" version | sed -n 1p
+  "$1/etcdutl" version | sed -n 1p
+}
+
+minio_version() {
+  "$1/minio" --version | sed -n 1p
+}
+
+selected=${*:-etcd-3.6 etcd-3.5 minio}
+for peer in $selected; do
+  case $peer in
+    etcd-3.6 | etcd-3.5)
+      build_peer "etcd" "$recipes/$peer" go.etcd.io/etcd/server/v3 \
+        "etcd=go.etcd.io/etcd/server/v3 etcdctl=go.etcd.io/etcd/etcdctl/v3 etcdutl=go.etcd.io/etcd/etcdutl/v3" \
+        etcd_versions
+      ;;
+    minio)
+      # MinIO's version is stamped by its release tooling (ldflags); without it `minio --version` says
+      # DEVELOPMENT.GOGET. Stamp the pinned module version's commit and time instead, as a release would.
+      minio_module=$(cd "$recipes/minio" && go list -m -json github.com/minio/minio)
+      minio_time=$(sed -n 's/.*"Time": "\([^"]*\)".*/\1/p' <<<"$minio_module")
+      minio_commit=$(sed -n 's/.*"Version": "v0.0.0-[0-9]*-\([0-9a-f]*\)".*/\1/p' <<<"$minio_module")
+      PEER_LDFLAGS="-X github.com/minio/minio/cmd.Version=$minio_time"
+      PEER_LDFLAGS+=" -X github.com/minio/minio/cmd.ReleaseTag=DEVELOPMENT.${minio_time//:/-}"
+      PEER_LDFLAGS+=" -X github.com/minio/minio/cmd.CommitID=$minio_commit"
+      PEER_LDFLAGS+=" -X github.com/minio/minio/cmd.ShortCommitID=$minio_commit"
+      build_peer "minio" "$recipes/minio" github.com/minio/minio "minio=github.com/minio/minio" minio_version
+      unset PEER_LDFLAGS
+      ;;
+    *)
+      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio)" >&2
+      exit 2
+      ;;
+  esac
+done
