@@ -10,6 +10,7 @@ import { findRestoreTool, toolErrorLine } from "../../src/restore/etcd-tools.ts"
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { freePort } from "../fixtures/ports.ts";
 import {
+  defaultRestoreTool,
   keysOf,
   type RestoredMember,
   saveTestBackup,
@@ -48,6 +49,7 @@ describe("restore into a data dir, proven by starting etcd on it", () => {
     const result = await restoreToDataDir({
       ...backup,
       dataDir,
+      tool: await defaultRestoreTool(),
       member: {
         name: "solo",
         initialCluster: `solo=http://127.0.0.1:${peerPort}`,
@@ -78,7 +80,7 @@ describe("restore into a data dir, proven by starting etcd on it", () => {
     const peers = await Promise.all(names.map(() => freePort()));
     const clients = await Promise.all(names.map(() => freePort()));
     const initialCluster = names.map((n, i) => `${n}=http://127.0.0.1:${peers[i]}`).join(",");
-    const tool = await findRestoreTool();
+    const tool = await defaultRestoreTool();
     for (const [i, name] of names.entries()) {
       await restoreToDataDir({
         ...backup,
@@ -107,12 +109,11 @@ describe("restore into a data dir, proven by starting etcd on it", () => {
         assert.deepEqual(served.keys, original.keys, `${m.name} serves every key`);
       }
       // A write through one member is seen by the others: they are one cluster, not three.
-      execFileSync("/usr/bin/etcdctl", [...members[0]!.ctlArgs, "put", "/after-restore", "x"], {
-        env: { ...process.env, ETCDCTL_API: "3" },
-      });
+      const { etcdctl, ctlEnv } = members[0]!.peer;
+      execFileSync(etcdctl, [...members[0]!.ctlArgs, "put", "/after-restore", "x"], { env: ctlEnv });
       const list = JSON.parse(
-        execFileSync("/usr/bin/etcdctl", [...members[2]!.ctlArgs, "member", "list", "-w", "json"], {
-          env: { ...process.env, ETCDCTL_API: "3" },
+        execFileSync(etcdctl, [...members[2]!.ctlArgs, "member", "list", "-w", "json"], {
+          env: ctlEnv,
         }).toString(),
       ) as { members: { name: string }[] };
       assert.deepEqual(list.members.map((m) => m.name).sort(), names);

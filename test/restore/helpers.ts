@@ -10,10 +10,12 @@ import {
 } from "../../src/age/index.ts";
 import { saveBackup } from "../../src/backup/save.ts";
 import { type CatalogEntry, resolveBackup } from "../../src/catalog/catalog.ts";
+import { findRestoreTool, type RestoreTool } from "../../src/restore/etcd-tools.ts";
 import type { DecryptionFactory } from "../../src/restore/plain-stream.ts";
 import { EtcdSource } from "../../src/source/etcd.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import type { EtcdServer } from "../fixtures/etcd-server.ts";
+import { defaultEtcdRelease, type EtcdPeer, etcdPeer } from "../fixtures/peers.ts";
 
 const run = promisify(execFile);
 
@@ -44,13 +46,33 @@ export async function saveTestBackup(etcd: EtcdServer, dir: string, cluster = "t
   return { store, entry, decrypt: () => createDecryptStream(identities) };
 }
 
-/** What a member serves: its revision and every key (names only). */
-export async function keysOf(ctlArgs: string[]): Promise<{ revision: number; keys: string[] }> {
+/** The etcd the restore tests run members of when they name none: 3.6 when built, else Debian's 3.4. */
+function defaultPeer(): EtcdPeer {
+  const release = defaultEtcdRelease();
+  const peer = etcdPeer(release);
+  if (!peer) throw new Error(`etcd ${release} is not installed`);
+  return peer;
+}
+
+/**
+ * The restore tool of the release the members run (etcdutl, or etcdctl for 3.4). etcd supports restoring
+ * with the tool of its own release: etcd 3.6.16 panics ("failed to update; member unknown") on a data dir
+ * that etcdctl 3.4's `snapshot restore` made.
+ */
+export async function defaultRestoreTool(peer: EtcdPeer = defaultPeer()): Promise<RestoreTool> {
+  return await findRestoreTool({ preferred: peer.etcdutl ?? peer.etcdctl });
+}
+
+/** What a member serves: its revision and every key (names only), read with `peer`'s etcdctl. */
+export async function keysOf(
+  ctlArgs: string[],
+  peer: EtcdPeer = defaultPeer(),
+): Promise<{ revision: number; keys: string[] }> {
   const { stdout } = await run(
-    "/usr/bin/etcdctl",
+    peer.etcdctl,
     [...ctlArgs, "get", "", "--from-key", "--keys-only", "-w", "json"],
     {
-      env: { ...process.env, ETCDCTL_API: "3" },
+      env: peer.ctlEnv,
       maxBuffer: 1 << 28,
     },
   );
@@ -64,9 +86,13 @@ export async function keysOf(ctlArgs: string[]): Promise<{ revision: number; key
 /** One member of a restored cluster, started as etcd's recovery guide does (the data dir holds the membership). */
 export interface RestoredMember {
   name: string;
+  /** The etcd release the member runs (its etcdctl reaches it). */
+  peer: EtcdPeer;
   endpoint: string;
   ctlArgs: string[];
   process: ChildProcess;
+  /** The last few KiB etcd wrote on stderr (why it exited, when it did). */
+  stderrTail(): string;
   stop(): Promise<void>;
 }
 
@@ -80,23 +106,32 @@ export function startRestoredMember(opts: {
   dataDir: string;
   clientPort: number;
   peerPort: number;
+  /** The etcd to run; default 3.6 when built, else Debian's 3.4. */
+  peer?: EtcdPeer;
 }): RestoredMember {
+  const peer = opts.peer ?? defaultPeer();
   const endpoint = `http://127.0.0.1:${opts.clientPort}`;
   const proc = spawn(
-    "/usr/bin/etcd",
+    peer.etcd,
     [
       ...["--name", opts.name, "--data-dir", opts.dataDir],
       ...["--listen-client-urls", endpoint, "--advertise-client-urls", endpoint],
       ...["--listen-peer-urls", `http://127.0.0.1:${opts.peerPort}`],
       ...["--log-level", "error", "--logger", "zap"],
     ],
-    { stdio: ["ignore", "ignore", "ignore"] },
+    { stdio: ["ignore", "ignore", "pipe"] },
   );
+  let stderr = "";
+  proc.stderr?.on("data", (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
   return {
     name: opts.name,
+    peer,
     endpoint,
     ctlArgs: [`--endpoints=${endpoint}`, "--dial-timeout=2s", "--command-timeout=10s"],
     process: proc,
+    stderrTail: () => stderr,
     stop: async () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       await new Promise<void>((resolve) => {
@@ -113,13 +148,13 @@ export async function waitHealthy(member: RestoredMember, timeoutMs = 30_000): P
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await run("/usr/bin/etcdctl", [...member.ctlArgs, "endpoint", "health"], {
-        env: { ...process.env, ETCDCTL_API: "3" },
-      });
+      await run(member.peer.etcdctl, [...member.ctlArgs, "endpoint", "health"], { env: member.peer.ctlEnv });
       return;
     } catch (err) {
       if (member.process.exitCode !== null)
-        throw new Error(`${member.name} exited with ${member.process.exitCode}`);
+        throw new Error(
+          `${member.name} exited with ${member.process.exitCode}: ${member.stderrTail().slice(-1500)}`,
+        );
       if (Date.now() > deadline) throw new Error(`${member.name} not healthy: ${(err as Error).message}`);
       await new Promise((r) => setTimeout(r, 150));
     }
