@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
@@ -70,13 +70,16 @@ describe("status, verify, inspect, get and diff on stored backups", () => {
   test("status of a stored backup equals etcdctl's on the restored file", async () => {
     const out = join(work, "latest.db");
     assertOk(await runCli(["restore", "latest", "--to", dir, "-i", identity, "--to-file", out]));
-    const ours = await runCli(["status", "latest", "--to", dir, "-i", identity, "-w", "json"]);
+    // Compared with the status tool of the release the server runs (etcdutl 3.6 by default).
+    const dialect = ["--etcd-version", etcd.release];
+    const ours = await runCli(["status", "latest", "--to", dir, "-i", identity, "-w", "json", ...dialect]);
     assertOk(ours);
-    const theirs = execFileSync("etcdctl", ["snapshot", "status", "-w", "json", out], {
-      env: { ...process.env, ETCDCTL_API: "3" },
+    const tool = etcd.peer.etcdutl ?? etcd.peer.etcdctl;
+    const theirs = execFileSync(tool, ["snapshot", "status", "-w", "json", out], {
+      env: etcd.peer.ctlEnv,
     }).toString();
     assert.deepEqual(JSON.parse(ours.stdout), JSON.parse(theirs));
-    const file = await runCli(["status", out, "-w", "json"]);
+    const file = await runCli(["status", out, "-w", "json", ...dialect]);
     assert.equal(file.stdout.trim(), theirs.trim());
   });
 
@@ -114,7 +117,10 @@ describe("status, verify, inspect, get and diff on stored backups", () => {
   });
 
   test("verify --test-restore starts etcd on the backup", async () => {
-    const r = await runCli(["verify", first, "--to", dir, "-i", identity, "--test-restore"]);
+    // etcd and its restore tool are found on PATH: the server's release first.
+    const r = await runCli(["verify", first, "--to", dir, "-i", identity, "--test-restore"], {
+      env: { PATH: `${dirname(etcd.peer.etcd)}:${process.env.PATH}` },
+    });
     assertOk(r);
     assert.match(r.stdout, /test restore passed/);
   });

@@ -86,13 +86,18 @@ describe("save and restore against a real etcd", () => {
     const st = snapshotStatus(out);
     assert.deepEqual(manifest.etcd, { revision: st.revision, hash: st.hash, totalKey: st.totalKey });
 
-    // etcdctl accepts it for a restore, and the restored member serves the keys.
+    // The server's own release restores it (etcdutl from 3.5 on, etcdctl on 3.4: etcd 3.6 refuses a data
+    // dir that etcdctl 3.4 restored), and the restored member of that release serves the keys.
     const dataDir = join(work, "restored-member");
-    execFileSync("etcdctl", ["snapshot", "restore", out, "--data-dir", dataDir], {
-      env: ETCDCTL_ENV,
-      stdio: "ignore",
-    });
-    const restoredEtcd = await startEtcd({ dataDir });
+    execFileSync(
+      etcd.peer.etcdutl ?? etcd.peer.etcdctl,
+      ["snapshot", "restore", out, "--data-dir", dataDir],
+      {
+        env: etcd.peer.ctlEnv,
+        stdio: "ignore",
+      },
+    );
+    const restoredEtcd = await startEtcd({ dataDir, release: etcd.release });
     try {
       const count = JSON.parse(
         await restoredEtcd.ctl(["get", "/registry/", "--prefix", "--keys-only", "-w", "json"]),

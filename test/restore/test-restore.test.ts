@@ -4,9 +4,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { resolveBackup } from "../../src/catalog/catalog.ts";
+import type { RestoreTool } from "../../src/restore/etcd-tools.ts";
 import { renderTestRestore, testRestore } from "../../src/restore/test-restore.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
-import { keysOf, saveTestBackup, type TestBackup } from "./helpers.ts";
+import { defaultRestoreTool, keysOf, saveTestBackup, type TestBackup } from "./helpers.ts";
 
 async function leftovers(): Promise<string[]> {
   return (await readdir(tmpdir())).filter((f) => f.startsWith("etcd-backup-test-restore-"));
@@ -17,6 +18,8 @@ describe("testRestore starts the real etcd on a restored copy", () => {
   let etcd: EtcdServer;
   let backup: TestBackup;
   let original: { revision: number; keys: string[] };
+  /** The restored member runs the source's etcd release, restored by that release's own tool. */
+  let on: { etcdPath: string; tool: RestoreTool };
 
   before(async () => {
     work = await mkdtemp(join(tmpdir(), "etcd-backup-testrestore-"));
@@ -25,6 +28,7 @@ describe("testRestore starts the real etcd on a restored copy", () => {
     await etcd.ctl(["del", "/registry/pods/default/p-000001"]);
     original = await keysOf(etcd.ctlArgs);
     backup = await saveTestBackup(etcd, join(work, "store"));
+    on = { etcdPath: etcd.peer.etcd, tool: await defaultRestoreTool(etcd.peer) };
   });
 
   after(async () => {
@@ -34,7 +38,7 @@ describe("testRestore starts the real etcd on a restored copy", () => {
 
   test("a good backup passes with the source's revision and key count", async () => {
     const before = await leftovers();
-    const report = await testRestore(backup);
+    const report = await testRestore({ ...backup, ...on });
     assert.deepEqual(report.problems, []);
     assert.equal(report.matches, true);
     assert.equal(report.revision, original.revision);
@@ -54,7 +58,7 @@ describe("testRestore starts the real etcd on a restored copy", () => {
       ...backup.entry,
       manifest: { ...backup.entry.manifest!, etcd: { revision: original.revision + 5 } },
     };
-    const report = await testRestore({ ...backup, entry });
+    const report = await testRestore({ ...backup, entry, ...on });
     assert.equal(report.matches, false);
     assert.match(
       report.problems.join("\n"),
@@ -72,7 +76,7 @@ describe("testRestore starts the real etcd on a restored copy", () => {
       bad[Math.floor(bad.length / 2)]! ^= 0x01;
       await writeFile(path, bad);
       const before = await leftovers();
-      const report = await testRestore(backup);
+      const report = await testRestore({ ...backup, ...on });
       assert.equal(report.matches, false);
       assert.equal(report.revision, 0);
       assert.match(report.problems[0]!, /^backup does not read back: /);
@@ -88,7 +92,7 @@ describe("testRestore starts the real etcd on a restored copy", () => {
     const good = await readFile(path);
     try {
       await truncate(path, good.length - 1000);
-      const report = await testRestore(backup);
+      const report = await testRestore({ ...backup, ...on });
       assert.equal(report.matches, false);
       assert.match(report.problems[0]!, /^backup does not read back: .*(corrupted|truncated)/);
     } finally {
