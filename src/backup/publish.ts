@@ -32,7 +32,16 @@ export async function publishBackup(
   options: PublishOptions,
 ): Promise<{ manifestKey: string; manifest: Manifest }> {
   const { store, key, signal } = options;
-  if (await store.stat(key)) {
+  // The source is already streaming: every failure before the body is taken must abandon it, or its
+  // connection keeps the process alive (a stat refused by S3 hung `save` on a multi-MiB snapshot).
+  let existing: Awaited<ReturnType<typeof store.stat>>;
+  try {
+    existing = await store.stat(key);
+  } catch (err) {
+    options.abandon?.();
+    throw err;
+  }
+  if (existing) {
     options.abandon?.();
     throw new Error(`a backup named ${key} already exists in ${store.location}; not overwriting it`);
   }
