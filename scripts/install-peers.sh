@@ -47,7 +47,6 @@ build_peer() {
     rm -rf "$dest" "$tmp"
     mkdir -p "$tmp/bin"
     echo "install-peers: $name-${version#v}: building from $module@$version (one time) ..."
-    (cd "$recipe" && go mod download)
     local pair
     for pair in $binaries; do
       (cd "$recipe" && go build -ldflags "${PEER_LDFLAGS:-}" -o "$tmp/bin/${pair%%=*}" "${pair#*=}")
