@@ -90,7 +90,9 @@ describe("checkSnapshot on corrupted snapshots", () => {
     assert.match(findings[0]!.message, new RegExp(`meta page ${used}: checksum mismatch`));
     assert.equal(new BoltDb(bad).meta.page, 1 - used);
     // Both meta pages hold the same tree in a snapshot, so status is unchanged.
-    assert.deepEqual(snapshotStatus(new BoltDb(bad)), await etcdctlStatus(join(dir, "s.db")));
+    // (As etcdctl 3.4 prints it: without the storage version an etcd 3.6 snapshot records.)
+    const { version: _, ...status } = snapshotStatus(new BoltDb(bad));
+    assert.deepEqual(status, await etcdctlStatus(join(dir, "s.db")));
   });
 
   test("both meta pages bad is an error", () => {
