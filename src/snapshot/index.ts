@@ -12,7 +12,14 @@ export {
   parseEncryptionConfig,
   readEncryptionConfig,
 } from "./encryption-config.ts";
-export { decodeStored, findObject, getObject, renderObject, type StoredObject } from "./get.ts";
+export {
+  decodeStored,
+  findObject,
+  getObject,
+  getObjects,
+  renderObject,
+  type StoredObject,
+} from "./get.ts";
 export {
   DEFAULT_TOP,
   type InspectResult,
