@@ -1,5 +1,3 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
 import { chooseMeta, type Meta, readMetas } from "./bbolt-meta.ts";
 import {
   BRANCH_PAGE,
@@ -16,6 +14,7 @@ import {
   readU64,
 } from "./bbolt-page.ts";
 import { BufferSource, type ByteSource, FileSource } from "./page-source.ts";
+import { fileTrailerMatches, hasTrailer, TRAILER_SIZE, trailerMatches } from "./trailer.ts";
 
 /** One problem found in a snapshot. `page` names the page when the problem belongs to one. */
 export interface Finding {
@@ -24,7 +23,6 @@ export interface Finding {
   page?: number;
 }
 
-const TRAILER_SIZE = 32;
 /** Past this many findings the file is plainly broken; more lines would only bury the first ones. */
 const MAX_FINDINGS = 200;
 
@@ -48,8 +46,7 @@ export async function checkSnapshotFile(path: string): Promise<Finding[]> {
   const source = new FileSource(path);
   try {
     const findings: Finding[] = [];
-    const hasTrailer = source.size % 512 === TRAILER_SIZE && source.size > TRAILER_SIZE;
-    const matches = hasTrailer ? await fileTrailerMatches(path, source) : false;
+    const matches = hasTrailer(source.size) ? await fileTrailerMatches(path, source.size) : false;
     const dataSize = trailerFindings(source.size, () => matches, findings);
     return checkDatabase(source, dataSize, findings);
   } finally {
@@ -82,25 +79,9 @@ function checkDatabase(source: ByteSource, dataSize: number, findings: Finding[]
 /** Meta pages are within the first two pages, and pages are at most 64 KiB. */
 const META_PROBE = 2 * 65536 + 128;
 
-function trailerMatches(file: Buffer): boolean {
-  const data = file.subarray(0, file.length - TRAILER_SIZE);
-  const digest = createHash("sha256").update(data).digest();
-  return digest.equals(file.subarray(file.length - TRAILER_SIZE));
-}
-
-async function fileTrailerMatches(path: string, source: ByteSource): Promise<boolean> {
-  const hash = createHash("sha256");
-  const dataSize = source.size - TRAILER_SIZE;
-  if (dataSize > 0) {
-    for await (const chunk of createReadStream(path, { end: dataSize - 1, highWaterMark: 1 << 20 }))
-      hash.update(chunk as Buffer);
-  }
-  return hash.digest().equals(source.bytes(dataSize, TRAILER_SIZE));
-}
-
 /** Adds the trailer's findings for a file of `size` bytes; returns the size of the database in it. */
 function trailerFindings(size: number, matches: () => boolean, findings: Finding[]): number {
-  if (size % 512 === TRAILER_SIZE && size > TRAILER_SIZE) {
+  if (hasTrailer(size)) {
     if (!matches()) {
       findings.push({
         severity: "error",
