@@ -215,6 +215,14 @@ describe(`differential: our reader against a real etcd, every key ${where}`, () 
     }
   });
 
+  test("the paged etcd dump (used by bench/differential.ts on large snapshots) equals the whole one", async () => {
+    const shot = shots.get("k8s-5000-a")!;
+    const paged = await snapshotTruth(shot.path, { pageSize: 700 });
+    const cmp = compareDumps(shot.truth, paged);
+    assert.equal(cmp.differing, 0, cmp.lines.join("\n"));
+    assert.equal(paged.keys.size, shot.truth.keys.size);
+  });
+
   test("a snapshot and its defragmented copy hold the same content: diff is empty", async () => {
     const x = BoltDb.openFile(shots.get("k8s-5000-b")!.path);
     const y = BoltDb.openFile(shots.get("k8s-5000-b-defrag")!.path);

@@ -35,42 +35,77 @@ export interface Dump {
   keys: Map<string, DumpedKey>;
 }
 
-/** Every live key of a running etcd, through `etcdctl get "" --prefix -w json`. */
-export async function etcdDump(etcd: EtcdServer): Promise<Dump> {
-  const { stdout } = await run("/usr/bin/etcdctl", [...etcd.ctlArgs, "get", "", "--prefix", "-w", "json"], {
+interface EtcdctlRange {
+  header: { revision: number };
+  kvs?: {
+    key: string;
+    value?: string;
+    create_revision: number;
+    mod_revision: number;
+    version: number;
+    lease?: string;
+  }[];
+  more?: boolean;
+}
+
+async function etcdctlGet(etcd: EtcdServer, args: string[]): Promise<EtcdctlRange> {
+  const { stdout } = await run("/usr/bin/etcdctl", [...etcd.ctlArgs, "get", ...args, "-w", "json"], {
     env: { ...process.env, ETCDCTL_API: "3" },
     maxBuffer: 1 << 30,
   });
   // Lease IDs are int64: keep them exact by reading them as strings.
-  const json = JSON.parse(stdout.replace(/"lease":(-?\d+)/g, '"lease":"$1"')) as {
-    header: { revision: number };
-    kvs?: {
-      key: string;
-      value?: string;
-      create_revision: number;
-      mod_revision: number;
-      version: number;
-      lease?: string;
-    }[];
-  };
+  return JSON.parse(stdout.replace(/"lease":(-?\d+)/g, '"lease":"$1"')) as EtcdctlRange;
+}
+
+/**
+ * Every live key of a running etcd, through `etcdctl get "" --prefix -w json`; with `pageSize`, in pages of
+ * that many keys (`--from-key --limit`, all at the first page's revision), so databases of hundreds of MB
+ * stay within what one JSON document and one string can hold. Paging names keys on etcdctl's command line,
+ * so it needs UTF-8 keys without NUL bytes.
+ */
+export async function etcdDump(etcd: EtcdServer, options: { pageSize?: number } = {}): Promise<Dump> {
   const keys = new Map<string, DumpedKey>();
-  for (const kv of json.kvs ?? []) {
-    keys.set(Buffer.from(kv.key, "base64").toString("latin1"), {
-      value: Buffer.from(kv.value ?? "", "base64"),
-      createRevision: kv.create_revision,
-      modRevision: kv.mod_revision,
-      version: kv.version,
-      lease: kv.lease ?? "0",
-    });
+  const add = (page: EtcdctlRange, skipFirst: boolean) => {
+    for (const [i, kv] of (page.kvs ?? []).entries()) {
+      if (skipFirst && i === 0) continue;
+      keys.set(Buffer.from(kv.key, "base64").toString("latin1"), {
+        value: Buffer.from(kv.value ?? "", "base64"),
+        createRevision: kv.create_revision,
+        modRevision: kv.mod_revision,
+        version: kv.version,
+        lease: kv.lease ?? "0",
+      });
+    }
+  };
+  if (!options.pageSize) {
+    const all = await etcdctlGet(etcd, ["", "--prefix"]);
+    add(all, false);
+    return { revision: all.header.revision, keys };
   }
-  return { revision: json.header.revision, keys };
+  const first = await etcdctlGet(etcd, ["", "--from-key", "--limit", String(options.pageSize)]);
+  add(first, false);
+  const revision = first.header.revision;
+  let page = first;
+  while (page.more && page.kvs && page.kvs.length > 0) {
+    // The next page starts at the last key seen (etcdctl cannot take "last key + NUL"): skip it.
+    const last = Buffer.from(page.kvs[page.kvs.length - 1]!.key, "base64").toString("utf8");
+    page = await etcdctlGet(etcd, [
+      last,
+      "--from-key",
+      "--limit",
+      String(options.pageSize + 1),
+      `--rev=${revision}`,
+    ]);
+    add(page, true);
+  }
+  return { revision, keys };
 }
 
 /** What a real etcd serves after restoring `snapshot`. */
-export async function snapshotTruth(snapshot: string): Promise<Dump> {
+export async function snapshotTruth(snapshot: string, options: { pageSize?: number } = {}): Promise<Dump> {
   const etcd = await etcdFromSnapshot(snapshot);
   try {
-    return await etcdDump(etcd);
+    return await etcdDump(etcd, options);
   } finally {
     await etcd.destroy();
   }
