@@ -43,6 +43,7 @@ function cliBytes(
 describe(`every read path gives etcd's bytes for every key ${where}`, () => {
   let work: string;
   let snapshot: string;
+  let empty: string;
   let truth: Dump;
   let identity: string;
   let recipient: string;
@@ -62,6 +63,7 @@ describe(`every read path gives etcd's bytes for every key ${where}`, () => {
     work = mkdtempSync(join(tmpdir(), "etcd-backup-read-paths-"));
     const etcd = await startCorpusEtcd();
     try {
+      empty = await saveSnapshot(etcd, work, "empty");
       const rng = new SeededRandom(seed);
       let n = 0;
       // ~8 MB of plain snapshot: several 2 MiB zstd frames, values across frame and window boundaries.
@@ -177,5 +179,15 @@ describe(`every read path gives etcd's bytes for every key ${where}`, () => {
         assert.ok(r.out.equals(kv.value), `${label}: ${key} (${kv.value.length} bytes) differs ${where}`);
       }
     }
+  });
+
+  test("`diff | head -1` ends quietly when the reader closes the pipe (no EPIPE stack trace)", () => {
+    const out = execFileSync("sh", [
+      "-c",
+      `"${process.execPath}" "${CLI}" diff "${empty}" "${snapshot}" 2>"${work}/diff.err" | head -1; cat "${work}/diff.err"`,
+    ]).toString();
+    const [first, ...rest] = out.split("\n");
+    assert.match(first!, /^revision \d+ -> \d+$/);
+    assert.doesNotMatch(rest.join("\n"), /EPIPE|Error|at /, out);
   });
 });
