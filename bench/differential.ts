@@ -11,8 +11,8 @@
  * side took to produce every key: etcdctl get (paged JSON) against our reader on the same file.
  */
 import { parseArgs } from "node:util";
-import { BoltDb } from "../src/snapshot/bbolt-db.ts";
-import { snapshotFileStatus } from "../src/snapshot/status.ts";
+import { BoltDb } from "../src/bbolt/db.ts";
+import { snapshotFileStatus } from "../src/mvcc/status.ts";
 import { etcdFromSnapshot } from "../test/fixtures/etcd-restore.ts";
 import { etcdctlStatus } from "../test/snapshot/corpus.ts";
 import { compareDumps, etcdDump, getDump, replayDump } from "../test/snapshot/differential.ts";

@@ -1,11 +1,11 @@
 import { stat } from "node:fs/promises";
 import { type Command, Option } from "commander";
+import { BoltDb } from "../bbolt/db.ts";
 import { type CatalogEntry, resolveBackup } from "../catalog/catalog.ts";
 import { Hinted, UsageError } from "../errors.ts";
+import { proveTrailer } from "../mvcc/trailer.ts";
 import { type MaterializedSnapshot, materializeBackup, materializeFile } from "../restore/materialize.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
-import { BoltDb } from "../snapshot/bbolt-db.ts";
-import { proveTrailer } from "../snapshot/trailer.ts";
 import type { Store } from "../store/store.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "./store-options.ts";

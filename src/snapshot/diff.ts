@@ -1,8 +1,8 @@
 import { createHash } from "node:crypto";
-import type { BoltDb } from "./bbolt-db.ts";
-import { renderBoxTable } from "./box-table.ts";
-import { parseKubernetesKey } from "./kubernetes-key.ts";
-import { type LiveKey, replayLiveKeys } from "./mvcc.ts";
+import type { BoltDb } from "../bbolt/db.ts";
+import { parseKubernetesKey } from "../kubernetes/key.ts";
+import { type LiveKey, replayLiveKeys } from "../mvcc/key-values.ts";
+import { renderBoxTable } from "../render/box-table.ts";
 
 /** One changed key. Revisions and sizes are absent on the side where the key does not exist. */
 export interface KeyChange {

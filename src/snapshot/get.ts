@@ -1,10 +1,10 @@
+import type { BoltDb } from "../bbolt/db.ts";
+import { parseEncryptionPrefix } from "../kubernetes/at-rest/encrypted-value.ts";
+import { decryptValue, type EncryptionKeys } from "../kubernetes/at-rest/encryption-config.ts";
+import { kubernetesKey } from "../kubernetes/key.ts";
+import { type DecodedObject, decodeObject, toManifest } from "../kubernetes/object.ts";
+import { type LiveKey, ownedKeyValue, replayLiveKeys } from "../mvcc/key-values.ts";
 import { yaml } from "../yaml.ts";
-import type { BoltDb } from "./bbolt-db.ts";
-import { parseEncryptionPrefix } from "./encrypted-value.ts";
-import { decryptValue, type EncryptionKeys } from "./encryption-config.ts";
-import { kubernetesKey } from "./kubernetes-key.ts";
-import { type DecodedObject, decodeObject, toManifest } from "./kubernetes-object.ts";
-import { type LiveKey, ownedKeyValue, replayLiveKeys } from "./mvcc.ts";
 
 /** One live key read from a snapshot, decrypted when possible and decoded when it is a Kubernetes object. */
 export interface StoredObject {

@@ -1,5 +1,5 @@
-import type { BoltDb } from "./bbolt-db.ts";
-import { ProtoReader } from "./protobuf-reader.ts";
+import type { BoltDb } from "../bbolt/db.ts";
+import { ProtoReader } from "../protobuf/reader.ts";
 
 /**
  * etcd's MVCC store as it lies in bbolt: bucket `key` maps revision keys (8-byte big-endian main revision,

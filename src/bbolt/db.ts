@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { chooseMeta, type Meta, readMetas } from "./bbolt-meta.ts";
+import { chooseMeta, type Meta, readMetas } from "./meta.ts";
 import {
   BRANCH_PAGE,
   BUCKET_HEADER_SIZE,
@@ -12,7 +12,7 @@ import {
   readU16,
   readU32,
   readU64,
-} from "./bbolt-page.ts";
+} from "./page.ts";
 import { FileSource } from "./page-source.ts";
 
 /** A bucket: its B+tree root page, or an inline page stored inside its parent's leaf value. */
