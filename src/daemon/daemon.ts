@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter } from "prom-client";
-import { formatDuration } from "../config/duration.ts";
+import { formatDuration, MAX_TIMER_MS } from "../config/duration.ts";
 import type { BackupJob } from "../config/job.ts";
 import type { DaemonConfig } from "../config/schema.ts";
 import { errorChain, errorHint } from "../errors.ts";
@@ -294,16 +294,21 @@ export class Daemon {
   }
 }
 
-/** Waits `ms` (clamped to what a timer takes) or until `signal` aborts. */
+/**
+ * Waits `ms` or until `signal` aborts. A wait longer than a timer holds (2^31-1 ms, about 24.8 days: a monthly or
+ * yearly schedule) is made of several timers, so the run never starts early.
+ */
 async function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || ms <= 0) return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, Math.min(ms, 2_147_000_000));
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0 && !signal.aborted; left = until - Date.now()) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.min(left, MAX_TIMER_MS));
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+      signal.addEventListener("abort", done, { once: true });
+    });
+  }
 }
