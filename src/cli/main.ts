@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { describeError, isUsageError } from "../errors.ts";
+import { processRedactor } from "../observability/redact.ts";
 import { VERSION } from "../version.ts";
 import { registerCommands } from "./commands/index.ts";
 
@@ -20,7 +21,23 @@ async function buildProgram(argv: string[]): Promise<Command> {
   return program;
 }
 
+/**
+ * Every line the CLI writes to stderr (error lines, warnings, progress, commander's usage errors, which echo
+ * argument values) passes the process's redactor: a secret given on the command line or in the environment, or
+ * shaped like one, is never printed. stdout is left alone: it carries data (`get`, `keygen -o -`, a snapshot).
+ */
+function redactStderr(): void {
+  const write = process.stderr.write.bind(process.stderr) as (...args: unknown[]) => boolean;
+  process.stderr.write = ((chunk: unknown, ...rest: unknown[]) => {
+    const text =
+      typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : undefined;
+    return text === undefined ? write(chunk, ...rest) : write(processRedactor.redact(text), ...rest);
+  }) as typeof process.stderr.write;
+}
+
 async function main(argv: string[]): Promise<number> {
+  processRedactor.addFromEnv(process.env).addFromArgv(argv);
+  redactStderr();
   const program = await buildProgram(argv);
   const debug = argv.includes("--debug");
   // Node's deprecation notices (e.g. about TLS server names that are IP addresses) are for developers;
@@ -35,7 +52,8 @@ async function main(argv: string[]): Promise<number> {
       // commander has already printed its message; help and version exit 0.
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    process.stderr.write(`etcd-backup: ${describeError(err)}\n`);
+    // Redacted here too (not only by the stderr wrapper): this is the line every failure ends with.
+    process.stderr.write(`etcd-backup: ${processRedactor.redact(describeError(err))}\n`);
     if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n${causeStacks(err)}`);
     return isUsageError(err) ? EXIT_USAGE : EXIT_FAILED;
   }

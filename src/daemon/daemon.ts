@@ -69,11 +69,15 @@ export class Daemon {
   async start(): Promise<AddressInfo> {
     const { config } = this.o;
     this.server = createHttpServer({
+      // Label values are a closed set, but the text passes the redactor like every other output.
       metrics: async () => ({
         contentType: this.o.metrics.registry.contentType,
-        body: await this.o.metrics.registry.metrics(),
+        body: this.o.redactor.redact(await this.o.metrics.registry.metrics()),
       }),
-      notReady: () => this.notReady(new Date()),
+      notReady: () => {
+        const why = this.notReady(new Date());
+        return why === null ? null : this.o.redactor.redact(why);
+      },
       statusPage: () => this.o.redactor.redact(this.statusPage()),
     });
     const address = await listen(this.server, config.metrics.host, config.metrics.port);

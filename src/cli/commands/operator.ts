@@ -5,7 +5,7 @@ import { type Command, Option } from "commander";
 import { durationSetting } from "../../config/duration.ts";
 import { type ListenAddress, listenAddressSetting } from "../../config/listen-address.ts";
 import { UsageError } from "../../errors.ts";
-import { Redactor } from "../../observability/redact.ts";
+import { processRedactor } from "../../observability/redact.ts";
 import type { OperatorMetrics } from "../../operator/metrics.ts";
 import { abortOnSignals } from "../signals.ts";
 
@@ -92,7 +92,8 @@ export function register(program: Command): void {
         throw new UsageError("--renew-deadline must be shorter than --lease-duration");
       }
       const addr = metricsAddress(flags.metricsAddr);
-      const redactor = new Redactor().addFromEnv(process.env);
+      // The environment and the command line were registered by main; Secrets' values are added as they are read.
+      const redactor = processRedactor;
       // Loaded here, not at the top: @kubernetes/client-node costs every other command ~1 s of CPU and ~50 MiB,
       // pino and prom-client ~0.1 s each.
       const { createLogger } = await import("../../observability/logger.ts");
@@ -134,6 +135,7 @@ export function register(program: Command): void {
             identity,
             metrics,
             log,
+            redactor,
             ...(flags.talosServiceAccountDir ? { talosServiceAccountDir: flags.talosServiceAccountDir } : {}),
             retryBaseMs,
             watchTimeoutSeconds: Math.max(1, Math.round(watchTimeoutMs / 1000)),
