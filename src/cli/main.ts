@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { checkClusterName } from "../catalog/names.ts";
 import { describeError, isUsageError } from "../errors.ts";
 import { processRedactor } from "../observability/redact.ts";
 import { VERSION } from "../version.ts";
@@ -16,7 +17,13 @@ async function buildProgram(argv: string[]): Promise<Command> {
     .option("--debug", "show stack traces on errors", false)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(str) })
+    // Every command's --cluster (save, list, prune, restore, verify, daemon...) is checked here, once, before the
+    // command runs: a name such as ../x must not select, name or reach anything. Empty means "not given".
+    .hook("preAction", (_program, command) => {
+      const cluster: unknown = command.opts().cluster;
+      if (typeof cluster === "string" && cluster !== "") checkClusterName(cluster, "--cluster");
+    });
   await registerCommands(program, argv);
   return program;
 }

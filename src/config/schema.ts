@@ -1,6 +1,6 @@
 import { Cron } from "croner";
 import { z } from "zod";
-import { isValidClusterName } from "../catalog/names.ts";
+import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { parseSpan } from "../catalog/time-bound.ts";
 import { UsageError } from "../errors.ts";
@@ -87,9 +87,10 @@ export const retentionPolicySchema = z
   .strict();
 
 export const backupJobConfigSchema = z.object({
-  cluster: z
-    .string()
-    .refine(isValidClusterName, "cannot stand in a backup name (letters, digits, '.', '_', '-')"),
+  cluster: z.string().superRefine((name, ctx) => {
+    const problem = clusterNameProblem(name);
+    if (problem !== null) ctx.addIssue({ code: "custom", message: `${problem} (${CLUSTER_NAME_RULE})` });
+  }),
   source: z.discriminatedUnion("kind", [etcdSourceConfigSchema, talosSourceConfigSchema]),
   /** A directory, `file:///path` or `s3://bucket/prefix`. */
   destination: z.string().min(1),
