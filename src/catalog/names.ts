@@ -75,7 +75,8 @@ export function manifestKey(backupKey: string): string {
 }
 
 /** What a cluster name may hold, for error hints. */
-export const CLUSTER_NAME_RULE = "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100";
+export const CLUSTER_NAME_RULE =
+  "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100";
 
 /**
  * Why `name` cannot be a cluster name, or null when it can. A cluster name stands in object names and keys
@@ -84,7 +85,6 @@ export const CLUSTER_NAME_RULE = "use letters, digits, '.', '_' and '-', startin
  */
 export function clusterNameProblem(name: string): string | null {
   if (name === "") return "is empty";
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this looks for
   if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return "contains a control character";
   if (name.includes("/") || name.includes("\\")) return "contains a path separator";
   if (name.includes("..")) return "contains '..'";
@@ -108,7 +108,8 @@ export function isValidClusterName(name: string): boolean {
  */
 export function checkClusterName(name: string, where = "--cluster"): string {
   const problem = clusterNameProblem(name);
-  if (problem !== null) throw new UsageError(`${where} ${JSON.stringify(name)}: ${problem}`, CLUSTER_NAME_RULE);
+  if (problem !== null)
+    throw new UsageError(`${where} ${JSON.stringify(name)}: ${problem}`, CLUSTER_NAME_RULE);
   return name;
 }
 
