@@ -106,7 +106,9 @@ test("defaults, encryption choices, listen addresses, durations", () => {
   assert.equal(parseListenAddress(":70000"), null);
   assert.equal(parseDuration("1m30s"), 90_000);
   assert.equal(parseDuration("250ms"), 250);
-  assert.equal(parseDuration("30"), null);
+  // A bare number is seconds, as with save's --dial-timeout (config/duration.ts).
+  assert.equal(parseDuration("30"), 30_000);
+  assert.equal(parseDuration("30x"), null);
 });
 
 test("the operator's path: a job config built in code is validated and turned into a job", async () => {

@@ -1,0 +1,139 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { generateIdentity } from "../../src/age/index.ts";
+import { REDACTED, Redactor } from "../../src/observability/redact.ts";
+
+// A fixed, made-up key: the redactor works on the text's shape, never on its validity.
+const AGE_KEY = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSKHLZ2X";
+const PEM = [
+  "-----BEGIN EC PRIVATE KEY-----",
+  "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5GHjp7ePTOpU+oAoGCCqGSM49",
+  "AwEHoUQDQgAE5rE0k6uvVJ2Y8Bw+K6xl1d0Dqv3f2m2Tn2r8wzJ1Yb2pyN8c0Qwr",
+  "-----END EC PRIVATE KEY-----",
+].join("\n");
+const JWT =
+  "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJpc3MiOiJrdWJlcm5ldGVzL3NlcnZpY2VhY2NvdW50In0.c2lnbmF0dXJlLWJ5dGVz";
+
+describe("shapes: removed without being registered", () => {
+  const r = new Redactor();
+  // [text, what must not survive, what must survive]
+  const cases: [string, string[], string[]][] = [
+    [`invalid recipient "${AGE_KEY}"`, ["QYQSZ", "KHLZ2X"], ['invalid recipient "']],
+    // A message that shortens its value must not leak the first characters either.
+    [`invalid recipient "${AGE_KEY.slice(0, 20)}…"`, ["AGE-SECRET-KEY-1QYQS", "1QYQS"], ["…"]],
+    [`bad line ${AGE_KEY.toLowerCase()}`, ["qyqszqgp"], ["bad line "]],
+    ["AGE-PLUGIN-YUBIKEY-1QQQQQQQQQQQQPQ9SNZ", ["QQQQQQQQQQQQPQ9SNZ"], []],
+    [PEM, ["MHcCAQEEIBkg4LVWM9", "AwEHoUQDQgAE"], []],
+    // A PEM cut short (an Event's 1024 characters) is removed to the end, or to the end of a JSON string.
+    [`key: ${PEM.slice(0, 80)}`, ["MHcCAQ"], ["key: "]],
+    [JSON.stringify({ err: `${PEM.slice(0, 80)}`, next: "kept" }), ["MHcCAQ"], ['"next":"kept"']],
+    [
+      "no etcd endpoint served a snapshot (http://user:PASSWORD@127.0.0.1:1: Name resolution failed for target dns:user:PASSWORD@127.0.0.1:1)",
+      ["PASSWORD"],
+      ["http://user:", "@127.0.0.1:1", "dns:user:"],
+    ],
+    ["s3://AKIA:wJalr%2FXUtn@bucket/prefix", ["wJalr"], ["s3://AKIA:"]],
+    ["Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789", ["abcdefghijklmnop"], ["Bearer "]],
+    ["Authorization: Basic dXNlcjpwYXNzd29yZA==", ["dXNlcjpwYXNzd29yZA"], ["Basic "]],
+    [`token ${JWT}`, ["eyJhbGci", "c2lnbmF0dXJl"], ["token "]],
+    [
+      "session IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ",
+      ["IQoJb3JpZ2lu", "wEaCXVz"],
+      ["session "],
+    ],
+    ["AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCY", ["wJalrXUtn"], ["AWS_SECRET_ACCESS_KEY="]],
+    ["aws_session_token = FQoDYXdzEJr", ["FQoDYXdzEJr"], []],
+  ];
+  for (const [text, gone, kept] of cases) {
+    test(text.slice(0, 60), () => {
+      const clean = r.redact(text);
+      for (const g of gone) assert.ok(!clean.includes(g), `${JSON.stringify(g)} survived in ${clean}`);
+      for (const k of kept) assert.ok(clean.includes(k), `${JSON.stringify(k)} lost in ${clean}`);
+      assert.ok(clean.includes(REDACTED));
+    });
+  }
+
+  test("a real generated identity, not even 4 characters of its key part", () => {
+    const id = generateIdentity();
+    const secretPart = id.identity.slice("AGE-SECRET-KEY-1".length);
+    const clean = r.redact(`identity ${id.identity}, truncated ${id.identity.slice(0, 20)}…`);
+    for (let i = 0; i + 4 <= secretPart.length; i++) {
+      assert.ok(
+        !clean.includes(secretPart.slice(i, i + 4)),
+        `${secretPart.slice(i, i + 4)} survived: ${clean}`,
+      );
+    }
+    assert.equal(r.redact(`recipient ${id.recipient}`), `recipient ${id.recipient}`, "public keys stay");
+  });
+});
+
+describe("ordinary text is left alone", () => {
+  const r = new Redactor();
+  for (const text of [
+    "no etcd endpoint served a snapshot (http://127.0.0.1:2379: connect ECONNREFUSED 127.0.0.1:2379)",
+    "https://127.0.0.1:9000/bucket/prod-2026-11-23T20:12:59Z.snap.zst.age",
+    "invalid configuration: 1 problem: --password: needs --user",
+    "Bearer authentication failed",
+    "stored s3://bucket/prefix/prod-2026-11-23T20:12:59Z.snap.zst.age (age-encrypted)",
+    "recipient age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
+    "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----",
+  ]) {
+    test(text.slice(0, 60), () => assert.equal(r.redact(text), text));
+  }
+});
+
+describe("registered values", () => {
+  test("raw, trimmed, JSON-escaped and HTML-escaped forms; short values are not registered", () => {
+    const r = new Redactor().add(' pa"ss<&>word\n', "abc");
+    const clean = r.redact(
+      [
+        'raw pa"ss<&>word',
+        JSON.stringify({ msg: 'pa"ss<&>word' }),
+        "html pa&quot;ss&lt;&amp;&gt;word",
+        "abc stays",
+      ].join("\n"),
+    );
+    assert.ok(!clean.includes("ss<&>"), clean);
+    assert.ok(!clean.includes('ss\\"'), clean);
+    assert.ok(!clean.includes("ss&lt;"), clean);
+    assert.ok(clean.includes("abc stays"));
+  });
+
+  test("each long line of a multi-line secret is a secret on its own", () => {
+    const r = new Redactor().add(PEM.replace(/EC PRIVATE KEY/g, "SOMETHING"));
+    const clean = r.redact("line: AwEHoUQDQgAE5rE0k6uvVJ2Y8Bw+K6xl1d0Dqv3f2m2Tn2r8wzJ1Yb2pyN8c0Qwr");
+    assert.equal(clean, `line: ${REDACTED}`);
+  });
+
+  test("addFromEnv: secret variables, ETCDCTL_USER's password, URL passwords in any variable", () => {
+    const r = new Redactor().addFromEnv({
+      AWS_SECRET_ACCESS_KEY: "wJalrXUtnFEMI/K7MDENG",
+      AWS_SESSION_TOKEN: "tok-123456",
+      ETCDCTL_PASSWORD: "etcd-pass",
+      ETCDCTL_USER: "root:hunter22",
+      ETCDCTL_ENDPOINTS: "http://u:p%40ss@127.0.0.1:2379",
+      HOME: "/root",
+    });
+    const clean = r.redact("wJalrXUtnFEMI/K7MDENG tok-123456 etcd-pass hunter22 p@ss p%40ss /root");
+    assert.equal(clean, `${REDACTED} ${REDACTED} ${REDACTED} ${REDACTED} ${REDACTED} ${REDACTED} /root`);
+  });
+
+  test("addFromArgv: --password (both forms), --user name:password, URL passwords", () => {
+    const r = new Redactor().addFromArgv([
+      "node",
+      "main.js",
+      "save",
+      "--password",
+      "pw-one",
+      "--password=pw-two",
+      "--user",
+      "root:pw-three",
+      "--endpoints",
+      "http://u:pw-four@127.0.0.1:1",
+      "--cluster",
+      "prod",
+    ]);
+    const clean = r.redact("pw-one pw-two pw-three pw-four root prod");
+    assert.equal(clean, `${REDACTED} ${REDACTED} ${REDACTED} ${REDACTED} root prod`);
+  });
+});
