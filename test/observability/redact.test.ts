@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { generateIdentity } from "../../src/age/index.ts";
-import { REDACTED, Redactor } from "../../src/observability/redact.ts";
+import { describeError, errorChain, Hinted } from "../../src/errors.ts";
+import { processRedactor, REDACTED, Redactor } from "../../src/observability/redact.ts";
 
 // A fixed, made-up key: the redactor works on the text's shape, never on its validity.
 const AGE_KEY = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSKHLZ2X";
@@ -135,5 +136,21 @@ describe("registered values", () => {
     ]);
     const clean = r.redact("pw-one pw-two pw-three pw-four root prod");
     assert.equal(clean, `${REDACTED} ${REDACTED} ${REDACTED} ${REDACTED} root prod`);
+  });
+});
+
+describe("error lines", () => {
+  test("describeError and errorChain pass the process's redactor: causes from libraries may echo secrets", () => {
+    processRedactor.add("Reg1stered-Pw");
+    const err = new Hinted("cannot connect", "check --endpoints", {
+      cause: new Error(`dial http://u:Url-Pw-77@127.0.0.1:1 with Reg1stered-Pw\n${PEM}`),
+    });
+    const line = describeError(err);
+    for (const s of ["Url-Pw-77", "Reg1stered-Pw", "MHcCAQ", "AwEHoUQ"]) assert.ok(!line.includes(s), line);
+    assert.match(
+      line,
+      /^cannot connect: dial http:\/\/u:\[REDACTED\]@127\.0\.0\.1:1 with \[REDACTED\] \[REDACTED\] \(check --endpoints\)$/,
+    );
+    assert.ok(errorChain(err).every((m) => !m.includes("Url-Pw-77") && !m.includes("MHcCAQ")));
   });
 });
