@@ -5,7 +5,7 @@ import { type Command, Option } from "commander";
 import { durationSetting } from "../../config/duration.ts";
 import { type ListenAddress, listenAddressSetting } from "../../config/listen-address.ts";
 import { UsageError } from "../../errors.ts";
-import { processRedactor } from "../../observability/redact.ts";
+import { processRedactor, type Redactor } from "../../observability/redact.ts";
 import type { OperatorMetrics } from "../../operator/metrics.ts";
 import { abortOnSignals } from "../signals.ts";
 
@@ -112,7 +112,7 @@ export function register(program: Command): void {
       const metrics = new OperatorMetrics();
       const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
       let ready = false;
-      const server = addr ? await serveMetrics(addr, metrics, () => ready) : undefined;
+      const server = addr ? await serveMetrics(addr, metrics, () => ready, redactor) : undefined;
       if (server) log.info({ addr: server.address() }, "metrics listening");
       const { signal, dispose } = abortOnSignals();
       try {
@@ -157,6 +157,7 @@ async function serveMetrics(
   addr: ListenAddress,
   metrics: OperatorMetrics,
   leading: () => boolean,
+  redactor: Redactor,
 ): Promise<Server> {
   // node:http costs every command ~70 ms to import (it pulls in undici): loaded here, when serving.
   const { createServer } = await import("node:http");
@@ -165,7 +166,7 @@ async function serveMetrics(
       metrics.registry.metrics().then(
         (text) => {
           res.writeHead(200, { "Content-Type": metrics.registry.contentType });
-          res.end(text);
+          res.end(redactor.redact(text));
         },
         () => {
           res.writeHead(500);
