@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import type { Logger } from "pino";
 import { generateIdentity } from "../../src/age/index.ts";
 import { describeError, errorChain, Hinted } from "../../src/errors.ts";
 import { processRedactor, REDACTED, Redactor } from "../../src/observability/redact.ts";
+import { EventRecorder } from "../../src/operator/events.ts";
+import type { Kube } from "../../src/operator/kube.ts";
 
 // A fixed, made-up key: the redactor works on the text's shape, never on its validity.
 const AGE_KEY = "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSKHLZ2X";
@@ -152,5 +155,34 @@ describe("error lines", () => {
       /^cannot connect: dial http:\/\/u:\[REDACTED\]@127\.0\.0\.1:1 with \[REDACTED\] \[REDACTED\] \(check --endpoints\)$/,
     );
     assert.ok(errorChain(err).every((m) => !m.includes("Url-Pw-77") && !m.includes("MHcCAQ")));
+  });
+});
+
+describe("operator Events", () => {
+  test("every Event message passes the redactor before it is sent", async () => {
+    const sent: { message: string }[] = [];
+    const kube = { createEvent: async (_ns: string, body: { message: string }) => void sent.push(body) };
+    const redactor = new Redactor().add("secret-from-a-Secret-42");
+    const log = { warn: () => {} };
+    const recorder = new EventRecorder(
+      kube as unknown as Kube,
+      "test",
+      log as unknown as Logger,
+      undefined,
+      redactor,
+    );
+    const target = { apiVersion: "v1", kind: "EtcdBackup", metadata: { name: "b", namespace: "ns" } };
+    await recorder.record(
+      target,
+      "Warning",
+      "BackupFailed",
+      `cannot snapshot etcd at http://u:pw-in-url@10.0.0.1:2379: secret-from-a-Secret-42 ${PEM}`,
+    );
+    assert.equal(sent.length, 1);
+    const message = sent[0]!.message;
+    for (const s of ["pw-in-url", "secret-from-a-Secret-42", "MHcCAQ", "AwEHoUQ"]) {
+      assert.ok(!message.includes(s), message);
+    }
+    assert.match(message, /^cannot snapshot etcd at http:\/\/u:\[REDACTED\]@10\.0\.0\.1:2379: \[REDACTED\]/);
   });
 });
