@@ -8,7 +8,8 @@
  *   Secrets, the values of the secret environment variables (`addFromEnv`) and of secret flags (`addFromArgv`);
  *   each also in the forms it takes inside a JSON string and inside HTML;
  * - anything with a secret's shape, even if nobody registered it: age secret keys and plugin identities (also
- *   truncated ones: not even 4 characters of one are echoed), PEM private keys, the password of a URL's userinfo
+ *   truncated ones: not even 4 characters of one are echoed), PEM private keys (also base64-encoded, as in a
+ *   talosconfig or a kubeconfig), the password of a URL's userinfo
  *   (`http://user:PASSWORD@host`), bearer and basic credentials, JWTs (Kubernetes tokens), AWS session tokens,
  *   and assignments of the known secret variables (`AWS_SECRET_ACCESS_KEY=...`).
  */
@@ -47,6 +48,9 @@ const SHAPED_SECRETS: RegExp[] = [
   // `AWS_SECRET_ACCESS_KEY=...`, `aws_session_token = ...` (env dumps, credentials files), `ETCDCTL_PASSWORD=...`.
   /(?<keep>\b(?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|ETCDCTL_PASSWORD)\s*[=:]\s*["']?)[^\s"',;]+/gi,
 ];
+
+/** base64 of "-----BEGIN": a PEM file encoded once more, as talosconfig and kubeconfig hold keys. */
+const BASE64_PEM = /LS0tLS1CRUdJTi[A-Za-z0-9+/]*={0,2}/g;
 
 /** Registered values shorter than this are ignored: replacing them would shred ordinary text. */
 const MIN_NEEDLE = 4;
@@ -143,6 +147,10 @@ export class Redactor {
         return `${typeof groups === "object" ? (groups?.keep ?? "") : ""}${REDACTED}`;
       });
     }
+    // A PEM file in base64 (talosconfig's `key:`, kubeconfig's `client-key-data:`): removed when it is a key.
+    out = out.replace(BASE64_PEM, (blob) =>
+      Buffer.from(blob, "base64").toString("latin1").includes("PRIVATE KEY") ? REDACTED : blob,
+    );
     return out;
   }
 }

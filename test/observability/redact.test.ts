@@ -57,6 +57,14 @@ describe("shapes: removed without being registered", () => {
     });
   }
 
+  test("a PEM key encoded in base64 (talosconfig `key:`, kubeconfig `client-key-data:`); a certificate stays", () => {
+    const key = Buffer.from(`${PEM}\n`).toString("base64");
+    const cert = Buffer.from(
+      "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n",
+    ).toString("base64");
+    assert.equal(r.redact(`    key: ${key}\n    crt: ${cert}`), `    key: ${REDACTED}\n    crt: ${cert}`);
+  });
+
   test("a real generated identity, not even 4 characters of its key part", () => {
     const id = generateIdentity();
     const secretPart = id.identity.slice("AGE-SECRET-KEY-1".length);
