@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { errorChain } from "../errors.ts";
-import { type SnapshotStatus, snapshotFileStatus } from "../snapshot/status.ts";
+import { type SnapshotStatus, snapshotFileStatus } from "../mvcc/status.ts";
 import type { Store } from "../store/store.ts";
 import { restoreSnapshotFile } from "./data-dir.ts";
 import { findExecutable, type RestoreTool } from "./etcd-tools.ts";
