@@ -1,7 +1,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter } from "prom-client";
-import { formatDuration, MAX_TIMER_MS } from "../config/duration.ts";
+import { formatDuration } from "../config/duration.ts";
 import type { BackupJob } from "../config/job.ts";
 import type { DaemonConfig } from "../config/schema.ts";
 import { errorChain, errorHint } from "../errors.ts";
@@ -11,7 +11,7 @@ import type { Redactor } from "../observability/redact.ts";
 import { RunHistory } from "./history.ts";
 import { createHttpServer, listen } from "./http.ts";
 import { RunFailure, runBackup } from "./run.ts";
-import { Schedule } from "./schedule.ts";
+import { Schedule, sleep } from "./schedule.ts";
 import { renderStatusPage } from "./status-page.ts";
 
 /** Used for /readyz when the schedule's interval cannot be worked out. */
@@ -295,24 +295,5 @@ export class Daemon {
     this.o.metrics.lastAttempt.set(finishedAt.getTime() / 1000);
     this.o.metrics.duration.observe(seconds);
     if (result === "success") this.o.metrics.runs.inc({ result });
-  }
-}
-
-/**
- * Waits `ms` or until `signal` aborts. A wait longer than a timer holds (2^31-1 ms, about 24.8 days: a monthly or
- * yearly schedule) is made of several timers, so the run never starts early.
- */
-async function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  const until = Date.now() + ms;
-  for (let left = ms; left > 0 && !signal.aborted; left = until - Date.now()) {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, Math.min(left, MAX_TIMER_MS));
-      function done() {
-        clearTimeout(timer);
-        signal.removeEventListener("abort", done);
-        resolve();
-      }
-      signal.addEventListener("abort", done, { once: true });
-    });
   }
 }
