@@ -1,9 +1,10 @@
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
-import { explainS3Error, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
+import { explainS3Error, httpStatus, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
 import { readParts } from "./s3-parts.ts";
 import {
   insecureTlsWarning,
@@ -12,7 +13,14 @@ import {
   resolveS3Settings,
   type S3Settings,
 } from "./s3-settings.ts";
-import { NotFoundError, type ObjectInfo, type PutOptions, type PutResult, type Store } from "./store.ts";
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type Store,
+} from "./store.ts";
 
 /** Static credentials for callers that have them in hand (an operator reading a Secret, tests). */
 export interface S3Credentials {
@@ -34,6 +42,21 @@ export interface S3StoreOptions {
   warn?: (line: string) => void;
 }
 
+/** User metadata key (x-amz-meta-...) that carries `PutOptions.owner`. */
+const OWNER_METADATA = "etcd-backup-owner";
+
+/** A multipart upload that was started and neither completed nor aborted. Keys are relative to the prefix. */
+export interface IncompleteUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+}
+
+/** The service cannot list multipart uploads (ListMultipartUploads answers NotImplemented or 405). */
+export class UploadListingUnsupported extends Error {
+  override name = "UploadListingUnsupported";
+}
+
 /**
  * A bucket and prefix in AWS S3 or an S3-compatible service.
  *
@@ -42,6 +65,12 @@ export interface S3StoreOptions {
  * aborted put, or one whose body stream errors, aborts the multipart upload and never completes it: S3 shows an
  * object only once it is complete. Each request is retried with exponential backoff and jitter on throttling,
  * 5xx and network errors, never on other 4xx.
+ *
+ * An `ifAbsent` put sends `If-None-Match: *` (on PutObject and on CompleteMultipartUpload), which AWS S3 (since
+ * 2024) and MinIO honour: of two concurrent creates one gets 412 and nothing is replaced. Some services ignore
+ * the header and overwrite; the first `ifAbsent` put of a store finds out with a probe (create a scratch object,
+ * create it again conditionally: a 412 means honoured) and, where it is ignored, checks the key before writing
+ * and reports `exclusive: false`, so the caller knows a concurrent writer could still have overwritten it.
  */
 export class S3Store implements Store {
   readonly location: string;
@@ -60,6 +89,7 @@ export class S3Store implements Store {
   private readonly endpointForMessages: string;
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
+  private conditionalProbe: Promise<boolean> | undefined;
 
   constructor(options: S3StoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
@@ -192,7 +222,20 @@ export class S3Store implements Store {
       ...(this.settings.sse ? { ServerSideEncryption: this.settings.sse } : {}),
       ...(this.settings.sseKmsKeyId ? { SSEKMSKeyId: this.settings.sseKmsKeyId } : {}),
       ...(this.settings.storageClass ? { StorageClass: this.settings.storageClass as "STANDARD" } : {}),
+      ...(options.owner ? { Metadata: { [OWNER_METADATA]: options.owner } } : {}),
     };
+    let conditional = false;
+    if (options.ifAbsent) {
+      try {
+        conditional = await this.conditionalWrites();
+      } catch (err) {
+        throw this.explain(`upload ${this.where(key)}`, err);
+      }
+      // Ignored conditions: the best left is to look first; the caller is told (exclusive: false).
+      if (!conditional && (await this.stat(key))) throw new AlreadyExistsError(key, this.location);
+    }
+    const condition = conditional ? { IfNoneMatch: "*" } : {};
+    let size = 0;
     try {
       let first: IteratorResult<Buffer> | undefined;
       try {
@@ -209,6 +252,7 @@ export class S3Store implements Store {
               this.s3.send(
                 new this.api.PutObjectCommand({
                   ...headers,
+                  ...condition,
                   Body: firstPart,
                   ContentLength: firstPart.length,
                 }),
@@ -221,13 +265,31 @@ export class S3Store implements Store {
         } catch (err) {
           fail(err, true);
         }
+        size = firstPart.length;
         const failure = failed();
         if (failure) throw failure.err;
-        return { size: firstPart.length };
+        return { size, ...(options.ifAbsent ? { exclusive: conditional } : {}) };
       }
-      return await this.putMultipart(headers, firstPart, parts, free, stop.signal, fail, failed);
+      const stored = await this.putMultipart(
+        { ...headers, condition },
+        firstPart,
+        parts,
+        free,
+        stop.signal,
+        fail,
+        failed,
+      );
+      size = stored.size;
+      return { size, ...(options.ifAbsent ? { exclusive: conditional } : {}) };
     } catch (err) {
       const cause = failed() ?? { err, fromS3: true };
+      if (conditional && cause.fromS3 && isPreconditionFailed(cause.err)) {
+        // A retried create whose first try did land finds its own object: that is a success.
+        const existing = await this.stat(key).catch(() => null);
+        if (options.owner && existing?.owner === options.owner && existing.size === size)
+          return { size, exclusive: true };
+        throw new AlreadyExistsError(key, this.location);
+      }
       if (cause.fromS3) throw this.explain(`upload ${this.where(key)}`, cause.err);
       throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
     } finally {
@@ -238,7 +300,7 @@ export class S3Store implements Store {
   }
 
   private async putMultipart(
-    headers: { Bucket: string; Key: string },
+    headers: { Bucket: string; Key: string; condition: { IfNoneMatch?: string } },
     firstPart: Buffer,
     parts: AsyncGenerator<Buffer, void, undefined>,
     free: Buffer[],
@@ -246,11 +308,12 @@ export class S3Store implements Store {
     fail: (err: unknown, fromS3: boolean) => void,
     failed: () => { err: unknown } | undefined,
   ): Promise<PutResult> {
-    const { Bucket, Key } = headers;
+    const { condition, ...create } = headers;
+    const { Bucket, Key } = create;
     let uploadId: string;
     try {
       const created = await this.retry(
-        () => this.s3.send(new this.api.CreateMultipartUploadCommand(headers), { abortSignal: signal }),
+        () => this.s3.send(new this.api.CreateMultipartUploadCommand(create), { abortSignal: signal }),
         signal,
       );
       if (!created.UploadId) throw new Error("S3 returned no upload id");
@@ -331,6 +394,7 @@ export class S3Store implements Store {
             new this.api.CompleteMultipartUploadCommand({
               Bucket,
               Key,
+              ...condition,
               UploadId: uploadId,
               MultipartUpload: { Parts: done },
             }),
@@ -400,7 +464,13 @@ export class S3Store implements Store {
       const out = await this.retry(() =>
         this.s3.send(new this.api.HeadObjectCommand({ Bucket: this.bucket, Key })),
       );
-      return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
+      const owner = out.Metadata?.[OWNER_METADATA];
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        lastModified: out.LastModified ?? new Date(0),
+        ...(owner ? { owner } : {}),
+      };
     } catch (err) {
       if (isS3NotFound(err)) return null;
       throw this.explain(`stat ${this.where(key)}`, err);
@@ -441,6 +511,108 @@ export class S3Store implements Store {
     );
   }
 
+  /**
+   * Whether the service honours `If-None-Match: *` on writes; probed once per store (three requests on a scratch
+   * key beside the backups, which is removed again) and remembered. Rejects when the probe cannot write at all.
+   */
+  conditionalWrites(): Promise<boolean> {
+    this.conditionalProbe ??= this.probeConditionalWrites().catch((err: unknown) => {
+      this.conditionalProbe = undefined;
+      throw err;
+    });
+    return this.conditionalProbe;
+  }
+
+  private async probeConditionalWrites(): Promise<boolean> {
+    await this.load();
+    const Key = this.objectKey(`.etcd-backup-conditional-write-probe-${randomBytes(6).toString("hex")}`);
+    const write = (conditional: boolean) =>
+      this.retry(() =>
+        this.s3.send(
+          new this.api.PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body: Buffer.alloc(0),
+            ContentLength: 0,
+            ...(conditional ? { IfNoneMatch: "*" } : {}),
+          }),
+        ),
+      );
+    await write(false);
+    try {
+      await write(true);
+      return false;
+    } catch (err) {
+      if (isPreconditionFailed(err)) return true;
+      // NotImplemented, 400 and the like: the service does not do conditional writes.
+      if (httpStatus(err) !== undefined && httpStatus(err)! < 500) return false;
+      throw err;
+    } finally {
+      await this.retry(() =>
+        this.s3.send(new this.api.DeleteObjectCommand({ Bucket: this.bucket, Key })),
+      ).catch(() => {});
+    }
+  }
+
+  /**
+   * Multipart uploads under `prefix` (relative to the store's) that were started and never completed or
+   * aborted: a killed save's, whose parts are billed but invisible. Throws `UploadListingUnsupported` when the
+   * service cannot list them.
+   */
+  async *incompleteUploads(prefix = ""): AsyncIterable<IncompleteUpload> {
+    await this.load();
+    const root = this.prefix ? `${this.prefix}/` : "";
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    for (;;) {
+      const markers = { ...(KeyMarker ? { KeyMarker } : {}), ...(UploadIdMarker ? { UploadIdMarker } : {}) };
+      let page: import("@aws-sdk/client-s3").ListMultipartUploadsCommandOutput;
+      try {
+        page = await this.retry(() =>
+          this.s3.send(
+            new this.api.ListMultipartUploadsCommand({
+              Bucket: this.bucket,
+              Prefix: root + prefix,
+              ...markers,
+            }),
+          ),
+        );
+      } catch (err) {
+        const code = s3ErrorCode(err);
+        if (code === "NotImplemented" || code === "MethodNotAllowed" || httpStatus(err) === 501)
+          throw new UploadListingUnsupported(`${this.location} cannot list multipart uploads (${code})`);
+        throw this.explain(`list the multipart uploads in ${this.location}`, err);
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Key?.startsWith(root) || !upload.UploadId) continue;
+        yield {
+          key: upload.Key.slice(root.length),
+          uploadId: upload.UploadId,
+          initiated: upload.Initiated ?? new Date(0),
+        };
+      }
+      if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) return;
+      KeyMarker = page.NextKeyMarker;
+      UploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  /** Aborts one incomplete multipart upload, dropping its parts; one that is gone already counts as done. */
+  async abortIncompleteUpload(key: string, uploadId: string): Promise<void> {
+    await this.load();
+    const Key = this.objectKey(key);
+    try {
+      await this.retry(() =>
+        this.s3.send(
+          new this.api.AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId }),
+        ),
+      );
+    } catch (err) {
+      if (s3ErrorCode(err) === "NoSuchUpload" || isS3NotFound(err)) return;
+      throw this.explain(`abort the multipart upload of ${this.where(key)}`, err);
+    }
+  }
+
   async delete(key: string): Promise<void> {
     await this.load();
     const Key = this.objectKey(key);
@@ -478,6 +650,11 @@ function readCaFile(path: string): string {
   } catch (err) {
     throw new Hinted(`cannot read the S3 CA bundle ${path}`, "check the --s3-ca path", { cause: err });
   }
+}
+
+/** 412: a conditional write found the key taken. */
+function isPreconditionFailed(err: unknown): boolean {
+  return s3ErrorCode(err) === "PreconditionFailed" || httpStatus(err) === 412;
 }
 
 function isAbort(err: unknown): boolean {

@@ -8,7 +8,11 @@ import { runStoreConformance } from "./conformance.ts";
 
 runStoreConformance("local directory", async () => {
   const dir = await mkdtemp(join(tmpdir(), "etcd-backup-local-store-"));
-  return { store: new LocalStore(dir), cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    store: new LocalStore(dir),
+    cleanup: () => rm(dir, { recursive: true, force: true }),
+    exclusiveCreate: true,
+  };
 });
 
 test("leftovers are found in every folder of the store (talos-backup puts backups under <prefix>/)", async () => {
