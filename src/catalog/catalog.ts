@@ -192,6 +192,7 @@ export function isUsable(entry: CatalogEntry): boolean {
  * `before` when given; times compare as instants, and at equal times a backup with manifest wins. Incomplete and
  * invalid entries are never picked. When the store holds usable backups of several clusters and no `cluster` is
  * given, `latest` is refused rather than restoring some other cluster's data.
+ * The backup returned has had its object's writer checked against its manifest's run where the store records it.
  * Throws a `Hinted` one-line error when nothing (or more than one name) matches, or the named backup is unusable
  * (with `allowMismatched`, one whose manifest was read but does not match its object is returned).
  */
@@ -219,11 +220,16 @@ export async function resolveBackup(
         );
       }
     }
-    const found = usable.find(
-      (e) =>
-        (!options.cluster || e.cluster === options.cluster) &&
-        (!options.before || e.time.getTime() < options.before.getTime()),
-    );
+    let found: CatalogEntry | undefined;
+    for (const e of usable) {
+      if (options.cluster && e.cluster !== options.cluster) continue;
+      if (options.before && e.time.getTime() >= options.before.getTime()) continue;
+      await checkOwner(store, e);
+      if (isUsable(e)) {
+        found = e;
+        break;
+      }
+    }
     if (!found) {
       const what = [
         options.cluster ? `for cluster ${options.cluster}` : "",
@@ -252,6 +258,7 @@ export async function resolveBackup(
       "give the name with its folder",
     );
   }
+  await checkOwner(store, found);
   if (!isUsable(found) && !(options.allowMismatched && found.state === "invalid" && found.manifest)) {
     throw new Hinted(
       `backup ${ref} is ${found.state}: ${found.problem ?? ""}`.trim(),
@@ -259,6 +266,19 @@ export async function resolveBackup(
     );
   }
   return found;
+}
+
+/**
+ * Where the store keeps who wrote an object (S3 metadata; `stat` only, so one request for the backup about to be
+ * used rather than one per listed backup), a complete backup whose object another run wrote is marked invalid.
+ */
+async function checkOwner(store: Store, entry: CatalogEntry): Promise<void> {
+  const run = entry.manifest?.run;
+  if (entry.state !== "complete" || !run) return;
+  const owner = (await store.stat(entry.key))?.owner;
+  if (owner === undefined || owner === run) return;
+  entry.state = "invalid";
+  entry.problem = `object written by run ${owner}, its manifest by run ${run} (not from the same save)`;
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

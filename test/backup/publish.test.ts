@@ -12,12 +12,13 @@ import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { after, before, describe, test } from "node:test";
 import { MAX_NAME_ATTEMPTS, publishBackup } from "../../src/backup/publish.ts";
-import { listBackups } from "../../src/catalog/catalog.ts";
+import { listBackups, resolveBackup } from "../../src/catalog/catalog.ts";
 import { backupKey, manifestKey } from "../../src/catalog/names.ts";
 import { describeError } from "../../src/errors.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import { S3Store } from "../../src/store/s3.ts";
 import type { Store } from "../../src/store/store.ts";
+import { verifyBackup } from "../../src/verify/verify.ts";
 import { fakeSnapshot, sampleManifest } from "../catalog/fixtures.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 
@@ -198,6 +199,23 @@ for (const conditionalWrites of [true, false]) {
       const key = backupKey({ cluster: "owner", time: T0, compression: "none", encrypted: false });
       const published = await publishOne(store, body, key);
       assert.equal((await store.stat(published.key))?.owner, published.manifest.run);
+    });
+
+    test("an object replaced by another run is refused by resolve and named by verify", async () => {
+      const body = fakeSnapshot(3, 4);
+      const key = backupKey({ cluster: "replaced", time: T0, compression: "none", encrypted: false });
+      const published = await publishOne(store, body, key);
+      // Same size, other bytes, other writer: the listing alone cannot tell.
+      await store.put(published.key, Readable.from([fakeSnapshot(4, 4)]), { owner: "f".repeat(32) });
+      await assert.rejects(resolveBackup(store, published.key), (err: unknown) => {
+        assert.match(describeError(err), /object written by run f{32}, its manifest by run [0-9a-f]{32}/);
+        return true;
+      });
+      const entry = await resolveBackup(store, published.key, { allowMismatched: true });
+      const report = await verifyBackup(store, entry);
+      const failed = report.checks.filter((c) => !c.ok && c.severity === "error").map((c) => c.name);
+      assert.ok(failed.includes("object run"), failed.join(", "));
+      assert.ok(failed.includes("object sha256"), failed.join(", "));
     });
   });
 }
