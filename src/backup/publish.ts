@@ -199,17 +199,21 @@ async function claimName(options: PublishOptions, run: string): Promise<{ key: s
       if (isAlreadyExists(err)) continue;
       throw new Error(`cannot write to ${store.location}`, { cause: err });
     }
-    if (!exclusive) {
-      await sleep(options.claimSettleMs ?? DEFAULT_CLAIM_SETTLE_MS, undefined, signal ? { signal } : {});
+    try {
       // Someone else's marker now: they hold the name; theirs stays untouched.
-      if ((await readClaim(store, marker))?.run !== run) continue;
+      if (!exclusive) {
+        await sleep(options.claimSettleMs ?? DEFAULT_CLAIM_SETTLE_MS, undefined, signal ? { signal } : {});
+        if ((await readClaim(store, marker))?.run !== run) continue;
+      }
+      // An object written by a tool that does not claim names (talos-backup) may have landed meanwhile.
+      if (!(await store.stat(key))) return { key, exclusive };
+    } catch (err) {
+      // Aborted or the store failed while the claim was being checked: our marker must not outlive us.
+      if (exclusive || (await readClaim(store, marker))?.run === run)
+        await store.delete(marker).catch(() => {});
+      throw err;
     }
-    // An object written by a tool that does not claim names (talos-backup) may have landed meanwhile.
-    if (await store.stat(key)) {
-      await store.delete(marker).catch(() => {});
-      continue;
-    }
-    return { key, exclusive };
+    await store.delete(marker).catch(() => {});
   }
   throw new Hinted(
     `no free name for this backup in ${store.location}: ${candidates[0]} and the ${candidates.length - 1} names after it are taken`,

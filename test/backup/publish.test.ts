@@ -201,6 +201,32 @@ for (const conditionalWrites of [true, false]) {
       assert.equal((await store.stat(published.key))?.owner, published.manifest.run);
     });
 
+    test("a save aborted while its claim settles leaves no marker", { skip: conditionalWrites }, async () => {
+      const key = backupKey({ cluster: "aborted", time: T0, compression: "none", encrypted: false });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 200);
+      let abandoned = false;
+      await assert.rejects(
+        publishBackup({
+          store,
+          key,
+          started: T0,
+          claimSettleMs: 2000,
+          signal: controller.signal,
+          openBody: () => assert.fail("the body must not be opened"),
+          makeManifest: () => assert.fail("no manifest"),
+          abandon: () => {
+            abandoned = true;
+          },
+        }),
+      );
+      assert.ok(abandoned);
+      assert.deepEqual(
+        (await listBackups(store)).filter((e) => e.cluster === "aborted"),
+        [],
+      );
+    });
+
     test("an object replaced by another run is refused by resolve and named by verify", async () => {
       const body = fakeSnapshot(3, 4);
       const key = backupKey({ cluster: "replaced", time: T0, compression: "none", encrypted: false });
