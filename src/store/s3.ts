@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
@@ -68,9 +67,9 @@ export class UploadListingUnsupported extends Error {
  *
  * An `ifAbsent` put sends `If-None-Match: *` (on PutObject and on CompleteMultipartUpload), which AWS S3 (since
  * 2024) and MinIO honour: of two concurrent creates one gets 412 and nothing is replaced. Some services ignore
- * the header and overwrite; the first `ifAbsent` put of a store finds out with a probe (create a scratch object,
- * create it again conditionally: a 412 means honoured) and, where it is ignored, checks the key before writing
- * and reports `exclusive: false`, so the caller knows a concurrent writer could still have overwritten it.
+ * the header and overwrite. The first small `ifAbsent` put of a store finds out by sending itself again (a 412
+ * means honoured; see `echo`); until it is known to be honoured, an `ifAbsent` put also checks the key first and
+ * reports `exclusive: false`, so the caller knows a concurrent writer could still have overwritten it.
  */
 export class S3Store implements Store {
   readonly location: string;
@@ -89,7 +88,7 @@ export class S3Store implements Store {
   private readonly endpointForMessages: string;
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
-  private conditionalProbe: Promise<boolean> | undefined;
+  private conditionalSupport: boolean | undefined;
 
   constructor(options: S3StoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
@@ -224,19 +223,16 @@ export class S3Store implements Store {
       ...(this.settings.storageClass ? { StorageClass: this.settings.storageClass as "STANDARD" } : {}),
       ...(options.owner ? { Metadata: { [OWNER_METADATA]: options.owner } } : {}),
     };
-    let conditional = false;
-    if (options.ifAbsent) {
-      try {
-        conditional = await this.conditionalWrites();
-      } catch (err) {
-        throw this.explain(`upload ${this.where(key)}`, err);
-      }
-      // Ignored conditions: the best left is to look first; the caller is told (exclusive: false).
-      if (!conditional && (await this.stat(key))) throw new AlreadyExistsError(key, this.location);
-    }
-    const condition = conditional ? { IfNoneMatch: "*" } : {};
+    // Whether this service honours If-None-Match: known after the first small ifAbsent put (see `echo` below).
+    const known = this.conditionalSupport;
+    let conditional = options.ifAbsent === true && known !== false;
     let size = 0;
     try {
+      // Where the condition may be ignored, look first; the caller is told (exclusive: false) unless known honoured.
+      if (options.ifAbsent && known !== true && (await this.stat(key))) {
+        body.destroy();
+        throw new AlreadyExistsError(key, this.location);
+      }
       let first: IteratorResult<Buffer> | undefined;
       try {
         if (!failed()) first = await parts.next();
@@ -246,32 +242,43 @@ export class S3Store implements Store {
       if (failed() || !first) throw failed()?.err;
       const firstPart = first.done ? Buffer.alloc(0) : first.value;
       if (firstPart.length < this.settings.partSize) {
-        try {
-          await this.retry(
-            () =>
-              this.s3.send(
-                new this.api.PutObjectCommand({
-                  ...headers,
-                  ...condition,
-                  Body: firstPart,
-                  ContentLength: firstPart.length,
-                }),
-                {
-                  abortSignal: stop.signal,
-                },
-              ),
-            stop.signal,
+        const send = () =>
+          this.s3.send(
+            new this.api.PutObjectCommand({
+              ...headers,
+              ...(conditional ? { IfNoneMatch: "*" } : {}),
+              Body: firstPart,
+              ContentLength: firstPart.length,
+            }),
+            { abortSignal: stop.signal },
           );
+        try {
+          await this.retry(async () => {
+            try {
+              return await send();
+            } catch (err) {
+              if (!conditional || this.conditionalSupport !== undefined || !isConditionRefused(err))
+                throw err;
+              // The service refuses the header itself: no conditional writes here (checked above already).
+              this.conditionalSupport = false;
+              conditional = false;
+              return await send();
+            }
+          }, stop.signal);
         } catch (err) {
           fail(err, true);
         }
         size = firstPart.length;
         const failure = failed();
         if (failure) throw failure.err;
-        return { size, ...(options.ifAbsent ? { exclusive: conditional } : {}) };
+        if (conditional && this.conditionalSupport === undefined) await this.echo(send);
+        return {
+          size,
+          ...(options.ifAbsent ? { exclusive: conditional && this.conditionalSupport === true } : {}),
+        };
       }
       const stored = await this.putMultipart(
-        { ...headers, condition },
+        { ...headers, condition: conditional ? { IfNoneMatch: "*" } : {} },
         firstPart,
         parts,
         free,
@@ -280,8 +287,9 @@ export class S3Store implements Store {
         failed,
       );
       size = stored.size;
-      return { size, ...(options.ifAbsent ? { exclusive: conditional } : {}) };
+      return { size, ...(options.ifAbsent ? { exclusive: conditional && known === true } : {}) };
     } catch (err) {
+      if (err instanceof AlreadyExistsError) throw err;
       const cause = failed() ?? { err, fromS3: true };
       if (conditional && cause.fromS3 && isPreconditionFailed(cause.err)) {
         // A retried create whose first try did land finds its own object: that is a success.
@@ -312,8 +320,10 @@ export class S3Store implements Store {
     const { Bucket, Key } = create;
     let uploadId: string;
     try {
+      // Not cut off by the signal: an upload created server-side whose answer we dropped could never be aborted.
+      // An abort meanwhile is seen right after, and the upload aborted.
       const created = await this.retry(
-        () => this.s3.send(new this.api.CreateMultipartUploadCommand(create), { abortSignal: signal }),
+        () => this.s3.send(new this.api.CreateMultipartUploadCommand(create)),
         signal,
       );
       if (!created.UploadId) throw new Error("S3 returned no upload id");
@@ -512,45 +522,26 @@ export class S3Store implements Store {
   }
 
   /**
-   * Whether the service honours `If-None-Match: *` on writes; probed once per store (three requests on a scratch
-   * key beside the backups, which is removed again) and remembered. Rejects when the probe cannot write at all.
+   * Whether the service honours `If-None-Match: *`: `undefined` until the first small `ifAbsent` put of this store
+   * has found out (see `echo`), then remembered for the store's life.
    */
-  conditionalWrites(): Promise<boolean> {
-    this.conditionalProbe ??= this.probeConditionalWrites().catch((err: unknown) => {
-      this.conditionalProbe = undefined;
-      throw err;
-    });
-    return this.conditionalProbe;
+  get conditionalWrites(): boolean | undefined {
+    return this.conditionalSupport;
   }
 
-  private async probeConditionalWrites(): Promise<boolean> {
-    await this.load();
-    const Key = this.objectKey(`.etcd-backup-conditional-write-probe-${randomBytes(6).toString("hex")}`);
-    const write = (conditional: boolean) =>
-      this.retry(() =>
-        this.s3.send(
-          new this.api.PutObjectCommand({
-            Bucket: this.bucket,
-            Key,
-            Body: Buffer.alloc(0),
-            ContentLength: 0,
-            ...(conditional ? { IfNoneMatch: "*" } : {}),
-          }),
-        ),
-      );
-    await write(false);
+  /**
+   * Learns whether the service honours conditional writes from a put that just created its object with
+   * `If-None-Match: *`: the same request again must get 412 if it does. Where it is ignored, the repeat rewrites
+   * the same bytes under the same key, which changes nothing; so no scratch object and no delete permission are
+   * needed. A repeat that fails otherwise leaves the question open (the put then reports `exclusive: false`).
+   */
+  private async echo(send: () => Promise<unknown>): Promise<void> {
     try {
-      await write(true);
-      return false;
+      await this.retry(send);
+      this.conditionalSupport = false;
     } catch (err) {
-      if (isPreconditionFailed(err)) return true;
-      // NotImplemented, 400 and the like: the service does not do conditional writes.
-      if (httpStatus(err) !== undefined && httpStatus(err)! < 500) return false;
-      throw err;
-    } finally {
-      await this.retry(() =>
-        this.s3.send(new this.api.DeleteObjectCommand({ Bucket: this.bucket, Key })),
-      ).catch(() => {});
+      if (isPreconditionFailed(err)) this.conditionalSupport = true;
+      else if (isConditionRefused(err)) this.conditionalSupport = false;
     }
   }
 
@@ -650,6 +641,12 @@ function readCaFile(path: string): string {
   } catch (err) {
     throw new Hinted(`cannot read the S3 CA bundle ${path}`, "check the --s3-ca path", { cause: err });
   }
+}
+
+/** The service rejects the If-None-Match header itself (rather than ignoring it or evaluating it). */
+function isConditionRefused(err: unknown): boolean {
+  const code = s3ErrorCode(err);
+  return code === "NotImplemented" || httpStatus(err) === 501;
 }
 
 /** 412: a conditional write found the key taken. */

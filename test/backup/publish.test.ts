@@ -182,8 +182,12 @@ for (const conditionalWrites of [true, false]) {
       await s3.stop();
     });
 
-    test("the probe tells whether the service honours conditional writes", async () => {
-      assert.equal(await store.conditionalWrites(), conditionalWrites);
+    test("the first create tells whether the service honours conditional writes", async () => {
+      assert.equal(store.conditionalWrites, undefined);
+      const first = await store.put("first.txt", Readable.from([Buffer.from("x")]), { ifAbsent: true });
+      assert.equal(store.conditionalWrites, conditionalWrites);
+      assert.equal(first.exclusive, conditionalWrites);
+      assert.equal((await store.stat("first.txt"))?.size, 1);
     });
 
     test("8 publishes of one name: every success has its own name and its own object", async (t) => {
