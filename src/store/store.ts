@@ -31,8 +31,9 @@ export interface PutResult {
   /**
    * Set for an `ifAbsent` put: `true` when the backend made the create exclusive (an exclusive link on a
    * directory, `If-None-Match: *` on an S3 service that honours it), so no other writer's put of the key can have
-   * succeeded; `false` when it could only check before writing (an S3 service that ignores conditional writes):
-   * a concurrent writer may then have replaced the object, and the caller has to check afterwards.
+   * succeeded; `false` when it could only check before writing (an S3 service that ignores conditional writes,
+   * or one not yet known to honour them): a concurrent writer may then have replaced the object, and the caller
+   * has to check afterwards.
    */
   exclusive?: boolean;
 }
