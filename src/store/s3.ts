@@ -308,7 +308,12 @@ export class S3Store implements Store {
   }
 
   private async putMultipart(
-    headers: { Bucket: string; Key: string; condition: { IfNoneMatch?: string } },
+    headers: {
+      Bucket: string;
+      Key: string;
+      Metadata?: Record<string, string>;
+      condition: { IfNoneMatch?: string };
+    },
     firstPart: Buffer,
     parts: AsyncGenerator<Buffer, void, undefined>,
     free: Buffer[],
@@ -410,9 +415,12 @@ export class S3Store implements Store {
             }),
           );
         } catch (err) {
-          // A retried completion whose first try did land finds the upload gone; the object tells.
-          if (s3ErrorCode(err) === "NoSuchUpload" && (await this.completedAlready(Key, size, done.length)))
-            return;
+          // A retried completion whose first try did land finds the upload gone (or, when conditional, the key
+          // taken by itself); the object tells: its size, its part count and, when given, its owner.
+          const owner = create.Metadata?.[OWNER_METADATA];
+          const retriedInto =
+            s3ErrorCode(err) === "NoSuchUpload" || (owner !== undefined && isPreconditionFailed(err));
+          if (retriedInto && (await this.completedAlready(Key, size, done.length, owner))) return;
           throw err;
         }
       });
@@ -424,11 +432,19 @@ export class S3Store implements Store {
     return { size };
   }
 
-  private async completedAlready(objectKey: string, size: number, partCount: number): Promise<boolean> {
+  private async completedAlready(
+    objectKey: string,
+    size: number,
+    partCount: number,
+    owner: string | undefined,
+  ): Promise<boolean> {
     const head = await this.s3
       .send(new this.api.HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }))
       .catch(() => null);
-    return head?.ContentLength === size && (head.ETag ?? "").replace(/"/g, "").endsWith(`-${partCount}`);
+    if (head?.ContentLength !== size) return false;
+    // A run's owner id is random and unique: with one, the object is ours exactly when it carries it.
+    if (owner !== undefined) return head.Metadata?.[OWNER_METADATA] === owner;
+    return (head.ETag ?? "").replace(/"/g, "").endsWith(`-${partCount}`);
   }
 
   private async abortUpload(Bucket: string, Key: string, UploadId: string): Promise<void> {

@@ -86,7 +86,7 @@ describe("S3 conditional creates under faults", () => {
     const store = new S3Store({
       bucket: "b",
       prefix: `p${Math.random().toString(16).slice(2)}`,
-      settings: { endpoint: proxy.endpoint, retryBaseDelayMs: 5 },
+      settings: { endpoint: proxy.endpoint, retryBaseDelayMs: 5, partSize: 5 * 1024 * 1024 },
       credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
     });
     try {
@@ -123,6 +123,26 @@ describe("S3 conditional creates under faults", () => {
           }),
           AlreadyExistsError,
         );
+      },
+    );
+  });
+
+  test("a multipart create whose completion answer was lost, retried into 412, is ours by owner", async () => {
+    let lost = 0;
+    await withStore(
+      (r) =>
+        r.method === "POST" && r.conditional && r.url.includes("uploadId=") && lost++ === 0
+          ? "forward-then-fail"
+          : "forward",
+      async (store) => {
+        const body = Buffer.alloc(6 * 1024 * 1024 + 5, 3);
+        const result = await store.put("big", Readable.from([body]), {
+          ifAbsent: true,
+          owner: "c".repeat(32),
+        });
+        assert.deepEqual(result, { size: body.length, exclusive: true });
+        assert.equal(lost, 2, "the completion was sent again");
+        assert.equal((await store.stat("big"))?.size, body.length);
       },
     );
   });
