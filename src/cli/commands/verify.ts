@@ -48,6 +48,8 @@ export function register(program: Command): void {
           const entry = await resolveBackup(store, arg, {
             ...(before && !Number.isNaN(before.getTime()) ? { before } : {}),
             ...(flags.cluster ? { cluster: flags.cluster } : {}),
+            // A named backup whose manifest does not match its object is verified, so each mismatch is named.
+            allowMismatched: true,
           });
           label = entry.key;
           report = await verifyBackup(store, entry, { ...(decrypt ? { decrypt } : {}), signal });
