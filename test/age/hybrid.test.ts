@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
@@ -24,6 +24,7 @@ import {
 import { HybridPrivateKey, KEM_ID } from "../../src/age/mlkem768x25519.ts";
 import { encryptionPlan } from "../../src/backup/encryption.ts";
 import { UsageError } from "../../src/errors.ts";
+import { assertOk, runCli } from "../fixtures/cli.ts";
 
 function thrown(f: () => unknown): Error {
   try {
@@ -51,6 +52,30 @@ test("keygen --pq's keys: Bech32 with age1pq / AGE-SECRET-KEY-PQ-, a 1216-byte p
   const seed = bech32Decode(gen.identity)!.data;
   assert.equal(new HybridIdentity(seed).recipient, gen.recipient);
   assert.notEqual(generateIdentity({ pq: true }).recipient, gen.recipient);
+});
+
+test("etcd-backup keygen --pq -o writes a 0600 identity file and prints only its public key", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "age-pq-keygen-"));
+  try {
+    const file = join(dir, "key.txt");
+    const r = await runCli(["keygen", "--pq", "-o", file]);
+    assertOk(r);
+    assert.equal(r.stdout, "");
+    const printed = /^Public key: (age1pq1\S+)\n$/.exec(r.stderr)?.[1];
+    assert.ok(printed, r.stderr);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const text = await readFile(file, "utf8");
+    const secret = text.split("\n").find((l) => l.startsWith("AGE-SECRET-KEY-PQ-1"))!;
+    assert.equal(recipientOf(secret), printed);
+    assert.ok(text.includes(`# public key: ${printed}\n`));
+    assert.ok(!r.stderr.includes(secret.slice(19)), "the secret key is never printed");
+    const again = await runCli(["keygen", "--pq", "-o", file]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /already exists/);
+    assert.equal(await readFile(file, "utf8"), text, "an existing key is never overwritten");
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test("identity files mix classic and post-quantum keys; each opens what was encrypted to it", async () => {
