@@ -1,7 +1,7 @@
 // The post-quantum recipient type on its own: key encodings and their errors, the KEM and HPKE against
 // the draft-ietf-hpke-pq known-answer vectors, and the recipient kind the manifest records.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
@@ -24,7 +24,7 @@ import {
 import { HybridPrivateKey, KEM_ID } from "../../src/age/mlkem768x25519.ts";
 import { encryptionPlan } from "../../src/backup/encryption.ts";
 import { UsageError } from "../../src/errors.ts";
-import { assertOk, runCli } from "../fixtures/cli.ts";
+import { assertOk, CLI, runCli } from "../fixtures/cli.ts";
 
 function thrown(f: () => unknown): Error {
   try {
@@ -76,6 +76,26 @@ test("etcd-backup keygen --pq -o writes a 0600 identity file and prints only its
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+// A Node without ML-KEM (before 24.7, or OpenSSL before 3.5): Debian's /usr/bin/node here, when present.
+const OLD_NODE = "/usr/bin/node";
+const oldNode = existsSync(OLD_NODE)
+  ? spawnSync(OLD_NODE, ["-p", "typeof require('node:crypto').encapsulate"]).stdout?.toString().trim()
+  : undefined;
+test("on a Node without ML-KEM, keygen --pq fails in one line (exit 2) and classic keygen still works", {
+  skip: oldNode === "undefined" ? false : `no Node without ML-KEM at ${OLD_NODE}`,
+}, () => {
+  const pq = spawnSync(OLD_NODE, [CLI, "keygen", "--pq"]);
+  assert.equal(pq.status, 2, pq.stderr.toString());
+  assert.equal(pq.stdout.length, 0);
+  assert.match(
+    pq.stderr.toString(),
+    /^etcd-backup: post-quantum \(ML-KEM-768\) keys are not available in Node \S+ with OpenSSL \S+ \(run etcd-backup on Node 24\.7 or later built with OpenSSL 3\.5 or later\)\n$/,
+  );
+  const classic = spawnSync(OLD_NODE, [CLI, "keygen"]);
+  assert.equal(classic.status, 0, classic.stderr.toString());
+  assert.match(classic.stdout.toString(), /^AGE-SECRET-KEY-1/m);
 });
 
 test("identity files mix classic and post-quantum keys; each opens what was encrypted to it", async () => {
