@@ -1,6 +1,7 @@
 import { type Command, Option } from "commander";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { UsageError } from "../errors.ts";
+import { formatBytes } from "../render/units.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import { restoreToTalosNode } from "../restore/talos.ts";
 import type { Store } from "../store/store.ts";
@@ -10,7 +11,6 @@ import {
   type TalosContext,
   talosconfigCandidates,
 } from "../talos/config.ts";
-import { formatBytes } from "./units.ts";
 
 /** talosctl's connection flags. */
 export interface TalosFlags {

@@ -10,10 +10,10 @@ import {
 } from "../../catalog/retention.ts";
 import { parseSpan } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
+import { formatAge, formatBytes } from "../../render/units.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
-import { formatAge, formatBytes } from "../units.ts";
 
 /** The values commander collects for the options `addKeepOptions` adds. */
 export interface KeepFlags {

@@ -2,6 +2,7 @@ import { type Command, Option } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
 import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
+import { formatBytes } from "../../render/units.ts";
 import { DEFAULT_REVISION_BUMP, restoreToDataDir } from "../../restore/data-dir.ts";
 import { restoreToFile } from "../../restore/to-file.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../encryption-options.ts";
@@ -9,7 +10,6 @@ import { ProgressBar } from "../progress.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { addTalosOptions, restoreToTalosFromFlags, type TalosFlags } from "../talos-options.ts";
-import { formatBytes } from "../units.ts";
 
 type RestoreFlags = StoreFlags &
   DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string } & DataDirFlags &

@@ -1,13 +1,13 @@
 import { type Command, Option } from "commander";
 import { saveBackup } from "../../backup/save.ts";
 import { processRedactor } from "../../observability/redact.ts";
+import { formatBytes } from "../../render/units.ts";
 import { addEncryptOptions } from "../encryption-options.ts";
 import { addEtcdOptions } from "../etcd-options.ts";
 import { ProgressBar } from "../progress.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions } from "../store-options.ts";
 import { addSourceOption, addTalosOptions } from "../talos-options.ts";
-import { formatBytes } from "../units.ts";
 
 type SaveFlags = { output: string };
 
