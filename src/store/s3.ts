@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -447,18 +448,30 @@ export class S3Store implements Store {
     return (head.ETag ?? "").replace(/"/g, "").endsWith(`-${partCount}`);
   }
 
+  /**
+   * Aborts a multipart upload. A part whose request was cut off by our abort signal may still reach the service
+   * after the abort and bring the upload back (S3 documents that an upload may need aborting more than once), so
+   * the abort is repeated once after a short pause; "no such upload" then means it is gone.
+   */
   private async abortUpload(Bucket: string, Key: string, UploadId: string): Promise<void> {
-    try {
-      await this.retry(() =>
-        this.s3.send(new this.api.AbortMultipartUploadCommand({ Bucket, Key, UploadId })),
-      );
-    } catch (err) {
-      if (s3ErrorCode(err) === "NoSuchUpload") return;
-      const reason = explainS3Error(err, { bucket: this.bucket, endpoint: this.endpointForMessages }).message;
-      this.warn(
-        `warning: could not abort the multipart upload of s3://${Bucket}/${Key} (${reason}); its parts stay ` +
-          "invisible but billed until a lifecycle rule with AbortIncompleteMultipartUpload removes them",
-      );
+    for (const pauseMs of [0, 250]) {
+      if (pauseMs) await sleep(pauseMs);
+      try {
+        await this.retry(() =>
+          this.s3.send(new this.api.AbortMultipartUploadCommand({ Bucket, Key, UploadId })),
+        );
+      } catch (err) {
+        if (s3ErrorCode(err) === "NoSuchUpload") return;
+        const reason = explainS3Error(err, {
+          bucket: this.bucket,
+          endpoint: this.endpointForMessages,
+        }).message;
+        this.warn(
+          `warning: could not abort the multipart upload of s3://${Bucket}/${Key} (${reason}); its parts stay ` +
+            "invisible but billed until a lifecycle rule with AbortIncompleteMultipartUpload removes them",
+        );
+        return;
+      }
     }
   }
 
