@@ -1,17 +1,23 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join } from "node:path";
 import { performance } from "node:perf_hooks";
+import { fileURLToPath } from "node:url";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { errorChain } from "../errors.ts";
 import { type SnapshotStatus, snapshotFileStatus } from "../snapshot/status.ts";
 import type { Store } from "../store/store.ts";
+import { crashPoint } from "./crash-point.ts";
 import { restoreSnapshotFile } from "./data-dir.ts";
 import { findExecutable, type RestoreTool } from "./etcd-tools.ts";
 import type { DecryptionFactory } from "./plain-stream.ts";
 import { restoreToFile } from "./to-file.ts";
+import { createWorkFolder, stopRecordedServer, sweepWorkFolders } from "./work-folder.ts";
+
+/** The watchdog program beside this module (.ts when run from the sources, .js when built). */
+const WATCHDOG = fileURLToPath(
+  new URL(`./etcd-watchdog${extname(fileURLToPath(import.meta.url))}`, import.meta.url),
+);
 
 export interface TestRestoreOptions {
   store: Store;
@@ -54,6 +60,18 @@ export interface TestRestoreReport {
  * only when aborted.
  */
 export async function testRestore(options: TestRestoreOptions): Promise<TestRestoreReport> {
+  try {
+    return await runTestRestore(options);
+  } catch (err) {
+    if (options.signal?.aborted) {
+      // An interrupted test proves nothing either way: say so rather than report figures it never read.
+      throw new Error("test restore interrupted, nothing was tested", { cause: options.signal.reason });
+    }
+    throw err;
+  }
+}
+
+async function runTestRestore(options: TestRestoreOptions): Promise<TestRestoreReport> {
   const report: TestRestoreReport = {
     revision: 0,
     keys: 0,
@@ -63,24 +81,27 @@ export async function testRestore(options: TestRestoreOptions): Promise<TestRest
     matches: false,
     problems: [],
   };
-  const work = await mkdtemp(join(tmpdir(), "etcd-backup-test-restore-"));
+  // What an earlier run killed before it could clean up is removed first (its etcd stopped).
+  await sweepWorkFolders();
+  const work = await createWorkFolder("test-restore");
   let etcd: ChildProcess | undefined;
   try {
-    await chmod(work, 0o700);
-    const snapshotFile = join(work, "snapshot.db");
+    const snapshotFile = join(work.path, "snapshot.db");
+    let hasTrailer = true;
     try {
-      await restoreToFile({
+      ({ hasTrailer } = await restoreToFile({
         store: options.store,
         entry: options.entry,
         out: snapshotFile,
         ...(options.decrypt ? { decrypt: options.decrypt } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
-      });
+      }));
     } catch (err) {
       options.signal?.throwIfAborted();
       report.problems.push(`backup does not read back: ${errorChain(err).join(": ")}`);
       return report;
     }
+    crashPoint("test-restore-snapshot-written");
     let status: SnapshotStatus | Error;
     try {
       // Synchronous or not depending on the snapshot reader's version; either way its errors land here.
@@ -95,12 +116,18 @@ export async function testRestore(options: TestRestoreOptions): Promise<TestRest
     const name = "test-restore";
     const client = `http://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;
-    const dataDir = join(work, "data");
+    const dataDir = join(work.path, "data");
     try {
       await restoreSnapshotFile({
         snapshotFile,
         dataDir,
-        member: { name, initialCluster: `${name}=${peer}`, initialAdvertisePeerUrls: peer },
+        // The database alone (no trailer) has nothing for etcd's hash check to check.
+        member: {
+          name,
+          initialCluster: `${name}=${peer}`,
+          initialAdvertisePeerUrls: peer,
+          skipHashCheck: !hasTrailer,
+        },
         revisionBump: 0,
         ...(options.tool ? { tool: options.tool } : {}),
         ...(options.signal ? { signal: options.signal } : {}),
@@ -110,6 +137,7 @@ export async function testRestore(options: TestRestoreOptions): Promise<TestRest
       report.problems.push(`restore into a data dir failed: ${errorChain(err).join(": ")}`);
       return report;
     }
+    crashPoint("test-restore-data-dir-restored");
 
     const etcdPath = await findExecutable(options.etcdPath ?? "etcd");
     if (!etcdPath) {
@@ -123,8 +151,13 @@ export async function testRestore(options: TestRestoreOptions): Promise<TestRest
       ...["--initial-cluster", `${name}=${peer}`, "--log-level", "error", "--logger", "zap"],
     ];
     const t0 = performance.now();
-    const started = spawn(etcdPath, args, { stdio: ["ignore", "ignore", "pipe"] });
+    // Through the watchdog: it stops etcd and removes the folder when this process ends, however it ends.
+    const started = spawn(process.execPath, [WATCHDOG, work.path, etcdPath, ...args], {
+      stdio: ["pipe", "ignore", "pipe"],
+      detached: true,
+    });
     etcd = started;
+    started.stdin?.on("error", () => {});
     let stderr = "";
     started.stderr?.on("data", (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-8000);
@@ -132,12 +165,15 @@ export async function testRestore(options: TestRestoreOptions): Promise<TestRest
     const exited = new Promise<number | null>((resolve) => started.once("exit", (code) => resolve(code)));
     const healthy = await waitHealthy(client, exited, options.startTimeoutMs ?? 60_000, options.signal);
     if (healthy !== true) {
+      options.signal?.throwIfAborted();
       report.problems.push(`restored etcd ${healthy}${stderr ? `: ${lastLogLine(stderr)}` : ""}`);
       return report;
     }
     report.startedInMs = Math.round(performance.now() - t0);
+    crashPoint("test-restore-etcd-started");
     const range = await countKeys(client, options.signal).catch((err: Error) => err);
     if (range instanceof Error) {
+      options.signal?.throwIfAborted();
       report.problems.push(`restored etcd does not serve its keys: ${errorChain(range).join(": ")}`);
       return report;
     }
@@ -151,8 +187,8 @@ export async function testRestore(options: TestRestoreOptions): Promise<TestRest
     report.matches = report.problems.length === 0;
     return report;
   } finally {
-    if (etcd) await stopProcess(etcd);
-    await rm(work, { recursive: true, force: true });
+    if (etcd) await stopWatchdog(etcd, work.path);
+    await work.remove();
   }
 }
 
@@ -225,13 +261,19 @@ async function countKeys(client: string, signal?: AbortSignal): Promise<{ revisi
   return { revision, count: Number(body.count ?? 0) };
 }
 
-async function stopProcess(proc: ChildProcess): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    proc.once("exit", () => resolve());
-    proc.kill("SIGTERM");
-    setTimeout(() => proc.kill("SIGKILL"), 5000).unref();
-  });
+/**
+ * Stops etcd through its watchdog: closing the watchdog's stdin makes it stop etcd (SIGTERM, then SIGKILL)
+ * and exit. Should the watchdog not exit in time it is killed, and etcd with it by the record in the folder.
+ */
+async function stopWatchdog(watchdog: ChildProcess, folder: string): Promise<void> {
+  if (watchdog.exitCode === null && watchdog.signalCode === null) {
+    await new Promise<void>((resolve) => {
+      watchdog.once("exit", () => resolve());
+      watchdog.stdin?.end();
+      setTimeout(() => watchdog.kill("SIGKILL"), 10_000).unref();
+    });
+  }
+  await stopRecordedServer(folder);
 }
 
 function lastLogLine(stderr: string): string {
@@ -265,10 +307,13 @@ export function renderTestRestore(report: TestRestoreReport): string {
       : "test restore FAILED",
   ];
   if (!report.matches) {
-    if (report.startedInMs > 0) {
+    // A served etcd is at revision 1 or more: 0 means its keys were never read, so no figures are shown.
+    if (report.startedInMs > 0 && report.revision > 0) {
       lines.push(
         `  etcd started in ${(report.startedInMs / 1000).toFixed(1)}s, serves revision ${report.revision} with ${report.keys} keys`,
       );
+    } else if (report.startedInMs > 0) {
+      lines.push(`  etcd started in ${(report.startedInMs / 1000).toFixed(1)}s`);
     }
     for (const problem of report.problems) lines.push(`  - ${problem}`);
   } else {
