@@ -138,7 +138,7 @@ describe("restore into a data dir, proven by starting etcd on it", () => {
     );
     assert.deepEqual(await readdir(dataDir), ["keep"]);
     assert.deepEqual(
-      (await readdir(work)).filter((f) => f.startsWith(".etcd-backup-restore-")),
+      (await readdir(work)).filter((f) => f.startsWith(".etcd-backup-")),
       [],
     );
   });

@@ -9,7 +9,7 @@ import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts
 import { keysOf, saveTestBackup, type TestBackup } from "./helpers.ts";
 
 async function leftovers(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((f) => f.startsWith("etcd-backup-test-restore-"));
+  return (await readdir(tmpdir())).filter((f) => f.startsWith(".etcd-backup-work-test-restore-"));
 }
 
 describe("testRestore starts the real etcd on a restored copy", () => {
