@@ -6,6 +6,7 @@ import {
   readdir,
   readFile,
   readlink,
+  rename,
   rm,
   symlink,
   unlink,
@@ -133,7 +134,10 @@ export async function createWorkFolder(kind: WorkKind, parent: string = tmpdir()
 export async function recordServer(folder: string, pid: number): Promise<void> {
   const start = processStart(pid);
   const server: ProcessIdentity = { pid, ...(start !== undefined ? { start } : {}) };
-  await writeFile(join(folder, SERVER_FILE), `${JSON.stringify(server)}\n`, { mode: 0o600 });
+  // Written aside and renamed: a sweep never reads half a record.
+  const temp = join(folder, `${SERVER_FILE}.${process.pid}`);
+  await writeFile(temp, `${JSON.stringify(server)}\n`, { mode: 0o600 });
+  await rename(temp, join(folder, SERVER_FILE));
 }
 
 /** One folder a sweep removed. */
