@@ -181,7 +181,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     return Date.now() - t0;
   }
 
-  test("restore --to-file: the output exists only whole, and a rerun succeeds", async () => {
+  test("restore --to-file: the output exists only whole, and a rerun succeeds", async (t) => {
     const outDir = join(root, "to-file");
     mkdirSync(outDir);
     const out = join(outDir, "snapshot.db");
@@ -191,6 +191,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     for (const at of schedule(["to-file-written"], cleanMs)) {
       const label = `restore --to-file killed ${describeKill(at)}`;
       const r = await runKilled(args, at);
+      t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
       if ("hook" in at) assert.ok(r.killed, `${label}: the hook fired (${r.stderr})`);
       if (existsSync(out))
         assert.equal(sha256Of(out), plainSha256, `${label}: a partial output (seed ${SEED})`);
@@ -202,7 +203,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     }
   });
 
-  test("restore --data-dir: the data dir appears whole or not at all, and a rerun succeeds", async () => {
+  test("restore --data-dir: the data dir appears whole or not at all, and a rerun succeeds", async (t) => {
     const parent = join(root, "var-lib");
     mkdirSync(parent);
     const dataDir = join(parent, "etcd");
@@ -212,6 +213,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     for (const at of schedule(["data-dir-snapshot-written", "data-dir-staged"], cleanMs)) {
       const label = `restore --data-dir killed ${describeKill(at)}`;
       const r = await runKilled(args, at);
+      t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
       if ("hook" in at) assert.ok(r.killed, `${label}: the hook fired (${r.stderr})`);
       if (existsSync(dataDir)) {
         // Only a whole data dir is ever renamed into place.
@@ -237,7 +239,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     }
   });
 
-  test("verify --test-restore: its etcd dies with it, and the next run removes what is left", async () => {
+  test("verify --test-restore: its etcd dies with it, and the next run removes what is left", async (t) => {
     const args = ["verify", "latest", "--to", store, "--identity", identity, "--test-restore"];
     const cleanMs = await timed(() => runCli(args, { env }));
     const hooks = [
@@ -248,6 +250,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     for (const at of schedule(hooks, cleanMs)) {
       const label = `verify --test-restore killed ${describeKill(at)}`;
       const r = await runKilled(args, at);
+      t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
       if ("hook" in at) assert.ok(r.killed, `${label}: the hook fired (${r.stderr})`);
       // Before any other run: the watchdog alone stops etcd (and itself) once its parent is gone.
       const gone = await waitFor(() => processesUnder(root).length === 0, 15_000);
@@ -266,7 +269,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     }
   });
 
-  test("restore-config: the private keys' staging folder is swept, and a rerun succeeds", async () => {
+  test("restore-config: the private keys' staging folder is swept, and a rerun succeeds", async (t) => {
     const target = join(root, "config-target");
     mkdirSync(target);
     const args = ["restore-config", "latest", "--to", store, "--identity", identity, "--target", target];
@@ -274,6 +277,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     for (const at of schedule(["config-unpacked"], cleanMs)) {
       const label = `restore-config killed ${describeKill(at)}`;
       const r = await runKilled([...args, "--force"], at);
+      t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
       if ("hook" in at) {
         assert.ok(r.killed, `${label}: the hook fired (${r.stderr})`);
         assert.equal(
@@ -295,7 +299,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     }
   });
 
-  test("save-config: nothing half-written survives a rerun and prune, and every archive left is whole", async () => {
+  test("save-config: nothing half-written survives a rerun and prune, and every archive left is whole", async (t) => {
     const args = ["save-config", "--path", kube, "--to", store, "--cluster", "cfg", "--recipient", recipient];
     // Names are per second: wait so a rerun never meets the name of the run before.
     const nextSecond = () => new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000)));
@@ -304,7 +308,8 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     for (const at of schedule([], Math.min(cleanMs, 1500))) {
       const label = `save-config killed ${describeKill(at)}`;
       await nextSecond();
-      await runKilled(args, at);
+      const r = await runKilled(args, at);
+      t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
       await nextSecond();
       assertOk(await runCli(args, { env }));
       assertOk(
