@@ -1,4 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { mkdir, writeFile } from "node:fs/promises";
+import { request as httpsRequest } from "node:https";
 import { createServer } from "node:net";
 import { extname, join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -11,6 +13,7 @@ import { crashPoint } from "./crash-point.ts";
 import { restoreSnapshotFile } from "./data-dir.ts";
 import { findExecutable, type RestoreTool } from "./etcd-tools.ts";
 import type { DecryptionFactory } from "./plain-stream.ts";
+import { makeThrowawayPki } from "./throwaway-pki.ts";
 import { restoreToFile } from "./to-file.ts";
 import { createWorkFolder, stopRecordedServer, sweepWorkFolders } from "./work-folder.ts";
 
@@ -30,6 +33,8 @@ export interface TestRestoreOptions {
   tool?: RestoreTool;
   /** How long etcd may take to become healthy. Default 60 s. */
   startTimeoutMs?: number;
+  /** Called once the restored etcd answers, with its client URL (TLS, client certificate required). */
+  onServing?: (clientUrl: string) => Promise<void> | void;
 }
 
 export interface TestRestoreReport {
@@ -114,8 +119,22 @@ async function runTestRestore(options: TestRestoreOptions): Promise<TestRestoreR
 
     const [clientPort, peerPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
     const name = "test-restore";
-    const client = `http://127.0.0.1:${clientPort}`;
-    const peer = `http://127.0.0.1:${peerPort}`;
+    // TLS with client certificates on both ports: only this process holds a key the etcd accepts.
+    const client = `https://127.0.0.1:${clientPort}`;
+    const peer = `https://127.0.0.1:${peerPort}`;
+    const pki = makeThrowawayPki();
+    const tlsDir = join(work.path, "tls");
+    await mkdir(tlsDir, { mode: 0o700 });
+    const pem = async (file: string, content: string) => {
+      await writeFile(join(tlsDir, file), content, { mode: 0o600, flag: "wx" });
+      return join(tlsDir, file);
+    };
+    const [caFile, certFile, keyFile] = [
+      await pem("ca.crt", pki.caCert),
+      await pem("etcd.crt", pki.serverCert),
+      await pem("etcd.key", pki.serverKey),
+    ];
+    const tls: ClientTls = { ca: pki.caCert, cert: pki.clientCert, key: pki.clientKey };
     const dataDir = join(work.path, "data");
     try {
       await restoreSnapshotFile({
@@ -149,6 +168,9 @@ async function runTestRestore(options: TestRestoreOptions): Promise<TestRestoreR
       ...["--listen-client-urls", client, "--advertise-client-urls", client],
       ...["--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer],
       ...["--initial-cluster", `${name}=${peer}`, "--log-level", "error", "--logger", "zap"],
+      ...["--cert-file", certFile, "--key-file", keyFile, "--trusted-ca-file", caFile, "--client-cert-auth"],
+      ...["--peer-cert-file", certFile, "--peer-key-file", keyFile, "--peer-trusted-ca-file", caFile],
+      "--peer-client-cert-auth",
     ];
     const t0 = performance.now();
     // Through the watchdog: it stops etcd and removes the folder when this process ends, however it ends.
@@ -163,7 +185,7 @@ async function runTestRestore(options: TestRestoreOptions): Promise<TestRestoreR
       stderr = (stderr + d.toString()).slice(-8000);
     });
     const exited = new Promise<number | null>((resolve) => started.once("exit", (code) => resolve(code)));
-    const healthy = await waitHealthy(client, exited, options.startTimeoutMs ?? 60_000, options.signal);
+    const healthy = await waitHealthy(client, tls, exited, options.startTimeoutMs ?? 60_000, options.signal);
     if (healthy !== true) {
       options.signal?.throwIfAborted();
       report.problems.push(`restored etcd ${healthy}${stderr ? `: ${lastLogLine(stderr)}` : ""}`);
@@ -171,7 +193,8 @@ async function runTestRestore(options: TestRestoreOptions): Promise<TestRestoreR
     }
     report.startedInMs = Math.round(performance.now() - t0);
     crashPoint("test-restore-etcd-started");
-    const range = await countKeys(client, options.signal).catch((err: Error) => err);
+    await options.onServing?.(client);
+    const range = await countKeys(client, tls, options.signal).catch((err: Error) => err);
     if (range instanceof Error) {
       options.signal?.throwIfAborted();
       report.problems.push(`restored etcd does not serve its keys: ${errorChain(range).join(": ")}`);
@@ -223,6 +246,7 @@ function compareStatus(report: TestRestoreReport, entry: CatalogEntry, status: S
 /** Resolves true once GET /health says so, or a reason: the process exited, or the time ran out. */
 async function waitHealthy(
   client: string,
+  tls: ClientTls,
   exited: Promise<number | null>,
   timeoutMs: number,
   signal?: AbortSignal,
@@ -236,9 +260,9 @@ async function waitHealthy(
     signal?.throwIfAborted();
     if (exitCode !== undefined) return `exited at start (code ${exitCode})`;
     try {
-      const res = await fetch(`${client}/health`, { signal: AbortSignal.timeout(2000) });
-      const body = (await res.json()) as { health?: unknown };
-      if (res.ok && (body.health === "true" || body.health === true)) return true;
+      const res = await requestJson(`${client}/health`, tls, { signal: AbortSignal.timeout(2000) });
+      const body = res.body as { health?: unknown };
+      if (res.status === 200 && (body.health === "true" || body.health === true)) return true;
     } catch {}
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -246,19 +270,62 @@ async function waitHealthy(
 }
 
 /** The served revision and the number of keys, through etcd's JSON gateway (Range over every key, count only). */
-async function countKeys(client: string, signal?: AbortSignal): Promise<{ revision: number; count: number }> {
-  const res = await fetch(`${client}/v3/kv/range`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
+async function countKeys(
+  client: string,
+  tls: ClientTls,
+  signal?: AbortSignal,
+): Promise<{ revision: number; count: number }> {
+  const res = await requestJson(`${client}/v3/kv/range`, tls, {
     // key "\0" with range_end "\0" means every key; count_only leaves the values out.
     body: JSON.stringify({ key: "AA==", range_end: "AA==", count_only: true }),
     signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(30_000)]) : AbortSignal.timeout(30_000),
   });
-  if (!res.ok) throw new Error(`range request answered HTTP ${res.status}`);
-  const body = (await res.json()) as { header?: { revision?: string }; count?: string };
+  if (res.status !== 200) throw new Error(`range request answered HTTP ${res.status}`);
+  const body = res.body as { header?: { revision?: string }; count?: string };
   const revision = Number(body.header?.revision ?? Number.NaN);
   if (!Number.isSafeInteger(revision)) throw new Error("range answer has no revision");
   return { revision, count: Number(body.count ?? 0) };
+}
+
+/** What this process presents to the test etcd, and trusts from it (PEM). */
+interface ClientTls {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/** One HTTPS request with a client certificate (fetch cannot present one); POSTs when there is a body. */
+async function requestJson(
+  url: string,
+  tls: ClientTls,
+  options: { body?: string; signal: AbortSignal },
+): Promise<{ status: number; body: unknown }> {
+  return await new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      url,
+      {
+        method: options.body ? "POST" : "GET",
+        ...tls,
+        headers: options.body ? { "content-type": "application/json" } : {},
+        signal: options.signal,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("error", reject);
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString();
+          try {
+            resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) });
+          } catch {
+            reject(new Error(`answer is not JSON (HTTP ${res.statusCode})`));
+          }
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(options.body);
+  });
 }
 
 /**

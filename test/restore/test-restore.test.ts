@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { access, mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { resolveBackup } from "../../src/catalog/catalog.ts";
 import { formatStamp } from "../../src/catalog/names.ts";
 import { processCommandLine } from "../../src/restore/process-identity.ts";
@@ -11,6 +13,8 @@ import { restoreToFile } from "../../src/restore/to-file.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { keysOf, saveTestBackup, type TestBackup } from "./helpers.ts";
+
+const run = promisify(execFile);
 
 async function leftovers(): Promise<string[]> {
   return (await readdir(tmpdir())).filter((f) => f.startsWith(".etcd-backup-work-test-restore-"));
@@ -51,6 +55,42 @@ describe("testRestore starts the real etcd on a restored copy", () => {
       new RegExp(`^test restore passed: .* revision ${original.revision} with ${original.keys.length} keys`),
     );
     assert.deepEqual(await leftovers(), before, "its temporary directory is removed");
+  });
+
+  test("the test etcd listens on loopback only, over TLS, and refuses a client without its certificate", async () => {
+    let probed = false;
+    const report = await testRestore({
+      ...backup,
+      onServing: async (url) => {
+        assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+        // etcdctl without a client certificate (server certificate not even checked) gets nothing.
+        const ctl = (args: string[]) =>
+          run(
+            "/usr/bin/etcdctl",
+            [`--endpoints=${url}`, "--dial-timeout=2s", "--command-timeout=3s", ...args],
+            {
+              env: { ...process.env, ETCDCTL_API: "3" },
+            },
+          );
+        await assert.rejects(
+          ctl([
+            "--insecure-transport=false",
+            "--insecure-skip-tls-verify",
+            "get",
+            "",
+            "--from-key",
+            "--keys-only",
+            "--limit=1",
+          ]),
+        );
+        await assert.rejects(
+          fetch(`${url.replace("https:", "http:")}/health`, { signal: AbortSignal.timeout(3000) }),
+        );
+        probed = true;
+      },
+    });
+    assert.ok(probed);
+    assert.equal(report.matches, true, report.problems.join("\n"));
   });
 
   test("a manifest revision that disagrees with the snapshot is reported", async () => {
