@@ -16,7 +16,7 @@ import { formatBytes } from "../units.ts";
 /** Said when a backup is the database alone, as `verify` says it. */
 const NO_TRAILER_NOTE =
   "note: the snapshot has no sha256 trailer (the database alone, as copied from a data dir's member/snap/db), " +
-  "so there was none to check; etcdutl snapshot restore needs --skip-hash-check for it";
+  "so there was none to check";
 
 type RestoreFlags = StoreFlags &
   DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string } & DataDirFlags &
@@ -149,9 +149,7 @@ export function register(program: Command): void {
           });
           progress.done();
           if (!result.snapshot.hasTrailer) {
-            process.stderr.write(
-              `etcd-backup: ${NO_TRAILER_NOTE}; restored with --skip-hash-check for that reason\n`,
-            );
+            process.stderr.write(`etcd-backup: ${NO_TRAILER_NOTE}; restored with --skip-hash-check\n`);
           }
           process.stdout.write(
             `restored ${entry.key} into data dir ${result.dataDir} with ${tool.kind}` +
@@ -174,7 +172,11 @@ export function register(program: Command): void {
         process.stdout.write(
           `restored ${entry.key} to ${result.path} (${formatBytes(result.dbSize + (result.hasTrailer ? 32 : 0))}, ${result.hasTrailer ? "sha256 trailer ok" : "no sha256 trailer"}${entry.manifest ? ", manifest sha256 ok" : ""})\n`,
         );
-        if (!result.hasTrailer) process.stderr.write(`etcd-backup: ${NO_TRAILER_NOTE}\n`);
+        if (!result.hasTrailer) {
+          process.stderr.write(
+            `etcd-backup: ${NO_TRAILER_NOTE}; etcdutl snapshot restore needs --skip-hash-check for this file\n`,
+          );
+        }
       } finally {
         progress.done();
         dispose();
