@@ -5,10 +5,11 @@ import { pipeline, type Readable, type Transform } from "node:stream";
 import { pipeline as pipelineAsync } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
-import { crashPoint } from "../restore/crash-point.ts";
+import { crashAfterBytesRead, crashPoint } from "../restore/crash-point.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import { createWorkFolder } from "../restore/work-folder.ts";
 import { decompressStage } from "../stages/compress.ts";
+import { ByteCounter } from "../stages/count.ts";
 import type { Store } from "../store/store.ts";
 import { DigestStage } from "./digest-stage.ts";
 import type { TarHeader } from "./tar-header.ts";
@@ -102,6 +103,7 @@ async function unpack(options: RestoreConfigOptions, staging: string): Promise<T
   const source = await options.store.get(options.entry.key, options.signal ? { signal: options.signal } : {});
   const digest = new DigestStage();
   const stages: Transform[] = [
+    new ByteCounter(crashAfterBytesRead),
     ...(options.entry.encrypted && options.decrypt ? [options.decrypt()] : []),
     decompressStage(options.entry.compression),
     digest,

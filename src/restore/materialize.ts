@@ -7,7 +7,9 @@ import { pipeline as pipelinePromise } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
 import { decompressStage } from "../stages/compress.ts";
+import { ByteCounter } from "../stages/count.ts";
 import type { Store } from "../store/store.ts";
+import { crashAfterBytesRead } from "./crash-point.ts";
 import type { DecryptionFactory } from "./plain-stream.ts";
 import { createWorkFolder } from "./work-folder.ts";
 
@@ -54,6 +56,7 @@ export async function materializeBackup(
   const expected =
     entry.manifest?.sizes.plain ?? (entry.object?.size ?? 0) * (entry.compression === "zstd" ? 20 : 1);
   const stages: Transform[] = [
+    new ByteCounter(crashAfterBytesRead),
     ...(entry.encrypted && options.decrypt ? [options.decrypt()] : []),
     decompressStage(entry.compression),
   ];

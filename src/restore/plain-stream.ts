@@ -5,6 +5,7 @@ import { decompressStage } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
 import { TrailerCheck } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
+import { crashAfterBytesRead } from "./crash-point.ts";
 
 /** Decrypts a backup's bytes; built from the user's identities by the front end. */
 export type DecryptionFactory = () => Transform;
@@ -40,7 +41,10 @@ export async function openPlainSnapshot(
     ...(entry.manifest ? { expectSha256: entry.manifest.sha256 } : {}),
   });
   const stages: Transform[] = [
-    new ByteCounter(options.onProgress),
+    new ByteCounter((n) => {
+      crashAfterBytesRead(n);
+      options.onProgress?.(n);
+    }),
     ...(entry.encrypted && options.decrypt ? [options.decrypt()] : []),
     decompressStage(entry.compression),
     trailer,

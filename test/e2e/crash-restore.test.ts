@@ -4,7 +4,7 @@
  * each kill: nothing that looks complete but is not (an output exists under its final name only when whole),
  * no etcd left serving decrypted data; once the next run has passed, no work folder of plaintext left and no
  * process; and that rerun succeeds. The seed is printed on failure; rerun one with CRASH_SEED=<seed>, and
- * more random points per command with CRASH_RUNS=<n> (default 3).
+ * more random points per command with CRASH_RUNS=<n> (default 2).
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -21,10 +21,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { assertOk, type CliResult, keygen, runCli } from "../fixtures/cli.ts";
-import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
 
 const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const RUNS = Number(process.env.CRASH_RUNS ?? 3);
+const RUNS = Number(process.env.CRASH_RUNS ?? 2);
 
 /** mulberry32: a small seeded generator, so a failing schedule of kills can be replayed. */
 function seeded(seed: number): () => number {
@@ -38,11 +38,40 @@ function seeded(seed: number): () => number {
   };
 }
 
-/** Where the kill lands: at a named point of the code, or after some milliseconds. */
+/**
+ * Where the kill lands: at a named point of the code or once so many stored bytes were read (both through
+ * the ETCD_BACKUP_TEST_CRASH_AT hook), or after some milliseconds.
+ */
 type KillAt = { hook: string } | { afterMs: number };
 
 function describeKill(k: KillAt): string {
   return "hook" in k ? `at ${k.hook}` : `after ${k.afterMs} ms`;
+}
+
+/** Secret-like values: random, so they do not compress away and reading the backup takes a while. */
+async function fillRandom(
+  etcd: EtcdServer,
+  count: number,
+  valueSize: number,
+  random: () => number,
+): Promise<void> {
+  const batches: string[] = [];
+  for (let start = 0; start < count; start += 100) {
+    const lines = [""];
+    for (let i = start; i < Math.min(count, start + 100); i++) {
+      const value = Buffer.from(
+        Array.from({ length: (valueSize * 3) / 4 }, () => Math.floor(random() * 256)),
+      );
+      lines.push(
+        `put /registry/secrets/default/s-${String(i).padStart(6, "0")} "${value.toString("base64")}"`,
+      );
+    }
+    lines.push("", "", "");
+    batches.push(lines.join("\n"));
+  }
+  for (let i = 0; i < batches.length; i += 4) {
+    await Promise.all(batches.slice(i, i + 4).map((b) => etcd.ctl(["txn"], { input: b })));
+  }
 }
 
 /** Work folders and folders older releases used, anywhere under `dir` (two levels deep). */
@@ -96,6 +125,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
   let recipient: string;
   let kube: string;
   let plainSha256: string;
+  let storedBytes: number;
   let env: NodeJS.ProcessEnv;
   const random = seeded(SEED);
 
@@ -109,7 +139,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     env = { TMPDIR: tmp };
     etcd = await startEtcd();
     // About 16 MB of Secret-like values: large enough that a kill lands inside the streaming, not only around it.
-    await fillKeys(etcd, 8000, { prefix: "/registry/secrets/default/s-", valueSize: 2000 });
+    await fillRandom(etcd, 8000, 2000, random);
     ({ identity, recipient } = await keygen(root));
     const saved = await runCli(
       ["save", "--endpoints", etcd.endpoint, "--to", store, "--cluster", "crash", "--recipient", recipient],
@@ -117,7 +147,12 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     );
     assertOk(saved);
     const manifest = readdirSync(store).find((n) => n.endsWith(".snap.zst.age.json"))!;
-    plainSha256 = (JSON.parse(readFileSync(join(store, manifest), "utf8")) as { sha256: string }).sha256;
+    const m = JSON.parse(readFileSync(join(store, manifest), "utf8")) as {
+      sha256: string;
+      sizes: { stored: number };
+    };
+    plainSha256 = m.sha256;
+    storedBytes = m.sizes.stored;
     kube = join(root, "etc", "kubernetes");
     mkdirSync(join(kube, "pki"), { recursive: true });
     for (let i = 0; i < 20; i++)
@@ -156,10 +191,16 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     return { ...r, killed: r.code === null };
   }
 
-  /** The named points, then RUNS seeded random times within a clean run's duration. */
-  function schedule(hooks: string[], cleanMs: number): KillAt[] {
+  /**
+   * The named points, then RUNS seeded byte offsets into the stored backup (when the command reads one), then
+   * RUNS seeded random times within a clean run's duration.
+   */
+  function schedule(hooks: string[], cleanMs: number, readBytes = storedBytes): KillAt[] {
     return [
       ...hooks.map((hook) => ({ hook })),
+      ...(readBytes > 0
+        ? Array.from({ length: RUNS }, () => ({ hook: `read:${Math.floor(random() * readBytes)}` }))
+        : []),
       ...Array.from({ length: RUNS }, () => ({ afterMs: Math.round(100 + random() * cleanMs) })),
     ];
   }
@@ -274,7 +315,11 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     mkdirSync(target);
     const args = ["restore-config", "latest", "--to", store, "--identity", identity, "--target", target];
     const cleanMs = await timed(() => runCli(args, { env }));
-    for (const at of schedule(["config-unpacked"], cleanMs)) {
+    const archive = readdirSync(store).find((n) => n.endsWith(".config.tar.zst.age.json"))!;
+    const archiveBytes = (
+      JSON.parse(readFileSync(join(store, archive), "utf8")) as { sizes: { stored: number } }
+    ).sizes.stored;
+    for (const at of schedule(["config-unpacked"], cleanMs, archiveBytes)) {
       const label = `restore-config killed ${describeKill(at)}`;
       const r = await runKilled([...args, "--force"], at);
       t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
@@ -305,7 +350,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     const nextSecond = () => new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000)));
     await nextSecond();
     const cleanMs = await timed(() => runCli(args, { env }));
-    for (const at of schedule([], Math.min(cleanMs, 1500))) {
+    for (const at of schedule([], Math.min(cleanMs, 1500), 0)) {
       const label = `save-config killed ${describeKill(at)}`;
       await nextSecond();
       const r = await runKilled(args, at);
