@@ -51,4 +51,11 @@ function causeStacks(err: Error): string {
   return out;
 }
 
+// A reader that stops early (`etcd-backup diff A B | head -1`) closes the pipe: that ends the output the
+// way it ends for any Unix tool, quietly, instead of as an unhandled 'error' event with a stack trace.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 process.exitCode = await main(process.argv);

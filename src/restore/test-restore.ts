@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { errorChain } from "../errors.ts";
-import { type SnapshotStatus, snapshotFileStatus } from "../snapshot/status.ts";
+import { type SnapshotStatus, snapshotFileStatus } from "../mvcc/status.ts";
 import type { Store } from "../store/store.ts";
 import { crashPoint } from "./crash-point.ts";
 import { restoreSnapshotFile } from "./data-dir.ts";

@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { renderStatus, snapshotStatus } from "../../snapshot/status.ts";
+import { renderStatus, snapshotStatus } from "../../mvcc/status.ts";
 import {
   addSnapshotInputOptions,
   openDb,

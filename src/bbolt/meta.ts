@@ -1,4 +1,4 @@
-import { PAGE_HEADER_SIZE, readU32, readU64 } from "./bbolt-page.ts";
+import { PAGE_HEADER_SIZE, readU32, readU64 } from "./page.ts";
 
 /**
  * The bbolt meta page (go.etcd.io/bbolt db.go `meta`), stored in pages 0 and 1 right after the page header:

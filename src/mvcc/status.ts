@@ -1,8 +1,8 @@
-import { BoltDb } from "./bbolt-db.ts";
-import { BUCKET_LEAF_FLAG } from "./bbolt-page.ts";
-import { renderBoxTable } from "./box-table.ts";
+import { BoltDb } from "../bbolt/db.ts";
+import { BUCKET_LEAF_FLAG } from "../bbolt/page.ts";
+import { renderBoxTable } from "../render/box-table.ts";
+import { humanizeBytes } from "../render/humanize-bytes.ts";
 import { crc32cUpdate } from "./crc32c.ts";
-import { humanizeBytes } from "./humanize-bytes.ts";
 
 /** What `etcdctl snapshot status` / `etcdutl snapshot status` report, with the same JSON names. */
 export interface SnapshotStatus {

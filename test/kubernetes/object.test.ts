@@ -6,16 +6,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
-import { BoltDb } from "../../src/snapshot/bbolt-db.ts";
-import { checkSnapshot } from "../../src/snapshot/check.ts";
-import { parseEncryptionConfig } from "../../src/snapshot/encryption-config.ts";
+import { BoltDb } from "../../src/bbolt/db.ts";
+import { parseEncryptionConfig } from "../../src/kubernetes/at-rest/encryption-config.ts";
+import { secretboxSeal } from "../../src/kubernetes/at-rest/secretbox.ts";
+import { parseKubernetesKey } from "../../src/kubernetes/key.ts";
+import { checkSnapshot } from "../../src/mvcc/snapshot-check.ts";
+import { renderStatus, snapshotStatus } from "../../src/mvcc/status.ts";
 import { decodeStored, findObject, getObject, renderObject } from "../../src/snapshot/get.ts";
 import { inspectSnapshot, inspectSnapshotFile, renderInspect } from "../../src/snapshot/inspect.ts";
-import { parseKubernetesKey } from "../../src/snapshot/kubernetes-key.ts";
-import { secretboxSeal } from "../../src/snapshot/secretbox.ts";
-import { renderStatus, snapshotStatus } from "../../src/snapshot/status.ts";
 import type { EtcdServer } from "../fixtures/etcd-server.ts";
-import { etcdctlStatus, startCorpusEtcd } from "./corpus.ts";
+import { etcdctlStatus, startCorpusEtcd } from "../snapshot/corpus.ts";
 
 // A protobuf writer of the test's own, so that the decoder is checked against an independent encoding.
 function varint(n: number): Buffer {

@@ -1,5 +1,12 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 
+/*
+ * Buffer ownership: `bytes` returns a buffer the caller owns (for a file, a fresh copy). `view` returns a
+ * view that is valid only until the next call on the same source: a FileSource reuses its window buffers
+ * (least recently used out after WINDOW_SLOTS windows) and one scratch buffer for spans that cross a window
+ * boundary. Nothing may keep a view across calls; readers built on this state it again (bbolt-db.ts).
+ */
+
 /**
  * Bytes of a database, in memory or in a file read on demand. Callers check bounds against `size` first;
  * reading past the end throws.

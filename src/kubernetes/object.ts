@@ -1,6 +1,6 @@
 import { Hinted } from "../errors.ts";
-import { parseEncryptionPrefix } from "./encrypted-value.ts";
-import { ProtoReader } from "./protobuf-reader.ts";
+import { ProtoReader } from "../protobuf/reader.ts";
+import { parseEncryptionPrefix } from "./at-rest/encrypted-value.ts";
 
 /**
  * Kubernetes objects as the apiserver stores them in etcd: JSON (custom resources, and anything written

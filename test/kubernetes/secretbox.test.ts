@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { createCipheriv, randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import { poly1305 } from "../../src/snapshot/poly1305.ts";
-import { secretboxOpen, secretboxSeal } from "../../src/snapshot/secretbox.ts";
-import { hsalsa20, xsalsa20Xor } from "../../src/snapshot/xsalsa20.ts";
+import { poly1305 } from "../../src/kubernetes/at-rest/poly1305.ts";
+import { secretboxOpen, secretboxSeal } from "../../src/kubernetes/at-rest/secretbox.ts";
+import { hsalsa20, xsalsa20Xor } from "../../src/kubernetes/at-rest/xsalsa20.ts";
 
 describe("xsalsa20", () => {
   test("Go x/crypto salsa20 vector: 'Hello world!'", () => {

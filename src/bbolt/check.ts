@@ -1,6 +1,4 @@
-import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
-import { chooseMeta, type Meta, readMetas } from "./bbolt-meta.ts";
+import { chooseMeta, type Meta, readMetas } from "./meta.ts";
 import {
   BRANCH_PAGE,
   BUCKET_HEADER_SIZE,
@@ -14,8 +12,8 @@ import {
   readPageHeader,
   readU32,
   readU64,
-} from "./bbolt-page.ts";
-import { BufferSource, type ByteSource, FileSource } from "./page-source.ts";
+} from "./page.ts";
+import type { ByteSource } from "./page-source.ts";
 
 /** One problem found in a snapshot. `page` names the page when the problem belongs to one. */
 export interface Finding {
@@ -24,40 +22,17 @@ export interface Finding {
   page?: number;
 }
 
-const TRAILER_SIZE = 32;
 /** Past this many findings the file is plainly broken; more lines would only bury the first ones. */
 const MAX_FINDINGS = 200;
 
 /**
- * Checks a whole snapshot file: its sha256 trailer, both meta pages, and the page tree of the meta in use
- * (each page reachable once or free, ids under the high-water mark, keys strictly sorted within and across
- * pages and consistent with branch separators, overflow within bounds, freelist consistent). Returns the
- * problems found, an empty list for a sound file. Never throws on corrupt input.
+ * Checks the bbolt database in the first `dataSize` bytes of `source`: both meta pages, and the page tree of
+ * the meta in use (each page reachable once or free, ids under the high-water mark, keys strictly sorted
+ * within and across pages and consistent with branch separators, overflow within bounds, freelist
+ * consistent). Adds the problems found to `findings` and returns them (at most MAX_FINDINGS). Never throws on
+ * corrupt input.
  */
-export function checkSnapshot(file: Buffer): Finding[] {
-  const findings: Finding[] = [];
-  const dataSize = trailerFindings(file.length, () => trailerMatches(file), findings);
-  return checkDatabase(new BufferSource(file), dataSize, findings);
-}
-
-/**
- * `checkSnapshot` on a file read page by page: memory stays a few MiB whatever its size (the trailer's
- * sha256 is computed streaming the file). Same findings as `checkSnapshot` on the file's bytes.
- */
-export async function checkSnapshotFile(path: string): Promise<Finding[]> {
-  const source = new FileSource(path);
-  try {
-    const findings: Finding[] = [];
-    const hasTrailer = source.size % 512 === TRAILER_SIZE && source.size > TRAILER_SIZE;
-    const matches = hasTrailer ? await fileTrailerMatches(path, source) : false;
-    const dataSize = trailerFindings(source.size, () => matches, findings);
-    return checkDatabase(source, dataSize, findings);
-  } finally {
-    source.close();
-  }
-}
-
-function checkDatabase(source: ByteSource, dataSize: number, findings: Finding[]): Finding[] {
+export function checkDatabase(source: ByteSource, dataSize: number, findings: Finding[]): Finding[] {
   const metas = readMetas(source.view(0, Math.min(dataSize, META_PROBE)));
   let meta: Meta;
   try {
@@ -81,47 +56,6 @@ function checkDatabase(source: ByteSource, dataSize: number, findings: Finding[]
 
 /** Meta pages are within the first two pages, and pages are at most 64 KiB. */
 const META_PROBE = 2 * 65536 + 128;
-
-function trailerMatches(file: Buffer): boolean {
-  const data = file.subarray(0, file.length - TRAILER_SIZE);
-  const digest = createHash("sha256").update(data).digest();
-  return digest.equals(file.subarray(file.length - TRAILER_SIZE));
-}
-
-async function fileTrailerMatches(path: string, source: ByteSource): Promise<boolean> {
-  const hash = createHash("sha256");
-  const dataSize = source.size - TRAILER_SIZE;
-  if (dataSize > 0) {
-    for await (const chunk of createReadStream(path, { end: dataSize - 1, highWaterMark: 1 << 20 }))
-      hash.update(chunk as Buffer);
-  }
-  return hash.digest().equals(source.bytes(dataSize, TRAILER_SIZE));
-}
-
-/** Adds the trailer's findings for a file of `size` bytes; returns the size of the database in it. */
-function trailerFindings(size: number, matches: () => boolean, findings: Finding[]): number {
-  if (size % 512 === TRAILER_SIZE && size > TRAILER_SIZE) {
-    if (!matches()) {
-      findings.push({
-        severity: "error",
-        message: "sha256 trailer mismatch: the file changed after etcd wrote it",
-      });
-    }
-    return size - TRAILER_SIZE;
-  }
-  if (size % 512 === 0) {
-    findings.push({
-      severity: "warning",
-      message: "no sha256 trailer: integrity of the whole file cannot be proven",
-    });
-  } else {
-    findings.push({
-      severity: "error",
-      message: `no sha256 trailer and file size ${size} is not a whole number of pages (truncated?)`,
-    });
-  }
-  return size;
-}
 
 const UNSEEN = 0;
 const REACHABLE = 1;

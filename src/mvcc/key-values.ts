@@ -1,5 +1,5 @@
-import type { BoltDb } from "./bbolt-db.ts";
-import { ProtoReader } from "./protobuf-reader.ts";
+import type { BoltDb } from "../bbolt/db.ts";
+import { ProtoReader } from "../protobuf/reader.ts";
 
 /**
  * etcd's MVCC store as it lies in bbolt: bucket `key` maps revision keys (8-byte big-endian main revision,
@@ -7,7 +7,11 @@ import { ProtoReader } from "./protobuf-reader.ts";
  * bucket `meta` holds the compaction revisions; bucket `lease` the leases.
  */
 
-/** A live key at the snapshot's revision. `key` and `value` are views into the database buffer. */
+/**
+ * A key/value as decoded from one mvccpb.KeyValue. `key` and `value` are views into the buffer it was decoded
+ * from: valid exactly as long as that buffer is (for a walk, until the visitor returns). Whoever keeps it
+ * longer copies it (`ownedKeyValue`).
+ */
 export interface LiveKey {
   key: Buffer;
   value: Buffer;
@@ -19,9 +23,9 @@ export interface LiveKey {
 }
 
 /** The keys alive at the snapshot's revision and what the `key` bucket held. */
-export interface MvccState {
+export interface MvccState<T = LiveKey> {
   /** Live keys by key (latin1, so that any byte string maps one to one), in order of first appearance. */
-  keys: Map<string, LiveKey>;
+  keys: Map<string, T>;
   /** Highest main revision in bucket `key`. */
   revision: number;
   /** Entries of bucket `key`: every stored revision, tombstones included. */
@@ -56,6 +60,11 @@ export function decodeKeyValue(buf: Uint8Array, start: number, end: number): Liv
     }
   }
   return kv;
+}
+
+/** `kv` with its key and value copied out of the page they were decoded from, so it may be kept. */
+export function ownedKeyValue(kv: LiveKey): LiveKey {
+  return { ...kv, key: Buffer.from(kv.key), value: Buffer.from(kv.value) };
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -97,26 +106,40 @@ export function revisionMain(buf: Uint8Array, off: number, len: number): number 
 
 /**
  * Replays bucket `key` in revision order: the latest revision of each key wins, a tombstone deletes it.
- * With `prefix`, only keys starting with it are kept. Throws when the database has no `key` bucket.
+ * With `prefix`, only keys starting with it are kept. Each live key is kept as a copy (`ownedKeyValue`), so
+ * the result stays valid whatever the database is read from. Throws when the database has no `key` bucket.
  */
 export function mvccState(db: BoltDb, options: { prefix?: string } = {}): MvccState {
+  return replayLiveKeys(db, options, ownedKeyValue);
+}
+
+/**
+ * `mvccState` keeping, for each live key, what `keep` makes of its latest revision. `keep` gets views that
+ * are valid only during the call (see LiveKey): it must copy what it keeps, or keep only numbers and digests.
+ */
+export function replayLiveKeys<T>(
+  db: BoltDb,
+  options: { prefix?: string },
+  keep: (kv: LiveKey) => T,
+): MvccState<T> {
   const bucket = db.bucket("key");
   if (!bucket) throw new Error("not an etcd database: no bucket key");
   const prefix = options.prefix === undefined ? undefined : Buffer.from(options.prefix, "utf8");
-  const keys = new Map<string, LiveKey>();
+  const keys = new Map<string, T>();
   let revision = 0;
   let revisions = 0;
   let tombstones = 0;
   db.walk(bucket, (buf, ko, kl, vo, vl) => {
     revisions++;
-    if (kl >= 8) revision = revisionMain(buf, ko, kl);
+    if (kl < 17) throw new Error(`bucket key: revision key of ${kl} bytes (expected 17 or 18)`);
+    revision = revisionMain(buf, ko, kl);
     const tombstone = kl === 18 && buf[ko + 17] === 0x74;
     if (tombstone) tombstones++;
     const kv = decodeKeyValue(buf, vo, vo + vl);
     if (prefix && (kv.key.length < prefix.length || prefix.compare(kv.key, 0, prefix.length) !== 0)) return;
     const name = kv.key.toString("latin1");
     if (tombstone) keys.delete(name);
-    else keys.set(name, kv);
+    else keys.set(name, keep(kv));
   });
   return { keys, revision, revisions, tombstones };
 }

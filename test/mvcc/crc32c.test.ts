@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import { crc32c, crc32cUpdate } from "../../src/snapshot/crc32c.ts";
+import { crc32c, crc32cUpdate } from "../../src/mvcc/crc32c.ts";
 
 /** Bit-at-a-time CRC-32C, the definition the table-driven code must agree with. */
 function reference(buf: Uint8Array): number {

@@ -4,10 +4,11 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { BoltDb } from "../../src/snapshot/bbolt-db.ts";
-import { checkSnapshot, checkSnapshotFile, type Finding, renderFindings } from "../../src/snapshot/check.ts";
-import { snapshotStatus } from "../../src/snapshot/status.ts";
-import { etcdctlStatus, putMany, startCorpusEtcd } from "./corpus.ts";
+import { type Finding, renderFindings } from "../../src/bbolt/check.ts";
+import { BoltDb } from "../../src/bbolt/db.ts";
+import { checkSnapshot, checkSnapshotFile } from "../../src/mvcc/snapshot-check.ts";
+import { snapshotStatus } from "../../src/mvcc/status.ts";
+import { etcdctlStatus, putMany, startCorpusEtcd } from "../snapshot/corpus.ts";
 
 /** Re-seals a modified database with a correct trailer, so that only the planted corruption is found. */
 function reseal(file: Buffer): Buffer {

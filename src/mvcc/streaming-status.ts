@@ -1,4 +1,4 @@
-import { chooseMeta, type Meta, readMeta } from "./bbolt-meta.ts";
+import { chooseMeta, type Meta, readMeta } from "../bbolt/meta.ts";
 import {
   BRANCH_PAGE,
   BUCKET_HEADER_SIZE,
@@ -9,7 +9,7 @@ import {
   readPageHeader,
   readU32,
   readU64,
-} from "./bbolt-page.ts";
+} from "../bbolt/page.ts";
 import { crc32cCombine, crc32cUpdate } from "./crc32c.ts";
 import type { SnapshotStatus } from "./status.ts";
 

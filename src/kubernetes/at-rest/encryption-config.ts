@@ -1,6 +1,6 @@
 import { createDecipheriv } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { yaml } from "../yaml.ts";
+import { yaml } from "../../yaml.ts";
 import { type EncryptionPrefix, parseEncryptionPrefix } from "./encrypted-value.ts";
 import { secretboxOpen } from "./secretbox.ts";
 

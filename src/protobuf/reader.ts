@@ -1,8 +1,9 @@
 /**
- * A protobuf wire-format reader over byte ranges of one buffer, for the messages found inside a snapshot
- * (mvccpb.KeyValue, leasepb.Lease, Kubernetes objects). Unlike src/protobuf/wire.ts it reads varints as
- * plain numbers and hands out offsets, not bigints and views: inspect decodes every key of the database,
- * and that difference is most of its time. Varints above 2^53 are available exactly via `bigVarint`.
+ * The protobuf wire-format reader: byte ranges of one buffer, for the messages found inside a snapshot
+ * (mvccpb.KeyValue, leasepb.Lease, Kubernetes objects) and, through wire.ts's `readFields`, the gRPC
+ * messages we exchange. It reads varints as plain numbers and hands out offsets, not bigints and views:
+ * inspect decodes every key of the database, and that difference is most of its time. Varints above 2^53
+ * are available exactly via `bigVarint`. Views it returns (`bytes`) share the caller's buffer.
  */
 
 export const VARINT = 0;

@@ -1,6 +1,6 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { readFile } from "node:fs/promises";
-import { chooseMeta, type Meta, readMetas } from "./bbolt-meta.ts";
+import { chooseMeta, type Meta, readMetas } from "./meta.ts";
 import {
   BRANCH_PAGE,
   BUCKET_HEADER_SIZE,
@@ -12,7 +12,7 @@ import {
   readU16,
   readU32,
   readU64,
-} from "./bbolt-page.ts";
+} from "./page.ts";
 import { FileSource } from "./page-source.ts";
 
 /** A bucket: its B+tree root page, or an inline page stored inside its parent's leaf value. */
@@ -26,9 +26,10 @@ export interface Bucket {
 }
 
 /**
- * One key/value as byte ranges of `buf`, so that walking a bucket allocates nothing. With a database read
- * whole, `buf` is the database buffer and ranges stay valid; with one read page by page (openFile), `buf`
- * is a scratch page reused after the callback returns.
+ * One key/value as byte ranges of `buf`, so that walking a bucket allocates nothing. The ranges are valid
+ * only until the visitor returns, whatever the database is read from: with one read page by page
+ * (openFile), `buf` is a window or scratch buffer that the next page read overwrites. A visitor that keeps
+ * a key or value copies it (ownership rule of this reader; see the class comment).
  */
 export type EntryVisitor = (
   buf: Buffer,
@@ -57,6 +58,14 @@ const META_PROBE = 2 * 65536 + 128;
  * A read-only bbolt database (a whole file, optionally followed by etcd's sha256 trailer), held in one
  * Buffer (`new BoltDb(buf)`, `open`) or read page by page from a file descriptor (`openFile`, for a single
  * pass in little memory). Reading never writes.
+ *
+ * Buffer ownership: every Buffer this class hands to a visitor is a view that is valid until the visitor
+ * returns and no longer: the same code must be right for both kinds of source, and only the page-by-page one
+ * reuses its buffers. So anything kept past a visitor call (keys and values for get, diff, inspect) is copied
+ * by its keeper, and a visitor may not start another walk of the same database (the pages of the outer walk
+ * would be overwritten): `walk` throws if it does. Bucket names and inline bucket pages returned by
+ * `buckets`/`bucket` are the caller's to keep. Every page is visited at most once per walk, so a corrupt file
+ * whose pages point at each other fails instead of looping.
  */
 export class BoltDb {
   /** The whole database, or an empty buffer when it is read page by page. */
@@ -66,6 +75,8 @@ export class BoltDb {
   readonly pageSize: number;
   private readonly fd: number;
   private readonly scratch: Buffer[] = [];
+  /** Pages visited by the walk in progress (one flag per page id); null when no walk runs. */
+  private visited: Uint8Array | null = null;
   /** The file's pages through a small window cache, when read page by page. */
   private readonly source: FileSource | null;
 
@@ -156,8 +167,14 @@ export class BoltDb {
 
   /** Calls `visit` for each entry of `bucket` in key order. Throws on a page that cannot be read. */
   walk(bucket: Bucket, visit: EntryVisitor): void {
-    if (bucket.inline) this.walkPage(bucket.inline, 0, bucket.inline.length, -1, visit, 0);
-    else this.walkId(bucket.root, visit, 0);
+    if (this.visited) throw new Error("a walk of this database was started inside another walk");
+    this.visited = new Uint8Array(this.meta.pgid);
+    try {
+      if (bucket.inline) this.walkPage(bucket.inline, 0, bucket.inline.length, -1, visit, 0);
+      else this.walkId(bucket.root, visit, 0);
+    } finally {
+      this.visited = null;
+    }
   }
 
   /** The entries of `bucket` in key order (copies when the database is read page by page). */
@@ -179,6 +196,10 @@ export class BoltDb {
   private walkId(id: number, visit: EntryVisitor, depth: number): void {
     if (depth > MAX_DEPTH) throw new Error(`page ${id}: tree deeper than ${MAX_DEPTH} levels (cycle)`);
     if (id >= this.meta.pgid) throw new Error(`page ${id} beyond high-water mark ${this.meta.pgid}`);
+    if (id < 2) throw new Error(`page ${id} is a meta page, not part of a tree`);
+    const visited = this.visited!;
+    if (visited[id]) throw new Error(`page ${id} is reached twice in one tree (cycle or shared page)`);
+    visited[id] = 1;
     if (this.fd < 0) {
       const off = id * this.pageSize;
       const end = off + (readU32(this.buf, off + 12) + 1) * this.pageSize;

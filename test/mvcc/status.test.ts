@@ -3,12 +3,12 @@ import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { BoltDb } from "../../src/snapshot/bbolt-db.ts";
-import { checkSnapshot } from "../../src/snapshot/check.ts";
-import { humanizeBytes } from "../../src/snapshot/humanize-bytes.ts";
-import { renderStatus, snapshotFileStatus, snapshotStatus } from "../../src/snapshot/status.ts";
-import { StreamingStatus } from "../../src/snapshot/streaming-status.ts";
-import { buildCorpus, type CorpusSnapshot, etcdctlStatus } from "./corpus.ts";
+import { BoltDb } from "../../src/bbolt/db.ts";
+import { checkSnapshot } from "../../src/mvcc/snapshot-check.ts";
+import { renderStatus, snapshotFileStatus, snapshotStatus } from "../../src/mvcc/status.ts";
+import { StreamingStatus } from "../../src/mvcc/streaming-status.ts";
+import { humanizeBytes } from "../../src/render/humanize-bytes.ts";
+import { buildCorpus, type CorpusSnapshot, etcdctlStatus } from "../snapshot/corpus.ts";
 
 const run = promisify(execFile);
 
