@@ -1,10 +1,10 @@
 /**
  * The crash matrix: restore --to-file, restore --data-dir, verify --test-restore, restore-config and save-config
- * killed with SIGKILL at named points (the ETCD_BACKUP_TEST_CRASH_AT hook) and at seeded random times. After
- * each kill: nothing that looks complete but is not (an output exists under its final name only when whole),
+ * killed with SIGKILL at named points and seeded byte offsets (the ETCD_BACKUP_TEST_CRASH_AT hooks) and at
+ * seeded random times. After each kill: nothing that looks complete but is not (an output exists under its final name only when whole),
  * no etcd left serving decrypted data; once the next run has passed, no work folder of plaintext left and no
- * process; and that rerun succeeds. The seed is printed on failure; rerun one with CRASH_SEED=<seed>, and
- * more random points per command with CRASH_RUNS=<n> (default 2).
+ * process; and that rerun succeeds. The seed is printed on failure; rerun one with ETCD_BACKUP_TEST_SEED=<seed>,
+ * and more random points per command with CRASH_RUNS=<n> (default 2).
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -22,21 +22,10 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { assertOk, type CliResult, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
+import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
-const SEED = Number(process.env.CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const SEED = testSeed(Math.floor(Math.random() * 2 ** 31));
 const RUNS = Number(process.env.CRASH_RUNS ?? 2);
-
-/** mulberry32: a small seeded generator, so a failing schedule of kills can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Where the kill lands: at a named point of the code or once so many stored bytes were read (both through
@@ -53,15 +42,13 @@ async function fillRandom(
   etcd: EtcdServer,
   count: number,
   valueSize: number,
-  random: () => number,
+  random: SeededRandom,
 ): Promise<void> {
   const batches: string[] = [];
   for (let start = 0; start < count; start += 100) {
     const lines = [""];
     for (let i = start; i < Math.min(count, start + 100); i++) {
-      const value = Buffer.from(
-        Array.from({ length: (valueSize * 3) / 4 }, () => Math.floor(random() * 256)),
-      );
+      const value = random.bytes((valueSize * 3) / 4);
       lines.push(
         `put /registry/secrets/default/s-${String(i).padStart(6, "0")} "${value.toString("base64")}"`,
       );
@@ -127,7 +114,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
   let plainSha256: string;
   let storedBytes: number;
   let env: NodeJS.ProcessEnv;
-  const random = seeded(SEED);
+  const random = new SeededRandom(SEED);
 
   before(async () => {
     root = mkdtempSync(join(tmpdir(), "etcd-backup-crash-"));
@@ -199,9 +186,9 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     return [
       ...hooks.map((hook) => ({ hook })),
       ...(readBytes > 0
-        ? Array.from({ length: RUNS }, () => ({ hook: `read:${Math.floor(random() * readBytes)}` }))
+        ? Array.from({ length: RUNS }, () => ({ hook: `read:${Math.floor(random.next() * readBytes)}` }))
         : []),
-      ...Array.from({ length: RUNS }, () => ({ afterMs: Math.round(100 + random() * cleanMs) })),
+      ...Array.from({ length: RUNS }, () => ({ afterMs: Math.round(100 + random.next() * cleanMs) })),
     ];
   }
 
