@@ -82,9 +82,11 @@ export async function assertEmptyTarget(dir: string, flag: string): Promise<bool
 
 /**
  * Fetches, decrypts, decompresses and checks a backup into a private temporary file (0600, in a 0700 work
- * folder beside the data dir, always removed, and removed by the next run's sweep if this one is killed), then restores it into `dataDir` with `etcdutl snapshot
- * restore` (or `etcdctl` 3.4) and the member settings. The data dir must be absent or empty; it appears
- * complete or not at all (the tool writes into the private directory, which is then renamed).
+ * folder beside the data dir, always removed, and removed by the next run's sweep if this one is killed),
+ * then restores it into `dataDir` with `etcdutl snapshot restore` (or `etcdctl` 3.4) and the member settings.
+ * A snapshot without a trailer (the database alone) is restored with `--skip-hash-check`. The data dir must
+ * be absent or empty; it appears complete or not at all (the tool writes into the private directory, which
+ * is then renamed).
  * With a tool that supports it, the revision is bumped by `revisionBump` and marked compacted; with one
  * that does not, a warning explains what that means for Kubernetes and the restore goes on.
  */

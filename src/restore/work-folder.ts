@@ -183,12 +183,12 @@ export async function sweepWorkFolders(dirs: string[] = []): Promise<SweepResult
       }
     }
   }
-  for (const [path, link] of candidates) {
+  // Outer folders first: a work folder made inside another (a test restore's) goes with it, unreported.
+  const ordered = [...candidates].sort(([a], [b]) => a.length - b.length);
+  for (const [path, link] of ordered) {
     try {
       const swept = await sweepOne(path);
-      if (swept === "gone" || swept !== "kept") {
-        if (link) await unlink(link).catch(() => {});
-      }
+      if (swept !== "kept" && link) await unlink(link).catch(() => {});
       if (swept !== "gone" && swept !== "kept") result.removed.push(swept);
     } catch (err) {
       result.failures.push({ path, error: (err as Error).message });
