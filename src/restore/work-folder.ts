@@ -16,6 +16,7 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import {
   currentProcess,
+  identityOf,
   type ProcessIdentity,
   processCommandLine,
   processStart,
@@ -42,8 +43,9 @@ const OWNER_FILE = "owner.json";
 const SERVER_FILE = "server.json";
 
 /**
- * Folders older releases made without an owner: removed once this old, since their owner cannot be asked
- * (no restore or read runs for a day).
+ * Folders whose owner cannot be asked (made by older releases without an owner, or by a process in another
+ * pid namespace, such as a container since restarted) are removed once this old: no restore or read runs
+ * for a day.
  */
 const UNOWNED_GRACE_MS = 24 * 3600_000;
 const LEGACY_PREFIXES = [
@@ -132,8 +134,8 @@ export async function createWorkFolder(kind: WorkKind, parent: string = tmpdir()
  * died stops it too (its command line must name the folder).
  */
 export async function recordServer(folder: string, pid: number): Promise<void> {
-  const start = processStart(pid);
-  const server: ProcessIdentity = { pid, ...(start !== undefined ? { start } : {}) };
+  // With this process's boot and pid namespace: the server's pid means something only there.
+  const server = identityOf(pid);
   // Written aside and renamed: a sweep never reads half a record.
   const temp = join(folder, `${SERVER_FILE}.${process.pid}`);
   await writeFile(temp, `${JSON.stringify(server)}\n`, { mode: 0o600 });
@@ -159,7 +161,8 @@ export interface SweepResult {
  * Removes the work folders whose owner is dead: those in the registry, in the temporary directory and in
  * `dirs` (the directory a restore writes into, whose leftovers the registry may not know after a reboot
  * cleared the temporary directory). A server still running on such a folder is killed first. Folders of live
- * owners, of owners in another pid namespace, and of other users (unless run as root) are left alone.
+ * owners and of other users (unless run as root) are left alone, and those of owners in another pid namespace
+ * until they are a day old.
  * Never rejects: what cannot be removed is listed in `failures`.
  */
 export async function sweepWorkFolders(dirs: string[] = []): Promise<SweepResult> {
@@ -212,7 +215,10 @@ async function sweepOne(path: string): Promise<SweptFolder | "kept" | "gone"> {
   if (owner) {
     const me = currentProcess();
     if (owner.pid === me.pid && owner.start === me.start) return "kept";
-    if (processState(owner) !== "dead") return "kept";
+    const state = processState(owner);
+    if (state === "alive") return "kept";
+    // Another pid namespace (a restarted container sharing the directory): judged by age alone.
+    if (state === "unknown" && Date.now() - info.mtimeMs < UNOWNED_GRACE_MS) return "kept";
   } else if (Date.now() - info.mtimeMs < UNOWNED_GRACE_MS) {
     return "kept";
   }
