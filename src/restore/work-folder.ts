@@ -19,7 +19,6 @@ import {
   identityOf,
   type ProcessIdentity,
   processCommandLine,
-  processStart,
   processState,
 } from "./process-identity.ts";
 
