@@ -297,6 +297,27 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     }
   });
 
+  test("verify --test-restore interrupted by SIGINT says so, exits 1 and leaves nothing", async () => {
+    const args = ["verify", "latest", "--to", store, "--identity", identity, "--test-restore"];
+    let cli = 0;
+    const running = runCli(args, { env, onSpawn: (pid) => (cli = pid) });
+    // Interrupt once etcd runs: its watchdog records it in the work folder.
+    const serving = await waitFor(
+      () => workFolders(tmp).some((f) => existsSync(join(f, "server.json"))),
+      60_000,
+    );
+    assert.ok(serving, "etcd was started");
+    process.kill(cli, "SIGINT");
+    const r = await running;
+    assert.equal(r.code, 1, r.stderr);
+    assert.doesNotMatch(r.stdout, /revision 0|passed|FAILED/, "no figures from a test that did not finish");
+    assert.match(
+      r.stderr,
+      /^etcd-backup: test restore interrupted, nothing was tested: interrupted by SIGINT$/m,
+    );
+    assertNothingLeft([tmp], "verify --test-restore after SIGINT");
+  });
+
   test("restore-config: the private keys' staging folder is swept, and a rerun succeeds", async (t) => {
     const target = join(root, "config-target");
     mkdirSync(target);
