@@ -17,6 +17,8 @@ if (!folder || !etcdPath) {
   process.exit(2);
 }
 
+// Once the parent is gone its end of the stderr pipe is too: a failed write must not stop the cleanup.
+process.stderr.on("error", () => {});
 const etcd = spawn(etcdPath, etcdArgs, { stdio: ["ignore", "ignore", "inherit"] });
 let stopping = false;
 
