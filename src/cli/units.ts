@@ -20,30 +20,3 @@ export function formatAge(ms: number): string {
   if (h < 48) return `${h}h`;
   return `${Math.round(h / 24)}d`;
 }
-
-/**
- * Parses a Go-style duration as etcdctl takes it (`2s`, `500ms`, `1m30s`) or a bare number of seconds.
- * Returns milliseconds, or null when the text is not a duration.
- */
-export function parseDuration(text: string): number | null {
-  const t = text.trim();
-  if (/^\d+(\.\d+)?$/.test(t)) return Number(t) * 1000;
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)/g;
-  const scale: Record<string, number> = {
-    ms: 1,
-    s: 1e3,
-    m: 6e4,
-    h: 3.6e6,
-    d: 8.64e7,
-    w: 6.048e8,
-    y: 3.1536e10,
-  };
-  let total = 0;
-  let consumed = 0;
-  for (const m of t.matchAll(re)) {
-    if (m.index !== consumed) return null;
-    total += Number(m[1]) * scale[m[2]!]!;
-    consumed += m[0].length;
-  }
-  return consumed === t.length && consumed > 0 ? total : null;
-}

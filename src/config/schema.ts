@@ -1,12 +1,15 @@
 import { Cron } from "croner";
 import { z } from "zod";
-import { isValidClusterName } from "../catalog/names.ts";
+import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { parseSpan } from "../catalog/time-bound.ts";
 import { UsageError } from "../errors.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
 import { readTalosBackupEnv } from "../talos/backup-env.ts";
-import { parseDuration } from "./duration.ts";
+import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration } from "./duration.ts";
+import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
+
+export { parseListenAddress } from "./listen-address.ts";
 
 /*
  * One typed configuration for a backup job and for the daemon that schedules it.
@@ -56,7 +59,7 @@ export const etcdSourceConfigSchema = z.object({
     .object({ ca: pemSchema.optional(), cert: pemSchema.optional(), key: pemSchema.optional() })
     .optional(),
   insecureSkipTlsVerify: z.boolean().default(false),
-  dialTimeoutMs: z.number().int().positive().default(5000),
+  dialTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS).default(5000),
   user: z.object({ name: z.string().min(1), password: z.string() }).optional(),
 });
 
@@ -84,9 +87,10 @@ export const retentionPolicySchema = z
   .strict();
 
 export const backupJobConfigSchema = z.object({
-  cluster: z
-    .string()
-    .refine(isValidClusterName, "cannot stand in a backup name (letters, digits, '.', '_', '-')"),
+  cluster: z.string().superRefine((name, ctx) => {
+    const problem = clusterNameProblem(name);
+    if (problem !== null) ctx.addIssue({ code: "custom", message: `${problem} (${CLUSTER_NAME_RULE})` });
+  }),
   source: z.discriminatedUnion("kind", [etcdSourceConfigSchema, talosSourceConfigSchema]),
   /** A directory, `file:///path` or `s3://bucket/prefix`. */
   destination: z.string().min(1),
@@ -161,14 +165,17 @@ const list = z
       .map((s) => s.trim())
       .filter(Boolean),
   );
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = typeof v === "number" ? v * 1000 : parseDuration(v);
-  if (ms === null || !Number.isFinite(ms) || ms < 0) {
-    ctx.addIssue({ code: "custom", message: "is not a duration (use e.g. 30s, 500ms, 1h30m)" });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** A duration (config/duration.ts: `30s`, `1m30s`, a bare number is seconds); by default a timer's, so bounded. */
+const durationOf = (bounds: DurationBounds = {}) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const why = durationProblem(v, bounds);
+    if (why !== null) {
+      ctx.addIssue({ code: "custom", message: why });
+      return z.NEVER;
+    }
+    return parseDuration(v)!;
+  });
+const duration = durationOf();
 const span = z.string().transform((v, ctx) => {
   const ms = parseSpan(v);
   if (ms === null) {
@@ -185,7 +192,7 @@ export const daemonSettingsSchema = z
     // Schedule.
     schedule: str,
     tz: str.optional(),
-    jitter: duration.optional(),
+    jitter: durationOf({ positive: false }).optional(),
     // What to back up.
     cluster: str.default("etcd"),
     source: z.enum(["etcd", "talos"]).default("etcd"),
@@ -249,9 +256,10 @@ export const daemonSettingsSchema = z
     testRestoreEvery: wholeNumber(0).default(0),
     // Serving and lifecycle.
     metricsAddr: str.default(":9090"),
-    readyMaxAge: duration.optional(),
-    shutdownGrace: duration.default(30_000),
-    retryBackoff: duration.default(5_000),
+    // Compared with an age, never a timer: a monthly schedule needs more than a timer's 24 days.
+    readyMaxAge: durationOf({ maxMs: Number.MAX_SAFE_INTEGER }).optional(),
+    shutdownGrace: durationOf({ positive: false }).default(30_000),
+    retryBackoff: durationOf({ positive: false }).default(5_000),
     retryBackoffMax: duration.default(300_000),
     logFormat: z.enum(["auto", "json", "pretty"]).default("auto"),
   })
@@ -273,7 +281,7 @@ export interface DaemonConfig {
   verify: boolean;
   /** Every Nth run also test-restores the new backup into a temporary etcd; 0: never. */
   testRestoreEvery: number;
-  metrics: { host: string | undefined; port: number };
+  metrics: ListenAddress;
   /** /readyz fails when the last success is older than this; undefined: twice the schedule's interval. */
   readyMaxAgeMs: number | undefined;
   shutdownGraceMs: number;
@@ -324,7 +332,7 @@ export function parseDaemonConfig(
     if (reason) problems.push(`--schedule: ${reason}`);
   }
   if (typeof raw.metricsAddr === "string" && parseListenAddress(raw.metricsAddr) === null) {
-    problems.push("--metrics-addr: is not host:port or :port");
+    problems.push(`--metrics-addr: ${LISTEN_ADDRESS_PROBLEM}`);
   }
   if (given("password") && !given("user")) problems.push("--password: needs --user");
   if (problems.length > 0 || !parsed.success) throw configError(problems);
@@ -447,16 +455,6 @@ export function cronProblem(pattern: string, timeZone?: string): string | null {
       .split(". ")[0]!
       .replace(/\.$/, "")}`;
   }
-}
-
-/** Parses `host:port`, `:port` or `[v6]:port`; null when it is none of them. */
-export function parseListenAddress(text: string): { host: string | undefined; port: number } | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  const host = m[1] ?? m[2];
-  return { host: host ? host : undefined, port };
 }
 
 /** The flag a settings path stands for: `keepLast` is `--keep-last`, `s3.partSizeMiB` is `--s3-part-size`. */

@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { saveBackup } from "../backup/save.ts";
 import { isValidClusterName } from "../catalog/names.ts";
 import { describeError } from "../errors.ts";
+import { processRedactor, type Redactor } from "../observability/redact.ts";
 import {
   API_VERSION,
   BACKUP_KIND,
@@ -26,6 +27,8 @@ export interface BackupControllerOptions {
   metrics: OperatorMetrics;
   log: Logger;
   talosServiceAccountDir?: string;
+  /** Removes secrets from status messages (default: the process's redactor). */
+  redactor?: Redactor;
   /** First retry delay after a failed attempt; doubles per attempt, capped at 10 minutes. */
   retryBaseMs?: number;
 }
@@ -309,7 +312,9 @@ export class BackupController {
     const invalid = err instanceof InvalidSpecError;
     const reason =
       err instanceof SpecProblem ? err.reason : invalid ? Reason.InvalidSpec : Reason.BackupFailed;
-    const message = invalid ? `invalid spec: ${(err as Error).message}` : describeError(err);
+    const message = (this.o.redactor ?? processRedactor).redact(
+      invalid ? `invalid spec: ${(err as Error).message}` : describeError(err),
+    );
     const backoffLimit = obj.spec?.backoffLimit ?? 3;
     // An invalid spec cannot fix itself: no retries until the spec changes.
     const failedAttempts = invalid ? backoffLimit + 1 : attempts + 1;

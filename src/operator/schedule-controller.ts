@@ -4,6 +4,7 @@ import { pruneBackups } from "../catalog/prune.ts";
 import type { RetentionPolicy } from "../catalog/retention.ts";
 import { parseSpan } from "../catalog/time-bound.ts";
 import { describeError } from "../errors.ts";
+import { processRedactor, type Redactor } from "../observability/redact.ts";
 import {
   API_VERSION,
   BACKUP_KIND,
@@ -31,6 +32,8 @@ export interface ScheduleControllerOptions {
   events: EventRecorder;
   metrics: OperatorMetrics;
   log: Logger;
+  /** Removes secrets from status messages (default: the process's redactor). */
+  redactor?: Redactor;
   /** The EtcdBackups this replica sees (the backup informer's cache). */
   backups: () => Iterable<EtcdBackup>;
 }
@@ -108,10 +111,11 @@ export class ScheduleController {
         err instanceof InvalidSpecError || err instanceof SpecProblem
           ? Reason.InvalidSpec
           : Reason.InvalidSchedule;
-      const message =
+      const message = this.redact(
         reason === Reason.InvalidSchedule
           ? `spec.schedule ${JSON.stringify(obj.spec?.schedule)}${obj.spec?.timeZone ? ` in ${obj.spec.timeZone}` : ""}: ${describeError(err)} (use 5 cron fields, or 6 with seconds first, and an IANA time zone)`
-          : describeError(err);
+          : describeError(err),
+      );
       const old = findCondition(conditions, "Failed");
       await this.writeStatus(obj, {
         ...status,
@@ -262,6 +266,11 @@ export class ScheduleController {
     return Math.max(50, next.getTime() - Date.now());
   }
 
+  /** A status or Event message without secrets. */
+  private redact(message: string): string {
+    return (this.o.redactor ?? processRedactor).redact(message);
+  }
+
   private async writeStatus(obj: EtcdBackupSchedule, status: EtcdBackupScheduleStatus): Promise<void> {
     await this.o.kube.patch(SCHEDULE_PLURAL, obj.metadata.namespace, obj.metadata.name, { status }, true);
   }
@@ -333,7 +342,9 @@ export class ScheduleController {
         }
       }
       const kept = report.backups.filter((b) => b.action === "keep").length;
-      const message = `retention kept ${kept} backup(s), deleted ${deleted.length} (${report.freedBytes} bytes)${report.failures.length ? `; ${report.failures.length} deletion(s) failed: ${report.failures[0]!.error}` : ""}`;
+      const message = this.redact(
+        `retention kept ${kept} backup(s), deleted ${deleted.length} (${report.freedBytes} bytes)${report.failures.length ? `; ${report.failures.length} deletion(s) failed: ${report.failures[0]!.error}` : ""}`,
+      );
       await this.o.events.record(
         obj,
         report.failures.length ? "Warning" : "Normal",
@@ -355,7 +366,7 @@ export class ScheduleController {
       );
     } catch (err) {
       if (signal.aborted) throw err;
-      const message = `retention could not run: ${describeError(err)}`;
+      const message = this.redact(`retention could not run: ${describeError(err)}`);
       await this.o.events.record(obj, "Warning", Reason.PruneFailed, message);
       return setConditions(
         conditions,

@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { Redactor } from "../../observability/redact.ts";
+import { processRedactor } from "../../observability/redact.ts";
 import { s3SettingsFromEnv } from "../../store/s3-settings.ts";
 import { talosBackupStoreDestination } from "../../talos/backup-env.ts";
 import { findTalosconfig, talosconfigCandidates } from "../../talos/config.ts";
@@ -134,8 +134,12 @@ export function register(program: Command): void {
       const { createBackupMetrics } = await import("../../observability/metrics.ts");
       const settings = await settingsFromCommand(cmd, flags);
       const config = parseDaemonConfig(settings);
-      const redactor = new Redactor().addFromEnv(process.env);
+      // The environment and the command line were registered by main; the file's password is added here.
+      const redactor = processRedactor;
       if (typeof settings.password === "string") redactor.add(settings.password);
+      if (typeof settings.user === "string" && settings.user.includes(":")) {
+        redactor.add(settings.user.slice(settings.user.indexOf(":") + 1));
+      }
       const instanceId = newInstanceId();
       const root = createLogger({ format: config.logFormat, redactor });
       const log = root.child({ runId: `${instanceId}-0` });
