@@ -178,6 +178,8 @@ async function restoreInto(work: string, options: RestoreSnapshotFileOptions): P
   if (walDir && walExisted) await rmdir(walDir);
   const run = await runTool(tool.path, args, {
     env: toolEnv(tool.kind),
+    // The restored member's files are decrypted data: 0600 and 0700, here and once in place.
+    privateFiles: true,
     ...(options.signal ? { signal: options.signal } : {}),
   });
   if (run.code !== 0) {

@@ -11,7 +11,7 @@ import { type SnapshotStatus, snapshotFileStatus } from "../mvcc/status.ts";
 import type { Store } from "../store/store.ts";
 import { crashPoint } from "./crash-point.ts";
 import { restoreSnapshotFile } from "./data-dir.ts";
-import { findExecutable, type RestoreTool } from "./etcd-tools.ts";
+import { findExecutable, type RestoreTool, withPrivateUmask } from "./etcd-tools.ts";
 import type { DecryptionFactory } from "./plain-stream.ts";
 import { makeThrowawayPki } from "./throwaway-pki.ts";
 import { restoreToFile } from "./to-file.ts";
@@ -174,10 +174,13 @@ async function runTestRestore(options: TestRestoreOptions): Promise<TestRestoreR
     ];
     const t0 = performance.now();
     // Through the watchdog: it stops etcd and removes the folder when this process ends, however it ends.
-    const started = spawn(process.execPath, [WATCHDOG, work.path, etcdPath, ...args], {
-      stdio: ["pipe", "ignore", "pipe"],
-      detached: true,
-    });
+    // With the umask 077, which etcd inherits through the watchdog: what it writes stays private.
+    const started = withPrivateUmask(() =>
+      spawn(process.execPath, [WATCHDOG, work.path, etcdPath, ...args], {
+        stdio: ["pipe", "ignore", "pipe"],
+        detached: true,
+      }),
+    );
     etcd = started;
     started.stdin?.on("error", () => {});
     let stderr = "";

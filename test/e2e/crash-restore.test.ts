@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import {
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -192,6 +193,20 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
     ];
   }
 
+  /** What a killed run left is private: its work folders and everything in them readable by the owner only. */
+  function assertPrivate(dirs: string[], label: string): void {
+    const walk = (path: string): void => {
+      const info = lstatSync(path);
+      assert.equal(
+        info.mode & 0o077,
+        0,
+        `${label}: ${path} is mode ${(info.mode & 0o777).toString(8)} (seed ${SEED})`,
+      );
+      if (info.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+    };
+    for (const folder of dirs.flatMap((d) => workFolders(d))) walk(folder);
+  }
+
   /** What must hold once the next run has passed: no plaintext folder, no process, in any directory used. */
   function assertNothingLeft(dirs: string[], label: string): void {
     const folders = dirs.flatMap((d) => workFolders(d));
@@ -221,6 +236,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
       const r = await runKilled(args, at);
       t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
       if ("hook" in at) assert.ok(r.killed, `${label}: the hook fired (${r.stderr})`);
+      assertPrivate([outDir, tmp], label);
       if (existsSync(out))
         assert.equal(sha256Of(out), plainSha256, `${label}: a partial output (seed ${SEED})`);
       const again = await runCli([...args, "--force"], { env });
@@ -243,6 +259,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
       const r = await runKilled(args, at);
       t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
       if ("hook" in at) assert.ok(r.killed, `${label}: the hook fired (${r.stderr})`);
+      assertPrivate([parent, tmp], label);
       if (existsSync(dataDir)) {
         // Only a whole data dir is ever renamed into place.
         assert.ok(
@@ -280,6 +297,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
       const r = await runKilled(args, at);
       t.diagnostic(`${label}: ${r.killed ? "killed" : `finished first (exit ${r.code})`}`);
       if ("hook" in at) assert.ok(r.killed, `${label}: the hook fired (${r.stderr})`);
+      assertPrivate([tmp], label);
       // Before any other run: the watchdog alone stops etcd (and itself) once its parent is gone.
       const gone = await waitFor(() => processesUnder(root).length === 0, 15_000);
       assert.ok(gone, `${label}: still running (seed ${SEED}): ${processesUnder(root).join("; ")}`);
@@ -339,6 +357,7 @@ describe(`crash matrix: SIGKILL during restore, verify --test-restore, restore-c
           `${label}: the staging folder is there until the next run`,
         );
       }
+      assertPrivate([target, tmp], label);
       const again = await runCli([...args, "--force"], { env });
       assertOk(again);
       for (let i = 0; i < 20; i++) {
