@@ -11,6 +11,7 @@ import {
 import { parseSpan } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
 import { formatAge, formatBytes } from "../../render/units.ts";
+import { removeLeftovers } from "../leftovers.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
@@ -117,6 +118,8 @@ export function register(program: Command): void {
         );
       }
       const store = storeFromFlags(flags);
+      // Work folders of killed restores and test restores (decrypted data) go too; see docs/SECURITY.md.
+      if (!flags.dryRun) await removeLeftovers();
       const { signal, dispose } = abortOnSignals();
       let report: PruneReport;
       try {
