@@ -20,8 +20,14 @@ import {
   X25519Recipient,
 } from "./x25519.ts";
 
+/**
+ * A bad recipient as a message may show it: only what looks like a public key (age1…, ssh-…) is echoed, and
+ * shortened; anything else may be a secret pasted in the wrong place (a passphrase, an AGE-SECRET-KEY-1…
+ * line) and is not echoed at all.
+ */
 function shorten(s: string): string {
-  return s.length > 24 ? s.slice(0, 20) + "…" : s;
+  if (!/^(age1|ssh-)/i.test(s)) return `(${s.length} characters, not shown)`;
+  return `"${s.length > 24 ? s.slice(0, 20) + "…" : s}"`;
 }
 
 /** Parses an `age1…` public key. Throws a `UsageError` naming the (public) bad value. */
@@ -32,29 +38,35 @@ export function parseRecipient(s: string): Recipient {
   if (text.startsWith("age1pq1")) return parseHybridRecipient(text);
   if (text.startsWith("ssh-")) {
     throw new UsageError(
-      `unsupported recipient "${shorten(text)}"`,
+      `unsupported recipient ${shorten(text)}`,
       "SSH keys are not supported, use an age1… key",
     );
   }
   const decoded = bech32Decode(text);
   if (decoded && decoded.hrp !== "age") {
     throw new UsageError(
-      `unsupported recipient type "${shorten(text)}"`,
+      `unsupported recipient type ${shorten(text)}`,
       "only X25519 (age1…) recipients are supported",
     );
   }
-  throw new UsageError(`invalid recipient "${shorten(text)}"`, "expected an age1… public key");
+  if (/^AGE-SECRET-KEY-/i.test(text)) {
+    throw new UsageError(
+      "a secret key was given as a recipient",
+      "give its public key instead (`age-keygen -y KEYFILE`); save needs only public keys",
+    );
+  }
+  throw new UsageError(`invalid recipient ${shorten(text)}`, "expected an age1… public key");
 }
 
 /** An `age1pq1…` post-quantum public key; a `UsageError` names the (public) bad value. */
 function parseHybridRecipient(text: string): Recipient {
   const key = decodeHybridRecipientKey(text);
-  if (!key) throw new UsageError(`invalid recipient "${shorten(text)}"`, "expected an age1pq1… public key");
+  if (!key) throw new UsageError(`invalid recipient ${shorten(text)}`, "expected an age1pq1… public key");
   try {
     return new HybridRecipient(key);
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw new UsageError(`invalid recipient "${shorten(text)}": ${(err as Error).message}`);
+    throw new UsageError(`invalid recipient ${shorten(text)}: ${(err as Error).message}`);
   }
 }
 

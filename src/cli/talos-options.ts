@@ -144,7 +144,9 @@ export async function restoreToTalosFromFlags(
     signal: options.signal,
     onProgress: options.onProgress,
   });
-  const trailer = result.hasTrailer ? "sha256 trailer ok" : "no sha256 trailer to check (etcd's hash check skipped)";
+  const trailer = result.hasTrailer
+    ? "sha256 trailer ok"
+    : "no sha256 trailer to check (etcd's hash check skipped)";
   const checked = `${trailer}${options.entry.manifest ? ", manifest sha256 ok" : ""}`;
   if (result.dryRun) {
     return `dry run: etcd on node ${node} is ${result.etcdState} (ready for recovery); ${options.entry.key} reads back as ${formatBytes(result.dbSize + 32)} (${checked}); nothing was uploaded\n`;

@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { isValidClusterName } from "../../catalog/names.ts";
+import { checkClusterName } from "../../catalog/names.ts";
 import { KUBEADM_DIR, kubeadmPaths } from "../../config-archive/collect.ts";
 import { UsageError } from "../../errors.ts";
 import { formatBytes } from "../../render/units.ts";
@@ -48,12 +48,7 @@ export function register(program: Command): void {
     )
     .addOption(new Option("-o, --output <format>", "text or json").choices(["text", "json"]).default("text"))
     .action(async (flags: SaveConfigFlags) => {
-      if (!isValidClusterName(flags.cluster)) {
-        throw new UsageError(
-          `cluster name ${JSON.stringify(flags.cluster)} cannot stand in a backup name`,
-          "use letters, digits, '.', '_' and '-'",
-        );
-      }
+      checkClusterName(flags.cluster, "--cluster");
       const encryption = await encryptionPlanFromFlags(flags);
       const acknowledged = flags.iUnderstandPrivateKeysAreStoredUnencrypted === true;
       if (!encryption && !acknowledged) {
