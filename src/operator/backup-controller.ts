@@ -21,6 +21,7 @@ import {
   decideBackup,
   type RunOutcome,
 } from "./backup-decision.ts";
+import { redactConditions } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
 import { isConflict, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
@@ -143,11 +144,8 @@ export class BackupController {
     this.o.metrics.backups.inc({ namespace: obj.metadata.namespace, cluster, result: decision.result });
     const log = this.o.log.child({ backup: keyOf(obj) });
     if (decision.result === "aborted") log.info("backup aborted: operator stopping");
-    const warning = decision.actions.find((a) => a.kind === "event" && a.type === "Warning");
-    if (decision.result === "failure" && warning?.kind === "event") {
-      const retry = decision.requeueAfterMs !== undefined;
-      log.warn({ reason: warning.reason, err: warning.message, retry }, "backup failed");
-    }
+    const f = decision.failure;
+    if (f) log.warn({ reason: f.reason, err: f.message, retry: f.retry }, "backup failed");
   }
 
   private async setFinalizers(obj: EtcdBackup, finalizers: string[]): Promise<EtcdBackup> {
@@ -164,6 +162,8 @@ export class BackupController {
     conditional: boolean,
   ): Promise<EtcdBackup> {
     const { namespace, name, resourceVersion } = obj.metadata;
+    if (status.conditions)
+      status = { ...status, conditions: redactConditions(status.conditions, this.redact) };
     const body = conditional ? { metadata: { resourceVersion }, status } : { status };
     return await this.o.kube.patch<EtcdBackup>(BACKUP_PLURAL, namespace, name, body, true);
   }

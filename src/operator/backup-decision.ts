@@ -69,6 +69,8 @@ export interface BackupDecision {
   requeueAfterMs?: number;
   /** What this decision counts as in `etcd_backup_runs_total`, when it ends an attempt. */
   result?: "success" | "failure" | "aborted";
+  /** For a failed attempt: why, and whether it is retried. */
+  failure?: Failure & { retry: boolean };
 }
 
 /** Why an attempt failed: a condition reason, a redacted message, and whether retrying can help. */
@@ -316,6 +318,7 @@ function failAttempt(
   });
   return {
     result: "failure",
+    failure: { ...failure, retry },
     actions: [
       {
         kind: "writeStatus",

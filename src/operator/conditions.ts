@@ -36,6 +36,11 @@ function latestPerType(list: NewCondition[]): NewCondition[] {
   return list.filter((c, i) => !list.slice(i + 1).some((later) => later.type === c.type));
 }
 
+/** The list with every message passed through `redact`: conditions are readable by anyone who can get the object. */
+export function redactConditions(list: Condition[], redact: (text: string) => string): Condition[] {
+  return list.map((c) => ({ ...c, message: redact(c.message) }));
+}
+
 export function findCondition(list: Condition[] | undefined, type: Condition["type"]): Condition | undefined {
   return list?.find((c) => c.type === type);
 }

@@ -9,9 +9,9 @@ import {
   type MergePatch,
   SCHEDULE_PLURAL,
 } from "./api.ts";
-import { setConditions } from "./conditions.ts";
+import { redactConditions, setConditions } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
-import { isConflict, isNotFound, type Kube, KubeError } from "./kube.ts";
+import { isAlreadyExists, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import { type ConfigReader, resolveStore } from "./resolve.ts";
 import {
@@ -92,7 +92,7 @@ export class ScheduleController {
         try {
           await this.o.kube.create<EtcdBackup>(BACKUP_PLURAL, namespace, action.backup);
         } catch (err) {
-          if (isConflict(err) || (err instanceof KubeError && err.reason === "AlreadyExists")) return;
+          if (isAlreadyExists(err)) return; // another reconcile (or replica) made it
           throw err;
         }
         await this.o.events.record(schedule, "Normal", action.created.reason, action.created.message);
@@ -110,6 +110,8 @@ export class ScheduleController {
     status: MergePatch<EtcdBackupScheduleStatus>,
   ): Promise<void> {
     const { namespace, name } = schedule.metadata;
+    if (status.conditions)
+      status = { ...status, conditions: redactConditions(status.conditions, this.redact) };
     await this.o.kube.patch(SCHEDULE_PLURAL, namespace, name, { status }, true);
   }
 
