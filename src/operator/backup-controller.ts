@@ -88,7 +88,10 @@ export class BackupController {
 
   private readonly redact = (text: string): string => (this.o.redactor ?? processRedactor).redact(text);
 
-  /** Applies a decision's actions in order, keeping the object as last written; returns when to look again. */
+  /**
+   * Applies a decision's actions in order, keeping the object as last written, then counts the attempt it ends;
+   * returns when to look again. A run's outcome is decided on and applied the same way.
+   */
   private async apply(
     obj: EtcdBackup,
     decision: BackupDecision,
@@ -96,7 +99,6 @@ export class BackupController {
     cluster = clusterOf(obj),
   ): Promise<number | undefined> {
     let current = obj;
-    this.count(current, decision, cluster);
     for (const action of decision.actions) {
       switch (action.kind) {
         case "abortRun":
@@ -135,6 +137,7 @@ export class BackupController {
         }
       }
     }
+    this.count(current, decision, cluster);
     return decision.requeueAfterMs;
   }
 
