@@ -181,7 +181,20 @@ export function decideBackup(
     const failure = { reason: Reason.InvalidSpec, message: o.redact(message), permanent: true };
     return withActions(actions, failAttempt(b, attempts, failure, o.now, settings, true));
   }
-  actions.push(
+  actions.push(...claimAndRun(b, spec, cluster, attempts, o.now));
+  return { actions };
+}
+
+/** Claim the backup (a conditional write: two replicas never both run it), say so, and run it. */
+function claimAndRun(
+  b: EtcdBackup,
+  spec: EtcdBackupSpec,
+  cluster: string,
+  attempts: number,
+  now: Date,
+): BackupAction[] {
+  const generation = generationOf(b);
+  return [
     {
       kind: "writeStatus",
       conditional: true,
@@ -190,9 +203,9 @@ export function decideBackup(
         failedAttempts: attempts,
         nextRetryTime: null,
         phase: "Running",
-        startTime: timestamp(o.now),
+        startTime: timestamp(now),
         completionTime: null,
-        conditions: setConditions(status.conditions, backupRunning(generation), o.now),
+        conditions: setConditions(b.status?.conditions, backupRunning(generation), now),
       },
     },
     {
@@ -202,8 +215,7 @@ export function decideBackup(
       message: `backup of cluster ${cluster} started`,
     },
     { kind: "save", spec, cluster, attempts },
-  );
-  return { actions };
+  ];
 }
 
 function withActions(before: BackupAction[], d: BackupDecision): BackupDecision {
@@ -234,38 +246,8 @@ export function decideAfterRun(
   const { backup: b, outcome, now } = input;
   const generation = generationOf(b);
   switch (outcome.kind) {
-    case "stored": {
-      const location = `s3://${outcome.bucket}/${outcome.key}`;
-      return {
-        result: "success",
-        actions: [
-          {
-            kind: "writeStatus",
-            status: {
-              observedGeneration: generation,
-              failedAttempts: 0,
-              nextRetryTime: null,
-              phase: "Succeeded",
-              key: outcome.key,
-              manifestKey: outcome.manifestKey,
-              location: `s3://${outcome.bucket}`,
-              dbSize: outcome.dbSize,
-              storedSize: outcome.storedSize,
-              ...(outcome.revision !== undefined ? { revision: outcome.revision } : {}),
-              sha256: outcome.sha256,
-              completionTime: timestamp(now),
-              conditions: setConditions(b.status?.conditions, backupSucceeded(generation, location), now),
-            },
-          },
-          {
-            kind: "event",
-            type: "Normal",
-            reason: Reason.BackupSucceeded,
-            message: `stored ${location} (${outcome.storedSize} bytes, db ${outcome.dbSize} bytes)`,
-          },
-        ],
-      };
-    }
+    case "stored":
+      return succeed(b, outcome, now);
     case "stopped":
       // Whoever leads next runs it again.
       return {
@@ -286,6 +268,41 @@ export function decideAfterRun(
     case "failed":
       return failAttempt(b, input.attempts, outcome.failure, now, settings);
   }
+}
+
+/** A stored backup: Succeeded, with where it is and how big, and a Normal Event. */
+function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>, now: Date): BackupDecision {
+  const generation = generationOf(b);
+  const location = `s3://${stored.bucket}/${stored.key}`;
+  return {
+    result: "success",
+    actions: [
+      {
+        kind: "writeStatus",
+        status: {
+          observedGeneration: generation,
+          failedAttempts: 0,
+          nextRetryTime: null,
+          phase: "Succeeded",
+          key: stored.key,
+          manifestKey: stored.manifestKey,
+          location: `s3://${stored.bucket}`,
+          dbSize: stored.dbSize,
+          storedSize: stored.storedSize,
+          ...(stored.revision !== undefined ? { revision: stored.revision } : {}),
+          sha256: stored.sha256,
+          completionTime: timestamp(now),
+          conditions: setConditions(b.status?.conditions, backupSucceeded(generation, location), now),
+        },
+      },
+      {
+        kind: "event",
+        type: "Normal",
+        reason: Reason.BackupSucceeded,
+        message: `stored ${location} (${stored.storedSize} bytes, db ${stored.dbSize} bytes)`,
+      },
+    ],
+  };
 }
 
 /**

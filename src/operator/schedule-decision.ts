@@ -10,6 +10,7 @@ import {
   type EtcdBackupSchedule,
   type EtcdBackupScheduleStatus,
   type MergePatch,
+  type ObjectRef,
   Reason,
   type RetentionSpec,
   type S3DestinationSpec,
@@ -206,71 +207,82 @@ export function decideSchedule(o: ObservedSchedule): ScheduleDecision {
   const { schedule: s, now } = o;
   const generation = s.metadata.generation ?? 1;
   const checked = checkSchedule(s);
-  if (!("cron" in checked)) {
-    const message = o.redact(checked.message);
-    const old = findCondition(s.status?.conditions, "Failed");
-    const changed = old?.status !== "True" || old.message !== message;
-    return {
-      actions: changed ? [{ kind: "event", type: "Warning", reason: checked.reason, message }] : [],
-      status: { observedGeneration: generation, nextScheduleTime: null },
-      conditions: scheduleInvalid(generation, checked.reason, message),
-    };
-  }
+  if (!("cron" in checked)) return decideInvalid(o, checked.reason, o.redact(checked.message));
   const { cron } = checked;
   const suspended = s.spec.suspend === true;
   const children = ownedBackups(s, o.backups);
   const actions: ScheduleAction[] = [];
   const status: MergePatch<EtcdBackupScheduleStatus> = { observedGeneration: generation };
-  const conditions: NewCondition[] = suspended ? scheduleSuspended(generation) : [];
 
   let active = children
     .filter((b) => !isTerminal(b) && !b.metadata.deletionTimestamp)
     .map((b) => b.metadata.name);
   const from = new Date(s.status?.lastScheduleTime ?? s.metadata.creationTimestamp ?? now.toISOString());
   const due = latestDueRun(cron, from, now);
-  if (due) {
-    status.lastScheduleTime = timestamp(due);
-    if (!suspended) {
-      const run = startRun(o, due, active);
-      actions.push(...run.actions);
-      active = run.active;
-    }
+  // Set while suspended too: runs missed then are skipped, not made up.
+  if (due) status.lastScheduleTime = timestamp(due);
+  if (due && !suspended) {
+    const run = startRun(o, due, active);
+    actions.push(...run.actions);
+    active = run.active;
   }
-
-  const last = children
-    .filter((b) => b.status?.phase === "Succeeded")
-    .sort((a, b) => (b.status?.completionTime ?? "").localeCompare(a.status?.completionTime ?? ""))[0];
-  if (last) {
-    status.lastSuccessfulBackup = {
-      name: last.metadata.name,
-      ...(last.status?.key ? { key: last.status.key } : {}),
-      ...(last.status?.completionTime ? { completionTime: last.status.completionTime } : {}),
-    };
-  }
+  const last = latestSuccess(children);
+  if (last) status.lastSuccessfulBackup = last.ref;
   status.active = active.map((name) => ({ name }));
   actions.push(...trimFailed(s, children));
 
   const next = suspended ? null : cron.nextRun(now);
   status.nextScheduleTime = next ? timestamp(next) : null;
-  if (!suspended) conditions.push(...scheduleReady(generation, next ? timestamp(next) : undefined));
+  const conditions = suspended
+    ? scheduleSuspended(generation)
+    : scheduleReady(generation, next ? timestamp(next) : undefined);
   if (failedForInvalidSpec(s.status?.conditions)) conditions.push(...scheduleSpecFixed(generation));
-
-  const retention = s.spec.retention;
   const prune =
-    last && retention && s.status?.lastPrunedAfter !== last.metadata.name
-      ? {
-          after: last.metadata.name,
-          policy: retentionPolicy(retention),
-          cluster: s.spec.template.spec.clusterName ?? s.metadata.name,
-          destination: s.spec.template.spec.destination.s3,
-        }
-      : undefined;
+    last && s.status?.lastPrunedAfter !== last.ref.name ? pruneRequest(s, last.ref.name) : undefined;
   return {
     actions,
     status,
     conditions,
     ...(prune ? { prune } : {}),
     ...(next ? { requeueAfterMs: Math.max(50, next.getTime() - now.getTime()) } : {}),
+  };
+}
+
+/** An invalid spec or cron: Failed, and a Warning Event unless the same problem was reported already. */
+function decideInvalid(o: ObservedSchedule, reason: string, message: string): ScheduleDecision {
+  const generation = o.schedule.metadata.generation ?? 1;
+  const old = findCondition(o.schedule.status?.conditions, "Failed");
+  const changed = old?.status !== "True" || old.message !== message;
+  return {
+    actions: changed ? [{ kind: "event", type: "Warning", reason, message }] : [],
+    status: { observedGeneration: generation, nextScheduleTime: null },
+    conditions: scheduleInvalid(generation, reason, message),
+  };
+}
+
+/** The schedule's latest successful EtcdBackup (by completion time), as status refers to it. */
+function latestSuccess(children: EtcdBackup[]): { ref: ObjectRef & { completionTime?: string } } | undefined {
+  const last = children
+    .filter((b) => b.status?.phase === "Succeeded")
+    .sort((a, b) => (b.status?.completionTime ?? "").localeCompare(a.status?.completionTime ?? ""))[0];
+  if (!last) return undefined;
+  return {
+    ref: {
+      name: last.metadata.name,
+      ...(last.status?.key ? { key: last.status.key } : {}),
+      ...(last.status?.completionTime ? { completionTime: last.status.completionTime } : {}),
+    },
+  };
+}
+
+/** Retention after the success `after`, when the schedule has a retention policy. */
+function pruneRequest(s: EtcdBackupSchedule, after: string): PruneRequest | undefined {
+  if (!s.spec.retention) return undefined;
+  return {
+    after,
+    policy: retentionPolicy(s.spec.retention),
+    cluster: s.spec.template.spec.clusterName ?? s.metadata.name,
+    destination: s.spec.template.spec.destination.s3,
   };
 }
 
