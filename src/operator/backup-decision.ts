@@ -175,7 +175,7 @@ export function decideBackup(
       failAttempt(b, attempts, classifyFailure(err, o.redact), o.now, settings, true),
     );
   }
-  const cluster = spec.clusterName ?? clusterOf(b);
+  const cluster = clusterOf(b);
   if (!isValidClusterName(cluster)) {
     const message = `cluster name ${JSON.stringify(cluster)} cannot stand in an object name: set spec.clusterName (letters, digits, '.', '_', '-', at most 100)`;
     const failure = { reason: Reason.InvalidSpec, message: o.redact(message), permanent: true };

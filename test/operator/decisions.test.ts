@@ -30,11 +30,14 @@ import {
   classifyPruneFailure,
   decidePruned,
   decideSchedule,
+  latestDueRun,
   type ObservedSchedule,
   type PruneOutcome,
+  parseCron,
   type ScheduleDecision,
 } from "../../src/operator/schedule-decision.ts";
 import { InvalidSpecError } from "../../src/operator/spec.ts";
+import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: test fixtures are patched field by field
 type Loose = Record<string, any>;
@@ -1005,5 +1008,195 @@ describe("conditions", () => {
       .filter((f) => f.endsWith(".ts") && f !== "conditions.ts")
       .filter((f) => literal.test(readFileSync(join(dir, f), "utf8")));
     assert.deepEqual(offenders, []);
+  });
+});
+
+/**
+ * Invariants over many random observed states (seeded; the seed is printed on failure, and
+ * ETCD_BACKUP_TEST_SEED replays one).
+ */
+describe("decisions over random observed states", () => {
+  const seed = testSeed(20261130);
+  const fail = (what: string, state: unknown, err: unknown): never => {
+    assert.fail(`${what} (seed ${seed}) for ${JSON.stringify(state)}: ${(err as Error).message}`);
+  };
+  const maybe = <T>(r: SeededRandom, v: T): T | undefined => (r.next() < 0.5 ? v : undefined);
+  const isoAround = (r: SeededRandom) => new Date(NOW.getTime() + r.int(-7_200, 7_200) * 1000).toISOString();
+
+  test("decideBackup: never throws; save comes last and only for a live object; a deleted one is only released", () => {
+    const r = new SeededRandom(seed);
+    for (let i = 0; i < 3_000; i++) {
+      const deleting = r.next() < 0.25;
+      const patch: Loose = {
+        metadata: {
+          generation: r.int(1, 3),
+          finalizers: r.pick([[], [DELETE_FINALIZER], ["other/x"], ["other/x", DELETE_FINALIZER]]),
+          ...(deleting ? { deletionTimestamp: "2026-03-10T10:00:00Z" } : {}),
+        },
+        spec: {
+          deletionPolicy: r.pick(["Retain", "Delete", undefined]),
+          backoffLimit: r.pick([0, 1, 3, 10, undefined, -1, "x"]),
+          ...(r.next() < 0.1 ? { encryption: {} } : {}),
+        },
+        status: maybe(r, {
+          phase: r.pick(["Pending", "Running", "Succeeded", "Failed", undefined]),
+          observedGeneration: r.int(1, 3),
+          failedAttempts: r.int(0, 12),
+          nextRetryTime: maybe(r, isoAround(r)),
+          key: maybe(r, "etcd/x.age"),
+        }),
+      };
+      const running = r.next() < 0.2;
+      let d: BackupDecision;
+      try {
+        d = decideBackup({ backup: backupOf(patch), now: NOW, running, redact }, { retryBaseMs: 1_000 });
+        const k = kinds(d.actions);
+        const save = k.indexOf("save");
+        assert.ok(save === -1 || save === k.length - 1, "save is the last action");
+        if (deleting) {
+          assert.equal(k[0], "abortRun");
+          assert.ok(!k.includes("writeStatus") && !k.includes("save"), "a deleted object is not run");
+          if (running) assert.ok(!k.includes("deleteStored"), "never delete what a run may still write");
+        }
+        if (patch.status?.phase === "Succeeded") assert.equal(save, -1, "a success is never run again");
+        if (save !== -1)
+          assert.equal(find(d, "writeStatus")?.conditional, true, "every run starts with a claim");
+        assert.ok(d.requeueAfterMs === undefined || d.requeueAfterMs > 0);
+        assert.deepEqual(
+          decideBackup({ backup: backupOf(patch), now: NOW, running, redact }, { retryBaseMs: 1_000 }),
+          d,
+        );
+      } catch (err) {
+        fail("decideBackup", { patch, running }, err);
+      }
+    }
+  });
+
+  test("decideSchedule: at most one new backup, never while suspended or blocked by Forbid; requeue within one period", () => {
+    const r = new SeededRandom(seed + 1);
+    const crons: [string, number][] = [
+      ["0 * * * *", 3_600_000],
+      ["*/5 * * * *", 300_000],
+      ["*/2 * * * * *", 2_000],
+    ];
+    for (let i = 0; i < 1_500; i++) {
+      const [cron, period] = r.pick(crons);
+      const policy = r.pick(["Forbid", "Allow", "Replace", undefined]);
+      const suspend = r.next() < 0.2;
+      const spec: Loose = {
+        schedule: cron,
+        concurrencyPolicy: policy,
+        suspend,
+        failedBackupsHistoryLimit: r.int(0, 3),
+      };
+      // Times within a few periods of now: a 2-second cron two hours behind would spend its time in croner.
+      const near = () => new Date(NOW.getTime() + r.int(-3 * period, period)).toISOString();
+      const status = maybe(r, { lastScheduleTime: near() });
+      const backups = Array.from({ length: r.int(0, 6) }, (_, j) =>
+        child(`hourly-${j}`, {
+          phase: r.pick(["Running", "Succeeded", "Failed", undefined]),
+          completionTime: isoAround(r),
+        }),
+      );
+      const state = { spec, status, backups: backups.map((b) => [b.metadata.name, b.status?.phase]) };
+      try {
+        const d = decideSchedule(observe(scheduleOf(spec, status, { creationTimestamp: near() }), backups));
+        const creates = d.actions.filter((a) => a.kind === "createBackup");
+        assert.ok(creates.length <= 1);
+        if (suspend) {
+          assert.equal(creates.length, 0);
+          assert.equal(d.requeueAfterMs, undefined);
+        } else {
+          assert.ok(d.requeueAfterMs !== undefined && d.requeueAfterMs >= 50 && d.requeueAfterMs <= period);
+        }
+        const active = backups.filter((b) => b.status?.phase !== "Succeeded" && b.status?.phase !== "Failed");
+        if ((policy ?? "Forbid") === "Forbid" && active.length > 0) assert.equal(creates.length, 0);
+        if (policy !== "Replace") {
+          const deleted = d.actions.filter((a) => a.kind === "deleteBackup").map((a) => (a as Loose).name);
+          for (const name of deleted) {
+            assert.equal(
+              backups.find((b) => b.metadata.name === name)?.status?.phase,
+              "Failed",
+              "only failed ones are trimmed",
+            );
+          }
+        }
+      } catch (err) {
+        fail("decideSchedule", state, err);
+      }
+    }
+  });
+});
+
+describe("latestDueRun", () => {
+  /** The reference: step forward from `from` run by run (what the controller did before; slow for long gaps). */
+  const stepping = (schedule: string, zone: string, from: Date, now: Date) => {
+    const cron = parseCron(schedule, zone);
+    let due: Date | undefined;
+    for (let t = cron.nextRun(from); t && t <= now; t = cron.nextRun(t)) due = t;
+    return due?.toISOString();
+  };
+  const latest = (schedule: string, zone: string, from: Date, now: Date) =>
+    latestDueRun(parseCron(schedule, zone), from, now)?.toISOString();
+
+  const rows: [string, string, string, string, string | undefined][] = [
+    // schedule, zone, from (exclusive), now (inclusive), expected
+    ["0 * * * *", "UTC", "2026-03-10T09:00:00Z", "2026-03-10T10:00:00Z", "2026-03-10T10:00:00.000Z"],
+    ["0 * * * *", "UTC", "2026-03-10T09:00:00Z", "2026-03-10T09:59:59.999Z", undefined],
+    ["0 * * * *", "UTC", "2026-03-10T10:00:00Z", "2026-03-10T10:30:00Z", undefined],
+    ["0 * * * *", "UTC", "2026-03-09T10:00:00Z", "2026-03-10T10:30:00Z", "2026-03-10T10:00:00.000Z"],
+    ["*/2 * * * * *", "UTC", "2026-03-09T10:00:00Z", "2026-03-10T10:00:31Z", "2026-03-10T10:00:30.000Z"],
+    // 02:30 does not exist in New York on 2026-03-08 (spring forward): croner runs it at 03:00 EDT (07:00Z).
+    [
+      "30 2 * * *",
+      "America/New_York",
+      "2026-03-07T12:00:00Z",
+      "2026-03-08T12:00:00Z",
+      "2026-03-08T07:00:00.000Z",
+    ],
+    // 01:30 happens twice on 2026-11-01 (fall back): it runs once, at the first (EDT, 05:30Z).
+    [
+      "30 1 * * *",
+      "America/New_York",
+      "2026-10-31T12:00:00Z",
+      "2026-11-01T12:00:00Z",
+      "2026-11-01T05:30:00.000Z",
+    ],
+    ["0 0 1 1 *", "UTC", "2025-01-01T00:00:00Z", "2026-03-10T10:00:00Z", "2026-01-01T00:00:00.000Z"],
+  ];
+  for (const [schedule, zone, from, now, expected] of rows) {
+    test(`${schedule} in ${zone}, (${from}, ${now}]: ${expected ?? "none"}`, () => {
+      assert.equal(latest(schedule, zone, at(from), at(now)), expected);
+    });
+  }
+
+  test("agrees with stepping forward on random schedules, zones and gaps", () => {
+    const seed = testSeed(1130);
+    const r = new SeededRandom(seed);
+    // Each with the longest gap tried (seconds): about 50 runs, so that the stepping reference stays quick.
+    const schedules: [string, number][] = [
+      ["*/5 * * * *", 4 * 3_600],
+      ["0 */3 * * *", 6 * 86_400],
+      ["15 2 * * *", 50 * 86_400],
+      ["30 1 * * 0", 300 * 86_400],
+      ["*/7 * * * * *", 360],
+      ["0 0 29 2 *", 5 * 365 * 86_400],
+    ];
+    const zones = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"];
+    for (let i = 0; i < 300; i++) {
+      const [schedule, longest] = r.pick(schedules);
+      const zone = r.pick(zones);
+      const now = new Date(
+        Date.UTC(2026, r.int(0, 11), r.int(1, 28), r.int(0, 23), r.int(0, 59), r.int(0, 59)),
+      );
+      const span = r.int(0, longest);
+      const from = new Date(now.getTime() - span * 1000);
+      const state = { seed, schedule, zone, from: from.toISOString(), now: now.toISOString() };
+      assert.equal(
+        latest(schedule, zone, from, now),
+        stepping(schedule, zone, from, now),
+        JSON.stringify(state),
+      );
+    }
   });
 });
