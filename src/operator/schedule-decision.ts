@@ -152,7 +152,9 @@ export function ownedBackups(schedule: EtcdBackupSchedule, backups: readonly Etc
 export function latestDueRun(cron: Cron, from: Date, now: Date): Date | undefined {
   // previousRuns includes a run earlier in the reference's second: 1 ms past `now` makes a run at `now` count.
   const [latest] = cron.previousRuns(1, new Date(now.getTime() + 1));
-  return latest && latest.getTime() > from.getTime() && latest.getTime() <= now.getTime() ? latest : undefined;
+  return latest && latest.getTime() > from.getTime() && latest.getTime() <= now.getTime()
+    ? latest
+    : undefined;
 }
 
 /** The EtcdBackup a schedule creates for its run at `due`: named after the time, owned by the schedule. */
