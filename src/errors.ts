@@ -31,11 +31,6 @@ export class Hinted extends Error {
   }
 }
 
-/** Wraps `cause` with the name of the operation that failed. */
-export function wrap(what: string, cause: unknown): Error {
-  return new Error(what, { cause });
-}
-
 /**
  * The messages of an error and its causes, outermost first, duplicates removed, each without secrets (callers
  * print them: prune's failures, test restore's problems, the daemon's error lines).

@@ -2,11 +2,11 @@ import { type Command, Option } from "commander";
 import { isValidClusterName } from "../../catalog/names.ts";
 import { KUBEADM_DIR, kubeadmPaths } from "../../config-archive/collect.ts";
 import { UsageError } from "../../errors.ts";
+import { formatBytes } from "../../render/units.ts";
 import { parseCompression, parseLevel } from "../../stages/compress.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
-import { formatBytes } from "../units.ts";
 
 type SaveConfigFlags = EncryptFlags &
   StoreFlags & {
