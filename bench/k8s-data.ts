@@ -14,11 +14,13 @@
  * Values come from a seeded generator: the same size gives the same database.
  */
 import { existsSync } from "node:fs";
-import { mkdtemp, rename, rm } from "node:fs/promises";
+import { rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client, credentials } from "@grpc/grpc-js";
 import { MessageWriter, readFields } from "../src/protobuf/wire.ts";
+import { headerRevision, putOp, txnRequest, unary } from "../test/fixtures/etcd-kv.ts";
+import { etcdFromSnapshot as restoredEtcd } from "../test/fixtures/etcd-restore.ts";
 import { type EtcdServer, startEtcd } from "../test/fixtures/etcd-server.ts";
 
 const MiB = 1024 * 1024;
@@ -243,34 +245,9 @@ function largeObject(g: Gen, i: number): Kv {
   ];
 }
 
-/** TxnRequest{success=2 RequestOp{request_put=2 PutRequest{key=1, value=2}}}. */
+/** One transaction putting every key/value of `kvs`. */
 function txn(kvs: Kv[]): Buffer {
-  const w = new MessageWriter();
-  for (const [k, v] of kvs)
-    w.message(
-      2,
-      new MessageWriter().message(2, new MessageWriter().bytes(1, k).bytes(2, v).finish()).finish(),
-    );
-  return w.finish();
-}
-
-function headerRevision(res: Buffer): bigint {
-  for (const f of readFields(res))
-    if (f.field === 1) for (const h of readFields(f.bytes)) if (h.field === 3) return h.int;
-  return 0n;
-}
-
-function unary(client: Client, method: string, req: Buffer): Promise<Buffer> {
-  return new Promise((resolve, reject) =>
-    client.makeUnaryRequest(
-      method,
-      (v: Buffer) => v,
-      (v: Buffer) => v,
-      req,
-      { deadline: Date.now() + 120_000 },
-      (err, res) => (err || !res ? reject(err ?? new Error(`${method}: no response`)) : resolve(res)),
-    ),
-  );
+  return txnRequest(kvs.map(([key, value]) => putOp({ key, value })));
 }
 
 async function dbSize(client: Client): Promise<number> {
@@ -385,32 +362,5 @@ export async function k8sSnapshot(sizeMB: number, log: (s: string) => void): Pro
 
 /** A running etcd holding the snapshot's data (restored with etcdctl into a fresh data dir). */
 export async function etcdFromSnapshot(snapshot: string): Promise<EtcdServer> {
-  const parent = await mkdtemp(join(tmpdir(), "etcd-backup-bench-etcd-"));
-  const dataDir = join(parent, "data");
-  const { execFile } = await import("node:child_process");
-  await new Promise<void>((resolve, reject) =>
-    execFile(
-      "/usr/bin/etcdctl",
-      [
-        "snapshot",
-        "restore",
-        snapshot,
-        "--data-dir",
-        dataDir,
-        "--name",
-        "default",
-        "--skip-hash-check=false",
-      ],
-      { env: { ...process.env, ETCDCTL_API: "3" } },
-      (err, _o, stderr) => (err ? reject(new Error(`etcdctl snapshot restore: ${stderr}`)) : resolve()),
-    ),
-  );
-  const etcd = await startEtcd({ dataDir, args: ETCD_ARGS, quotaBytes: QUOTA });
-  return {
-    ...etcd,
-    destroy: async () => {
-      await etcd.stop();
-      await rm(parent, { recursive: true, force: true });
-    },
-  };
+  return await restoredEtcd(snapshot, { args: ETCD_ARGS, quotaBytes: QUOTA });
 }

@@ -14,8 +14,8 @@ import { rename } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { renderStatus, snapshotFileStatus } from "../src/mvcc/status.ts";
 import { inspectSnapshotFile } from "../src/snapshot/inspect.ts";
-import { renderStatus, snapshotFileStatus } from "../src/snapshot/status.ts";
 import { startEtcd } from "../test/fixtures/etcd-server.ts";
 
 const MiB = 1024 * 1024;

@@ -17,11 +17,13 @@ fi
 # `npm install` (with the committed lock file) rather than `npm ci`: npm 11.19 writes lock files without the
 # other platforms' optional packages (Biome's binaries) and then its `npm ci` refuses those same files.
 npm install --no-audit --no-fund
-# The real peers the tests target by default. Without Go they are not built: tests that need them fail in
-# CI (CI=true) and are skipped with a printed reason elsewhere.
+# The real peers the tests target by default, built from their Go modules into .peers/: etcd 3.6 and 3.5 and
+# MinIO (install-peers.sh), age with post-quantum keys (install-age.sh). Without Go they are not built: tests
+# that need them fail in CI (CI=true) and are skipped with a printed reason elsewhere.
 PATH="$PATH:/usr/local/go/bin"
 if command -v go >/dev/null 2>&1; then
   bash "$(dirname "$0")/install-peers.sh"
+  bash "$(dirname "$0")/install-age.sh"
 else
-  echo "install-deps: go not found: etcd 3.6/3.5 and MinIO peers not built (tests needing them will skip)" >&2
+  echo "install-deps: go not found: etcd 3.6/3.5, MinIO and age peers not built (tests needing them will skip)" >&2
 fi

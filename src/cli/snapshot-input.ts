@@ -1,10 +1,11 @@
 import { stat } from "node:fs/promises";
 import { type Command, Option } from "commander";
+import { BoltDb } from "../bbolt/db.ts";
 import { type CatalogEntry, resolveBackup } from "../catalog/catalog.ts";
-import { UsageError } from "../errors.ts";
+import { Hinted, UsageError } from "../errors.ts";
+import { proveTrailer } from "../mvcc/trailer.ts";
 import { type MaterializedSnapshot, materializeBackup, materializeFile } from "../restore/materialize.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
-import { BoltDb } from "../snapshot/bbolt-db.ts";
 import type { Store } from "../store/store.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "./store-options.ts";
@@ -66,15 +67,38 @@ export async function openSnapshotInput(
   return { snapshot, entry, store, ...(decrypt ? { decrypt } : {}) };
 }
 
+/**
+ * `openSnapshotInput` for the commands that answer with keys and values (get, inspect, diff): before any
+ * answer, the snapshot's sha256 trailer is checked, so a changed or cut-short file fails with one line
+ * instead of giving a wrong value. A snapshot without a trailer (a copied data-dir database) is read with a
+ * warning on stderr, since nothing can prove its bytes.
+ */
+export async function openProvenSnapshotInput(
+  arg: string,
+  flags: SnapshotInputFlags,
+  signal?: AbortSignal,
+  warn: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): Promise<SnapshotInput> {
+  const input = await openSnapshotInput(arg, flags, signal);
+  try {
+    const trailer = await proveTrailer(input.snapshot, signal);
+    if (trailer === "absent")
+      warn(
+        `warning: ${input.snapshot.label} has no sha256 trailer (a copied data-dir database?): its values cannot be proven intact`,
+      );
+    return input;
+  } catch (err) {
+    await input.snapshot.dispose();
+    throw new Hinted(
+      `cannot read ${arg}`,
+      "the snapshot is damaged: use another backup, or run `etcd-backup verify` on it for details",
+      { cause: err },
+    );
+  }
+}
+
 /** Opens the bbolt database of a materialized snapshot; call `close()` when done. */
 export function openDb(snapshot: MaterializedSnapshot): BoltDb {
   if (snapshot.buffer) return new BoltDb(snapshot.buffer);
   return BoltDb.openFile(snapshot.path!);
-}
-
-/** The whole snapshot as a buffer (for the structural check, which reads every page). */
-export async function snapshotBytes(snapshot: MaterializedSnapshot): Promise<Buffer> {
-  if (snapshot.buffer) return snapshot.buffer;
-  const { readFile } = await import("node:fs/promises");
-  return await readFile(snapshot.path!);
 }

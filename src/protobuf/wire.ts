@@ -1,13 +1,16 @@
+import { I32, I64, LEN, ProtoReader, VARINT } from "./reader.ts";
+
+const WIRE_VARINT = VARINT;
+const WIRE_I64 = I64;
+const WIRE_LEN = LEN;
+
 /**
  * The protobuf wire format, just enough for the handful of messages we exchange (etcd's Maintenance API,
  * Talos' machine API). Hand-written because the messages are small and fixed, and because decoding a
  * snapshot chunk must hand out the blob as a view of the received buffer, without a copy.
  */
 
-export const WIRE_VARINT = 0;
-export const WIRE_I64 = 1;
-export const WIRE_LEN = 2;
-export const WIRE_I32 = 5;
+export { I32 as WIRE_I32, I64 as WIRE_I64, LEN as WIRE_LEN, VARINT as WIRE_VARINT };
 
 /** One field as read off the wire. `bytes` is a view into the input for length-delimited fields. */
 export interface WireField {
@@ -20,65 +23,35 @@ export interface WireField {
 
 const EMPTY = new Uint8Array(0);
 
-/** Iterates over the fields of a message. Throws on a malformed or truncated message. */
+/**
+ * Iterates over the fields of a message, with exact 64-bit values (the one wire reader, reader.ts, walks the
+ * bytes). Throws on a malformed or truncated message.
+ */
 export function* readFields(buf: Uint8Array): Generator<WireField> {
-  let pos = 0;
-  while (pos < buf.length) {
-    const [tag, afterTag] = readVarint(buf, pos);
-    pos = afterTag;
-    const field = Number(tag >> 3n);
-    const wireType = Number(tag & 7n);
-    if (field === 0) throw new Error("malformed protobuf: field number 0");
+  const r = new ProtoReader(buf);
+  while (r.next()) {
+    const { field, wireType } = r;
     switch (wireType) {
-      case WIRE_VARINT: {
-        const [v, next] = readVarint(buf, pos);
-        pos = next;
-        yield { field, wireType, int: v, bytes: EMPTY };
+      case WIRE_VARINT:
+        yield { field, wireType, int: BigInt.asUintN(64, r.bigVarint()), bytes: EMPTY };
         break;
-      }
-      case WIRE_I64: {
-        if (pos + 8 > buf.length) throw new Error("malformed protobuf: truncated fixed64");
-        const v = new DataView(buf.buffer, buf.byteOffset + pos, 8).getBigUint64(0, true);
-        pos += 8;
-        yield { field, wireType, int: v, bytes: EMPTY };
+      case WIRE_I64:
+        yield {
+          field,
+          wireType,
+          int: new DataView(buf.buffer, buf.byteOffset + r.start, 8).getBigUint64(0, true),
+          bytes: EMPTY,
+        };
         break;
-      }
-      case WIRE_LEN: {
-        const [len, next] = readVarint(buf, pos);
-        const end = next + Number(len);
-        if (end > buf.length) throw new Error("malformed protobuf: truncated length-delimited field");
-        yield { field, wireType, int: 0n, bytes: buf.subarray(next, end) };
-        pos = end;
+      case WIRE_LEN:
+        yield { field, wireType, int: 0n, bytes: buf.subarray(r.start, r.start + r.length) };
         break;
-      }
-      case WIRE_I32: {
-        if (pos + 4 > buf.length) throw new Error("malformed protobuf: truncated fixed32");
-        const v = new DataView(buf.buffer, buf.byteOffset + pos, 4).getUint32(0, true);
-        pos += 4;
-        yield { field, wireType, int: BigInt(v), bytes: EMPTY };
-        break;
-      }
       default:
-        throw new Error(`malformed protobuf: unsupported wire type ${wireType}`);
+        yield { field, wireType, int: BigInt(r.value), bytes: EMPTY };
     }
   }
 }
 
-function readVarint(buf: Uint8Array, start: number): [bigint, number] {
-  let result = 0n;
-  let shift = 0n;
-  let pos = start;
-  for (;;) {
-    if (pos >= buf.length) throw new Error("malformed protobuf: truncated varint");
-    const b = buf[pos++]!;
-    result |= BigInt(b & 0x7f) << shift;
-    if ((b & 0x80) === 0) return [result, pos];
-    shift += 7n;
-    if (shift > 63n) throw new Error("malformed protobuf: varint too long");
-  }
-}
-
-/** Builds a message field by field. */
 export class MessageWriter {
   private parts: Uint8Array[] = [];
 

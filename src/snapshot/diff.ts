@@ -1,7 +1,8 @@
-import type { BoltDb } from "./bbolt-db.ts";
-import { renderBoxTable } from "./box-table.ts";
-import { parseKubernetesKey } from "./kubernetes-key.ts";
-import { type LiveKey, mvccState } from "./mvcc.ts";
+import { createHash } from "node:crypto";
+import type { BoltDb } from "../bbolt/db.ts";
+import { parseKubernetesKey } from "../kubernetes/key.ts";
+import { type LiveKey, replayLiveKeys } from "../mvcc/key-values.ts";
+import { renderBoxTable } from "../render/box-table.ts";
 
 /** One changed key. Revisions and sizes are absent on the side where the key does not exist. */
 export interface KeyChange {
@@ -32,8 +33,8 @@ const OUTSIDE = "(outside /registry)";
  */
 export function diffSnapshots(from: BoltDb, to: BoltDb, options: { prefix?: string } = {}): SnapshotDiff {
   const opts = options.prefix === undefined ? {} : { prefix: options.prefix };
-  const a = mvccState(from, opts);
-  const b = mvccState(to, opts);
+  const a = replayLiveKeys(from, opts, fingerprint);
+  const b = replayLiveKeys(to, opts, fingerprint);
   const names = new Set<string>([...a.keys.keys(), ...b.keys.keys()]);
   const changes: KeyChange[] = [];
   for (const name of [...names].sort()) {
@@ -48,11 +49,11 @@ export function diffSnapshots(from: BoltDb, to: BoltDb, options: { prefix?: stri
     };
     if (x) {
       change.fromModRevision = x.modRevision;
-      change.fromBytes = x.value.length;
+      change.fromBytes = x.bytes;
     }
     if (y) {
       change.toModRevision = y.modRevision;
-      change.toBytes = y.value.length;
+      change.toBytes = y.bytes;
     }
     changes.push(change);
   }
@@ -72,8 +73,30 @@ export function diffSnapshots(from: BoltDb, to: BoltDb, options: { prefix?: stri
   return { fromRevision: a.revision, toRevision: b.revision, changes, resources };
 }
 
-function differs(x: LiveKey, y: LiveKey): boolean {
-  return x.modRevision !== y.modRevision || x.createRevision !== y.createRevision || !x.value.equals(y.value);
+/** What diff keeps of a live key: revisions, size and a digest of the value, no view into a page. */
+interface Fingerprint {
+  createRevision: number;
+  modRevision: number;
+  bytes: number;
+  sha256: Buffer;
+}
+
+function fingerprint(kv: LiveKey): Fingerprint {
+  return {
+    createRevision: kv.createRevision,
+    modRevision: kv.modRevision,
+    bytes: kv.value.length,
+    sha256: createHash("sha256").update(kv.value).digest(),
+  };
+}
+
+function differs(x: Fingerprint, y: Fingerprint): boolean {
+  return (
+    x.modRevision !== y.modRevision ||
+    x.createRevision !== y.createRevision ||
+    x.bytes !== y.bytes ||
+    !x.sha256.equals(y.sha256)
+  );
 }
 
 /**

@@ -1,10 +1,10 @@
+import type { BoltDb } from "../bbolt/db.ts";
+import { parseEncryptionPrefix } from "../kubernetes/at-rest/encrypted-value.ts";
+import { decryptValue, type EncryptionKeys } from "../kubernetes/at-rest/encryption-config.ts";
+import { kubernetesKey } from "../kubernetes/key.ts";
+import { type DecodedObject, decodeObject, toManifest } from "../kubernetes/object.ts";
+import { type LiveKey, ownedKeyValue, replayLiveKeys } from "../mvcc/key-values.ts";
 import { yaml } from "../yaml.ts";
-import type { BoltDb } from "./bbolt-db.ts";
-import { parseEncryptionPrefix } from "./encrypted-value.ts";
-import { decryptValue, type EncryptionKeys } from "./encryption-config.ts";
-import { kubernetesKey } from "./kubernetes-key.ts";
-import { type DecodedObject, decodeObject, toManifest } from "./kubernetes-object.ts";
-import { mvccState } from "./mvcc.ts";
 
 /** One live key read from a snapshot, decrypted when possible and decoded when it is a Kubernetes object. */
 export interface StoredObject {
@@ -32,8 +32,33 @@ export function getObject(
   key: string,
   options: { encryption?: EncryptionKeys } = {},
 ): StoredObject | null {
-  const kv = mvccState(db, { prefix: key }).keys.get(Buffer.from(key, "utf8").toString("latin1"));
-  if (!kv) return null;
+  return getObjects(db, [key], options).get(key) ?? null;
+}
+
+/**
+ * `getObject` for many keys in one pass over the database: the found ones by key (as given). The values
+ * are copies, valid after the database is closed.
+ */
+export function getObjects(
+  db: BoltDb,
+  keys: string[],
+  options: { encryption?: EncryptionKeys } = {},
+): Map<string, StoredObject> {
+  const wanted = new Map(keys.map((k) => [Buffer.from(k, "utf8").toString("latin1"), k]));
+  // With one key, the walk skips other keys before decoding names; with many, every key is looked up.
+  const prefix = keys.length === 1 ? { prefix: keys[0]! } : {};
+  const state = replayLiveKeys(db, prefix, (kv) =>
+    wanted.has(kv.key.toString("latin1")) ? ownedKeyValue(kv) : null,
+  );
+  const out = new Map<string, StoredObject>();
+  for (const [name, key] of wanted) {
+    const kv = state.keys.get(name);
+    if (kv) out.set(key, storedObject(key, kv, options.encryption));
+  }
+  return out;
+}
+
+function storedObject(key: string, kv: LiveKey, encryption: EncryptionKeys | undefined): StoredObject {
   const prefix = parseEncryptionPrefix(kv.value);
   const out: StoredObject = {
     key,
@@ -46,8 +71,8 @@ export function getObject(
   };
   if (prefix) {
     out.encryption = { provider: prefix.provider, keyName: prefix.keyName };
-    if (options.encryption) {
-      out.value = decryptValue(kv.value, key, options.encryption);
+    if (encryption) {
+      out.value = decryptValue(kv.value, key, encryption);
       out.plain = true;
     }
   }

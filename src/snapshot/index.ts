@@ -1,18 +1,39 @@
 /**
- * Reading etcd snapshots without etcd: a bbolt reader, etcdctl-compatible status, a structural check,
- * the MVCC and Kubernetes views (inspect, get, diff), and at-rest decryption.
+ * Reading etcd snapshots without etcd, the layers bottom up: the bbolt file format (src/bbolt), etcd's MVCC
+ * model of revisions, status and the snapshot trailer (src/mvcc), Kubernetes keys, objects and at-rest
+ * decryption (src/kubernetes); this folder holds the views built on them (get, inspect, diff) and is the
+ * one import the front ends need.
  */
 
-export { BoltDb, type Bucket, type Entry } from "./bbolt-db.ts";
-export { checkSnapshot, checkSnapshotFile, type Finding, renderFindings } from "./check.ts";
-export { diffSnapshots, type KeyChange, renderDiff, type SnapshotDiff } from "./diff.ts";
+export { type Finding, renderFindings } from "../bbolt/check.ts";
+export { BoltDb, type Bucket, type Entry } from "../bbolt/db.ts";
 export {
   decryptValue,
   type EncryptionKeys,
   parseEncryptionConfig,
   readEncryptionConfig,
-} from "./encryption-config.ts";
-export { decodeStored, findObject, getObject, renderObject, type StoredObject } from "./get.ts";
+} from "../kubernetes/at-rest/encryption-config.ts";
+export { type KubernetesKey, kubernetesKey, parseKubernetesKey } from "../kubernetes/key.ts";
+export { type DecodedObject, decodeObject, type KubernetesObject, toManifest } from "../kubernetes/object.ts";
+export {
+  compactionRevisions,
+  type Lease,
+  type LiveKey,
+  leases,
+  type MvccState,
+  mvccState,
+} from "../mvcc/key-values.ts";
+export { checkSnapshot, checkSnapshotFile } from "../mvcc/snapshot-check.ts";
+export { renderStatus, type SnapshotStatus, snapshotFileStatus, snapshotStatus } from "../mvcc/status.ts";
+export { diffSnapshots, type KeyChange, renderDiff, type SnapshotDiff } from "./diff.ts";
+export {
+  decodeStored,
+  findObject,
+  getObject,
+  getObjects,
+  renderObject,
+  type StoredObject,
+} from "./get.ts";
 export {
   DEFAULT_TOP,
   type InspectResult,
@@ -20,7 +41,3 @@ export {
   inspectSnapshotFile,
   renderInspect,
 } from "./inspect.ts";
-export { type KubernetesKey, kubernetesKey, parseKubernetesKey } from "./kubernetes-key.ts";
-export { type DecodedObject, decodeObject, type KubernetesObject, toManifest } from "./kubernetes-object.ts";
-export { compactionRevisions, type Lease, type LiveKey, leases, type MvccState, mvccState } from "./mvcc.ts";
-export { renderStatus, type SnapshotStatus, snapshotFileStatus, snapshotStatus } from "./status.ts";

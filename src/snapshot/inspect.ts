@@ -1,15 +1,15 @@
-import { BoltDb } from "./bbolt-db.ts";
-import { renderBoxTable } from "./box-table.ts";
-import { parseEncryptionPrefix } from "./encrypted-value.ts";
-import { humanizeBytes } from "./humanize-bytes.ts";
-import { parseKubernetesKey } from "./kubernetes-key.ts";
+import { BoltDb } from "../bbolt/db.ts";
+import { parseEncryptionPrefix } from "../kubernetes/at-rest/encrypted-value.ts";
+import { parseKubernetesKey } from "../kubernetes/key.ts";
 import {
   compactionRevisions,
   type KeyValueRanges,
   leases,
   readKeyValueRanges,
   revisionMain,
-} from "./mvcc.ts";
+} from "../mvcc/key-values.ts";
+import { renderBoxTable } from "../render/box-table.ts";
+import { humanizeBytes } from "../render/humanize-bytes.ts";
 
 /** Count and value bytes of a group of keys. */
 export interface Tally {

@@ -1,6 +1,6 @@
 import { Transform, type TransformCallback } from "node:stream";
-import type { SnapshotStatus } from "../snapshot/status.ts";
-import { StreamingStatus } from "../snapshot/streaming-status.ts";
+import type { SnapshotStatus } from "../mvcc/status.ts";
+import { StreamingStatus } from "../mvcc/streaming-status.ts";
 
 /**
  * Passes the plain snapshot through unchanged while computing what `etcdutl snapshot status` would say of

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { BoltDb } from "../../src/snapshot/bbolt-db.ts";
+import { BoltDb } from "../../src/bbolt/db.ts";
 import { diffSnapshots, renderDiff } from "../../src/snapshot/diff.ts";
 import { startCorpusEtcd } from "./corpus.ts";
 

@@ -3,7 +3,7 @@ import { diffSnapshots, renderDiff } from "../../snapshot/index.ts";
 import {
   addSnapshotInputOptions,
   openDb,
-  openSnapshotInput,
+  openProvenSnapshotInput,
   type SnapshotInputFlags,
 } from "../snapshot-input.ts";
 
@@ -25,9 +25,9 @@ export function register(program: Command): void {
         b: string,
         flags: SnapshotInputFlags & { prefix?: string; output: "table" | "json" },
       ) => {
-        const from = await openSnapshotInput(a, flags);
+        const from = await openProvenSnapshotInput(a, flags);
         try {
-          const to = await openSnapshotInput(b, flags);
+          const to = await openProvenSnapshotInput(b, flags);
           try {
             const dbA = openDb(from.snapshot);
             const dbB = openDb(to.snapshot);

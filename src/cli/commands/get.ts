@@ -4,7 +4,7 @@ import { findObject, getObject, readEncryptionConfig, renderObject } from "../..
 import {
   addSnapshotInputOptions,
   openDb,
-  openSnapshotInput,
+  openProvenSnapshotInput,
   type SnapshotInputFlags,
 } from "../snapshot-input.ts";
 
@@ -46,7 +46,7 @@ export function register(program: Command): void {
       const encryption = flags.encryptionConfig
         ? await readEncryptionConfig(flags.encryptionConfig)
         : undefined;
-      const { snapshot } = await openSnapshotInput(arg, flags);
+      const { snapshot } = await openProvenSnapshotInput(arg, flags);
       try {
         const db = openDb(snapshot);
         try {

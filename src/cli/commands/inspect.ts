@@ -4,7 +4,7 @@ import { DEFAULT_TOP, inspectSnapshot, renderInspect } from "../../snapshot/inde
 import {
   addSnapshotInputOptions,
   openDb,
-  openSnapshotInput,
+  openProvenSnapshotInput,
   type SnapshotInputFlags,
 } from "../snapshot-input.ts";
 
@@ -30,7 +30,7 @@ export function register(program: Command): void {
         const top = flags.top === undefined ? DEFAULT_TOP : Number(flags.top);
         if (!Number.isInteger(top) || top < 0)
           throw new UsageError(`--top ${flags.top} is not a count`, "use e.g. --top 20");
-        const { snapshot } = await openSnapshotInput(arg, flags);
+        const { snapshot } = await openProvenSnapshotInput(arg, flags);
         try {
           const db = openDb(snapshot);
           try {

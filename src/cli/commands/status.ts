@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { renderStatus, STATUS_DIALECTS, type StatusDialect, snapshotStatus } from "../../snapshot/status.ts";
+import { renderStatus, STATUS_DIALECTS, type StatusDialect, snapshotStatus } from "../../mvcc/status.ts";
 import {
   addSnapshotInputOptions,
   openDb,

@@ -1,0 +1,161 @@
+import { closeSync, fstatSync, openSync, readSync } from "node:fs";
+
+/*
+ * Buffer ownership: `bytes` returns a buffer the caller owns (for a file, a fresh copy). `view` returns a
+ * view that is valid only until the next call on the same source: a FileSource reuses its window buffers
+ * (least recently used out after WINDOW_SLOTS windows) and one scratch buffer for spans that cross a window
+ * boundary. Nothing may keep a view across calls; readers built on this state it again (bbolt-db.ts).
+ */
+
+/**
+ * Bytes of a database, in memory or in a file read on demand. Callers check bounds against `size` first;
+ * reading past the end throws.
+ */
+export interface ByteSource {
+  readonly size: number;
+  /** `length` bytes at `pos`, as a buffer the caller may keep (a view of the whole buffer, or a copy). */
+  bytes(pos: number, length: number): Buffer;
+  /** `length` bytes at `pos` as a view valid only until the next call on this source (no copy when it can). */
+  view(pos: number, length: number): Buffer;
+  close(): void;
+}
+
+/** A database held whole in memory: every read is a view, nothing is copied. */
+export class BufferSource implements ByteSource {
+  readonly size: number;
+  private readonly buf: Buffer;
+
+  constructor(buf: Buffer) {
+    this.buf = buf;
+    this.size = buf.length;
+  }
+
+  bytes(pos: number, length: number): Buffer {
+    if (pos + length > this.buf.length)
+      throw new Error(`read of ${length} bytes at ${pos} beyond end of file`);
+    return this.buf.subarray(pos, pos + length);
+  }
+
+  view(pos: number, length: number): Buffer {
+    return this.bytes(pos, length);
+  }
+
+  close(): void {}
+}
+
+/** Size of one cached window of a file: big enough to amortise a read, small enough to waste little. */
+const WINDOW_SIZE = 1 << 18;
+/** Windows kept: pages of one tree lie in clusters, so a few recent windows serve most reads (4 MiB). */
+const WINDOW_SLOTS = 16;
+
+/**
+ * A database file read on demand through a small cache of aligned windows (least recently used out):
+ * memory stays about `WINDOW_SIZE × WINDOW_SLOTS` whatever the file size. On the 200 MB benchmark snapshot
+ * a status walk reads about 1.3 times the file, against 13 times with a single read-ahead window.
+ */
+export class FileSource implements ByteSource {
+  readonly size: number;
+  private readonly fd: number;
+  private readonly ownsFd: boolean;
+  /** Window index -> its bytes; Map order is recency (oldest first). */
+  private readonly windows = new Map<number, Buffer>();
+  private readonly spare: Buffer[] = [];
+  private scratch: Buffer = Buffer.alloc(0);
+  /** The window used last, checked before the map: consecutive reads mostly fall in the same one. */
+  private lastIndex = -1;
+  private last: Buffer = Buffer.alloc(0);
+
+  /** Opens `path`, or reads the already open `fd` (then `close` leaves it open). */
+  constructor(pathOrFd: string | number) {
+    this.ownsFd = typeof pathOrFd === "string";
+    this.fd = typeof pathOrFd === "string" ? openSync(pathOrFd, "r") : pathOrFd;
+    try {
+      this.size = fstatSync(this.fd).size;
+    } catch (err) {
+      if (this.ownsFd) closeSync(this.fd);
+      throw err;
+    }
+  }
+
+  bytes(pos: number, length: number): Buffer {
+    const out = Buffer.allocUnsafe(length);
+    this.copyInto(out, pos, length);
+    return out;
+  }
+
+  view(pos: number, length: number): Buffer {
+    if (pos + length > this.size) throw new Error(`read of ${length} bytes at ${pos} beyond end of file`);
+    if (length === 0) return Buffer.alloc(0);
+    const w = Math.floor(pos / WINDOW_SIZE);
+    const start = pos - w * WINDOW_SIZE;
+    if (start + length <= WINDOW_SIZE) return this.window(w, pos).subarray(start, start + length);
+    if (this.scratch.length < length) this.scratch = Buffer.allocUnsafeSlow(length);
+    this.copyInto(this.scratch, pos, length);
+    return this.scratch.subarray(0, length);
+  }
+
+  close(): void {
+    this.lastIndex = -1;
+    this.last = Buffer.alloc(0);
+    this.windows.clear();
+    this.spare.length = 0;
+    if (this.ownsFd) closeSync(this.fd);
+  }
+
+  private copyInto(out: Buffer, pos: number, length: number): void {
+    if (pos + length > this.size) throw new Error(`read of ${length} bytes at ${pos} beyond end of file`);
+    // A span bigger than the cache (a large overflow page) is read directly, not through the windows.
+    if (length > (WINDOW_SLOTS / 2) * WINDOW_SIZE) {
+      readFully(this.fd, out, 0, length, pos);
+      return;
+    }
+    let done = 0;
+    while (done < length) {
+      const at = pos + done;
+      const w = Math.floor(at / WINDOW_SIZE);
+      const start = at - w * WINDOW_SIZE;
+      const n = Math.min(length - done, WINDOW_SIZE - start);
+      this.window(w, at).copy(out, done, start, start + n);
+      done += n;
+    }
+  }
+
+  /** Window `w` (which holds `pos`), read now unless cached. */
+  private window(w: number, pos: number): Buffer {
+    if (w === this.lastIndex) return this.last;
+    const buf = this.lookup(w, pos);
+    this.lastIndex = w;
+    this.last = buf;
+    return buf;
+  }
+
+  private lookup(w: number, pos: number): Buffer {
+    const hit = this.windows.get(w);
+    if (hit) {
+      this.windows.delete(w);
+      this.windows.set(w, hit);
+      return hit;
+    }
+    if (this.windows.size >= WINDOW_SLOTS) {
+      const [oldest, buf] = this.windows.entries().next().value as [number, Buffer];
+      this.windows.delete(oldest);
+      this.spare.push(buf);
+    }
+    const buf = this.spare.pop() ?? Buffer.allocUnsafeSlow(WINDOW_SIZE);
+    const from = w * WINDOW_SIZE;
+    const length = Math.min(WINDOW_SIZE, this.size - from);
+    if (length <= 0) throw new Error(`read at ${pos} beyond end of file`);
+    readFully(this.fd, buf, 0, length, from);
+    this.windows.set(w, buf);
+    return buf;
+  }
+}
+
+function readFully(fd: number, into: Buffer, offset: number, length: number, position: number): void {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, into, offset + done, length - done, position + done);
+    if (n <= 0) throw new Error(`read at ${position + done} beyond end of file`);
+    done += n;
+  }
+}
