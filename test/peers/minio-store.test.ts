@@ -93,6 +93,8 @@ if (minio) {
     });
     return {
       store,
+      // MinIO honours If-None-Match: * on PUT and on CompleteMultipartUpload, as AWS S3 does.
+      exclusiveCreate: true,
       async cleanup() {
         store.destroy();
         const leftovers = server.inFlightUploads();
