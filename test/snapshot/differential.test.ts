@@ -137,7 +137,9 @@ describe(`differential: our reader against a real etcd, every key ${where}`, () 
 
     test(`${name}: status equals etcdctl snapshot status`, async () => {
       const shot = shots.get(name)!;
-      assert.deepEqual(snapshotFileStatus(shot.path), await etcdctlStatus(shot.path));
+      // As etcdctl 3.4 prints it: without the storage version an etcd 3.6 snapshot records.
+      const { version: _, ...status } = snapshotFileStatus(shot.path);
+      assert.deepEqual(status, await etcdctlStatus(shot.path));
     });
 
     test(`${name}: inspect's counts and sizes equal those of etcd's keys`, async () => {
