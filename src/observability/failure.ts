@@ -1,5 +1,5 @@
-import type { EncryptionPlan } from "../backup/save.ts";
 import type { SnapshotSource } from "../source/source.ts";
+import type { EncryptionPlan } from "../stages/encryption.ts";
 import { withOverrides } from "../store/delegate.ts";
 import type { Store } from "../store/store.ts";
 

@@ -5,7 +5,6 @@ import type { CatalogEntry } from "../catalog/catalog.ts";
 import type { Manifest } from "../catalog/manifest.ts";
 import { describeError } from "../errors.ts";
 import { type MaterializedSnapshot, materializeBackup, snapshotSha256 } from "../restore/materialize.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import {
   BoltDb,
   checkSnapshot,
@@ -13,6 +12,7 @@ import {
   type SnapshotStatus,
   snapshotStatus,
 } from "../snapshot/index.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import { withOverrides } from "../store/delegate.ts";
 import type { Store } from "../store/store.ts";
 
