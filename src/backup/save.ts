@@ -118,4 +118,3 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
   });
   return published;
 }
-

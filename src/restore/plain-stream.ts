@@ -8,7 +8,6 @@ import { TrailerCheck } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
 import { crashAfterBytesRead } from "./crash-point.ts";
 
-
 export interface PlainSnapshot {
   /** The plain snapshot (database and trailer); fails at its end if the trailer or manifest sha256 do not match. */
   stream: Readable;
