@@ -12,7 +12,9 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# npm install with the committed lock file, not npm ci, as scripts/install-deps.sh does: a lock written where the
+# registry served only this platform's optional packages (Biome's, esbuild's binaries) makes npm ci refuse it.
+RUN npm install --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY scripts/build-binary.ts scripts/image-rootfs.sh ./scripts/
