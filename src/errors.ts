@@ -6,8 +6,10 @@
  * classes exist because callers branch on them:
  * - `UsageError`: the command line or configuration is wrong (exit code 2);
  * - `Hinted`: any error that knows what the user should do next.
- * `describeError` turns the cause chain into the one line the CLI prints.
+ * `describeError` turns the cause chain into the one line the CLI prints, without secrets.
  */
+
+import { processRedactor } from "./observability/redact.ts";
 
 /** Bad usage: wrong flags, missing arguments, invalid configuration. Exit code 2. */
 export class UsageError extends Error {
@@ -29,18 +31,19 @@ export class Hinted extends Error {
   }
 }
 
-/** Wraps `cause` with the name of the operation that failed. */
-export function wrap(what: string, cause: unknown): Error {
-  return new Error(what, { cause });
-}
-
-/** The messages of an error and its causes, outermost first, duplicates removed. */
+/**
+ * The messages of an error and its causes, outermost first, duplicates removed, each without secrets (callers
+ * print them: prune's failures, test restore's problems, the daemon's error lines).
+ */
 export function errorChain(err: unknown): string[] {
   const out: string[] = [];
   let cur: unknown = err;
   for (let depth = 0; cur !== undefined && cur !== null && depth < 16; depth++) {
     // One line whatever the cause says (some libraries put stacks or multi-line reports in messages).
-    const msg = (cur instanceof Error ? cur.message : String(cur)).replace(/\s*\n\s*/g, " ").trim();
+    const msg = processRedactor
+      .redact(cur instanceof Error ? cur.message : String(cur))
+      .replace(/\s*\n\s*/g, " ")
+      .trim();
     if (msg && !out.includes(msg)) out.push(msg);
     cur = cur instanceof Error ? cur.cause : undefined;
   }
@@ -58,11 +61,15 @@ export function errorHint(err: unknown): string | undefined {
   return undefined;
 }
 
-/** One line: `what failed: why (what to do)`. */
+/**
+ * One line: `what failed: why (what to do)`. The line passes the process's redactor (observability/redact.ts):
+ * causes come from libraries and servers that may echo what they were given (a URL with its password, a key), and
+ * this line ends up in error output, logs, Events and status conditions.
+ */
 export function describeError(err: unknown): string {
   const hint = errorHint(err);
   const line = errorChain(err).join(": ");
-  return hint ? `${line} (${hint})` : line;
+  return processRedactor.redact(hint ? `${line} (${hint})` : line);
 }
 
 /** True when the error chain contains a UsageError. */

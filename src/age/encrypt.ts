@@ -12,18 +12,30 @@ export interface EncryptOptions {
   armor?: boolean;
 }
 
-/** Checks the recipient list before any work: at least one, and a passphrase only alone. */
-function checkRecipients(recipients: Recipient[]): void {
+/**
+ * Checks a recipient list before any work: at least one, a passphrase only alone, and post-quantum
+ * recipients only with other post-quantum ones (as age does: a classic recipient beside them would
+ * leave the file open to a quantum computer). Throws a `UsageError`.
+ */
+export function checkRecipients(recipients: Recipient[]): void {
   if (recipients.length === 0) throw new UsageError("no recipients to encrypt to");
   if (recipients.length > 1 && recipients.some((r) => r.kind === "scrypt")) {
     throw new UsageError("a passphrase cannot be combined with other recipients");
+  }
+  const pq = recipients.filter((r) => r.kind === "mlkem768x25519").length;
+  if (pq > 0 && pq < recipients.length) {
+    throw new UsageError(
+      "post-quantum (age1pq1…) and classic (age1…) recipients cannot be mixed",
+      "the classic ones would leave the backup open to a quantum computer: use only age1pq1… keys, or only age1… keys",
+    );
   }
 }
 
 /**
  * A Transform that encrypts its input to `recipients` as an age v1 file (armored if asked).
  * Memory stays at about one 64 KiB chunk whatever the input size; backpressure is the stream's.
- * Throws a `UsageError` at once for an empty recipient list or a passphrase mixed with others;
+ * Throws a `UsageError` at once for an empty recipient list, a passphrase mixed with others, or
+ * post-quantum recipients mixed with classic ones;
  * errors while wrapping the file key (scrypt) are emitted as stream errors.
  * Input chunks are not retained after their write completes, so a writer may reuse its buffer.
  */

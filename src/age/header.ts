@@ -17,7 +17,10 @@ import type { Stanza } from "./types.ts";
 const MAGIC = "age-encryption.org/";
 const VERSION_LINE = "age-encryption.org/v1\n";
 const COLUMNS = 64;
-/** A header bigger than this is refused rather than buffered (about 10,000 X25519 recipients). */
+/**
+ * A header bigger than this is refused rather than buffered (about 10,000 X25519 recipients, or 670
+ * post-quantum ones).
+ */
 export const MAX_HEADER_SIZE = 1 << 20;
 const ARGUMENT = /^[\x21-\x7e]+$/;
 const BODY_LINE = /^[A-Za-z0-9+/]*$/;

@@ -1,6 +1,6 @@
 /**
- * The age v1 file format (age-encryption.org/v1) on node:crypto: X25519 and passphrase (scrypt)
- * recipients, streaming encryption and decryption in 64 KiB chunks, and the ASCII armor.
+ * The age v1 file format (age-encryption.org/v1) on node:crypto: X25519, post-quantum hybrid
+ * (MLKEM768-X25519) and passphrase (scrypt) recipients, streaming encryption and decryption in 64 KiB chunks, and the ASCII armor.
  */
 import { Readable, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -10,7 +10,7 @@ import { DEFAULT_LOG_N, DEFAULT_MAX_LOG_N, ScryptIdentity, ScryptRecipient } fro
 import type { Identity, Recipient } from "./types.ts";
 
 export { createDecryptStream } from "./decrypt.ts";
-export { createEncryptStream, type EncryptOptions } from "./encrypt.ts";
+export { checkRecipients, createEncryptStream, type EncryptOptions } from "./encrypt.ts";
 export { AgeDecryptError, type AgeFailure } from "./errors.ts";
 export {
   generateIdentity,

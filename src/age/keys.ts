@@ -4,6 +4,13 @@
  */
 import { UsageError } from "../errors.ts";
 import { bech32Decode } from "./bech32.ts";
+import {
+  decodeHybridIdentityKey,
+  decodeHybridRecipientKey,
+  generateHybrid,
+  HybridIdentity,
+  HybridRecipient,
+} from "./hybrid.ts";
 import type { Identity, Recipient } from "./types.ts";
 import {
   decodeIdentityKey,
@@ -13,8 +20,14 @@ import {
   X25519Recipient,
 } from "./x25519.ts";
 
+/**
+ * A bad recipient as a message may show it: only what looks like a public key (age1…, ssh-…) is echoed, and
+ * shortened; anything else may be a secret pasted in the wrong place (a passphrase, an AGE-SECRET-KEY-1…
+ * line) and is not echoed at all.
+ */
 function shorten(s: string): string {
-  return s.length > 24 ? s.slice(0, 20) + "…" : s;
+  if (!/^(age1|ssh-)/i.test(s)) return `(${s.length} characters, not shown)`;
+  return `"${s.length > 24 ? s.slice(0, 20) + "…" : s}"`;
 }
 
 /** Parses an `age1…` public key. Throws a `UsageError` naming the (public) bad value. */
@@ -22,20 +35,39 @@ export function parseRecipient(s: string): Recipient {
   const text = s.trim();
   const key = decodeRecipientKey(text);
   if (key) return new X25519Recipient(key);
+  if (text.startsWith("age1pq1")) return parseHybridRecipient(text);
   if (text.startsWith("ssh-")) {
     throw new UsageError(
-      `unsupported recipient "${shorten(text)}"`,
+      `unsupported recipient ${shorten(text)}`,
       "SSH keys are not supported, use an age1… key",
     );
   }
   const decoded = bech32Decode(text);
   if (decoded && decoded.hrp !== "age") {
     throw new UsageError(
-      `unsupported recipient type "${shorten(text)}"`,
+      `unsupported recipient type ${shorten(text)}`,
       "only X25519 (age1…) recipients are supported",
     );
   }
-  throw new UsageError(`invalid recipient "${shorten(text)}"`, "expected an age1… public key");
+  if (/^AGE-SECRET-KEY-/i.test(text)) {
+    throw new UsageError(
+      "a secret key was given as a recipient",
+      "give its public key instead (`age-keygen -y KEYFILE`); save needs only public keys",
+    );
+  }
+  throw new UsageError(`invalid recipient ${shorten(text)}`, "expected an age1… public key");
+}
+
+/** An `age1pq1…` post-quantum public key; a `UsageError` names the (public) bad value. */
+function parseHybridRecipient(text: string): Recipient {
+  const key = decodeHybridRecipientKey(text);
+  if (!key) throw new UsageError(`invalid recipient ${shorten(text)}`, "expected an age1pq1… public key");
+  try {
+    return new HybridRecipient(key);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError(`invalid recipient ${shorten(text)}: ${(err as Error).message}`);
+  }
 }
 
 function lines(text: string): { line: string; number: number }[] {
@@ -76,8 +108,13 @@ export function parseIdentities(text: string): Identity[] {
       out.push(new X25519Identity(key));
       continue;
     }
+    const pqKey = decodeHybridIdentityKey(line);
+    if (pqKey) {
+      out.push(new HybridIdentity(pqKey));
+      continue;
+    }
     const hint = line.startsWith("AGE-SECRET-KEY-PQ-")
-      ? "post-quantum identities are not supported"
+      ? "expected an AGE-SECRET-KEY-PQ-1… line"
       : line.startsWith("AGE-PLUGIN-")
         ? "age plugins are not supported"
         : "expected an AGE-SECRET-KEY-1… line";
@@ -87,9 +124,13 @@ export function parseIdentities(text: string): Identity[] {
   return out;
 }
 
-/** A new X25519 key pair and its creation time. */
-export function generateIdentity(): { identity: string; recipient: string; created: Date } {
-  return { ...generateX25519(), created: new Date() };
+/** A new key pair (X25519, or post-quantum MLKEM768-X25519 with `pq`) and its creation time. */
+export function generateIdentity(options: { pq?: boolean } = {}): {
+  identity: string;
+  recipient: string;
+  created: Date;
+} {
+  return { ...(options.pq ? generateHybrid() : generateX25519()), created: new Date() };
 }
 
 /** The identity file text age-keygen writes: created time (RFC 3339, UTC), public key, secret key. */
@@ -100,6 +141,8 @@ export function identityFileText(gen: { identity: string; recipient: string; cre
 
 /** The `age1…` public key of an `AGE-SECRET-KEY-1…` string. Throws a `UsageError` (without the key). */
 export function recipientOf(identity: string): string {
+  const pqKey = decodeHybridIdentityKey(identity.trim());
+  if (pqKey) return new HybridIdentity(pqKey).recipient;
   const key = decodeIdentityKey(identity.trim());
   if (!key) throw new UsageError("not a valid age secret key", "expected an AGE-SECRET-KEY-1… string");
   return new X25519Identity(key).recipient;

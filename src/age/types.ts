@@ -10,8 +10,8 @@ export interface Recipient {
   /** Wraps the 16-byte file key into the stanzas that go into the header. */
   wrapFileKey(fileKey: Uint8Array): Stanza[] | Promise<Stanza[]>;
   /** Public description for manifests; never a secret. */
-  readonly kind: "X25519" | "scrypt";
-  /** The `age1…` public key of an X25519 recipient. */
+  readonly kind: "X25519" | "scrypt" | "mlkem768x25519";
+  /** The `age1…` public key of an X25519 recipient, or the `age1pq1…` key of a post-quantum one. */
   readonly publicKey?: string;
 }
 

@@ -25,7 +25,8 @@ export const IDENTITY_HRP = "age-secret-key-";
 const PKCS8_PREFIX = Buffer.from("302e020100300506032b656e04220420", "hex");
 const SPKI_PREFIX = Buffer.from("302a300506032b656e032100", "hex");
 
-function privateKeyFromRaw(raw: Uint8Array): KeyObject {
+/** An X25519 private key object from the 32 raw secret bytes. */
+export function privateKeyFromRaw(raw: Uint8Array): KeyObject {
   return createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, raw]), format: "der", type: "pkcs8" });
 }
 
@@ -33,7 +34,8 @@ function publicKeyFromRaw(raw: Uint8Array): KeyObject {
   return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: "der", type: "spki" });
 }
 
-function rawPublicKey(key: KeyObject): Buffer {
+/** The 32 raw bytes of an X25519 public key (or of a private key's public half). */
+export function rawPublicKey(key: KeyObject): Buffer {
   return key.export({ format: "der", type: "spki" }).subarray(SPKI_PREFIX.length);
 }
 
@@ -42,7 +44,7 @@ function rawPrivateKey(key: KeyObject): Buffer {
 }
 
 /** X25519(private, public); null when the result is all zeros (a low-order public point). */
-function sharedSecret(privateKey: KeyObject, publicRaw: Uint8Array): Buffer | null {
+export function sharedSecret(privateKey: KeyObject, publicRaw: Uint8Array): Buffer | null {
   let secret: Buffer;
   try {
     secret = diffieHellman({ privateKey, publicKey: publicKeyFromRaw(publicRaw) });

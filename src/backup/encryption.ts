@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import {
+  checkRecipients,
   createDecryptStream,
   createEncryptStream,
   type Identity,
@@ -91,6 +92,7 @@ export async function encryptionPlan(
       "pass --recipient age1... (see `etcd-backup keygen`), --recipients-file, --passphrase-file, or --no-encrypt",
     );
   }
+  checkRecipients(recipients); // post-quantum and classic recipients do not mix: refused before any work
   return {
     createStage: () => createEncryptStream(recipients),
     recipients: recipients.map((r) => ({ kind: r.kind, ...(r.publicKey ? { publicKey: r.publicKey } : {}) })),

@@ -37,6 +37,7 @@ export interface SaveOptions {
 }
 
 export interface SaveResult {
+  /** The backup's name: the one its start time gives, or a later second when another save had taken that. */
   key: string;
   manifestKey: string;
   manifest: Manifest;
@@ -121,5 +122,5 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
       };
     },
   });
-  return { key, ...published };
+  return published;
 }

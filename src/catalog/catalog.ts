@@ -107,6 +107,13 @@ export async function listBackups(store: Store, options: { prefix?: string } = {
       } catch (err) {
         entry.state = "invalid";
         entry.problem = (err as Error).message;
+        return;
+      }
+      const mismatch = manifestMismatch(entry.manifest, entry.object!);
+      if (mismatch) {
+        // The manifest stays on the entry, so that `verify` can name every mismatch.
+        entry.state = "invalid";
+        entry.problem = mismatch;
       }
     },
   );
@@ -150,6 +157,23 @@ async function temporaryEntries(store: Store & TemporaryFiles, prefix: string): 
   return entries;
 }
 
+/**
+ * Why a manifest does not describe the object beside it, or null when the listing agrees with it: the sizes it
+ * records must agree with each other and with the object's listed size. A mismatch means the object and the
+ * manifest come from different runs or one of them was changed; such a backup is not used. (Checksums need the
+ * object's bytes: `verify` and `restore` check those.)
+ */
+export function manifestMismatch(manifest: Manifest, object: ObjectInfo): string | null {
+  const recorded = manifest.sizes.stored;
+  if (manifest.object && manifest.object.size !== recorded) {
+    return `manifest is inconsistent: object size ${manifest.object.size} but stored size ${recorded}`;
+  }
+  if (object.size !== recorded) {
+    return `object is ${object.size} bytes but its manifest says ${recorded} (truncated, modified, or not from the same save)`;
+  }
+  return null;
+}
+
 /** Reads and validates the manifest of a backup. */
 export async function readManifest(store: Store, key: string): Promise<Manifest> {
   const body = await store.get(manifestKey(key));
@@ -168,12 +192,20 @@ export function isUsable(entry: CatalogEntry): boolean {
  * `before` when given; times compare as instants, and at equal times a backup with manifest wins. Incomplete and
  * invalid entries are never picked. When the store holds usable backups of several clusters and no `cluster` is
  * given, `latest` is refused rather than restoring some other cluster's data.
- * Throws a `Hinted` one-line error when nothing (or more than one name) matches, or the named backup is unusable.
+ * The backup returned has had its object's writer checked against its manifest's run where the store records it.
+ * Throws a `Hinted` one-line error when nothing (or more than one name) matches, or the named backup is unusable
+ * (with `allowMismatched`, one whose manifest was read but does not match its object is returned).
  */
 export async function resolveBackup(
   store: Store,
   ref: string,
-  options: { before?: Date; cluster?: string; kind?: "snapshot" | "config" } = {},
+  options: {
+    before?: Date;
+    cluster?: string;
+    kind?: "snapshot" | "config";
+    /** A backup named explicitly may be `invalid` with a readable manifest (for `verify` to report on). */
+    allowMismatched?: boolean;
+  } = {},
 ): Promise<CatalogEntry> {
   const kind = options.kind ?? "snapshot";
   const entries = await listBackups(store);
@@ -188,11 +220,16 @@ export async function resolveBackup(
         );
       }
     }
-    const found = usable.find(
-      (e) =>
-        (!options.cluster || e.cluster === options.cluster) &&
-        (!options.before || e.time.getTime() < options.before.getTime()),
-    );
+    let found: CatalogEntry | undefined;
+    for (const e of usable) {
+      if (options.cluster && e.cluster !== options.cluster) continue;
+      if (options.before && e.time.getTime() >= options.before.getTime()) continue;
+      await checkOwner(store, e);
+      if (isUsable(e)) {
+        found = e;
+        break;
+      }
+    }
     if (!found) {
       const what = [
         options.cluster ? `for cluster ${options.cluster}` : "",
@@ -221,13 +258,27 @@ export async function resolveBackup(
       "give the name with its folder",
     );
   }
-  if (!isUsable(found)) {
+  await checkOwner(store, found);
+  if (!isUsable(found) && !(options.allowMismatched && found.state === "invalid" && found.manifest)) {
     throw new Hinted(
       `backup ${ref} is ${found.state}: ${found.problem ?? ""}`.trim(),
       "pick another backup from `etcd-backup list`",
     );
   }
   return found;
+}
+
+/**
+ * Where the store keeps who wrote an object (S3 metadata; `stat` only, so one request for the backup about to be
+ * used rather than one per listed backup), a complete backup whose object another run wrote is marked invalid.
+ */
+async function checkOwner(store: Store, entry: CatalogEntry): Promise<void> {
+  const run = entry.manifest?.run;
+  if (entry.state !== "complete" || !run) return;
+  const owner = (await store.stat(entry.key))?.owner;
+  if (owner === undefined || owner === run) return;
+  entry.state = "invalid";
+  entry.problem = `object written by run ${owner}, its manifest by run ${run} (not from the same save)`;
 }
 
 async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

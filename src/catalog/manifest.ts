@@ -45,6 +45,16 @@ function buildSchema(z: typeof Zod.z) {
       recipients: z.array(z.object({ kind: z.string(), publicKey: z.string().optional() })),
     }),
     tool: z.object({ name: z.literal("etcd-backup"), version: z.string() }),
+    /**
+     * The id of the run that wrote this backup (random, unique per save): the one in the `.pending` claim and, on
+     * S3, in the object's metadata. Absent in manifests written before names were claimed.
+     */
+    run: z
+      .string()
+      .regex(/^[0-9a-f]{16,64}$/)
+      .optional(),
+    /** The stored object exactly as written (after compression and encryption): what readers check it against. */
+    object: z.object({ size: sizeSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
     /** Config archives only: what the tar holds. */
     config: z
       .object({

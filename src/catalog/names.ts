@@ -1,3 +1,4 @@
+import { UsageError } from "../errors.ts";
 import type { Compression } from "../stages/compress.ts";
 
 /** What a backup's object name says about it. */
@@ -73,9 +74,43 @@ export function manifestKey(backupKey: string): string {
   return `${backupKey}.json`;
 }
 
+/** What a cluster name may hold, for error hints. */
+export const CLUSTER_NAME_RULE =
+  "use letters, digits, '.', '_' and '-', starting with a letter or digit, at most 100";
+
+/**
+ * Why `name` cannot be a cluster name, or null when it can. A cluster name stands in object names and keys
+ * (`<cluster>-<time>.snap...`): it must not reach outside its folder (`/`, `..`), must hold no control character
+ * and must be read back as itself from the name it gives (`parseBackupKey`).
+ */
+export function clusterNameProblem(name: string): string | null {
+  if (name === "") return "is empty";
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) return "contains a control character";
+  if (name.includes("/") || name.includes("\\")) return "contains a path separator";
+  if (name.includes("..")) return "contains '..'";
+  if (name.length > 100) return "is longer than 100 characters";
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) {
+    return "holds characters other than letters, digits, '.', '_' and '-', or does not start with a letter or digit";
+  }
+  const key = backupKey({ cluster: name, time: new Date(0), compression: "zstd", encrypted: true });
+  if (parseBackupKey(key)?.cluster !== name) return "cannot be read back from a backup's name";
+  return null;
+}
+
 /** A valid cluster name: what can stand in an object name and be parsed back unambiguously. */
 export function isValidClusterName(name: string): boolean {
-  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(name);
+  return clusterNameProblem(name) === null;
+}
+
+/**
+ * Checks a cluster name where it enters (`--cluster`, a config file, a spec); returns it, or throws a one-line
+ * `UsageError`: `--cluster "../x": contains a path separator (use letters, digits, ...)`.
+ */
+export function checkClusterName(name: string, where = "--cluster"): string {
+  const problem = clusterNameProblem(name);
+  if (problem !== null)
+    throw new UsageError(`${where} ${JSON.stringify(name)}: ${problem}`, CLUSTER_NAME_RULE);
+  return name;
 }
 
 const RFC3339_RE =

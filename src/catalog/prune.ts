@@ -1,6 +1,7 @@
 import { errorChain } from "../errors.ts";
 import type { Store } from "../store/store.ts";
-import { type CatalogEntry, isUsable, listBackups } from "./catalog.ts";
+import { type CatalogEntry, isUsable, listBackups, PENDING_SUFFIX } from "./catalog.ts";
+import { type BackupName, parseBackupKey } from "./names.ts";
 import { type KeepReason, planRetention, type RetentionPolicy } from "./retention.ts";
 
 /** Incomplete leftovers younger than this are left alone by default: their upload may still be running. */
@@ -46,6 +47,34 @@ export interface LeftoverCleanup {
   result?: "deleted" | "failed";
 }
 
+/** A multipart upload that was started and never completed nor aborted (a killed save's), and what prune does. */
+export interface UploadCleanup {
+  /** The key the upload was for, relative to the store's prefix. */
+  key: string;
+  uploadId: string;
+  /** What the key's name says (the backup it belonged to). */
+  name: BackupName;
+  initiated: Date;
+  ageMs: number;
+  /** `abort` when older than the grace period, `keep` while the upload may still be running. */
+  action: "keep" | "abort";
+  result?: "aborted" | "failed";
+}
+
+/**
+ * A store that can list and abort incomplete multipart uploads (S3 does). `incompleteUploads` throws an error
+ * named `UploadListingUnsupported` when the service cannot list them.
+ */
+interface IncompleteUploads {
+  incompleteUploads(prefix?: string): AsyncIterable<{ key: string; uploadId: string; initiated: Date }>;
+  abortIncompleteUpload(key: string, uploadId: string): Promise<void>;
+}
+
+function hasIncompleteUploads(store: Store): store is Store & IncompleteUploads {
+  const s = store as Partial<IncompleteUploads>;
+  return typeof s.incompleteUploads === "function" && typeof s.abortIncompleteUpload === "function";
+}
+
 export interface PruneReport {
   dryRun: boolean;
   now: Date;
@@ -55,6 +84,10 @@ export interface PruneReport {
   invalid: CatalogEntry[];
   /** Incomplete leftovers and stale markers beside complete backups. */
   leftovers: LeftoverCleanup[];
+  /** Incomplete multipart uploads of backups under the prefix (stores that have them). */
+  uploads: UploadCleanup[];
+  /** Why incomplete uploads could not be looked at (the service cannot list them), when so. */
+  uploadsUnchecked?: string;
   /** Every deletion that failed. Empty after a dry run. */
   failures: DeletionFailure[];
   /** Stored bytes of the backups and leftovers deleted (or, in a dry run, to delete). */
@@ -63,8 +96,9 @@ export interface PruneReport {
 
 /**
  * Applies a retention policy to a store: lists it, plans with `planRetention` per cluster, deletes the backups no
- * rule keeps, and removes incomplete leftovers older than the grace period. Invalid backups are reported and
- * never deleted.
+ * rule keeps, and removes incomplete leftovers older than the grace period: stale markers, temporary files and, on
+ * a store that can list them (S3), multipart uploads a killed save never completed. Invalid backups are reported
+ * and never deleted.
  *
  * For each backup the object goes first and its manifest (and stale marker) only once the object is gone, so a
  * failure never leaves an object that looks like another tool's backup; an incomplete leftover loses its object
@@ -95,9 +129,18 @@ export async function pruneBackups(
     backups,
     invalid: all.filter((e) => e.state === "invalid"),
     leftovers,
+    uploads: [],
     failures: [],
     freedBytes: 0,
   };
+  if (hasIncompleteUploads(store)) {
+    try {
+      report.uploads = await planUploads(store, now, graceMs, options.cluster);
+    } catch (err) {
+      if ((err as Error).name !== "UploadListingUnsupported") throw err;
+      report.uploadsUnchecked = (err as Error).message;
+    }
+  }
   const jobs: { keys: string[]; bytes: number; done: (ok: boolean) => void }[] = [
     ...backups
       .filter((b) => b.action === "delete")
@@ -127,8 +170,48 @@ export async function pruneBackups(
     if (ok) report.freedBytes += job.bytes;
     job.done(ok);
   });
+  if (hasIncompleteUploads(store)) {
+    const aborting = report.uploads.filter((u) => u.action === "abort");
+    await forEachLimited(aborting, options.concurrency ?? 8, options.signal, async (upload) => {
+      try {
+        await store.abortIncompleteUpload(upload.key, upload.uploadId);
+        upload.result = "aborted";
+      } catch (err) {
+        upload.result = "failed";
+        report.failures.push({
+          key: `${upload.key} (upload ${upload.uploadId})`,
+          error: errorChain(err).join(": "),
+        });
+      }
+    });
+  }
   options.signal?.throwIfAborted();
   return report;
+}
+
+/**
+ * The incomplete multipart uploads of backups' objects, manifests and markers (names that parse as backups; other
+ * tools' uploads under the prefix are left alone), oldest first, each aborted once older than the grace period.
+ */
+async function planUploads(
+  store: Store & IncompleteUploads,
+  now: Date,
+  graceMs: number,
+  cluster: string | undefined,
+): Promise<UploadCleanup[]> {
+  const out: UploadCleanup[] = [];
+  for await (const upload of store.incompleteUploads()) {
+    const target = upload.key.endsWith(".json")
+      ? upload.key.slice(0, -".json".length)
+      : upload.key.endsWith(PENDING_SUFFIX)
+        ? upload.key.slice(0, -PENDING_SUFFIX.length)
+        : upload.key;
+    const name = parseBackupKey(target);
+    if (!name || (cluster !== undefined && name.cluster !== cluster)) continue;
+    const ageMs = now.getTime() - upload.initiated.getTime();
+    out.push({ ...upload, name, ageMs, action: ageMs >= graceMs ? "abort" : "keep" });
+  }
+  return out.sort((a, b) => a.initiated.getTime() - b.initiated.getTime());
 }
 
 /** A backup's keys in deletion order: the object, then what only describes it. */

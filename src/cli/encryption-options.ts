@@ -1,6 +1,12 @@
 import { type Command, Option } from "commander";
 import type { EncryptionPlan } from "../backup/save.ts";
+import { processRedactor } from "../observability/redact.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
+
+/** Passphrases and identity lines read from files are never echoed by anything this process prints. */
+const onSecret = (secret: string) => {
+  processRedactor.add(secret);
+};
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -52,7 +58,7 @@ export async function encryptionPlanFromFlags(
       recipientsFiles: flags.recipientsFile ?? [],
       ...(flags.passphraseFile ? { passphraseFile: flags.passphraseFile } : {}),
     },
-    { encrypt: flags.encrypt },
+    { encrypt: flags.encrypt, onSecret },
   );
 }
 
@@ -78,8 +84,11 @@ export async function decryptionFromFlags(flags: DecryptFlags): Promise<Decrypti
   // No key given: nothing to decrypt with, and no need to load the age implementation.
   if (files.length === 0 && !flags.passphraseFile) return undefined;
   const { decryptionFactory } = await import("../backup/encryption.ts");
-  return await decryptionFactory({
-    identityFiles: files,
-    ...(flags.passphraseFile ? { passphraseFile: flags.passphraseFile } : {}),
-  });
+  return await decryptionFactory(
+    {
+      identityFiles: files,
+      ...(flags.passphraseFile ? { passphraseFile: flags.passphraseFile } : {}),
+    },
+    { onSecret },
+  );
 }

@@ -1,7 +1,7 @@
 import { type Command, Option } from "commander";
+import { durationSetting } from "../config/duration.ts";
 import { UsageError } from "../errors.ts";
 import { EtcdSource } from "../source/etcd.ts";
-import { parseDuration } from "./units.ts";
 
 /** etcdctl's connection flags, with etcdctl's names and ETCDCTL_* environment variables. */
 export function addEtcdOptions(cmd: Command): Command {
@@ -20,7 +20,10 @@ export function addEtcdOptions(cmd: Command): Command {
       ),
     )
     .addOption(
-      new Option("--dial-timeout <duration>", "time to connect to one endpoint")
+      new Option(
+        "--dial-timeout <duration>",
+        "time to connect to one endpoint (5s, 500ms; a bare number is seconds)",
+      )
         .env("ETCDCTL_DIAL_TIMEOUT")
         .default("5s"),
     )
@@ -53,13 +56,7 @@ export function etcdSourceFromFlags(flags: EtcdFlags, warn: (line: string) => vo
     .filter(Boolean);
   if (endpoints.length === 0)
     throw new UsageError("--endpoints is empty", "pass --endpoints host:2379[,host2:2379]");
-  const dialTimeoutMs = parseDuration(flags.dialTimeout);
-  if (dialTimeoutMs === null || dialTimeoutMs <= 0) {
-    throw new UsageError(
-      `--dial-timeout ${JSON.stringify(flags.dialTimeout)} is not a duration`,
-      "use e.g. 5s or 500ms",
-    );
-  }
+  const dialTimeoutMs = durationSetting("--dial-timeout", flags.dialTimeout);
   const insecure = flags.insecureSkipTlsVerify === true || flags.insecureSkipTlsVerify === "true";
   if (insecure)
     warn(

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
+import { checkClusterName } from "../catalog/names.ts";
 import { describeError, isUsageError } from "../errors.ts";
+import { processRedactor } from "../observability/redact.ts";
 import { VERSION } from "../version.ts";
 import { registerCommands } from "./commands/index.ts";
 
@@ -15,12 +17,34 @@ async function buildProgram(argv: string[]): Promise<Command> {
     .option("--debug", "show stack traces on errors", false)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
-    .configureOutput({ outputError: (str, write) => write(str) });
+    .configureOutput({ outputError: (str, write) => write(str) })
+    // Every command's --cluster (save, list, prune, restore, verify, daemon...) is checked here, once, before the
+    // command runs: a name such as ../x must not select, name or reach anything. Empty means "not given".
+    .hook("preAction", (_program, command) => {
+      const cluster: unknown = command.opts().cluster;
+      if (typeof cluster === "string" && cluster !== "") checkClusterName(cluster, "--cluster");
+    });
   await registerCommands(program, argv);
   return program;
 }
 
+/**
+ * Every line the CLI writes to stderr (error lines, warnings, progress, commander's usage errors, which echo
+ * argument values) passes the process's redactor: a secret given on the command line or in the environment, or
+ * shaped like one, is never printed. stdout is left alone: it carries data (`get`, `keygen -o -`, a snapshot).
+ */
+function redactStderr(): void {
+  const write = process.stderr.write.bind(process.stderr) as (...args: unknown[]) => boolean;
+  process.stderr.write = ((chunk: unknown, ...rest: unknown[]) => {
+    const text =
+      typeof chunk === "string" ? chunk : Buffer.isBuffer(chunk) ? chunk.toString("utf8") : undefined;
+    return text === undefined ? write(chunk, ...rest) : write(processRedactor.redact(text), ...rest);
+  }) as typeof process.stderr.write;
+}
+
 async function main(argv: string[]): Promise<number> {
+  processRedactor.addFromEnv(process.env).addFromArgv(argv);
+  redactStderr();
   const program = await buildProgram(argv);
   const debug = argv.includes("--debug");
   // Node's deprecation notices (e.g. about TLS server names that are IP addresses) are for developers;
@@ -35,7 +59,8 @@ async function main(argv: string[]): Promise<number> {
       // commander has already printed its message; help and version exit 0.
       return err.exitCode === 0 ? 0 : EXIT_USAGE;
     }
-    process.stderr.write(`etcd-backup: ${describeError(err)}\n`);
+    // Redacted here too (not only by the stderr wrapper): this is the line every failure ends with.
+    process.stderr.write(`etcd-backup: ${processRedactor.redact(describeError(err))}\n`);
     if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n${causeStacks(err)}`);
     return isUsageError(err) ? EXIT_USAGE : EXIT_FAILED;
   }

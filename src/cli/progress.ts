@@ -1,4 +1,4 @@
-import { formatBytes } from "./units.ts";
+import { formatBytes } from "../render/units.ts";
 
 /**
  * A progress bar on stderr, drawn only when stderr is a terminal (never into logs or pipes), redrawn at most

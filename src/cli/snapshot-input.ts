@@ -102,10 +102,3 @@ export function openDb(snapshot: MaterializedSnapshot): BoltDb {
   if (snapshot.buffer) return new BoltDb(snapshot.buffer);
   return BoltDb.openFile(snapshot.path!);
 }
-
-/** The whole snapshot as a buffer (for the structural check, which reads every page). */
-export async function snapshotBytes(snapshot: MaterializedSnapshot): Promise<Buffer> {
-  if (snapshot.buffer) return snapshot.buffer;
-  const { readFile } = await import("node:fs/promises");
-  return await readFile(snapshot.path!);
-}

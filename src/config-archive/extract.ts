@@ -1,25 +1,15 @@
 import { createWriteStream } from "node:fs";
-import {
-  chmod,
-  chown,
-  lchown,
-  lstat,
-  lutimes,
-  mkdir,
-  mkdtemp,
-  rename,
-  rm,
-  stat,
-  symlink,
-  utimes,
-} from "node:fs/promises";
+import { chmod, chown, lchown, lstat, lutimes, mkdir, rename, stat, symlink, utimes } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { pipeline, type Readable, type Transform } from "node:stream";
 import { pipeline as pipelineAsync } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
+import { crashAfterBytesRead, crashPoint } from "../restore/crash-point.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
+import { createWorkFolder } from "../restore/work-folder.ts";
 import { decompressStage } from "../stages/compress.ts";
+import { ByteCounter } from "../stages/count.ts";
 import type { Store } from "../store/store.ts";
 import { DigestStage } from "./digest-stage.ts";
 import type { TarHeader } from "./tar-header.ts";
@@ -93,13 +83,18 @@ export async function restoreConfigArchive(options: RestoreConfigOptions): Promi
     );
   }
   const preserveOwners = options.preserveOwners ?? process.getuid?.() === 0;
-  const staging = await mkdtemp(join(target, ".etcd-backup-config-"));
+  // Private keys are unpacked here first: a private work folder, removed by the next run's sweep if this one
+  // is killed.
+  const staging = await createWorkFolder("config", target);
   try {
-    await chmod(staging, 0o700);
-    const members = await unpack(options, staging);
-    return await moveIntoPlace(members, staging, target, options.force ?? false, preserveOwners);
+    // A folder of its own for the tree: owner.json beside it is not an archive member.
+    const tree = join(staging.path, "tree");
+    await mkdir(tree, { mode: 0o700 });
+    const members = await unpack(options, tree);
+    crashPoint("config-unpacked");
+    return await moveIntoPlace(members, tree, target, options.force ?? false, preserveOwners);
   } finally {
-    await rm(staging, { recursive: true, force: true });
+    await staging.remove();
   }
 }
 
@@ -108,6 +103,7 @@ async function unpack(options: RestoreConfigOptions, staging: string): Promise<T
   const source = await options.store.get(options.entry.key, options.signal ? { signal: options.signal } : {});
   const digest = new DigestStage();
   const stages: Transform[] = [
+    new ByteCounter(crashAfterBytesRead),
     ...(options.entry.encrypted && options.decrypt ? [options.decrypt()] : []),
     decompressStage(options.entry.compression),
     digest,

@@ -135,5 +135,5 @@ export async function saveConfigArchive(options: SaveConfigOptions): Promise<Sav
   }).catch((err) => {
     throw new Error("archive configuration", { cause: err });
   });
-  return { key, ...published, config: config!, skipped: tally.skipped };
+  return { ...published, config: config!, skipped: tally.skipped };
 }

@@ -1,9 +1,11 @@
 import { decryptionFactory, encryptionPlan } from "../backup/encryption.ts";
 import type { EncryptionPlan } from "../backup/save.ts";
+import { clusterNameProblem } from "../catalog/names.ts";
 import type { RetentionPolicy } from "../catalog/retention.ts";
 import { UsageError } from "../errors.ts";
 import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import { EtcdSource } from "../source/etcd.ts";
+import { FileSource } from "../source/file.ts";
 import type { SnapshotSource } from "../source/source.ts";
 import { TalosSource } from "../source/talos.ts";
 import type { Compression } from "../stages/compress.ts";
@@ -11,6 +13,7 @@ import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import { findTalosconfig, loadTalosContext, talosconfigCandidates } from "../talos/config.ts";
 import type { BackupJobConfig } from "./schema.ts";
+import { talosBackupStoreDestination } from "./talos-backup.ts";
 
 /** Everything one backup run needs, ready to use: what `saveBackup`, `pruneBackups` and the checks take. */
 export interface BackupJob {
@@ -52,11 +55,12 @@ export async function backupJobFromConfig(
   const secrets: string[] = [];
 
   let source: SnapshotSource;
+  let contextName: string | undefined;
   if (config.source.kind === "etcd") {
     const s = config.source;
     if (s.insecureSkipTlsVerify) {
       warn(
-        "etcd's certificate is not verified (--insecure-skip-tls-verify); anyone on the path can read the snapshot",
+        "warning: --insecure-skip-tls-verify: etcd's certificate is not verified; anyone on the path can read the snapshot",
       );
     }
     if (s.user?.password) secrets.push(s.user.password);
@@ -73,28 +77,44 @@ export async function backupJobFromConfig(
       ...(s.user ? { user: s.user } : {}),
     });
     if (s.pem?.key) secrets.push(s.pem.key.toString("utf8").trim());
-  } else {
+  } else if (config.source.kind === "talos") {
     const s = config.source;
     const candidates = talosconfigCandidates(s.talosconfig, env);
     const path = await findTalosconfig(candidates);
     if (!path) {
       throw new UsageError(
         `no talosconfig found (looked at ${candidates.join(", ")})`,
-        "pass --talosconfig FILE or set TALOSCONFIG; in a pod, mount a Talos ServiceAccount's secret",
+        "pass --talosconfig FILE or set TALOSCONFIG; in a pod, mount a Talos ServiceAccount's secret at /var/run/secrets/talos.dev",
       );
     }
     const context = await loadTalosContext(path, s.context);
+    contextName = context.name;
     secrets.push(context.key.toString("utf8").trim());
     source = new TalosSource({
       context,
       endpoints: s.endpoints.length ? s.endpoints : context.endpoints,
       nodes: s.nodes.length ? s.nodes : context.nodes,
     });
+  } else {
+    source = new FileSource(config.source.path);
   }
 
-  const store = openStore(config.destination, /^s3:\/\//i.test(config.destination) ? config.s3 : undefined);
-  if (config.s3.insecureSkipTlsVerify && /^s3:\/\//i.test(config.destination)) {
-    warn("the S3 endpoint's certificate is not verified (--s3-insecure-skip-tls-verify)");
+  // As talos-backup: the Talos context names the cluster unless a name was given; its BUCKET and S3_PREFIX
+  // name the destination unless one was given.
+  const cluster =
+    config.cluster ?? (contextName && clusterNameProblem(contextName) === null ? contextName : "etcd");
+  const destination = config.destination ?? talosBackupStoreDestination(env, cluster);
+  if (!destination) {
+    throw new UsageError(
+      "no destination given",
+      "pass --to DIR or --to s3://bucket/prefix (or talos-backup's BUCKET)",
+    );
+  }
+  const store = openStore(destination, /^s3:\/\//i.test(destination) ? config.s3 : undefined);
+  if (config.s3.insecureSkipTlsVerify && /^s3:\/\//i.test(destination)) {
+    warn(
+      "warning: --s3-insecure-skip-tls-verify: the S3 endpoint's certificate is not verified; anyone on the path can read or change backups",
+    );
   }
 
   const onSecret = (secret: string) => {
@@ -119,7 +139,7 @@ export async function backupJobFromConfig(
   );
 
   return {
-    cluster: config.cluster,
+    cluster,
     source,
     store,
     compression: config.compression,

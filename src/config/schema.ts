@@ -1,12 +1,15 @@
 import { Cron } from "croner";
 import { z } from "zod";
-import { isValidClusterName } from "../catalog/names.ts";
+import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { parseSpan } from "../catalog/time-bound.ts";
 import { UsageError } from "../errors.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
-import { readTalosBackupEnv } from "../talos/backup-env.ts";
-import { parseDuration } from "./duration.ts";
+import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration } from "./duration.ts";
+import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
+import { applyTalosBackupEnv, readTalosBackupEnv } from "./talos-backup.ts";
+
+export { parseListenAddress } from "./listen-address.ts";
 
 /*
  * One typed configuration for a backup job and for the daemon that schedules it.
@@ -56,7 +59,7 @@ export const etcdSourceConfigSchema = z.object({
     .object({ ca: pemSchema.optional(), cert: pemSchema.optional(), key: pemSchema.optional() })
     .optional(),
   insecureSkipTlsVerify: z.boolean().default(false),
-  dialTimeoutMs: z.number().int().positive().default(5000),
+  dialTimeoutMs: z.number().int().positive().max(MAX_TIMER_MS).default(5000),
   user: z.object({ name: z.string().min(1), password: z.string() }).optional(),
 });
 
@@ -83,13 +86,25 @@ export const retentionPolicySchema = z
   })
   .strict();
 
+/** An existing snapshot file (`save --from-file`): stored as if it had come from etcd. */
+export const fileSourceConfigSchema = z.object({ kind: z.literal("file"), path: z.string().min(1) });
+
 export const backupJobConfigSchema = z.object({
+  /** Absent: the Talos context's name for a Talos source (as talos-backup does), else "etcd". */
   cluster: z
     .string()
-    .refine(isValidClusterName, "cannot stand in a backup name (letters, digits, '.', '_', '-')"),
-  source: z.discriminatedUnion("kind", [etcdSourceConfigSchema, talosSourceConfigSchema]),
-  /** A directory, `file:///path` or `s3://bucket/prefix`. */
-  destination: z.string().min(1),
+    .superRefine((name, ctx) => {
+      const problem = clusterNameProblem(name);
+      if (problem !== null) ctx.addIssue({ code: "custom", message: `${problem} (${CLUSTER_NAME_RULE})` });
+    })
+    .optional(),
+  source: z.discriminatedUnion("kind", [
+    etcdSourceConfigSchema,
+    talosSourceConfigSchema,
+    fileSourceConfigSchema,
+  ]),
+  /** A directory, `file:///path` or `s3://bucket/prefix`; absent: talos-backup's BUCKET and S3_PREFIX. */
+  destination: z.string().min(1).optional(),
   s3: s3SettingsSchema.default({}),
   compression: z.enum(["zstd", "none"]).default("zstd"),
   level: z.number().int().min(1).max(19).optional(),
@@ -128,7 +143,45 @@ export type BackupJobConfigInput = z.input<typeof backupJobConfigSchema>;
 export function parseBackupJobConfig(input: BackupJobConfigInput): BackupJobConfig {
   const parsed = backupJobConfigSchema.safeParse(input);
   if (!parsed.success) throw configError(parsed.error.issues.map((i) => problem(i.path, i.message)));
+  const problems = encryptionProblems({
+    encrypt: parsed.data.encryption.kind === "age",
+    ...(parsed.data.encryption.kind === "age"
+      ? {
+          recipients:
+            parsed.data.encryption.recipients.length + parsed.data.encryption.recipientsFiles.length,
+          passphrase: parsed.data.encryption.passphraseFile !== undefined,
+        }
+      : {}),
+  });
+  if (problems.length > 0) throw configError(problems);
   return parsed.data;
+}
+
+/**
+ * The encryption rules, for every front end: encryption is on unless explicitly off; on, it needs recipients
+ * or a passphrase, not both; off, it contradicts any key given. `recipients` counts keys and key files.
+ */
+export function encryptionProblems(e: {
+  encrypt: boolean;
+  recipients?: number;
+  passphrase?: boolean;
+}): string[] {
+  const recipients = e.recipients ?? 0;
+  const passphrase = e.passphrase ?? false;
+  if (!e.encrypt) {
+    return recipients > 0 || passphrase
+      ? ["--no-encrypt: contradicts the recipients given (drop --no-encrypt or the recipients)"]
+      : [];
+  }
+  if (recipients === 0 && !passphrase) {
+    return [
+      "--recipient: no age recipient given: backups hold every Secret of the cluster and are encrypted by default " +
+        "(pass --recipient age1..., --recipients-file, --passphrase-file, or --no-encrypt)",
+    ];
+  }
+  if (passphrase && recipients > 0)
+    return ["--passphrase-file: cannot be combined with recipients (use one or the other)"];
+  return [];
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -161,14 +214,17 @@ const list = z
       .map((s) => s.trim())
       .filter(Boolean),
   );
-const duration = z.union([z.string(), z.number()]).transform((v, ctx) => {
-  const ms = typeof v === "number" ? v * 1000 : parseDuration(v);
-  if (ms === null || !Number.isFinite(ms) || ms < 0) {
-    ctx.addIssue({ code: "custom", message: "is not a duration (use e.g. 30s, 500ms, 1h30m)" });
-    return z.NEVER;
-  }
-  return ms;
-});
+/** A duration (config/duration.ts: `30s`, `1m30s`, a bare number is seconds); by default a timer's, so bounded. */
+const durationOf = (bounds: DurationBounds = {}) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const why = durationProblem(v, bounds);
+    if (why !== null) {
+      ctx.addIssue({ code: "custom", message: why });
+      return z.NEVER;
+    }
+    return parseDuration(v)!;
+  });
+const duration = durationOf();
 const span = z.string().transform((v, ctx) => {
   const ms = parseSpan(v);
   if (ms === null) {
@@ -179,79 +235,91 @@ const span = z.string().transform((v, ctx) => {
 });
 const keepCount = wholeNumber(1);
 
-/** The daemon's settings; every key is a CLI flag's name in camelCase (`--keep-last` is `keepLast`). */
+/**
+ * A job's settings, flat: every key is a CLI flag's name in camelCase (`--keep-last` is `keepLast`), as the
+ * flags and environment of `save`, the daemon's flags, environment and YAML file give them.
+ */
+export const jobSettingsShape = {
+  // What to back up.
+  cluster: str.optional(),
+  source: z.enum(["etcd", "talos"]).default("etcd"),
+  fromFile: str.optional(),
+  endpoints: list.default(["127.0.0.1:2379"]),
+  cacert: str.optional(),
+  cert: str.optional(),
+  key: str.optional(),
+  insecureSkipTlsVerify: bool.default(false),
+  dialTimeout: duration.default(5000),
+  user: str.optional(),
+  password: z.string().optional(),
+  talosconfig: str.optional(),
+  context: str.optional(),
+  nodes: list.default([]),
+  talosEndpoints: list.default([]),
+  // Where to.
+  to: str.optional(),
+  s3: z
+    .object({
+      endpoint: str.optional(),
+      region: str.optional(),
+      pathStyle: bool.optional(),
+      caFile: str.optional(),
+      insecureSkipTlsVerify: bool.optional(),
+      partSizeMiB: z
+        .union([z.number(), z.string().trim()])
+        .pipe(
+          z.coerce
+            .number<string | number>({ error: "is not a number" })
+            .min(MIN_PART_SIZE / MiB, "S3 parts are 5 MiB to 5 GiB")
+            .max(MAX_PART_SIZE / MiB, "S3 parts are 5 MiB to 5 GiB"),
+        )
+        .optional(),
+      concurrency: wholeNumber(1, 64).optional(),
+      sse: z.enum(["AES256", "aws:kms"]).optional(),
+      sseKmsKeyId: str.optional(),
+      storageClass: str.optional(),
+      sdkChecksums: bool.optional(),
+    })
+    .strict()
+    .default({}),
+  // How.
+  compress: z.enum(["zstd", "none"]).default("zstd"),
+  level: wholeNumber(1, 19).optional(),
+  recipient: list.default([]),
+  recipientsFile: list.default([]),
+  passphraseFile: str.optional(),
+  encrypt: bool.default(true),
+  identity: list.default([]),
+  // Retention.
+  keepLast: keepCount.optional(),
+  keepHourly: keepCount.optional(),
+  keepDaily: keepCount.optional(),
+  keepWeekly: keepCount.optional(),
+  keepMonthly: keepCount.optional(),
+  keepYearly: keepCount.optional(),
+  keepWithin: span.optional(),
+  incompleteGrace: span.default(24 * 3_600_000),
+};
+
+export const jobSettingsSchema = z.object(jobSettingsShape).strict();
+
+/** The daemon's settings: a job's, plus its schedule, checks, serving and lifecycle. */
 export const daemonSettingsSchema = z
   .object({
+    ...jobSettingsShape,
     // Schedule.
     schedule: str,
     tz: str.optional(),
-    jitter: duration.optional(),
-    // What to back up.
-    cluster: str.default("etcd"),
-    source: z.enum(["etcd", "talos"]).default("etcd"),
-    endpoints: list.default(["127.0.0.1:2379"]),
-    cacert: str.optional(),
-    cert: str.optional(),
-    key: str.optional(),
-    insecureSkipTlsVerify: bool.default(false),
-    dialTimeout: duration.default(5000),
-    user: str.optional(),
-    password: z.string().optional(),
-    talosconfig: str.optional(),
-    context: str.optional(),
-    nodes: list.default([]),
-    talosEndpoints: list.default([]),
-    // Where to.
-    to: str,
-    s3: z
-      .object({
-        endpoint: str.optional(),
-        region: str.optional(),
-        pathStyle: bool.optional(),
-        caFile: str.optional(),
-        insecureSkipTlsVerify: bool.optional(),
-        partSizeMiB: z
-          .union([z.number(), z.string().trim()])
-          .pipe(
-            z.coerce
-              .number<string | number>({ error: "is not a number" })
-              .min(MIN_PART_SIZE / MiB, "S3 parts are 5 MiB to 5 GiB")
-              .max(MAX_PART_SIZE / MiB, "S3 parts are 5 MiB to 5 GiB"),
-          )
-          .optional(),
-        concurrency: wholeNumber(1, 64).optional(),
-        sse: z.enum(["AES256", "aws:kms"]).optional(),
-        sseKmsKeyId: str.optional(),
-        storageClass: str.optional(),
-        sdkChecksums: bool.optional(),
-      })
-      .strict()
-      .default({}),
-    // How.
-    compress: z.enum(["zstd", "none"]).default("zstd"),
-    level: wholeNumber(1, 19).optional(),
-    recipient: list.default([]),
-    recipientsFile: list.default([]),
-    passphraseFile: str.optional(),
-    encrypt: bool.default(true),
-    identity: list.default([]),
-    // Retention.
-    keepLast: keepCount.optional(),
-    keepHourly: keepCount.optional(),
-    keepDaily: keepCount.optional(),
-    keepWeekly: keepCount.optional(),
-    keepMonthly: keepCount.optional(),
-    keepYearly: keepCount.optional(),
-    keepWithin: span.optional(),
-    incompleteGrace: span.default(24 * 3_600_000),
+    jitter: durationOf({ positive: false }).optional(),
     // Checks.
     verify: bool.default(false),
     testRestoreEvery: wholeNumber(0).default(0),
     // Serving and lifecycle.
     metricsAddr: str.default(":9090"),
-    readyMaxAge: duration.optional(),
-    shutdownGrace: duration.default(30_000),
-    retryBackoff: duration.default(5_000),
+    // Compared with an age, never a timer: a monthly schedule needs more than a timer's 24 days.
+    readyMaxAge: durationOf({ maxMs: Number.MAX_SAFE_INTEGER }).optional(),
+    shutdownGrace: durationOf({ positive: false }).default(30_000),
+    retryBackoff: durationOf({ positive: false }).default(5_000),
     retryBackoffMax: duration.default(300_000),
     logFormat: z.enum(["auto", "json", "pretty"]).default("auto"),
   })
@@ -273,7 +341,7 @@ export interface DaemonConfig {
   verify: boolean;
   /** Every Nth run also test-restores the new backup into a temporary etcd; 0: never. */
   testRestoreEvery: number;
-  metrics: { host: string | undefined; port: number };
+  metrics: ListenAddress;
   /** /readyz fails when the last success is older than this; undefined: twice the schedule's interval. */
   readyMaxAgeMs: number | undefined;
   shutdownGraceMs: number;
@@ -282,54 +350,97 @@ export interface DaemonConfig {
 }
 
 /**
- * Validates the daemon's settings and builds the configuration. Throws one `UsageError` that names every
- * problem (field-level and between fields) by its flag, never with a setting's value (it may be a secret).
+ * Validates a job's flat settings (`save`'s flags and environment, after `completeSettings`) and builds its
+ * configuration. Throws one `UsageError` that names every problem (field-level and between fields) by its
+ * flag, never with a setting's value (it may be a secret).
+ */
+export function parseJobSettings(
+  settings: Record<string, unknown>,
+  env: Record<string, string | undefined> = process.env,
+): BackupJobConfig {
+  const input = applyTalosBackupEnv(settings, env);
+  const parsed = jobSettingsSchema.safeParse(input);
+  const problems = [...schemaProblems(input, parsed), ...jobSettingsProblems(input, env)];
+  if (problems.length > 0 || !parsed.success) throw configError(problems);
+  return jobConfigFromSettings(parsed.data);
+}
+
+/**
+ * Validates the daemon's settings and builds the configuration: the job's part exactly as `parseJobSettings`
+ * reads it, plus the schedule, checks and serving. Throws one `UsageError` naming every problem by its flag,
+ * never with a setting's value.
  */
 export function parseDaemonConfig(
   settings: Record<string, unknown>,
   env: Record<string, string | undefined> = process.env,
 ): DaemonConfig {
   const input = applyTalosBackupEnv(settings, env);
-  const problems: string[] = [];
   const parsed = daemonSettingsSchema.safeParse(input);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) {
-      if (issue.code === "unrecognized_keys") {
-        for (const k of issue.keys) problems.push(`${settingName([...issue.path, k])}: unknown setting`);
-      } else {
-        const missing = issue.code === "invalid_type" && valueAt(input, issue.path) === undefined;
-        problems.push(problem(issue.path, missing ? "is required" : issue.message));
-      }
-    }
-  }
-  // Checks between settings, on the raw input so they are reported together with the field problems.
+  const problems = [...schemaProblems(input, parsed), ...jobSettingsProblems(input, env)];
   const raw = input as Record<string, unknown>;
-  const given = (k: string) =>
-    raw[k] !== undefined && raw[k] !== "" && !(Array.isArray(raw[k]) && raw[k].length === 0);
-  const noEncrypt = raw.encrypt === false || String(raw.encrypt).toLowerCase() === "false";
-  if (noEncrypt && (given("recipient") || given("recipientsFile") || given("passphraseFile"))) {
-    problems.push("--no-encrypt: contradicts the recipients given (drop --no-encrypt or the recipients)");
-  }
-  if (!noEncrypt && !given("recipient") && !given("recipientsFile") && !given("passphraseFile")) {
-    problems.push(
-      "--recipient: no age recipient given: backups hold every Secret of the cluster and are encrypted by default " +
-        "(pass --recipient age1..., --recipients-file, --passphrase-file, or --no-encrypt)",
-    );
-  }
-  if (given("passphraseFile") && (given("recipient") || given("recipientsFile"))) {
-    problems.push("--passphrase-file: cannot be combined with recipients (use one or the other)");
-  }
   if (typeof raw.schedule === "string" && raw.schedule.trim()) {
     const reason = cronProblem(raw.schedule, typeof raw.tz === "string" ? raw.tz : undefined);
     if (reason) problems.push(`--schedule: ${reason}`);
   }
   if (typeof raw.metricsAddr === "string" && parseListenAddress(raw.metricsAddr) === null) {
-    problems.push("--metrics-addr: is not host:port or :port");
+    problems.push(`--metrics-addr: ${LISTEN_ADDRESS_PROBLEM}`);
   }
-  if (given("password") && !given("user")) problems.push("--password: needs --user");
   if (problems.length > 0 || !parsed.success) throw configError(problems);
-
   const s = parsed.data;
+  return {
+    job: jobConfigFromSettings(s),
+    schedule: { cron: s.schedule, ...(s.tz ? { timeZone: s.tz } : {}), jitterMs: s.jitter ?? 0 },
+    verify: s.verify,
+    testRestoreEvery: s.testRestoreEvery,
+    metrics: parseListenAddress(s.metricsAddr)!,
+    readyMaxAgeMs: s.readyMaxAge,
+    shutdownGraceMs: s.shutdownGrace,
+    retry: { initialMs: Math.max(1, s.retryBackoff), maxMs: Math.max(s.retryBackoff, s.retryBackoffMax) },
+    logFormat: s.logFormat,
+  };
+}
+
+/** The field-level problems of a schema parse, each named by its flag. */
+function schemaProblems(
+  input: Record<string, unknown>,
+  parsed: { success: boolean; error?: z.ZodError },
+): string[] {
+  const problems: string[] = [];
+  for (const issue of parsed.error?.issues ?? []) {
+    if (issue.code === "unrecognized_keys") {
+      for (const k of issue.keys) problems.push(`${settingName([...issue.path, k])}: unknown setting`);
+    } else {
+      const missing = issue.code === "invalid_type" && valueAt(input, issue.path) === undefined;
+      problems.push(problem(issue.path, missing ? "is required" : issue.message));
+    }
+  }
+  return problems;
+}
+
+/** Checks between a job's settings, on the raw input so they are reported together with the field problems. */
+function jobSettingsProblems(
+  raw: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+): string[] {
+  const given = (k: string) =>
+    raw[k] !== undefined && raw[k] !== "" && !(Array.isArray(raw[k]) && raw[k].length === 0);
+  const count = (k: string) => (Array.isArray(raw[k]) ? raw[k].length : given(k) ? 1 : 0);
+  const problems = encryptionProblems({
+    encrypt: !(raw.encrypt === false || String(raw.encrypt).toLowerCase() === "false"),
+    recipients: count("recipient") + count("recipientsFile"),
+    passphrase: given("passphraseFile"),
+  });
+  if (given("password") && !given("user")) problems.push("--password: needs --user");
+  if (!given("to") && !readTalosBackupEnv(env).present) {
+    problems.push("--to: is required (a directory or s3://bucket/prefix; or talos-backup's BUCKET)");
+  }
+  if (given("fromFile") && raw.source === "talos")
+    problems.push("--from-file: cannot be combined with --source talos");
+  return problems;
+}
+
+/** A job's configuration from its validated flat settings. */
+function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobConfig {
   const retention: RetentionPolicy = {};
   if (s.keepLast !== undefined) retention.last = s.keepLast;
   for (const rule of CALENDAR_RULES) {
@@ -352,10 +463,11 @@ export function parseDaemonConfig(
     if (k === "partSizeMiB") s3.partSize = Math.round((v as number) * MiB);
     else (s3 as Record<string, unknown>)[k] = v;
   }
-  const job = parseBackupJobConfig({
-    cluster: s.cluster,
-    source:
-      s.source === "talos"
+  return parseBackupJobConfig({
+    ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
+    source: s.fromFile
+      ? { kind: "file", path: s.fromFile }
+      : s.source === "talos"
         ? {
             kind: "talos",
             ...(s.talosconfig ? { talosconfig: s.talosconfig } : {}),
@@ -373,7 +485,7 @@ export function parseDaemonConfig(
             dialTimeoutMs: s.dialTimeout,
             ...(user ? { user } : {}),
           },
-    destination: s.to,
+    ...(s.to !== undefined ? { destination: s.to } : {}),
     s3,
     compression: s.compress,
     ...(s.level !== undefined ? { level: s.level } : {}),
@@ -393,44 +505,6 @@ export function parseDaemonConfig(
     retention: Object.keys(retention).length > 0 ? retention : null,
     incompleteGraceMs: s.incompleteGrace,
   });
-  return {
-    job,
-    schedule: { cron: s.schedule, ...(s.tz ? { timeZone: s.tz } : {}), jitterMs: s.jitter ?? 0 },
-    verify: s.verify,
-    testRestoreEvery: s.testRestoreEvery,
-    metrics: parseListenAddress(s.metricsAddr)!,
-    readyMaxAgeMs: s.readyMaxAge,
-    shutdownGraceMs: s.shutdownGrace,
-    retry: { initialMs: Math.max(1, s.retryBackoff), maxMs: Math.max(s.retryBackoff, s.retryBackoffMax) },
-    logFormat: s.logFormat,
-  };
-}
-
-/**
- * talos-backup's switches mean in the daemon what they mean for `save` (see `saveInputFromFlags`):
- * - `DISABLE_ENCRYPTION=true` is `--no-encrypt`;
- * - otherwise `AGE_X25519_PUBLIC_KEY` is one more recipient;
- * - when no compression was given: zstd for `ENABLE_COMPRESSION=true`, none when it is set to anything else or
- *   when `BUCKET` is set (talos-backup's default), else the daemon's default (zstd).
- * Returns new settings; `settings` is not changed.
- */
-export function applyTalosBackupEnv(
-  settings: Record<string, unknown>,
-  env: Record<string, string | undefined>,
-): Record<string, unknown> {
-  const tb = readTalosBackupEnv(env);
-  const out: Record<string, unknown> = { ...settings };
-  if (out.compress === undefined || out.compress === "") {
-    if (tb.enableCompression !== undefined) out.compress = tb.enableCompression ? "zstd" : "none";
-    else if (tb.present) out.compress = "none";
-  }
-  if (tb.disableEncryption) out.encrypt = false;
-  else if (tb.ageRecipient) {
-    const r = out.recipient;
-    const list = Array.isArray(r) ? r.map(String) : typeof r === "string" && r.trim() ? [r] : [];
-    out.recipient = [...list, tb.ageRecipient];
-  }
-  return out;
 }
 
 /** Why a cron expression (with optional seconds) or time zone cannot be used, or null when it can. */
@@ -447,16 +521,6 @@ export function cronProblem(pattern: string, timeZone?: string): string | null {
       .split(". ")[0]!
       .replace(/\.$/, "")}`;
   }
-}
-
-/** Parses `host:port`, `:port` or `[v6]:port`; null when it is none of them. */
-export function parseListenAddress(text: string): { host: string | undefined; port: number } | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  const host = m[1] ?? m[2];
-  return { host: host ? host : undefined, port };
 }
 
 /** The flag a settings path stands for: `keepLast` is `--keep-last`, `s3.partSizeMiB` is `--s3-part-size`. */
@@ -489,6 +553,8 @@ function problem(path: readonly PropertyKey[], message: string): string {
 
 function configError(problems: string[]): UsageError {
   const unique = [...new Set(problems)];
+  // One problem that says what to do reads best alone: `--dial-timeout: longer than ... (use a shorter duration)`.
+  if (unique.length === 1 && unique[0]!.endsWith(")")) return new UsageError(unique[0]!);
   return new UsageError(
     `invalid configuration: ${unique.length} problem${unique.length === 1 ? "" : "s"}: ${unique.join("; ")}`,
     "fix the flags, environment variables or config file named above",

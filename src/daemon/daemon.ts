@@ -11,7 +11,7 @@ import type { Redactor } from "../observability/redact.ts";
 import { RunHistory } from "./history.ts";
 import { createHttpServer, listen } from "./http.ts";
 import { RunFailure, runBackup } from "./run.ts";
-import { Schedule } from "./schedule.ts";
+import { Schedule, sleep } from "./schedule.ts";
 import { renderStatusPage } from "./status-page.ts";
 
 /** Used for /readyz when the schedule's interval cannot be worked out. */
@@ -69,11 +69,15 @@ export class Daemon {
   async start(): Promise<AddressInfo> {
     const { config } = this.o;
     this.server = createHttpServer({
+      // Label values are a closed set, but the text passes the redactor like every other output.
       metrics: async () => ({
         contentType: this.o.metrics.registry.contentType,
-        body: await this.o.metrics.registry.metrics(),
+        body: this.o.redactor.redact(await this.o.metrics.registry.metrics()),
       }),
-      notReady: () => this.notReady(new Date()),
+      notReady: () => {
+        const why = this.notReady(new Date());
+        return why === null ? null : this.o.redactor.redact(why);
+      },
       statusPage: () => this.o.redactor.redact(this.statusPage()),
     });
     const address = await listen(this.server, config.metrics.host, config.metrics.port);
@@ -292,18 +296,4 @@ export class Daemon {
     this.o.metrics.duration.observe(seconds);
     if (result === "success") this.o.metrics.runs.inc({ result });
   }
-}
-
-/** Waits `ms` (clamped to what a timer takes) or until `signal` aborts. */
-async function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted || ms <= 0) return;
-  await new Promise<void>((resolve) => {
-    const timer = setTimeout(done, Math.min(ms, 2_147_000_000));
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

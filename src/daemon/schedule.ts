@@ -1,4 +1,5 @@
 import { Cron } from "croner";
+import { MAX_TIMER_MS } from "../config/duration.ts";
 
 /** A cron schedule (croner syntax: 5 fields, or 6 with seconds first), in a time zone or the process's. */
 export class Schedule {
@@ -30,5 +31,24 @@ export class Schedule {
     const a = this.next(now);
     const b = a ? this.next(a) : null;
     return a && b ? b.getTime() - a.getTime() : undefined;
+  }
+}
+
+/**
+ * Waits `ms` or until `signal` aborts. A wait longer than a timer holds (2^31-1 ms, about 24.8 days: a monthly or
+ * yearly schedule) is made of several timers, so the run never starts early.
+ */
+export async function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  const until = Date.now() + ms;
+  for (let left = ms; left > 0 && !signal.aborted; left = until - Date.now()) {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, Math.min(left, MAX_TIMER_MS));
+      function done() {
+        clearTimeout(timer);
+        signal.removeEventListener("abort", done);
+        resolve();
+      }
+      signal.addEventListener("abort", done, { once: true });
+    });
   }
 }

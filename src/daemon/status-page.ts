@@ -1,3 +1,4 @@
+import { formatBytes } from "../render/units.ts";
 import type { RunRecord } from "./history.ts";
 
 export interface StatusView {
@@ -24,15 +25,7 @@ export function escapeHtml(text: unknown): string {
 }
 
 function bytes(n: number | undefined): string {
-  if (n === undefined) return "";
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${n} B` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+  return n === undefined ? "" : formatBytes(n);
 }
 
 function stamp(d: Date | undefined): string {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { type Logger, pino } from "pino";
-import type { Redactor } from "./redact.ts";
+import { processRedactor, type Redactor } from "./redact.ts";
 
 export type { Logger } from "pino";
 
@@ -9,8 +9,8 @@ export interface LoggerOptions {
   format?: "auto" | "json" | "pretty";
   /** Where lines go (default stdout). */
   out?: NodeJS.WritableStream & { isTTY?: boolean };
-  /** Every line passes through it before it is written. */
-  redactor: Redactor;
+  /** Every line passes through it before it is written (default: the process's redactor). */
+  redactor?: Redactor;
   level?: string;
 }
 
@@ -35,7 +35,7 @@ const REDACT_PATHS = [
 export function createLogger(options: LoggerOptions): Logger {
   const out = options.out ?? process.stdout;
   const pretty = options.format === "pretty" || (options.format !== "json" && out.isTTY === true);
-  const redactor = options.redactor;
+  const redactor = options.redactor ?? processRedactor;
   const destination = {
     write(line: string) {
       const clean = redactor.redact(line);

@@ -20,6 +20,9 @@ export const SCHEDULE_LABEL = "etcd-backup.dev/schedule";
 /** Annotation on those EtcdBackups: the scheduled time they stand for (RFC 3339). */
 export const SCHEDULED_AT_ANNOTATION = "etcd-backup.dev/scheduled-at";
 
+/** A JSON merge patch (RFC 7386) of an object's fields: `null` removes a field. */
+export type MergePatch<T> = { [K in keyof T]?: T[K] | null };
+
 export interface ObjectMeta {
   name: string;
   namespace: string;
@@ -197,9 +200,16 @@ export interface EtcdBackupSchedule {
   status?: EtcdBackupScheduleStatus;
 }
 
-/** Condition reasons. */
+/**
+ * The reasons of conditions and Events: callers branch on these, never on a message. The condition objects
+ * themselves are built in conditions.ts.
+ */
 export const Reason = {
   BackupPending: "BackupPending",
+  BackupStarted: "BackupStarted",
+  BackupCreated: "BackupCreated",
+  BackupSkipped: "BackupSkipped",
+  BackupReplaced: "BackupReplaced",
   BackupInProgress: "BackupInProgress",
   BackupCompleted: "BackupCompleted",
   BackupSucceeded: "BackupSucceeded",

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
+import { processRedactor, type Redactor } from "../observability/redact.ts";
 import type { Kube } from "./kube.ts";
 
 export interface EventTarget {
@@ -10,16 +11,25 @@ export interface EventTarget {
 
 /**
  * Records core/v1 Events about our objects (what `kubectl describe` shows). A failure to record is logged and
- * never fails the reconcile. Messages come from our own code and error chains, which hold no secrets.
+ * never fails the reconcile. Every message passes the redactor before it is sent: error chains come from
+ * libraries and servers, and an Event is readable by anyone who can `kubectl describe` the object.
  */
 export class EventRecorder {
   private readonly kube: Kube;
   private readonly component: string;
   private readonly instance: string;
   private readonly log: Logger;
+  private readonly redactor: Redactor;
 
-  constructor(kube: Kube, instance: string, log: Logger, component = "etcd-backup-operator") {
+  constructor(
+    kube: Kube,
+    instance: string,
+    log: Logger,
+    component = "etcd-backup-operator",
+    redactor: Redactor = processRedactor,
+  ) {
     this.kube = kube;
+    this.redactor = redactor;
     this.instance = instance;
     this.component = component;
     this.log = log;
@@ -29,8 +39,9 @@ export class EventRecorder {
     target: EventTarget,
     type: "Normal" | "Warning",
     reason: string,
-    message: string,
+    rawMessage: string,
   ): Promise<void> {
+    const message = this.redactor.redact(rawMessage);
     const now = new Date().toISOString().replace(/\.\d+Z$/, "Z");
     const { name, namespace, uid, resourceVersion } = target.metadata;
     const body = {

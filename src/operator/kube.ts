@@ -48,6 +48,10 @@ export function isNotFound(err: unknown): boolean {
 export function isConflict(err: unknown): boolean {
   return err instanceof KubeError && err.code === 409;
 }
+/** A create refused because the name is taken (409 AlreadyExists; a bare 409 counts too). */
+export function isAlreadyExists(err: unknown): boolean {
+  return err instanceof KubeError && (err.code === 409 || err.reason === "AlreadyExists");
+}
 
 /** Loads a kubeconfig file, or the in-cluster ServiceAccount config, or the default (KUBECONFIG, ~/.kube). */
 export function loadKubeConfig(file?: string): KubeConfig {

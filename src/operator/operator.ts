@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { describeError } from "../errors.ts";
+import type { Redactor } from "../observability/redact.ts";
 import {
   BACKUP_PLURAL,
   type EtcdBackup,
@@ -37,6 +38,8 @@ export interface OperatorOptions {
   talosServiceAccountDir?: string;
   retryBaseMs?: number;
   watchTimeoutSeconds?: number;
+  /** Removes secrets from Events and status messages (default: the process's redactor). */
+  redactor?: Redactor;
   /** Told when this replica starts and stops leading. */
   onLeading?: (leading: boolean) => void;
 }
@@ -88,7 +91,7 @@ export async function runOperator(options: OperatorOptions, signal: AbortSignal)
 
 async function runControllers(options: OperatorOptions, signal: AbortSignal): Promise<void> {
   const { kube, log, metrics } = options;
-  const events = new EventRecorder(kube, options.identity, log);
+  const events = new EventRecorder(kube, options.identity, log, undefined, options.redactor);
   const reader: ConfigReader = kube;
   const onError = (kind: string) => (key: string, err: unknown, retryInMs: number) =>
     log.warn({ [kind]: key, err: describeError(err), retryInMs }, "reconcile failed; retrying");
@@ -100,6 +103,7 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     events,
     metrics,
     log,
+    ...(options.redactor ? { redactor: options.redactor } : {}),
     ...(options.talosServiceAccountDir ? { talosServiceAccountDir: options.talosServiceAccountDir } : {}),
     ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
   });
@@ -109,6 +113,7 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     events,
     metrics,
     log,
+    ...(options.redactor ? { redactor: options.redactor } : {}),
     backups: () => backupInformer.cache.values(),
   });
   const backupQueue = new WorkQueue((k, s) => backups.reconcile(k, s), {

@@ -1,3 +1,5 @@
+import { MAX_TIMER_MS } from "../config/duration.ts";
+
 /**
  * A work queue of object keys (`namespace/name`), as controllers use: a key is processed by at most one worker
  * at a time; adding a key already waiting keeps the earlier due time; a key added while it is being processed
@@ -73,7 +75,8 @@ export class WorkQueue {
         await new Promise<void>((resolve) => {
           this.wake = resolve;
           if (Number.isFinite(next) && this.processing.size < this.options.concurrency) {
-            this.timer = setTimeout(resolve, Math.max(0, next - Date.now()));
+            // A monthly schedule's next run is more than a timer holds: wake at most every 24.8 days and look again.
+            this.timer = setTimeout(resolve, Math.min(MAX_TIMER_MS, Math.max(0, next - Date.now())));
           }
         });
         clearTimeout(this.timer);

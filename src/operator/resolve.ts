@@ -36,6 +36,11 @@ export class SpecProblem extends Error {
   }
 }
 
+/** The condition reason of a failure: a `SpecProblem`'s own, otherwise `fallback`. */
+export function reasonOf(err: unknown, fallback: string): string {
+  return err instanceof SpecProblem ? err.reason : fallback;
+}
+
 export interface ResolveContext {
   namespace: string;
   reader: ConfigReader;

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import type { EtcdBackupScheduleSpec, EtcdBackupSpec } from "./api.ts";
 
 /**
@@ -77,7 +78,10 @@ const encryption = z
 export const backupSpecSchema = z.object({
   clusterName: z
     .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/, "letters, digits, '.', '_' and '-' only")
+    .superRefine((name, ctx) => {
+      const problem = clusterNameProblem(name);
+      if (problem !== null) ctx.addIssue({ code: "custom", message: `${problem} (${CLUSTER_NAME_RULE})` });
+    })
     .optional(),
   source: z
     .object({ etcd: etcd.optional(), talos: talos.optional() })

@@ -1,12 +1,14 @@
-import { chmod, mkdir, mkdtemp, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import { chmod, mkdir, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
 import type { TrailerResult } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
+import { crashPoint } from "./crash-point.ts";
 import { findRestoreTool, type RestoreTool, runTool, toolEnv, toolErrorLine } from "./etcd-tools.ts";
 import type { DecryptionFactory } from "./plain-stream.ts";
 import { restoreToFile } from "./to-file.ts";
+import { createWorkFolder } from "./work-folder.ts";
 
 /**
  * How far the restored revision is pushed forward, as etcd's disaster recovery guide suggests: a week of
@@ -79,10 +81,12 @@ export async function assertEmptyTarget(dir: string, flag: string): Promise<bool
 }
 
 /**
- * Fetches, decrypts, decompresses and checks a backup into a private temporary file (0600, in a 0700
- * directory beside the data dir, always removed), then restores it into `dataDir` with `etcdutl snapshot
- * restore` (or `etcdctl` 3.4) and the member settings. The data dir must be absent or empty; it appears
- * complete or not at all (the tool writes into the private directory, which is then renamed).
+ * Fetches, decrypts, decompresses and checks a backup into a private temporary file (0600, in a 0700 work
+ * folder beside the data dir, always removed, and removed by the next run's sweep if this one is killed),
+ * then restores it into `dataDir` with `etcdutl snapshot restore` (or `etcdctl` 3.4) and the member settings.
+ * A snapshot without a trailer (the database alone) is restored with `--skip-hash-check`. The data dir must
+ * be absent or empty; it appears complete or not at all (the tool writes into the private directory, which
+ * is then renamed).
  * With a tool that supports it, the revision is bumped by `revisionBump` and marked compacted; with one
  * that does not, a warning explains what that means for Kubernetes and the restore goes on.
  */
@@ -94,21 +98,28 @@ export async function restoreToDataDir(
   if (options.member?.walDir) await assertEmptyTarget(resolve(options.member.walDir), "--wal-dir");
   const tool = options.tool ?? (await findRestoreTool(options.signal ? { signal: options.signal } : {}));
   await mkdir(dirname(dataDir), { recursive: true });
-  const work = await mkdtemp(join(dirname(dataDir), ".etcd-backup-restore-"));
+  const work = await createWorkFolder("restore", dirname(dataDir));
   try {
-    await chmod(work, 0o700);
     const snapshot = await restoreToFile({
       store: options.store,
       entry: options.entry,
-      out: join(work, "snapshot.db"),
+      out: join(work.path, "snapshot.db"),
       ...(options.decrypt ? { decrypt: options.decrypt } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
-    const result = await restoreInto(work, { ...options, snapshotFile: snapshot.path, dataDir, tool });
+    crashPoint("data-dir-snapshot-written");
+    const result = await restoreInto(work.path, {
+      ...options,
+      snapshotFile: snapshot.path,
+      dataDir,
+      tool,
+      // A database copied out of a data dir has no trailer for etcd to check.
+      member: { ...options.member, skipHashCheck: options.member?.skipHashCheck || !snapshot.hasTrailer },
+    });
     return { ...result, snapshot };
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await work.remove();
   }
 }
 
@@ -121,12 +132,11 @@ export async function restoreSnapshotFile(options: RestoreSnapshotFileOptions): 
   await assertEmptyTarget(dataDir, "--data-dir");
   if (options.member?.walDir) await assertEmptyTarget(resolve(options.member.walDir), "--wal-dir");
   await mkdir(dirname(dataDir), { recursive: true });
-  const work = await mkdtemp(join(dirname(dataDir), ".etcd-backup-restore-"));
+  const work = await createWorkFolder("restore", dirname(dataDir));
   try {
-    await chmod(work, 0o700);
-    return await restoreInto(work, { ...options, dataDir });
+    return await restoreInto(work.path, { ...options, dataDir });
   } finally {
-    await rm(work, { recursive: true, force: true });
+    await work.remove();
   }
 }
 
@@ -168,6 +178,8 @@ async function restoreInto(work: string, options: RestoreSnapshotFileOptions): P
   if (walDir && walExisted) await rmdir(walDir);
   const run = await runTool(tool.path, args, {
     env: toolEnv(tool.kind),
+    // The restored member's files are decrypted data: 0600 and 0700, here and once in place.
+    privateFiles: true,
     ...(options.signal ? { signal: options.signal } : {}),
   });
   if (run.code !== 0) {
@@ -175,6 +187,7 @@ async function restoreInto(work: string, options: RestoreSnapshotFileOptions): P
     if (walDir && walExisted) await mkdir(walDir, { mode: 0o700 }).catch(() => {});
     throw new Error(`${tool.kind} snapshot restore failed: ${toolErrorLine(run.stderr)}`);
   }
+  crashPoint("data-dir-staged");
   if (await stat(dataDir).catch(() => null)) await rmdir(dataDir);
   await rename(staged, dataDir);
   await chmod(dataDir, 0o700);

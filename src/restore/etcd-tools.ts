@@ -49,14 +49,16 @@ export interface ToolRun {
 export async function runTool(
   path: string,
   args: string[],
-  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal } = {},
+  options: { env?: NodeJS.ProcessEnv; signal?: AbortSignal; privateFiles?: boolean } = {},
 ): Promise<ToolRun> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(path, args, {
-      env: options.env ?? process.env,
-      stdio: ["ignore", "pipe", "pipe"],
-      ...(options.signal ? { signal: options.signal } : {}),
-    });
+    const start = () =>
+      spawn(path, args, {
+        env: options.env ?? process.env,
+        stdio: ["ignore", "pipe", "pipe"],
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+    const child = options.privateFiles ? withPrivateUmask(start) : start();
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -68,6 +70,21 @@ export async function runTool(
     child.on("error", (err) => reject(new Error(`cannot run ${path}`, { cause: err })));
     child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/**
+ * Runs `start` (which spawns a program) with the umask 077, so that the program creates every file 0600 and
+ * every directory 0700 whatever modes it asks for (etcdutl writes its .snap files 0644): decrypted data never
+ * becomes readable by others, not even for a moment inside a private folder. The child inherits the umask
+ * when it is forked, which `spawn` does before returning; this process's umask is restored at once.
+ */
+export function withPrivateUmask<T>(start: () => T): T {
+  const previous = process.umask(0o077);
+  try {
+    return start();
+  } finally {
+    process.umask(previous);
+  }
 }
 
 /**

@@ -1,15 +1,17 @@
 import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdtemp, open, rm, stat } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { open, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { pipeline, type Readable, Transform, Writable } from "node:stream";
 import { pipeline as pipelinePromise } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
 import { decompressStage } from "../stages/compress.ts";
+import { ByteCounter } from "../stages/count.ts";
 import type { Store } from "../store/store.ts";
+import { crashAfterBytesRead } from "./crash-point.ts";
 import type { DecryptionFactory } from "./plain-stream.ts";
+import { createWorkFolder } from "./work-folder.ts";
 
 /** Plain snapshots up to this size are held in memory; larger ones go to a private temporary file. */
 export const IN_MEMORY_LIMIT = 64 * 1024 * 1024;
@@ -54,6 +56,7 @@ export async function materializeBackup(
   const expected =
     entry.manifest?.sizes.plain ?? (entry.object?.size ?? 0) * (entry.compression === "zstd" ? 20 : 1);
   const stages: Transform[] = [
+    new ByteCounter(crashAfterBytesRead),
     ...(entry.encrypted && options.decrypt ? [options.decrypt()] : []),
     decompressStage(entry.compression),
   ];
@@ -152,11 +155,9 @@ async function collect(
       dispose: async () => {},
     };
   }
-  const dir = await mkdtemp(join(tmpdir(), "etcd-backup-read-"));
-  const path = join(dir, "snapshot.db");
-  const dispose = async () => {
-    await rm(dir, { recursive: true, force: true });
-  };
+  const work = await createWorkFolder("read");
+  const path = join(work.path, "snapshot.db");
+  const dispose = () => work.remove();
   try {
     const handle = await open(path, "wx", 0o600);
     const out = createWriteStream("", { fd: handle, highWaterMark: 1 << 20 });

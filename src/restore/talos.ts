@@ -81,7 +81,8 @@ export async function restoreToTalosNode(options: RestoreToTalosOptions): Promis
     if (!options.dryRun) {
       await client.bootstrap(channel, node, {
         recoverEtcd: true,
-        recoverSkipHashCheck: options.skipHashCheck ?? false,
+        // The database alone (no trailer) has nothing for etcd's hash check to check.
+        recoverSkipHashCheck: (options.skipHashCheck ?? false) || !checked.hasTrailer,
       });
     }
     return {

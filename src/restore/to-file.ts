@@ -1,13 +1,14 @@
-import { randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
-import { open, rename, rm, stat } from "node:fs/promises";
+import { open, rename, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
 import type { TrailerResult } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
+import { crashPoint } from "./crash-point.ts";
 import { type DecryptionFactory, openPlainSnapshot } from "./plain-stream.ts";
+import { createWorkFolder } from "./work-folder.ts";
 
 export interface RestoreToFileOptions {
   store: Store;
@@ -37,21 +38,32 @@ export async function restoreToFile(
   if (!(await stat(dir).catch(() => null))?.isDirectory()) {
     throw new Hinted(`directory ${dir} does not exist`, "create it first");
   }
-  const temp = join(dir, `.${basename(out)}.tmp-${randomBytes(6).toString("hex")}`);
-  const plain = await openPlainSnapshot(options.store, options.entry, options);
-  const handle = await open(temp, "wx", 0o600);
+  // The plain snapshot is written in a private work folder beside the output (same file system, so the final
+  // rename is atomic); a killed run leaves it there for the next run's sweep, never under the output's name.
+  const work = await createWorkFolder("to-file", dir);
   try {
-    await pipeline(plain.stream, createWriteStream("", { fd: handle, flush: true, highWaterMark: 4 << 20 }), {
-      signal: options.signal,
-    });
+    const temp = join(work.path, basename(out));
+    const plain = await openPlainSnapshot(options.store, options.entry, options);
+    const handle = await open(temp, "wx", 0o600);
+    try {
+      await pipeline(
+        plain.stream,
+        createWriteStream("", { fd: handle, flush: true, highWaterMark: 4 << 20 }),
+        {
+          signal: options.signal,
+        },
+      );
+    } catch (err) {
+      plain.stream.destroy();
+      await handle.close().catch(() => {});
+      throw err;
+    }
     const result = plain.trailer.result;
     if (!result) throw new Error("snapshot ended before its trailer was checked");
+    crashPoint("to-file-written");
     await rename(temp, out);
     return { ...result, path: out };
-  } catch (err) {
-    plain.stream.destroy();
-    await handle.close().catch(() => {});
-    await rm(temp, { force: true });
-    throw err;
+  } finally {
+    await work.remove();
   }
 }

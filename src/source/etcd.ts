@@ -5,6 +5,7 @@ import { waitConnected } from "../grpc/connect.ts";
 import { grpcReason } from "../grpc/failure.ts";
 import { grpc, loadGrpc } from "../grpc/load.ts";
 import { channelCredentials, insecureCredentials, loadTlsFiles, type TlsFiles } from "../grpc/tls.ts";
+import { tryInTurn } from "../grpc/try-in-turn.ts";
 import { fieldString, MessageWriter, readFields } from "../protobuf/wire.ts";
 import type { SnapshotSource, SnapshotStream } from "./source.ts";
 
@@ -67,22 +68,23 @@ export class EtcdSource implements SnapshotSource {
     const wantsTls = Boolean(tls.caFile || tls.certFile || tls.keyFile || tls.insecureSkipVerify || tls.pem);
     const pem = wantsTls ? await loadTlsFiles(tls) : undefined;
     await loadGrpc();
-    const failures: string[] = [];
-    for (const endpoint of this.options.endpoints) {
-      signal?.throwIfAborted();
-      const { target, tls: schemeTls } = parseEndpoint(endpoint);
-      const useTls = schemeTls ?? wantsTls;
-      const creds = useTls ? channelCredentials(pem ?? (await loadTlsFiles(tls))) : insecureCredentials();
-      try {
+    return await tryInTurn(
+      this.options.endpoints,
+      async (endpoint) => {
+        const { target, tls: schemeTls } = parseEndpoint(endpoint);
+        const useTls = schemeTls ?? wantsTls;
+        const creds = useTls ? channelCredentials(pem ?? (await loadTlsFiles(tls))) : insecureCredentials();
         return await this.openEndpoint(endpoint, target, creds, signal);
-      } catch (err) {
-        if (signal?.aborted) throw err;
-        failures.push(`${endpoint}: ${describeError(err)}`);
-      }
-    }
-    throw new Hinted(
-      `no etcd endpoint served a snapshot (${failures.join("; ")})`,
-      "check --endpoints, the TLS flags (--cacert, --cert, --key) and that etcd is running",
+      },
+      {
+        signal,
+        describe: (endpoint, err) => `${endpoint}: ${describeError(err)}`,
+        allFailed: (failures) =>
+          new Hinted(
+            `no etcd endpoint served a snapshot (${failures.join("; ")})`,
+            "check --endpoints, the TLS flags (--cacert, --cert, --key) and that etcd is running",
+          ),
+      },
     );
   }
 

@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import type { ServiceError } from "@grpc/grpc-js";
 import { describeError, Hinted } from "../errors.ts";
+import { tryInTurn } from "../grpc/try-in-turn.ts";
 import { type TalosChannel, TalosClient, type TalosConnectionOptions } from "../talos/client.ts";
 import type { DataMessage } from "../talos/messages.ts";
 import { ETCD_SNAPSHOT } from "../talos/messages.ts";
@@ -35,18 +36,19 @@ export class TalosSource implements SnapshotSource {
 
   async open(signal?: AbortSignal): Promise<SnapshotStream> {
     const targets = this.nodes.length ? this.nodes : [undefined];
-    const failures: string[] = [];
-    for (const node of targets) {
-      try {
-        return await this.client.withEndpoint((ch) => this.start(ch, node, signal), signal, true);
-      } catch (err) {
-        if (signal?.aborted || targets.length === 1 || err instanceof Hinted) throw err;
-        failures.push(`${node}: ${describeError(err)}`);
-      }
-    }
-    throw new Hinted(
-      `no Talos node served a snapshot (${failures.join("; ")})`,
-      "check -n/--nodes: they must be control plane nodes running etcd",
+    return await tryInTurn(
+      targets,
+      (node) => this.client.withEndpoint((ch) => this.start(ch, node, signal), signal, true),
+      {
+        signal,
+        isFatal: (err) => targets.length === 1 || err instanceof Hinted,
+        describe: (node, err) => `${node}: ${describeError(err)}`,
+        allFailed: (failures) =>
+          new Hinted(
+            `no Talos node served a snapshot (${failures.join("; ")})`,
+            "check -n/--nodes: they must be control plane nodes running etcd",
+          ),
+      },
     );
   }
 

@@ -10,6 +10,11 @@ export interface TrailerResult {
   dbSize: number;
   /** sha256 of the whole snapshot as stored and restored (database and trailer), hex. */
   sha256: string;
+  /**
+   * False only with `allowMissing`, for a snapshot that is the database alone (a copy of a data dir's
+   * member/snap/db): nothing was there to check, and `dbSize` is the whole file.
+   */
+  hasTrailer: boolean;
 }
 
 /**
@@ -25,12 +30,18 @@ export class TrailerCheck extends Transform {
   private tail: Buffer = Buffer.alloc(0);
   private dbBytes = 0;
   private readonly expectSha256: string | undefined;
+  private readonly allowMissing: boolean;
   result: TrailerResult | undefined;
 
-  /** `expectSha256`: the sha256 a manifest recorded for the whole file; a different one fails the stream. */
-  constructor(options: { expectSha256?: string } = {}) {
+  /**
+   * `expectSha256`: the sha256 a manifest recorded for the whole file; a different one fails the stream.
+   * `allowMissing`: a snapshot whose last 32 bytes are not its trailer passes as the database alone when its
+   * size is a whole number of 512-byte pages (as `verify` judges it); the held bytes then go on as content.
+   */
+  constructor(options: { expectSha256?: string; allowMissing?: boolean } = {}) {
     super({ highWaterMark: 1 << 20 });
     this.expectSha256 = options.expectSha256;
+    this.allowMissing = options.allowMissing ?? false;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
@@ -75,7 +86,11 @@ export class TrailerCheck extends Transform {
     }
     const fileHash = this.dbHash.copy();
     const expected = this.dbHash.digest();
-    if (!expected.equals(this.tail)) {
+    const size = this.dbBytes + this.tail.length;
+    const hasTrailer = expected.equals(this.tail);
+    // Without a trailer, the last 32 bytes are the database's own: allowed only when asked, and only for a
+    // whole number of pages, as a database copied out of a data dir is.
+    if (!hasTrailer && !(this.allowMissing && size % 512 === 0)) {
       callback(
         new Error(
           "snapshot sha256 trailer does not match its content: the snapshot is corrupted or was cut short",
@@ -92,7 +107,7 @@ export class TrailerCheck extends Transform {
       );
       return;
     }
-    this.result = { dbSize: this.dbBytes, sha256 };
+    this.result = { dbSize: hasTrailer ? this.dbBytes : size, sha256, hasTrailer };
     callback(null, this.tail);
   }
 }

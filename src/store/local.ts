@@ -1,11 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
+import { link, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Hinted } from "../errors.ts";
-import { NotFoundError, type ObjectInfo, type PutOptions, type PutResult, type Store } from "./store.ts";
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type Store,
+} from "./store.ts";
 
 /** Temporary names start with this; they are never listed and prune may remove old ones. */
 export const LOCAL_TEMP_PREFIX = ".etcd-backup-tmp-";
@@ -14,6 +21,10 @@ export const LOCAL_TEMP_PREFIX = ".etcd-backup-tmp-";
  * A directory of backups. `put` writes to a temporary name in the same directory, fsyncs the file, renames
  * it into place and fsyncs the directory, so a crash or a failure leaves either the whole object or only a
  * temporary file that `list` does not show.
+ *
+ * An `ifAbsent` put publishes with `link` instead of `rename`: the kernel creates the name only if it does not
+ * exist, so of two concurrent creates exactly one succeeds (`exclusive: true`). On a file system without hard
+ * links it checks the name and renames (`exclusive: false`).
  */
 export class LocalStore implements Store {
   readonly location: string;
@@ -42,9 +53,10 @@ export class LocalStore implements Store {
       const out = createWriteStream("", { fd: handle, flush: true, highWaterMark: 4 << 20 });
       await pipeline(body, out, { signal: options.signal });
       const size = out.bytesWritten;
-      await rename(temp, final);
+      const exclusive = options.ifAbsent ? await this.publishIfAbsent(temp, final, key) : undefined;
+      if (!options.ifAbsent) await rename(temp, final);
       await syncDir(dir);
-      return { size };
+      return { size, ...(exclusive !== undefined ? { exclusive } : {}) };
     } catch (err) {
       body.destroy();
       await handle.close().catch(() => {});
@@ -53,13 +65,32 @@ export class LocalStore implements Store {
     }
   }
 
+  /** Gives `temp` the name `final` unless that exists; returns whether the create was exclusive. */
+  private async publishIfAbsent(temp: string, final: string, key: string): Promise<boolean> {
+    try {
+      await link(temp, final);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") throw new AlreadyExistsError(key, this.location);
+      // No hard links here (some network and FUSE file systems): check, then rename, not exclusive.
+      if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw err;
+      if (await this.stat(key)) throw new AlreadyExistsError(key, this.location);
+      await rename(temp, final);
+      return false;
+    }
+    // The object now has two names; the temporary one goes (a crash here leaves it for prune, never a partial).
+    await rm(temp, { force: true });
+    return true;
+  }
+
   async get(key: string): Promise<Readable> {
     const p = this.path(key);
     try {
       const handle = await open(p, "r");
       return createReadStream("", { fd: handle, highWaterMark: 1 << 20 });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") throw new NotFoundError(key, this.location);
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") throw new NotFoundError(key, this.location);
       throw err;
     }
   }
@@ -70,7 +101,9 @@ export class LocalStore implements Store {
       if (!s.isFile()) return null;
       return { key, size: s.size, lastModified: s.mtime };
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      const code = (err as NodeJS.ErrnoException).code;
+      // ENOTDIR: a path component is a file (the store's root, or a folder named like an object).
+      if (code === "ENOENT" || code === "ENOTDIR") return null;
       throw err;
     }
   }
@@ -84,11 +117,15 @@ export class LocalStore implements Store {
     try {
       entries = await readdir(join(this.root, rel), { withFileTypes: true });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT" && rel === "") {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" && rel === "") {
         throw new Hinted(
           `directory ${this.root} does not exist`,
           "create it or point --to at an existing one",
         );
+      }
+      if (code === "ENOTDIR" && rel === "") {
+        throw new Hinted(`${this.root} is not a directory`, "point --to at a directory");
       }
       throw err;
     }

@@ -9,8 +9,6 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 200, maxDelayMs: 10_000 };
-
 /**
  * The delay before retry number `retry` (1 for the first retry): exponential backoff with full jitter, a uniform
  * draw from [0, min(maxDelayMs, baseDelayMs × 2^(retry-1))]. Full jitter spreads clients that were throttled

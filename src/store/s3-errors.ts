@@ -100,6 +100,10 @@ export function isTransientS3Error(err: unknown): boolean {
   if (code && TLS_CODES.has(code)) return false;
   if (e.name === "AbortError") return false;
   const status = httpStatus(err);
+  // 409 to a conditional write racing another one for the same key: retrying gets the real answer (412 or 200).
+  if (code === "ConditionalRequestConflict") return true;
+  // 501: the service lacks the feature; asking again will not add it.
+  if (code === "NotImplemented" || status === 501) return false;
   if (status !== undefined)
     return status >= 500 || status === 429 || (code !== undefined && THROTTLING_CODES.has(code));
   if (code && (NETWORK_CODES.has(code) || THROTTLING_CODES.has(code))) return true;

@@ -1,9 +1,10 @@
 import { readFileSync } from "node:fs";
 import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
-import { explainS3Error, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
+import { explainS3Error, httpStatus, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
 import { readParts } from "./s3-parts.ts";
 import {
   insecureTlsWarning,
@@ -12,7 +13,14 @@ import {
   resolveS3Settings,
   type S3Settings,
 } from "./s3-settings.ts";
-import { NotFoundError, type ObjectInfo, type PutOptions, type PutResult, type Store } from "./store.ts";
+import {
+  AlreadyExistsError,
+  NotFoundError,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type Store,
+} from "./store.ts";
 
 /** Static credentials for callers that have them in hand (an operator reading a Secret, tests). */
 export interface S3Credentials {
@@ -34,6 +42,21 @@ export interface S3StoreOptions {
   warn?: (line: string) => void;
 }
 
+/** User metadata key (x-amz-meta-...) that carries `PutOptions.owner`. */
+const OWNER_METADATA = "etcd-backup-owner";
+
+/** A multipart upload that was started and neither completed nor aborted. Keys are relative to the prefix. */
+export interface IncompleteUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+}
+
+/** The service cannot list multipart uploads (ListMultipartUploads answers NotImplemented or 405). */
+export class UploadListingUnsupported extends Error {
+  override name = "UploadListingUnsupported";
+}
+
 /**
  * A bucket and prefix in AWS S3 or an S3-compatible service.
  *
@@ -42,6 +65,12 @@ export interface S3StoreOptions {
  * aborted put, or one whose body stream errors, aborts the multipart upload and never completes it: S3 shows an
  * object only once it is complete. Each request is retried with exponential backoff and jitter on throttling,
  * 5xx and network errors, never on other 4xx.
+ *
+ * An `ifAbsent` put sends `If-None-Match: *` (on PutObject and on CompleteMultipartUpload), which AWS S3 (since
+ * 2024) and MinIO honour: of two concurrent creates one gets 412 and nothing is replaced. Some services ignore
+ * the header and overwrite. The first small `ifAbsent` put of a store finds out by sending itself again (a 412
+ * means honoured; see `echo`); until it is known to be honoured, an `ifAbsent` put also checks the key first and
+ * reports `exclusive: false`, so the caller knows a concurrent writer could still have overwritten it.
  */
 export class S3Store implements Store {
   readonly location: string;
@@ -60,6 +89,7 @@ export class S3Store implements Store {
   private readonly endpointForMessages: string;
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
+  private conditionalSupport: boolean | undefined;
 
   constructor(options: S3StoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
@@ -192,8 +222,18 @@ export class S3Store implements Store {
       ...(this.settings.sse ? { ServerSideEncryption: this.settings.sse } : {}),
       ...(this.settings.sseKmsKeyId ? { SSEKMSKeyId: this.settings.sseKmsKeyId } : {}),
       ...(this.settings.storageClass ? { StorageClass: this.settings.storageClass as "STANDARD" } : {}),
+      ...(options.owner ? { Metadata: { [OWNER_METADATA]: options.owner } } : {}),
     };
+    // Whether this service honours If-None-Match: known after the first small ifAbsent put (see `echo` below).
+    const known = this.conditionalSupport;
+    let conditional = options.ifAbsent === true && known !== false;
+    let size = 0;
     try {
+      // Where the condition may be ignored, look first; the caller is told (exclusive: false) unless known honoured.
+      if (options.ifAbsent && known !== true && (await this.stat(key))) {
+        body.destroy();
+        throw new AlreadyExistsError(key, this.location);
+      }
       let first: IteratorResult<Buffer> | undefined;
       try {
         if (!failed()) first = await parts.next();
@@ -203,31 +243,62 @@ export class S3Store implements Store {
       if (failed() || !first) throw failed()?.err;
       const firstPart = first.done ? Buffer.alloc(0) : first.value;
       if (firstPart.length < this.settings.partSize) {
-        try {
-          await this.retry(
-            () =>
-              this.s3.send(
-                new this.api.PutObjectCommand({
-                  ...headers,
-                  Body: firstPart,
-                  ContentLength: firstPart.length,
-                }),
-                {
-                  abortSignal: stop.signal,
-                },
-              ),
-            stop.signal,
+        const send = () =>
+          this.s3.send(
+            new this.api.PutObjectCommand({
+              ...headers,
+              ...(conditional ? { IfNoneMatch: "*" } : {}),
+              Body: firstPart,
+              ContentLength: firstPart.length,
+            }),
+            { abortSignal: stop.signal },
           );
+        try {
+          await this.retry(async () => {
+            try {
+              return await send();
+            } catch (err) {
+              if (!conditional || this.conditionalSupport !== undefined || !isConditionRefused(err))
+                throw err;
+              // The service refuses the header itself: no conditional writes here (checked above already).
+              this.conditionalSupport = false;
+              conditional = false;
+              return await send();
+            }
+          }, stop.signal);
         } catch (err) {
           fail(err, true);
         }
+        size = firstPart.length;
         const failure = failed();
         if (failure) throw failure.err;
-        return { size: firstPart.length };
+        if (conditional && this.conditionalSupport === undefined) await this.echo(send);
+        return {
+          size,
+          ...(options.ifAbsent ? { exclusive: conditional && this.conditionalSupport === true } : {}),
+        };
       }
-      return await this.putMultipart(headers, firstPart, parts, free, stop.signal, fail, failed);
+      const stored = await this.putMultipart(
+        { ...headers, condition: conditional ? { IfNoneMatch: "*" } : {} },
+        firstPart,
+        parts,
+        free,
+        stop.signal,
+        fail,
+        failed,
+      );
+      size = stored.size;
+      return { size, ...(options.ifAbsent ? { exclusive: conditional && known === true } : {}) };
     } catch (err) {
+      if (err instanceof AlreadyExistsError) throw err;
       const cause = failed() ?? { err, fromS3: true };
+      if (conditional && cause.fromS3 && isPreconditionFailed(cause.err)) {
+        // A retried create whose first try did land finds its own object: that is a success.
+        const existing = await this.stat(key).catch(() => null);
+        if (options.owner && existing?.owner === options.owner && existing.size === size)
+          return { size, exclusive: true };
+        throw new AlreadyExistsError(key, this.location);
+      }
       if (cause.fromS3) throw this.explain(`upload ${this.where(key)}`, cause.err);
       throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
     } finally {
@@ -238,7 +309,12 @@ export class S3Store implements Store {
   }
 
   private async putMultipart(
-    headers: { Bucket: string; Key: string },
+    headers: {
+      Bucket: string;
+      Key: string;
+      Metadata?: Record<string, string>;
+      condition: { IfNoneMatch?: string };
+    },
     firstPart: Buffer,
     parts: AsyncGenerator<Buffer, void, undefined>,
     free: Buffer[],
@@ -246,11 +322,14 @@ export class S3Store implements Store {
     fail: (err: unknown, fromS3: boolean) => void,
     failed: () => { err: unknown } | undefined,
   ): Promise<PutResult> {
-    const { Bucket, Key } = headers;
+    const { condition, ...create } = headers;
+    const { Bucket, Key } = create;
     let uploadId: string;
     try {
+      // Not cut off by the signal: an upload created server-side whose answer we dropped could never be aborted.
+      // An abort meanwhile is seen right after, and the upload aborted.
       const created = await this.retry(
-        () => this.s3.send(new this.api.CreateMultipartUploadCommand(headers), { abortSignal: signal }),
+        () => this.s3.send(new this.api.CreateMultipartUploadCommand(create)),
         signal,
       );
       if (!created.UploadId) throw new Error("S3 returned no upload id");
@@ -331,14 +410,18 @@ export class S3Store implements Store {
             new this.api.CompleteMultipartUploadCommand({
               Bucket,
               Key,
+              ...condition,
               UploadId: uploadId,
               MultipartUpload: { Parts: done },
             }),
           );
         } catch (err) {
-          // A retried completion whose first try did land finds the upload gone; the object tells.
-          if (s3ErrorCode(err) === "NoSuchUpload" && (await this.completedAlready(Key, size, done.length)))
-            return;
+          // A retried completion whose first try did land finds the upload gone (or, when conditional, the key
+          // taken by itself); the object tells: its size, its part count and, when given, its owner.
+          const owner = create.Metadata?.[OWNER_METADATA];
+          const retriedInto =
+            s3ErrorCode(err) === "NoSuchUpload" || (owner !== undefined && isPreconditionFailed(err));
+          if (retriedInto && (await this.completedAlready(Key, size, done.length, owner))) return;
           throw err;
         }
       });
@@ -350,25 +433,45 @@ export class S3Store implements Store {
     return { size };
   }
 
-  private async completedAlready(objectKey: string, size: number, partCount: number): Promise<boolean> {
+  private async completedAlready(
+    objectKey: string,
+    size: number,
+    partCount: number,
+    owner: string | undefined,
+  ): Promise<boolean> {
     const head = await this.s3
       .send(new this.api.HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }))
       .catch(() => null);
-    return head?.ContentLength === size && (head.ETag ?? "").replace(/"/g, "").endsWith(`-${partCount}`);
+    if (head?.ContentLength !== size) return false;
+    // A run's owner id is random and unique: with one, the object is ours exactly when it carries it.
+    if (owner !== undefined) return head.Metadata?.[OWNER_METADATA] === owner;
+    return (head.ETag ?? "").replace(/"/g, "").endsWith(`-${partCount}`);
   }
 
+  /**
+   * Aborts a multipart upload. A part whose request was cut off by our abort signal may still reach the service
+   * after the abort and bring the upload back (S3 documents that an upload may need aborting more than once), so
+   * the abort is repeated once after a short pause; "no such upload" then means it is gone.
+   */
   private async abortUpload(Bucket: string, Key: string, UploadId: string): Promise<void> {
-    try {
-      await this.retry(() =>
-        this.s3.send(new this.api.AbortMultipartUploadCommand({ Bucket, Key, UploadId })),
-      );
-    } catch (err) {
-      if (s3ErrorCode(err) === "NoSuchUpload") return;
-      const reason = explainS3Error(err, { bucket: this.bucket, endpoint: this.endpointForMessages }).message;
-      this.warn(
-        `warning: could not abort the multipart upload of s3://${Bucket}/${Key} (${reason}); its parts stay ` +
-          "invisible but billed until a lifecycle rule with AbortIncompleteMultipartUpload removes them",
-      );
+    for (const pauseMs of [0, 250]) {
+      if (pauseMs) await sleep(pauseMs);
+      try {
+        await this.retry(() =>
+          this.s3.send(new this.api.AbortMultipartUploadCommand({ Bucket, Key, UploadId })),
+        );
+      } catch (err) {
+        if (s3ErrorCode(err) === "NoSuchUpload") return;
+        const reason = explainS3Error(err, {
+          bucket: this.bucket,
+          endpoint: this.endpointForMessages,
+        }).message;
+        this.warn(
+          `warning: could not abort the multipart upload of s3://${Bucket}/${Key} (${reason}); its parts stay ` +
+            "invisible but billed until a lifecycle rule with AbortIncompleteMultipartUpload removes them",
+        );
+        return;
+      }
     }
   }
 
@@ -400,7 +503,13 @@ export class S3Store implements Store {
       const out = await this.retry(() =>
         this.s3.send(new this.api.HeadObjectCommand({ Bucket: this.bucket, Key })),
       );
-      return { key, size: out.ContentLength ?? 0, lastModified: out.LastModified ?? new Date(0) };
+      const owner = out.Metadata?.[OWNER_METADATA];
+      return {
+        key,
+        size: out.ContentLength ?? 0,
+        lastModified: out.LastModified ?? new Date(0),
+        ...(owner ? { owner } : {}),
+      };
     } catch (err) {
       if (isS3NotFound(err)) return null;
       throw this.explain(`stat ${this.where(key)}`, err);
@@ -441,6 +550,89 @@ export class S3Store implements Store {
     );
   }
 
+  /**
+   * Whether the service honours `If-None-Match: *`: `undefined` until the first small `ifAbsent` put of this store
+   * has found out (see `echo`), then remembered for the store's life.
+   */
+  get conditionalWrites(): boolean | undefined {
+    return this.conditionalSupport;
+  }
+
+  /**
+   * Learns whether the service honours conditional writes from a put that just created its object with
+   * `If-None-Match: *`: the same request again must get 412 if it does. Where it is ignored, the repeat rewrites
+   * the same bytes under the same key, which changes nothing; so no scratch object and no delete permission are
+   * needed. A repeat that fails otherwise leaves the question open (the put then reports `exclusive: false`).
+   */
+  private async echo(send: () => Promise<unknown>): Promise<void> {
+    try {
+      await this.retry(send);
+      this.conditionalSupport = false;
+    } catch (err) {
+      if (isPreconditionFailed(err)) this.conditionalSupport = true;
+      else if (isConditionRefused(err)) this.conditionalSupport = false;
+    }
+  }
+
+  /**
+   * Multipart uploads under `prefix` (relative to the store's) that were started and never completed or
+   * aborted: a killed save's, whose parts are billed but invisible. Throws `UploadListingUnsupported` when the
+   * service cannot list them.
+   */
+  async *incompleteUploads(prefix = ""): AsyncIterable<IncompleteUpload> {
+    await this.load();
+    const root = this.prefix ? `${this.prefix}/` : "";
+    let KeyMarker: string | undefined;
+    let UploadIdMarker: string | undefined;
+    for (;;) {
+      const markers = { ...(KeyMarker ? { KeyMarker } : {}), ...(UploadIdMarker ? { UploadIdMarker } : {}) };
+      let page: import("@aws-sdk/client-s3").ListMultipartUploadsCommandOutput;
+      try {
+        page = await this.retry(() =>
+          this.s3.send(
+            new this.api.ListMultipartUploadsCommand({
+              Bucket: this.bucket,
+              Prefix: root + prefix,
+              ...markers,
+            }),
+          ),
+        );
+      } catch (err) {
+        const code = s3ErrorCode(err);
+        if (code === "NotImplemented" || code === "MethodNotAllowed" || httpStatus(err) === 501)
+          throw new UploadListingUnsupported(`${this.location} cannot list multipart uploads (${code})`);
+        throw this.explain(`list the multipart uploads in ${this.location}`, err);
+      }
+      for (const upload of page.Uploads ?? []) {
+        if (!upload.Key?.startsWith(root) || !upload.UploadId) continue;
+        yield {
+          key: upload.Key.slice(root.length),
+          uploadId: upload.UploadId,
+          initiated: upload.Initiated ?? new Date(0),
+        };
+      }
+      if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) return;
+      KeyMarker = page.NextKeyMarker;
+      UploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  /** Aborts one incomplete multipart upload, dropping its parts; one that is gone already counts as done. */
+  async abortIncompleteUpload(key: string, uploadId: string): Promise<void> {
+    await this.load();
+    const Key = this.objectKey(key);
+    try {
+      await this.retry(() =>
+        this.s3.send(
+          new this.api.AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId }),
+        ),
+      );
+    } catch (err) {
+      if (s3ErrorCode(err) === "NoSuchUpload" || isS3NotFound(err)) return;
+      throw this.explain(`abort the multipart upload of ${this.where(key)}`, err);
+    }
+  }
+
   async delete(key: string): Promise<void> {
     await this.load();
     const Key = this.objectKey(key);
@@ -478,6 +670,17 @@ function readCaFile(path: string): string {
   } catch (err) {
     throw new Hinted(`cannot read the S3 CA bundle ${path}`, "check the --s3-ca path", { cause: err });
   }
+}
+
+/** The service rejects the If-None-Match header itself (rather than ignoring it or evaluating it). */
+function isConditionRefused(err: unknown): boolean {
+  const code = s3ErrorCode(err);
+  return code === "NotImplemented" || httpStatus(err) === 501;
+}
+
+/** 412: a conditional write found the key taken. */
+function isPreconditionFailed(err: unknown): boolean {
+  return s3ErrorCode(err) === "PreconditionFailed" || httpStatus(err) === 412;
 }
 
 function isAbort(err: unknown): boolean {

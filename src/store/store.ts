@@ -5,17 +5,37 @@ export interface ObjectInfo {
   key: string;
   size: number;
   lastModified: Date;
+  /**
+   * The `owner` the object was put with, where the backend keeps it beside the object (S3 user metadata, read by
+   * `stat` only; listings do not carry it); absent otherwise.
+   */
+  owner?: string;
 }
 
 export interface PutOptions {
   /** Aborting makes `put` reject and leaves no object under the key. */
   signal?: AbortSignal;
   contentType?: string;
+  /**
+   * Create only: if an object already exists under the key, `put` rejects with `AlreadyExistsError` and leaves
+   * it untouched. See `PutResult.exclusive` for how strong the guarantee is.
+   */
+  ifAbsent?: boolean;
+  /** Who writes the object (a run id), kept beside it where the backend can (S3 user metadata). */
+  owner?: string;
 }
 
 export interface PutResult {
   /** Bytes stored. */
   size: number;
+  /**
+   * Set for an `ifAbsent` put: `true` when the backend made the create exclusive (an exclusive link on a
+   * directory, `If-None-Match: *` on an S3 service that honours it), so no other writer's put of the key can have
+   * succeeded; `false` when it could only check before writing (an S3 service that ignores conditional writes,
+   * or one not yet known to honour them): a concurrent writer may then have replaced the object, and the caller
+   * has to check afterwards.
+   */
+  exclusive?: boolean;
 }
 
 /**
@@ -29,6 +49,8 @@ export interface PutResult {
  * - `list` yields every object under the prefix, all pages, in no particular order; in-flight uploads and a
  *   backend's own temporary names are not listed.
  * - `delete` of a missing key succeeds (it is idempotent).
+ * - `put` with `ifAbsent` never replaces an existing object: it rejects with `AlreadyExistsError` instead; it
+ *   reports in `exclusive` whether a concurrent create of the same key is excluded too.
  */
 export interface Store {
   /** Where this store points, for messages: `/var/backups`, `s3://bucket/prefix`. Never holds a secret. */
@@ -52,4 +74,18 @@ export class NotFoundError extends Error {
 
 export function isNotFound(err: unknown): boolean {
   return err instanceof NotFoundError;
+}
+
+/** An `ifAbsent` put found the key taken. */
+export class AlreadyExistsError extends Error {
+  override name = "AlreadyExistsError";
+  readonly key: string;
+  constructor(key: string, location: string) {
+    super(`${key} already exists in ${location}`);
+    this.key = key;
+  }
+}
+
+export function isAlreadyExists(err: unknown): boolean {
+  return err instanceof AlreadyExistsError;
 }

@@ -13,6 +13,7 @@ import { DIAL_ERROR, waitConnected } from "../grpc/connect.ts";
 import { grpcReason } from "../grpc/failure.ts";
 import { grpc, loadGrpc, GrpcStatus as status } from "../grpc/load.ts";
 import { channelCredentials } from "../grpc/tls.ts";
+import { tryInTurn } from "../grpc/try-in-turn.ts";
 import {
   checkClientCertificate,
   describeClientCertificate,
@@ -95,36 +96,40 @@ export class TalosClient {
     signal?: AbortSignal,
     keepOpen = false,
   ): Promise<T> {
-    const failures: string[] = [];
     await loadGrpc();
     // node:tls (~20 ms to import) is needed only here, with gRPC.
     const { checkServerIdentity } = await import("node:tls");
-    for (const endpoint of this.endpoints) {
-      signal?.throwIfAborted();
-      const target = endpointTarget(endpoint);
-      const { credentials, options } = this.channelFor(target, checkServerIdentity);
-      const client = new (grpc().Client)(target, credentials, {
-        "grpc.max_receive_message_length": 64 * 1024 * 1024,
-        "grpc.keepalive_time_ms": 30_000,
-        "grpc.initial_reconnect_backoff_ms": 200,
-        ...options,
-      });
-      let ok = false;
-      try {
-        await waitConnected(client, this.dialTimeoutMs, SERVICE_LIST, signal);
-        const result = await fn({ client, endpoint });
-        ok = true;
-        return result;
-      } catch (err) {
-        if (signal?.aborted || !isUnreachable(err)) throw err;
-        failures.push(`${endpoint}: ${reasonOf(err)}`);
-      } finally {
-        if (!ok || !keepOpen) client.close();
-      }
-    }
-    throw new Hinted(
-      `no Talos endpoint answered (${failures.join("; ")})`,
-      "check -e/--endpoints or the talosconfig endpoints, and that apid listens on port 50000",
+    return await tryInTurn(
+      this.endpoints,
+      async (endpoint) => {
+        const target = endpointTarget(endpoint);
+        const { credentials, options } = this.channelFor(target, checkServerIdentity);
+        const client = new (grpc().Client)(target, credentials, {
+          "grpc.max_receive_message_length": 64 * 1024 * 1024,
+          "grpc.keepalive_time_ms": 30_000,
+          "grpc.initial_reconnect_backoff_ms": 200,
+          ...options,
+        });
+        let ok = false;
+        try {
+          await waitConnected(client, this.dialTimeoutMs, SERVICE_LIST, signal);
+          const result = await fn({ client, endpoint });
+          ok = true;
+          return result;
+        } finally {
+          if (!ok || !keepOpen) client.close();
+        }
+      },
+      {
+        signal,
+        isFatal: (err) => !isUnreachable(err),
+        describe: (endpoint, err) => `${endpoint}: ${reasonOf(err)}`,
+        allFailed: (failures) =>
+          new Hinted(
+            `no Talos endpoint answered (${failures.join("; ")})`,
+            "check -e/--endpoints or the talosconfig endpoints, and that apid listens on port 50000",
+          ),
+      },
     );
   }
 

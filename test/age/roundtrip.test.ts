@@ -136,3 +136,63 @@ test("a passphrase cannot be mixed with other recipients; empty lists are usage 
   assert.throws(() => createEncryptStream([]), /no recipients/);
   assert.throws(() => createDecryptStream([]), /no identities/);
 });
+
+const PQ_CASES = 30;
+
+test(`${PQ_CASES} seeded random round trips with post-quantum (mlkem768x25519) recipients`, async () => {
+  const keys = Array.from({ length: 4 }, () => generateIdentity({ pq: true }));
+  const next = rng(20261130);
+  for (let c = 0; c < PQ_CASES; c++) {
+    const size = pickSize(next);
+    const data = randomBuffer(next, size);
+    const armor = next() < 0.3;
+    const count = 1 + Math.floor(next() * (keys.length - 1));
+    const chosen = keys.slice(0, count);
+    const recipients = chosen.map((k) => parseRecipient(k.recipient));
+    const pick = chosen[Math.floor(next() * count)]!;
+    const others = keys.slice(count).map((k) => parseIdentities(k.identity)[0]!);
+    const label = `pq case ${c}: ${size} bytes, ${count} recipient(s), armor ${armor}`;
+    const encrypted = await through(pieces(next, data), createEncryptStream(recipients, { armor }));
+    if (!armor) {
+      // Each stanza: "-> mlkem768x25519 " + 1494 base64 characters of enc, then the 43-character body.
+      const header = encrypted.subarray(0, encrypted.indexOf("\n---") + 48).toString("latin1");
+      assert.equal(
+        header.match(/^-> mlkem768x25519 [A-Za-z0-9+/]{1494}\n[A-Za-z0-9+/]{43}\n/gm)?.length,
+        count,
+      );
+      assert.equal(
+        encrypted.length - (size + 16 * Math.max(1, Math.ceil(size / CHUNK))) - 16,
+        header.length + 1,
+      );
+    }
+    const good = [...others, ...parseIdentities(pick.identity)];
+    const decrypted = await through(pieces(next, encrypted), createDecryptStream(good));
+    assert.ok(decrypted.equals(data), label);
+    if (others.length) {
+      await assert.rejects(
+        through([encrypted], createDecryptStream(others)),
+        (err) => err instanceof AgeDecryptError && err.failure === "no-match",
+        label,
+      );
+    }
+  }
+});
+
+test("post-quantum recipients cannot be mixed with classic ones, nor with a passphrase", () => {
+  const pq = parseRecipient(generateIdentity({ pq: true }).recipient);
+  const classic = parseRecipient(generateIdentity().recipient);
+  for (const list of [
+    [pq, classic],
+    [classic, pq, pq],
+  ]) {
+    assert.throws(
+      () => createEncryptStream(list),
+      /post-quantum \(age1pq1…\) and classic \(age1…\) recipients cannot be mixed/,
+    );
+  }
+  assert.throws(
+    () => createEncryptStream([pq, passphraseRecipient("x", 4)]),
+    /a passphrase cannot be combined with other recipients/,
+  );
+  assert.doesNotThrow(() => createEncryptStream([pq, pq]).destroy());
+});

@@ -21,7 +21,8 @@ test("every problem is named at once, by its flag, without the values", () => {
       schedule: "61 * * * *",
       keepLast: "0",
       keepDaily: "two",
-      jitter: "5",
+      // A bare number is seconds now (config/duration.ts); a made-up unit is not a duration.
+      jitter: "5x",
       metricsAddr: "localhost",
       level: "42",
       password: "hunter2-secret",
@@ -106,7 +107,9 @@ test("defaults, encryption choices, listen addresses, durations", () => {
   assert.equal(parseListenAddress(":70000"), null);
   assert.equal(parseDuration("1m30s"), 90_000);
   assert.equal(parseDuration("250ms"), 250);
-  assert.equal(parseDuration("30"), null);
+  // A bare number is seconds, as with save's --dial-timeout (config/duration.ts).
+  assert.equal(parseDuration("30"), 30_000);
+  assert.equal(parseDuration("30x"), null);
 });
 
 test("the operator's path: a job config built in code is validated and turned into a job", async () => {
@@ -118,7 +121,7 @@ test("the operator's path: a job config built in code is validated and turned in
         destination: "",
         encryption: { kind: "none" },
       }),
-    /cluster: cannot stand.*source\.endpoints.*destination/,
+    /cluster: holds characters other than.*source\.endpoints.*destination/,
   );
   const config = parseBackupJobConfig({
     cluster: "prod",

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { connect, createServer, type Server, type Socket } from "node:net";
 import { CLI } from "../fixtures/cli.ts";
+import { assertNoSecrets, registerCommandSecrets } from "../fixtures/secrets.ts";
 
 /** A daemon started from the built CLI, with everything it printed. */
 export interface DaemonProcess {
@@ -10,11 +11,12 @@ export interface DaemonProcess {
   /** JSON log lines parsed so far (non-JSON lines are skipped). */
   lines(): Record<string, unknown>[];
   exited: Promise<number | null>;
-  /** SIGTERM, then wait for the exit code. */
+  /** SIGTERM, then wait for the exit code; fails when anything it printed holds a secret (fixtures/secrets.ts). */
   stop(): Promise<number | null>;
 }
 
 export function spawnDaemon(args: string[], env: NodeJS.ProcessEnv): DaemonProcess {
+  registerCommandSecrets(args, env);
   const child = spawn(process.execPath, [CLI, "daemon", ...args], {
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -44,6 +46,7 @@ export function spawnDaemon(args: string[], env: NodeJS.ProcessEnv): DaemonProce
       const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
       const code = await exited;
       clearTimeout(timer);
+      assertNoSecrets(out, `the output of etcd-backup daemon ${args.join(" ")}`);
       return code;
     },
   };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { lstatSync, readFileSync } from "node:fs";
 import { chmod, mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -56,6 +56,15 @@ describe("restore into a data dir, proven by starting etcd on it", () => {
       onWarning: (w) => warnings.push(w),
     });
     assert.equal((await stat(dataDir)).mode & 0o777, 0o700, "data dir is private as etcd makes it");
+    // Everything in it too: etcdctl 3.4 writes its .snap file 0644 unless its umask says otherwise.
+    const open = (await readdir(dataDir, { recursive: true, withFileTypes: true })).filter(
+      (e) => lstatSync(join(e.parentPath, e.name)).mode & 0o077,
+    );
+    assert.deepEqual(
+      open.map((e) => join(e.parentPath, e.name)),
+      [],
+      "no file or folder of the restored member is open to group or others",
+    );
     assert.deepEqual(await readdir(join(work, "single")), ["member.etcd"], "the private work dir is gone");
     if (!result.tool.supportsRevisionBump) {
       assert.equal(result.revisionBump, 0);
@@ -138,7 +147,7 @@ describe("restore into a data dir, proven by starting etcd on it", () => {
     );
     assert.deepEqual(await readdir(dataDir), ["keep"]);
     assert.deepEqual(
-      (await readdir(work)).filter((f) => f.startsWith(".etcd-backup-restore-")),
+      (await readdir(work)).filter((f) => f.startsWith(".etcd-backup-")),
       [],
     );
   });

@@ -1,15 +1,23 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
+import { execFile } from "node:child_process";
+import { access, mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
 import { resolveBackup } from "../../src/catalog/catalog.ts";
+import { formatStamp } from "../../src/catalog/names.ts";
+import { processCommandLine } from "../../src/restore/process-identity.ts";
 import { renderTestRestore, testRestore } from "../../src/restore/test-restore.ts";
+import { restoreToFile } from "../../src/restore/to-file.ts";
+import { LocalStore } from "../../src/store/local.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { keysOf, saveTestBackup, type TestBackup } from "./helpers.ts";
 
+const run = promisify(execFile);
+
 async function leftovers(): Promise<string[]> {
-  return (await readdir(tmpdir())).filter((f) => f.startsWith("etcd-backup-test-restore-"));
+  return (await readdir(tmpdir())).filter((f) => f.startsWith(".etcd-backup-work-test-restore-"));
 }
 
 describe("testRestore starts the real etcd on a restored copy", () => {
@@ -47,6 +55,42 @@ describe("testRestore starts the real etcd on a restored copy", () => {
       new RegExp(`^test restore passed: .* revision ${original.revision} with ${original.keys.length} keys`),
     );
     assert.deepEqual(await leftovers(), before, "its temporary directory is removed");
+  });
+
+  test("the test etcd listens on loopback only, over TLS, and refuses a client without its certificate", async () => {
+    let probed = false;
+    const report = await testRestore({
+      ...backup,
+      onServing: async (url) => {
+        assert.match(url, /^https:\/\/127\.0\.0\.1:\d+$/);
+        // etcdctl without a client certificate (server certificate not even checked) gets nothing.
+        const ctl = (args: string[]) =>
+          run(
+            "/usr/bin/etcdctl",
+            [`--endpoints=${url}`, "--dial-timeout=2s", "--command-timeout=3s", ...args],
+            {
+              env: { ...process.env, ETCDCTL_API: "3" },
+            },
+          );
+        await assert.rejects(
+          ctl([
+            "--insecure-transport=false",
+            "--insecure-skip-tls-verify",
+            "get",
+            "",
+            "--from-key",
+            "--keys-only",
+            "--limit=1",
+          ]),
+        );
+        await assert.rejects(
+          fetch(`${url.replace("https:", "http:")}/health`, { signal: AbortSignal.timeout(3000) }),
+        );
+        probed = true;
+      },
+    });
+    assert.ok(probed);
+    assert.equal(report.matches, true, report.problems.join("\n"));
   });
 
   test("a manifest revision that disagrees with the snapshot is reported", async () => {
@@ -94,6 +138,64 @@ describe("testRestore starts the real etcd on a restored copy", () => {
     } finally {
       await writeFile(path, good);
     }
+  });
+
+  test("an interrupted test restore rejects saying so, and stops its etcd and removes its folder", async () => {
+    const before = await leftovers();
+    const controller = new AbortController();
+    const running = testRestore({ ...backup, signal: controller.signal });
+    // Interrupt once etcd runs: its watchdog records it in the work folder.
+    let server: { pid: number } | undefined;
+    let folder = "";
+    for (let i = 0; i < 600 && !server; i++) {
+      for (const name of (await leftovers()).filter((f) => !before.includes(f))) {
+        folder = join(tmpdir(), name);
+        server = await readFile(join(folder, "server.json"), "utf8").then(JSON.parse, () => undefined);
+      }
+      if (!server) await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(server, "etcd was started");
+    assert.match(processCommandLine(server.pid) ?? "", /etcd/);
+    controller.abort(new Error("interrupted by SIGINT"));
+    await assert.rejects(running, (err: Error) => {
+      assert.match(err.message, /^test restore interrupted, nothing was tested$/);
+      assert.match((err.cause as Error).message, /interrupted by SIGINT/);
+      return true;
+    });
+    assert.equal(processCommandLine(server.pid), undefined, "etcd is stopped");
+    await assert.rejects(access(folder), "its folder is removed");
+    assert.deepEqual(await leftovers(), before);
+  });
+
+  test("a snapshot without a trailer (a copied member/snap/db) restores and passes, as verify accepts it", async () => {
+    // The database alone: a snapshot as etcdctl writes it, less its 32-byte sha256 trailer.
+    const saved = join(work, "with-trailer.db");
+    await etcd.ctl(["snapshot", "save", saved]);
+    const db = (await readFile(saved)).subarray(0, -32);
+    assert.equal(db.length % 512, 0);
+    const dir = join(work, "trailerless");
+    const key = `bare-${formatStamp(new Date())}.snap`;
+    await rm(dir, { recursive: true, force: true });
+    await (await import("node:fs/promises")).mkdir(dir);
+    await writeFile(join(dir, key), db);
+    const store = new LocalStore(dir);
+    const entry = await resolveBackup(store, key);
+    const written = await restoreToFile({ store, entry, out: join(work, "bare.db") });
+    assert.equal(written.hasTrailer, false);
+    assert.equal(written.dbSize, db.length);
+    assert.deepEqual(await readFile(join(work, "bare.db")), db, "the database comes out unchanged");
+    const report = await testRestore({ store, entry });
+    assert.deepEqual(report.problems, []);
+    assert.equal(report.matches, true);
+    assert.equal(report.expectedFrom, "snapshot status");
+    assert.equal(report.keys, original.keys.length);
+
+    // A snapshot cut short (not a whole number of pages) is still refused.
+    await writeFile(join(dir, key), db.subarray(0, -100));
+    await assert.rejects(
+      restoreToFile({ store, entry, out: join(work, "cut.db") }),
+      /corrupted or was cut short/,
+    );
   });
 
   test("a missing etcd binary is a problem, not a crash", async () => {

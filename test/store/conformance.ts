@@ -3,11 +3,13 @@ import { randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { NotFoundError, type Store } from "../../src/store/store.ts";
+import { AlreadyExistsError, NotFoundError, type Store } from "../../src/store/store.ts";
 
 export interface StoreUnderTest {
   store: Store;
   cleanup(): Promise<void>;
+  /** Whether this backend makes `ifAbsent` creates exclusive (what `PutResult.exclusive` must say). */
+  exclusiveCreate: boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -154,6 +156,57 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
       await assertAbsent(store, "to-delete");
       await store.delete("to-delete");
       await store.delete("never-existed");
+    });
+
+    test("ifAbsent creates a new key and says how exclusive that was", async () => {
+      const result = await store.put("if-absent/new", Readable.from([Buffer.from("mine")]), {
+        ifAbsent: true,
+      });
+      assert.equal(result.size, 4);
+      assert.equal(result.exclusive, subject.exclusiveCreate);
+      assert.equal((await readAll(await store.get("if-absent/new"))).toString(), "mine");
+    });
+
+    for (const size of [3, 6 * MiB]) {
+      test(`ifAbsent over an existing key rejects with AlreadyExistsError and keeps the old object (${size} bytes)`, async () => {
+        const key = `if-absent/taken-${size}`;
+        await store.put(key, Readable.from([Buffer.from("old")]));
+        await assert.rejects(
+          store.put(key, chunked(randomBytes(size)), { ifAbsent: true }),
+          (err: unknown) => {
+            assert.ok(err instanceof AlreadyExistsError, String(err));
+            assert.equal(err.key, key);
+            return true;
+          },
+        );
+        assert.equal((await readAll(await store.get(key))).toString(), "old");
+        assert.deepEqual(
+          (await listKeys(store, "if-absent/")).filter((k) => k.startsWith(key)),
+          [key],
+        );
+      });
+    }
+
+    test("concurrent ifAbsent creates of one key: exactly one wins where creates are exclusive", async () => {
+      const bodies = Array.from({ length: 8 }, (_, i) =>
+        Buffer.from(`writer ${i} ${randomBytes(8).toString("hex")}`),
+      );
+      const results = await Promise.allSettled(
+        bodies.map((b) => store.put("if-absent/race", Readable.from([b]), { ifAbsent: true })),
+      );
+      const winners = results.flatMap((r, i) => (r.status === "fulfilled" ? [i] : []));
+      for (const r of results) {
+        if (r.status === "rejected") assert.ok(r.reason instanceof AlreadyExistsError, String(r.reason));
+      }
+      assert.ok(winners.length >= 1, "no create succeeded");
+      const stored = (await readAll(await store.get("if-absent/race"))).toString();
+      if (subject.exclusiveCreate) {
+        assert.equal(winners.length, 1, `${winners.length} creates succeeded`);
+        assert.equal(stored, bodies[winners[0]!]!.toString());
+      } else {
+        // Only checked before writing: several may "win", but the object is one writer's whole body.
+        assert.ok(bodies.some((b) => b.toString() === stored));
+      }
     });
 
     test("get of a missing key is a NotFoundError naming the key", async () => {

@@ -20,26 +20,34 @@ import { runStoreConformance } from "./conformance.ts";
 const MiB = 1024 * 1024;
 const CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
-runStoreConformance("S3 (s3rver)", async () => {
-  const server = await startS3Server();
-  await server.createBucket("conformance");
-  const store = new S3Store({
-    bucket: "conformance",
-    prefix: "backups/cluster-a",
-    settings: { endpoint: server.endpoint, partSize: 5 * MiB, retryBaseDelayMs: 10 },
-    credentials: CREDENTIALS,
-  });
-  return {
-    store,
-    async cleanup() {
-      store.destroy();
-      const leftovers = inFlightUploads(server.directory, "conformance");
-      await server.stop();
-      // The aborted and failed puts of the suite left no multipart upload behind.
-      assert.deepEqual(leftovers, []);
+for (const conditional of [false, true]) {
+  runStoreConformance(
+    conditional
+      ? "S3 (s3rver with conditional writes, the AWS behaviour)"
+      : "S3 (s3rver, which ignores If-None-Match)",
+    async () => {
+      const server = await startS3Server({ conditionalWrites: conditional });
+      await server.createBucket("conformance");
+      const store = new S3Store({
+        bucket: "conformance",
+        prefix: "backups/cluster-a",
+        settings: { endpoint: server.endpoint, partSize: 5 * MiB, retryBaseDelayMs: 10 },
+        credentials: CREDENTIALS,
+      });
+      return {
+        store,
+        async cleanup() {
+          store.destroy();
+          const leftovers = inFlightUploads(server.directory, "conformance");
+          await server.stop();
+          // The aborted and failed puts of the suite left no multipart upload behind.
+          assert.deepEqual(leftovers, []);
+        },
+        exclusiveCreate: conditional,
+      };
     },
-  };
-});
+  );
+}
 
 /** Multipart uploads s3rver still holds for a bucket (it keeps each in a directory under `._S3rver_uploads`). */
 function inFlightUploads(directory: string, bucket: string): string[] {

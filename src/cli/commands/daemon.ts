@@ -1,30 +1,10 @@
 import { type Command, Option } from "commander";
-import { Redactor } from "../../observability/redact.ts";
-import { s3SettingsFromEnv } from "../../store/s3-settings.ts";
-import { talosBackupStoreDestination } from "../../talos/backup-env.ts";
-import { findTalosconfig, talosconfigCandidates } from "../../talos/config.ts";
+import { processRedactor } from "../../observability/redact.ts";
 import { addEncryptOptions } from "../encryption-options.ts";
 import { addEtcdOptions } from "../etcd-options.ts";
 import { addStoreOptions } from "../store-options.ts";
-import { addSourceOption, addTalosOptions, chooseSource, talosFlagsGiven } from "../talos-options.ts";
+import { addSourceOption, addTalosOptions } from "../talos-options.ts";
 import { addKeepOptions } from "./prune.ts";
-
-const MiB = 1024 * 1024;
-
-/** Flags whose values are collected into the settings' `s3` object, and the name they take there. */
-const S3_FLAGS: Record<string, string> = {
-  s3Endpoint: "endpoint",
-  s3Region: "region",
-  s3PathStyle: "pathStyle",
-  s3Ca: "caFile",
-  s3InsecureSkipTlsVerify: "insecureSkipTlsVerify",
-  s3PartSize: "partSizeMiB",
-  s3Concurrency: "concurrency",
-  s3Sse: "sse",
-  s3SseKmsKeyId: "sseKmsKeyId",
-  s3StorageClass: "storageClass",
-  s3SdkChecksums: "sdkChecksums",
-};
 
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -56,9 +36,10 @@ export function register(program: Command): void {
       opt("--jitter <duration>", "start each run up to this much later, at random (e.g. 30s)", "jitter"),
     )
     .addOption(
-      new Option("--cluster <name>", "cluster name used in the backup's name (default etcd)").env(
-        "CLUSTER_NAME",
-      ),
+      new Option(
+        "--cluster <name>",
+        "cluster name used in the backup's name (default: the Talos context's name, else etcd)",
+      ).env("CLUSTER_NAME"),
     )
     .addOption(new Option("--compress <kind>", "zstd or none (default zstd)").env("ETCD_BACKUP_COMPRESS"))
     .addOption(new Option("--level <n>", "zstd level 1-19 (default 3)").env("ETCD_BACKUP_LEVEL"))
@@ -128,14 +109,16 @@ export function register(program: Command): void {
     .action(async (flags: Record<string, unknown>) => {
       // Loaded here, not at the top: zod, croner, pino and prom-client cost every other command ~0.3 s at start.
       const { backupJobFromConfig } = await import("../../config/job.ts");
-      const { parseDaemonConfig } = await import("../../config/schema.ts");
       const { Daemon } = await import("../../daemon/daemon.ts");
       const { createLogger, newInstanceId } = await import("../../observability/logger.ts");
       const { createBackupMetrics } = await import("../../observability/metrics.ts");
-      const settings = await settingsFromCommand(cmd, flags);
-      const config = parseDaemonConfig(settings);
-      const redactor = new Redactor().addFromEnv(process.env);
-      if (typeof settings.password === "string") redactor.add(settings.password);
+      const { daemonConfigFromCommand } = await import("../command-settings.ts");
+      const config = await daemonConfigFromCommand(cmd, flags);
+      // The environment and the command line were registered by main; the file's password is added here.
+      const redactor = processRedactor;
+      // A password from the settings file is known only now.
+      const source = config.job.source;
+      if (source.kind === "etcd" && source.user?.password) redactor.add(source.user.password);
       const instanceId = newInstanceId();
       const root = createLogger({ format: config.logFormat, redactor });
       const log = root.child({ runId: `${instanceId}-0` });
@@ -175,83 +158,3 @@ export function register(program: Command): void {
  * The daemon's settings, highest precedence first: flags on the command line, their environment variables, the
  * `--config` file, then the environment's S3 settings (AWS_ENDPOINT_URL...) and talos-backup's (BUCKET...).
  */
-async function settingsFromCommand(
-  cmd: Command,
-  flags: Record<string, unknown>,
-  envVars: Record<string, string | undefined> = process.env,
-): Promise<Record<string, unknown>> {
-  const configFile = typeof flags.config === "string" ? flags.config : undefined;
-  const { readSettingsFile } = await import("../../config/file.ts");
-  const file = configFile ? await readSettingsFile(configFile) : {};
-  const out: Record<string, unknown> = { ...file };
-  const given = (name: string) => {
-    const src = cmd.getOptionValueSource(name);
-    return (src === "cli" || src === "env") && flags[name] !== "" && flags[name] !== undefined;
-  };
-
-  // S3: environment, then the file, then flags.
-  const s3: Record<string, unknown> = {};
-  const fromEnv = s3SettingsFromEnv(envVars);
-  for (const [k, v] of Object.entries(fromEnv)) {
-    if (v === undefined || ["maxAttempts", "retryBaseDelayMs"].includes(k)) continue;
-    s3[k === "partSize" ? "partSizeMiB" : k] = k === "partSize" ? (v as number) / MiB : v;
-  }
-  if (file.s3 && typeof file.s3 === "object") Object.assign(s3, file.s3);
-  for (const [flag, key] of Object.entries(S3_FLAGS)) {
-    if (!given(flag)) continue;
-    s3[key] = flag === "s3PartSize" ? (flags[flag] as number) / MiB : flags[flag];
-  }
-  out.s3 = s3;
-
-  for (const option of cmd.options) {
-    const name = option.attributeName();
-    if (name === "config" || name === "ageRecipientEnv" || name in S3_FLAGS) continue;
-    if (!given(name)) {
-      // Commander's own defaults (etcd's endpoints, dial timeout) count below the file.
-      if (
-        cmd.getOptionValueSource(name) === "default" &&
-        out[name] === undefined &&
-        flags[name] !== undefined
-      ) {
-        out[name] = flags[name];
-      }
-      continue;
-    }
-    out[name === "e" ? "talosEndpoints" : name] = flags[name];
-  }
-  // --no-encrypt's default (true) is not a choice; a file's `encrypt: false` stands unless the flag was given.
-  if (!given("encrypt")) out.encrypt = file.encrypt ?? true;
-  if (typeof flags.ageRecipientEnv === "string" && flags.ageRecipientEnv.trim()) {
-    const fromEnvList = flags.ageRecipientEnv.split(",").map((s) => s.trim());
-    out.recipient = [...asList(out.recipient), ...fromEnvList.filter(Boolean)];
-  }
-
-  if (out.source === undefined) {
-    // As with `save`: talos-backup's BUCKET plus a talosconfig where talosctl looks (~/.talos/config...) is the
-    // drop-in case, so the Talos source is chosen without further flags.
-    const talosconfig = typeof out.talosconfig === "string" ? out.talosconfig : undefined;
-    const talosconfigFound =
-      Boolean(envVars.BUCKET?.trim()) &&
-      (await findTalosconfig(talosconfigCandidates(talosconfig, envVars))) !== undefined;
-    out.source = chooseSource({
-      explicit: undefined,
-      talosFlags: talosFlagsGiven(flags) || out.talosconfig !== undefined || out.context !== undefined,
-      etcdGiven: ["endpoints", "cacert", "cert", "key", "user"].some(
-        (k) => given(k) || file[k] !== undefined,
-      ),
-      env: envVars,
-      talosconfigFound,
-    });
-  }
-  if (out.to === undefined) {
-    const dest = talosBackupStoreDestination(envVars, typeof out.cluster === "string" ? out.cluster : "etcd");
-    if (dest) out.to = dest;
-  }
-  return out;
-}
-
-function asList(v: unknown): string[] {
-  if (Array.isArray(v)) return v.map(String);
-  if (typeof v === "string") return v.split(",");
-  return [];
-}

@@ -5,11 +5,17 @@ import { Hinted } from "../../errors.ts";
 export function register(program: Command): void {
   program
     .command("keygen")
-    .description("generate an age X25519 identity (age-keygen's file format); the public key goes to stderr")
+    .description(
+      "generate an age identity, X25519 or with --pq post-quantum (age-keygen's file format); the public key goes to stderr",
+    )
     .option("-o, --output <file>", "write the identity to this file (mode 0600, never overwritten)")
-    .action(async (flags: { output?: string }) => {
+    .option(
+      "--pq",
+      "post-quantum hybrid ML-KEM-768 + X25519 key pair (age1pq1…, as age-keygen -pq; age 1.3 or later reads it)",
+    )
+    .action(async (flags: { output?: string; pq?: boolean }) => {
       const { generateIdentity, identityFileText } = await import("../../age/index.ts");
-      const gen = generateIdentity();
+      const gen = generateIdentity({ pq: flags.pq === true });
       const text = identityFileText(gen);
       if (flags.output) {
         let handle: import("node:fs/promises").FileHandle;

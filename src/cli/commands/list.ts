@@ -4,9 +4,9 @@ import { type BackupFilter, filterBackups } from "../../catalog/filter.ts";
 import { formatStamp } from "../../catalog/names.ts";
 import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
+import { formatAge, formatBytes } from "../../render/units.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
-import { formatAge, formatBytes } from "../units.ts";
 
 type ListFlags = StoreFlags & { output: string; cluster?: string; since?: string; until?: string };
 

@@ -2,9 +2,10 @@ import { randomBytes } from "node:crypto";
 import type { Server } from "node:http";
 import { hostname } from "node:os";
 import { type Command, Option } from "commander";
-import { parseDuration } from "../../config/duration.ts";
+import { durationSetting } from "../../config/duration.ts";
+import { type ListenAddress, listenAddressSetting } from "../../config/listen-address.ts";
 import { UsageError } from "../../errors.ts";
-import { Redactor } from "../../observability/redact.ts";
+import { processRedactor, type Redactor } from "../../observability/redact.ts";
 import type { OperatorMetrics } from "../../operator/metrics.ts";
 import { abortOnSignals } from "../signals.ts";
 
@@ -25,18 +26,15 @@ interface OperatorFlags {
   watchTimeout: string;
 }
 
+/** The operator's timers (Lease timing, retries, the watch timeout): positive and within what a timer holds. */
 function duration(text: string, flag: string): number {
-  const ms = parseDuration(text);
-  if (ms === null || ms <= 0) throw new UsageError(`${flag} ${text} is not a duration`, "use 15s, 500ms, 1m");
-  return ms;
+  return durationSetting(flag, text);
 }
 
-/** `:8080`, `0.0.0.0:8080`, `127.0.0.1:0`; empty or `0` turns the endpoint off. */
-function parseAddr(addr: string): { host: string; port: number } | null {
-  if (addr === "" || addr === "0") return null;
-  const m = /^(.*):(\d{1,5})$/.exec(addr);
-  if (!m) throw new UsageError(`--metrics-addr ${addr} is not [host]:port`, "use :8080 or 127.0.0.1:8080");
-  return { host: (m[1] || "0.0.0.0").replace(/^\[|\]$/g, ""), port: Number(m[2]) };
+/** `--metrics-addr`: `:8080`, `0.0.0.0:8080`, `127.0.0.1:0`; empty or `0` turns the endpoint off. */
+function metricsAddress(addr: string): ListenAddress | null {
+  if (addr.trim() === "" || addr.trim() === "0") return null;
+  return listenAddressSetting("--metrics-addr", addr);
 }
 
 export function register(program: Command): void {
@@ -88,11 +86,14 @@ export function register(program: Command): void {
       const leaseDurationMs = duration(flags.leaseDuration, "--lease-duration");
       const renewDeadlineMs = duration(flags.renewDeadline, "--renew-deadline");
       const retryPeriodMs = duration(flags.retryPeriod, "--retry-period");
+      const retryBaseMs = duration(flags.retryBase, "--retry-base");
+      const watchTimeoutMs = duration(flags.watchTimeout, "--watch-timeout");
       if (renewDeadlineMs >= leaseDurationMs) {
         throw new UsageError("--renew-deadline must be shorter than --lease-duration");
       }
-      const addr = parseAddr(flags.metricsAddr);
-      const redactor = new Redactor().addFromEnv(process.env);
+      const addr = metricsAddress(flags.metricsAddr);
+      // The environment and the command line were registered by main; Secrets' values are added as they are read.
+      const redactor = processRedactor;
       // Loaded here, not at the top: @kubernetes/client-node costs every other command ~1 s of CPU and ~50 MiB,
       // pino and prom-client ~0.1 s each.
       const { createLogger } = await import("../../observability/logger.ts");
@@ -111,7 +112,7 @@ export function register(program: Command): void {
       const metrics = new OperatorMetrics();
       const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
       let ready = false;
-      const server = addr ? await serveMetrics(addr, metrics, () => ready) : undefined;
+      const server = addr ? await serveMetrics(addr, metrics, () => ready, redactor) : undefined;
       if (server) log.info({ addr: server.address() }, "metrics listening");
       const { signal, dispose } = abortOnSignals();
       try {
@@ -134,12 +135,10 @@ export function register(program: Command): void {
             identity,
             metrics,
             log,
+            redactor,
             ...(flags.talosServiceAccountDir ? { talosServiceAccountDir: flags.talosServiceAccountDir } : {}),
-            retryBaseMs: duration(flags.retryBase, "--retry-base"),
-            watchTimeoutSeconds: Math.max(
-              1,
-              Math.round(duration(flags.watchTimeout, "--watch-timeout") / 1000),
-            ),
+            retryBaseMs,
+            watchTimeoutSeconds: Math.max(1, Math.round(watchTimeoutMs / 1000)),
             onLeading: (leading) => {
               ready = leading;
             },
@@ -155,9 +154,10 @@ export function register(program: Command): void {
 }
 
 async function serveMetrics(
-  addr: { host: string; port: number },
+  addr: ListenAddress,
   metrics: OperatorMetrics,
   leading: () => boolean,
+  redactor: Redactor,
 ): Promise<Server> {
   // node:http costs every command ~70 ms to import (it pulls in undici): loaded here, when serving.
   const { createServer } = await import("node:http");
@@ -166,7 +166,7 @@ async function serveMetrics(
       metrics.registry.metrics().then(
         (text) => {
           res.writeHead(200, { "Content-Type": metrics.registry.contentType });
-          res.end(text);
+          res.end(redactor.redact(text));
         },
         () => {
           res.writeHead(500);

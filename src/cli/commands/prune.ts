@@ -10,10 +10,11 @@ import {
 } from "../../catalog/retention.ts";
 import { parseSpan } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
+import { formatAge, formatBytes } from "../../render/units.ts";
+import { removeLeftovers } from "../leftovers.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
-import { formatAge, formatBytes } from "../units.ts";
 
 /** The values commander collects for the options `addKeepOptions` adds. */
 export interface KeepFlags {
@@ -117,6 +118,8 @@ export function register(program: Command): void {
         );
       }
       const store = storeFromFlags(flags);
+      // Work folders of killed restores and test restores (decrypted data) go too; see docs/SECURITY.md.
+      if (!flags.dryRun) await removeLeftovers();
       const { signal, dispose } = abortOnSignals();
       let report: PruneReport;
       try {
@@ -179,18 +182,40 @@ function toText(report: PruneReport): string {
         ? `leftover younger than the grace period (${l.entry.problem ?? "stale marker"})`
         : `leftover: ${l.entry.problem ?? "stale marker beside a complete backup"}`,
     ]),
+    ...report.uploads.map((u) => [
+      u.action === "keep"
+        ? "keep"
+        : report.dryRun
+          ? "would abort"
+          : u.result === "failed"
+            ? "FAILED"
+            : "aborted",
+      u.key,
+      formatStamp(u.name.time),
+      formatAge(u.ageMs),
+      u.name.cluster,
+      "UPLOAD",
+      u.action === "keep"
+        ? "multipart upload younger than the grace period (may still be running)"
+        : "multipart upload never completed (a killed or failed save)",
+    ]),
   ];
   const deleting = report.backups.filter((b) => b.action === "delete").length;
   const cleaning = report.leftovers.filter((l) => l.action === "delete").length;
+  const aborting = report.uploads.filter((u) => u.action === "abort").length;
+  const uploads = (verb: string) => (aborting > 0 ? `, ${verb} ${aborting} multipart upload(s)` : "");
   const summary = report.dryRun
-    ? `dry run: would delete ${deleting} backup(s) and ${cleaning} leftover(s), ${formatBytes(report.freedBytes)}; nothing was deleted`
-    : `deleted ${deleting} backup(s) and ${cleaning} leftover(s), ${formatBytes(report.freedBytes)} freed` +
+    ? `dry run: would delete ${deleting} backup(s) and ${cleaning} leftover(s)${uploads("abort")}, ${formatBytes(report.freedBytes)}; nothing was deleted`
+    : `deleted ${deleting} backup(s) and ${cleaning} leftover(s)${uploads("aborted")}, ${formatBytes(report.freedBytes)} freed` +
       (report.failures.length > 0 ? `; ${report.failures.length} deletion(s) failed` : "");
+  const unchecked = report.uploadsUnchecked
+    ? `note: incomplete multipart uploads were not checked: ${report.uploadsUnchecked}; a lifecycle rule with AbortIncompleteMultipartUpload removes them\n`
+    : "";
   const table =
     rows.length > 0
       ? renderTable(["ACTION", "NAME", "TIME (UTC)", "AGE", "CLUSTER", "MANIFEST", "WHY"], rows)
       : "no backups\n";
-  return `${table}${summary}\n`;
+  return `${table}${summary}\n${unchecked}`;
 }
 
 function entryJson(e: CatalogEntry) {
@@ -216,6 +241,16 @@ function toJson(report: PruneReport) {
       problem: l.entry.problem ?? "stale marker beside a complete backup",
       ...(l.result ? { result: l.result } : {}),
     })),
+    uploads: report.uploads.map((u) => ({
+      key: u.key,
+      uploadId: u.uploadId,
+      cluster: u.name.cluster,
+      initiated: u.initiated.toISOString(),
+      ageSeconds: Math.round(u.ageMs / 1000),
+      action: u.action,
+      ...(u.result ? { result: u.result } : {}),
+    })),
+    ...(report.uploadsUnchecked ? { uploadsUnchecked: report.uploadsUnchecked } : {}),
     failures: report.failures,
     freedBytes: report.freedBytes,
   };

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
 import { UsageError } from "../../errors.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../encryption-options.ts";
+import { removeLeftovers } from "../leftovers.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 
@@ -38,6 +39,7 @@ export function register(program: Command): void {
         );
       }
       const decrypt = await decryptionFromFlags(flags);
+      await removeLeftovers([flags.target]);
       const { signal, dispose } = abortOnSignals();
       try {
         const { restoreConfigArchive } = await import("../../config-archive/extract.ts");

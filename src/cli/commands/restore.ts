@@ -1,15 +1,22 @@
+import { dirname, resolve } from "node:path";
 import { type Command, Option } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
 import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
+import { formatBytes } from "../../render/units.ts";
 import { DEFAULT_REVISION_BUMP, restoreToDataDir } from "../../restore/data-dir.ts";
 import { restoreToFile } from "../../restore/to-file.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../encryption-options.ts";
+import { removeLeftovers } from "../leftovers.ts";
 import { ProgressBar } from "../progress.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { addTalosOptions, restoreToTalosFromFlags, type TalosFlags } from "../talos-options.ts";
-import { formatBytes } from "../units.ts";
+
+/** Said when a backup is the database alone, as `verify` says it. */
+const NO_TRAILER_NOTE =
+  "note: the snapshot has no sha256 trailer (the database alone, as copied from a data dir's member/snap/db), " +
+  "so there was none to check";
 
 type RestoreFlags = StoreFlags &
   DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string } & DataDirFlags &
@@ -102,6 +109,8 @@ export function register(program: Command): void {
         ...(flags.cluster ? { cluster: flags.cluster } : {}),
       });
       const decrypt = await decryptionFromFlags(flags);
+      const target = flags.dataDir ?? flags.toFile;
+      await removeLeftovers(target ? [dirname(resolve(target))] : []);
       const progress = new ProgressBar("restoring");
       const { signal, dispose } = abortOnSignals();
       try {
@@ -139,6 +148,9 @@ export function register(program: Command): void {
             onWarning: (line) => process.stderr.write(`etcd-backup: ${line}\n`),
           });
           progress.done();
+          if (!result.snapshot.hasTrailer) {
+            process.stderr.write(`etcd-backup: ${NO_TRAILER_NOTE}; restored with --skip-hash-check\n`);
+          }
           process.stdout.write(
             `restored ${entry.key} into data dir ${result.dataDir} with ${tool.kind}` +
               (result.revisionBump > 0
@@ -158,8 +170,13 @@ export function register(program: Command): void {
         });
         progress.done();
         process.stdout.write(
-          `restored ${entry.key} to ${result.path} (${formatBytes(result.dbSize + 32)}, sha256 trailer ok${entry.manifest ? ", manifest sha256 ok" : ""})\n`,
+          `restored ${entry.key} to ${result.path} (${formatBytes(result.dbSize + (result.hasTrailer ? 32 : 0))}, ${result.hasTrailer ? "sha256 trailer ok" : "no sha256 trailer"}${entry.manifest ? ", manifest sha256 ok" : ""})\n`,
         );
+        if (!result.hasTrailer) {
+          process.stderr.write(
+            `etcd-backup: ${NO_TRAILER_NOTE}; etcdutl snapshot restore needs --skip-hash-check for this file\n`,
+          );
+        }
       } finally {
         progress.done();
         dispose();

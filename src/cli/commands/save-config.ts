@@ -1,12 +1,12 @@
 import { type Command, Option } from "commander";
-import { isValidClusterName } from "../../catalog/names.ts";
+import { checkClusterName } from "../../catalog/names.ts";
 import { KUBEADM_DIR, kubeadmPaths } from "../../config-archive/collect.ts";
 import { UsageError } from "../../errors.ts";
+import { formatBytes } from "../../render/units.ts";
 import { parseCompression, parseLevel } from "../../stages/compress.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
-import { formatBytes } from "../units.ts";
 
 type SaveConfigFlags = EncryptFlags &
   StoreFlags & {
@@ -48,12 +48,7 @@ export function register(program: Command): void {
     )
     .addOption(new Option("-o, --output <format>", "text or json").choices(["text", "json"]).default("text"))
     .action(async (flags: SaveConfigFlags) => {
-      if (!isValidClusterName(flags.cluster)) {
-        throw new UsageError(
-          `cluster name ${JSON.stringify(flags.cluster)} cannot stand in a backup name`,
-          "use letters, digits, '.', '_' and '-'",
-        );
-      }
+      checkClusterName(flags.cluster, "--cluster");
       const encryption = await encryptionPlanFromFlags(flags);
       const acknowledged = flags.iUnderstandPrivateKeysAreStoredUnencrypted === true;
       if (!encryption && !acknowledged) {

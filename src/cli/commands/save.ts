@@ -1,26 +1,28 @@
 import { type Command, Option } from "commander";
 import { saveBackup } from "../../backup/save.ts";
-import { isValidClusterName } from "../../catalog/names.ts";
-import { UsageError } from "../../errors.ts";
-import { FileSource } from "../../source/file.ts";
-import { parseCompression, parseLevel } from "../../stages/compress.ts";
-import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
-import { addEtcdOptions, type EtcdFlags, etcdSourceFromFlags } from "../etcd-options.ts";
+import { processRedactor } from "../../observability/redact.ts";
+import { formatBytes } from "../../render/units.ts";
+import { addEncryptOptions } from "../encryption-options.ts";
+import { addEtcdOptions } from "../etcd-options.ts";
 import { ProgressBar } from "../progress.ts";
 import { abortOnSignals } from "../signals.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
-import { addSourceOption, addTalosOptions, saveInputFromFlags, type TalosFlags } from "../talos-options.ts";
-import { formatBytes } from "../units.ts";
+import { addStoreOptions } from "../store-options.ts";
+import { addSourceOption, addTalosOptions } from "../talos-options.ts";
 
-type SaveFlags = EtcdFlags &
-  EncryptFlags &
-  TalosFlags & { source?: string } & StoreFlags & {
-    cluster: string;
-    compress: string;
-    level?: string;
-    output: string;
-    fromFile?: string;
-  };
+type SaveFlags = { output: string };
+
+/**
+ * The job `save` runs, from its flags and their environment variables, through the same settings, parser and
+ * builder as the daemon's (config/settings.ts, config/schema.ts, config/job.ts).
+ */
+export async function jobFromCommand(cmd: Command, flags: Record<string, unknown>, env = process.env) {
+  const { jobConfigFromCommand } = await import("../command-settings.ts");
+  const { backupJobFromConfig } = await import("../../config/job.ts");
+  const config = await jobConfigFromCommand(cmd, flags, env);
+  const job = await backupJobFromConfig(config, { env, warn: (line) => process.stderr.write(`${line}\n`) });
+  processRedactor.add(...job.secrets);
+  return job;
+}
 
 export function register(program: Command): void {
   const cmd = program
@@ -35,11 +37,16 @@ export function register(program: Command): void {
   addTalosOptions(cmd, { nodes: true, longEndpoints: false });
   cmd
     .addOption(
-      new Option("--cluster <name>", "cluster name used in the backup's name")
-        .env("CLUSTER_NAME")
-        .default("etcd"),
+      new Option(
+        "--cluster <name>",
+        "cluster name used in the backup's name (default: the Talos context's name, else etcd)",
+      ).env("CLUSTER_NAME"),
     )
-    .addOption(new Option("--compress <kind>", "zstd or none").env("ETCD_BACKUP_COMPRESS").default("zstd"))
+    .addOption(
+      new Option("--compress <kind>", "zstd or none (default zstd)")
+        .choices(["zstd", "none"])
+        .env("ETCD_BACKUP_COMPRESS"),
+    )
     .addOption(new Option("--level <n>", "zstd level 1-19 (default 3)").env("ETCD_BACKUP_LEVEL"))
     .option(
       "--from-file <snapshot>",
@@ -50,34 +57,20 @@ export function register(program: Command): void {
         .choices(["text", "json"])
         .default("text"),
     )
-    .action(async (given: SaveFlags) => {
-      // Source choice (etcd or Talos) and talos-backup's environment; see saveInputFromFlags.
-      const input = await saveInputFromFlags(cmd, given);
-      const flags = input.flags;
-      if (!isValidClusterName(flags.cluster)) {
-        throw new UsageError(
-          `cluster name ${JSON.stringify(flags.cluster)} cannot stand in a backup name`,
-          "use letters, digits, '.', '_' and '-'",
-        );
-      }
-      const warn = (line: string) => process.stderr.write(`${line}\n`);
-      const compression = parseCompression(flags.compress);
-      const level = flags.level !== undefined ? parseLevel(flags.level) : undefined;
-      const encryption = await encryptionPlanFromFlags(flags);
-      const store = input.store ?? storeFromFlags(flags);
-      const source = flags.fromFile
-        ? new FileSource(flags.fromFile)
-        : (input.source ?? etcdSourceFromFlags(flags, warn));
+    .action(async (flags: SaveFlags) => {
+      // The same path as the daemon's: flags and environment -> settings -> one validated job.
+      const job = await jobFromCommand(cmd, flags as unknown as Record<string, unknown>);
+      const { source, store } = job;
       const progress = new ProgressBar("saving");
       const { signal, dispose } = abortOnSignals();
       try {
         const result = await saveBackup({
           source,
           store,
-          cluster: flags.cluster,
-          compression,
-          ...(level !== undefined ? { level } : {}),
-          encryption,
+          cluster: job.cluster,
+          compression: job.compression,
+          ...(job.level !== undefined ? { level: job.level } : {}),
+          encryption: job.encryption,
           signal,
           onProgress: (bytes, total) => progress.update(bytes, total),
         });

@@ -5,6 +5,7 @@ import { Hinted } from "../../errors.ts";
 import type { testRestore } from "../../restore/test-restore.ts";
 import { renderVerifyReport, type VerifyReport, verifyBackup, verifySnapshot } from "../../verify/verify.ts";
 import { decryptionFromFlags } from "../encryption-options.ts";
+import { removeLeftovers } from "../leftovers.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addSnapshotInputOptions, openSnapshotInput, type SnapshotInputFlags } from "../snapshot-input.ts";
 import { storeFromFlags } from "../store-options.ts";
@@ -23,6 +24,7 @@ export function register(program: Command): void {
     .option("--test-restore", "also restore it into a temporary data dir, start etcd on it and compare")
     .addOption(new Option("-o, --output <format>", "text or json").choices(["text", "json"]).default("text"))
     .action(async (arg: string, flags: VerifyFlags) => {
+      await removeLeftovers();
       const { signal, dispose } = abortOnSignals();
       try {
         const isFile = await stat(arg).then(
@@ -48,6 +50,8 @@ export function register(program: Command): void {
           const entry = await resolveBackup(store, arg, {
             ...(before && !Number.isNaN(before.getTime()) ? { before } : {}),
             ...(flags.cluster ? { cluster: flags.cluster } : {}),
+            // A named backup whose manifest does not match its object is verified, so each mismatch is named.
+            allowMismatched: true,
           });
           label = entry.key;
           report = await verifyBackup(store, entry, { ...(decrypt ? { decrypt } : {}), signal });

@@ -1,5 +1,11 @@
 import { talosBackupDestination } from "../store/s3-settings.ts";
 
+/*
+ * talos-backup's environment variables, in this one module: what they are (`readTalosBackupEnv`), what they
+ * mean for our settings (`applyTalosBackupEnv`) and where its backups go (`talosBackupStoreDestination`). Its
+ * S3 variables (CUSTOM_S3_ENDPOINT, USE_PATH_STYLE) are S3 settings and read with them (s3SettingsFromEnv).
+ */
+
 type Env = Record<string, string | undefined>;
 
 /**
@@ -49,4 +55,29 @@ export function readTalosBackupEnv(env: Env = process.env): TalosBackupEnv {
  */
 export function talosBackupStoreDestination(env: Env, cluster: string): string | undefined {
   return talosBackupDestination({ ...env, CLUSTER_NAME: cluster });
+}
+
+/**
+ * talos-backup's switches mean for any front end what they mean for talos-backup, where the settings leave
+ * the choice open (settings are flat, named after the CLI flags):
+ * - `DISABLE_ENCRYPTION=true` is `--no-encrypt`; otherwise `AGE_X25519_PUBLIC_KEY` is one more recipient;
+ * - when no compression was given: zstd for `ENABLE_COMPRESSION=true`, none when it is set to anything else or
+ *   when `BUCKET` is set (talos-backup's default), else ours (zstd).
+ * The destination (`BUCKET`, `S3_PREFIX`) depends on the resolved cluster name: see `talosBackupStoreDestination`.
+ * Returns new settings; `settings` is not changed.
+ */
+export function applyTalosBackupEnv(settings: Record<string, unknown>, env: Env): Record<string, unknown> {
+  const tb = readTalosBackupEnv(env);
+  const out: Record<string, unknown> = { ...settings };
+  if (out.compress === undefined || out.compress === "") {
+    if (tb.enableCompression !== undefined) out.compress = tb.enableCompression ? "zstd" : "none";
+    else if (tb.present) out.compress = "none";
+  }
+  if (tb.disableEncryption) out.encrypt = false;
+  else if (tb.ageRecipient) {
+    const r = out.recipient;
+    const list = Array.isArray(r) ? r.map(String) : typeof r === "string" && r.trim() ? [r] : [];
+    out.recipient = [...list, tb.ageRecipient];
+  }
+  return out;
 }

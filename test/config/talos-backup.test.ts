@@ -3,8 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { chooseSource } from "../../src/cli/talos-options.ts";
-import { readTalosBackupEnv, talosBackupStoreDestination } from "../../src/talos/backup-env.ts";
+import { chooseSource } from "../../src/config/settings.ts";
+import { readTalosBackupEnv, talosBackupStoreDestination } from "../../src/config/talos-backup.ts";
 
 test("talos-backup's switches are on only for the exact string true", () => {
   for (const [value, on] of [
