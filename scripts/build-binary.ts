@@ -138,13 +138,49 @@ export async function buildBinary(
 }
 
 /**
+ * Modules that the CLI starts as programs of their own, `spawn(process.execPath, [<module's path>, ...args])`:
+ * the test restore's etcd watchdog. In the binary, process.execPath is the binary, and the path names a
+ * virtual file (see `VIRTUAL_ROOT`) that the binary's entry recognises and runs instead of the CLI.
+ */
+const PROGRAMS = ["src/restore/etcd-watchdog.ts"];
+/**
+ * What `import.meta.url` is for a module inside the binary: `file:///etcd-backup-binary/<path in the tree>`.
+ * Paths computed from it (`new URL("./x.ts", import.meta.url)`) name files that exist nowhere on disk, only
+ * as keys the entry knows; no path of the machine that built the binary ends up inside it.
+ */
+const VIRTUAL_ROOT = "/etcd-backup-binary";
+
+/**
  * One CommonJS file, every dependency inside: Node's SEA runs a single CommonJS script whose `require`
  * reaches only Node's built-in modules. Dynamic `import()`s of commands and dependencies are bundled
  * (esbuild turns them into lazily evaluated modules, so start-up stays lazy).
  */
 async function bundleCli(outfile: string): Promise<void> {
+  const programs = PROGRAMS.map(
+    (p) => `  ${JSON.stringify(`${VIRTUAL_ROOT}/${p}`)}: () => import(${JSON.stringify(`./${p}`)}),`,
+  );
+  // SEA's process.argv is [binary, argv0 as typed, ...arguments]; a program reads its arguments from
+  // process.argv.slice(2), so its own path is taken out first.
+  const entry = [
+    "const programs = {",
+    ...programs,
+    "};",
+    "const first = process.argv[2];",
+    `if (typeof first === "string" && first.startsWith(${JSON.stringify(`${VIRTUAL_ROOT}/`)})) {`,
+    "  const program = programs[first];",
+    "  if (program) {",
+    "    process.argv.splice(2, 1);",
+    "    program().then((m) => m.runAsProgram());",
+    "  } else {",
+    `    process.stderr.write("etcd-backup: " + first + " is not a program inside this binary (a module the CLI starts as its own program is missing from PROGRAMS in scripts/build-binary.ts)\\n");`,
+    "    process.exitCode = 1;",
+    "  }",
+    "} else {",
+    '  import("./src/cli/main.ts");',
+    "}",
+  ].join("\n");
   const result = await build({
-    entryPoints: [join(ROOT, "src", "cli", "main.ts")],
+    stdin: { contents: entry, resolveDir: ROOT, sourcefile: "binary-entry.js", loader: "js" },
     outfile,
     bundle: true,
     platform: "node",
@@ -155,7 +191,7 @@ async function bundleCli(outfile: string): Promise<void> {
     keepNames: true,
     legalComments: "none",
     logLevel: "silent",
-    plugins: [requireThroughBundle],
+    plugins: [insideTheBinary],
   });
   // Any warning (an `import.meta`, an unresolvable `require`) would be a binary that fails at run time.
   if (result.warnings.length > 0) {
@@ -167,19 +203,41 @@ async function bundleCli(outfile: string): Promise<void> {
 }
 
 /**
- * Modules that load a dependency on first use with `createRequire(import.meta.url)("x")` (src/yaml.ts,
- * the manifest schema) read as `require("x")` here, which esbuild bundles: a bundle has no
- * `import.meta.url`, and a SEA's `require` cannot load files.
+ * The sources as the binary needs them:
+ * - `createRequire(import.meta.url)("x")` (src/yaml.ts, the manifest schema load a dependency on first use)
+ *   reads `require("x")`, which esbuild bundles: a SEA's `require` cannot load files;
+ * - `import.meta.url`, `import.meta.filename` and `import.meta.dirname` become the module's virtual location
+ *   (a CommonJS bundle has no `import.meta`);
+ * - a module in PROGRAMS gets its statements after the imports wrapped in `export async function
+ *   runAsProgram()`, which the entry calls (a CommonJS bundle cannot hold its top-level await).
  */
-const requireThroughBundle: Plugin = {
-  name: "require-through-bundle",
+const insideTheBinary: Plugin = {
+  name: "inside-the-binary",
   setup(b) {
     b.onLoad({ filter: /[/\\]src[/\\].*\.ts$/ }, async (args) => {
-      const text = await readFile(args.path, "utf8");
-      return { contents: text.replaceAll("createRequire(import.meta.url)(", "require("), loader: "ts" };
+      const rel = relative(ROOT, args.path).split("\\").join("/");
+      const virtual = `${VIRTUAL_ROOT}/${rel}`;
+      let text = (await readFile(args.path, "utf8"))
+        .replaceAll("createRequire(import.meta.url)(", "require(")
+        .replaceAll("import.meta.url", JSON.stringify(`file://${virtual}`))
+        .replaceAll("import.meta.filename", JSON.stringify(virtual))
+        .replaceAll("import.meta.dirname", JSON.stringify(virtual.slice(0, virtual.lastIndexOf("/"))));
+      if (PROGRAMS.includes(rel)) text = asProgramFunction(text, rel);
+      return { contents: text, loader: "ts" };
     });
   },
 };
+
+/** `imports; statements` -> `imports; export async function runAsProgram() { statements }`. */
+function asProgramFunction(text: string, rel: string): string {
+  const imports = [...text.matchAll(/^import\s[^;]*?\sfrom\s*"[^"]+";[ \t]*$/gm)];
+  const last = imports.at(-1);
+  if (!last) throw new Error(`${rel} is in PROGRAMS but has no import to find its first statement after`);
+  const split = last.index + last[0].length;
+  const body = text.slice(split);
+  if (/^export\s/m.test(body)) throw new Error(`${rel} is in PROGRAMS but exports something`);
+  return `${text.slice(0, split)}\nexport async function runAsProgram(): Promise<void> {${body}\n}\n`;
+}
 
 /** The Node binary for a foreign architecture: the npm package `node-linux-<arch>` of this Node's version. */
 async function foreignNode(arch: Arch, outDir: string, log: (line: string) => void): Promise<string> {

@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { execFile, execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -148,6 +148,22 @@ describe("the standalone binary, with no Node on the machine", () => {
     assert.equal(status.revision, fromEtcdctl.revision);
     assert.equal(status.totalKey, fromEtcdctl.totalKey);
     assert.ok(fromEtcdctl.totalKey >= 2000, `keys: ${fromEtcdctl.totalKey}`);
+  });
+
+  test("verify --test-restore: etcd started through the watchdog program inside the binary, nothing left", async () => {
+    // PATH: etcd and etcdctl only (a test restore drives them), still no node.
+    const tools = join(work, "etcd-tools");
+    mkdirSync(tools);
+    for (const tool of ["etcd", "etcdctl"]) symlinkSync(`/usr/bin/${tool}`, join(tools, tool));
+    const dir = join(work, "backups");
+    const r = ok(
+      await runBinary(["verify", "latest", "--to", dir, "-i", identity, "--test-restore"], { PATH: tools }),
+    );
+    assert.match(r.stdout, /test restore passed: etcd started in/);
+    const leftovers = spawnSync("pgrep", ["-f", "etcd-backup-binary/src/restore/etcd-watchdog"], {
+      encoding: "utf8",
+    });
+    assert.equal(leftovers.stdout.trim(), "", "no watchdog outlives the run");
   });
 
   describe("with servers", () => {
