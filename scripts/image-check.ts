@@ -15,7 +15,7 @@
  */
 import { execFile, execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -87,6 +87,16 @@ try {
     .sort();
   process.stdout.write(`files:\n  ${files.join("\n  ")}\n`);
   check("no shell, no package manager", !files.some((f) => /\/(sh|bash|dash|apt|dpkg|npm|node)$/.test(f)));
+  const certs =
+    readFileSync(join(rootfs, "etc", "ssl", "certs", "ca-certificates.crt"), "utf8").split(
+      "-----BEGIN CERTIFICATE-----",
+    ).length - 1;
+  const mozilla = readdirSync("/usr/share/ca-certificates/mozilla").filter((f) => f.endsWith(".crt")).length;
+  check(
+    "CA bundle: Debian's Mozilla list only, no CA added to this machine",
+    certs === mozilla,
+    `${certs} certificates, ${mozilla} in /usr/share/ca-certificates/mozilla`,
+  );
 
   section("run");
   const ref = `docker.io/library/${image.reference}`;

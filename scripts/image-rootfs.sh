@@ -3,20 +3,22 @@
 # libraries it links (glibc's loader, libc, libm, libdl, libpthread, libstdc++, libgcc_s, copied from this
 # machine at the paths ldd names), CA certificates, /etc/passwd and /etc/group with the unprivileged user
 # 65532, and an empty /tmp. No shell, no package manager, no Node installation.
+# The CA bundle is made from Debian's ca-certificates (Mozilla's list, /usr/share/ca-certificates/mozilla),
+# never from this machine's /etc/ssl/certs, which holds whatever local CAs were added (a proxy's, a company's).
 # Used by scripts/build-image.ts (no Docker) and by the Dockerfile's last build stage, so both make one image.
-#   sh scripts/image-rootfs.sh BINARY ROOT_DIR [CA_BUNDLE]
+#   sh scripts/image-rootfs.sh BINARY ROOT_DIR [CA_DIR]      (CA_DIR default: /usr/share/ca-certificates/mozilla)
 set -eu
 
 binary=$1
 root=$2
-ca=${3:-/etc/ssl/certs/ca-certificates.crt}
+ca_dir=${3:-/usr/share/ca-certificates/mozilla}
 
 if [ ! -x "$binary" ]; then
   echo "image-rootfs: $binary is not an executable (run npm run dist first)" >&2
   exit 1
 fi
-if [ ! -f "$ca" ]; then
-  echo "image-rootfs: no CA bundle at $ca (install Debian's ca-certificates)" >&2
+if ! ls "$ca_dir"/*.crt >/dev/null 2>&1; then
+  echo "image-rootfs: no certificates in $ca_dir (install Debian's ca-certificates)" >&2
   exit 1
 fi
 if [ -e "$root" ] && [ -n "$(ls -A "$root")" ]; then
@@ -41,7 +43,10 @@ for lib in $libs; do
   chmod 0755 "$root$lib"
 done
 
-cp -L "$ca" "$root/etc/ssl/certs/ca-certificates.crt"
+# Sorted by name (the C locale's order), so the same certificates give the same bytes.
+for crt in $(LC_ALL=C ls "$ca_dir"/*.crt); do
+  cat "$crt"
+done > "$root/etc/ssl/certs/ca-certificates.crt"
 chmod 0644 "$root/etc/ssl/certs/ca-certificates.crt"
 
 # 65532 matches the manifests' runAsUser; no login shell exists, none is named.
