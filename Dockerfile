@@ -3,6 +3,8 @@
 # No shell, no package manager, no node_modules.
 # It is the image `npm run image` builds without Docker (scripts/build-image.ts): the same filesystem, made by
 # the same scripts/image-rootfs.sh, and the same user, entrypoint, command and environment.
+# Checked (2026-11-30) with podman build, against a stand-in for node:24-bookworm-slim made with debootstrap and
+# npm's Node 24 since no registry was reachable: the same 12 files, modes, owners and config as npm run image.
 # Build:  docker build -t etcd-backup .            (arm64: docker buildx build --platform linux/arm64 .)
 # Run:    docker run --rm etcd-backup --help
 FROM node:24-bookworm-slim AS build
