@@ -144,6 +144,12 @@ export async function buildBinary(
  */
 const PROGRAMS = ["src/restore/etcd-watchdog.ts"];
 /**
+ * The modules allowed to compute paths from `import.meta` (beyond `createRequire`), each for a program in
+ * PROGRAMS. Any other one fails the build: in the binary no file lies beside a module, so a path computed
+ * from its location is either a program to list in PROGRAMS or a file the binary does not have.
+ */
+const LOCATES_PROGRAMS = ["src/restore/test-restore.ts"];
+/**
  * What `import.meta.url` is for a module inside the binary: `file:///etcd-backup-binary/<path in the tree>`.
  * Paths computed from it (`new URL("./x.ts", import.meta.url)`) name files that exist nowhere on disk, only
  * as keys the entry knows; no path of the machine that built the binary ends up inside it.
@@ -217,8 +223,16 @@ const insideTheBinary: Plugin = {
     b.onLoad({ filter: /[/\\]src[/\\].*\.ts$/ }, async (args) => {
       const rel = relative(ROOT, args.path).split("\\").join("/");
       const virtual = `${VIRTUAL_ROOT}/${rel}`;
-      let text = (await readFile(args.path, "utf8"))
-        .replaceAll("createRequire(import.meta.url)(", "require(")
+      let text = (await readFile(args.path, "utf8")).replaceAll(
+        "createRequire(import.meta.url)(",
+        "require(",
+      );
+      if (text.includes("import.meta") && !LOCATES_PROGRAMS.includes(rel)) {
+        const why =
+          "in the binary no file lies beside a module: a program it starts goes into PROGRAMS and the module into LOCATES_PROGRAMS in scripts/build-binary.ts; a data file must be imported instead";
+        return { errors: [{ text: `${rel} computes a path from import.meta (${why})` }] };
+      }
+      text = text
         .replaceAll("import.meta.url", JSON.stringify(`file://${virtual}`))
         .replaceAll("import.meta.filename", JSON.stringify(virtual))
         .replaceAll("import.meta.dirname", JSON.stringify(virtual.slice(0, virtual.lastIndexOf("/"))));
