@@ -16,3 +16,4 @@ fi
 # `npm install` (with the committed lock file) rather than `npm ci`: npm 11.19 writes lock files without the
 # other platforms' optional packages (Biome's binaries) and then its `npm ci` refuses those same files.
 npm install --no-audit --no-fund
+if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then "$(dirname "$0")/fetch-k8s-api.sh" >/dev/null; fi

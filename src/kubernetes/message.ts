@@ -132,7 +132,7 @@ function readValue(type: FieldType, r: ProtoReader, unknown: { count: number }):
     case "l": {
       if (r.value <= Number.MAX_SAFE_INTEGER) return r.value;
       const v = r.bigVarint();
-      return v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
+      return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
     }
     case "U": {
       if (r.value <= Number.MAX_SAFE_INTEGER) return r.value;
