@@ -26,8 +26,13 @@ export function toJson(object: unknown): string {
   return `${JSON.stringify(sortedKeys(object), exactIntegers, 2)}\n`;
 }
 
+/**
+ * YAML 1.1 quoting, as kubectl's YAML (go-yaml) quotes: strings a 1.1 reader would take for something else
+ * ("on", "yes", timestamps, octal-looking numbers) are quoted, so the text reads back as the same object in
+ * every YAML parser, kubectl's included. Lines are never folded.
+ */
 export function toYaml(object: unknown): string {
-  return yaml().stringify(sortedKeys(object), { lineWidth: 0 });
+  return yaml().stringify(sortedKeys(object), { version: "1.1", lineWidth: 0 });
 }
 
 /** Several objects: JSON as a `List` (as kubectl prints many), YAML as documents separated by `---`. */
