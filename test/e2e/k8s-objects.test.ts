@@ -181,7 +181,7 @@ describe("k8s.io/api fixtures through a real etcd and a zstd+age backup, read ba
     assertOk(yaml);
     const docs = parseAllDocuments(yaml.stdout).map((d) => (d as { toJS(): unknown }).toJS());
     assert.equal(docs.length, names.length);
-    names.forEach((n, i) => assert.deepEqual(docs[i], fixtures.get(n), n));
+    for (const [i, n] of names.entries()) assert.deepEqual(docs[i], fixtures.get(n), n);
   });
 
   test("bad combinations are one-line usage errors", async () => {
