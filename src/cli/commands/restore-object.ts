@@ -3,7 +3,15 @@ import { Hinted, UsageError } from "../../errors.ts";
 import { ApiServer } from "../../kubernetes/api-server.ts";
 import { FIELD_MANAGER, restoreObject } from "../../kubernetes/restore-object.ts";
 import { loadKubeConfig } from "../../operator/kube.ts";
-import { decodeStored, findObject, getObject, readEncryptionConfig } from "../../snapshot/index.ts";
+import {
+  decodeStored,
+  type EncryptionKeys,
+  findObject,
+  getObject,
+  type KubernetesObject,
+  readEncryptionConfig,
+} from "../../snapshot/index.ts";
+import { abortOnSignals } from "../signals.ts";
 import {
   addSnapshotInputOptions,
   openDb,
@@ -67,39 +75,51 @@ export function register(program: Command): void {
       const encryption = flags.encryptionConfig
         ? await readEncryptionConfig(flags.encryptionConfig)
         : undefined;
-      const { snapshot } = await openProvenSnapshotInput(arg, flags);
-      let object: ReturnType<typeof decodeStored>["object"];
+      const interrupt = abortOnSignals();
       try {
-        const db = openDb(snapshot);
-        try {
-          const opts = encryption ? { encryption } : {};
-          const stored = key
-            ? getObject(db, key, opts)
-            : findObject(db, flags.resource!, flags.namespace ?? "", flags.name!, opts);
-          const what =
-            key ?? `${flags.resource} ${flags.namespace ? `${flags.namespace}/` : ""}${flags.name}`;
-          if (!stored) {
-            throw new Hinted(
-              `${what} is not in the snapshot`,
-              "list what is there with `etcd-backup inspect`",
-            );
-          }
-          object = decodeStored(stored).object;
-        } finally {
-          db.close();
-        }
+        const object = await readObject(arg, key, flags, encryption, interrupt.signal);
+        const result = await restoreObject(api, object, {
+          ...(flags.dryRun ? { dryRun: true } : {}),
+          ...(flags.force ? { force: true } : {}),
+          signal: interrupt.signal,
+        });
+        for (const w of result.warnings) process.stderr.write(`etcd-backup: warning: ${w}\n`);
+        const how =
+          result.action === "unchanged"
+            ? "the cluster already holds the backup's version; nothing sent"
+            : `server-side apply as ${FIELD_MANAGER}${flags.dryRun ? ", dry run: nothing changed" : ""}`;
+        process.stdout.write(`${result.action} ${result.what} (${how})\n`);
       } finally {
-        await snapshot.dispose();
+        interrupt.dispose();
       }
-      const result = await restoreObject(api, object, {
-        ...(flags.dryRun ? { dryRun: true } : {}),
-        ...(flags.force ? { force: true } : {}),
-      });
-      for (const w of result.warnings) process.stderr.write(`etcd-backup: warning: ${w}\n`);
-      const how =
-        result.action === "unchanged"
-          ? "the cluster already holds the backup's version; nothing sent"
-          : `server-side apply as ${FIELD_MANAGER}${flags.dryRun ? ", dry run: nothing changed" : ""}`;
-      process.stdout.write(`${result.action} ${result.what} (${how})\n`);
     });
+}
+
+/** The object KEY (or --resource/-n/--name) names in the snapshot, decoded. */
+async function readObject(
+  arg: string,
+  key: string | undefined,
+  flags: RestoreObjectFlags,
+  encryption: EncryptionKeys | undefined,
+  signal: AbortSignal,
+): Promise<KubernetesObject> {
+  const { snapshot } = await openProvenSnapshotInput(arg, flags, signal);
+  try {
+    const db = openDb(snapshot);
+    try {
+      const opts = encryption ? { encryption } : {};
+      const stored = key
+        ? getObject(db, key, opts)
+        : findObject(db, flags.resource!, flags.namespace ?? "", flags.name!, opts);
+      const what = key ?? `${flags.resource} ${flags.namespace ? `${flags.namespace}/` : ""}${flags.name}`;
+      if (!stored) {
+        throw new Hinted(`${what} is not in the snapshot`, "list what is there with `etcd-backup inspect`");
+      }
+      return decodeStored(stored).object;
+    } finally {
+      db.close();
+    }
+  } finally {
+    await snapshot.dispose();
+  }
 }
