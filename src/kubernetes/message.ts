@@ -177,9 +177,18 @@ function zeroOfField(f: Field, unknown: { count: number }): Json {
   return zeroOf(f.type, unknown);
 }
 
+const EMPTY = new Uint8Array(0);
+/** Zero values of messages, computed once each (they hold no unknown fields); handed out as copies. */
+const zeros = new Map<Message, Json>();
+
 function zeroOf(type: FieldType, unknown: { count: number }): Json {
   if (typeof type === "string") return scalarZero(type);
-  return decodeMessage(type, new ProtoReader(new Uint8Array(0)), unknown);
+  let zero = zeros.get(type);
+  if (zero === undefined) {
+    zero = decodeMessage(type, new ProtoReader(EMPTY), unknown);
+    zeros.set(type, zero);
+  }
+  return zero !== null && typeof zero === "object" ? structuredClone(zero) : zero;
 }
 
 /** encoding/json's omitempty: false, 0, "", nil, and empty slices and maps; a struct never. */

@@ -7,6 +7,9 @@ import {
   type DecodedObject,
   decodeObject,
   type KubernetesObject,
+  RAW_BODY,
+  SCHEMA_RELEASE,
+  UNKNOWN_FIELDS,
 } from "../kubernetes/object.ts";
 import { renderObjects, toJson, toYaml } from "../kubernetes/render.ts";
 import { type LiveKey, ownedKeyValue, replayLiveKeys } from "../mvcc/key-values.ts";
@@ -110,14 +113,24 @@ export interface RenderOptions {
 
 /**
  * The object a stored value holds, as the apiserver returns it (faithful: everything stored), or cleaned
- * for `kubectl apply`; `dropped` says what cleaning left out that was not server-set (unknown fields).
+ * for `kubectl apply`. `dropped` says what cleaning left out that was not server-set (unknown fields);
+ * `notes` what the schema could not name (shown under UNKNOWN_FIELDS or RAW_BODY in the object).
  */
 export function storedObjectJson(
   stored: StoredObject,
   options: RenderOptions = {},
-): { object: KubernetesObject; dropped: string[] } {
-  const { object } = decodeStored(stored);
-  return options.clean ? cleanObject(object) : { object, dropped: [] };
+): { object: KubernetesObject; dropped: string[]; notes: string[] } {
+  const decoded = decodeStored(stored);
+  const notes: string[] = [];
+  if (!decoded.complete) {
+    notes.push(
+      decoded.unknownFields > 0
+        ? `${stored.key}: ${decoded.unknownFields} field(s) unknown to the schema of Kubernetes ${SCHEMA_RELEASE} (a newer release wrote it?), kept under ${UNKNOWN_FIELDS}`
+        : `${stored.key}: ${decoded.object.apiVersion} ${decoded.object.kind} is not in the schema of Kubernetes ${SCHEMA_RELEASE}; its body is kept under ${RAW_BODY}`,
+    );
+  }
+  if (!options.clean) return { object: decoded.object, dropped: [], notes };
+  return { ...cleanObject(decoded.object), notes: [] };
 }
 
 /**
@@ -187,18 +200,20 @@ export function renderStoredObjects(
   stored: StoredObject[],
   format: "yaml" | "json",
   options: RenderOptions = {},
-): { text: string; failed: { key: string; reason: string }[]; dropped: string[] } {
+): { text: string; failed: { key: string; reason: string }[]; dropped: string[]; notes: string[] } {
   const objects: KubernetesObject[] = [];
   const failed: { key: string; reason: string }[] = [];
   const dropped: string[] = [];
+  const notes: string[] = [];
   for (const s of stored) {
     try {
       const r = storedObjectJson(s, options);
       objects.push(r.object);
       for (const d of r.dropped) dropped.push(`${s.key}: ${d}`);
+      notes.push(...r.notes);
     } catch (err) {
       failed.push({ key: s.key, reason: (err as Error).message });
     }
   }
-  return { text: objects.length > 0 ? renderObjects(objects, format) : "", failed, dropped };
+  return { text: objects.length > 0 ? renderObjects(objects, format) : "", failed, dropped, notes };
 }

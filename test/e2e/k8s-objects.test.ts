@@ -64,6 +64,16 @@ describe("k8s.io/api fixtures through a real etcd and a zstd+age backup, read ba
     }
     const deployment = readFileSync(join(testdata, "apps.v1.Deployment.pb"));
     puts.push({ key: "/registry/deployments/prod/web", value: deployment });
+    // What older clusters stored and this schema reads only in part: a field renumbered since, a version removed.
+    const older = join(testdata, "..", "v1.34.0");
+    puts.push({
+      key: "/registry/devicetaintrules/old-taint",
+      value: readFileSync(join(older, "resource.k8s.io.v1alpha3.DeviceTaintRule.pb")),
+    });
+    puts.push({
+      key: "/registry/podcertificaterequests/old/pcr",
+      value: readFileSync(join(older, "certificates.k8s.io.v1alpha1.PodCertificateRequest.pb")),
+    });
     const kv = new EtcdKv(etcd.endpoint);
     try {
       await kv.putAll(puts, { perTxn: 50 });
@@ -196,6 +206,38 @@ describe("k8s.io/api fixtures through a real etcd and a zstd+age backup, read ba
     const docs = parseAllDocuments(yaml.stdout).map((d) => (d as { toJS(): unknown }).toJS());
     assert.equal(docs.length, names.length);
     for (const [i, n] of names.entries()) assert.deepEqual(docs[i], fixtures.get(n), n);
+  });
+
+  test("what the schema cannot name is printed with a note, and left out by --clean with a warning", async () => {
+    const get = (key: string, ...more: string[]) =>
+      runCli(["get", "latest", "--to", dir, "-i", identity, key, "-o", "json", ...more]);
+    const taint = await get("/registry/devicetaintrules/old-taint");
+    assertOk(taint);
+    assert.match(
+      JSON.stringify(JSON.parse(taint.stdout)),
+      /"x-etcd-backup-unknown-fields":\[\{"bytes":"ZGV2aWNlQ2xhc3NOYW1lVmFsdWU=","number":1,"wireType":2\}/,
+    );
+    assert.match(
+      taint.stderr,
+      /^etcd-backup: note: \/registry\/devicetaintrules\/old-taint: 2 field\(s\) unknown to the schema of Kubernetes v1\.35/,
+    );
+    const pcr = await get("/registry/podcertificaterequests/old/pcr");
+    assertOk(pcr);
+    const body = JSON.parse(pcr.stdout);
+    assert.equal(body.apiVersion, "certificates.k8s.io/v1alpha1");
+    assert.equal(body.kind, "PodCertificateRequest");
+    assert.ok(body["x-etcd-backup-raw"].length > 100);
+    assert.match(
+      pcr.stderr,
+      /is not in the schema of Kubernetes v1\.35\.\d+; its body is kept under x-etcd-backup-raw/,
+    );
+    const clean = await get("/registry/podcertificaterequests/old/pcr", "--clean");
+    assertOk(clean);
+    assert.equal("x-etcd-backup-raw" in JSON.parse(clean.stdout), false);
+    assert.match(
+      clean.stderr,
+      /warning: --clean left out the body of certificates\.k8s\.io\/v1alpha1 PodCertificateRequest/,
+    );
   });
 
   test("bad combinations are one-line usage errors", async () => {

@@ -107,7 +107,7 @@ export function register(program: Command): void {
               opts,
             );
             const format = flags.output as "yaml" | "json";
-            const { text, failed, dropped } = renderStoredObjects(stored, format, {
+            const { text, failed, dropped, notes } = renderStoredObjects(stored, format, {
               clean: flags.clean === true,
             });
             if (stored.length === 0) {
@@ -116,6 +116,7 @@ export function register(program: Command): void {
             }
             process.stdout.write(text || (format === "json" ? renderObjects([], "json") : ""));
             warnDropped(dropped);
+            for (const n of notes) process.stderr.write(`etcd-backup: note: ${n}\n`);
             if (failed.length > 0) {
               for (const f of failed) process.stderr.write(`etcd-backup: ${f.key}: ${f.reason}\n`);
               throw new Hinted(
@@ -141,9 +142,10 @@ export function register(program: Command): void {
             process.stdout.write(stored.value);
             return;
           }
-          const { object, dropped } = storedObjectJson(stored, { clean: flags.clean === true });
+          const { object, dropped, notes } = storedObjectJson(stored, { clean: flags.clean === true });
           process.stdout.write(flags.output === "json" ? toJson(object) : toYaml(object));
           warnDropped(dropped);
+          for (const n of notes) process.stderr.write(`etcd-backup: note: ${n}\n`);
         } finally {
           db.close();
         }
