@@ -90,15 +90,31 @@ function parseProto(text: string): { pkg: string; goPackage: string; messages: P
   return { pkg, goPackage, messages };
 }
 
+interface GoPackage {
+  structs: Map<string, Map<number, GoField>>;
+  slices: Set<string>;
+  /** `type X otherpkg.Y`: X's fields are Y's (by the import path of otherpkg). */
+  aliases: Map<string, { importPath: string; name: string }>;
+}
+
 /** The Go structs of a package directory: per struct, its protobuf field numbers' JSON facts. */
-function parseGoStructs(dir: string): { structs: Map<string, Map<number, GoField>>; slices: Set<string> } {
+function parseGoStructs(dir: string): GoPackage {
   const structs = new Map<string, Map<number, GoField>>();
   const slices = new Set<string>();
+  const aliases = new Map<string, { importPath: string; name: string }>();
   for (const file of readdirSync(dir)) {
     if (!file.endsWith(".go") || file.endsWith("_test.go") || file.startsWith("zz_generated")) continue;
     if (file.startsWith("generated.") || file.includes("swagger_doc")) continue;
     const text = readFileSync(join(dir, file), "utf8");
     for (const m of text.matchAll(/^type (\w+) \[\](\w|\.)+\s*$/gm)) slices.add(m[1]!);
+    const imports = new Map<string, string>();
+    for (const m of text.matchAll(/^\s*(?:(\w+)\s+)?"(k8s\.io\/[^"]+)"\s*$/gm)) {
+      imports.set(m[1] ?? m[2]!.split("/").pop()!, m[2]!);
+    }
+    for (const m of text.matchAll(/^type (\w+) (\w+)\.(\w+)\s*$/gm)) {
+      const importPath = imports.get(m[2]!);
+      if (importPath) aliases.set(m[1]!, { importPath, name: m[3]! });
+    }
     for (const m of text.matchAll(/^type (\w+) struct \{\n([\s\S]*?)^\}/gm)) {
       const fields = new Map<number, GoField>();
       for (const raw of m[2]!.split("\n")) {
@@ -123,7 +139,36 @@ function parseGoStructs(dir: string): { structs: Map<string, Map<number, GoField
       structs.set(m[1]!, fields);
     }
   }
-  return { structs, slices };
+  return { structs, slices, aliases };
+}
+
+const packagesByDir = new Map<string, GoPackage>();
+function goPackageAt(dir: string): GoPackage {
+  let pkg = packagesByDir.get(dir);
+  if (!pkg) {
+    pkg = parseGoStructs(dir);
+    packagesByDir.set(dir, pkg);
+  }
+  return pkg;
+}
+
+/** The directory of a Go import path inside the downloaded modules. */
+function importDir(importPath: string): string | undefined {
+  for (const [module, dir] of modules) {
+    if (importPath === module || importPath.startsWith(`${module}/`))
+      return join(dir, importPath.slice(module.length));
+  }
+  return undefined;
+}
+
+/** A struct by name in a package, following `type X otherpkg.Y` definitions. */
+function goStruct(pkg: GoPackage | undefined, name: string): Map<number, GoField> | undefined {
+  if (!pkg) return undefined;
+  const direct = pkg.structs.get(name);
+  if (direct) return direct;
+  const alias = pkg.aliases.get(name);
+  const dir = alias && importDir(alias.importPath);
+  return dir ? goStruct(goPackageAt(dir), alias.name) : undefined;
 }
 
 /** Messages whose JSON form is not their fields' (custom MarshalJSON in the Go types). */
@@ -133,6 +178,7 @@ const SPECIAL: Record<string, string> = {
   "k8s.io.apimachinery.pkg.apis.meta.v1.Duration": "duration",
   "k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1": "rawjson",
   "k8s.io.apimachinery.pkg.api.resource.Quantity": "quantity",
+  "k8s.io.apimachinery.pkg.api.resource.QuantityValue": "quantity",
   "k8s.io.apimachinery.pkg.util.intstr.IntOrString": "intorstring",
   "k8s.io.apimachinery.pkg.runtime.RawExtension": "rawjson",
   "k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1.JSON": "rawjson",
@@ -147,7 +193,7 @@ const SPECIAL: Record<string, string> = {
 };
 
 const messages: ProtoMessage[] = [];
-const goFacts = new Map<string, { structs: Map<string, Map<number, GoField>>; slices: Set<string> }>();
+const goFacts = new Map<string, GoPackage>();
 const groups: string[] = [];
 for (const [module, dir] of modules) {
   for (const file of walk(dir, "generated.proto")) {
@@ -155,7 +201,7 @@ for (const [module, dir] of modules) {
     const parsed = parseProto(readFileSync(file, "utf8"));
     messages.push(...parsed.messages);
     const pkgDir = dirname(file);
-    goFacts.set(parsed.pkg, parseGoStructs(pkgDir));
+    goFacts.set(parsed.pkg, goPackageAt(pkgDir));
     // The API group a package serves: `+groupName=` in its doc.go ("" is the core group).
     let docText = "";
     try {
@@ -200,7 +246,7 @@ let missingGo = 0;
 for (const m of messages) {
   const short = m.fullName.slice(m.pkg.length + 1);
   const facts = goFacts.get(m.pkg);
-  const struct = facts?.structs.get(short);
+  const struct = goStruct(facts, short);
   let special = SPECIAL[m.fullName] ?? "";
   if (!special && facts?.slices.has(short)) special = "array";
   const fields = m.fields.map((f) => {

@@ -111,7 +111,7 @@ k8s.io.api.admissionregistration.v1alpha1.ApplyConfiguration|1,expression,s,o
 k8s.io.api.admissionregistration.v1alpha1.AuditAnnotation|1,key,s,;2,valueExpression,s,
 k8s.io.api.admissionregistration.v1alpha1.ExpressionWarning|2,fieldRef,s,;3,warning,s,
 k8s.io.api.admissionregistration.v1alpha1.JSONPatch|1,expression,s,o
-k8s.io.api.admissionregistration.v1alpha1.MatchCondition|1,name,s,o;2,expression,s,o
+k8s.io.api.admissionregistration.v1alpha1.MatchCondition|1,name,s,;2,expression,s,
 k8s.io.api.admissionregistration.v1alpha1.MatchResources|1,namespaceSelector,1189,op;2,objectSelector,1189,op;3,resourceRules,46,ro;4,excludeResourceRules,46,ro;7,matchPolicy,s,op
 k8s.io.api.admissionregistration.v1alpha1.MutatingAdmissionPolicy|1,metadata,1196,o;2,spec,44,o
 k8s.io.api.admissionregistration.v1alpha1.MutatingAdmissionPolicyBinding|1,metadata,1196,o;2,spec,42,o
@@ -550,7 +550,7 @@ k8s.io.api.core.v1.LimitRangeItem|1,type,s,;2,max,ms.1168,o;3,min,ms.1168,o;4,de
 k8s.io.api.core.v1.LimitRangeList|1,metadata,1192,o;2,items,471,r
 k8s.io.api.core.v1.LimitRangeSpec|1,limits,472,r
 k8s.io.api.core.v1.LinuxContainerUser|1,uid,l,;2,gid,l,;3,supplementalGroups,l,ro
-k8s.io.api.core.v1.List|1,metadata,1192,o;2,items,1216,ro
+k8s.io.api.core.v1.List|1,metadata,1192,o;2,items,1216,r
 k8s.io.api.core.v1.LoadBalancerIngress|1,ip,s,o;2,hostname,s,o;3,ipMode,s,op;4,ports,551,ro
 k8s.io.api.core.v1.LoadBalancerStatus|1,ingress,477,ro
 k8s.io.api.core.v1.LocalObjectReference|1,name,s,o
@@ -1243,7 +1243,7 @@ k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.ServiceReference|1
 k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.ValidationRule|1,rule,s,;2,message,s,o;3,messageExpression,s,o;4,reason,s,op;5,fieldPath,s,o;6,optionalOldSelf,b,op
 k8s.io.apiextensions_apiserver.pkg.apis.apiextensions.v1beta1.WebhookClientConfig|3,url,s,op;1,service,1165,op;2,caBundle,y,o
 k8s.io.apimachinery.pkg.api.resource.Quantity:quantity|1,string,s,o
-k8s.io.apimachinery.pkg.api.resource.QuantityValue|1,string,s,o
+k8s.io.apimachinery.pkg.api.resource.QuantityValue:quantity|1,string,s,o
 k8s.io.apimachinery.pkg.apis.meta.v1.APIGroup|1,name,s,;2,versions,1186,r;3,preferredVersion,1186,o;4,serverAddressByClientCIDRs,1204,ro
 k8s.io.apimachinery.pkg.apis.meta.v1.APIGroupList|1,groups,1170,r
 k8s.io.apimachinery.pkg.apis.meta.v1.APIResource|1,name,s,;6,singularName,s,;2,namespaced,b,;8,group,s,o;9,version,s,o;3,kind,s,;4,verbs,1213,;5,shortNames,s,ro;7,categories,s,ro;10,storageVersionHash,s,o
