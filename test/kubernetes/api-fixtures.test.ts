@@ -8,7 +8,8 @@ import { toJson } from "../../src/kubernetes/render.ts";
 import { k8sApiModules } from "./k8s-api-modules.ts";
 
 /**
- * The Kubernetes API's own round-trip fixtures (k8s.io/api testdata/<release>/<group>.<version>.<Kind>.pb:
+ * The Kubernetes API's own round-trip fixtures (k8s.io/api testdata/<release>/<group>.<version>.<Kind>.pb, and
+ * k8s.io/apiextensions-apiserver's pkg/apis/testdata:
  * every field set, in the `k8s\0` storage envelope, beside the .json the apiserver writes for the same
  * object), read from the Go module cache: our decoding of each .pb must equal its .json as JSON values.
  * HEAD is the release the schema was generated from: every type equal. Older releases' fixtures are what a
@@ -24,8 +25,8 @@ interface Outcome {
   differ: { name: string; complete: boolean }[];
 }
 
-function decodeRelease(release: string): Outcome {
-  const dir = join(testdata, release);
+function decodeRelease(release: string, root = testdata): Outcome {
+  const dir = join(root, release);
   const outcome: Outcome = { equal: [], differ: [] };
   for (const file of readdirSync(dir)
     .filter((f) => f.endsWith(".pb"))
@@ -67,6 +68,22 @@ describe(`k8s.io/api fixtures decode as the apiserver's JSON (schema of Kubernet
       [],
     );
     assert.ok(equal.length >= 180, `only ${equal.length} fixtures found`);
+  });
+
+  test("apiextensions-apiserver's HEAD fixtures (CustomResourceDefinition with every schema field, ConversionReview)", () => {
+    const root = join(
+      (modules as { dirs: Map<string, string> }).dirs.get("k8s.io/apiextensions-apiserver")!,
+      "pkg",
+      "apis",
+      "testdata",
+    );
+    const { equal, differ } = decodeRelease("HEAD", root);
+    console.log(`apiextensions-apiserver HEAD: ${equal.length} types equal, ${differ.length} differ`);
+    assert.deepEqual(
+      differ.map((d) => d.name),
+      [],
+    );
+    assert.ok(equal.length >= 4, `only ${equal.length} fixtures found`);
   });
 
   for (const release of ["v1.34.0", "v1.33.0"]) {
