@@ -125,11 +125,21 @@ export async function restoreObject(
   const query = new URLSearchParams({ fieldManager: FIELD_MANAGER });
   if (options.force) query.set("force", "true");
   if (options.dryRun) query.set("dryRun", "All");
-  await api.json("PATCH", `${path}?${query}`, {
-    body: toJson(object),
-    contentType: "application/apply-patch+yaml",
-    ...signalOpt,
-  });
+  try {
+    await api.json("PATCH", `${path}?${query}`, {
+      body: toJson(object),
+      contentType: "application/apply-patch+yaml",
+      ...signalOpt,
+    });
+  } catch (err) {
+    if (err instanceof ApiServerError && err.code === 404 && served.namespaced) {
+      throw new Hinted(
+        `cannot restore ${what}: ${err.message.replace(/^PATCH \S+: /, "")}`,
+        `restore its namespace first (etcd-backup restore-object ... /registry/namespaces/${namespace})`,
+      );
+    }
+    throw err;
+  }
   const action: RestoreAction = options.dryRun
     ? exists
       ? "would update"
