@@ -240,6 +240,17 @@ describe("k8s.io/api fixtures through a real etcd and a zstd+age backup, read ba
     );
   });
 
+  test("nothing selected: an empty List or no document, a note on stderr, exit 0 (as kubectl)", async () => {
+    const base = ["get", "latest", "--to", dir, "-i", identity, "--resource", "deployments", "-n", "nowhere"];
+    const json = await runCli([...base, "-o", "json"]);
+    assertOk(json);
+    assert.deepEqual(JSON.parse(json.stdout).items, []);
+    assert.match(json.stderr, /^etcd-backup: no deployments in namespace nowhere in the snapshot/);
+    const yaml = await runCli(base);
+    assertOk(yaml);
+    assert.equal(yaml.stdout, "");
+  });
+
   test("bad combinations are one-line usage errors", async () => {
     const r = await runCli(["get", "latest", "--to", dir, "-i", identity, "--all", "-o", "raw"]);
     assert.equal(r.code, 2, r.stderr);

@@ -110,11 +110,14 @@ export function register(program: Command): void {
             const { text, failed, dropped, notes } = renderStoredObjects(stored, format, {
               clean: flags.clean === true,
             });
-            if (stored.length === 0) {
-              const what = `${flags.resource ?? "objects"}${flags.namespace ? ` in namespace ${flags.namespace}` : ""}`;
-              throw new Hinted(`no ${what} in the snapshot`, "list what is there with `etcd-backup inspect`");
-            }
             process.stdout.write(text || (format === "json" ? renderObjects([], "json") : ""));
+            if (stored.length === 0) {
+              // As kubectl: nothing found is an empty answer, not a failure.
+              const what = `${flags.resource ?? "objects"}${flags.namespace ? ` in namespace ${flags.namespace}` : ""}`;
+              process.stderr.write(
+                `etcd-backup: no ${what} in the snapshot (list what is there with \`etcd-backup inspect\`)\n`,
+              );
+            }
             warnDropped(dropped);
             for (const n of notes) process.stderr.write(`etcd-backup: note: ${n}\n`);
             if (failed.length > 0) {
