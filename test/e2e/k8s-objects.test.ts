@@ -268,8 +268,13 @@ function sorted(v: unknown): unknown {
   );
 }
 
-/** The kube-apiserver scripts/install-peers.sh built into .peers/kube-apiserver-<version>/bin/, if any. */
+/**
+ * The kube-apiserver scripts/install-peers.sh built into .peers/kube-apiserver-<version>/bin/, if any, or the
+ * binary ETCD_BACKUP_TEST_KUBE_APISERVER names (one built from the k8s.io/kubernetes module elsewhere).
+ */
 function kubeApiserverPeer(): string | undefined {
+  const named = process.env.ETCD_BACKUP_TEST_KUBE_APISERVER;
+  if (named) return named;
   const peers = join(import.meta.dirname, "..", "..", ".peers");
   if (!existsSync(peers)) return undefined;
   const dir = readdirSync(peers)
