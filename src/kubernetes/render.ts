@@ -27,12 +27,35 @@ export function toJson(object: unknown): string {
 }
 
 /**
- * YAML 1.1 quoting, as kubectl's YAML (go-yaml) quotes: strings a 1.1 reader would take for something else
- * ("on", "yes", timestamps, octal-looking numbers) are quoted, so the text reads back as the same object in
- * every YAML parser, kubectl's included. Lines are never folded.
+ * YAML as kubectl (go-yaml) writes it: a string a YAML 1.1 reader would take for something else ("on",
+ * "yes", "", timestamps, octal-looking and sexagesimal numbers) in double quotes, one that cannot be plain for
+ * its characters ("*\/5 * * * *") in single quotes, so the text reads back as the same object in every
+ * YAML parser, kubectl's included; sequences not indented under their key, lines never folded.
  */
 export function toYaml(object: unknown): string {
-  return yaml().stringify(sortedKeys(object), { version: "1.1", lineWidth: 0 });
+  const y = yaml();
+  const doc = new y.Document(sortedKeys(object), { version: "1.1" });
+  y.visit(doc, {
+    Scalar(_key, node) {
+      if (typeof node.value !== "string" || node.value.includes("\n")) return;
+      if (readsAsOther(y, node.value)) node.type = "QUOTE_DOUBLE";
+    },
+  });
+  return doc.toString({ lineWidth: 0, indentSeq: false, singleQuote: true });
+}
+
+/** Whether a YAML 1.1 reader takes `text`, written plain, for a value other than this string. */
+function readsAsOther(y: ReturnType<typeof yaml>, text: string): boolean {
+  // Only these can resolve to a non-string scalar (numbers, timestamps, booleans, null); skip the parse otherwise.
+  if (text !== "" && !/^[-+.~0-9]/.test(text) && !/^(y|yes|n|no|true|false|on|off|null)$/i.test(text))
+    return false;
+  try {
+    const read: unknown = y.parse(text, { version: "1.1" });
+    // A sequence or map read back ("[a]") is a matter of characters, quoted by the writer's own rules as go-yaml does.
+    return read !== text && (read === null || typeof read !== "object" || read instanceof Date);
+  } catch {
+    return false; // not plain YAML at all (`*/5 * * * *`): quoted by the writer's own rules
+  }
 }
 
 /** Several objects: JSON as a `List` (as kubectl prints many), YAML as documents separated by `---`. */
