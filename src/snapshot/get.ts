@@ -112,8 +112,9 @@ export interface RenderOptions {
 }
 
 /**
- * The object a stored value holds, as the apiserver returns it (faithful: everything stored), or cleaned
- * for `kubectl apply`. `dropped` says what cleaning left out that was not server-set (unknown fields);
+ * The object a stored value holds, as the apiserver returns it (faithful: everything stored, and
+ * metadata.resourceVersion set to the key's mod revision, as the apiserver sets it on every read: the stored
+ * bytes leave it empty), or cleaned for `kubectl apply`. `dropped` says what cleaning left out that was not server-set (unknown fields);
  * `notes` what the schema could not name (shown under UNKNOWN_FIELDS or RAW_BODY in the object).
  */
 export function storedObjectJson(
@@ -129,8 +130,12 @@ export function storedObjectJson(
         : `${stored.key}: ${decoded.object.apiVersion} ${decoded.object.kind} is not in the schema of Kubernetes ${SCHEMA_RELEASE}; its body is kept under ${RAW_BODY}`,
     );
   }
-  if (!options.clean) return { object: decoded.object, dropped: [], notes };
-  return { ...cleanObject(decoded.object), notes: [] };
+  if (options.clean) return { ...cleanObject(decoded.object), notes: [] };
+  const { metadata } = decoded.object;
+  if (metadata && typeof metadata === "object" && !Array.isArray(metadata)) {
+    metadata.resourceVersion = String(stored.modRevision);
+  }
+  return { object: decoded.object, dropped: [], notes };
 }
 
 /**
