@@ -42,7 +42,9 @@ async function discover(
   if (res.status === 404) {
     throw new Hinted(
       `the API server does not serve ${apiVersion}`,
-      "restore into a cluster of a release that serves it, or install its CRD / API service first",
+      apiVersion === "apiextensions.k8s.io/v1beta1"
+        ? "the apiserver stores CustomResourceDefinitions as v1beta1 and serves only v1: apply the CRD from its source manifest"
+        : "restore into a cluster of a release that serves it, or install its CRD / API service first",
     );
   }
   if (res.status !== 200)
@@ -71,6 +73,27 @@ function sameAsLive(backup: KubernetesObject, live: KubernetesObject): boolean {
   return true;
 }
 
+/**
+ * Where the API server serves `object` (by discovery of its group version): the REST path of the object,
+ * its name as kubectl prints it (`deployments.apps prod/web`), and whether the kind is namespaced.
+ */
+export async function objectPath(
+  api: ApiServer,
+  object: KubernetesObject,
+  signal?: AbortSignal,
+): Promise<{ path: string; what: string; namespaced: boolean }> {
+  const { apiVersion, kind } = object;
+  const name = object.metadata?.name as string | undefined;
+  if (!apiVersion || !kind || !name) throw new Error("the object has no apiVersion, kind or name");
+  const served = await discover(api, apiVersion, kind, signal);
+  const namespace = (object.metadata?.namespace as string | undefined) ?? "";
+  if (served.namespaced && !namespace) throw new Error(`the ${kind} ${name} has no namespace`);
+  const what = `${served.resource}${served.group ? `.${served.group}` : ""} ${served.namespaced ? `${namespace}/` : ""}${name}`;
+  const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+  const path = `${base}${served.namespaced ? `/namespaces/${encodeURIComponent(namespace)}` : ""}/${served.resource}/${encodeURIComponent(name)}`;
+  return { path, what, namespaced: served.namespaced };
+}
+
 export async function restoreObject(
   api: ApiServer,
   stored: KubernetesObject,
@@ -86,12 +109,8 @@ export async function restoreObject(
       "pass --force to restore it without them",
     );
   }
-  const served = await discover(api, apiVersion, kind, options.signal);
+  const { path, what, namespaced } = await objectPath(api, object, options.signal);
   const namespace = (object.metadata?.namespace as string | undefined) ?? "";
-  if (served.namespaced && !namespace) throw new Error(`the stored ${kind} ${name} has no namespace`);
-  const what = `${served.resource}${served.group ? `.${served.group}` : ""} ${served.namespaced ? `${namespace}/` : ""}${name}`;
-  const base = apiVersion.includes("/") ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
-  const path = `${base}${served.namespaced ? `/namespaces/${encodeURIComponent(namespace)}` : ""}/${served.resource}/${encodeURIComponent(name)}`;
   const signalOpt = options.signal ? { signal: options.signal } : {};
 
   const current = await api.call("GET", path, signalOpt);
@@ -132,7 +151,7 @@ export async function restoreObject(
       ...signalOpt,
     });
   } catch (err) {
-    if (err instanceof ApiServerError && err.code === 404 && served.namespaced) {
+    if (err instanceof ApiServerError && err.code === 404 && namespaced) {
       throw new Hinted(
         `cannot restore ${what}: ${err.message.replace(/^PATCH \S+: /, "")}`,
         `restore its namespace first (etcd-backup restore-object ... /registry/namespaces/${namespace})`,
