@@ -19,6 +19,14 @@ import type { Field, FieldType, Message, Scalar } from "./schema/index.ts";
 
 export type Json = null | boolean | number | bigint | string | Json[] | { [key: string]: Json };
 
+/**
+ * Sets `key` as an own property of `o`, whatever its name: map keys come from the stored data, and a
+ * ConfigMap may well hold a key `__proto__`, which a plain assignment would take for the prototype.
+ */
+export function setOwn(o: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 /** The key under which a message's fields unknown to the schema are listed. */
 export const UNKNOWN_FIELDS = "x-etcd-backup-unknown-fields";
 
@@ -48,7 +56,7 @@ export function decodeMessage(message: Message, r: ProtoReader, unknown: { count
         if (e.field === 1) key = readValue(f.mapKey, e, unknown);
         else if (e.field === 2) value = readValue(f.type, e, unknown);
       }
-      map[String(key)] = value ?? zeroOf(f.type, unknown);
+      setOwn(map, String(key), value ?? zeroOf(f.type, unknown));
     } else if (f.repeated) {
       const list = (present.get(f) ?? []) as Json[];
       present.set(f, list);

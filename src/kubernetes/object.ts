@@ -6,6 +6,7 @@ import {
   type Json,
   parseJsonExact,
   setEmbeddedObjectDecoder,
+  setOwn,
   UNKNOWN_FIELDS,
 } from "./message.ts";
 import { messageForKind, SCHEMA_RELEASE } from "./schema/index.ts";
@@ -157,7 +158,7 @@ function withoutUnknownFields(value: unknown, path: string, dropped: string[]): 
     if (k === UNKNOWN_FIELDS) {
       const numbers = (v as { number: number }[]).map((f) => f.number).join(", ");
       dropped.push(`unknown field${numbers.includes(",") ? "s" : ""} ${numbers} of ${path || "the object"}`);
-    } else out[k] = withoutUnknownFields(v, path ? `${path}.${k}` : k, dropped);
+    } else setOwn(out, k, withoutUnknownFields(v, path ? `${path}.${k}` : k, dropped));
   }
   return out;
 }

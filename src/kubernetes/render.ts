@@ -1,4 +1,5 @@
 import { yaml } from "../yaml.ts";
+import { setOwn } from "./message.ts";
 
 /**
  * Objects printed as `kubectl get -o json|yaml` prints them: keys in sorted order at every level (kubectl
@@ -11,7 +12,8 @@ export function sortedKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortedKeys);
   if (!value || typeof value !== "object") return value;
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(value).sort()) out[k] = sortedKeys((value as Record<string, unknown>)[k]);
+  for (const k of Object.keys(value).sort())
+    setOwn(out, k, sortedKeys((value as Record<string, unknown>)[k]));
   return out;
 }
 

@@ -5,6 +5,7 @@ import { describe, test } from "node:test";
 import { isDeepStrictEqual } from "node:util";
 import { decodeObject, SCHEMA_RELEASE } from "../../src/kubernetes/object.ts";
 import { toJson } from "../../src/kubernetes/render.ts";
+import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 import { k8sApiModules } from "./k8s-api-modules.ts";
 
 /**
@@ -97,4 +98,39 @@ describe(`k8s.io/api fixtures decode as the apiserver's JSON (schema of Kubernet
         assert.equal(d.complete, false, `${d.name} differs but was decoded as complete`);
     });
   }
+});
+
+describe("damaged values: decoded or refused with an Error, never a crash or a hang", {
+  skip: "skip" in modules ? modules.skip : false,
+}, () => {
+  const seed = testSeed(2525);
+  test(`5,000 mutations of the fixtures (seed ${seed}; rerun with ETCD_BACKUP_TEST_SEED=${seed})`, () => {
+    const rng = new SeededRandom(seed);
+    const dir = join(testdata, "HEAD");
+    const values = readdirSync(dir)
+      .filter((f) => f.endsWith(".pb"))
+      .map((f) => readFileSync(join(dir, f)));
+    let decoded = 0;
+    let refused = 0;
+    for (let i = 0; i < 5000; i++) {
+      const value = Buffer.from(rng.pick(values));
+      const kind = rng.int(0, 2);
+      let mutated: Buffer;
+      if (kind === 0) {
+        for (let n = rng.int(1, 4); n > 0; n--) value[rng.int(4, value.length - 1)] = rng.int(0, 255);
+        mutated = value;
+      } else if (kind === 1) mutated = value.subarray(0, rng.int(4, value.length - 1));
+      else mutated = Buffer.concat([value.subarray(0, rng.int(4, value.length)), rng.bytes(rng.int(1, 40))]);
+      try {
+        const d = decodeObject(mutated);
+        toJson(d.object);
+        decoded++;
+      } catch (err) {
+        assert.ok(err instanceof Error, `seed ${seed}, mutation ${i}: threw ${String(err)}`);
+        refused++;
+      }
+    }
+    console.log(`${decoded} damaged values decoded (unknown fields kept), ${refused} refused with an error`);
+    assert.equal(decoded + refused, 5000);
+  });
 });

@@ -129,3 +129,22 @@ describe("protobuf objects by the generated schema", () => {
     for (const [ns, text] of cases) assert.equal(formatDuration(ns), text, String(ns));
   });
 });
+
+describe("keys from the data", () => {
+  test("a ConfigMap key named __proto__ is a key like any other, through decode, clean and rendering", () => {
+    const value = envelope(
+      "v1",
+      "ConfigMap",
+      msg(1, len(1, "c")),
+      msg(2, len(1, "__proto__"), len(2, "kept")),
+      msg(2, len(1, "constructor"), len(2, "too")),
+    );
+    const { object } = decodeObject(value);
+    const data = object.data as Record<string, string>;
+    assert.deepEqual(Object.keys(data), ["__proto__", "constructor"]);
+    assert.equal(Object.getOwnPropertyDescriptor(data, "__proto__")?.value, "kept");
+    const clean = cleanObject(object).object;
+    assert.match(toJson(clean), /"__proto__": "kept"/);
+    assert.match(toYaml(object), /\n {2}__proto__: kept\n/);
+  });
+});
