@@ -16,4 +16,9 @@ fi
 # `npm install` (with the committed lock file) rather than `npm ci`: npm 11.19 writes lock files without the
 # other platforms' optional packages (Biome's binaries) and then its `npm ci` refuses those same files.
 npm install --no-audit --no-fund
-if command -v go >/dev/null 2>&1 || [ -x /usr/local/go/bin/go ]; then bash "$(dirname "$0")/install-age.sh"; fi # age with post-quantum keys, built from its Go module
+# Go modules (this machine's Go, through the module proxy): peers and API definitions for the tests.
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
+if command -v go >/dev/null 2>&1; then
+  bash "$(dirname "$0")/install-age.sh" # age with post-quantum keys, built from its Go module
+  bash "$(dirname "$0")/fetch-k8s-api.sh" >/dev/null # k8s.io/api definitions and fixtures (issue 25)
+fi

@@ -5,6 +5,7 @@ const COMMANDS = {
   save: () => import("./save.ts"),
   list: () => import("./list.ts"),
   restore: () => import("./restore.ts"),
+  "restore-object": () => import("./restore-object.ts"),
   status: () => import("./status.ts"),
   verify: () => import("./verify.ts"),
   inspect: () => import("./inspect.ts"),
