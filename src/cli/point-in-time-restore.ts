@@ -1,0 +1,143 @@
+import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { parseRfc3339 } from "../catalog/names.ts";
+import { parseTimeBound } from "../catalog/time-bound.ts";
+import { UsageError } from "../errors.ts";
+import type { RecoveryPoint } from "../point-in-time/restore-to-point.ts";
+import { assertEmptyTarget, restoreSnapshotFile } from "../restore/data-dir.ts";
+import { type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
+import { abortOnSignals } from "./signals.ts";
+import { type StoreFlags, storeFromFlags } from "./store-options.ts";
+import { formatBytes } from "./units.ts";
+
+/** The flags of `restore` that a restore to a point reads. */
+export interface PointRestoreFlags extends StoreFlags, DecryptFlags {
+  at?: string;
+  revision?: string;
+  toFile?: string;
+  dataDir?: string;
+  talosNode?: string;
+  force?: boolean;
+  cluster?: string;
+  name?: string;
+  initialCluster?: string;
+  initialClusterToken?: string;
+  initialAdvertisePeerUrls?: string;
+  walDir?: string;
+}
+
+/**
+ * `--at TIME`: RFC 3339 with a zone, a UTC date, a span ago (`15m`), or a time of day `HH:MM[:SS]` meaning
+ * today in UTC (never local time, as everywhere else in the tool).
+ */
+export function parseRecoveryPoint(flags: { at?: string; revision?: string }, now: Date): RecoveryPoint {
+  if (flags.at !== undefined && flags.revision !== undefined) {
+    throw new UsageError("--at and --revision exclude each other");
+  }
+  if (flags.revision !== undefined) {
+    const revision = Number(flags.revision);
+    if (!/^\d+$/.test(flags.revision) || !Number.isSafeInteger(revision) || revision < 1) {
+      throw new UsageError(`--revision ${flags.revision} is not a revision`, "give a whole number >= 1");
+    }
+    return { revision };
+  }
+  const text = (flags.at ?? "").trim();
+  const clock = /^(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(text);
+  const time = clock
+    ? parseRfc3339(`${now.toISOString().slice(0, 10)}T${clock[1]}:${clock[2]}:${clock[3] ?? "00"}Z`)
+    : parseTimeBound(text, now);
+  if (!time) {
+    throw new UsageError(
+      `--at ${JSON.stringify(flags.at)} is not a time`,
+      "use RFC 3339 (2026-11-30T10:13:59Z), a time of day in UTC (10:13:59) or a span ago (15m)",
+    );
+  }
+  return { time };
+}
+
+/** `restore --at TIME | --revision N` with --to-file or --data-dir: one call from the restore command. */
+export async function restoreToPointFromFlags(
+  backup: string | undefined,
+  flags: PointRestoreFlags,
+): Promise<void> {
+  if (backup !== undefined) {
+    throw new UsageError(
+      "BACKUP and --at/--revision exclude each other",
+      "drop BACKUP: the newest full backup before the point is picked from the log",
+    );
+  }
+  const point = parseRecoveryPoint(flags, new Date());
+  if (flags.talosNode) {
+    throw new UsageError(
+      "--talos-node with --at/--revision is not supported yet",
+      "restore to a point with --to-file, then `etcd-backup restore`'s Talos path or talosctl bootstrap --recover-from",
+    );
+  }
+  if (!flags.toFile && !flags.dataDir) {
+    throw new UsageError("no restore target given", "pass --to-file PATH or --data-dir DIR");
+  }
+  if (flags.toFile && flags.dataDir) throw new UsageError("--to-file and --data-dir exclude each other");
+  const store = storeFromFlags(flags);
+  const decrypt = await decryptionFromFlags(flags);
+  const { restoreToPoint } = await import("../point-in-time/restore-to-point.ts");
+  const { signal, dispose } = abortOnSignals();
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  try {
+    if (flags.dataDir) {
+      const dataDir = resolve(flags.dataDir);
+      await assertEmptyTarget(dataDir, "--data-dir");
+      await mkdir(dirname(dataDir), { recursive: true });
+      const work = await mkdtemp(join(dirname(dataDir), ".etcd-backup-pitr-out-"));
+      try {
+        await chmod(work, 0o700);
+        const result = await restoreToPoint({
+          store,
+          ...(flags.cluster ? { cluster: flags.cluster } : {}),
+          point,
+          out: join(work, "snapshot.db"),
+          ...(decrypt ? { decrypt } : {}),
+          signal,
+          onLine: say,
+        });
+        const restored = await restoreSnapshotFile({
+          snapshotFile: result.path,
+          dataDir,
+          // The point's revision is exactly the cluster's at that time; a bump would move it (Kubernetes
+          // resourceVersions must stay true), so a restore to a point never bumps.
+          revisionBump: 0,
+          member: {
+            ...(flags.name ? { name: flags.name } : {}),
+            ...(flags.initialCluster ? { initialCluster: flags.initialCluster } : {}),
+            ...(flags.initialClusterToken ? { initialClusterToken: flags.initialClusterToken } : {}),
+            ...(flags.initialAdvertisePeerUrls
+              ? { initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls }
+              : {}),
+            ...(flags.walDir ? { walDir: flags.walDir } : {}),
+          },
+          signal,
+        });
+        process.stdout.write(
+          `restored cluster ${result.cluster} at revision ${result.revision} (${result.base.key} + ${result.revisionsReplayed} revisions of log) into data dir ${restored.dataDir}\n`,
+        );
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+      return;
+    }
+    const result = await restoreToPoint({
+      store,
+      ...(flags.cluster ? { cluster: flags.cluster } : {}),
+      point,
+      out: flags.toFile!,
+      force: flags.force ?? false,
+      ...(decrypt ? { decrypt } : {}),
+      signal,
+      onLine: say,
+    });
+    process.stdout.write(
+      `restored cluster ${result.cluster} at revision ${result.revision} (${result.base.key} + ${result.revisionsReplayed} revisions of log) to ${result.path} (${formatBytes(result.dbSize + 32)}, sha256 trailer ok)\n`,
+    );
+  } finally {
+    dispose();
+  }
+}
