@@ -89,6 +89,37 @@ describe("point-in-time: etcd compacted past the log's position", () => {
       assert.equal(log!.gaps[0]!.from, end1 + 1);
       assert.equal(log!.gaps[0]!.to, chain2!.base - 1);
 
+      // `list` shows the windows and the gap.
+      const listed = await runCli(["list", "--to", dest]);
+      assertOk(listed);
+      assert.match(listed.stdout, new RegExp(`etcd +recoverable .* ${base1}-${end1} `));
+      assert.match(listed.stdout, new RegExp(`etcd +recoverable .* ${chain2!.base}-${end2} `));
+      assert.match(listed.stdout, new RegExp(`etcd +GAP .* ${end1 + 1}-${chain2!.base - 1} +etcd compacted`));
+      const json = await runCli(["list", "--to", dest, "--log", "-o", "json"]);
+      assertOk(json);
+      const windows = JSON.parse(json.stdout) as {
+        cluster: string;
+        recoverable: { fromRevision: number; toRevision: number }[];
+        gaps: { fromRevision: number; toRevision: number }[];
+      }[];
+      assert.deepEqual(
+        windows.map((w) => ({
+          cluster: w.cluster,
+          recoverable: w.recoverable.map((r) => [r.fromRevision, r.toRevision]),
+          gaps: w.gaps.map((g) => [g.fromRevision, g.toRevision]),
+        })),
+        [
+          {
+            cluster: "etcd",
+            recoverable: [
+              [base1, end1],
+              [chain2!.base, end2],
+            ],
+            gaps: [[end1 + 1, chain2!.base - 1]],
+          },
+        ],
+      );
+
       // A point inside the gap: refused, one line naming the recoverable ranges.
       const inside = rng.int(end1 + 1, chain2!.base - 1);
       const refused = await runCli([
