@@ -73,6 +73,10 @@ export async function startPrivateEtcd(dataDir: string, signal?: AbortSignal): P
       // values through (etcd's default is 1.5 MiB per request).
       "--max-request-bytes",
       String(64 << 20),
+      // A range delete of N keys is one revision of N events, replayed as one Txn of N deletes: far above
+      // etcd's default limit of 128 operations per Txn.
+      "--max-txn-ops",
+      "10000000",
       "--quota-backend-bytes",
       String(8 << 30),
     ],

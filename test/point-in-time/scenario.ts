@@ -61,7 +61,11 @@ export async function pointInTimeScenario(o: ScenarioOptions): Promise<void> {
       result = await runWorkload(kv, rng, {
         durationMs: o.durationMs,
         checkpointEveryMs: Math.max(1000, o.durationMs / (o.timePoints + 4)),
-        during: async () => assertOk(await runCli(save, { env: o.env })),
+        during: async () => {
+          assertOk(await runCli(save, { env: o.env }));
+          // One revision with 300 events (more than etcd's default 128 operations per Txn).
+          await kv.delete("/registry/configmaps/default/base-", "/registry/configmaps/default/base.");
+        },
       });
       await waitForReach(o.store, "etcd", result.lastRevision, log);
     } finally {
