@@ -4,7 +4,8 @@ import { parseRfc3339 } from "../catalog/names.ts";
 import { parseTimeBound } from "../catalog/time-bound.ts";
 import { UsageError } from "../errors.ts";
 import type { RecoveryPoint } from "../point-in-time/restore-to-point.ts";
-import { assertEmptyTarget, restoreSnapshotFile } from "../restore/data-dir.ts";
+import { assertEmptyTarget, DEFAULT_REVISION_BUMP, restoreSnapshotFile } from "../restore/data-dir.ts";
+import { findRestoreTool } from "../restore/etcd-tools.ts";
 import { type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
 import { abortOnSignals } from "./signals.ts";
 import { type StoreFlags, storeFromFlags } from "./store-options.ts";
@@ -24,6 +25,9 @@ export interface PointRestoreFlags extends StoreFlags, DecryptFlags {
   initialClusterToken?: string;
   initialAdvertisePeerUrls?: string;
   walDir?: string;
+  bumpRevision?: string;
+  restoreTool?: string;
+  replayDir?: string;
 }
 
 /**
@@ -67,6 +71,13 @@ export async function restoreToPointFromFlags(
     );
   }
   const point = parseRecoveryPoint(flags, new Date());
+  const bump = Number(flags.bumpRevision ?? DEFAULT_REVISION_BUMP);
+  if (!Number.isSafeInteger(bump) || bump < 0) {
+    throw new UsageError(
+      `--bump-revision ${flags.bumpRevision} is not a whole number`,
+      "use 0 to turn it off",
+    );
+  }
   if (flags.talosNode) {
     throw new UsageError(
       "--talos-node with --at/--revision is not supported yet",
@@ -95,6 +106,7 @@ export async function restoreToPointFromFlags(
           ...(flags.cluster ? { cluster: flags.cluster } : {}),
           point,
           out: join(work, "snapshot.db"),
+          ...(flags.replayDir ? { workDir: flags.replayDir } : {}),
           ...(decrypt ? { decrypt } : {}),
           signal,
           onLine: say,
@@ -102,9 +114,12 @@ export async function restoreToPointFromFlags(
         const restored = await restoreSnapshotFile({
           snapshotFile: result.path,
           dataDir,
-          // The point's revision is exactly the cluster's at that time; a bump would move it (Kubernetes
-          // resourceVersions must stay true), so a restore to a point never bumps.
-          revisionBump: 0,
+          // As for any restore into a cluster whose clients have seen later revisions: the bump moves only the
+          // next revision forward and marks the past compacted (watchers relist); every restored key keeps
+          // its create and mod revision, so resourceVersions stay true.
+          revisionBump: bump,
+          tool: await findRestoreTool(flags.restoreTool ? { preferred: flags.restoreTool } : {}),
+          onWarning: say,
           member: {
             ...(flags.name ? { name: flags.name } : {}),
             ...(flags.initialCluster ? { initialCluster: flags.initialCluster } : {}),
@@ -117,7 +132,10 @@ export async function restoreToPointFromFlags(
           signal,
         });
         process.stdout.write(
-          `restored cluster ${result.cluster} at revision ${result.revision} (${result.base.key} + ${result.revisionsReplayed} revisions of log) into data dir ${restored.dataDir}\n`,
+          `restored cluster ${result.cluster} at revision ${result.revision} (${result.base.key} + ${result.revisionsReplayed} revisions of log) into data dir ${restored.dataDir}` +
+            (restored.revisionBump > 0
+              ? ` (revision bumped by ${restored.revisionBump}, marked compacted)\n`
+              : " (revision not bumped)\n"),
         );
       } finally {
         await rm(work, { recursive: true, force: true });
@@ -129,6 +147,7 @@ export async function restoreToPointFromFlags(
       ...(flags.cluster ? { cluster: flags.cluster } : {}),
       point,
       out: flags.toFile!,
+      ...(flags.replayDir ? { workDir: flags.replayDir } : {}),
       force: flags.force ?? false,
       ...(decrypt ? { decrypt } : {}),
       signal,

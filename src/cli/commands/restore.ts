@@ -13,7 +13,11 @@ import { formatBytes } from "../units.ts";
 
 type RestoreFlags = StoreFlags &
   DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string } & DataDirFlags &
-  TalosFlags & { talosNode?: string; dryRun?: boolean } & { at?: string; revision?: string };
+  TalosFlags & { talosNode?: string; dryRun?: boolean } & {
+    at?: string;
+    revision?: string;
+    replayDir?: string;
+  };
 
 /** `--data-dir` and etcdutl's member flags. */
 type DataDirFlags = {
@@ -73,6 +77,10 @@ export function register(program: Command): void {
     )
     .option("--at <time>", "restore the state at this time from the revision log (see `etcd-backup log`)")
     .option("--revision <n>", "restore the state at this etcd revision from the revision log")
+    .option(
+      "--replay-dir <dir>",
+      "with --at/--revision: where the replay's private etcd works (tmpfs is faster)",
+    )
     .action(async (backup: string | undefined, flags: RestoreFlags) => {
       if (flags.at !== undefined || flags.revision !== undefined) {
         const { restoreToPointFromFlags } = await import("../point-in-time-restore.ts");
