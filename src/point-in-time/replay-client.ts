@@ -29,6 +29,24 @@ function requestOp(event: DecodedEvent): Buffer {
   return new MessageWriter().message(3, new MessageWriter().bytes(1, event.key).finish()).finish();
 }
 
+/** A compare of a replay guard: the key's mod revision equals `modRevision`, or the key does not exist. */
+export type GuardCompare = { key: Buffer; modRevision: number } | { key: Buffer; absent: true };
+
+/**
+ * Compare{result=1 EQUAL(0), target=2 VERSION(0)|MOD(2), key=3, version=4 | mod_revision=6}. The zero of
+ * the oneof is written explicitly (proto3 would drop it), so that etcd sees which value is compared.
+ */
+function compare(c: GuardCompare): Buffer {
+  if ("absent" in c) {
+    return Buffer.concat([new MessageWriter().bytes(3, c.key).finish(), Buffer.from([0x20, 0x00])]);
+  }
+  return new MessageWriter().varint(2, 2).bytes(3, c.key).varint(6, c.modRevision).finish();
+}
+
+function tagged(field: number, body: Buffer): Buffer {
+  return new MessageWriter().message(field, body).finish();
+}
+
 function headerRevision(res: Buffer): number {
   for (const f of readFields(res))
     if (f.field === 1) for (const h of readFields(f.bytes)) if (h.field === 3) return Number(h.int);
@@ -69,11 +87,21 @@ export class ReplayClient {
     return headerRevision(await this.unary(RANGE, req));
   }
 
-  /** Applies the events of one original revision as one Txn; returns the revision etcd reports. */
-  async applyRevision(events: DecodedEvent[]): Promise<number> {
-    const w = new MessageWriter();
-    for (const e of events) w.message(2, requestOp(e));
-    return headerRevision(await this.unary(TXN, w.finish()));
+  /**
+   * Applies the events of one original revision as one Txn, only if every compare of `guard` holds (none:
+   * unconditionally). Returns whether it was applied and the revision etcd reports.
+   */
+  async applyRevision(
+    events: DecodedEvent[],
+    guard: GuardCompare[] = [],
+  ): Promise<{ applied: boolean; revision: number }> {
+    const parts: Buffer[] = [];
+    for (const c of guard) parts.push(tagged(1, compare(c)));
+    for (const e of events) parts.push(tagged(2, requestOp(e)));
+    const res = await this.unary(TXN, Buffer.concat(parts));
+    let applied = false;
+    for (const f of readFields(res)) if (f.field === 2) applied = f.int !== 0n;
+    return { applied, revision: headerRevision(res) };
   }
 
   /** IDs of the leases that exist. */

@@ -33,6 +33,7 @@ import { type Chain, type ClusterLog, describeRanges, readLogCatalog, recoverabl
 import { readSegmentPayload } from "./log-store.ts";
 import { startPrivateEtcd } from "./private-etcd.ts";
 import { ReplayClient } from "./replay-client.ts";
+import { ReplayPipeline } from "./replay-pipeline.ts";
 import { parseSegment } from "./segment-format.ts";
 
 /** A point to restore to: a revision, or a time (the last revision the log had received by then). */
@@ -40,6 +41,9 @@ export type RecoveryPoint = { revision: number } | { time: Date };
 
 /** TTL given to a lease the log saw on a key but could not read (revoked before it looked), seconds. */
 const UNKNOWN_LEASE_TTL = 3600;
+
+/** Replay Txns in flight at once (see replay-pipeline.ts). */
+export const DEFAULT_REPLAY_WINDOW = 64;
 
 export interface RestoreToPointOptions {
   store: Store;
@@ -50,6 +54,8 @@ export interface RestoreToPointOptions {
   /** Where the private etcd's work folder goes (default: beside `out`); tmpfs doubles the replay rate. */
   workDir?: string;
   force?: boolean;
+  /** How many replay Txns may be in flight (1: one after another). */
+  window?: number;
   decrypt?: DecryptionFactory;
   signal?: AbortSignal;
   onLine?: (line: string) => void;
@@ -151,7 +157,7 @@ export async function restoreToPoint(options: RestoreToPointOptions): Promise<Re
     const replayed = await replay(client, chain, options);
     const replaySeconds = (performance.now() - t0) / 1000;
     say(
-      `restore: replayed ${replayed.revisions} revisions (${replayed.events} events) in ${replaySeconds.toFixed(1)}s; state at revision ${replayed.revision}`,
+      `restore: replayed ${replayed.revisions} revisions (${replayed.events} events) in ${replaySeconds.toFixed(1)}s (${replayed.resent} rounds resent); state at revision ${replayed.revision}`,
     );
     client.stopKeepAlive();
     const snapshot = await snapshotTo(started.endpoint, out, replayed.revision, options.signal);
@@ -176,7 +182,7 @@ async function replay(
   client: ReplayClient,
   chain: Chain,
   options: RestoreToPointOptions,
-): Promise<{ revision: number; revisions: number; events: number }> {
+): Promise<{ revision: number; revisions: number; events: number; resent: number }> {
   let current = await client.revision();
   if (current !== chain.base) {
     throw new Error(`the restored base backup is at revision ${current}, its chain expects ${chain.base}`);
@@ -189,6 +195,7 @@ async function replay(
     "revision" in point ? revision > point.revision : unixMs > point.time.getTime();
   let revisions = 0;
   let events = 0;
+  const pipeline = new ReplayPipeline(client, options.window ?? DEFAULT_REPLAY_WINDOW);
   const ensureLease = async (id: bigint, ttl: number) => {
     if (granted.has(id)) return;
     await client.grant(id, ttl > 0 ? ttl : UNKNOWN_LEASE_TTL);
@@ -218,17 +225,13 @@ async function replay(
       }
       const decoded = record.events.map(decodeEvent);
       for (const e of decoded) if (e.lease !== 0n) await ensureLease(e.lease, 0);
-      const got = await client.applyRevision(decoded);
-      if (got !== record.revision) {
-        throw new Error(
-          `replay diverged: original revision ${record.revision} became revision ${got} (was a lease expired or etcd written to?)`,
-        );
-      }
-      current = got;
+      await pipeline.add(record.revision, decoded);
+      current = record.revision;
       revisions++;
       events += decoded.length;
     }
   }
+  await pipeline.flush();
   if ("revision" in point && current !== point.revision) {
     throw new Error(`the log ends at revision ${current}, before ${point.revision}`);
   }
@@ -240,7 +243,7 @@ async function replay(
   const after = await client.revision();
   if (after !== current)
     throw new Error(`the replay etcd moved on to revision ${after} after the replay (${current})`);
-  return { revision: current, revisions, events };
+  return { revision: current, revisions, events, resent: pipeline.resent };
 }
 
 /** Takes the replayed state with Maintenance.Snapshot into `out` (atomically), trailer and revision checked. */

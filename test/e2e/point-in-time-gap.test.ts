@@ -71,6 +71,8 @@ describe("point-in-time: etcd compacted past the log's position", () => {
         }
         end2 = await writeSome(kv, rng, 30);
         await waitForReach(store, "etcd", end2, second);
+        // Idle: the log's progress requests keep the window moving with no revision to record.
+        await new Promise((r) => setTimeout(r, 2500));
       } finally {
         assert.equal(await second.stop(), 0, second.stderr());
       }
@@ -147,6 +149,24 @@ describe("point-in-time: etcd compacted past the log's position", () => {
       const now = join(work, "end2.db");
       assertOk(await runCli(["restore", "--revision", String(end2), "--to", dest, "--to-file", now]));
       await assertSameAsLiveAt(etcd, now, end2, where);
+
+      // A time after the last write, while the cluster was idle: the window reaches it (head.json).
+      const idle = new Date(Date.parse(chain2!.head!.confirmed) - 200);
+      assert.ok(
+        idle.getTime() > Date.parse(chain2!.segments.at(-1)!.manifest.lastTime),
+        "no idle confirmation",
+      );
+      const atIdle = await runCli([
+        "restore",
+        "--at",
+        idle.toISOString(),
+        "--to",
+        dest,
+        "--to-file",
+        join(work, "idle.db"),
+      ]);
+      assertOk(atIdle);
+      assert.match(atIdle.stdout, new RegExp(`at revision ${end2} `));
     } finally {
       kv.close();
     }
