@@ -4,6 +4,7 @@
  *   npm run build && node bench/point-in-time.ts                 # 1,000 writes/s of 1-4 KiB for 60 s
  *   node bench/point-in-time.ts --rate 500 --seconds 30          # another load
  *   node bench/point-in-time.ts --work /dev/shm                  # also restore with the work folder on tmpfs
+ *   node bench/point-in-time.ts --windows 1,64,256               # replay Txns in flight (1: one at a time)
  *
  * A real etcd (Debian's /usr/bin/etcd) on loopback; a full backup; `etcd-backup log` (the built CLI, default
  * 10 s segments, no encryption so the figures are the log's own, then with age) as its own process; a writer in
@@ -36,6 +37,7 @@ const { values } = parseArgs({
     interval: { type: "string", default: "10s" },
     work: { type: "string" },
     encrypt: { type: "boolean", default: false },
+    windows: { type: "string", default: "64" },
   },
 });
 const rate = Number(values.rate);
@@ -148,7 +150,7 @@ try {
   const plainBytes = chain.segments.reduce((n, s) => n + s.manifest.sizes.plain, 0);
   const revisions = chain.reach - chain.base;
 
-  const restoreAt = async (dir: string) => {
+  const restoreAt = async (dir: string, window: string) => {
     const out = join(dir, `restored-${Date.now()}.db`);
     const r0 = performance.now();
     const r = await runCli(
@@ -163,21 +165,30 @@ try {
         "--to-file",
         out,
       ],
-      { timeoutMs: 3_600_000 },
+      { timeoutMs: 3_600_000, env: { ETCD_BACKUP_REPLAY_WINDOW: window } },
     );
     const restoreWall = (performance.now() - r0) / 1000;
     rmSync(out, { force: true });
     if (r.code !== 0) throw new Error(r.stderr);
-    const m = /replayed (\d+) revisions \((\d+) events\) in ([\d.]+)s/.exec(r.stderr);
-    return { restoreWall, replayed: Number(m?.[1]), replaySeconds: Number(m?.[3]) };
+    const m = /replayed (\d+) revisions \((\d+) events\) in ([\d.]+)s \((\d+) rounds resent\)/.exec(r.stderr);
+    return {
+      restoreWall,
+      replayed: Number(m?.[1]),
+      replaySeconds: Number(m?.[3]),
+      resent: Number(m?.[4]),
+      window,
+    };
   };
-  const restores = [{ where: `work folder in ${work} (disk)`, ...(await restoreAt(work)) }];
-  if (values.work) {
-    const shm = mkdtempSync(join(values.work, "etcd-backup-bench-pitr-"));
-    try {
-      restores.push({ where: `work folder in ${values.work}`, ...(await restoreAt(shm)) });
-    } finally {
-      rmSync(shm, { recursive: true, force: true });
+  const restores = [];
+  for (const window of values.windows!.split(",")) {
+    restores.push({ where: `work folder in ${work} (disk)`, ...(await restoreAt(work, window)) });
+    if (values.work) {
+      const shm = mkdtempSync(join(values.work, "etcd-backup-bench-pitr-"));
+      try {
+        restores.push({ where: `work folder in ${values.work}`, ...(await restoreAt(shm, window)) });
+      } finally {
+        rmSync(shm, { recursive: true, force: true });
+      }
     }
   }
 
@@ -197,7 +208,7 @@ try {
   for (const r of restores) {
     const perSecond = r.replayed / r.replaySeconds;
     console.log(
-      `restore --revision ${lastRevision} (${r.where}): ${r.restoreWall.toFixed(1)} s, replay ${r.replayed} revisions in ${r.replaySeconds.toFixed(1)} s = ${perSecond.toFixed(0)} revisions/s; one hour at ${rate}/s (${hour} revisions) ~ ${(hour / perSecond / 60).toFixed(0)} min`,
+      `restore --revision ${lastRevision} (${r.where}, window ${r.window}, ${r.resent} rounds resent): ${r.restoreWall.toFixed(1)} s, replay ${r.replayed} revisions in ${r.replaySeconds.toFixed(1)} s = ${perSecond.toFixed(0)} revisions/s; one hour at ${rate}/s (${hour} revisions) ~ ${(hour / perSecond / 60).toFixed(0)} min`,
     );
   }
   if (/gap/.test(logErr)) console.log(`note: the log reported a gap:\n${logErr}`);
