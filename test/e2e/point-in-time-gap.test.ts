@@ -150,6 +150,29 @@ describe("point-in-time: etcd compacted past the log's position", () => {
       assertOk(await runCli(["restore", "--revision", String(end2), "--to", dest, "--to-file", now]));
       await assertSameAsLiveAt(etcd, now, end2, where);
 
+      // --data-dir: a member data dir at that point (etcdctl 3.4 here: no revision bump, a warning says so).
+      const dataDir = join(work, "member");
+      const intoDir = await runCli([
+        "restore",
+        "--revision",
+        String(end2),
+        "--to",
+        dest,
+        "--data-dir",
+        dataDir,
+      ]);
+      assertOk(intoDir);
+      assert.match(intoDir.stdout, new RegExp(`at revision ${end2} .* into data dir ${dataDir}`));
+      const member = await startEtcd({ dataDir });
+      try {
+        const served = await etcdDump(member);
+        const diffDir = compareDumps(await etcdDump(etcd, { rev: end2 }), { ...served, revision: end2 });
+        assert.deepEqual(diffDir.lines, [], `${where}: --data-dir`);
+        assert.ok(served.revision >= end2);
+      } finally {
+        await member.destroy();
+      }
+
       // A time after the last write, while the cluster was idle: the window reaches it (head.json).
       const idle = new Date(Date.parse(chain2!.head!.confirmed) - 200);
       assert.ok(
