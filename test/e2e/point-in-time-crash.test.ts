@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -9,6 +9,7 @@ import { readLogCatalog } from "../../src/point-in-time/catalog.ts";
 import { readSegmentPayload } from "../../src/point-in-time/log-store.ts";
 import { segmentKey } from "../../src/point-in-time/names.ts";
 import { parseSegment } from "../../src/point-in-time/segment-format.ts";
+import { verifyLog } from "../../src/point-in-time/verify-log.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import { assertOk, runCli } from "../fixtures/cli.ts";
 import { EtcdKv } from "../fixtures/etcd-kv.ts";
@@ -116,6 +117,22 @@ describe("point-in-time: a log killed mid-segment", () => {
         `${where}: ${seen.length} revisions logged, ${expected.length} written`,
       );
       assert.deepEqual(seen, expected, `${where}: revisions missing, repeated or out of order`);
+
+      // The chain verifies; a damaged segment is named.
+      const verified = await verifyLog(store);
+      assert.deepEqual(verified.findings, []);
+      assert.equal(verified.revisions, last - base);
+      const victim = chain.segments[Math.floor(chain.segments.length / 2)]!.key;
+      const file = join(dest, victim);
+      const bytes = readFileSync(file);
+      bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
+      writeFileSync(join(work, "victim.bak"), readFileSync(file));
+      writeFileSync(file, bytes);
+      const damaged = await verifyLog(store);
+      assert.equal(damaged.findings.length, 1, JSON.stringify(damaged.findings));
+      assert.equal(damaged.findings[0]!.key, victim);
+      assert.equal(damaged.findings[0]!.severity, "error");
+      writeFileSync(file, readFileSync(join(work, "victim.bak")));
 
       const out = join(work, "last.db");
       // With 64 guarded Txns in flight: etcd takes some out of order, the guards refuse them, the result is exact.
