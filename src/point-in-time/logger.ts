@@ -106,7 +106,20 @@ export async function runLog(options: LogOptions): Promise<void> {
     }
     retryMs = 500;
     say(`log: gap after revision ${end.from - 1}: ${end.reason}; taking a full backup to start a new chain`);
-    chain = await startChainAfterGap(options, end.from, end.reason);
+    // Until the new chain exists nothing can be recorded: retry the full backup rather than give up.
+    for (;;) {
+      try {
+        chain = await startChainAfterGap(options, end.from, end.reason);
+        break;
+      } catch (err) {
+        if (options.signal.aborted) return;
+        say(
+          `log: the full backup after the gap failed: ${describeError(err)}; retrying in ${retryMs / 1000}s`,
+        );
+        await sleep(retryMs, options.signal);
+        retryMs = Math.min(retryMs * 2, 30_000);
+      }
+    }
   }
 }
 

@@ -194,4 +194,36 @@ describe("point-in-time: etcd compacted past the log's position", () => {
       kv.close();
     }
   });
+
+  test("usage errors are one line, exit 2: a Talos source, a bad --at, BACKUP with --at", async () => {
+    assertOneLineError(
+      await runCli(["log", "--source", "talos", "--to", work, "--no-encrypt"]),
+      2,
+      /cannot use --source talos: Talos' apid exposes etcd snapshots but no watch/,
+    );
+    assertOneLineError(
+      await runCli(["restore", "--at", "soon", "--to", work, "--to-file", join(work, "y.db")]),
+      2,
+      /--at "soon" is not a time/,
+    );
+    assertOneLineError(
+      await runCli(["restore", "latest", "--at", "10:00", "--to", work, "--to-file", join(work, "y.db")]),
+      2,
+      /BACKUP and --at\/--revision exclude each other/,
+    );
+    mkdirSync(join(work, "empty"), { recursive: true });
+    assertOneLineError(
+      await runCli([
+        "restore",
+        "--revision",
+        "5",
+        "--to",
+        join(work, "empty"),
+        "--to-file",
+        join(work, "y.db"),
+      ]),
+      1,
+      /no revision log in .* \(run `etcd-backup log`/,
+    );
+  });
 });
