@@ -10,7 +10,8 @@
  *   each key they deleted (each existed at the anchor, since deletions create nothing).
  * A Txn whose guard fails changes nothing (no revision); every Txn after it then fails too, and the batch is
  * resent from it, its first Txn unguarded (the state is then exactly its previous revision). Each round
- * applies at least one revision. When a guard would be long or contradict itself, the batch ends there.
+ * applies at least one revision. When a guard would be long, or contradict itself (the anchor key deleted
+ * since: it could never hold, and each such Txn would cost a resent round), the batch ends there.
  * The header revision of every applied Txn is still checked against the original revision.
  */
 import type { DecodedEvent } from "../source/etcd-watch.ts";
