@@ -17,6 +17,7 @@ import type { EtcdSourceOptions } from "../source/etcd.ts";
 import { decodeEvent, EtcdWatch, EVENT_PUT, type WatchMessage } from "../source/etcd-watch.ts";
 import type { Store } from "../store/store.ts";
 import { type Chain, readLogCatalog } from "./catalog.ts";
+import type { LogMetrics } from "./log-metrics.ts";
 import { deleteObject, writeJson, writeSegment } from "./log-store.ts";
 import { chainKey, gapKey, headKey } from "./names.ts";
 import { LOG_FORMAT } from "./records.ts";
@@ -52,6 +53,8 @@ export interface LogOptions {
   onSegment?: (stats: SegmentStats) => void;
   /** The clock (ms since the epoch), for tests. */
   now?: () => number;
+  /** Metrics and status-page facts, when served. */
+  metrics?: LogMetrics;
 }
 
 export interface SegmentStats {
@@ -105,6 +108,7 @@ export async function runLog(options: LogOptions): Promise<void> {
       continue;
     }
     retryMs = 500;
+    options.metrics?.gap();
     say(`log: gap after revision ${end.from - 1}: ${end.reason}; taking a full backup to start a new chain`);
     // Until the new chain exists nothing can be recorded: retry the full backup rather than give up.
     for (;;) {
@@ -125,6 +129,8 @@ export async function runLog(options: LogOptions): Promise<void> {
 
 interface ChainPosition {
   base: number;
+  /** When the chain's full backup was taken. */
+  start: string;
   /** The last revision in a closed segment (or the base). */
   position: number;
 }
@@ -153,7 +159,7 @@ async function resumeOrStart(options: LogOptions): Promise<ChainPosition> {
       );
     }
     say(`log: resuming chain ${newest.base} after its last closed revision ${newest.reach}`);
-    return { base: newest.base, position: newest.reach };
+    return { base: newest.base, start: newest.record.backupTime, position: newest.reach };
   }
   const backups = await listBackups(options.store);
   const base = backups.find(
@@ -168,12 +174,12 @@ async function resumeOrStart(options: LogOptions): Promise<ChainPosition> {
     const backup = { key: base.key, revision: base.manifest.etcd.revision, created: base.manifest.created };
     say(`log: starting a chain on the newest full backup ${backup.key} (revision ${backup.revision})`);
     await writeChain(options, backup, "first chain, on the newest full backup");
-    return { base: backup.revision, position: backup.revision };
+    return { base: backup.revision, start: backup.created, position: backup.revision };
   }
   say("log: no full backup of this cluster yet; taking one");
   const backup = await options.fullBackup(options.signal);
   await writeChain(options, backup, "first chain, on a full backup taken by the log");
-  return { base: backup.revision, position: backup.revision };
+  return { base: backup.revision, start: backup.created, position: backup.revision };
 }
 
 async function startChainAfterGap(options: LogOptions, from: number, reason: string): Promise<ChainPosition> {
@@ -193,7 +199,7 @@ async function startChainAfterGap(options: LogOptions, from: number, reason: str
   }
   await writeChain(options, backup, `after a gap: ${reason}`);
   options.onLine?.(`log: new chain on ${backup.key} (revision ${backup.revision})`);
-  return { base: backup.revision, position: backup.revision };
+  return { base: backup.revision, start: backup.created, position: backup.revision };
 }
 
 async function writeChain(options: LogOptions, backup: BaseBackup, reason: string): Promise<void> {
@@ -214,6 +220,7 @@ class Session {
   position: number;
   private readonly options: LogOptions;
   private readonly base: number;
+  private readonly start: string;
   private readonly watch: EtcdWatch;
   private segment = new SegmentBuilder();
   /** Leases the log knows to exist, with their granted TTL. */
@@ -227,6 +234,7 @@ class Session {
   constructor(options: LogOptions, chain: ChainPosition, watch: EtcdWatch) {
     this.options = options;
     this.base = chain.base;
+    this.start = chain.start;
     this.position = chain.position;
     this.watch = watch;
   }
@@ -334,6 +342,7 @@ class Session {
       }
       this.segment.add({ kind: "revision", revision, unixMs: received, events: raws });
       this.position = revision;
+      this.options.metrics?.received(revision);
       i = j;
     }
   }
@@ -365,7 +374,15 @@ class Session {
           storedBytes: manifest.sizes.stored,
         });
         this.confirmedAt = Math.max(this.confirmedAt, segment.lastUnixMs);
+        this.options.metrics?.segmentWritten(manifest.events);
+        this.options.metrics?.closed({
+          base: this.base,
+          revision: manifest.lastRevision,
+          coveredUntilMs: this.confirmedAt,
+          chainStart: this.start,
+        });
       } catch (err) {
+        this.options.metrics?.segmentFailed();
         this.closeFailures++;
         this.options.onLine?.(
           `log: writing segment ${segment.firstRevision}-${segment.lastRevision} failed (${this.closeFailures} in a row): ${describeError(err)}; keeping it for the next try`,
@@ -373,7 +390,14 @@ class Session {
         return;
       }
     }
-    if (this.confirmedAt > 0) {
+    // The head speaks for closed revisions only: not while a failed segment waits for its next try.
+    if (this.confirmedAt > 0 && this.segment.empty) {
+      this.options.metrics?.closed({
+        base: this.base,
+        revision: this.position,
+        coveredUntilMs: this.confirmedAt,
+        chainStart: this.start,
+      });
       await writeJson(this.options.store, headKey(this.options.cluster, this.base, this.options.dir), {
         format: LOG_FORMAT,
         kind: "log-head",

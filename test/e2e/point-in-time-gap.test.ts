@@ -8,6 +8,7 @@ import { LocalStore } from "../../src/store/local.ts";
 import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
 import { EtcdKv } from "../fixtures/etcd-kv.ts";
 import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
+import { freePort } from "../fixtures/ports.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 import { assertSameAsLiveAt, startLog, waitForReach } from "../point-in-time/harness.ts";
 import { currentRevision } from "../point-in-time/workload.ts";
@@ -61,7 +62,8 @@ describe("point-in-time: etcd compacted past the log's position", () => {
       const compactedTo = await writeSome(kv, rng, 40);
       await kv.compact(compactedTo);
 
-      const second = startLog(args);
+      const port = await freePort();
+      const second = startLog([...args, "--metrics-addr", `127.0.0.1:${port}`]);
       let end2 = 0;
       try {
         const deadline = Date.now() + 30_000;
@@ -73,6 +75,20 @@ describe("point-in-time: etcd compacted past the log's position", () => {
         await waitForReach(store, "etcd", end2, second);
         // Idle: the log's progress requests keep the window moving with no revision to record.
         await new Promise((r) => setTimeout(r, 2500));
+        // Metrics and the status page of the running log.
+        const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        assert.match(metrics, /^etcd_backup_log_gaps_total 1$/m);
+        assert.match(metrics, new RegExp(`^etcd_backup_log_revision ${end2}$`, "m"));
+        assert.match(metrics, /^etcd_backup_log_segments_total\{result="written"\} [1-9]/m);
+        assert.match(metrics, /^etcd_backup_log_segments_total\{result="failed"\} 0$/m);
+        const lag = Number(/^etcd_backup_log_lag_seconds (\S+)$/m.exec(metrics)?.[1]);
+        assert.ok(lag >= 0 && lag < 3, `lag ${lag}`);
+        assert.equal((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+        const page = await (await fetch(`http://127.0.0.1:${port}/`)).text();
+        assert.match(
+          page,
+          new RegExp(`recoverable from .* \\(revision \\d+\\) to .* \\(revision ${end2}\\)`),
+        );
       } finally {
         assert.equal(await second.stop(), 0, second.stderr());
       }
