@@ -18,7 +18,7 @@ import { chmod, mkdtemp, open, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { pipeline } from "node:stream/promises";
-import { resolveBackup } from "../catalog/catalog.ts";
+import { type CatalogEntry, listBackups } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
 import { restoreSnapshotFile } from "../restore/data-dir.ts";
 import { findRestoreTool } from "../restore/etcd-tools.ts";
@@ -131,10 +131,12 @@ export async function restoreToPoint(options: RestoreToPointOptions): Promise<Re
   }
   const log = await clusterLog(options.store, options.cluster);
   const chain = chooseChain(log, options.point);
-  const baseKey = chain.record!.backup;
-  const entry = await resolveBackup(options.store, baseKey);
+  const target = await targetRevision(chain, options);
+  const entry = await chooseBase(options.store, log.cluster, chain, target);
+  const baseRevision = entry.manifest!.etcd!.revision;
+  const baseKey = entry.key;
   say(
-    `restore: base ${baseKey} (revision ${chain.base}), log chain ${chain.base} reaching revision ${chain.reach}`,
+    `restore: revision ${target}: full backup ${baseKey} (revision ${baseRevision}) + log chain ${chain.base} (closed up to ${chain.reach})`,
   );
 
   const work = await mkdtemp(
@@ -164,7 +166,7 @@ export async function restoreToPoint(options: RestoreToPointOptions): Promise<Re
     etcd = started;
     client = await ReplayClient.connect(started.endpoint);
     const t0 = performance.now();
-    const replayed = await replay(client, chain, options);
+    const replayed = await replay(client, chain, baseRevision, target, options);
     const replaySeconds = (performance.now() - t0) / 1000;
     say(
       `restore: replayed ${replayed.revisions} revisions (${replayed.events} events) in ${replaySeconds.toFixed(1)}s (${replayed.resent} rounds resent); state at revision ${replayed.revision}`,
@@ -175,7 +177,7 @@ export async function restoreToPoint(options: RestoreToPointOptions): Promise<Re
       path: out,
       cluster: log.cluster,
       revision: replayed.revision,
-      base: { key: baseKey, revision: chain.base },
+      base: { key: baseKey, revision: baseRevision },
       revisionsReplayed: replayed.revisions,
       eventsReplayed: replayed.events,
       replaySeconds,
@@ -188,21 +190,73 @@ export async function restoreToPoint(options: RestoreToPointOptions): Promise<Re
   }
 }
 
+/**
+ * The revision a point names: for a time, the last revision the log had received by then (the chain's base
+ * when none), read from the one segment whose time range holds it.
+ */
+async function targetRevision(chain: Chain, options: RestoreToPointOptions): Promise<number> {
+  const point = options.point;
+  if ("revision" in point) return point.revision;
+  const at = point.time.getTime();
+  const segment = chain.segments.findLast((s) => new Date(s.manifest.firstTime).getTime() <= at);
+  if (!segment) return chain.base;
+  if (new Date(segment.manifest.lastTime).getTime() <= at) return segment.manifest.lastRevision;
+  const payload = await readSegmentPayload(options.store, segment.manifest, segment.key, {
+    decrypt: options.decrypt,
+    signal: options.signal,
+  });
+  let revision = segment.manifest.firstRevision - 1;
+  for (const r of parseSegment(payload)) if (r.kind === "revision" && r.unixMs <= at) revision = r.revision;
+  return revision;
+}
+
+/**
+ * The newest full backup the chain can replay on up to `target`: a complete backup of the cluster whose
+ * revision lies between the chain's base and the target (the chain's own base, or any later full backup,
+ * which shortens the replay and keeps the chain usable after its base was pruned).
+ */
+async function chooseBase(
+  store: Store,
+  cluster: string,
+  chain: Chain,
+  target: number,
+): Promise<CatalogEntry> {
+  const candidates = (await listBackups(store))
+    .filter(
+      (e) =>
+        e.state === "complete" &&
+        e.kind === "snapshot" &&
+        e.cluster === cluster &&
+        e.dir === chain.dir &&
+        e.manifest?.etcd !== undefined &&
+        e.manifest.etcd.revision >= chain.base &&
+        e.manifest.etcd.revision <= target,
+    )
+    .sort((a, b) => b.manifest!.etcd!.revision - a.manifest!.etcd!.revision);
+  const best = candidates[0];
+  if (!best) {
+    throw new Hinted(
+      `no full backup of cluster ${cluster} between revisions ${chain.base} and ${target} to replay the log on (the chain's base ${chain.record?.backup ?? "?"} is gone)`,
+      "pick a point in another window from `etcd-backup list`",
+    );
+  }
+  return best;
+}
+
 async function replay(
   client: ReplayClient,
   chain: Chain,
+  baseRevision: number,
+  target: number,
   options: RestoreToPointOptions,
 ): Promise<{ revision: number; revisions: number; events: number; resent: number }> {
   let current = await client.revision();
-  if (current !== chain.base) {
-    throw new Error(`the restored base backup is at revision ${current}, its chain expects ${chain.base}`);
+  if (current !== baseRevision) {
+    throw new Error(`the restored full backup is at revision ${current}, its manifest says ${baseRevision}`);
   }
   for (const id of await client.leases()) client.keep(id);
   const granted = new Set<bigint>(await client.leases());
   const revoked = new Map<bigint, number>();
-  const point = options.point;
-  const stopsBefore = (revision: number, unixMs: number) =>
-    "revision" in point ? revision > point.revision : unixMs > point.time.getTime();
   let revisions = 0;
   let events = 0;
   const pipeline = new ReplayPipeline(client, options.window ?? replayWindowFromEnv());
@@ -215,8 +269,7 @@ async function replay(
   };
   segments: for (const segment of chain.segments) {
     if (segment.manifest.lastRevision <= current) continue;
-    if ("revision" in point && segment.manifest.firstRevision > point.revision) break;
-    if ("time" in point && new Date(segment.manifest.firstTime).getTime() > point.time.getTime()) break;
+    if (segment.manifest.firstRevision > target) break;
     options.signal?.throwIfAborted();
     const payload = await readSegmentPayload(options.store, segment.manifest, segment.key, {
       decrypt: options.decrypt,
@@ -225,11 +278,12 @@ async function replay(
     for (const record of parseSegment(payload)) {
       if (record.kind === "lease") {
         if (record.revoked) revoked.set(record.id, record.atRevision);
-        else await ensureLease(record.id, record.ttl);
+        // Seen before the full backup: in it when it still existed then, and gone otherwise.
+        else if (record.atRevision >= baseRevision) await ensureLease(record.id, record.ttl);
         continue;
       }
       if (record.revision <= current) continue;
-      if (stopsBefore(record.revision, record.unixMs)) break segments;
+      if (record.revision > target) break segments;
       if (record.revision !== current + 1) {
         throw new Error(`log segment ${segment.key} skips from revision ${current} to ${record.revision}`);
       }
@@ -242,9 +296,7 @@ async function replay(
     }
   }
   await pipeline.flush();
-  if ("revision" in point && current !== point.revision) {
-    throw new Error(`the log ends at revision ${current}, before ${point.revision}`);
-  }
+  if (current !== target) throw new Error(`the log ends at revision ${current}, before ${target}`);
   for (const [id, at] of revoked) {
     if (at > current || !granted.has(id)) continue;
     const keys = await client.leaseKeys(id);

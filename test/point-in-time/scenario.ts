@@ -57,12 +57,16 @@ export async function pointInTimeScenario(o: ScenarioOptions): Promise<void> {
       o.env,
     );
     let result: Awaited<ReturnType<typeof runWorkload>>;
+    let midBackup: { key: string; revision: number } | undefined;
     try {
       result = await runWorkload(kv, rng, {
         durationMs: o.durationMs,
         checkpointEveryMs: Math.max(1000, o.durationMs / (o.timePoints + 4)),
         during: async () => {
-          assertOk(await runCli(save, { env: o.env }));
+          const mid = await runCli([...save, "-o", "json"], { env: o.env });
+          assertOk(mid);
+          const parsed = JSON.parse(mid.stdout) as { key: string; manifest: { etcd: { revision: number } } };
+          midBackup = { key: parsed.key, revision: parsed.manifest.etcd.revision };
           // One revision with 300 events (more than etcd's default 128 operations per Txn).
           await kv.delete("/registry/configmaps/default/base-", "/registry/configmaps/default/base.");
         },
@@ -72,6 +76,7 @@ export async function pointInTimeScenario(o: ScenarioOptions): Promise<void> {
       const code = await log.stop();
       assert.equal(code, 0, `log exited ${code}: ${log.stderr()}`);
     }
+    assert.ok(midBackup, "the second full backup did not run");
     assert.doesNotMatch(log.stderr(), /gap/, `no gap expected: ${log.stderr()}`);
     assert.ok(
       result.checkpoints.length >= o.timePoints,
@@ -112,6 +117,13 @@ export async function pointInTimeScenario(o: ScenarioOptions): Promise<void> {
         timeoutMs: 240_000,
       });
       assertOk(r);
+      // Points after the second full backup replay from it, not from the chain's first one.
+      const base = midBackup && p.revision >= midBackup.revision ? midBackup.key : undefined;
+      if (base)
+        assert.ok(
+          r.stdout.includes(`(${base} + `),
+          `${where}, ${p.label}: not replayed from ${base}: ${r.stdout}`,
+        );
       assert.match(
         r.stdout,
         new RegExp(`at revision ${p.revision} `),
