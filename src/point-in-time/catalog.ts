@@ -5,7 +5,7 @@
 import type { Store } from "../store/store.ts";
 import { listLogObjects, readJson } from "./log-store.ts";
 import { type LogKey, parseLogKey } from "./names.ts";
-import type { ChainRecord, GapRecord, HeadRecord, SegmentManifest } from "./records.ts";
+import type { ChainRecord, GapRecord, HeadRecord, PrunedRecord, SegmentManifest } from "./records.ts";
 
 export interface ClosedSegment {
   key: string;
@@ -20,7 +20,11 @@ export interface Chain {
   /** Closed segments in revision order. */
   segments: ClosedSegment[];
   head?: HeadRecord;
-  /** The highest revision reachable from the base without a hole. */
+  /** Prune removed the segments up to `pruned.through` (no full backup before it is left). */
+  pruned?: PrunedRecord;
+  /** The revision the chain's closed segments continue from: its base, or where prune cut it. */
+  start: number;
+  /** The highest revision reachable from `start` without a hole. */
   reach: number;
   /** When the log last confirmed the state at `reach` (the base backup's time when nothing more is known). */
   reachTime: Date;
@@ -97,11 +101,13 @@ async function readChain(
 ): Promise<Chain> {
   let record: ChainRecord | undefined;
   let head: HeadRecord | undefined;
+  let pruned: PrunedRecord | undefined;
   const objects = new Set<string>();
   const manifests: string[] = [];
   for (const { key, parsed } of entry.keys) {
     if (parsed.kind === "chain") record = await readJson(store, key, "log-chain");
     else if (parsed.kind === "head") head = await readJson(store, key, "log-head");
+    else if (parsed.kind === "pruned") pruned = await readJson(store, key, "log-pruned");
     else if (parsed.kind === "segment") objects.add(key);
     else if (parsed.kind === "segment-manifest") manifests.push(key);
   }
@@ -114,8 +120,12 @@ async function readChain(
   segments.sort((a, b) => a.manifest.firstRevision - b.manifest.firstRevision);
   const closed = new Set(segments.map((s) => s.key));
   const unclosed = [...objects].filter((k) => !closed.has(k)).sort();
-  const startTime = new Date(record?.backupTime ?? 0);
-  let reach = entry.base;
+  const start = Math.max(entry.base, pruned?.through ?? entry.base);
+  const startTime =
+    start > entry.base
+      ? new Date(segments.find((s) => s.manifest.lastRevision > start)?.manifest.firstTime ?? 0)
+      : new Date(record?.backupTime ?? 0);
+  let reach = start;
   let reachTime = startTime;
   const holes: { from: number; to: number }[] = [];
   for (const s of segments) {
@@ -139,6 +149,8 @@ async function readChain(
     ...(record ? { record } : {}),
     segments,
     ...(head ? { head } : {}),
+    ...(pruned ? { pruned } : {}),
+    start,
     reach,
     reachTime,
     startTime,
@@ -151,7 +163,7 @@ async function readChain(
 export function recoverableRanges(log: ClusterLog): RecoverableRange[] {
   return log.chains
     .filter((c) => c.record)
-    .map((c) => ({ base: c.base, from: c.base, to: c.reach, fromTime: c.startTime, toTime: c.reachTime }));
+    .map((c) => ({ base: c.base, from: c.start, to: c.reach, fromTime: c.startTime, toTime: c.reachTime }));
 }
 
 /** "rev 100-250 (2026-11-30T08:00:00.000Z .. 2026-11-30T08:10:00.000Z)", joined with "; ". */

@@ -5,6 +5,7 @@
  *   <dir/><cluster>-log/<base>/<first>-<last>.seg.zst[.age]   one segment (revisions first..last)
  *   <dir/><cluster>-log/<base>/<first>-<last>.seg.zst[.age].json   its manifest, written last
  *   <dir/><cluster>-log/<base>/head.json                   how far the log has confirmed, and when
+ *   <dir/><cluster>-log/<base>/pruned.json                 segments up to a revision were removed by prune
  *   <dir/><cluster>-log/gaps/<from>-<to>.json              revisions the log could not record
  *
  * `<base>` is the revision of the chain's full backup; revisions are zero-padded to 16 digits so names sort
@@ -47,6 +48,10 @@ export function segmentKey(
   return `${chainDir(cluster, base, dir)}${padRevision(first)}-${padRevision(last)}.seg.zst${encrypted ? ".age" : ""}`;
 }
 
+export function prunedKey(cluster: string, base: number, dir = ""): string {
+  return `${chainDir(cluster, base, dir)}pruned.json`;
+}
+
 export function gapKey(cluster: string, from: number, to: number, dir = ""): string {
   return `${logRoot(cluster, dir)}gaps/${padRevision(from)}-${padRevision(to)}.json`;
 }
@@ -54,6 +59,7 @@ export function gapKey(cluster: string, from: number, to: number, dir = ""): str
 export type LogKey =
   | { kind: "chain"; dir: string; cluster: string; base: number }
   | { kind: "head"; dir: string; cluster: string; base: number }
+  | { kind: "pruned"; dir: string; cluster: string; base: number }
   | {
       kind: "segment" | "segment-manifest";
       dir: string;
@@ -68,7 +74,7 @@ export type LogKey =
   | { kind: "gap"; dir: string; cluster: string; from: number; to: number };
 
 const LOG_RE =
-  /^(?:(?<dir>.*)\/)?(?<cluster>[A-Za-z0-9][A-Za-z0-9._-]*)-log\/(?:(?<base>\d{16})\/(?<file>chain\.json|head\.json|(?<first>\d{16})-(?<last>\d{16})\.seg\.zst(?<age>\.age)?(?<json>\.json)?)|gaps\/(?<from>\d{16})-(?<to>\d{16})\.json)$/;
+  /^(?:(?<dir>.*)\/)?(?<cluster>[A-Za-z0-9][A-Za-z0-9._-]*)-log\/(?:(?<base>\d{16})\/(?<file>chain\.json|head\.json|pruned\.json|(?<first>\d{16})-(?<last>\d{16})\.seg\.zst(?<age>\.age)?(?<json>\.json)?)|gaps\/(?<from>\d{16})-(?<to>\d{16})\.json)$/;
 
 /** What a key of the log says about itself, or null for any other key. */
 export function parseLogKey(key: string): LogKey | null {
@@ -81,6 +87,7 @@ export function parseLogKey(key: string): LogKey | null {
   const base = Number(g.base);
   if (g.file === "chain.json") return { kind: "chain", dir, cluster, base };
   if (g.file === "head.json") return { kind: "head", dir, cluster, base };
+  if (g.file === "pruned.json") return { kind: "pruned", dir, cluster, base };
   return {
     kind: g.json ? "segment-manifest" : "segment",
     dir,

@@ -62,9 +62,20 @@ export interface GapRecord {
   reason: string;
 }
 
-export type LogObject = SegmentManifest | ChainRecord | HeadRecord | GapRecord;
+/**
+ * Written by prune before it removes a chain's first segments: the chain now starts at revision `through`
+ * (its earliest remaining full backup); the segments up to it are gone.
+ */
+export interface PrunedRecord {
+  format: typeof LOG_FORMAT;
+  kind: "log-pruned";
+  through: number;
+  pruned: string;
+}
 
-const KINDS = new Set(["log-segment", "log-chain", "log-head", "log-gap"]);
+export type LogObject = SegmentManifest | ChainRecord | HeadRecord | GapRecord | PrunedRecord;
+
+const KINDS = new Set(["log-segment", "log-chain", "log-head", "log-gap", "log-pruned"]);
 
 /** Parses one of the log's JSON objects and checks its format and kind. */
 export function parseLogObject<K extends LogObject["kind"]>(

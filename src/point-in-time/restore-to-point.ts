@@ -92,7 +92,7 @@ function describePoint(point: RecoveryPoint): string {
 export function chooseChain(log: ClusterLog, point: RecoveryPoint): Chain {
   const candidates = log.chains.filter((c) => {
     if (!c.record) return false;
-    if ("revision" in point) return c.base <= point.revision && point.revision <= c.reach;
+    if ("revision" in point) return c.start <= point.revision && point.revision <= c.reach;
     return c.startTime.getTime() <= point.time.getTime() && point.time.getTime() <= c.reachTime.getTime();
   });
   const chosen = candidates.at(-1);
@@ -229,14 +229,14 @@ async function chooseBase(
         e.cluster === cluster &&
         e.dir === chain.dir &&
         e.manifest?.etcd !== undefined &&
-        e.manifest.etcd.revision >= chain.base &&
+        e.manifest.etcd.revision >= chain.start &&
         e.manifest.etcd.revision <= target,
     )
     .sort((a, b) => b.manifest!.etcd!.revision - a.manifest!.etcd!.revision);
   const best = candidates[0];
   if (!best) {
     throw new Hinted(
-      `no full backup of cluster ${cluster} between revisions ${chain.base} and ${target} to replay the log on (the chain's base ${chain.record?.backup ?? "?"} is gone)`,
+      `no full backup of cluster ${cluster} between revisions ${chain.start} and ${target} to replay the log on (the chain's base ${chain.record?.backup ?? "?"} is gone)`,
       "pick a point in another window from `etcd-backup list`",
     );
   }
