@@ -37,7 +37,7 @@ const { values } = parseArgs({
     interval: { type: "string", default: "10s" },
     work: { type: "string" },
     encrypt: { type: "boolean", default: false },
-    windows: { type: "string", default: "64" },
+    windows: { type: "string", default: "1" },
   },
 });
 const rate = Number(values.rate);

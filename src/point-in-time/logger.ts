@@ -99,7 +99,8 @@ export async function runLog(options: LogOptions): Promise<void> {
     say(`log: watching ${watch.endpoint} from revision ${chain.position + 1} (chain ${chain.base})`);
     const session = new Session(options, chain, watch);
     const end = await session.run();
-    chain.position = session.position;
+    // Resume after what is closed: revisions received but not stored (a failed last close) are read again.
+    chain.position = session.closed;
     if (end.kind === "stopped") break;
     if (end.kind === "lost") {
       say(`log: ${describeError(end.error)}; reconnecting from revision ${chain.position + 1}`);
@@ -109,11 +110,13 @@ export async function runLog(options: LogOptions): Promise<void> {
     }
     retryMs = 500;
     options.metrics?.gap();
-    say(`log: gap after revision ${end.from - 1}: ${end.reason}; taking a full backup to start a new chain`);
+    // The gap starts after the last closed revision (received ones that could not be stored are lost too).
+    const from = Math.min(end.from, session.closed + 1);
+    say(`log: gap after revision ${from - 1}: ${end.reason}; taking a full backup to start a new chain`);
     // Until the new chain exists nothing can be recorded: retry the full backup rather than give up.
     for (;;) {
       try {
-        chain = await startChainAfterGap(options, end.from, end.reason);
+        chain = await startChainAfterGap(options, from, end.reason);
         break;
       } catch (err) {
         if (options.signal.aborted) return;
@@ -217,7 +220,10 @@ async function writeChain(options: LogOptions, backup: BaseBackup, reason: strin
 
 /** One open watch: appends revisions to the open segment and closes segments on time. */
 class Session {
+  /** The last revision received. */
   position: number;
+  /** The last revision in a closed segment (or the chain's position when the session started). */
+  closed: number;
   private readonly options: LogOptions;
   private readonly base: number;
   private readonly start: string;
@@ -236,6 +242,7 @@ class Session {
     this.base = chain.base;
     this.start = chain.start;
     this.position = chain.position;
+    this.closed = chain.position;
     this.watch = watch;
   }
 
@@ -364,6 +371,7 @@ class Session {
           segment,
         );
         this.segment = new SegmentBuilder();
+        this.closed = manifest.lastRevision;
         this.closeFailures = 0;
         this.options.onSegment?.({
           base: this.base,
