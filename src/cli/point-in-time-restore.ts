@@ -59,15 +59,18 @@ export function parseRecoveryPoint(flags: { at?: string; revision?: string }, no
   return { time };
 }
 
-/** `restore --at TIME | --revision N` with --to-file or --data-dir: one call from the restore command. */
+/**
+ * `restore [BACKUP] --at TIME | --revision N` with --to-file or --data-dir: one call from the restore command.
+ * BACKUP, when given, is the full backup to replay on; otherwise the newest one before the point.
+ */
 export async function restoreToPointFromFlags(
   backup: string | undefined,
   flags: PointRestoreFlags,
 ): Promise<void> {
-  if (backup !== undefined) {
+  if (backup === "latest") {
     throw new UsageError(
-      "BACKUP and --at/--revision exclude each other",
-      "drop BACKUP: the newest full backup before the point is picked from the log",
+      "latest with --at/--revision is ambiguous",
+      "drop it (the newest full backup before the point is picked) or name a backup from `list`",
     );
   }
   const point = parseRecoveryPoint(flags, new Date());
@@ -104,6 +107,7 @@ export async function restoreToPointFromFlags(
         const result = await restoreToPoint({
           store,
           ...(flags.cluster ? { cluster: flags.cluster } : {}),
+          ...(backup !== undefined ? { base: backup } : {}),
           point,
           out: join(work, "snapshot.db"),
           ...(flags.replayDir ? { workDir: flags.replayDir } : {}),
@@ -145,6 +149,7 @@ export async function restoreToPointFromFlags(
     const result = await restoreToPoint({
       store,
       ...(flags.cluster ? { cluster: flags.cluster } : {}),
+      ...(backup !== undefined ? { base: backup } : {}),
       point,
       out: flags.toFile!,
       ...(flags.replayDir ? { workDir: flags.replayDir } : {}),

@@ -59,6 +59,8 @@ export interface RestoreToPointOptions {
   store: Store;
   /** Needed when the store holds the log of more than one cluster. */
   cluster?: string;
+  /** The full backup to replay on (a name as `list` prints it); the newest suitable one when absent. */
+  base?: string;
   point: RecoveryPoint;
   out: string;
   /** Where the private etcd's work folder goes (default: beside `out`); tmpfs doubles the replay rate. */
@@ -132,7 +134,7 @@ export async function restoreToPoint(options: RestoreToPointOptions): Promise<Re
   const log = await clusterLog(options.store, options.cluster);
   const chain = chooseChain(log, options.point);
   const target = await targetRevision(chain, options);
-  const entry = await chooseBase(options.store, log.cluster, chain, target);
+  const entry = await chooseBase(options.store, log.cluster, chain, target, options.base);
   const baseRevision = entry.manifest!.etcd!.revision;
   const baseKey = entry.key;
   say(
@@ -220,6 +222,7 @@ async function chooseBase(
   cluster: string,
   chain: Chain,
   target: number,
+  named?: string,
 ): Promise<CatalogEntry> {
   const candidates = (await listBackups(store))
     .filter(
@@ -233,6 +236,16 @@ async function chooseBase(
         e.manifest.etcd.revision <= target,
     )
     .sort((a, b) => b.manifest!.etcd!.revision - a.manifest!.etcd!.revision);
+  if (named !== undefined) {
+    const chosen = candidates.find((e) => e.key === named || e.key.endsWith(`/${named}`));
+    if (!chosen) {
+      throw new Hinted(
+        `backup ${named} cannot be the base for revision ${target}: it must be a complete backup of cluster ${cluster} at a revision from ${chain.start} to ${target}`,
+        `drop BACKUP to let the newest suitable one be picked${candidates[0] ? ` (${candidates[0].key})` : ""}`,
+      );
+    }
+    return chosen;
+  }
   const best = candidates[0];
   if (!best) {
     throw new Hinted(

@@ -159,7 +159,35 @@ describe("point-in-time: etcd compacted past the log's position", () => {
 
       // Both sides of the gap restore: the old chain to its end (compared with etcd before the compaction), the new one live.
       const old = join(work, "end1.db");
-      assertOk(await runCli(["restore", "--revision", String(end1), "--to", dest, "--to-file", old]));
+      // Naming the base: the old chain's own backup works, the new chain's cannot serve a point before it.
+      assertOneLineError(
+        await runCli([
+          "restore",
+          chain2!.record!.backup,
+          "--revision",
+          String(end1),
+          "--to",
+          dest,
+          "--to-file",
+          old,
+        ]),
+        1,
+        new RegExp(
+          `backup ${chain2!.record!.backup.replace(/[.]/g, "\\.")} cannot be the base for revision ${end1}`,
+        ),
+      );
+      assertOk(
+        await runCli([
+          "restore",
+          chain1!.record!.backup,
+          "--revision",
+          String(end1),
+          "--to",
+          dest,
+          "--to-file",
+          old,
+        ]),
+      );
       const diff = compareDumps(truthEnd1, await snapshotTruth(old));
       assert.deepEqual(diff.lines, [], `${where}: revision ${end1}`);
       const now = join(work, "end2.db");
@@ -211,7 +239,7 @@ describe("point-in-time: etcd compacted past the log's position", () => {
     }
   });
 
-  test("usage errors are one line, exit 2: a Talos source, a bad --at, BACKUP with --at", async () => {
+  test("usage errors are one line, exit 2: a Talos source, a bad --at, latest with --at", async () => {
     assertOneLineError(
       await runCli(["log", "--source", "talos", "--to", work, "--no-encrypt"]),
       2,
@@ -225,7 +253,7 @@ describe("point-in-time: etcd compacted past the log's position", () => {
     assertOneLineError(
       await runCli(["restore", "latest", "--at", "10:00", "--to", work, "--to-file", join(work, "y.db")]),
       2,
-      /BACKUP and --at\/--revision exclude each other/,
+      /latest with --at\/--revision is ambiguous/,
     );
     mkdirSync(join(work, "empty"), { recursive: true });
     assertOneLineError(
