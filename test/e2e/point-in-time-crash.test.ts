@@ -68,7 +68,8 @@ describe("point-in-time: a log killed mid-segment", () => {
 
       const writer = backgroundWriter(kv, rng);
       const first = startLog(args);
-      await sleep(rng.int(3000, 6000) + rng.int(0, 1999));
+      // Late enough for a first close even on a loaded machine, at a random moment inside a segment.
+      await sleep(rng.int(4500, 7000) + rng.int(0, 1999));
       await first.kill();
       const writtenAtKill = await currentRevision(kv);
       const [afterKill] = await readLogCatalog(store, { cluster: "etcd" });

@@ -49,7 +49,7 @@ function randomValue(rng: SeededRandom): Buffer {
 
 /**
  * Writes for `durationMs`, about `rate` operations a second, with a quiet checkpoint every `checkpointEveryMs`
- * (a 600 ms pause). `during` runs once, halfway (a full backup, for example), while writes go on.
+ * (a 1 s pause). `during` runs once, halfway (a full backup, for example), while writes go on.
  */
 export async function runWorkload(
   kv: EtcdKv,
@@ -76,7 +76,7 @@ export async function runWorkload(
       await sleep(100);
       const before = await currentRevision(kv);
       const t0 = Date.now();
-      await sleep(600);
+      await sleep(1000);
       const t1 = Date.now();
       const after = await currentRevision(kv);
       // A lease that expired during the pause moves the revision: that pause is no checkpoint.
