@@ -1,18 +1,21 @@
 import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { parseRfc3339 } from "../catalog/names.ts";
+import { formatStamp, parseBackupKey, parseRfc3339 } from "../catalog/names.ts";
 import { parseTimeBound } from "../catalog/time-bound.ts";
 import { UsageError } from "../errors.ts";
 import type { RecoveryPoint } from "../point-in-time/restore-to-point.ts";
 import { assertEmptyTarget, DEFAULT_REVISION_BUMP, restoreSnapshotFile } from "../restore/data-dir.ts";
 import { findRestoreTool } from "../restore/etcd-tools.ts";
+import { LocalStore } from "../store/local.ts";
 import { type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
 import { abortOnSignals } from "./signals.ts";
 import { type StoreFlags, storeFromFlags } from "./store-options.ts";
+import { restoreToTalosFromFlags, type TalosFlags } from "./talos-options.ts";
 import { formatBytes } from "./units.ts";
 
 /** The flags of `restore` that a restore to a point reads. */
-export interface PointRestoreFlags extends StoreFlags, DecryptFlags {
+export interface PointRestoreFlags extends StoreFlags, DecryptFlags, TalosFlags {
   at?: string;
   revision?: string;
   toFile?: string;
@@ -25,6 +28,8 @@ export interface PointRestoreFlags extends StoreFlags, DecryptFlags {
   initialClusterToken?: string;
   initialAdvertisePeerUrls?: string;
   walDir?: string;
+  dryRun?: boolean;
+  skipHashCheck?: boolean;
   bumpRevision?: string;
   restoreTool?: string;
   replayDir?: string;
@@ -81,22 +86,63 @@ export async function restoreToPointFromFlags(
       "use 0 to turn it off",
     );
   }
-  if (flags.talosNode) {
+  const targets = [flags.toFile, flags.dataDir, flags.talosNode].filter(Boolean).length;
+  if (targets === 0) {
     throw new UsageError(
-      "--talos-node with --at/--revision is not supported yet",
-      "restore to a point with --to-file, then `etcd-backup restore`'s Talos path or talosctl bootstrap --recover-from",
+      "no restore target given",
+      "pass --to-file PATH, --data-dir DIR or --talos-node NODE",
     );
   }
-  if (!flags.toFile && !flags.dataDir) {
-    throw new UsageError("no restore target given", "pass --to-file PATH or --data-dir DIR");
-  }
-  if (flags.toFile && flags.dataDir) throw new UsageError("--to-file and --data-dir exclude each other");
+  if (targets > 1) throw new UsageError("--to-file, --data-dir and --talos-node exclude each other");
   const store = storeFromFlags(flags);
   const decrypt = await decryptionFromFlags(flags);
   const { restoreToPoint } = await import("../point-in-time/restore-to-point.ts");
   const { signal, dispose } = abortOnSignals();
   const say = (line: string) => process.stderr.write(`${line}\n`);
   try {
+    if (flags.talosNode) {
+      // The replayed snapshot goes to the node through the same path as a stored backup: a private 0700
+      // folder serves as a one-object store, removed afterwards.
+      const work = await mkdtemp(
+        join(flags.replayDir ? resolve(flags.replayDir) : tmpdir(), "etcd-backup-pitr-talos-"),
+      );
+      try {
+        await chmod(work, 0o700);
+        const name = `point-${formatStamp(new Date())}.snap`;
+        const result = await restoreToPoint({
+          store,
+          ...(flags.cluster ? { cluster: flags.cluster } : {}),
+          ...(backup !== undefined ? { base: backup } : {}),
+          point,
+          out: join(work, name),
+          ...(flags.replayDir ? { workDir: flags.replayDir } : {}),
+          ...(decrypt ? { decrypt } : {}),
+          signal,
+          onLine: say,
+        });
+        const local = new LocalStore(work);
+        const parsed = parseBackupKey(name);
+        const object = await local.stat(name);
+        if (!parsed || !object) throw new Error("the replayed snapshot is missing from its work folder");
+        say(
+          `restore: cluster ${result.cluster} at revision ${result.revision} replayed; sending it to ${flags.talosNode}`,
+        );
+        const line = await restoreToTalosFromFlags(
+          { ...flags, talosNode: flags.talosNode },
+          {
+            store: local,
+            entry: { ...parsed, state: "unmanaged", object },
+            decrypt: undefined,
+            signal,
+            onProgress: () => {},
+          },
+        );
+        process.stdout.write(line);
+      } finally {
+        await rm(work, { recursive: true, force: true });
+      }
+      return;
+    }
     if (flags.dataDir) {
       const dataDir = resolve(flags.dataDir);
       await assertEmptyTarget(dataDir, "--data-dir");
