@@ -17,6 +17,7 @@ const COMMANDS = {
   "restore-config": () => import("./restore-config.ts"),
   daemon: () => import("./daemon.ts"),
   operator: () => import("./operator.ts"),
+  log: () => import("./log.ts"),
 } satisfies Record<string, () => Promise<{ register(program: Command): void }>>;
 
 /**
