@@ -5,6 +5,7 @@ import { formatStamp, parseBackupKey, parseRfc3339 } from "../catalog/names.ts";
 import { parseTimeBound } from "../catalog/time-bound.ts";
 import { UsageError } from "../errors.ts";
 import type { RecoveryPoint } from "../point-in-time/restore-to-point.ts";
+import { formatBytes } from "../render/units.ts";
 import { assertEmptyTarget, DEFAULT_REVISION_BUMP, restoreSnapshotFile } from "../restore/data-dir.ts";
 import { findRestoreTool } from "../restore/etcd-tools.ts";
 import { LocalStore } from "../store/local.ts";
@@ -12,7 +13,6 @@ import { type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts"
 import { abortOnSignals } from "./signals.ts";
 import { type StoreFlags, storeFromFlags } from "./store-options.ts";
 import { restoreToTalosFromFlags, type TalosFlags } from "./talos-options.ts";
-import { formatBytes } from "./units.ts";
 
 /** The flags of `restore` that a restore to a point reads. */
 export interface PointRestoreFlags extends StoreFlags, DecryptFlags, TalosFlags {

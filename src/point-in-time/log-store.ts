@@ -8,11 +8,10 @@
 import { createHash } from "node:crypto";
 import { pipeline, Readable, type Transform } from "node:stream";
 import { buffer, text } from "node:stream/consumers";
-import type { EncryptionPlan } from "../backup/save.ts";
 import { Hinted } from "../errors.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import { compressStage, decompressStage } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
+import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
 import type { ObjectInfo, Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { SEGMENT_MANIFEST_SUFFIX, segmentKey } from "./names.ts";

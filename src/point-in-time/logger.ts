@@ -10,11 +10,12 @@
  *   writes a gap record and starts a new chain on that backup.
  * - A lost connection is not a gap: the watch is reopened from the last received revision + 1.
  */
-import type { EncryptionPlan } from "../backup/save.ts";
+
 import { listBackups } from "../catalog/catalog.ts";
 import { describeError } from "../errors.ts";
 import type { EtcdSourceOptions } from "../source/etcd.ts";
 import { decodeEvent, EtcdWatch, EVENT_PUT, type WatchMessage } from "../source/etcd-watch.ts";
+import type { EncryptionPlan } from "../stages/encryption.ts";
 import type { Store } from "../store/store.ts";
 import { type Chain, readLogCatalog } from "./catalog.ts";
 import type { LogMetrics } from "./log-metrics.ts";

@@ -6,7 +6,7 @@
  */
 import { resolveBackup } from "../catalog/catalog.ts";
 import { describeError } from "../errors.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { Store } from "../store/store.ts";
 import { readLogCatalog } from "./catalog.ts";
 import { readSegmentPayload } from "./log-store.ts";

@@ -1,7 +1,8 @@
 import type { Server } from "node:http";
 import { type Command, Option } from "commander";
 import { saveBackup } from "../../backup/save.ts";
-import { isValidClusterName } from "../../catalog/names.ts";
+import { checkClusterName } from "../../catalog/names.ts";
+import { durationSetting } from "../../config/duration.ts";
 import { parseListenAddress } from "../../config/schema.ts";
 import { createHttpServer, listen } from "../../daemon/http.ts";
 import { UsageError } from "../../errors.ts";
@@ -15,7 +16,6 @@ import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from ".
 import { addEtcdOptions, type EtcdFlags, etcdSourceFromFlags } from "../etcd-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
-import { parseDuration } from "../units.ts";
 
 /** /metrics, /healthz, /readyz (ready while the closed log is at most three intervals old) and a status page. */
 async function serveLogStatus(
@@ -106,14 +106,9 @@ export function register(program: Command): void {
           "point --endpoints at etcd's client port (on Talos: expose etcd to the log with a client certificate)",
         );
       }
-      if (!isValidClusterName(flags.cluster)) {
-        throw new UsageError(
-          `cluster name ${JSON.stringify(flags.cluster)} cannot stand in a backup name`,
-          "use letters, digits, '.', '_' and '-'",
-        );
-      }
-      const interval = parseDuration(flags.segmentInterval);
-      if (interval === null || interval < 100) {
+      checkClusterName(flags.cluster, "--cluster");
+      const interval = durationSetting("--segment-interval", flags.segmentInterval);
+      if (interval < 100) {
         throw new UsageError(
           `--segment-interval ${flags.segmentInterval} is not a duration of 100ms or more`,
           "use e.g. 10s",
