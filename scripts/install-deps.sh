@@ -17,13 +17,15 @@ fi
 # `npm install` (with the committed lock file) rather than `npm ci`: npm 11.19 writes lock files without the
 # other platforms' optional packages (Biome's binaries) and then its `npm ci` refuses those same files.
 npm install --no-audit --no-fund
-# The real peers the tests target by default, built from their Go modules into .peers/: etcd 3.6 and 3.5 and
-# MinIO (install-peers.sh), age with post-quantum keys (install-age.sh). Without Go they are not built: tests
-# that need them fail in CI (CI=true) and are skipped with a printed reason elsewhere.
-PATH="$PATH:/usr/local/go/bin"
+# Go modules (this machine's Go, through the module proxy): the real peers the tests target by default, built
+# into .peers/ (etcd 3.6 and 3.5 and MinIO: install-peers.sh; age with post-quantum keys: install-age.sh), and
+# API definitions for the tests. Without Go the peers are not built: tests that need them fail in CI (CI=true)
+# and are skipped with a printed reason elsewhere.
+[ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"
 if command -v go >/dev/null 2>&1; then
   bash "$(dirname "$0")/install-peers.sh"
-  bash "$(dirname "$0")/install-age.sh"
+  bash "$(dirname "$0")/install-age.sh" # age with post-quantum keys, built from its Go module
+  bash "$(dirname "$0")/fetch-k8s-api.sh" >/dev/null # k8s.io/api definitions and fixtures (issue 25)
 else
   echo "install-deps: go not found: etcd 3.6/3.5, MinIO and age peers not built (tests needing them will skip)" >&2
 fi

@@ -72,11 +72,15 @@ export function describeError(err: unknown): string {
   return processRedactor.redact(hint ? `${line} (${hint})` : line);
 }
 
-/** True when the error chain contains a UsageError. */
+/**
+ * True when the error chain contains a UsageError, or a library error of kind "bad-input" (the user's input
+ * cannot be used, e.g. age's AgeKeyError): libraries say what kind of failure it was, front ends decide what
+ * that means for them (the CLI: exit 2).
+ */
 export function isUsageError(err: unknown): boolean {
   let cur: unknown = err;
   for (let depth = 0; cur instanceof Error && depth < 16; depth++) {
-    if (cur instanceof UsageError) return true;
+    if (cur instanceof UsageError || (cur as { kind?: unknown }).kind === "bad-input") return true;
     cur = cur.cause;
   }
   return false;

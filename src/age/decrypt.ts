@@ -1,7 +1,6 @@
 import { Transform } from "node:stream";
-import { UsageError } from "../errors.ts";
 import { ArmorDecoder, looksArmored } from "./armor.ts";
-import { AgeDecryptError, headerError } from "./errors.ts";
+import { AgeDecryptError, AgeKeyError, headerError } from "./errors.ts";
 import { type Header, readHeader, verifyHeaderMac } from "./header.ts";
 import { type Emit, PAYLOAD_NONCE_SIZE, PayloadOpener, payloadKey } from "./stream.ts";
 import type { Identity } from "./types.ts";
@@ -97,11 +96,11 @@ class Decryption {
  * chunk's tag verified; the stream errors with an `AgeDecryptError` whose `failure` says which
  * stage rejected the file ("not an age file", "no identity matched any of the recipients",
  * "header MAC mismatch: the file was modified", "payload chunk N failed authentication: …",
- * "file is truncated"). Throws a `UsageError` at once when `identities` is empty.
+ * "file is truncated"). Throws a `AgeKeyError` at once when `identities` is empty.
  * Input chunks are not retained after their write completes, so a writer may reuse its buffer.
  */
 export function createDecryptStream(identities: Identity[]): Transform {
-  if (identities.length === 0) throw new UsageError("no identities to decrypt with");
+  if (identities.length === 0) throw new AgeKeyError("no identities to decrypt with");
   const decryption = new Decryption(identities);
   // Authenticated chunks of one input write go out as one buffer: pushed one by one, every 64 KiB chunk
   // became a separate write downstream (a thread-pool round trip each for zstd and the file). A failure

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Transform } from "node:stream";
-import { UsageError } from "../errors.ts";
 import { ArmorEncoder } from "./armor.ts";
+import { AgeKeyError } from "./errors.ts";
 import { encodeHeader } from "./header.ts";
 import { type Emit, PAYLOAD_NONCE_SIZE, PayloadSealer, payloadKey } from "./stream.ts";
 import type { Recipient, Stanza } from "./types.ts";
@@ -15,16 +15,16 @@ export interface EncryptOptions {
 /**
  * Checks a recipient list before any work: at least one, a passphrase only alone, and post-quantum
  * recipients only with other post-quantum ones (as age does: a classic recipient beside them would
- * leave the file open to a quantum computer). Throws a `UsageError`.
+ * leave the file open to a quantum computer). Throws a `AgeKeyError`.
  */
 export function checkRecipients(recipients: Recipient[]): void {
-  if (recipients.length === 0) throw new UsageError("no recipients to encrypt to");
+  if (recipients.length === 0) throw new AgeKeyError("no recipients to encrypt to");
   if (recipients.length > 1 && recipients.some((r) => r.kind === "scrypt")) {
-    throw new UsageError("a passphrase cannot be combined with other recipients");
+    throw new AgeKeyError("a passphrase cannot be combined with other recipients");
   }
   const pq = recipients.filter((r) => r.kind === "mlkem768x25519").length;
   if (pq > 0 && pq < recipients.length) {
-    throw new UsageError(
+    throw new AgeKeyError(
       "post-quantum (age1pq1…) and classic (age1…) recipients cannot be mixed",
       "the classic ones would leave the backup open to a quantum computer: use only age1pq1… keys, or only age1… keys",
     );
@@ -34,7 +34,7 @@ export function checkRecipients(recipients: Recipient[]): void {
 /**
  * A Transform that encrypts its input to `recipients` as an age v1 file (armored if asked).
  * Memory stays at about one 64 KiB chunk whatever the input size; backpressure is the stream's.
- * Throws a `UsageError` at once for an empty recipient list, a passphrase mixed with others, or
+ * Throws a `AgeKeyError` at once for an empty recipient list, a passphrase mixed with others, or
  * post-quantum recipients mixed with classic ones;
  * errors while wrapping the file key (scrypt) are emitted as stream errors.
  * Input chunks are not retained after their write completes, so a writer may reuse its buffer.

@@ -24,3 +24,18 @@ export class AgeDecryptError extends Error {
 export function headerError(message: string): AgeDecryptError {
   return new AgeDecryptError("header", message);
 }
+
+/**
+ * A key, recipient, identity or passphrase given to age cannot be used (malformed, of an unsupported type, mixed
+ * with kinds it cannot be mixed with). `kind: "bad-input"` tells front ends it is the user's input to fix
+ * (the CLI exits 2); the age library knows nothing of flags or exit codes.
+ */
+export class AgeKeyError extends Error {
+  override name = "AgeKeyError";
+  readonly kind = "bad-input";
+  readonly hint: string | undefined;
+  constructor(message: string, hint?: string) {
+    super(message);
+    this.hint = hint;
+  }
+}

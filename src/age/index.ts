@@ -11,7 +11,7 @@ import type { Identity, Recipient } from "./types.ts";
 
 export { createDecryptStream } from "./decrypt.ts";
 export { checkRecipients, createEncryptStream, type EncryptOptions } from "./encrypt.ts";
-export { AgeDecryptError, type AgeFailure } from "./errors.ts";
+export { AgeDecryptError, type AgeFailure, AgeKeyError } from "./errors.ts";
 export {
   generateIdentity,
   identityFileText,

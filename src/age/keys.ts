@@ -2,8 +2,8 @@
  * The text forms of keys: `age1…` recipients, recipients files, identity files as age-keygen writes
  * them. Parse errors name the bad recipient (public) but never echo identity file content (secret).
  */
-import { UsageError } from "../errors.ts";
 import { bech32Decode } from "./bech32.ts";
+import { AgeKeyError } from "./errors.ts";
 import {
   decodeHybridIdentityKey,
   decodeHybridRecipientKey,
@@ -30,43 +30,43 @@ function shorten(s: string): string {
   return `"${s.length > 24 ? s.slice(0, 20) + "…" : s}"`;
 }
 
-/** Parses an `age1…` public key. Throws a `UsageError` naming the (public) bad value. */
+/** Parses an `age1…` public key. Throws a `AgeKeyError` naming the (public) bad value. */
 export function parseRecipient(s: string): Recipient {
   const text = s.trim();
   const key = decodeRecipientKey(text);
   if (key) return new X25519Recipient(key);
   if (text.startsWith("age1pq1")) return parseHybridRecipient(text);
   if (text.startsWith("ssh-")) {
-    throw new UsageError(
+    throw new AgeKeyError(
       `unsupported recipient ${shorten(text)}`,
       "SSH keys are not supported, use an age1… key",
     );
   }
   const decoded = bech32Decode(text);
   if (decoded && decoded.hrp !== "age") {
-    throw new UsageError(
+    throw new AgeKeyError(
       `unsupported recipient type ${shorten(text)}`,
       "only X25519 (age1…) recipients are supported",
     );
   }
   if (/^AGE-SECRET-KEY-/i.test(text)) {
-    throw new UsageError(
+    throw new AgeKeyError(
       "a secret key was given as a recipient",
       "give its public key instead (`age-keygen -y KEYFILE`); save needs only public keys",
     );
   }
-  throw new UsageError(`invalid recipient ${shorten(text)}`, "expected an age1… public key");
+  throw new AgeKeyError(`invalid recipient ${shorten(text)}`, "expected an age1… public key");
 }
 
-/** An `age1pq1…` post-quantum public key; a `UsageError` names the (public) bad value. */
+/** An `age1pq1…` post-quantum public key; a `AgeKeyError` names the (public) bad value. */
 function parseHybridRecipient(text: string): Recipient {
   const key = decodeHybridRecipientKey(text);
-  if (!key) throw new UsageError(`invalid recipient ${shorten(text)}`, "expected an age1pq1… public key");
+  if (!key) throw new AgeKeyError(`invalid recipient ${shorten(text)}`, "expected an age1pq1… public key");
   try {
     return new HybridRecipient(key);
   } catch (err) {
-    if (err instanceof UsageError) throw err;
-    throw new UsageError(`invalid recipient ${shorten(text)}: ${(err as Error).message}`);
+    if (err instanceof AgeKeyError) throw err;
+    throw new AgeKeyError(`invalid recipient ${shorten(text)}: ${(err as Error).message}`);
   }
 }
 
@@ -79,7 +79,7 @@ function lines(text: string): { line: string; number: number }[] {
 
 /**
  * Parses a recipients file as age reads it: one `age1…` key per line, blank lines and `#`
- * comments ignored. Throws a `UsageError` for a bad line or a file without recipients.
+ * comments ignored. Throws a `AgeKeyError` for a bad line or a file without recipients.
  */
 export function parseRecipientsFile(text: string): Recipient[] {
   const out: Recipient[] = [];
@@ -87,17 +87,17 @@ export function parseRecipientsFile(text: string): Recipient[] {
     try {
       out.push(parseRecipient(line));
     } catch (err) {
-      const u = err as UsageError;
-      throw new UsageError(`recipients file line ${number}: ${u.message}`, u.hint);
+      const u = err as AgeKeyError;
+      throw new AgeKeyError(`recipients file line ${number}: ${u.message}`, u.hint);
     }
   }
-  if (out.length === 0) throw new UsageError("recipients file holds no recipients");
+  if (out.length === 0) throw new AgeKeyError("recipients file holds no recipients");
   return out;
 }
 
 /**
  * Parses an identity file as age-keygen writes it: `AGE-SECRET-KEY-1…` lines, blank lines and `#`
- * comments ignored, several keys allowed. Throws a `UsageError` that names the line number only,
+ * comments ignored, several keys allowed. Throws a `AgeKeyError` that names the line number only,
  * never its content.
  */
 export function parseIdentities(text: string): Identity[] {
@@ -118,9 +118,9 @@ export function parseIdentities(text: string): Identity[] {
       : line.startsWith("AGE-PLUGIN-")
         ? "age plugins are not supported"
         : "expected an AGE-SECRET-KEY-1… line";
-    throw new UsageError(`identity file line ${number} is not a valid age secret key`, hint);
+    throw new AgeKeyError(`identity file line ${number} is not a valid age secret key`, hint);
   }
-  if (out.length === 0) throw new UsageError("identity file holds no identities");
+  if (out.length === 0) throw new AgeKeyError("identity file holds no identities");
   return out;
 }
 
@@ -139,11 +139,11 @@ export function identityFileText(gen: { identity: string; recipient: string; cre
   return `# created: ${created}\n# public key: ${gen.recipient}\n${gen.identity}\n`;
 }
 
-/** The `age1…` public key of an `AGE-SECRET-KEY-1…` string. Throws a `UsageError` (without the key). */
+/** The `age1…` public key of an `AGE-SECRET-KEY-1…` string. Throws a `AgeKeyError` (without the key). */
 export function recipientOf(identity: string): string {
   const pqKey = decodeHybridIdentityKey(identity.trim());
   if (pqKey) return new HybridIdentity(pqKey).recipient;
   const key = decodeIdentityKey(identity.trim());
-  if (!key) throw new UsageError("not a valid age secret key", "expected an AGE-SECRET-KEY-1… string");
+  if (!key) throw new AgeKeyError("not a valid age secret key", "expected an AGE-SECRET-KEY-1… string");
   return new X25519Identity(key).recipient;
 }

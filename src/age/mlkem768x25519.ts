@@ -19,7 +19,7 @@ import {
   generateKeyPairSync,
   type KeyObject,
 } from "node:crypto";
-import { UsageError } from "../errors.ts";
+import { AgeKeyError } from "./errors.ts";
 import { privateKeyFromRaw, rawPublicKey, sharedSecret } from "./x25519.ts";
 
 /** The HPKE KEM identifier of MLKEM768-X25519. */
@@ -47,7 +47,7 @@ interface KemFunctions {
 
 let available: boolean | undefined;
 
-/** Throws a `UsageError` when this Node has no ML-KEM-768 (before Node 24.7, or OpenSSL before 3.5). */
+/** Throws a `AgeKeyError` when this Node has no ML-KEM-768 (before Node 24.7, or OpenSSL before 3.5). */
 export function requireMlKem(): KemFunctions {
   const kem = nodeCrypto as unknown as Partial<KemFunctions>;
   if (available === undefined) {
@@ -59,7 +59,7 @@ export function requireMlKem(): KemFunctions {
     }
   }
   if (!available) {
-    throw new UsageError(
+    throw new AgeKeyError(
       `post-quantum (ML-KEM-768) keys are not available in Node ${process.versions.node} with OpenSSL ${process.versions.openssl}`,
       "run etcd-backup on Node 24.7 or later built with OpenSSL 3.5 or later",
     );

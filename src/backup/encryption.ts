@@ -12,8 +12,7 @@ import {
   type Recipient,
 } from "../age/index.ts";
 import { Hinted, UsageError } from "../errors.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
-import type { EncryptionPlan } from "./save.ts";
+import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
 
 /** Where encryption keys come from, as the CLI flags, a config file or a CRD spec name them. */
 export interface EncryptionKeySources {

@@ -6,18 +6,12 @@ import type { SnapshotSource } from "../source/source.ts";
 import { Coalesce } from "../stages/coalesce.ts";
 import { type Compression, compressStage, DEFAULT_ZSTD_LEVEL } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
+import type { EncryptionPlan } from "../stages/encryption.ts";
 import { StatusTap } from "../stages/status-tap.ts";
 import { TrailerCheck } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { publishBackup } from "./publish.ts";
-
-/** How the stored bytes are encrypted: a stage factory and what the manifest may say about the recipients. */
-export interface EncryptionPlan {
-  createStage(): Transform;
-  /** Public descriptions only (kind, X25519 public key); never a secret. */
-  recipients: { kind: string; publicKey?: string }[];
-}
 
 export interface SaveOptions {
   source: SnapshotSource;

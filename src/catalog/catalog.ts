@@ -1,8 +1,6 @@
-import { basename, relative, sep } from "node:path";
 import { text } from "node:stream/consumers";
 import { Hinted } from "../errors.ts";
-import { LOCAL_TEMP_PREFIX } from "../store/local.ts";
-import type { ObjectInfo, Store } from "../store/store.ts";
+import { LeftoversUnsupported, type ObjectInfo, type Store } from "../store/store.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
 import { type BackupName, formatStamp, manifestKey, parseBackupKey } from "./names.ts";
 
@@ -34,20 +32,6 @@ export interface CatalogEntry extends BackupName {
   temporary?: boolean;
   /** Why the entry cannot be used, for `incomplete` and `invalid`. */
   problem?: string;
-}
-
-/**
- * A store that keeps temporary files of uploads apart from its objects and can list them (the local store
- * does): `leftovers` yields them with their modification time, `root` is the directory keys are relative to.
- */
-interface TemporaryFiles {
-  readonly root: string;
-  leftovers(): AsyncIterable<{ path: string; lastModified: Date }>;
-}
-
-function hasTemporaryFiles(store: Store): store is Store & TemporaryFiles {
-  const s = store as Partial<TemporaryFiles>;
-  return typeof s.leftovers === "function" && typeof s.root === "string";
 }
 
 /**
@@ -97,7 +81,7 @@ export async function listBackups(store: Store, options: { prefix?: string } = {
       entries.push({ ...listed, state: "unmanaged" });
     }
   }
-  if (hasTemporaryFiles(store)) entries.push(...(await temporaryEntries(store, options.prefix ?? "")));
+  entries.push(...(await temporaryEntries(store, options.prefix ?? "")));
   await forEachLimited(
     entries.filter((e) => e.state === "complete"),
     8,
@@ -131,28 +115,29 @@ export function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
   );
 }
 
-// `<prefix><target base name>.<12 hex digits>`, as the local store names the file it writes before renaming it.
-const TEMP_SUFFIX_RE = /\.[0-9a-f]{12}$/;
-
-async function temporaryEntries(store: Store & TemporaryFiles, prefix: string): Promise<CatalogEntry[]> {
+/**
+ * A store's temporary files of interrupted puts whose target is a backup's object, manifest or marker, as
+ * `incomplete` entries (keyed by the temporary file itself). Multipart uploads are not objects and are left to
+ * prune (they cannot be deleted by key).
+ */
+async function temporaryEntries(store: Store, prefix: string): Promise<CatalogEntry[]> {
   const entries: CatalogEntry[] = [];
-  for await (const leftover of store.leftovers()) {
-    const key = relative(store.root, leftover.path).split(sep).join("/");
-    if (!key.startsWith(prefix)) continue;
-    const base = basename(leftover.path).slice(LOCAL_TEMP_PREFIX.length).replace(TEMP_SUFFIX_RE, "");
-    const target = base.replace(/\.json$|\.pending$/, "");
-    const name = parseBackupKey(target);
-    if (!name) continue;
-    const info = await store.stat(key);
-    if (!info) continue; // renamed into place or removed since it was listed
-    entries.push({
-      ...name,
-      key,
-      state: "incomplete",
-      temporary: true,
-      object: info,
-      problem: "temporary file of an upload in flight or interrupted",
-    });
+  try {
+    for await (const leftover of store.leftovers(prefix)) {
+      if (leftover.kind !== "temporary file") continue;
+      const name = parseBackupKey(leftover.key.replace(/\.json$|\.pending$/, ""));
+      if (!name) continue;
+      entries.push({
+        ...name,
+        key: leftover.id,
+        state: "incomplete",
+        temporary: true,
+        object: { key: leftover.id, size: leftover.size ?? 0, lastModified: leftover.since },
+        problem: "temporary file of an upload in flight or interrupted",
+      });
+    }
+  } catch (err) {
+    if (!(err instanceof LeftoversUnsupported)) throw err;
   }
   return entries;
 }

@@ -1,5 +1,5 @@
 import { errorChain } from "../errors.ts";
-import type { Store } from "../store/store.ts";
+import { type Leftover, LeftoversUnsupported, type Store } from "../store/store.ts";
 import { type CatalogEntry, isUsable, listBackups, PENDING_SUFFIX } from "./catalog.ts";
 import { type BackupName, parseBackupKey } from "./names.ts";
 import { type KeepReason, planRetention, type RetentionPolicy } from "./retention.ts";
@@ -59,20 +59,8 @@ export interface UploadCleanup {
   /** `abort` when older than the grace period, `keep` while the upload may still be running. */
   action: "keep" | "abort";
   result?: "aborted" | "failed";
-}
-
-/**
- * A store that can list and abort incomplete multipart uploads (S3 does). `incompleteUploads` throws an error
- * named `UploadListingUnsupported` when the service cannot list them.
- */
-interface IncompleteUploads {
-  incompleteUploads(prefix?: string): AsyncIterable<{ key: string; uploadId: string; initiated: Date }>;
-  abortIncompleteUpload(key: string, uploadId: string): Promise<void>;
-}
-
-function hasIncompleteUploads(store: Store): store is Store & IncompleteUploads {
-  const s = store as Partial<IncompleteUploads>;
-  return typeof s.incompleteUploads === "function" && typeof s.abortIncompleteUpload === "function";
+  /** The store's leftover, to remove it by. */
+  leftover: Leftover;
 }
 
 export interface PruneReport {
@@ -133,13 +121,11 @@ export async function pruneBackups(
     failures: [],
     freedBytes: 0,
   };
-  if (hasIncompleteUploads(store)) {
-    try {
-      report.uploads = await planUploads(store, now, graceMs, options.cluster);
-    } catch (err) {
-      if ((err as Error).name !== "UploadListingUnsupported") throw err;
-      report.uploadsUnchecked = (err as Error).message;
-    }
+  try {
+    report.uploads = await planUploads(store, now, graceMs, options.cluster);
+  } catch (err) {
+    if (!(err instanceof LeftoversUnsupported)) throw err;
+    report.uploadsUnchecked = err.message;
   }
   const jobs: { keys: string[]; bytes: number; done: (ok: boolean) => void }[] = [
     ...backups
@@ -170,11 +156,11 @@ export async function pruneBackups(
     if (ok) report.freedBytes += job.bytes;
     job.done(ok);
   });
-  if (hasIncompleteUploads(store)) {
+  {
     const aborting = report.uploads.filter((u) => u.action === "abort");
     await forEachLimited(aborting, options.concurrency ?? 8, options.signal, async (upload) => {
       try {
-        await store.abortIncompleteUpload(upload.key, upload.uploadId);
+        await store.removeLeftover(upload.leftover);
         upload.result = "aborted";
       } catch (err) {
         upload.result = "failed";
@@ -194,13 +180,15 @@ export async function pruneBackups(
  * tools' uploads under the prefix are left alone), oldest first, each aborted once older than the grace period.
  */
 async function planUploads(
-  store: Store & IncompleteUploads,
+  store: Store,
   now: Date,
   graceMs: number,
   cluster: string | undefined,
 ): Promise<UploadCleanup[]> {
   const out: UploadCleanup[] = [];
-  for await (const upload of store.incompleteUploads()) {
+  for await (const leftover of store.leftovers()) {
+    if (leftover.kind !== "multipart upload") continue;
+    const upload = { key: leftover.key, uploadId: leftover.id, initiated: leftover.since };
     const target = upload.key.endsWith(".json")
       ? upload.key.slice(0, -".json".length)
       : upload.key.endsWith(PENDING_SUFFIX)
@@ -209,7 +197,7 @@ async function planUploads(
     const name = parseBackupKey(target);
     if (!name || (cluster !== undefined && name.cluster !== cluster)) continue;
     const ageMs = now.getTime() - upload.initiated.getTime();
-    out.push({ ...upload, name, ageMs, action: ageMs >= graceMs ? "abort" : "keep" });
+    out.push({ ...upload, name, ageMs, action: ageMs >= graceMs ? "abort" : "keep", leftover });
   }
   return out.sort((a, b) => a.initiated.getTime() - b.initiated.getTime());
 }

@@ -1,7 +1,6 @@
 import { type Command, Option } from "commander";
-import type { EncryptionPlan } from "../backup/save.ts";
 import { processRedactor } from "../observability/redact.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
+import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
 
 /** Passphrases and identity lines read from files are never echoed by anything this process prints. */
 const onSecret = (secret: string) => {

@@ -83,4 +83,8 @@ process.stdout.on("error", (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-process.exitCode = await main(process.argv);
+// A promise, not a top-level await: the standalone binary bundles this file as CommonJS (Node's
+// single-executable applications run CommonJS only), where a top-level await cannot be.
+void main(process.argv).then((code) => {
+  process.exitCode = code;
+});

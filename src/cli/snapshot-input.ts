@@ -5,7 +5,7 @@ import { type CatalogEntry, resolveBackup } from "../catalog/catalog.ts";
 import { Hinted, UsageError } from "../errors.ts";
 import { proveTrailer } from "../mvcc/trailer.ts";
 import { type MaterializedSnapshot, materializeBackup, materializeFile } from "../restore/materialize.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { Store } from "../store/store.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "./store-options.ts";

@@ -2,8 +2,8 @@ import { type Command, Option } from "commander";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { UsageError } from "../errors.ts";
 import { formatBytes } from "../render/units.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import { restoreToTalosNode } from "../restore/talos.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { Store } from "../store/store.ts";
 import {
   findTalosconfig,

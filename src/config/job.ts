@@ -1,14 +1,13 @@
 import { decryptionFactory, encryptionPlan } from "../backup/encryption.ts";
-import type { EncryptionPlan } from "../backup/save.ts";
 import { clusterNameProblem } from "../catalog/names.ts";
 import type { RetentionPolicy } from "../catalog/retention.ts";
 import { UsageError } from "../errors.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import { EtcdSource } from "../source/etcd.ts";
 import { FileSource } from "../source/file.ts";
 import type { SnapshotSource } from "../source/source.ts";
 import { TalosSource } from "../source/talos.ts";
 import type { Compression } from "../stages/compress.ts";
+import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import { findTalosconfig, loadTalosContext, talosconfigCandidates } from "../talos/config.ts";

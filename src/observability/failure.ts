@@ -1,5 +1,6 @@
-import type { EncryptionPlan } from "../backup/save.ts";
 import type { SnapshotSource } from "../source/source.ts";
+import type { EncryptionPlan } from "../stages/encryption.ts";
+import { withOverrides } from "../store/delegate.ts";
 import type { Store } from "../store/store.ts";
 
 /**
@@ -71,19 +72,14 @@ export function watchSave(parts: {
     },
   };
   const inner = parts.store;
-  const store: Store = {
-    location: inner.location,
+  const store = withOverrides(inner, {
     put(key, body, options) {
       body.on("error", (err) => {
         if (own(err)) upstreamFailed = true;
       });
       return inner.put(key, body, options);
     },
-    get: (key, options) => inner.get(key, options),
-    stat: (key) => inner.stat(key),
-    list: (prefix) => inner.list(prefix),
-    delete: (key) => inner.delete(key),
-  };
+  });
   const encryption: EncryptionPlan | null = parts.encryption
     ? {
         recipients: parts.encryption.recipients,

@@ -1,10 +1,10 @@
 import { join } from "node:path";
 import { createEncryptStream, parseRecipient, parseRecipientsFile, type Recipient } from "../age/index.ts";
-import type { EncryptionPlan } from "../backup/save.ts";
 import { describeError } from "../errors.ts";
 import { EtcdSource } from "../source/etcd.ts";
 import type { SnapshotSource } from "../source/source.ts";
 import { TalosSource } from "../source/talos.ts";
+import type { EncryptionPlan } from "../stages/encryption.ts";
 import { S3Store } from "../store/s3.ts";
 import {
   loadTalosContext,

@@ -2,11 +2,11 @@ import { chmod, mkdir, readdir, rename, rm, rmdir, stat } from "node:fs/promises
 import { dirname, join, resolve } from "node:path";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { TrailerResult } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
 import { crashPoint } from "./crash-point.ts";
 import { findRestoreTool, type RestoreTool, runTool, toolEnv, toolErrorLine } from "./etcd-tools.ts";
-import type { DecryptionFactory } from "./plain-stream.ts";
 import { restoreToFile } from "./to-file.ts";
 import { createWorkFolder } from "./work-folder.ts";
 

@@ -8,9 +8,9 @@ import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
 import { decompressStage } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { Store } from "../store/store.ts";
 import { crashAfterBytesRead } from "./crash-point.ts";
-import type { DecryptionFactory } from "./plain-stream.ts";
 import { createWorkFolder } from "./work-folder.ts";
 
 /** Plain snapshots up to this size are held in memory; larger ones go to a private temporary file. */

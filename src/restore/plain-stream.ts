@@ -3,12 +3,10 @@ import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
 import { decompressStage } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import { TrailerCheck } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
 import { crashAfterBytesRead } from "./crash-point.ts";
-
-/** Decrypts a backup's bytes; built from the user's identities by the front end. */
-export type DecryptionFactory = () => Transform;
 
 export interface PlainSnapshot {
   /** The plain snapshot (database and trailer); fails at its end if the trailer or manifest sha256 do not match. */

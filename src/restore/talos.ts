@@ -2,11 +2,12 @@ import { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { TrailerResult } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
 import { type TalosChannel, TalosClient, type TalosConnectionOptions } from "../talos/client.ts";
 import type { ServiceInfo } from "../talos/messages.ts";
-import { type DecryptionFactory, openPlainSnapshot } from "./plain-stream.ts";
+import { openPlainSnapshot } from "./plain-stream.ts";
 
 /** The etcd service state in which a Talos node accepts a snapshot to recover from: waiting for bootstrap. */
 export const RECOVERABLE_ETCD_STATE = "Preparing";

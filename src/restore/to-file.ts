@@ -4,10 +4,11 @@ import { basename, dirname, join, resolve } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { TrailerResult } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
 import { crashPoint } from "./crash-point.ts";
-import { type DecryptionFactory, openPlainSnapshot } from "./plain-stream.ts";
+import { openPlainSnapshot } from "./plain-stream.ts";
 import { createWorkFolder } from "./work-folder.ts";
 
 export interface RestoreToFileOptions {

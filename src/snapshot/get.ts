@@ -1,10 +1,18 @@
 import type { BoltDb } from "../bbolt/db.ts";
 import { parseEncryptionPrefix } from "../kubernetes/at-rest/encrypted-value.ts";
 import { decryptValue, type EncryptionKeys } from "../kubernetes/at-rest/encryption-config.ts";
-import { kubernetesKey } from "../kubernetes/key.ts";
-import { type DecodedObject, decodeObject, toManifest } from "../kubernetes/object.ts";
+import { kubernetesKey, parseKubernetesKey, REGISTRY_PREFIX } from "../kubernetes/key.ts";
+import {
+  cleanObject,
+  type DecodedObject,
+  decodeObject,
+  type KubernetesObject,
+  RAW_BODY,
+  SCHEMA_RELEASE,
+  UNKNOWN_FIELDS,
+} from "../kubernetes/object.ts";
+import { renderObjects, toJson, toYaml } from "../kubernetes/render.ts";
 import { type LiveKey, ownedKeyValue, replayLiveKeys } from "../mvcc/key-values.ts";
-import { yaml } from "../yaml.ts";
 
 /** One live key read from a snapshot, decrypted when possible and decoded when it is a Kubernetes object. */
 export interface StoredObject {
@@ -98,13 +106,119 @@ export function decodeStored(stored: StoredObject): DecodedObject {
   return decodeObject(stored.value);
 }
 
+/** How objects are printed: `clean` leaves out what the server sets (see cleanObject), for `kubectl apply`. */
+export interface RenderOptions {
+  clean?: boolean;
+}
+
+/**
+ * The object a stored value holds, as the apiserver returns it (faithful: everything stored, and
+ * metadata.resourceVersion set to the key's mod revision, as the apiserver sets it on every read: the stored
+ * bytes leave it empty), or cleaned for `kubectl apply`. `dropped` says what cleaning left out that was not server-set (unknown fields);
+ * `notes` what the schema could not name (shown under UNKNOWN_FIELDS or RAW_BODY in the object).
+ */
+export function storedObjectJson(
+  stored: StoredObject,
+  options: RenderOptions = {},
+): { object: KubernetesObject; dropped: string[]; notes: string[] } {
+  const decoded = decodeStored(stored);
+  const notes: string[] = [];
+  if (!decoded.complete) {
+    notes.push(
+      decoded.unknownFields > 0
+        ? `${stored.key}: ${decoded.unknownFields} field(s) unknown to the schema of Kubernetes ${SCHEMA_RELEASE} (a newer release wrote it?), kept under ${UNKNOWN_FIELDS}`
+        : `${stored.key}: ${decoded.object.apiVersion} ${decoded.object.kind} is not in the schema of Kubernetes ${SCHEMA_RELEASE}; its body is kept under ${RAW_BODY}`,
+    );
+  }
+  if (options.clean) return { ...cleanObject(decoded.object), notes: [] };
+  const { metadata } = decoded.object;
+  if (metadata && typeof metadata === "object" && !Array.isArray(metadata)) {
+    metadata.resourceVersion = String(stored.modRevision);
+  }
+  return { object: decoded.object, dropped: [], notes };
+}
+
 /**
  * Renders a stored object: `raw` is the value bytes (decrypted when they were); `yaml` and `json` are the
- * manifest `kubectl apply` accepts (see toManifest). Throws, naming the provider and key, when the value
- * is still encrypted, and when it is not a Kubernetes object (use `raw` then).
+ * object as `kubectl get -o yaml|json` shows it (keys sorted), everything stored unless `clean`. Throws,
+ * naming the provider and key, when the value is still encrypted, and when it is not a Kubernetes object
+ * (use `raw` then).
  */
-export function renderObject(stored: StoredObject, format: "yaml" | "json" | "raw"): Buffer | string {
+export function renderObject(
+  stored: StoredObject,
+  format: "yaml" | "json" | "raw",
+  options: RenderOptions = {},
+): Buffer | string {
   if (format === "raw") return stored.value;
-  const manifest = toManifest(decodeStored(stored).object);
-  return format === "json" ? `${JSON.stringify(manifest, null, 2)}\n` : yaml().stringify(manifest);
+  const { object } = storedObjectJson(stored, options);
+  return format === "json" ? toJson(object) : toYaml(object);
+}
+
+/** Which objects `listObjects` returns: one resource's, one namespace's, or both. */
+export interface ObjectSelection {
+  /** The resource as inspect names it; all resources when absent. */
+  resource?: string;
+  /** The namespace; with no resource, the Namespace object itself comes first. All when absent. */
+  namespace?: string;
+}
+
+/**
+ * The live objects under /registry/ that `selection` picks, in key order (the Namespace object first when
+ * one namespace is selected across resources). Values are copies, valid after the database is closed.
+ */
+export function listObjects(
+  db: BoltDb,
+  selection: ObjectSelection,
+  options: { encryption?: EncryptionKeys } = {},
+): StoredObject[] {
+  const { resource, namespace } = selection;
+  const prefix = resource
+    ? namespace !== undefined
+      ? kubernetesKey(resource, namespace, "")
+      : kubernetesKey(resource, "", "")
+    : REGISTRY_PREFIX;
+  const namespaceKey = !resource && namespace ? kubernetesKey("namespaces", "", namespace) : null;
+  const picks = (key: string): boolean => {
+    if (key === namespaceKey) return true;
+    const parsed = parseKubernetesKey(key);
+    if (!parsed) return false;
+    if (resource && parsed.resource !== resource) return false;
+    return namespace === undefined || parsed.namespace === namespace;
+  };
+  const state = replayLiveKeys(db, { prefix }, (kv) => {
+    const key = kv.key.toString("utf8");
+    return picks(key) ? { key, kv: ownedKeyValue(kv) } : null;
+  });
+  const found: StoredObject[] = [];
+  for (const entry of state.keys.values()) {
+    if (entry) found.push(storedObject(entry.key, entry.kv, options.encryption));
+  }
+  found.sort((a, b) => (a.key === namespaceKey ? -1 : b.key === namespaceKey ? 1 : a.key < b.key ? -1 : 1));
+  return found;
+}
+
+/**
+ * Several stored objects as one document: a JSON `List`, or YAML documents separated by `---`. The ones
+ * that cannot be decoded (still encrypted, not Kubernetes objects) are returned in `failed`, not printed.
+ */
+export function renderStoredObjects(
+  stored: StoredObject[],
+  format: "yaml" | "json",
+  options: RenderOptions = {},
+): { text: string; failed: { key: string; reason: string }[]; dropped: string[]; notes: string[] } {
+  const objects: KubernetesObject[] = [];
+  const failed: { key: string; reason: string }[] = [];
+  const dropped: string[] = [];
+  const notes: string[] = [];
+  for (const s of stored) {
+    try {
+      const r = storedObjectJson(s, options);
+      objects.push(r.object);
+      for (const d of r.dropped) dropped.push(`${s.key}: ${d}`);
+      notes.push(...r.notes);
+    } catch (err) {
+      failed.push({ key: s.key, reason: (err as Error).message });
+    }
+  }
+  return { text: objects.length > 0 ? renderObjects(objects, format) : "", failed, dropped, notes };
 }

@@ -14,7 +14,15 @@ export {
   readEncryptionConfig,
 } from "../kubernetes/at-rest/encryption-config.ts";
 export { type KubernetesKey, kubernetesKey, parseKubernetesKey } from "../kubernetes/key.ts";
-export { type DecodedObject, decodeObject, type KubernetesObject, toManifest } from "../kubernetes/object.ts";
+export {
+  cleanObject,
+  type DecodedObject,
+  decodeObject,
+  type KubernetesObject,
+  SCHEMA_RELEASE,
+  toManifest,
+} from "../kubernetes/object.ts";
+export { renderObjects, toJson, toYaml } from "../kubernetes/render.ts";
 export {
   compactionRevisions,
   type Lease,
@@ -31,8 +39,13 @@ export {
   findObject,
   getObject,
   getObjects,
+  listObjects,
+  type ObjectSelection,
+  type RenderOptions,
   renderObject,
+  renderStoredObjects,
   type StoredObject,
+  storedObjectJson,
 } from "./get.ts";
 export {
   DEFAULT_TOP,

@@ -55,7 +55,7 @@ export function parseEndpoint(endpoint: string): { target: string; tls: boolean 
 /** Snapshots from etcd's gRPC Maintenance API, trying each endpoint in turn. */
 export class EtcdSource implements SnapshotSource {
   readonly description: string;
-  private readonly options: EtcdSourceOptions;
+  readonly options: EtcdSourceOptions;
 
   constructor(options: EtcdSourceOptions) {
     if (options.endpoints.length === 0) throw new Hinted("no etcd endpoint given", "pass --endpoints");
@@ -64,51 +64,82 @@ export class EtcdSource implements SnapshotSource {
   }
 
   async open(signal?: AbortSignal): Promise<SnapshotStream> {
-    const { tls } = this.options;
-    const wantsTls = Boolean(tls.caFile || tls.certFile || tls.keyFile || tls.insecureSkipVerify || tls.pem);
-    const pem = wantsTls ? await loadTlsFiles(tls) : undefined;
-    await loadGrpc();
-    return await tryInTurn(
-      this.options.endpoints,
-      async (endpoint) => {
-        const { target, tls: schemeTls } = parseEndpoint(endpoint);
-        const useTls = schemeTls ?? wantsTls;
-        const creds = useTls ? channelCredentials(pem ?? (await loadTlsFiles(tls))) : insecureCredentials();
-        return await this.openEndpoint(endpoint, target, creds, signal);
-      },
-      {
-        signal,
-        describe: (endpoint, err) => `${endpoint}: ${describeError(err)}`,
-        allFailed: (failures) =>
-          new Hinted(
-            `no etcd endpoint served a snapshot (${failures.join("; ")})`,
-            "check --endpoints, the TLS flags (--cacert, --cert, --key) and that etcd is running",
-          ),
-      },
-    );
-  }
-
-  private async openEndpoint(
-    endpoint: string,
-    target: string,
-    creds: ChannelCredentials,
-    signal?: AbortSignal,
-  ): Promise<SnapshotStream> {
-    const client = new (grpc().Client)(target, creds, {
-      "grpc.max_receive_message_length": 64 * 1024 * 1024,
-      "grpc-node.flow_control_window": 4 * 1024 * 1024,
-      "grpc.keepalive_time_ms": 30_000,
-      "grpc.initial_reconnect_backoff_ms": 200,
+    return await connectEtcd(this.options, "served a snapshot", signal, async (c) => {
+      try {
+        return await startSnapshot(c.client, c.endpoint, c.metadata, signal);
+      } catch (err) {
+        c.client.close();
+        throw err;
+      }
     });
-    try {
-      await waitConnected(client, this.options.dialTimeoutMs, "/etcdserverpb.Maintenance/Status", signal);
-      const metadata = new (grpc().Metadata)();
-      if (this.options.user) metadata.set("token", await authenticate(client, this.options.user));
-      return await startSnapshot(client, endpoint, metadata, signal);
-    } catch (err) {
-      client.close();
-      throw err;
-    }
+  }
+}
+
+/** One connected etcd client: the endpoint it reached and the call metadata (auth token) to send. */
+export interface EtcdConnection {
+  client: Client;
+  endpoint: string;
+  metadata: Metadata;
+}
+
+/**
+ * Connects to each endpoint in turn (TLS, dial timeout, authentication) and runs `use` on the first
+ * connection; the first result wins. `use` owns the connected client and closes it when done or failed (a
+ * client that could not connect is closed here). `what` completes the error "no etcd endpoint <what>".
+ */
+export async function connectEtcd<T>(
+  options: EtcdSourceOptions,
+  what: string,
+  signal: AbortSignal | undefined,
+  use: (connection: EtcdConnection) => Promise<T>,
+): Promise<T> {
+  if (options.endpoints.length === 0) throw new Hinted("no etcd endpoint given", "pass --endpoints");
+  const { tls } = options;
+  const wantsTls = Boolean(tls.caFile || tls.certFile || tls.keyFile || tls.insecureSkipVerify || tls.pem);
+  const pem = wantsTls ? await loadTlsFiles(tls) : undefined;
+  await loadGrpc();
+  return await tryInTurn(
+    options.endpoints,
+    async (endpoint) => {
+      const { target, tls: schemeTls } = parseEndpoint(endpoint);
+      const useTls = schemeTls ?? wantsTls;
+      const creds = useTls ? channelCredentials(pem ?? (await loadTlsFiles(tls))) : insecureCredentials();
+      const connection = await connectEndpoint(options, endpoint, target, creds, signal);
+      return await use(connection);
+    },
+    {
+      signal,
+      describe: (endpoint, err) => `${endpoint}: ${describeError(err)}`,
+      allFailed: (failures) =>
+        new Hinted(
+          `no etcd endpoint ${what} (${failures.join("; ")})`,
+          "check --endpoints, the TLS flags (--cacert, --cert, --key) and that etcd is running",
+        ),
+    },
+  );
+}
+
+async function connectEndpoint(
+  options: EtcdSourceOptions,
+  endpoint: string,
+  target: string,
+  creds: ChannelCredentials,
+  signal?: AbortSignal,
+): Promise<EtcdConnection> {
+  const client = new (grpc().Client)(target, creds, {
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc-node.flow_control_window": 4 * 1024 * 1024,
+    "grpc.keepalive_time_ms": 30_000,
+    "grpc.initial_reconnect_backoff_ms": 200,
+  });
+  try {
+    await waitConnected(client, options.dialTimeoutMs, "/etcdserverpb.Maintenance/Status", signal);
+    const metadata = new (grpc().Metadata)();
+    if (options.user) metadata.set("token", await authenticate(client, options.user));
+    return { client, endpoint, metadata };
+  } catch (err) {
+    client.close();
+    throw err;
   }
 }
 

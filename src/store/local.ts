@@ -1,12 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { link, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
-import { basename, dirname, join, resolve, sep } from "node:path";
+import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Hinted } from "../errors.ts";
 import {
   AlreadyExistsError,
+  type Leftover,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
@@ -15,7 +16,9 @@ import {
 } from "./store.ts";
 
 /** Temporary names start with this; they are never listed and prune may remove old ones. */
-export const LOCAL_TEMP_PREFIX = ".etcd-backup-tmp-";
+const LOCAL_TEMP_PREFIX = ".etcd-backup-tmp-";
+/** The random suffix `put` gives a temporary name. */
+const TEMP_SUFFIX = /\.[0-9a-f]{12}$/;
 
 /**
  * A directory of backups. `put` writes to a temporary name in the same directory, fsyncs the file, renames
@@ -143,18 +146,33 @@ export class LocalStore implements Store {
     }
   }
 
-  /** Temporary files left by crashed uploads, in any folder of the store, with their age, for cleanup. */
-  async *leftovers(dir = this.root): AsyncIterable<{ path: string; lastModified: Date }> {
+  /** Temporary files of interrupted puts under `prefix`, each with the key it was for (see `Store`). */
+  async *leftovers(prefix = ""): AsyncIterable<Leftover> {
+    yield* this.temporaryFiles(this.root, prefix);
+  }
+
+  async removeLeftover(leftover: Leftover): Promise<void> {
+    if (!basename(leftover.id).startsWith(LOCAL_TEMP_PREFIX))
+      throw new Error(`${leftover.id} is not a temporary file of this store`);
+    await rm(this.path(leftover.id), { force: true });
+  }
+
+  private async *temporaryFiles(dir: string, prefix: string): AsyncIterable<Leftover> {
     const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
     for (const entry of entries) {
       const p = join(dir, entry.name);
       if (entry.isDirectory()) {
-        yield* this.leftovers(p);
+        yield* this.temporaryFiles(p, prefix);
         continue;
       }
       if (!entry.isFile() || !entry.name.startsWith(LOCAL_TEMP_PREFIX)) continue;
+      const id = relative(this.root, p).split(sep).join("/");
+      // `<dir>/<LOCAL_TEMP_PREFIX><target base name>.<12 hex digits>`, as `put` names it.
+      const target = entry.name.slice(LOCAL_TEMP_PREFIX.length).replace(TEMP_SUFFIX, "");
+      const key = (dirname(id) === "." ? "" : `${dirname(id)}/`) + target;
+      if (!key.startsWith(prefix)) continue;
       const s = await stat(p).catch(() => null);
-      if (s) yield { path: p, lastModified: s.mtime };
+      if (s) yield { key, kind: "temporary file", since: s.mtime, size: s.size, id };
     }
   }
 

@@ -15,6 +15,8 @@ import {
 } from "./s3-settings.ts";
 import {
   AlreadyExistsError,
+  type Leftover,
+  LeftoversUnsupported,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
@@ -50,11 +52,6 @@ export interface IncompleteUpload {
   key: string;
   uploadId: string;
   initiated: Date;
-}
-
-/** The service cannot list multipart uploads (ListMultipartUploads answers NotImplemented or 405). */
-export class UploadListingUnsupported extends Error {
-  override name = "UploadListingUnsupported";
 }
 
 /**
@@ -576,7 +573,7 @@ export class S3Store implements Store {
 
   /**
    * Multipart uploads under `prefix` (relative to the store's) that were started and never completed or
-   * aborted: a killed save's, whose parts are billed but invisible. Throws `UploadListingUnsupported` when the
+   * aborted: a killed save's, whose parts are billed but invisible. Throws `LeftoversUnsupported` when the
    * service cannot list them.
    */
   async *incompleteUploads(prefix = ""): AsyncIterable<IncompleteUpload> {
@@ -600,7 +597,7 @@ export class S3Store implements Store {
       } catch (err) {
         const code = s3ErrorCode(err);
         if (code === "NotImplemented" || code === "MethodNotAllowed" || httpStatus(err) === 501)
-          throw new UploadListingUnsupported(`${this.location} cannot list multipart uploads (${code})`);
+          throw new LeftoversUnsupported(`${this.location} cannot list multipart uploads (${code})`);
         throw this.explain(`list the multipart uploads in ${this.location}`, err);
       }
       for (const upload of page.Uploads ?? []) {
@@ -631,6 +628,16 @@ export class S3Store implements Store {
       if (s3ErrorCode(err) === "NoSuchUpload" || isS3NotFound(err)) return;
       throw this.explain(`abort the multipart upload of ${this.where(key)}`, err);
     }
+  }
+
+  /** Incomplete multipart uploads under `prefix`, as the store contract's leftovers. */
+  async *leftovers(prefix = ""): AsyncIterable<Leftover> {
+    for await (const u of this.incompleteUploads(prefix))
+      yield { key: u.key, kind: "multipart upload", since: u.initiated, id: u.uploadId };
+  }
+
+  async removeLeftover(leftover: Leftover): Promise<void> {
+    await this.abortIncompleteUpload(leftover.key, leftover.id);
   }
 
   async delete(key: string): Promise<void> {

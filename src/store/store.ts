@@ -25,6 +25,27 @@ export interface PutOptions {
   owner?: string;
 }
 
+/**
+ * What an interrupted write left in a store beside its objects: a local store's temporary file, an S3 multipart
+ * upload that was started and never completed or aborted. Never listed by `list`, never readable as an object.
+ */
+export interface Leftover {
+  /** The key the interrupted write was for. */
+  key: string;
+  kind: "temporary file" | "multipart upload";
+  /** When the write started (an upload's initiation) or last wrote (a temporary file). */
+  since: Date;
+  /** Bytes it holds, when the store knows without reading (a temporary file's size). */
+  size?: number;
+  /** The store's own name for it (a temporary file's key, an upload id): for messages and `removeLeftover`. */
+  id: string;
+}
+
+/** The service cannot list leftovers (an S3 service without ListMultipartUploads). */
+export class LeftoversUnsupported extends Error {
+  override name = "LeftoversUnsupported";
+}
+
 export interface PutResult {
   /** Bytes stored. */
   size: number;
@@ -51,6 +72,10 @@ export interface PutResult {
  * - `delete` of a missing key succeeds (it is idempotent).
  * - `put` with `ifAbsent` never replaces an existing object: it rejects with `AlreadyExistsError` instead; it
  *   reports in `exclusive` whether a concurrent create of the same key is excluded too.
+ * - `leftovers` yields what interrupted `put`s left under the prefix (a killed process cannot clean up), with the
+ *   key each was for, so that the catalog and prune can show and remove them without knowing how a backend
+ *   names them; it throws `LeftoversUnsupported` when the service cannot list them. A leftover of a `put` still
+ *   running is listed too: callers judge by `since`. `removeLeftover` removes one; a gone one counts as removed.
  */
 export interface Store {
   /** Where this store points, for messages: `/var/backups`, `s3://bucket/prefix`. Never holds a secret. */
@@ -60,6 +85,8 @@ export interface Store {
   stat(key: string): Promise<ObjectInfo | null>;
   list(prefix?: string): AsyncIterable<ObjectInfo>;
   delete(key: string): Promise<void>;
+  leftovers(prefix?: string): AsyncIterable<Leftover>;
+  removeLeftover(leftover: Leftover): Promise<void>;
 }
 
 /** The key does not exist in the store. */

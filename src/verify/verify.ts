@@ -5,7 +5,6 @@ import type { CatalogEntry } from "../catalog/catalog.ts";
 import type { Manifest } from "../catalog/manifest.ts";
 import { describeError } from "../errors.ts";
 import { type MaterializedSnapshot, materializeBackup, snapshotSha256 } from "../restore/materialize.ts";
-import type { DecryptionFactory } from "../restore/plain-stream.ts";
 import {
   BoltDb,
   checkSnapshot,
@@ -13,6 +12,8 @@ import {
   type SnapshotStatus,
   snapshotStatus,
 } from "../snapshot/index.ts";
+import type { DecryptionFactory } from "../stages/encryption.ts";
+import { withOverrides } from "../store/delegate.ts";
 import type { Store } from "../store/store.ts";
 
 /** One named check of `verify`; `ok: false` with severity "warning" does not fail the verification. */
@@ -127,14 +128,7 @@ export async function verifyBackup(
   options: { decrypt?: DecryptionFactory; signal?: AbortSignal } = {},
 ): Promise<VerifyReport> {
   const read = new StoredBytes();
-  const counted: Store = {
-    location: store.location,
-    put: (key, body, o) => store.put(key, body, o),
-    get: async (key, o) => read.tap(await store.get(key, o)),
-    stat: (key) => store.stat(key),
-    list: (prefix) => store.list(prefix),
-    delete: (key) => store.delete(key),
-  };
+  const counted = withOverrides(store, { get: async (key, o) => read.tap(await store.get(key, o)) });
   let snapshot: MaterializedSnapshot;
   try {
     snapshot = await materializeBackup(counted, entry, options);

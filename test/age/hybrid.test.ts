@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { bech32Decode, bech32Encode } from "../../src/age/bech32.ts";
+import { AgeKeyError } from "../../src/age/errors.ts";
 import { keySchedule } from "../../src/age/hpke.ts";
 import { HybridIdentity } from "../../src/age/hybrid.ts";
 import {
@@ -23,7 +24,6 @@ import {
 } from "../../src/age/index.ts";
 import { HybridPrivateKey, KEM_ID } from "../../src/age/mlkem768x25519.ts";
 import { encryptionPlan } from "../../src/backup/encryption.ts";
-import { UsageError } from "../../src/errors.ts";
 import { assertOk, CLI, runCli } from "../fixtures/cli.ts";
 
 function thrown(f: () => unknown): Error {
@@ -137,8 +137,8 @@ test("a bad age1pq1 recipient is named (it is public) and refused", () => {
     [recipient.toUpperCase(), /./],
   ];
   for (const [bad, why] of cases) {
-    const err = thrown(() => parseRecipient(bad)) as UsageError;
-    assert.ok(err instanceof UsageError, String(err));
+    const err = thrown(() => parseRecipient(bad)) as AgeKeyError;
+    assert.ok(err instanceof AgeKeyError, String(err));
     assert.match(err.message, /invalid recipient "age1pq1|AGE1PQ1/i);
     assert.match(`${err.message} ${err.hint ?? ""}`, why);
   }
@@ -149,8 +149,8 @@ test("a bad post-quantum identity line is named by number, never by content", ()
   const { identity } = generateIdentity({ pq: true });
   const broken = identity.slice(0, -1) + (identity.endsWith("Q") ? "P" : "Q");
   for (const text of [`# mine\n${broken}\n`, `${identity.toLowerCase()}\n`, `${identity}X\n`]) {
-    const err = thrown(() => parseIdentities(text)) as UsageError;
-    assert.ok(err instanceof UsageError);
+    const err = thrown(() => parseIdentities(text)) as AgeKeyError;
+    assert.ok(err instanceof AgeKeyError);
     assert.match(err.message, /identity file line \d+ is not a valid age secret key/);
     assert.match(err.hint ?? "", /^expected an AGE-SECRET-KEY-(PQ-)?1… line$/);
     for (const secret of [identity, broken, identity.slice(20, 50), identity.toLowerCase().slice(20, 50)]) {
@@ -176,7 +176,7 @@ test("save's encryption plan records the post-quantum kind and refuses a classic
     await assert.rejects(
       encryptionPlan({ recipients: [a.recipient, generateIdentity().recipient] }, { encrypt: true }),
       (err: Error) =>
-        err instanceof UsageError &&
+        err instanceof AgeKeyError &&
         /post-quantum \(age1pq1…\) and classic \(age1…\) recipients cannot be mixed/.test(err.message),
     );
   } finally {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { AgeKeyError } from "../../src/age/errors.ts";
 import {
   generateIdentity,
   identityFileText,
@@ -8,7 +9,6 @@ import {
   parseRecipientsFile,
   recipientOf,
 } from "../../src/age/index.ts";
-import { UsageError } from "../../src/errors.ts";
 
 test("identity files: comments, blank lines, CRLF, several keys", () => {
   const a = generateIdentity();
@@ -29,11 +29,11 @@ test("a bad identity file names the line, never its content", () => {
       try {
         parseIdentities(text);
       } catch (e) {
-        return e as UsageError;
+        return e as AgeKeyError;
       }
       assert.fail("accepted a bad identity file");
     })();
-    assert.ok(err instanceof UsageError);
+    assert.ok(err instanceof AgeKeyError);
     assert.match(err.message, /line \d+/);
     for (const secret of [key, broken, key.slice(16, 40), key.toLowerCase().slice(16, 40)]) {
       assert.ok(!err.message.includes(secret) && !(err.hint ?? "").includes(secret));
@@ -53,9 +53,9 @@ test("recipients: public keys parse, bad ones are named, files skip comments", (
   assert.equal(r.publicKey, recipient);
   assert.throws(
     () => parseRecipient("age1notakey"),
-    (e: UsageError) => e.message.includes("age1notakey"),
+    (e: AgeKeyError) => e.message.includes("age1notakey"),
   );
-  assert.throws(() => parseRecipient(recipient.toUpperCase()), UsageError);
+  assert.throws(() => parseRecipient(recipient.toUpperCase()), AgeKeyError);
   assert.throws(() => parseRecipient("ssh-ed25519 AAAA"), /unsupported recipient/);
   assert.equal(parseRecipientsFile(`# one\n\n${recipient}\n# two\n${recipient}\n`).length, 2);
   assert.throws(() => parseRecipientsFile(`${recipient}\nbogus\n`), /line 2/);

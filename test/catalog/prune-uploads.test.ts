@@ -10,7 +10,8 @@ import { after, before, describe, test } from "node:test";
 import { CreateMultipartUploadCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
 import { backupKey } from "../../src/catalog/names.ts";
 import { pruneBackups } from "../../src/catalog/prune.ts";
-import { S3Store, UploadListingUnsupported } from "../../src/store/s3.ts";
+import { S3Store } from "../../src/store/s3.ts";
+import { LeftoversUnsupported } from "../../src/store/store.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 import { fakeSnapshot, plantBackup } from "./fixtures.ts";
 
@@ -104,8 +105,8 @@ describe("prune and incomplete multipart uploads", () => {
   test("a service that cannot list uploads is reported, not a failure", async () => {
     const limited = Object.assign(Object.create(store) as S3Store, {
       // biome-ignore lint/correctness/useYield: it throws before yielding, as the store does for NotImplemented
-      async *incompleteUploads() {
-        throw new UploadListingUnsupported("s3://b/etcd cannot list multipart uploads (NotImplemented)");
+      async *leftovers() {
+        throw new LeftoversUnsupported("s3://b/etcd cannot list multipart uploads (NotImplemented)");
       },
     });
     const report = await pruneBackups(limited, { last: 10 }, { now });

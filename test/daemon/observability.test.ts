@@ -87,6 +87,8 @@ test("watchSave tells a source failure from a store failure", async () => {
     stat: async () => null,
     list: async function* () {},
     delete: async () => {},
+    leftovers: async function* () {},
+    removeLeftover: async () => {},
   };
   const a = watchSave({ source: failing, store, encryption: plan });
   await assert.rejects(a.source.open());

@@ -112,7 +112,9 @@ const podValue = k8sProto(
   "v1",
   "Pod",
   msg(1, len(1, "web"), len(3, "default"), entry(11, "tier", "front")),
-  msg(2, len(1, "ignored-spec")),
+  // PodSpec.containers (2) = Container {name=1, image=2}; PodStatus.phase (1).
+  msg(2, msg(2, len(1, "web"), len(2, "nginx:1.27"))),
+  msg(3, len(1, "Running")),
 );
 const crd = {
   apiVersion: "apiextensions.k8s.io/v1",
@@ -290,7 +292,7 @@ describe("Kubernetes view of a real etcd snapshot", () => {
     assert.deepEqual(inspectSnapshotFile(path), r, "read page by page: the same result");
   });
 
-  test("a protobuf Secret decodes to the manifest written, in yaml and json", () => {
+  test("a protobuf Secret decodes to what was written: faithful by default, the manifest with clean, in yaml and json", () => {
     const stored = findObject(db, "secrets", "default", "db-creds");
     assert.ok(stored);
     const full = decodeStored(stored);
@@ -299,13 +301,34 @@ describe("Kubernetes view of a real etcd snapshot", () => {
     assert.equal(full.object.metadata?.uid, "6c2b1a4e-0000-4000-8000-000000000001");
     assert.equal(full.object.metadata?.creationTimestamp, "2023-11-14T22:13:20Z");
     assert.deepEqual(full.object.metadata?.managedFields, [{ manager: "kubectl", operation: "Update" }]);
-    assert.deepEqual(JSON.parse(renderObject(stored, "json") as string), expectedSecret);
-    assert.deepEqual(parseYaml(renderObject(stored, "yaml") as string), expectedSecret);
+    const faithful = {
+      ...expectedSecret,
+      metadata: {
+        ...expectedSecret.metadata,
+        uid: "6c2b1a4e-0000-4000-8000-000000000001",
+        // As the apiserver answers: the key's mod revision, not the (empty or stale) stored field.
+        resourceVersion: String(stored.modRevision),
+        generation: 3,
+        creationTimestamp: "2023-11-14T22:13:20Z",
+        managedFields: [{ manager: "kubectl", operation: "Update" }],
+      },
+    };
+    assert.deepEqual(JSON.parse(renderObject(stored, "json") as string), faithful);
+    assert.deepEqual(parseYaml(renderObject(stored, "yaml") as string), faithful);
+    const clean = { clean: true };
+    assert.deepEqual(JSON.parse(renderObject(stored, "json", clean) as string), expectedSecret);
+    assert.deepEqual(parseYaml(renderObject(stored, "yaml", clean) as string), expectedSecret);
+    // Keys sorted at every level, as kubectl prints them.
+    const text = renderObject(stored, "json") as string;
+    assert.ok(text.indexOf('"apiVersion"') < text.indexOf('"data"'));
+    assert.ok(text.indexOf('"data"') < text.indexOf('"immutable"'));
   });
 
-  test("ConfigMap, Namespace, ServiceAccount decode whole; an unknown kind gives TypeMeta and ObjectMeta", () => {
+  test("ConfigMap, Namespace, ServiceAccount and Pod decode whole", () => {
     const cm = JSON.parse(
-      renderObject(findObject(db, "configmaps", "kube-system", "settings")!, "json") as string,
+      renderObject(findObject(db, "configmaps", "kube-system", "settings")!, "json", {
+        clean: true,
+      }) as string,
     );
     assert.deepEqual(cm, {
       apiVersion: "v1",
@@ -319,7 +342,9 @@ describe("Kubernetes view of a real etcd snapshot", () => {
     assert.deepEqual(ns.status, { phase: "Active" });
     assert.equal(
       (
-        JSON.parse(renderObject(findObject(db, "namespaces", "", "default")!, "json") as string) as {
+        JSON.parse(
+          renderObject(findObject(db, "namespaces", "", "default")!, "json", { clean: true }) as string,
+        ) as {
           status?: unknown;
         }
       ).status,
@@ -330,23 +355,35 @@ describe("Kubernetes view of a real etcd snapshot", () => {
     assert.deepEqual(sa.imagePullSecrets, [{ name: "regcred" }]);
     assert.equal(sa.automountServiceAccountToken, false);
     const pod = decodeStored(findObject(db, "pods", "default", "web")!);
-    assert.equal(pod.complete, false);
-    assert.deepEqual(pod.object, {
-      apiVersion: "v1",
-      kind: "Pod",
-      metadata: { name: "web", namespace: "default", labels: { tier: "front" } },
-    });
+    assert.equal(pod.complete, true);
+    assert.deepEqual(pod.object.metadata, { name: "web", namespace: "default", labels: { tier: "front" } });
+    const spec = pod.object.spec as { containers: Record<string, unknown>[] };
+    assert.equal(spec.containers.length, 1);
+    assert.equal(spec.containers[0]!.name, "web");
+    assert.equal(spec.containers[0]!.image, "nginx:1.27");
+    // Go's encoding/json of the decoded value: a struct field is never omitted, omitempty scalars are.
+    assert.deepEqual(spec.containers[0]!.resources, {});
+    assert.equal("terminationMessagePath" in spec.containers[0]!, false);
+    assert.deepEqual(pod.object.status, { phase: "Running" });
   });
 
   test("JSON custom resources come out as written, minus server-set fields", () => {
     const w = JSON.parse(
-      renderObject(findObject(db, "widgets.example.com", "default", "w1")!, "json") as string,
+      renderObject(findObject(db, "widgets.example.com", "default", "w1")!, "json", {
+        clean: true,
+      }) as string,
     );
+    const w1 = findObject(db, "widgets.example.com", "default", "w1")!;
+    assert.deepEqual(JSON.parse(renderObject(w1, "json") as string), {
+      ...widget,
+      metadata: { ...widget.metadata, resourceVersion: String(w1.modRevision) },
+    });
     assert.deepEqual(w, { ...widget, metadata: { name: "w1", namespace: "default" } });
     const c = JSON.parse(
       renderObject(
         findObject(db, "customresourcedefinitions.apiextensions.k8s.io", "", "widgets.example.com")!,
         "json",
+        { clean: true },
       ) as string,
     );
     assert.deepEqual(c, { ...crd, metadata: { name: "widgets.example.com" } });
@@ -366,7 +403,11 @@ describe("Kubernetes view of a real etcd snapshot", () => {
       const stored = findObject(db, "secrets", ns, name, { encryption: config })!;
       assert.equal(stored.plain, true);
       assert.deepEqual(stored.value, secretValue, name);
-      assert.deepEqual(JSON.parse(renderObject(stored, "json") as string), expectedSecret, name);
+      assert.deepEqual(
+        JSON.parse(renderObject(stored, "json", { clean: true }) as string),
+        expectedSecret,
+        name,
+      );
     }
     assert.throws(
       () => getObject(db, "/registry/secrets/default/moved", { encryption: config }),

@@ -10,6 +10,10 @@ import { Kube } from "../../src/operator/kube.ts";
 import { type EtcdServer, fillKeys, type StartEtcdOptions, startEtcd } from "../fixtures/etcd-server.ts";
 import { type KubeApiStandin, startKubeApiStandin } from "../fixtures/kube-apiserver-standin.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
+import { assertNoSecrets, registerSecret } from "../fixtures/secrets.ts";
+
+/** What the operator writes where people read it: Events and the status of its resources. */
+const OPERATOR_OUTPUTS = ["events", "etcdbackups", "etcdbackupschedules"];
 
 const run = promisify(execFile);
 
@@ -42,6 +46,10 @@ export async function startHarness(options: { etcd?: StartEtcdOptions } = {}): P
   const gen = generateIdentity();
   const identityPath = join(dir, "identity.txt");
   await writeFile(identityPath, identityFileText(gen), { mode: 0o600 });
+  const secretLine = identityFileText(gen)
+    .split("\n")
+    .find((l) => l.startsWith("AGE-SECRET-KEY-"));
+  registerSecret(secretLine, "the operator harness's age identity");
   api.put("secrets", "default", {
     metadata: { name: "s3-credentials", namespace: "default" },
     type: "Opaque",
@@ -63,7 +71,10 @@ export async function startHarness(options: { etcd?: StartEtcdOptions } = {}): P
     bucket,
     kube: new Kube(kc),
     async stop() {
+      // Secret scan: no Event, status or condition the operator wrote holds a known test secret.
+      const written = OPERATOR_OUTPUTS.flatMap((plural) => api.list(plural));
       await Promise.allSettled([etcd.destroy(), s3.stop(), api.stop()]);
+      assertNoSecrets(JSON.stringify(written), "the Events and statuses the operator wrote");
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -11,8 +11,8 @@ import {
 import { saveBackup } from "../../src/backup/save.ts";
 import { type CatalogEntry, resolveBackup } from "../../src/catalog/catalog.ts";
 import { findRestoreTool, type RestoreTool } from "../../src/restore/etcd-tools.ts";
-import type { DecryptionFactory } from "../../src/restore/plain-stream.ts";
 import { EtcdSource } from "../../src/source/etcd.ts";
+import type { DecryptionFactory } from "../../src/stages/encryption.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import type { EtcdServer } from "../fixtures/etcd-server.ts";
 import { defaultEtcdRelease, type EtcdPeer, etcdPeer } from "../fixtures/peers.ts";

@@ -63,7 +63,10 @@ async function etcdctlGet(etcd: EtcdServer, args: string[]): Promise<EtcdctlRang
  * stay within what one JSON document and one string can hold. Paging names keys on etcdctl's command line,
  * so it needs UTF-8 keys without NUL bytes.
  */
-export async function etcdDump(etcd: EtcdServer, options: { pageSize?: number } = {}): Promise<Dump> {
+export async function etcdDump(
+  etcd: EtcdServer,
+  options: { pageSize?: number; rev?: number } = {},
+): Promise<Dump> {
   const keys = new Map<string, DumpedKey>();
   const add = (page: EtcdctlRange, skipFirst: boolean) => {
     for (const [i, kv] of (page.kvs ?? []).entries()) {
@@ -78,9 +81,10 @@ export async function etcdDump(etcd: EtcdServer, options: { pageSize?: number } 
     }
   };
   if (!options.pageSize) {
-    const all = await etcdctlGet(etcd, ["", "--prefix"]);
+    // With `rev`: the keyspace as it was at that revision (`etcdctl get --prefix "" --rev N`).
+    const all = await etcdctlGet(etcd, ["", "--prefix", ...(options.rev ? [`--rev=${options.rev}`] : [])]);
     add(all, false);
-    return { revision: all.header.revision, keys };
+    return { revision: options.rev ?? all.header.revision, keys };
   }
   const first = await etcdctlGet(etcd, ["", "--from-key", "--limit", String(options.pageSize)]);
   add(first, false);

@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { PassThrough, Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { AlreadyExistsError, NotFoundError, type Store } from "../../src/store/store.ts";
+import { AlreadyExistsError, type Leftover, NotFoundError, type Store } from "../../src/store/store.ts";
 
 export interface StoreUnderTest {
   store: Store;
@@ -115,6 +115,33 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
       assert.equal((await readAll(await store.get("aborted"))).toString(), "old");
       await store.delete("aborted");
       await assertAbsent(store, "aborted");
+    });
+
+    test("a put in flight is reported as a leftover with its key, never listed; an aborted put leaves none", async () => {
+      const key = "leftover/one.snap";
+      const body = new PassThrough();
+      body.write(randomBytes(BEFORE_INTERRUPTION));
+      const controller = new AbortController();
+      const put = store.put(key, body, { signal: controller.signal });
+      put.catch(() => {});
+      // What a killed process would leave: the put's temporary file, or its multipart upload once a part is sent.
+      let seen: Leftover | undefined;
+      for (let i = 0; i < 100 && !seen; i++) {
+        for await (const l of store.leftovers("leftover/")) if (l.key === key) seen = l;
+        if (!seen) await sleep(100);
+      }
+      assert.ok(seen, "the put in flight was not reported as a leftover");
+      assert.ok(["temporary file", "multipart upload"].includes(seen.kind));
+      assert.ok(Date.now() - seen.since.getTime() < 600_000, `since ${seen.since.toISOString()}`);
+      await assertAbsent(store, key);
+      controller.abort();
+      await assert.rejects(put);
+      // The store cleaned up after its own aborted put; removing what was seen again counts as done.
+      await store.removeLeftover(seen);
+      const after: string[] = [];
+      for await (const l of store.leftovers("leftover/")) after.push(l.key);
+      assert.deepEqual(after, []);
+      await assertAbsent(store, key);
     });
 
     test("a put with an already aborted signal rejects and stores nothing", async () => {

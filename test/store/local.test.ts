@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { test } from "node:test";
 import { describeError } from "../../src/errors.ts";
-import { LOCAL_TEMP_PREFIX, LocalStore } from "../../src/store/local.ts";
+import { LocalStore } from "../../src/store/local.ts";
 import { NotFoundError } from "../../src/store/store.ts";
 import { runStoreConformance } from "./conformance.ts";
 
@@ -22,14 +22,20 @@ test("leftovers are found in every folder of the store (talos-backup puts backup
   const dir = await mkdtemp(join(tmpdir(), "etcd-backup-local-leftovers-"));
   try {
     await mkdir(join(dir, "prod", "deeper"), { recursive: true });
-    const top = join(dir, `${LOCAL_TEMP_PREFIX}a.snap.0123456789ab`);
-    const nested = join(dir, "prod", "deeper", `${LOCAL_TEMP_PREFIX}b.snap.0123456789ab`);
-    await writeFile(top, "x");
-    await writeFile(nested, "y");
+    // The local store's temporary name: `.etcd-backup-tmp-<target>.<12 hex digits>`.
+    await writeFile(join(dir, ".etcd-backup-tmp-a.snap.0123456789ab"), "x");
+    await writeFile(join(dir, "prod", "deeper", ".etcd-backup-tmp-b.snap.0123456789ab"), "yy");
     await writeFile(join(dir, "prod", "not-a-leftover.snap"), "z");
+    const store = new LocalStore(dir);
     const found: string[] = [];
-    for await (const l of new LocalStore(dir).leftovers()) found.push(l.path);
-    assert.deepEqual(found.sort(), [nested, top].sort());
+    for await (const l of store.leftovers()) found.push(`${l.key} ${l.kind} ${l.size} ${l.id}`);
+    assert.deepEqual(found.sort(), [
+      "a.snap temporary file 1 .etcd-backup-tmp-a.snap.0123456789ab",
+      "prod/deeper/b.snap temporary file 2 prod/deeper/.etcd-backup-tmp-b.snap.0123456789ab",
+    ]);
+    const under: string[] = [];
+    for await (const l of store.leftovers("prod/")) under.push(l.key);
+    assert.deepEqual(under, ["prod/deeper/b.snap"]);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

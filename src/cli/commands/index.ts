@@ -5,6 +5,7 @@ const COMMANDS = {
   save: () => import("./save.ts"),
   list: () => import("./list.ts"),
   restore: () => import("./restore.ts"),
+  "restore-object": () => import("./restore-object.ts"),
   status: () => import("./status.ts"),
   verify: () => import("./verify.ts"),
   inspect: () => import("./inspect.ts"),
@@ -16,6 +17,7 @@ const COMMANDS = {
   "restore-config": () => import("./restore-config.ts"),
   daemon: () => import("./daemon.ts"),
   operator: () => import("./operator.ts"),
+  log: () => import("./log.ts"),
 } satisfies Record<string, () => Promise<{ register(program: Command): void }>>;
 
 /**

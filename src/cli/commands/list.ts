@@ -8,7 +8,13 @@ import { formatAge, formatBytes } from "../../render/units.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
 
-type ListFlags = StoreFlags & { output: string; cluster?: string; since?: string; until?: string };
+type ListFlags = StoreFlags & {
+  output: string;
+  cluster?: string;
+  since?: string;
+  until?: string;
+  log?: boolean;
+};
 
 function filterFromFlags(flags: ListFlags, now: Date): BackupFilter {
   const bound = (text: string | undefined, flag: string): Date | undefined => {
@@ -47,10 +53,18 @@ export function register(program: Command): void {
       "--until <time>",
       "only backups at or before this time: RFC 3339, a UTC date, or a span ago (7d, 36h)",
     )
+    .option("--log", "list the point-in-time windows of the revision log (with -o json: only them)")
     .action(async (flags: ListFlags) => {
       const now = Date.now();
       const filter = filterFromFlags(flags, new Date(now));
       const store = storeFromFlags(flags);
+      const windows = await import("../point-in-time-list.ts");
+      if (flags.log && flags.output === "json") {
+        const { readLogCatalog } = await import("../../point-in-time/catalog.ts");
+        const logs = await readLogCatalog(store, flags.cluster ? { cluster: flags.cluster } : {});
+        process.stdout.write(`${JSON.stringify(windows.logWindowsJson(logs), null, 2)}\n`);
+        return;
+      }
       const entries = filterBackups(await listBackups(store), filter);
       if (flags.output === "json") {
         process.stdout.write(`${JSON.stringify(entries.map(toJson), null, 2)}\n`);
@@ -89,6 +103,7 @@ export function register(program: Command): void {
           ]),
         ),
       );
+      process.stdout.write(await windows.renderLogWindows(store, flags.cluster));
     });
 }
 

@@ -20,7 +20,11 @@ const NO_TRAILER_NOTE =
 
 type RestoreFlags = StoreFlags &
   DecryptFlags & { toFile?: string; force?: boolean; before?: string; cluster?: string } & DataDirFlags &
-  TalosFlags & { talosNode?: string; dryRun?: boolean };
+  TalosFlags & { talosNode?: string; dryRun?: boolean } & {
+    at?: string;
+    revision?: string;
+    replayDir?: string;
+  };
 
 /** `--data-dir` and etcdutl's member flags. */
 type DataDirFlags = {
@@ -39,7 +43,7 @@ export function register(program: Command): void {
   const cmd = program
     .command("restore")
     .description("restore a backup (a name from `list`, or `latest`) to a snapshot file")
-    .argument("<backup>", "backup name as `list` prints it, or latest");
+    .argument("[backup]", "backup name as `list` prints it, or latest (none with --at/--revision)");
   addStoreOptions(cmd);
   addDecryptOptions(cmd);
   addTalosOptions(cmd, { nodes: false, longEndpoints: true });
@@ -78,7 +82,19 @@ export function register(program: Command): void {
       "--before <time>",
       "with latest: the newest backup before this time (RFC 3339, a UTC date, or a span ago: 7d)",
     )
-    .action(async (backup: string, flags: RestoreFlags) => {
+    .option("--at <time>", "restore the state at this time from the revision log (see `etcd-backup log`)")
+    .option("--revision <n>", "restore the state at this etcd revision from the revision log")
+    .option(
+      "--replay-dir <dir>",
+      "with --at/--revision: where the replay's private etcd works (tmpfs is faster)",
+    )
+    .action(async (backup: string | undefined, flags: RestoreFlags) => {
+      if (flags.at !== undefined || flags.revision !== undefined) {
+        const { restoreToPointFromFlags } = await import("../point-in-time-restore.ts");
+        return await restoreToPointFromFlags(backup, flags);
+      }
+      if (backup === undefined)
+        throw new UsageError("no backup given", "pass a name from `list`, latest, or --at TIME");
       const targets = [flags.toFile, flags.dataDir, flags.talosNode].filter(Boolean).length;
       if (targets === 0) {
         throw new UsageError(

@@ -1,0 +1,104 @@
+/**
+ * Retention for the revision log, run after full backups were pruned: keeps every segment that a point one
+ * can still restore to needs, and removes the rest.
+ *
+ * A point is restorable when a full backup lies between its chain's start and the point (see
+ * restore-to-point.ts). So in each chain, segments that end at or before the chain's earliest remaining full
+ * backup serve no restorable point; an older chain with no full backup left serves none at all and goes
+ * whole. The newest chain keeps its chain and head records (a log may be writing to it, and the next full
+ * backup will fall inside it). Gap records are kept: they are small and explain the history.
+ */
+import { listBackups } from "../catalog/catalog.ts";
+import type { Store } from "../store/store.ts";
+import { type Chain, readLogCatalog } from "./catalog.ts";
+import { writeJson } from "./log-store.ts";
+import { chainKey, headKey, prunedKey, SEGMENT_MANIFEST_SUFFIX } from "./names.ts";
+import { LOG_FORMAT } from "./records.ts";
+
+export interface LogPruneItem {
+  key: string;
+  reason: string;
+}
+
+export interface LogPruneResult {
+  /** What is (or, with dryRun, would be) removed: segment objects before their manifests, records last. */
+  removed: LogPruneItem[];
+  keptSegments: number;
+  /** Keys whose deletion failed, with the error; everything else was removed. */
+  failed: { key: string; error: string }[];
+}
+
+export async function pruneLog(
+  store: Store,
+  options: { cluster?: string; dryRun?: boolean } = {},
+): Promise<LogPruneResult> {
+  const backups = (await listBackups(store)).filter(
+    (e) => e.state === "complete" && e.kind === "snapshot" && e.manifest?.etcd !== undefined,
+  );
+  const removed: LogPruneItem[] = [];
+  const cuts: { chain: Chain; through: number }[] = [];
+  let keptSegments = 0;
+  for (const log of await readLogCatalog(store, options.cluster ? { cluster: options.cluster } : {})) {
+    const newest = log.chains.at(-1);
+    for (const chain of log.chains) {
+      const bases = backups
+        .filter((b) => b.cluster === log.cluster && b.dir === chain.dir)
+        .map((b) => b.manifest!.etcd!.revision)
+        .filter((r) => r >= chain.base && r <= chain.reach);
+      const earliest = bases.length > 0 ? Math.min(...bases) : undefined;
+      const whole = earliest === undefined && chain !== newest;
+      if (
+        !whole &&
+        earliest !== undefined &&
+        chain.segments.some((s) => s.manifest.lastRevision <= earliest)
+      ) {
+        // From now on the chain starts at its earliest full backup: points before it have nothing to replay on.
+        cuts.push({ chain, through: earliest });
+      }
+      for (const s of chain.segments) {
+        if (whole || (earliest !== undefined && s.manifest.lastRevision <= earliest)) {
+          const why = whole
+            ? `chain ${chain.base} has no full backup left to replay on`
+            : `ends at revision ${s.manifest.lastRevision}, at or before the chain's earliest full backup (revision ${earliest})`;
+          removed.push(
+            { key: s.key, reason: why },
+            { key: `${s.key}${SEGMENT_MANIFEST_SUFFIX}`, reason: why },
+          );
+        } else keptSegments++;
+      }
+      if (chain !== newest) {
+        for (const key of chain.unclosed)
+          removed.push({ key, reason: "segment never closed, in a finished chain" });
+      }
+      if (whole) removed.push(...chainRecords(chain));
+    }
+  }
+  const failed: { key: string; error: string }[] = [];
+  if (!options.dryRun) {
+    // The cut is recorded first, so that a chain whose first segments are gone never reads as having a hole.
+    for (const cut of cuts) {
+      await writeJson(store, prunedKey(cut.chain.cluster, cut.chain.base, cut.chain.dir), {
+        format: LOG_FORMAT,
+        kind: "log-pruned",
+        through: Math.max(cut.through, cut.chain.pruned?.through ?? 0),
+        pruned: new Date().toISOString(),
+      });
+    }
+    for (const item of removed) {
+      try {
+        await store.delete(item.key);
+      } catch (err) {
+        failed.push({ key: item.key, error: (err as Error).message });
+      }
+    }
+  }
+  return { removed, keptSegments, failed };
+}
+
+function chainRecords(chain: Chain): LogPruneItem[] {
+  const reason = `chain ${chain.base} has no full backup left to replay on`;
+  const out = [{ key: chainKey(chain.cluster, chain.base, chain.dir), reason }];
+  if (chain.head) out.push({ key: headKey(chain.cluster, chain.base, chain.dir), reason });
+  if (chain.pruned) out.push({ key: prunedKey(chain.cluster, chain.base, chain.dir), reason });
+  return out;
+}

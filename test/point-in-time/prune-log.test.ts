@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { readLogCatalog, recoverableRanges } from "../../src/point-in-time/catalog.ts";
+import { writeJson, writeSegment } from "../../src/point-in-time/log-store.ts";
+import { chainKey } from "../../src/point-in-time/names.ts";
+import { pruneLog } from "../../src/point-in-time/prune-log.ts";
+import { LOG_FORMAT } from "../../src/point-in-time/records.ts";
+import { SegmentBuilder } from "../../src/point-in-time/segment-format.ts";
+import { LocalStore } from "../../src/store/local.ts";
+import { fakeSnapshot, plantBackup } from "../catalog/fixtures.ts";
+
+const T0 = Date.parse("2026-11-30T00:00:00Z");
+
+/** A chain on `base` with closed segments [first, last] (one revision record per revision, no events needed). */
+async function plantChain(store: LocalStore, base: number, segments: [number, number][]): Promise<void> {
+  await writeJson(store, chainKey("prod", base), {
+    format: LOG_FORMAT,
+    kind: "log-chain",
+    cluster: "prod",
+    base,
+    backup: `prod-${new Date(T0 + base * 1000).toISOString().replace(/\.\d{3}Z$/, "Z")}.snap`,
+    backupTime: new Date(T0 + base * 1000).toISOString(),
+    started: new Date(T0 + base * 1000).toISOString(),
+    reason: "test",
+  });
+  for (const [first, last] of segments) {
+    const b = new SegmentBuilder();
+    for (let r = first; r <= last; r++)
+      b.add({ kind: "revision", revision: r, unixMs: T0 + r * 1000, events: [] });
+    await writeSegment({ store, cluster: "prod", dir: "", base, encryption: null }, b);
+  }
+}
+
+async function backupAt(store: LocalStore, revision: number): Promise<string> {
+  return await plantBackup(store, fakeSnapshot(revision), {
+    cluster: "prod",
+    time: new Date(T0 + revision * 1000),
+    revision,
+  });
+}
+
+describe("log retention", () => {
+  test("keeps what a restorable point needs: a cut before the earliest full backup, whole chains without one", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "etcd-backup-prune-log-"));
+    try {
+      const store = new LocalStore(dir);
+      await plantChain(store, 10, [
+        [11, 20],
+        [21, 30],
+        [31, 40],
+      ]);
+      await plantChain(store, 50, [
+        [51, 60],
+        [61, 70],
+      ]);
+      const b10 = await backupAt(store, 10);
+      const b25 = await backupAt(store, 25);
+      await backupAt(store, 50);
+      await backupAt(store, 65);
+
+      // Every full backup there: nothing to remove.
+      let r = await pruneLog(store);
+      assert.deepEqual(r.removed, []);
+      assert.equal(r.keptSegments, 5);
+
+      // The chain's own base pruned: the segment before the next full backup (25) goes, the cut is recorded.
+      await store.delete(b10);
+      await store.delete(`${b10}.json`);
+      const dry = await pruneLog(store, { dryRun: true });
+      assert.deepEqual(
+        dry.removed.map((i) => i.key.split("/").pop()),
+        ["0000000000000011-0000000000000020.seg.zst", "0000000000000011-0000000000000020.seg.zst.json"],
+      );
+      assert.equal(
+        (await readLogCatalog(store))[0]!.chains[0]!.segments.length,
+        3,
+        "dry run removed something",
+      );
+      r = await pruneLog(store);
+      assert.equal(r.removed.length, 2);
+      assert.deepEqual(r.failed, []);
+      let [log] = await readLogCatalog(store);
+      const first = log!.chains[0]!;
+      assert.equal(first.start, 25);
+      assert.equal(first.reach, 40);
+      assert.deepEqual(first.holes, [], "a pruned prefix is not a hole");
+      assert.deepEqual(
+        recoverableRanges(log!).map((x) => [x.from, x.to]),
+        [
+          [25, 40],
+          [50, 70],
+        ],
+      );
+
+      // No full backup left in the older chain: it goes whole; the newest chain stays.
+      await store.delete(b25);
+      await store.delete(`${b25}.json`);
+      r = await pruneLog(store);
+      [log] = await readLogCatalog(store);
+      assert.deepEqual(
+        log!.chains.map((c) => c.base),
+        [50],
+      );
+      assert.ok(r.removed.some((i) => i.key === chainKey("prod", 10)));
+      assert.equal(log!.chains[0]!.segments.length, 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
