@@ -31,10 +31,14 @@ import { runStoreConformance } from "../store/conformance.ts";
  * the last commit of the archived repository):
  * 1. Parts under 5 MiB: MinIO refuses to complete an upload whose non-last part is smaller (EntityTooSmall);
  *    s3rver completes it. Our store never makes such parts (5 MiB minimum), so only MinIO proves that.
- * 2. ListMultipartUploads (`?uploads`) and PutBucketVersioning (`?versioning`): s3rver rejects their SigV4
- *    signatures (SignatureDoesNotMatch), so it can neither list uploads nor version a bucket. MinIO lists an
- *    upload with no prefix or its exact key as prefix, but not under a folder prefix ("pending/"), where S3
- *    would. Leftover uploads are therefore checked on each server's disk.
+ * 2. ListMultipartUploads (`?uploads`) and PutBucketVersioning (`?versioning`) sent by a plain SDK client:
+ *    s3rver rejects their signatures (SignatureDoesNotMatch: it signs the path `/bucket`, the SDK sends
+ *    `/bucket/`; our store rewrites the path, see bucketPathWithoutSlash in src/store/s3.ts), MinIO answers.
+ *    MinIO lists an upload under a prefix only when the prefix is its whole key (not under "pending/", where S3
+ *    would), and with no prefix lists the uploads started since its own process started (an in-memory cache).
+ *    So the store lists with the prefix and then with none (src/store/s3.ts incompleteUploads); uploads older
+ *    than MinIO's process are found by neither and MinIO expires them itself. Leftover uploads are checked on
+ *    each server's disk here.
  * 3. Versioning (MinIO only): noncurrent versions are kept and a delete writes a marker. Our store reads,
  *    lists and deletes only the current version: on a versioned bucket a delete (prune) hides the object but
  *    frees no space until a lifecycle rule expires noncurrent versions.
