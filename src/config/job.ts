@@ -10,7 +10,13 @@ import type { Compression } from "../stages/compress.ts";
 import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
-import { findTalosconfig, loadTalosContext, talosconfigCandidates } from "../talos/config.ts";
+import {
+  findTalosconfig,
+  loadTalosContext,
+  parseTalosconfig,
+  type TalosContext,
+  talosconfigCandidates,
+} from "../talos/config.ts";
 import type { BackupJobConfig } from "./schema.ts";
 import { talosBackupStoreDestination } from "./talos-backup.ts";
 
@@ -78,15 +84,20 @@ export async function backupJobFromConfig(
     if (s.pem?.key) secrets.push(s.pem.key.toString("utf8").trim());
   } else if (config.source.kind === "talos") {
     const s = config.source;
-    const candidates = talosconfigCandidates(s.talosconfig, env);
-    const path = await findTalosconfig(candidates);
-    if (!path) {
-      throw new UsageError(
-        `no talosconfig found (looked at ${candidates.join(", ")})`,
-        "pass --talosconfig FILE or set TALOSCONFIG; in a pod, mount a Talos ServiceAccount's secret at /var/run/secrets/talos.dev",
-      );
+    let context: TalosContext;
+    if (s.talosconfigText) {
+      context = parseTalosconfig(s.talosconfigText.text, s.talosconfigText.label, s.context);
+    } else {
+      const candidates = talosconfigCandidates(s.talosconfig, env);
+      const path = await findTalosconfig(candidates);
+      if (!path) {
+        throw new UsageError(
+          `no talosconfig found (looked at ${candidates.join(", ")})`,
+          "pass --talosconfig FILE or set TALOSCONFIG; in a pod, mount a Talos ServiceAccount's secret at /var/run/secrets/talos.dev",
+        );
+      }
+      context = await loadTalosContext(path, s.context);
     }
-    const context = await loadTalosContext(path, s.context);
     contextName = context.name;
     secrets.push(context.key.toString("utf8").trim());
     source = new TalosSource({
@@ -109,7 +120,15 @@ export async function backupJobFromConfig(
       "pass --to DIR or --to s3://bucket/prefix (or talos-backup's BUCKET)",
     );
   }
-  const store = openStore(destination, /^s3:\/\//i.test(destination) ? config.s3 : undefined);
+  const store = openStore(destination, /^s3:\/\//i.test(destination) ? config.s3 : undefined, {
+    ...(config.s3Secrets?.credentials ? { credentials: config.s3Secrets.credentials } : {}),
+    ...(config.s3Secrets?.caPem ? { caPem: config.s3Secrets.caPem } : {}),
+    warn,
+  });
+  if (config.s3Secrets?.credentials) {
+    secrets.push(config.s3Secrets.credentials.secretAccessKey);
+    if (config.s3Secrets.credentials.sessionToken) secrets.push(config.s3Secrets.credentials.sessionToken);
+  }
   if (config.s3.insecureSkipTlsVerify && /^s3:\/\//i.test(destination)) {
     warn(
       "warning: --s3-insecure-skip-tls-verify: the S3 endpoint's certificate is not verified; anyone on the path can read or change backups",

@@ -67,6 +67,8 @@ export const talosSourceConfigSchema = z.object({
   kind: z.literal("talos"),
   /** A talosconfig file; absent: $TALOSCONFIG, ~/.talos/config, then a Talos ServiceAccount's. */
   talosconfig: z.string().min(1).optional(),
+  /** A talosconfig's contents instead of a file (the operator reads it from a Secret); `label` names it. */
+  talosconfigText: z.object({ text: z.string().min(1), label: z.string().min(1) }).optional(),
   context: z.string().min(1).optional(),
   /** Overrides the context's endpoints when not empty. */
   endpoints: z.array(z.string().min(1)).default([]),
@@ -106,6 +108,22 @@ export const backupJobConfigSchema = z.object({
   /** A directory, `file:///path` or `s3://bucket/prefix`; absent: talos-backup's BUCKET and S3_PREFIX. */
   destination: z.string().min(1).optional(),
   s3: s3SettingsSchema.default({}),
+  /**
+   * S3 credentials and a CA bundle given as values (the operator reads them from Secrets); absent: the AWS SDK's
+   * default chain and `s3.caFile`. Secret: never printed.
+   */
+  s3Secrets: z
+    .object({
+      credentials: z
+        .object({
+          accessKeyId: z.string().min(1),
+          secretAccessKey: z.string().min(1),
+          sessionToken: z.string().min(1).optional(),
+        })
+        .optional(),
+      caPem: pemSchema.optional(),
+    })
+    .optional(),
   compression: z.enum(["zstd", "none"]).default("zstd"),
   level: z.number().int().min(1).max(19).optional(),
   encryption: z.discriminatedUnion("kind", [

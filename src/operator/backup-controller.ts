@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { saveBackup } from "../backup/save.ts";
 import { describeError } from "../errors.ts";
 import { processRedactor, type Redactor } from "../observability/redact.ts";
+import type { S3Store } from "../store/s3.ts";
 import {
   BACKUP_PLURAL,
   DELETE_FINALIZER,
@@ -25,14 +26,7 @@ import { redactConditions } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
 import { isConflict, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
-import {
-  type ConfigReader,
-  type ResolveContext,
-  reasonOf,
-  resolveEncryption,
-  resolveSource,
-  resolveStore,
-} from "./resolve.ts";
+import { type ConfigReader, type ResolveContext, reasonOf, resolveJob, resolveStore } from "./resolve.ts";
 
 export interface BackupControllerOptions {
   kube: Kube;
@@ -193,17 +187,18 @@ export class BackupController {
     const started = performance.now();
     try {
       const ctx = this.context(namespace, log);
-      const source = await resolveSource(action.spec, ctx);
-      const encryption = await resolveEncryption(action.spec, ctx);
-      const store = await resolveStore(action.spec.destination.s3, ctx);
+      // The spec goes through the one job description and builder, as save's flags and the daemon's do.
+      const job = await resolveJob(action.spec, action.cluster, ctx);
+      const { source, encryption } = job;
+      const store = job.store as S3Store;
       let result: Awaited<ReturnType<typeof saveBackup>>;
       try {
         result = await saveBackup({
           source,
           store,
           cluster: action.cluster,
-          compression: action.spec.compression ?? "zstd",
-          ...(action.spec.compressionLevel ? { level: action.spec.compressionLevel } : {}),
+          compression: job.compression,
+          ...(job.level !== undefined ? { level: job.level } : {}),
           encryption,
           signal: controller.signal,
         });

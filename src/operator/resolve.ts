@@ -1,22 +1,16 @@
 import { join } from "node:path";
-import { createEncryptStream, parseRecipient, parseRecipientsFile, type Recipient } from "../age/index.ts";
+import { AgeKeyError, parseRecipient, parseRecipientsFile } from "../age/index.ts";
+import { type BackupJob, backupJobFromConfig } from "../config/job.ts";
+import { type BackupJobConfigInput, parseBackupJobConfig } from "../config/schema.ts";
 import { describeError } from "../errors.ts";
-import { EtcdSource } from "../source/etcd.ts";
 import type { SnapshotSource } from "../source/source.ts";
-import { TalosSource } from "../source/talos.ts";
-import type { EncryptionPlan } from "../stages/encryption.ts";
 import { S3Store } from "../store/s3.ts";
-import {
-  loadTalosContext,
-  parseTalosconfig,
-  SERVICE_ACCOUNT_DIR,
-  type TalosContext,
-} from "../talos/config.ts";
+import { SERVICE_ACCOUNT_DIR } from "../talos/config.ts";
 import { type EtcdBackupSpec, Reason, type S3DestinationSpec } from "./api.ts";
 
 /**
- * Turns a spec into the library's objects (source, store, encryption), reading the Secrets and ConfigMaps it
- * names from the object's own namespace only. Every user mistake becomes a `SpecProblem` with a reason and a
+ * Translates a spec into the one job description (config/schema.ts) and builds it with the one builder
+ * (config/job.ts), reading the Secrets and ConfigMaps it names from the object's own namespace only. Every user mistake becomes a `SpecProblem` with a reason and a
  * message that says what to fix; key material never appears in one.
  */
 
@@ -111,129 +105,65 @@ class SourceProblems implements SnapshotSource {
   }
 }
 
-export async function resolveSource(spec: EtcdBackupSpec, ctx: ResolveContext): Promise<SnapshotSource> {
+/**
+ * The spec as the one job description every front end uses (config/schema.ts): Secrets and ConfigMaps are read
+ * here (their absence is this front end's `SpecProblem`), everything else is translated, not decided. The job
+ * is validated by the same parser and built by the same builder as `save`'s and the daemon's.
+ */
+export async function jobConfigFromSpec(
+  spec: EtcdBackupSpec,
+  cluster: string,
+  ctx: ResolveContext,
+): Promise<BackupJobConfigInput> {
   const { etcd, talos } = spec.source;
+  let source: BackupJobConfigInput["source"];
   if (etcd) {
     const ref = etcd.tlsSecretRef;
     const field = "spec.source.etcd.tlsSecretRef";
-    const pem = ref
-      ? {
-          ca: await secretKey(ctx, ref.name, ref.caKey ?? "ca.crt", field),
-          cert: await secretKey(ctx, ref.name, ref.certKey ?? "tls.crt", field),
-          key: await secretKey(ctx, ref.name, ref.keyKey ?? "tls.key", field),
-        }
-      : undefined;
-    return new SourceProblems(
-      new EtcdSource({
-        endpoints: etcd.endpoints,
-        tls: { ...(pem ? { pem } : {}), insecureSkipVerify: etcd.insecureSkipVerify ?? false },
-        dialTimeoutMs: (etcd.dialTimeoutSeconds ?? 10) * 1000,
-      }),
-    );
+    source = {
+      kind: "etcd",
+      endpoints: etcd.endpoints,
+      ...(ref
+        ? {
+            pem: {
+              ca: await secretKey(ctx, ref.name, ref.caKey ?? "ca.crt", field),
+              cert: await secretKey(ctx, ref.name, ref.certKey ?? "tls.crt", field),
+              key: await secretKey(ctx, ref.name, ref.keyKey ?? "tls.key", field),
+            },
+          }
+        : {}),
+      insecureSkipTlsVerify: etcd.insecureSkipVerify ?? false,
+      dialTimeoutMs: (etcd.dialTimeoutSeconds ?? 10) * 1000,
+    };
+  } else if (talos) {
+    const ref = talos.talosconfigSecretRef;
+    const key = ref?.key ?? "config";
+    source = {
+      kind: "talos",
+      ...(talos.inCluster || !ref
+        ? { talosconfig: join(ctx.talosServiceAccountDir ?? SERVICE_ACCOUNT_DIR, "config") }
+        : {
+            talosconfigText: {
+              text: (await secretKey(ctx, ref.name, key, "spec.source.talos.talosconfigSecretRef")).toString(
+                "utf8",
+              ),
+              label: `Secret ${ctx.namespace}/${ref.name} key ${key}`,
+            },
+          }),
+      ...(talos.context ? { context: talos.context } : {}),
+      endpoints: talos.endpoints ?? [],
+      nodes: talos.nodes ?? [],
+    };
+  } else {
+    throw new SpecProblem(Reason.InvalidSpec, "spec.source: set etcd or talos");
   }
-  if (talos) {
-    let context: TalosContext;
-    try {
-      if (talos.inCluster) {
-        const path = join(ctx.talosServiceAccountDir ?? SERVICE_ACCOUNT_DIR, "config");
-        context = await loadTalosContext(path, talos.context);
-      } else {
-        const ref = talos.talosconfigSecretRef!;
-        const key = ref.key ?? "config";
-        const text = await secretKey(ctx, ref.name, key, "spec.source.talos.talosconfigSecretRef");
-        context = parseTalosconfig(
-          text.toString("utf8"),
-          `Secret ${ctx.namespace}/${ref.name} key ${key}`,
-          talos.context,
-        );
-      }
-    } catch (err) {
-      if (err instanceof SpecProblem) throw err;
-      const hint = talos.inCluster
-        ? "give the operator's pod a Talos ServiceAccount with role os:etcd:backup, or use talosconfigSecretRef"
-        : "put a talosconfig with client certificates in the Secret";
-      throw new SpecProblem(Reason.InvalidSpec, `talosconfig unusable: ${describeError(err)} (${hint})`, {
-        cause: err,
-      });
-    }
-    const endpoints = talos.endpoints?.length ? talos.endpoints : context.endpoints;
-    const nodes = talos.nodes?.length ? talos.nodes : context.nodes.slice(0, 1);
-    try {
-      return new SourceProblems(new TalosSource({ context, endpoints, nodes }));
-    } catch (err) {
-      throw new SpecProblem(Reason.InvalidSpec, describeError(err), { cause: err });
-    }
-  }
-  throw new SpecProblem(Reason.InvalidSpec, "spec.source: set etcd or talos");
-}
-
-/**
- * The S3 store. `rootOnly` opens the bucket's root instead of the spec's prefix (to delete by a full key).
- * Without a credentials Secret the SDK's default chain applies (IRSA, pod identity, environment).
- */
-export async function resolveStore(
-  s3: S3DestinationSpec,
-  ctx: ResolveContext,
-  rootOnly = false,
-): Promise<S3Store> {
-  const creds = s3.credentialsSecretRef;
-  const field = "spec.destination.s3.credentialsSecretRef";
-  const credentials = creds
-    ? {
-        accessKeyId: (await secretKey(ctx, creds.name, creds.accessKeyIdKey ?? "AWS_ACCESS_KEY_ID", field))
-          .toString("utf8")
-          .trim(),
-        secretAccessKey: (
-          await secretKey(ctx, creds.name, creds.secretAccessKeyKey ?? "AWS_SECRET_ACCESS_KEY", field)
-        )
-          .toString("utf8")
-          .trim(),
-        ...(creds.sessionTokenKey
-          ? {
-              sessionToken: (await secretKey(ctx, creds.name, creds.sessionTokenKey, field))
-                .toString("utf8")
-                .trim(),
-            }
-          : {}),
-      }
-    : undefined;
-  const caPem = s3.caSecretRef
-    ? await secretKey(
-        ctx,
-        s3.caSecretRef.name,
-        s3.caSecretRef.key ?? "ca.crt",
-        "spec.destination.s3.caSecretRef",
-      )
-    : undefined;
-  try {
-    return new S3Store({
-      bucket: s3.bucket,
-      prefix: rootOnly ? "" : (s3.prefix ?? ""),
-      settings: {
-        ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
-        ...(s3.region ? { region: s3.region } : {}),
-        ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
-        ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
-      },
-      ...(credentials ? { credentials } : {}),
-      ...(caPem ? { caPem } : {}),
-      warn: ctx.warn,
-    });
-  } catch (err) {
-    throw new SpecProblem(Reason.InvalidSpec, `spec.destination.s3: ${describeError(err)}`, { cause: err });
-  }
-}
-
-/** The age encryption, or null for `none: true`. */
-export async function resolveEncryption(
-  spec: EtcdBackupSpec,
-  ctx: ResolveContext,
-): Promise<EncryptionPlan | null> {
   const e = spec.encryption;
-  const recipients: Recipient[] = [];
-  for (const [i, r] of (e.recipients ?? []).entries()) {
+  const recipients = [...(e.recipients ?? [])];
+  // Each key is checked where the spec names it, so the condition says which field to fix; the job's builder
+  // parses them again as it does for every front end.
+  for (const [i, r] of recipients.entries()) {
     try {
-      recipients.push(parseRecipient(r));
+      parseRecipient(r);
     } catch (err) {
       throw new SpecProblem(
         Reason.InvalidRecipient,
@@ -249,28 +179,128 @@ export async function resolveEncryption(
         ? await configMapKey(ctx, from.configMapKeyRef.name, from.configMapKeyRef.key, field)
         : "";
     try {
-      recipients.push(...parseRecipientsFile(text));
+      parseRecipientsFile(text);
     } catch (err) {
       throw new SpecProblem(Reason.InvalidRecipient, `${field}: ${describeError(err)}`);
     }
-  }
-  if (e.none === true) {
-    if (recipients.length > 0) {
-      throw new SpecProblem(
-        Reason.InvalidSpec,
-        "spec.encryption: none: true contradicts the recipients given",
-      );
-    }
-    return null;
-  }
-  if (recipients.length === 0) {
-    throw new SpecProblem(
-      Reason.InvalidSpec,
-      "spec.encryption: no age recipient (backups hold every Secret of the cluster): add recipients, or none: true",
+    // age's recipients-file format: one key a line, `#` comments.
+    recipients.push(
+      ...text
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith("#")),
     );
   }
+  const s3 = await s3FromSpec(spec.destination.s3, ctx);
   return {
-    createStage: () => createEncryptStream(recipients),
-    recipients: recipients.map((r) => ({ kind: r.kind, ...(r.publicKey ? { publicKey: r.publicKey } : {}) })),
+    cluster,
+    source,
+    destination: s3.destination,
+    s3: s3.settings,
+    ...(s3.secrets ? { s3Secrets: s3.secrets } : {}),
+    compression: spec.compression ?? "zstd",
+    ...(spec.compressionLevel ? { level: spec.compressionLevel } : {}),
+    encryption:
+      e.none === true
+        ? recipients.length > 0
+          ? { kind: "age", recipients }
+          : { kind: "none" }
+        : { kind: "age", recipients },
   };
+}
+
+/**
+ * The job a spec describes, built by the one builder (config/job.ts). Mistakes become `SpecProblem`s with the
+ * condition reason the kind of error says: an unusable recipient (age's bad-input errors) is InvalidRecipient,
+ * any other invalid setting InvalidSpec; the source is wrapped so that a failure to snapshot is SourceUnreachable.
+ */
+export async function resolveJob(
+  spec: EtcdBackupSpec,
+  cluster: string,
+  ctx: ResolveContext,
+): Promise<BackupJob> {
+  const input = await jobConfigFromSpec(spec, cluster, ctx);
+  if (spec.encryption.none === true && input.encryption.kind === "age") {
+    throw new SpecProblem(Reason.InvalidSpec, "spec.encryption: none: true contradicts the recipients given");
+  }
+  try {
+    const job = await backupJobFromConfig(parseBackupJobConfig(input), { warn: ctx.warn });
+    return { ...job, source: new SourceProblems(job.source) };
+  } catch (err) {
+    if (err instanceof SpecProblem) throw err;
+    if (err instanceof AgeKeyError)
+      throw new SpecProblem(Reason.InvalidRecipient, `spec.encryption: ${describeError(err)}`, {
+        cause: err,
+      });
+    const message = describeError(err).replace(/^invalid configuration: \d+ problems?: /, "");
+    throw new SpecProblem(Reason.InvalidSpec, `spec: ${message}`, { cause: err });
+  }
+}
+
+/** The S3 destination of a spec: the destination URL, its settings, and the Secrets' credentials and CA. */
+async function s3FromSpec(
+  s3: S3DestinationSpec,
+  ctx: ResolveContext,
+): Promise<{
+  destination: string;
+  settings: NonNullable<BackupJobConfigInput["s3"]>;
+  secrets?: NonNullable<BackupJobConfigInput["s3Secrets"]>;
+}> {
+  const creds = s3.credentialsSecretRef;
+  const field = "spec.destination.s3.credentialsSecretRef";
+  const text = async (name: string, key: string, f: string) =>
+    (await secretKey(ctx, name, key, f)).toString("utf8").trim();
+  const credentials = creds
+    ? {
+        accessKeyId: await text(creds.name, creds.accessKeyIdKey ?? "AWS_ACCESS_KEY_ID", field),
+        secretAccessKey: await text(creds.name, creds.secretAccessKeyKey ?? "AWS_SECRET_ACCESS_KEY", field),
+        ...(creds.sessionTokenKey
+          ? { sessionToken: await text(creds.name, creds.sessionTokenKey, field) }
+          : {}),
+      }
+    : undefined;
+  const caPem = s3.caSecretRef
+    ? await secretKey(
+        ctx,
+        s3.caSecretRef.name,
+        s3.caSecretRef.key ?? "ca.crt",
+        "spec.destination.s3.caSecretRef",
+      )
+    : undefined;
+  return {
+    destination: `s3://${s3.bucket}/${s3.prefix ?? ""}`,
+    settings: {
+      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+      ...(s3.region ? { region: s3.region } : {}),
+      ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
+      ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
+    },
+    ...(credentials || caPem
+      ? { secrets: { ...(credentials ? { credentials } : {}), ...(caPem ? { caPem } : {}) } }
+      : {}),
+  };
+}
+
+/**
+ * The S3 store. `rootOnly` opens the bucket's root instead of the spec's prefix (to delete by a full key).
+ * Without a credentials Secret the SDK's default chain applies (IRSA, pod identity, environment).
+ */
+export async function resolveStore(
+  s3: S3DestinationSpec,
+  ctx: ResolveContext,
+  rootOnly = false,
+): Promise<S3Store> {
+  const { settings, secrets } = await s3FromSpec(s3, ctx);
+  try {
+    return new S3Store({
+      bucket: s3.bucket,
+      prefix: rootOnly ? "" : (s3.prefix ?? ""),
+      settings,
+      ...(secrets?.credentials ? { credentials: secrets.credentials } : {}),
+      ...(secrets?.caPem ? { caPem: secrets.caPem } : {}),
+      warn: ctx.warn,
+    });
+  } catch (err) {
+    throw new SpecProblem(Reason.InvalidSpec, `spec.destination.s3: ${describeError(err)}`, { cause: err });
+  }
 }

@@ -1,6 +1,7 @@
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.ts";
 import { LocalStore } from "./local.ts";
+import type { S3Credentials } from "./s3.ts";
 import { S3Store } from "./s3.ts";
 import type { S3Settings } from "./s3-settings.ts";
 import type { Store } from "./store.ts";
@@ -8,15 +9,20 @@ import type { Store } from "./store.ts";
 /**
  * Opens the store a destination names: a directory path, `file:///path`, or `s3://bucket/prefix` (the prefix may
  * be empty; keys are relative to it). `s3` carries the S3 settings (endpoint, region, TLS, part size...) and is
- * ignored for local destinations; S3 credentials come from the AWS SDK's default chain.
+ * ignored for local destinations; S3 credentials come from the AWS SDK's default chain unless `secrets` gives
+ * them (with a CA bundle's contents, for callers that read them from Secrets).
  * Throws `UsageError` for a destination it cannot understand or an invalid S3 setting.
  */
-export function openStore(dest: string, s3?: S3Settings): Store {
+export function openStore(
+  dest: string,
+  s3?: S3Settings,
+  secrets: { credentials?: S3Credentials; caPem?: Buffer; warn?: (line: string) => void } = {},
+): Store {
   if (!dest) throw new UsageError("no destination given", "pass --to DIR or --to s3://bucket/prefix");
   if (dest.startsWith("file://")) return new LocalStore(fileURLToPath(dest));
   if (/^s3:\/\//i.test(dest)) {
     const { bucket, prefix } = parseS3Destination(dest);
-    return new S3Store({ bucket, prefix, ...(s3 ? { settings: s3 } : {}) });
+    return new S3Store({ bucket, prefix, ...(s3 ? { settings: s3 } : {}), ...secrets });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dest)) {
     throw new UsageError(

@@ -11,7 +11,8 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { Command } from "commander";
 import { daemonConfigFromCommand, jobConfigFromCommand } from "../../src/cli/command-settings.ts";
-import type { BackupJobConfig } from "../../src/config/schema.ts";
+import { type BackupJobConfig, parseBackupJobConfig } from "../../src/config/schema.ts";
+import { jobConfigFromSpec } from "../../src/operator/resolve.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-backup-one-path-"));
 const RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
@@ -223,5 +224,53 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
       assert.equal(errors[0], errors[1], `${args.join(" ")}: save and daemon disagree`);
       assert.notEqual(errors[0], "accepted");
     }
+  });
+
+  test("an EtcdBackup spec means what the same flags mean to save (the operator's translation)", async () => {
+    const flags = [
+      "--endpoints",
+      "https://10.0.0.1:2379,https://10.0.0.2:2379",
+      "--dial-timeout",
+      "7",
+      "--to",
+      "s3://backups/clusters/prod",
+      "--s3-endpoint",
+      "https://minio.example:9000",
+      "--s3-region",
+      "eu-1",
+      "--s3-path-style",
+      "--recipient",
+      RECIPIENT,
+      "--compress",
+      "none",
+      "--level",
+      "5",
+      "--cluster",
+      "prod",
+    ];
+    const save = await viaCommand("save", flags, {});
+    const spec = {
+      clusterName: "prod",
+      source: {
+        etcd: { endpoints: ["https://10.0.0.1:2379", "https://10.0.0.2:2379"], dialTimeoutSeconds: 7 },
+      },
+      destination: {
+        s3: {
+          bucket: "backups",
+          prefix: "clusters/prod",
+          endpoint: "https://minio.example:9000",
+          region: "eu-1",
+          pathStyle: true,
+        },
+      },
+      encryption: { recipients: [RECIPIENT] },
+      compression: "none" as const,
+      compressionLevel: 5,
+    };
+    const noReads = { secret: async () => null, configMap: async () => null };
+    const operator = parseBackupJobConfig(
+      await jobConfigFromSpec(spec, "prod", { namespace: "default", reader: noReads, warn: () => {} }),
+    );
+    assert.deepEqual(operator, save);
   });
 });
