@@ -15,7 +15,10 @@
  *   ignores it and uploads `.snap.age`, where the drop-in uploads `.snap.zst.age`;
  * - talos-backup v0.1.0-beta.3 reads USE_PATH_STYLE; its main branch dropped it (minio-go picks the style);
  * - talos-backup stages the snapshot, and its compressed and encrypted copies, as files in its working directory
- *   (plaintext on disk until removed); the drop-in streams and stages nothing.
+ *   (plaintext on disk until removed); the drop-in streams and stages nothing;
+ * - talos-backup checks the snapshot only by its size (size % 512 == 32, a trailer's room); the drop-in checks
+ *   the sha256 trailer itself before anything is stored;
+ * - on failure talos-backup logs one line and exits 255 (os.Exit(-1)); the drop-in exits 1 (2 for bad usage).
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
