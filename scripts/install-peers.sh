@@ -2,13 +2,16 @@
 # Builds the real peers that the tests target, from their published Go modules (no prebuilt binary):
 #   etcd 3.6 and 3.5  -> .peers/etcd-<version>/bin/{etcd,etcdctl,etcdutl}
 #   MinIO server      -> .peers/minio-<version>/bin/minio
+#   talos-backup      -> .peers/talos-backup-<version>/bin/talos-backup (only when asked for, and only with its
+#                        recipe: the module proxy here refuses the siderolabs modules; see scripts/peers/README.md)
 # Each peer's exact version and whole dependency graph are pinned by a go.mod/go.sum of ours under
 # scripts/peers/<peer>/ (etcd's own go.mod files carry `replace` lines, so `go install module@version`
 # refuses them; requiring the modules from a module of ours is the supported way to build them).
 # A peer is built once: a stamp file records what it was built from, and a later run that finds the
 # stamp matching only prints the versions (seconds). Builds go to a temporary folder renamed into place
 # with the stamp written last, so an interrupted build never looks complete.
-# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio; default all)
+# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio talos-backup;
+#        default: etcd-3.6 etcd-3.5 minio)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 recipes="$root/scripts/peers"
@@ -69,6 +72,12 @@ minio_version() {
   "$1/minio" --version | sed -n 1p
 }
 
+# talos-backup has no version flag (it runs a backup whatever its arguments); the module version it was built
+# from is in the binary's build information.
+talos_backup_version() {
+  go version -m "$1/talos-backup" | awk '$1 == "mod" { print "talos-backup", $3 }'
+}
+
 selected=${*:-etcd-3.6 etcd-3.5 minio}
 for peer in $selected; do
   case $peer in
@@ -90,8 +99,16 @@ for peer in $selected; do
       build_peer "minio" "$recipes/minio" github.com/minio/minio "minio=github.com/minio/minio" minio_version
       unset PEER_LDFLAGS
       ;;
+    talos-backup)
+      if [ ! -f "$recipes/talos-backup/go.mod" ] || [ ! -f "$recipes/talos-backup/go.sum" ]; then
+        echo "install-peers: talos-backup: no recipe (scripts/peers/talos-backup/go.mod and go.sum): not built; see scripts/peers/README.md" >&2
+        exit 1
+      fi
+      build_peer "talos-backup" "$recipes/talos-backup" github.com/siderolabs/talos-backup \
+        "talos-backup=github.com/siderolabs/talos-backup/cmd/talos-backup" talos_backup_version
+      ;;
     *)
-      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio)" >&2
+      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio talos-backup)" >&2
       exit 2
       ;;
   esac
