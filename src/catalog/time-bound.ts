@@ -1,25 +1,5 @@
+import { parseSpan } from "../duration.ts";
 import { parseRfc3339 } from "./names.ts";
-
-const UNIT_MS: Record<string, number> = {
-  s: 1_000,
-  m: 60_000,
-  h: 3_600_000,
-  d: 86_400_000,
-  w: 604_800_000,
-};
-
-/**
- * Parses a span of time written with units: `7d`, `36h`, `90m`, `2w`, `1d12h`, `30s` (s, m, h, d = 24 h, w = 7 d).
- * Returns milliseconds, or null when the text is not such a span. A bare number is refused: `7` could mean
- * seconds or days, and a retention or filter flag must not guess.
- */
-export function parseSpan(text: string): number | null {
-  const t = text.trim();
-  if (!/^(\d+[smhdw])+$/.test(t)) return null;
-  let total = 0;
-  for (const m of t.matchAll(/(\d+)([smhdw])/g)) total += Number(m[1]) * UNIT_MS[m[2]!]!;
-  return Number.isSafeInteger(total) ? total : null;
-}
 
 /**
  * Parses what a user gives for `--since`, `--until` or `--before`: an RFC 3339 time (`2026-11-23T12:00:00Z`,

@@ -1,5 +1,5 @@
 import { type Command, Option } from "commander";
-import { durationSetting } from "../config/duration.ts";
+import { durationSetting } from "../duration.ts";
 import { UsageError } from "../errors.ts";
 import { EtcdSource } from "../source/etcd.ts";
 

@@ -2,10 +2,9 @@ import { Cron } from "croner";
 import { z } from "zod";
 import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
-import { parseSpan } from "../catalog/time-bound.ts";
+import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration, parseSpan } from "../duration.ts";
 import { UsageError } from "../errors.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
-import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration } from "./duration.ts";
 import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
 import { applyTalosBackupEnv, readTalosBackupEnv } from "./talos-backup.ts";
 

@@ -1,9 +1,9 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter } from "prom-client";
-import { formatDuration } from "../config/duration.ts";
 import type { BackupJob } from "../config/job.ts";
 import type { DaemonConfig } from "../config/schema.ts";
+import { formatDuration } from "../duration.ts";
 import { errorChain, errorHint } from "../errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type BackupMetrics, recordFailure } from "../observability/metrics.ts";

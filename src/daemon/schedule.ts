@@ -1,5 +1,5 @@
 import { Cron } from "croner";
-import { MAX_TIMER_MS } from "../config/duration.ts";
+import { MAX_TIMER_MS } from "../duration.ts";
 
 /** A cron schedule (croner syntax: 5 fields, or 6 with seconds first), in a time zone or the process's. */
 export class Schedule {

@@ -1,4 +1,4 @@
-import { MAX_TIMER_MS } from "../config/duration.ts";
+import { MAX_TIMER_MS } from "../duration.ts";
 
 /**
  * A work queue of object keys (`namespace/name`), as controllers use: a key is processed by at most one worker

@@ -1,7 +1,7 @@
 import { Cron } from "croner";
 import type { DeletionFailure } from "../catalog/prune.ts";
 import type { RetentionPolicy } from "../catalog/retention.ts";
-import { parseSpan } from "../catalog/time-bound.ts";
+import { parseSpan } from "../duration.ts";
 import { describeError } from "../errors.ts";
 import {
   API_VERSION,

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { filterBackups } from "../../src/catalog/filter.ts";
 import { parseBackupKey } from "../../src/catalog/names.ts";
-import { parseSpan, parseTimeBound } from "../../src/catalog/time-bound.ts";
+import { parseTimeBound } from "../../src/catalog/time-bound.ts";
+import { parseSpan } from "../../src/duration.ts";
 
 const now = new Date("2026-03-01T12:00:00Z");
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { mock, test } from "node:test";
-import { MAX_TIMER_MS } from "../../src/config/duration.ts";
 import { sleep } from "../../src/daemon/schedule.ts";
+import { MAX_TIMER_MS } from "../../src/duration.ts";
 import { WorkQueue } from "../../src/operator/queue.ts";
 
 /*

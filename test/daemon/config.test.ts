@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { parseDuration } from "../../src/config/duration.ts";
 import { backupJobFromConfig } from "../../src/config/job.ts";
 import { parseBackupJobConfig, parseDaemonConfig, parseListenAddress } from "../../src/config/schema.ts";
+import { parseDuration } from "../../src/duration.ts";
 import { isUsageError } from "../../src/errors.ts";
 import { runCli } from "../fixtures/cli.ts";
 

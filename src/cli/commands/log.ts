@@ -2,9 +2,9 @@ import type { Server } from "node:http";
 import { type Command, Option } from "commander";
 import { saveBackup } from "../../backup/save.ts";
 import { checkClusterName } from "../../catalog/names.ts";
-import { durationSetting } from "../../config/duration.ts";
 import { parseListenAddress } from "../../config/schema.ts";
 import { createHttpServer, listen } from "../../daemon/http.ts";
+import { durationSetting } from "../../duration.ts";
 import { UsageError } from "../../errors.ts";
 import { createLogMetrics, type LogMetrics } from "../../point-in-time/log-metrics.ts";
 import {

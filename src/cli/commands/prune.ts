@@ -8,7 +8,7 @@ import {
   type KeepReason,
   type RetentionPolicy,
 } from "../../catalog/retention.ts";
-import { parseSpan } from "../../catalog/time-bound.ts";
+import { parseSpan } from "../../duration.ts";
 import { UsageError } from "../../errors.ts";
 import { formatAge, formatBytes } from "../../render/units.ts";
 import { removeLeftovers } from "../leftovers.ts";

@@ -1,4 +1,4 @@
-import { UsageError } from "../errors.ts";
+import { UsageError } from "./errors.ts";
 
 /*
  * The one duration parser: every duration a user gives (CLI flags, their environment variables, the daemon's
@@ -115,4 +115,16 @@ export function formatDuration(ms: number): string {
     }
   }
   return parts.slice(0, 2).join("");
+}
+
+const WHOLE_SPAN = /^(?:\d+[smhdw])+$/;
+
+/**
+ * A span of time for retention and listing filters: whole numbers with units only (`7d`, `36h`, `90m`, `2w`,
+ * `1d12h`, `30s`), the same grammar and units as `parseDuration`, without bound. A bare number is refused:
+ * `7` could mean seconds or days, and a retention or filter flag must not guess. Returns null otherwise.
+ */
+export function parseSpan(text: string): number | null {
+  const t = text.trim();
+  return WHOLE_SPAN.test(t) ? parseDuration(t) : null;
 }

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { durationProblem, durationSetting, MAX_TIMER_MS, parseDuration } from "../../src/config/duration.ts";
-import { listenAddressSetting, parseListenAddress } from "../../src/config/listen-address.ts";
-import { parseDaemonConfig } from "../../src/config/schema.ts";
-import { describeError, isUsageError } from "../../src/errors.ts";
+import { listenAddressSetting, parseListenAddress } from "../src/config/listen-address.ts";
+import { parseDaemonConfig } from "../src/config/schema.ts";
+import { durationProblem, durationSetting, MAX_TIMER_MS, parseDuration } from "../src/duration.ts";
+import { describeError, isUsageError } from "../src/errors.ts";
 
 describe("parseDuration: the one grammar", () => {
   const cases: [string | number, number | null][] = [
