@@ -79,21 +79,8 @@ export async function restoreToPointFromFlags(
     );
   }
   const point = parseRecoveryPoint(flags, new Date());
+  // The restore command checked the target and --bump-revision before calling.
   const bump = Number(flags.bumpRevision ?? DEFAULT_REVISION_BUMP);
-  if (!Number.isSafeInteger(bump) || bump < 0) {
-    throw new UsageError(
-      `--bump-revision ${flags.bumpRevision} is not a whole number`,
-      "use 0 to turn it off",
-    );
-  }
-  const targets = [flags.toFile, flags.dataDir, flags.talosNode].filter(Boolean).length;
-  if (targets === 0) {
-    throw new UsageError(
-      "no restore target given",
-      "pass --to-file PATH, --data-dir DIR or --talos-node NODE",
-    );
-  }
-  if (targets > 1) throw new UsageError("--to-file, --data-dir and --talos-node exclude each other");
   const store = storeFromFlags(flags);
   const decrypt = await decryptionFromFlags(flags);
   const { restoreToPoint } = await import("../point-in-time/restore-to-point.ts");

@@ -89,12 +89,7 @@ export function register(program: Command): void {
       "with --at/--revision: where the replay's private etcd works (tmpfs is faster)",
     )
     .action(async (backup: string | undefined, flags: RestoreFlags) => {
-      if (flags.at !== undefined || flags.revision !== undefined) {
-        const { restoreToPointFromFlags } = await import("../point-in-time-restore.ts");
-        return await restoreToPointFromFlags(backup, flags);
-      }
-      if (backup === undefined)
-        throw new UsageError("no backup given", "pass a name from `list`, latest, or --at TIME");
+      // The target checks hold for a backup and for a point in time alike.
       const targets = [flags.toFile, flags.dataDir, flags.talosNode].filter(Boolean).length;
       if (targets === 0) {
         throw new UsageError(
@@ -111,6 +106,12 @@ export function register(program: Command): void {
           "use 0 to turn it off",
         );
       }
+      if (flags.at !== undefined || flags.revision !== undefined) {
+        const { restoreToPointFromFlags } = await import("../point-in-time-restore.ts");
+        return await restoreToPointFromFlags(backup, flags);
+      }
+      if (backup === undefined)
+        throw new UsageError("no backup given", "pass a name from `list`, latest, or --at TIME");
       // Same parser as `list --since/--until`: RFC 3339 with a zone, a UTC date, or a span ago; never local time.
       const before = flags.before !== undefined ? parseTimeBound(flags.before, new Date()) : undefined;
       if (before === null) {
