@@ -9,6 +9,7 @@ import { formatBytes } from "../render/units.ts";
 import { assertEmptyTarget, DEFAULT_REVISION_BUMP, restoreSnapshotFile } from "../restore/data-dir.ts";
 import { findRestoreTool } from "../restore/etcd-tools.ts";
 import { LocalStore } from "../store/local.ts";
+import { memberFromFlags } from "./commands/restore.ts";
 import { type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
 import { abortOnSignals } from "./signals.ts";
 import { type StoreFlags, storeFromFlags } from "./store-options.ts";
@@ -157,15 +158,7 @@ export async function restoreToPointFromFlags(
           revisionBump: bump,
           tool: await findRestoreTool(flags.restoreTool ? { preferred: flags.restoreTool } : {}),
           onWarning: say,
-          member: {
-            ...(flags.name ? { name: flags.name } : {}),
-            ...(flags.initialCluster ? { initialCluster: flags.initialCluster } : {}),
-            ...(flags.initialClusterToken ? { initialClusterToken: flags.initialClusterToken } : {}),
-            ...(flags.initialAdvertisePeerUrls
-              ? { initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls }
-              : {}),
-            ...(flags.walDir ? { walDir: flags.walDir } : {}),
-          },
+          member: memberFromFlags(flags),
           signal,
         });
         process.stdout.write(

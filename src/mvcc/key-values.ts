@@ -80,6 +80,11 @@ export interface KeyValueRanges {
   leased: boolean;
 }
 
+/** A `KeyValueRanges` to fill with `readKeyValueRanges`, reused for every entry of a walk. */
+export function emptyKeyValueRanges(): KeyValueRanges {
+  return { keyStart: 0, keyEnd: 0, valueStart: 0, valueEnd: 0, modRevision: 0, leased: false };
+}
+
 /** Locates key and value of the mvccpb.KeyValue in `buf[start, end)` and reads its mod revision into `out`. */
 export function readKeyValueRanges(buf: Uint8Array, start: number, end: number, out: KeyValueRanges): void {
   out.keyStart = out.keyEnd = out.valueStart = out.valueEnd = start;

@@ -3,7 +3,7 @@ import { BUCKET_LEAF_FLAG } from "../bbolt/page.ts";
 import { renderBoxTable } from "../render/box-table.ts";
 import { humanizeBytes } from "../render/humanize-bytes.ts";
 import { crc32cUpdate } from "./crc32c.ts";
-import { type KeyValueRanges, readKeyValueRanges } from "./key-values.ts";
+import { emptyKeyValueRanges, readKeyValueRanges } from "./key-values.ts";
 
 /**
  * What `etcdctl snapshot status` / `etcdutl snapshot status` report, with the same JSON names. `totalKey`
@@ -50,14 +50,7 @@ export function snapshotStatus(db: BoltDb, options: { liveKeys?: boolean } = {})
   // Live keys by key (latin1: any byte string maps one to one). Memory grows with the number of keys, as
   // etcdutl 3.6's own count does; only built when asked.
   const live = options.liveKeys ? new Set<string>() : undefined;
-  const kv: KeyValueRanges = {
-    keyStart: 0,
-    keyEnd: 0,
-    valueStart: 0,
-    valueEnd: 0,
-    modRevision: 0,
-    leased: false,
-  };
+  const kv = emptyKeyValueRanges();
   for (const bucket of db.buckets()) {
     hash = crc32cUpdate(hash, bucket.name);
     const isKey = bucket.name.length === 3 && bucket.name.toString("latin1") === "key";

@@ -3,7 +3,7 @@ import { parseEncryptionPrefix } from "../kubernetes/at-rest/encrypted-value.ts"
 import { parseKubernetesKey } from "../kubernetes/key.ts";
 import {
   compactionRevisions,
-  type KeyValueRanges,
+  emptyKeyValueRanges,
   leases,
   readKeyValueRanges,
   revisionMain,
@@ -153,14 +153,7 @@ function liveSummaries(
   if (!bucket) throw new Error("not an etcd database: no bucket key");
   const wanted = prefix === undefined ? null : Buffer.from(prefix, "utf8");
   const keys = new Map<string, LiveSummary>();
-  const kv: KeyValueRanges = {
-    keyStart: 0,
-    keyEnd: 0,
-    valueStart: 0,
-    valueEnd: 0,
-    modRevision: 0,
-    leased: false,
-  };
+  const kv = emptyKeyValueRanges();
   let revision = 0;
   let revisions = 0;
   let tombstones = 0;

@@ -4,6 +4,7 @@ import { resolveBackup } from "../../catalog/catalog.ts";
 import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
 import { formatBytes } from "../../render/units.ts";
+import type { MemberSettings } from "../../restore/data-dir.ts";
 import { DEFAULT_REVISION_BUMP, restoreToDataDir } from "../../restore/data-dir.ts";
 import { restoreToFile } from "../../restore/to-file.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../encryption-options.ts";
@@ -27,7 +28,7 @@ type RestoreFlags = StoreFlags &
   };
 
 /** `--data-dir` and etcdutl's member flags. */
-type DataDirFlags = {
+export type DataDirFlags = {
   dataDir?: string;
   name?: string;
   initialCluster?: string;
@@ -148,16 +149,7 @@ export function register(program: Command): void {
             entry,
             dataDir: flags.dataDir,
             ...(decrypt ? { decrypt } : {}),
-            member: {
-              ...(flags.name ? { name: flags.name } : {}),
-              ...(flags.initialCluster ? { initialCluster: flags.initialCluster } : {}),
-              ...(flags.initialClusterToken ? { initialClusterToken: flags.initialClusterToken } : {}),
-              ...(flags.initialAdvertisePeerUrls
-                ? { initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls }
-                : {}),
-              ...(flags.walDir ? { walDir: flags.walDir } : {}),
-              skipHashCheck: flags.skipHashCheck ?? false,
-            },
+            member: { ...memberFromFlags(flags), skipHashCheck: flags.skipHashCheck ?? false },
             revisionBump: bumpRevision,
             tool,
             signal,
@@ -199,4 +191,15 @@ export function register(program: Command): void {
         dispose();
       }
     });
+}
+
+/** etcdutl's member flags of `restore --data-dir`, for a backup and for a point in time. */
+export function memberFromFlags(flags: Omit<DataDirFlags, "bumpRevision">): MemberSettings {
+  return {
+    ...(flags.name ? { name: flags.name } : {}),
+    ...(flags.initialCluster ? { initialCluster: flags.initialCluster } : {}),
+    ...(flags.initialClusterToken ? { initialClusterToken: flags.initialClusterToken } : {}),
+    ...(flags.initialAdvertisePeerUrls ? { initialAdvertisePeerUrls: flags.initialAdvertisePeerUrls } : {}),
+    ...(flags.walDir ? { walDir: flags.walDir } : {}),
+  };
 }
