@@ -20,7 +20,24 @@ export interface LogPruneItem {
   reason: string;
 }
 
+/** What retention decided for one chain: the revisions a restore can still reach, and what goes. */
+export interface ChainPruneDecision {
+  cluster: string;
+  base: number;
+  /** `keep`: untouched; `cut`: segments before its earliest full backup go; `remove`: no full backup left. */
+  action: "keep" | "cut" | "remove";
+  /** The restorable revisions the chain keeps (none when removed). */
+  kept?: { from: number; to: number };
+  keptSegments: number;
+  removedSegments: number;
+  /** The full backup the kept range starts from (revision), when there is one. */
+  earliestBackup?: number;
+  reason: string;
+}
+
 export interface LogPruneResult {
+  /** One decision per chain, oldest chain first per cluster. */
+  chains: ChainPruneDecision[];
   /** What is (or, with dryRun, would be) removed: segment objects before their manifests, records last. */
   removed: LogPruneItem[];
   keptSegments: number;
@@ -30,11 +47,19 @@ export interface LogPruneResult {
 
 export async function pruneLog(
   store: Store,
-  options: { cluster?: string; dryRun?: boolean } = {},
+  options: {
+    cluster?: string;
+    dryRun?: boolean;
+    /** Backups to count as gone (a dry run of `prune` passes the ones it would delete). */
+    goneBackups?: Iterable<string>;
+  } = {},
 ): Promise<LogPruneResult> {
+  const gone = new Set(options.goneBackups ?? []);
   const backups = (await listBackups(store)).filter(
-    (e) => e.state === "complete" && e.kind === "snapshot" && e.manifest?.etcd !== undefined,
+    (e) =>
+      e.state === "complete" && e.kind === "snapshot" && e.manifest?.etcd !== undefined && !gone.has(e.key),
   );
+  const chains: ChainPruneDecision[] = [];
   const removed: LogPruneItem[] = [];
   const cuts: { chain: Chain; through: number }[] = [];
   let keptSegments = 0;
@@ -55,8 +80,11 @@ export async function pruneLog(
         // From now on the chain starts at its earliest full backup: points before it have nothing to replay on.
         cuts.push({ chain, through: earliest });
       }
+      let chainKept = 0;
+      let chainRemoved = 0;
       for (const s of chain.segments) {
         if (whole || (earliest !== undefined && s.manifest.lastRevision <= earliest)) {
+          chainRemoved++;
           const why = whole
             ? `chain ${chain.base} has no full backup left to replay on`
             : `ends at revision ${s.manifest.lastRevision}, at or before the chain's earliest full backup (revision ${earliest})`;
@@ -64,8 +92,28 @@ export async function pruneLog(
             { key: s.key, reason: why },
             { key: `${s.key}${SEGMENT_MANIFEST_SUFFIX}`, reason: why },
           );
-        } else keptSegments++;
+        } else {
+          keptSegments++;
+          chainKept++;
+        }
       }
+      const from = Math.max(earliest ?? chain.start, chain.start);
+      chains.push({
+        cluster: log.cluster,
+        base: chain.base,
+        action: whole ? "remove" : chainRemoved > 0 ? "cut" : "keep",
+        ...(earliest !== undefined ? { kept: { from, to: chain.reach } } : {}),
+        keptSegments: chainKept,
+        removedSegments: chainRemoved,
+        ...(earliest !== undefined ? { earliestBackup: earliest } : {}),
+        reason: whole
+          ? `no full backup left to replay on`
+          : earliest === undefined
+            ? "newest chain, no full backup in it: kept, the log may be writing to it (nothing restorable yet)"
+            : chainRemoved > 0
+              ? `segments up to the earliest remaining full backup (revision ${earliest}) serve no restorable point`
+              : `every segment lies after the earliest remaining full backup (revision ${earliest})`,
+      });
       if (chain !== newest) {
         for (const key of chain.unclosed)
           removed.push({ key, reason: "segment never closed, in a finished chain" });
@@ -92,7 +140,7 @@ export async function pruneLog(
       }
     }
   }
-  return { removed, keptSegments, failed };
+  return { chains, removed, keptSegments, failed };
 }
 
 function chainRecords(chain: Chain): LogPruneItem[] {

@@ -66,6 +66,17 @@ describe("log retention", () => {
       assert.deepEqual(r.removed, []);
       assert.equal(r.keptSegments, 5);
 
+      // A dry run of prune counts the backups it would delete as gone: the same plan as after deleting them.
+      const planned = await pruneLog(store, { dryRun: true, goneBackups: [b10] });
+      assert.equal(planned.removed.length, 2);
+      assert.deepEqual(
+        planned.chains.map((c) => [c.base, c.action, c.kept, c.keptSegments, c.removedSegments]),
+        [
+          [10, "cut", { from: 25, to: 40 }, 2, 1],
+          [50, "keep", { from: 50, to: 70 }, 2, 0],
+        ],
+      );
+
       // The chain's own base pruned: the segment before the next full backup (25) goes, the cut is recorded.
       await store.delete(b10);
       await store.delete(`${b10}.json`);
