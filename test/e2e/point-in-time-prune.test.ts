@@ -16,6 +16,7 @@ import { EtcdKv } from "../fixtures/etcd-kv.ts";
 import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 import { assertSameAsLiveAt, startLog, waitForReach } from "../point-in-time/harness.ts";
+import { writePhase } from "../point-in-time/phases.ts";
 import { currentRevision } from "../point-in-time/workload.ts";
 
 function filesUnder(dir: string): string[] {
@@ -23,17 +24,6 @@ function filesUnder(dir: string): string[] {
     .filter((d) => d.isFile())
     .map((d) => relative(dir, join(d.parentPath, d.name)))
     .sort();
-}
-
-/** `count` revisions of puts, overwrites and deletes on a small keyspace; returns the last revision. */
-async function writePhase(kv: EtcdKv, rng: SeededRandom, phase: number, count: number): Promise<number> {
-  let last = 0;
-  for (let i = 0; i < count; i++) {
-    const key = `/registry/pods/default/p${phase}-${rng.int(0, 25)}`;
-    if (rng.int(0, 9) === 0) last = Number(await kv.delete(key));
-    else last = Number(await kv.txn([{ key, value: rng.bytes(rng.int(1, 1500)) }]));
-  }
-  return last;
 }
 
 describe("prune keeps the revision log a kept recovery point needs", () => {
