@@ -318,6 +318,7 @@ export const daemonSettingsSchema = z
     continuous: bool.default(false),
     segmentInterval: duration.default(10_000),
     segmentMaxBytes: wholeNumber(1024).default(16 << 20),
+    keepLogWithin: span.optional(),
     // Serving and lifecycle.
     metricsAddr: str.default(":9090"),
     // Compared with an age, never a timer: a monthly schedule needs more than a timer's 24 days.
@@ -347,6 +348,8 @@ export interface DaemonConfig {
   testRestoreEvery: number;
   /** Run the revision log (point-in-time recovery) beside the schedule; null: off. */
   continuous?: { segmentIntervalMs: number; segmentMaxBytes: number } | null;
+  /** Retention of the revision log: every revision restorable only this far back; undefined: no window. */
+  keepLogWithinMs?: number;
   metrics: ListenAddress;
   /** /readyz fails when the last success is older than this; undefined: twice the schedule's interval. */
   readyMaxAgeMs: number | undefined;
@@ -411,6 +414,7 @@ export function parseDaemonConfig(
     continuous: s.continuous
       ? { segmentIntervalMs: s.segmentInterval, segmentMaxBytes: s.segmentMaxBytes }
       : null,
+    ...(s.keepLogWithin !== undefined ? { keepLogWithinMs: s.keepLogWithin } : {}),
     metrics: parseListenAddress(s.metricsAddr)!,
     readyMaxAgeMs: s.readyMaxAge,
     shutdownGraceMs: s.shutdownGrace,

@@ -336,6 +336,7 @@ export class Daemon {
           log,
           verify: config.verify,
           testRestore,
+          ...(config.keepLogWithinMs !== undefined ? { logWithinMs: config.keepLogWithinMs } : {}),
         });
         const finishedAt = new Date();
         const seconds = (performance.now() - t0) / 1000;

@@ -25,6 +25,8 @@ export interface RunOptions {
   log: Logger;
   verify: boolean;
   testRestore: boolean;
+  /** Revision log retention window (prune's --keep-log-within); undefined: no window. */
+  logWithinMs?: number;
 }
 
 export interface RunOutcome {
@@ -89,7 +91,10 @@ export async function runBackup(options: RunOptions): Promise<RunOutcome> {
       }
       log.info({ pruned, kept, freedBytes: report.freedBytes }, "pruned");
       // The revision log's segments that no kept recovery point needs go with the backups they served.
-      const logReport = await pruneLog(job.store, { cluster: job.cluster });
+      const logReport = await pruneLog(job.store, {
+        cluster: job.cluster,
+        ...(options.logWithinMs !== undefined ? { withinMs: options.logWithinMs } : {}),
+      });
       if (logReport.failed.length > 0) {
         throw new Error(
           `${logReport.failed.length} log deletion(s) failed: ${logReport.failed.map((f) => `${f.key}: ${f.error}`).join("; ")}`,

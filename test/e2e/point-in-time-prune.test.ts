@@ -132,7 +132,7 @@ describe("prune keeps the revision log a kept recovery point needs", () => {
       assert.match(real.stdout, /revision log \(point-in-time recovery\)/);
       assert.match(real.stdout, new RegExp(`cut\\s+etcd\\s+${b1.revision}\\s+${b2.revision}-${last}`));
       assert.match(real.stdout, new RegExp(`removed ${toGo} segment\\(s\\)`));
-      process.stdout.write(real.stdout.replace(/^/gm, "# "));
+      process.stdout.write(`${real.stdout.trimEnd().replace(/^/gm, "# ")}\n`);
       const [afterPrune] = await readLogCatalog(store, { cluster: "etcd" });
       const kept = afterPrune!.chains[0]!;
       assert.equal(kept.segments.length, segmentsBefore - toGo);
@@ -175,6 +175,51 @@ describe("prune keeps the revision log a kept recovery point needs", () => {
       ]);
       assertOneLineError(refused, 1, new RegExp(String(gone)));
       process.stdout.write(`# --revision ${gone}: ${refused.stderr}`);
+
+      // A log retention window that starts after the third backup: points before it are the backups alone,
+      // so the chain starts over at the third backup (the newest one before the window).
+      const windowed = await runCli([
+        "prune",
+        "--to",
+        dest,
+        "--keep-last",
+        "2",
+        "--keep-log-within",
+        "1s",
+        "-o",
+        "json",
+      ]);
+      assertOk(windowed);
+      const w = JSON.parse(windowed.stdout) as typeof plan;
+      assert.deepEqual(
+        w.log.chains.map((c) => [c.action, c.keptRevisions]),
+        [["cut", { from: b3.revision, to: last }]],
+      );
+      const [afterWindow] = await readLogCatalog(store, { cluster: "etcd" });
+      assert.equal(afterWindow!.chains[0]!.start, b3.revision);
+      const atB3 = join(work, "window-b3.db");
+      assertOk(
+        await runCli(
+          ["restore", "--revision", String(last), "--to", dest, "-i", identity, "--to-file", atB3],
+          { timeoutMs: 240_000 },
+        ),
+      );
+      await assertSameAsLiveAt(etcd, atB3, last, `${where}, after the window, --revision ${last}`);
+      assertOneLineError(
+        await runCli([
+          "restore",
+          "--revision",
+          String(b3.revision - 1),
+          "--to",
+          dest,
+          "-i",
+          identity,
+          "--to-file",
+          join(work, "before-window.db"),
+        ]),
+        1,
+        new RegExp(`revisions ${b3.revision}-${last}`),
+      );
     } finally {
       kv.close();
     }

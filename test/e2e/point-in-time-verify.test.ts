@@ -97,7 +97,7 @@ describe("verify checks the revision log", () => {
         new RegExp(`serves revision ${quiet!.revision} with ${liveAtQuiet.keys.size} keys`),
         `${where}: ${atTime.stdout}${atTime.stderr}`,
       );
-      process.stdout.write(atTime.stdout.replace(/^/gm, "# "));
+      process.stdout.write(`${atTime.stdout.trimEnd().replace(/^/gm, "# ")}\n`);
 
       // --revision, as JSON: a revision inside a later segment.
       const revision = rng.int(ends[3]! + 1, last);
@@ -162,7 +162,7 @@ describe("verify checks the revision log", () => {
       rmSync(join(dest, `${gone!.key}.json`));
 
       const damaged = await runCli(["verify", "--log", "--to", dest, "-i", identity]);
-      process.stdout.write(damaged.stdout.replace(/^/gm, "# "));
+      process.stdout.write(`${damaged.stdout.trimEnd().replace(/^/gm, "# ")}\n`);
       assert.equal(damaged.code, 1, `exit ${damaged.code}: ${damaged.stdout}${damaged.stderr}`);
       const lineFor = (key: string) =>
         damaged.stdout.split("\n").find((l) => l.includes(key) && l.includes("FAILED")) ?? "";

@@ -23,6 +23,9 @@ test("daemon --continuous: off by default, its segment settings through the one 
     () => parseDaemonConfig({ ...valid, continuous: true, segmentMaxBytes: "10" }),
     /--segment-max-bytes: must be at least 1024/,
   );
+  assert.equal(parseDaemonConfig({ ...valid, keepLogWithin: "7d" }).keepLogWithinMs, 7 * 86_400_000);
+  assert.equal(parseDaemonConfig(valid).keepLogWithinMs, undefined);
+  assert.throws(() => parseDaemonConfig({ ...valid, keepLogWithin: "7" }), /--keep-log-within/);
   assert.throws(
     () => parseDaemonConfig({ ...valid, continuous: true, source: "talos" }),
     /--continuous: the revision log needs an etcd source/,

@@ -121,4 +121,43 @@ describe("log retention", () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  test("a log retention window: continuous points only within it, older points are the full backups alone", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "etcd-backup-prune-log-window-"));
+    try {
+      const store = new LocalStore(dir);
+      // Times are T0 + revision seconds: chain 10 (backups 10, 25) ends at 40 s, chain 50 (backups 50, 65) at 70 s.
+      await plantChain(store, 10, [
+        [11, 20],
+        [21, 30],
+        [31, 40],
+      ]);
+      await plantChain(store, 50, [
+        [51, 60],
+        [61, 70],
+      ]);
+      for (const r of [10, 25, 50, 65]) await backupAt(store, r);
+      // Window starting at 66 s: chain 10 ended before it (goes whole, its backups stay); chain 50 starts over at
+      // its newest backup before 66 s, revision 65, so segment 51-60 goes and 61-70 stays.
+      const r = await pruneLog(store, { withinMs: 4_000, now: new Date(T0 + 70_000) });
+      assert.deepEqual(
+        r.chains.map((c) => [c.base, c.action, c.kept ?? null, c.keptSegments, c.removedSegments]),
+        [
+          [10, "remove", null, 0, 3],
+          [50, "cut", { from: 65, to: 70 }, 1, 1],
+        ],
+      );
+      assert.deepEqual(r.failed, []);
+      const [log] = await readLogCatalog(store);
+      assert.deepEqual(
+        recoverableRanges(log!).map((x) => [x.from, x.to]),
+        [[65, 70]],
+      );
+      // A window that covers everything changes nothing.
+      const all = await pruneLog(store, { withinMs: 3_600_000, now: new Date(T0 + 70_000) });
+      assert.deepEqual(all.removed, []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

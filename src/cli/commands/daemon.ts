@@ -95,6 +95,13 @@ export function register(program: Command): void {
     )
     .addOption(
       opt(
+        "--keep-log-within <span>",
+        "revision log retention: every revision restorable only this far back (7d); older points are the kept backups",
+        "keep-log-within",
+      ),
+    )
+    .addOption(
+      opt(
         "--metrics-addr <addr>",
         "HTTP address for /metrics, /healthz, /readyz and / (default :9090)",
         "metrics-addr",

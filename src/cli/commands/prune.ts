@@ -88,7 +88,13 @@ export function policyFromKeepFlags(flags: KeepFlags): RetentionPolicy {
 }
 
 type PruneFlags = StoreFlags &
-  KeepFlags & { cluster?: string; dryRun?: boolean; incompleteGrace: string; output: string };
+  KeepFlags & {
+    cluster?: string;
+    dryRun?: boolean;
+    incompleteGrace: string;
+    output: string;
+    keepLogWithin?: string;
+  };
 
 export function register(program: Command): void {
   const cmd = program
@@ -105,6 +111,12 @@ export function register(program: Command): void {
       "remove incomplete leftovers only once they are this old (an upload may be running)",
       "24h",
     )
+    .addOption(
+      new Option(
+        "--keep-log-within <span>",
+        "revision log: keep every revision restorable only this far back (7d); older points are the kept backups",
+      ).env("ETCD_BACKUP_KEEP_LOG_WITHIN"),
+    )
     .option("--dry-run", "print what would be kept and deleted, delete nothing")
     .addOption(
       new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"),
@@ -116,6 +128,13 @@ export function register(program: Command): void {
         throw new UsageError(
           `--incomplete-grace ${JSON.stringify(flags.incompleteGrace)} is not a span of time`,
           `use units, e.g. ${DEFAULT_INCOMPLETE_GRACE_MS / 3_600_000}h`,
+        );
+      }
+      const logWithinMs = flags.keepLogWithin !== undefined ? parseSpan(flags.keepLogWithin) : undefined;
+      if (logWithinMs === null) {
+        throw new UsageError(
+          `--keep-log-within ${JSON.stringify(flags.keepLogWithin)} is not a span of time`,
+          "use units: 7d, 36h, 2w",
         );
       }
       const store = storeFromFlags(flags);
@@ -136,6 +155,8 @@ export function register(program: Command): void {
         // run counts the backups it would delete as gone, so it shows what the real run would do.
         log = await pruneLog(store, {
           dryRun: report.dryRun,
+          now: report.now,
+          ...(logWithinMs !== undefined ? { withinMs: logWithinMs } : {}),
           goneBackups: report.dryRun
             ? report.backups.filter((b) => b.action === "delete").map((b) => b.entry.key)
             : [],
