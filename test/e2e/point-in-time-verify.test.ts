@@ -184,6 +184,36 @@ describe("verify checks the revision log", () => {
       );
       assert.match(damaged.stdout, /log verification FAILED: 5 problem\(s\)/);
 
+      // A test restore at a point past the hole is refused with one line naming what remains.
+      assertOneLineError(
+        await runCli(
+          ["verify", "--test-restore", "--revision", String(g.lastRevision), "--to", dest, "-i", identity],
+          { timeoutMs: 240_000 },
+        ),
+        1,
+        new RegExp(`cannot restore cluster etcd to revision ${g.lastRevision}`),
+      );
+      // One inside the flipped segment: the replay cannot read it, and says which segment.
+      const inFlipped = await runCli(
+        [
+          "verify",
+          "--test-restore",
+          "--revision",
+          String(flipped!.manifest.lastRevision),
+          "--to",
+          dest,
+          "-i",
+          identity,
+        ],
+        { timeoutMs: 240_000 },
+      );
+      assert.equal(inFlipped.code, 1, `${inFlipped.stdout}${inFlipped.stderr}`);
+      assert.ok(
+        inFlipped.stderr.includes(flipped!.key),
+        `the damaged segment is not named: ${inFlipped.stderr}`,
+      );
+      assert.doesNotMatch(inFlipped.stderr, /\n\s+at /, "a stack trace was printed");
+
       const damagedJson = JSON.parse(
         (await runCli(["verify", "--log", "--to", dest, "-i", identity, "-o", "json"])).stdout,
       ) as { ok: boolean; log: { findings: { severity: string }[] } };
