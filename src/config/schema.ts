@@ -331,6 +331,11 @@ export const daemonSettingsSchema = z
     // Checks.
     verify: bool.default(false),
     testRestoreEvery: wholeNumber(0).default(0),
+    // Point-in-time recovery: the revision log beside the schedule (etcd-backup log's settings).
+    continuous: bool.default(false),
+    segmentInterval: duration.default(10_000),
+    segmentMaxBytes: wholeNumber(1024).default(16 << 20),
+    keepLogWithin: span.optional(),
     // Serving and lifecycle.
     metricsAddr: str.default(":9090"),
     // Compared with an age, never a timer: a monthly schedule needs more than a timer's 24 days.
@@ -358,6 +363,10 @@ export interface DaemonConfig {
   verify: boolean;
   /** Every Nth run also test-restores the new backup into a temporary etcd; 0: never. */
   testRestoreEvery: number;
+  /** Run the revision log (point-in-time recovery) beside the schedule; null: off. */
+  continuous?: { segmentIntervalMs: number; segmentMaxBytes: number } | null;
+  /** Retention of the revision log: every revision restorable only this far back; undefined: no window. */
+  keepLogWithinMs?: number;
   metrics: ListenAddress;
   /** /readyz fails when the last success is older than this; undefined: twice the schedule's interval. */
   readyMaxAgeMs: number | undefined;
@@ -402,6 +411,16 @@ export function parseDaemonConfig(
   if (typeof raw.metricsAddr === "string" && parseListenAddress(raw.metricsAddr) === null) {
     problems.push(`--metrics-addr: ${LISTEN_ADDRESS_PROBLEM}`);
   }
+  if (raw.continuous === true || String(raw.continuous).toLowerCase() === "true") {
+    if (raw.source === "talos" || (raw.fromFile !== undefined && raw.fromFile !== "")) {
+      problems.push(
+        "--continuous: the revision log needs an etcd source it can watch (Talos' apid exposes snapshots but no watch; point --endpoints at etcd's client port)",
+      );
+    }
+  }
+  if (parsed.success && parsed.data.segmentInterval < 100) {
+    problems.push("--segment-interval: must be at least 100ms");
+  }
   if (problems.length > 0 || !parsed.success) throw configError(problems);
   const s = parsed.data;
   return {
@@ -409,6 +428,10 @@ export function parseDaemonConfig(
     schedule: { cron: s.schedule, ...(s.tz ? { timeZone: s.tz } : {}), jitterMs: s.jitter ?? 0 },
     verify: s.verify,
     testRestoreEvery: s.testRestoreEvery,
+    continuous: s.continuous
+      ? { segmentIntervalMs: s.segmentInterval, segmentMaxBytes: s.segmentMaxBytes }
+      : null,
+    ...(s.keepLogWithin !== undefined ? { keepLogWithinMs: s.keepLogWithin } : {}),
     metrics: parseListenAddress(s.metricsAddr)!,
     readyMaxAgeMs: s.readyMaxAge,
     shutdownGraceMs: s.shutdownGrace,

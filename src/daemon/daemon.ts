@@ -1,6 +1,7 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter } from "prom-client";
+import { saveBackup } from "../backup/save.ts";
 import type { BackupJob } from "../config/job.ts";
 import type { DaemonConfig } from "../config/schema.ts";
 import { formatDuration } from "../duration.ts";
@@ -8,6 +9,9 @@ import { errorChain, errorHint } from "../errors.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type BackupMetrics, recordFailure } from "../observability/metrics.ts";
 import type { Redactor } from "../observability/redact.ts";
+import { createLogMetrics, type LogMetrics } from "../point-in-time/log-metrics.ts";
+import { runLog } from "../point-in-time/logger.ts";
+import { EtcdSource } from "../source/etcd.ts";
 import { RunHistory } from "./history.ts";
 import { createHttpServer, listen } from "./http.ts";
 import { RunFailure, runBackup } from "./run.ts";
@@ -49,6 +53,10 @@ export class Daemon {
   private lastError: string | undefined;
   /** `etcd_backup_test_restore_total{result}`: test restores that passed or failed (--test-restore-every). */
   private readonly testRestores: Counter<"result">;
+  /** With --continuous: the revision log running beside the schedule, its metrics and its last error. */
+  private logLoop: Promise<void> | undefined;
+  private logMetrics: LogMetrics | undefined;
+  private logError: string | undefined;
 
   constructor(options: DaemonOptions) {
     this.o = options;
@@ -68,11 +76,19 @@ export class Daemon {
   /** Starts the HTTP server and the schedule; resolves to the address it listens on. */
   async start(): Promise<AddressInfo> {
     const { config } = this.o;
+    const source = this.o.job.source instanceof EtcdSource ? this.o.job.source : undefined;
+    if (config.continuous && !source) {
+      // The settings refuse this already; a job built otherwise is still not watched through Talos.
+      throw new Error("--continuous needs an etcd source: the revision log watches etcd's client port");
+    }
     this.server = createHttpServer({
       // Label values are a closed set, but the text passes the redactor like every other output.
       metrics: async () => ({
         contentType: this.o.metrics.registry.contentType,
-        body: this.o.redactor.redact(await this.o.metrics.registry.metrics()),
+        body: this.o.redactor.redact(
+          (await this.o.metrics.registry.metrics()) +
+            (this.logMetrics ? `\n${await this.logMetrics.registry.metrics()}` : ""),
+        ),
       }),
       notReady: () => {
         const why = this.notReady(new Date());
@@ -92,6 +108,9 @@ export class Daemon {
         retention: this.o.job.retention,
         verify: config.verify,
         testRestoreEvery: config.testRestoreEvery,
+        continuous: config.continuous
+          ? { segmentInterval: formatDuration(config.continuous.segmentIntervalMs) }
+          : false,
       },
       "daemon started",
     );
@@ -100,6 +119,10 @@ export class Daemon {
       this.o.log.warn(
         "--verify without --identity: encrypted backups can only be checked by size and manifest; pass --identity for the full structural check",
       );
+    }
+    if (config.continuous && source) {
+      this.logMetrics = createLogMetrics();
+      this.logLoop = this.runLogLoop(source, config.continuous);
     }
     this.loop = this.runLoop();
     return address;
@@ -121,7 +144,7 @@ export class Daemon {
     }
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([
-      (this.loop ?? Promise.resolve()).then(() => true),
+      Promise.all([this.loop, this.logLoop]).then(() => true),
       new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), this.o.config.shutdownGraceMs);
       }),
@@ -143,6 +166,8 @@ export class Daemon {
 
   /** Why /readyz fails, or null. */
   notReady(now: Date): string | null {
+    const log = this.logNotReady(now);
+    if (log !== null) return log;
     const maxAge = this.readyMaxAgeMs();
     const since = this.lastSuccess ?? this.startedAt;
     const age = now.getTime() - since.getTime();
@@ -150,6 +175,99 @@ export class Daemon {
     return this.lastSuccess
       ? `last successful backup ${formatDuration(age)} ago (more than ${formatDuration(maxAge)})${this.lastError ? `; last error: ${this.lastError}` : ""}`
       : `no successful backup in the ${formatDuration(age)} since start${this.lastError ? `; last error: ${this.lastError}` : ""}`;
+  }
+
+  /** With --continuous: the log must keep closing segments (as `etcd-backup log`'s /readyz: three intervals). */
+  private logNotReady(now: Date): string | null {
+    const continuous = this.o.config.continuous;
+    if (!continuous || !this.logMetrics) return null;
+    const allowed = 3 * continuous.segmentIntervalMs + 5000;
+    const s = this.logMetrics.snapshot();
+    const since = s ? s.coveredUntilMs : this.startedAt.getTime();
+    const age = now.getTime() - since;
+    if (age <= allowed) return null;
+    return (
+      (s
+        ? `the revision log's closed segments are ${formatDuration(age)} old`
+        : `the revision log has closed nothing in the ${formatDuration(age)} since start`) +
+      (this.logError ? `; last log error: ${this.logError}` : "")
+    );
+  }
+
+  /** The recoverable window of the log's current chain, for the status page. */
+  private pointInTimeLine(): string | undefined {
+    if (!this.o.config.continuous) return undefined;
+    const s = this.logMetrics?.snapshot();
+    const window = s
+      ? `recoverable from ${s.chainStart} (revision ${s.base}) to ${new Date(s.coveredUntilMs).toISOString()} (revision ${s.revision})`
+      : "nothing closed yet";
+    return this.logError ? `${window}; last log error: ${this.logError}` : window;
+  }
+
+  /**
+   * Runs the revision log until the daemon stops. The log handles lost connections and gaps itself; when it
+   * fails anyway (the store refuses a write...), it is started again with the retry backoff, and /readyz says
+   * so once the closed log falls behind.
+   */
+  private async runLogLoop(
+    source: EtcdSource,
+    settings: { segmentIntervalMs: number; segmentMaxBytes: number },
+  ): Promise<void> {
+    const stop = this.stopping.signal;
+    const { job, config } = this.o;
+    const log = this.o.log.child({ part: "revision-log" });
+    for (let attempt = 1; !stop.aborted; attempt++) {
+      try {
+        await runLog({
+          source: source.options,
+          store: job.store,
+          cluster: job.cluster,
+          encryption: job.encryption,
+          segmentIntervalMs: settings.segmentIntervalMs,
+          segmentMaxBytes: settings.segmentMaxBytes,
+          signal: stop,
+          ...(this.logMetrics ? { metrics: this.logMetrics } : {}),
+          fullBackup: async (signal) => {
+            const result = await saveBackup({
+              source,
+              store: job.store,
+              cluster: job.cluster,
+              compression: job.compression,
+              ...(job.level !== undefined ? { level: job.level } : {}),
+              encryption: job.encryption,
+              signal,
+            });
+            const revision = result.manifest.etcd?.revision;
+            if (!revision) throw new Error(`full backup ${result.key} has no revision in its manifest`);
+            log.info({ key: result.key, revision }, "full backup for the revision log");
+            return { key: result.key, revision, created: result.manifest.created };
+          },
+          onLine: (line) => log.info(this.o.redactor.redact(line)),
+          onSegment: (st) => {
+            this.logError = undefined;
+            attempt = 0;
+            log.debug(
+              { first: st.first, last: st.last, events: st.events, storedBytes: st.storedBytes },
+              "log segment closed",
+            );
+          },
+        });
+        if (stop.aborted) break;
+        // runLog ends only when stopped; anything else is a fault, and the log starts again.
+        throw new Error("the revision log ended without being stopped");
+      } catch (err) {
+        if (stop.aborted) break;
+        const hint = errorHint(err);
+        this.logError = this.o.redactor.redact(errorChain(err).join(": ") + (hint ? ` (${hint})` : ""));
+        const backoff = Math.min(config.retry.initialMs * 2 ** Math.max(0, attempt - 1), config.retry.maxMs);
+        log.error(
+          { error: this.logError, retryIn: formatDuration(backoff) },
+          "revision log failed; restarting",
+        );
+        await sleep(backoff, stop);
+      }
+    }
+    log.info("revision log stopped");
   }
 
   private readyMaxAgeMs(): number {
@@ -172,6 +290,7 @@ export class Daemon {
       ...(this.lastSuccess ? { lastSuccess: this.lastSuccess } : {}),
       now,
       runs: this.history.all(),
+      ...(this.pointInTimeLine() !== undefined ? { pointInTime: this.pointInTimeLine()! } : {}),
     });
   }
 
@@ -217,6 +336,7 @@ export class Daemon {
           log,
           verify: config.verify,
           testRestore,
+          ...(config.keepLogWithinMs !== undefined ? { logWithinMs: config.keepLogWithinMs } : {}),
         });
         const finishedAt = new Date();
         const seconds = (performance.now() - t0) / 1000;

@@ -5,6 +5,7 @@ import type { BackupJob } from "../config/job.ts";
 import type { FailureReason } from "../observability/failure.ts";
 import { watchSave } from "../observability/failure.ts";
 import type { Logger } from "../observability/logger.ts";
+import { pruneLog } from "../point-in-time/prune-log.ts";
 import { testRestore } from "../restore/test-restore.ts";
 import { verifyBackup } from "../verify/verify.ts";
 
@@ -24,6 +25,8 @@ export interface RunOptions {
   log: Logger;
   verify: boolean;
   testRestore: boolean;
+  /** Revision log retention window (prune's --keep-log-within); undefined: no window. */
+  logWithinMs?: number;
 }
 
 export interface RunOutcome {
@@ -87,6 +90,26 @@ export async function runBackup(options: RunOptions): Promise<RunOutcome> {
         );
       }
       log.info({ pruned, kept, freedBytes: report.freedBytes }, "pruned");
+      // The revision log's segments that no kept recovery point needs go with the backups they served.
+      const logReport = await pruneLog(job.store, {
+        cluster: job.cluster,
+        ...(options.logWithinMs !== undefined ? { withinMs: options.logWithinMs } : {}),
+      });
+      if (logReport.failed.length > 0) {
+        throw new Error(
+          `${logReport.failed.length} log deletion(s) failed: ${logReport.failed.map((f) => `${f.key}: ${f.error}`).join("; ")}`,
+        );
+      }
+      if (logReport.removed.length > 0) {
+        log.info(
+          {
+            logObjectsRemoved: logReport.removed.length,
+            logSegmentsKept: logReport.keptSegments,
+            chains: logReport.chains.map((c) => `${c.base}: ${c.action}`),
+          },
+          "pruned the revision log",
+        );
+      }
     } catch (err) {
       throw new RunFailure(signal.aborted ? "aborted" : "prune", "prune", { cause: err });
     }

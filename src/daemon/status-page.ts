@@ -12,6 +12,8 @@ export interface StatusView {
   lastSuccess?: Date;
   now: Date;
   runs: readonly RunRecord[];
+  /** With --continuous: the revision log's recoverable window, one line; absent without the log. */
+  pointInTime?: string;
 }
 
 /** Escapes text for HTML element content and attribute values. */
@@ -108,6 +110,7 @@ td.error { color: #b3261e; max-width: 40rem; }
 · next run ${escapeHtml(view.nextRun ? stamp(view.nextRun) : "none")}
 · page rendered ${escapeHtml(stamp(view.now))}
 </div>
+${view.pointInTime !== undefined ? `<p id="point-in-time">Point-in-time recovery (restore --at): ${escapeHtml(view.pointInTime)}</p>` : ""}
 <div class="charts">
 ${sizeChart}
 ${durationChart}

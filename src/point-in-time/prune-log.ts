@@ -20,7 +20,24 @@ export interface LogPruneItem {
   reason: string;
 }
 
+/** What retention decided for one chain: the revisions a restore can still reach, and what goes. */
+export interface ChainPruneDecision {
+  cluster: string;
+  base: number;
+  /** `keep`: untouched; `cut`: segments before its earliest full backup go; `remove`: no full backup left. */
+  action: "keep" | "cut" | "remove";
+  /** The restorable revisions the chain keeps (none when removed). */
+  kept?: { from: number; to: number };
+  keptSegments: number;
+  removedSegments: number;
+  /** The full backup the kept range starts from (revision), when there is one. */
+  earliestBackup?: number;
+  reason: string;
+}
+
 export interface LogPruneResult {
+  /** One decision per chain, oldest chain first per cluster. */
+  chains: ChainPruneDecision[];
   /** What is (or, with dryRun, would be) removed: segment objects before their manifests, records last. */
   removed: LogPruneItem[];
   keptSegments: number;
@@ -30,23 +47,49 @@ export interface LogPruneResult {
 
 export async function pruneLog(
   store: Store,
-  options: { cluster?: string; dryRun?: boolean } = {},
+  options: {
+    cluster?: string;
+    dryRun?: boolean;
+    /** Backups to count as gone (a dry run of `prune` passes the ones it would delete). */
+    goneBackups?: Iterable<string>;
+    /**
+     * Keep every revision restorable only within this span before `now`; older recovery points are the kept
+     * full backups alone: segments before the newest full backup taken at or before the window's start go,
+     * and finished chains that end before the window go whole. Absent: every revision after each chain's
+     * earliest kept full backup stays restorable.
+     */
+    withinMs?: number;
+    now?: Date;
+  } = {},
 ): Promise<LogPruneResult> {
+  const gone = new Set(options.goneBackups ?? []);
   const backups = (await listBackups(store)).filter(
-    (e) => e.state === "complete" && e.kind === "snapshot" && e.manifest?.etcd !== undefined,
+    (e) =>
+      e.state === "complete" && e.kind === "snapshot" && e.manifest?.etcd !== undefined && !gone.has(e.key),
   );
+  const chains: ChainPruneDecision[] = [];
   const removed: LogPruneItem[] = [];
   const cuts: { chain: Chain; through: number }[] = [];
   let keptSegments = 0;
   for (const log of await readLogCatalog(store, options.cluster ? { cluster: options.cluster } : {})) {
     const newest = log.chains.at(-1);
     for (const chain of log.chains) {
-      const bases = backups
+      const inChain = backups
         .filter((b) => b.cluster === log.cluster && b.dir === chain.dir)
-        .map((b) => b.manifest!.etcd!.revision)
-        .filter((r) => r >= chain.base && r <= chain.reach);
-      const earliest = bases.length > 0 ? Math.min(...bases) : undefined;
-      const whole = earliest === undefined && chain !== newest;
+        .map((b) => ({ revision: b.manifest!.etcd!.revision, time: b.time.getTime() }))
+        .filter((b) => b.revision >= chain.base && b.revision <= chain.reach);
+      const bases = inChain.map((b) => b.revision);
+      const oldest = bases.length > 0 ? Math.min(...bases) : undefined;
+      // With a window: the chain starts over at the newest full backup at or before the window's start.
+      const windowStart =
+        options.withinMs !== undefined ? (options.now ?? new Date()).getTime() - options.withinMs : undefined;
+      const beforeWindow = windowStart !== undefined && chain.reachTime.getTime() < windowStart;
+      const windowBase =
+        windowStart !== undefined
+          ? Math.max(...inChain.filter((b) => b.time <= windowStart).map((b) => b.revision), -1)
+          : -1;
+      const earliest = oldest !== undefined ? Math.max(oldest, windowBase) : undefined;
+      const whole = (earliest === undefined || beforeWindow) && chain !== newest;
       if (
         !whole &&
         earliest !== undefined &&
@@ -55,17 +98,46 @@ export async function pruneLog(
         // From now on the chain starts at its earliest full backup: points before it have nothing to replay on.
         cuts.push({ chain, through: earliest });
       }
+      let chainKept = 0;
+      let chainRemoved = 0;
       for (const s of chain.segments) {
         if (whole || (earliest !== undefined && s.manifest.lastRevision <= earliest)) {
+          chainRemoved++;
           const why = whole
-            ? `chain ${chain.base} has no full backup left to replay on`
+            ? beforeWindow && earliest !== undefined
+              ? `chain ${chain.base} ends before the log retention window`
+              : `chain ${chain.base} has no full backup left to replay on`
             : `ends at revision ${s.manifest.lastRevision}, at or before the chain's earliest full backup (revision ${earliest})`;
           removed.push(
             { key: s.key, reason: why },
             { key: `${s.key}${SEGMENT_MANIFEST_SUFFIX}`, reason: why },
           );
-        } else keptSegments++;
+        } else {
+          keptSegments++;
+          chainKept++;
+        }
       }
+      const from = Math.max(earliest ?? chain.start, chain.start);
+      chains.push({
+        cluster: log.cluster,
+        base: chain.base,
+        action: whole ? "remove" : chainRemoved > 0 ? "cut" : "keep",
+        ...(earliest !== undefined && !whole ? { kept: { from, to: chain.reach } } : {}),
+        keptSegments: chainKept,
+        removedSegments: chainRemoved,
+        ...(earliest !== undefined ? { earliestBackup: earliest } : {}),
+        reason: whole
+          ? beforeWindow && earliest !== undefined
+            ? "ends before the log retention window: its full backups stay as recovery points"
+            : `no full backup left to replay on`
+          : earliest === undefined
+            ? "newest chain, no full backup in it: kept, the log may be writing to it (nothing restorable yet)"
+            : chainRemoved > 0
+              ? earliest > (oldest ?? 0)
+                ? `segments up to the newest full backup before the log retention window (revision ${earliest}) serve no kept point`
+                : `segments up to the earliest remaining full backup (revision ${earliest}) serve no restorable point`
+              : `every segment lies after the earliest remaining full backup (revision ${earliest})`,
+      });
       if (chain !== newest) {
         for (const key of chain.unclosed)
           removed.push({ key, reason: "segment never closed, in a finished chain" });
@@ -92,7 +164,7 @@ export async function pruneLog(
       }
     }
   }
-  return { removed, keptSegments, failed };
+  return { chains, removed, keptSegments, failed };
 }
 
 function chainRecords(chain: Chain): LogPruneItem[] {

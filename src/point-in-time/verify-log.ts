@@ -54,6 +54,15 @@ export async function verifyLog(
       }
       for (const h of chain.holes)
         note("error", `revisions ${h.from}-${h.to} are missing: nothing after them is reachable`);
+      // The head is written only once every received revision is in a closed segment: a head beyond the
+      // reach means the chain's last segments are gone (not a hole between segments, so only the head shows it).
+      const lastClosed = Math.max(chain.start, ...chain.segments.map((s) => s.manifest.lastRevision));
+      if (chain.head && chain.head.revision > lastClosed) {
+        note(
+          "error",
+          `revisions ${lastClosed + 1}-${chain.head.revision} are missing: the head says the log closed revision ${chain.head.revision}, the last segment ends at ${lastClosed}`,
+        );
+      }
       for (const key of chain.unclosed)
         note("warning", "segment without manifest (not closed; a log stopped while writing it)", key);
       for (const segment of chain.segments) {

@@ -66,6 +66,17 @@ describe("log retention", () => {
       assert.deepEqual(r.removed, []);
       assert.equal(r.keptSegments, 5);
 
+      // A dry run of prune counts the backups it would delete as gone: the same plan as after deleting them.
+      const planned = await pruneLog(store, { dryRun: true, goneBackups: [b10] });
+      assert.equal(planned.removed.length, 2);
+      assert.deepEqual(
+        planned.chains.map((c) => [c.base, c.action, c.kept, c.keptSegments, c.removedSegments]),
+        [
+          [10, "cut", { from: 25, to: 40 }, 2, 1],
+          [50, "keep", { from: 50, to: 70 }, 2, 0],
+        ],
+      );
+
       // The chain's own base pruned: the segment before the next full backup (25) goes, the cut is recorded.
       await store.delete(b10);
       await store.delete(`${b10}.json`);
@@ -106,6 +117,45 @@ describe("log retention", () => {
       );
       assert.ok(r.removed.some((i) => i.key === chainKey("prod", 10)));
       assert.equal(log!.chains[0]!.segments.length, 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a log retention window: continuous points only within it, older points are the full backups alone", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "etcd-backup-prune-log-window-"));
+    try {
+      const store = new LocalStore(dir);
+      // Times are T0 + revision seconds: chain 10 (backups 10, 25) ends at 40 s, chain 50 (backups 50, 65) at 70 s.
+      await plantChain(store, 10, [
+        [11, 20],
+        [21, 30],
+        [31, 40],
+      ]);
+      await plantChain(store, 50, [
+        [51, 60],
+        [61, 70],
+      ]);
+      for (const r of [10, 25, 50, 65]) await backupAt(store, r);
+      // Window starting at 66 s: chain 10 ended before it (goes whole, its backups stay); chain 50 starts over at
+      // its newest backup before 66 s, revision 65, so segment 51-60 goes and 61-70 stays.
+      const r = await pruneLog(store, { withinMs: 4_000, now: new Date(T0 + 70_000) });
+      assert.deepEqual(
+        r.chains.map((c) => [c.base, c.action, c.kept ?? null, c.keptSegments, c.removedSegments]),
+        [
+          [10, "remove", null, 0, 3],
+          [50, "cut", { from: 65, to: 70 }, 1, 1],
+        ],
+      );
+      assert.deepEqual(r.failed, []);
+      const [log] = await readLogCatalog(store);
+      assert.deepEqual(
+        recoverableRanges(log!).map((x) => [x.from, x.to]),
+        [[65, 70]],
+      );
+      // A window that covers everything changes nothing.
+      const all = await pruneLog(store, { withinMs: 3_600_000, now: new Date(T0 + 70_000) });
+      assert.deepEqual(all.removed, []);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -74,6 +74,34 @@ export function register(program: Command): void {
     )
     .addOption(
       opt(
+        "--continuous",
+        "also run the revision log (etcd-backup log) beside the schedule, for restore --at (etcd source only)",
+        "continuous",
+      ),
+    )
+    .addOption(
+      opt(
+        "--segment-interval <duration>",
+        "with --continuous: close a log segment this often, the most a crash can lose (default 10s)",
+        "segment-interval",
+      ),
+    )
+    .addOption(
+      opt(
+        "--segment-max-bytes <n>",
+        "with --continuous: close a segment earlier at this many plain bytes (default 16 MiB)",
+        "segment-max-bytes",
+      ),
+    )
+    .addOption(
+      opt(
+        "--keep-log-within <span>",
+        "revision log retention: every revision restorable only this far back (7d); older points are the kept backups",
+        "keep-log-within",
+      ),
+    )
+    .addOption(
+      opt(
         "--metrics-addr <addr>",
         "HTTP address for /metrics, /healthz, /readyz and / (default :9090)",
         "metrics-addr",

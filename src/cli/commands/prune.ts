@@ -10,6 +10,7 @@ import {
 } from "../../catalog/retention.ts";
 import { parseSpan } from "../../duration.ts";
 import { UsageError } from "../../errors.ts";
+import { type LogPruneResult, pruneLog } from "../../point-in-time/prune-log.ts";
 import { formatAge, formatBytes } from "../../render/units.ts";
 import { removeLeftovers } from "../leftovers.ts";
 import { abortOnSignals } from "../signals.ts";
@@ -87,7 +88,13 @@ export function policyFromKeepFlags(flags: KeepFlags): RetentionPolicy {
 }
 
 type PruneFlags = StoreFlags &
-  KeepFlags & { cluster?: string; dryRun?: boolean; incompleteGrace: string; output: string };
+  KeepFlags & {
+    cluster?: string;
+    dryRun?: boolean;
+    incompleteGrace: string;
+    output: string;
+    keepLogWithin?: string;
+  };
 
 export function register(program: Command): void {
   const cmd = program
@@ -104,6 +111,12 @@ export function register(program: Command): void {
       "remove incomplete leftovers only once they are this old (an upload may be running)",
       "24h",
     )
+    .addOption(
+      new Option(
+        "--keep-log-within <span>",
+        "revision log: keep every revision restorable only this far back (7d); older points are the kept backups",
+      ).env("ETCD_BACKUP_KEEP_LOG_WITHIN"),
+    )
     .option("--dry-run", "print what would be kept and deleted, delete nothing")
     .addOption(
       new Option("-o, --output <format>", "table or json").choices(["table", "json"]).default("table"),
@@ -117,11 +130,19 @@ export function register(program: Command): void {
           `use units, e.g. ${DEFAULT_INCOMPLETE_GRACE_MS / 3_600_000}h`,
         );
       }
+      const logWithinMs = flags.keepLogWithin !== undefined ? parseSpan(flags.keepLogWithin) : undefined;
+      if (logWithinMs === null) {
+        throw new UsageError(
+          `--keep-log-within ${JSON.stringify(flags.keepLogWithin)} is not a span of time`,
+          "use units: 7d, 36h, 2w",
+        );
+      }
       const store = storeFromFlags(flags);
       // Work folders of killed restores and test restores (decrypted data) go too; see docs/SECURITY.md.
       if (!flags.dryRun) await removeLeftovers();
       const { signal, dispose } = abortOnSignals();
       let report: PruneReport;
+      let log: LogPruneResult;
       try {
         report = await pruneBackups(store, policy, {
           dryRun: flags.dryRun ?? false,
@@ -129,16 +150,31 @@ export function register(program: Command): void {
           signal,
           ...(flags.cluster !== undefined ? { cluster: flags.cluster } : {}),
         });
+        signal.throwIfAborted();
+        // Then the revision log: segments that no restorable point needs once these backups are gone. A dry
+        // run counts the backups it would delete as gone, so it shows what the real run would do.
+        log = await pruneLog(store, {
+          dryRun: report.dryRun,
+          now: report.now,
+          ...(logWithinMs !== undefined ? { withinMs: logWithinMs } : {}),
+          goneBackups: report.dryRun
+            ? report.backups.filter((b) => b.action === "delete").map((b) => b.entry.key)
+            : [],
+          ...(flags.cluster !== undefined ? { cluster: flags.cluster } : {}),
+        });
       } finally {
         dispose();
       }
       process.stdout.write(
-        flags.output === "json" ? `${JSON.stringify(toJson(report), null, 2)}\n` : toText(report),
+        flags.output === "json"
+          ? `${JSON.stringify({ ...toJson(report), log: logJson(log) }, null, 2)}\n`
+          : toText(report) + logText(log, report.dryRun),
       );
-      if (report.failures.length > 0) {
+      const failures = [...report.failures, ...log.failed];
+      if (failures.length > 0) {
         throw new Error(
-          `${report.failures.length} deletion${report.failures.length === 1 ? "" : "s"} failed in ${store.location}: ` +
-            report.failures.map((f) => `${f.key}: ${f.error}`).join("; "),
+          `${failures.length} deletion${failures.length === 1 ? "" : "s"} failed in ${store.location}: ` +
+            failures.map((f) => `${f.key}: ${f.error}`).join("; "),
         );
       }
     });
@@ -253,5 +289,46 @@ function toJson(report: PruneReport) {
     ...(report.uploadsUnchecked ? { uploadsUnchecked: report.uploadsUnchecked } : {}),
     failures: report.failures,
     freedBytes: report.freedBytes,
+  };
+}
+
+/** The revision log's part of the report: one row per chain (segments can number thousands). */
+function logText(log: LogPruneResult, dryRun: boolean): string {
+  if (log.chains.length === 0) return "";
+  const rows = log.chains.map((c) => [
+    c.action === "keep" ? "keep" : dryRun ? `would ${c.action}` : c.action === "cut" ? "cut" : "removed",
+    c.cluster,
+    String(c.base),
+    c.kept ? `${c.kept.from}-${c.kept.to}` : "-",
+    String(c.keptSegments),
+    String(c.removedSegments),
+    c.reason,
+  ]);
+  const segments = log.chains.reduce((n, c) => n + c.removedSegments, 0);
+  const summary = dryRun
+    ? `revision log: would remove ${segments} segment(s) (${log.removed.length} object(s) with manifests and records), keep ${log.keptSegments} segment(s); nothing was deleted`
+    : `revision log: removed ${segments} segment(s) (${log.removed.length - log.failed.length} object(s) with manifests and records), kept ${log.keptSegments} segment(s)` +
+      (log.failed.length > 0 ? `; ${log.failed.length} deletion(s) failed` : "");
+  return `\nrevision log (point-in-time recovery):\n${renderTable(
+    ["ACTION", "CLUSTER", "CHAIN", "RESTORABLE REVISIONS", "KEPT", "REMOVED", "WHY"],
+    rows,
+  )}${summary}\n`;
+}
+
+function logJson(log: LogPruneResult) {
+  return {
+    chains: log.chains.map((c) => ({
+      cluster: c.cluster,
+      chain: c.base,
+      action: c.action,
+      keptRevisions: c.kept ? { from: c.kept.from, to: c.kept.to } : null,
+      keptSegments: c.keptSegments,
+      removedSegments: c.removedSegments,
+      earliestBackupRevision: c.earliestBackup ?? null,
+      reason: c.reason,
+    })),
+    removed: log.removed,
+    keptSegments: log.keptSegments,
+    failures: log.failed,
   };
 }

@@ -1,7 +1,7 @@
 import { stat } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
-import { Hinted } from "../../errors.ts";
+import { Hinted, UsageError } from "../../errors.ts";
 import type { testRestore } from "../../restore/test-restore.ts";
 import { renderVerifyReport, type VerifyReport, verifyBackup, verifySnapshot } from "../../verify/verify.ts";
 import { decryptionFromFlags } from "../encryption-options.ts";
@@ -10,7 +10,14 @@ import { abortOnSignals } from "../signals.ts";
 import { addSnapshotInputOptions, openSnapshotInput, type SnapshotInputFlags } from "../snapshot-input.ts";
 import { storeFromFlags } from "../store-options.ts";
 
-type VerifyFlags = SnapshotInputFlags & { testRestore?: boolean; output: "text" | "json" };
+type VerifyFlags = SnapshotInputFlags & {
+  testRestore?: boolean;
+  output: "text" | "json";
+  log?: boolean;
+  at?: string;
+  revision?: string;
+  replayDir?: string;
+};
 
 export function register(program: Command): void {
   const cmd = program
@@ -18,12 +25,30 @@ export function register(program: Command): void {
     .description(
       "check a backup: sha256 trailer, manifest, bbolt structure; --test-restore starts etcd on it",
     )
-    .argument("<snapshot>", "a backup name from `list` (or latest) with --to, or a snapshot file");
+    .argument(
+      "[snapshot]",
+      "a backup name from `list` (or latest) with --to, or a snapshot file (none with --log or --at/--revision)",
+    );
   addSnapshotInputOptions(cmd);
   cmd
     .option("--test-restore", "also restore it into a temporary data dir, start etcd on it and compare")
+    .option(
+      "--log",
+      "check the revision log's chains instead: contiguous ranges, every segment's sha256 against its manifest",
+    )
+    .option(
+      "--at <time>",
+      "with --test-restore: rebuild the state at this time from the log, start etcd on it",
+    )
+    .option("--revision <n>", "with --test-restore: rebuild the state at this revision from the log")
+    .option("--replay-dir <dir>", "with --at/--revision: where the replay's private etcd works")
     .addOption(new Option("-o, --output <format>", "text or json").choices(["text", "json"]).default("text"))
-    .action(async (arg: string, flags: VerifyFlags) => {
+    .action(async (arg: string | undefined, flags: VerifyFlags) => {
+      if (flags.log || flags.at !== undefined || flags.revision !== undefined) {
+        return await verifyLogFromFlags(arg, flags);
+      }
+      if (arg === undefined)
+        throw new UsageError("no backup given", "pass a name from `list`, latest, a file, or --log");
       await removeLeftovers();
       const { signal, dispose } = abortOnSignals();
       try {
@@ -78,4 +103,69 @@ export function register(program: Command): void {
         dispose();
       }
     });
+}
+
+/** `verify --log` and `verify --test-restore --at TIME | --revision N`: the revision log, not one backup. */
+async function verifyLogFromFlags(arg: string | undefined, flags: VerifyFlags): Promise<void> {
+  if (arg !== undefined) {
+    throw new UsageError(
+      `a backup (${arg}) and --log or --at/--revision exclude each other`,
+      "verify the backup and the log in two runs",
+    );
+  }
+  const atPoint = flags.at !== undefined || flags.revision !== undefined;
+  if (atPoint && !flags.testRestore) {
+    throw new UsageError(
+      "--at/--revision go with --test-restore",
+      "add --test-restore to rebuild that point and start etcd on it, or use --log to check the chains",
+    );
+  }
+  if (flags.testRestore && !atPoint) {
+    throw new UsageError("--test-restore with --log needs a point", "add --at TIME or --revision N");
+  }
+  if (flags.before !== undefined) throw new UsageError("--before goes with a backup name, not with --log");
+  const { parseRecoveryPoint } = await import("../point-in-time-restore.ts");
+  const point = atPoint ? parseRecoveryPoint(flags, new Date()) : undefined;
+  await removeLeftovers();
+  const store = storeFromFlags(flags);
+  const decrypt = await decryptionFromFlags(flags);
+  const { signal, dispose } = abortOnSignals();
+  try {
+    const { verifyLog } = await import("../../point-in-time/verify-log.ts");
+    const { logVerificationOk, renderLogVerification } = await import("../../verify/log-report.ts");
+    const log = flags.log
+      ? await verifyLog(store, {
+          ...(flags.cluster ? { cluster: flags.cluster } : {}),
+          ...(decrypt ? { decrypt } : {}),
+          signal,
+        })
+      : undefined;
+    let ok = log ? logVerificationOk(log) : true;
+    if (log && flags.output === "text") process.stdout.write(renderLogVerification(log, store.location));
+    let atReport:
+      | Awaited<ReturnType<typeof import("../../verify/test-restore-at.ts").testRestoreAtPoint>>
+      | undefined;
+    if (point) {
+      const { renderPointTestRestore, testRestoreAtPoint } = await import("../../verify/test-restore-at.ts");
+      atReport = await testRestoreAtPoint({
+        store,
+        ...(flags.cluster ? { cluster: flags.cluster } : {}),
+        point,
+        ...(decrypt ? { decrypt } : {}),
+        ...(flags.replayDir ? { replayDir: flags.replayDir } : {}),
+        signal,
+        onLine: (line) => process.stderr.write(`${line}\n`),
+      });
+      ok &&= atReport.matches;
+      if (flags.output === "text") process.stdout.write(renderPointTestRestore(atReport));
+    }
+    if (flags.output === "json") {
+      process.stdout.write(
+        `${JSON.stringify({ ok, ...(log ? { log } : {}), ...(atReport ? { testRestore: atReport } : {}) }, null, 2)}\n`,
+      );
+    }
+    if (!ok) process.exitCode = 1;
+  } finally {
+    dispose();
+  }
 }
