@@ -231,7 +231,7 @@ const list = z
       .map((s) => s.trim())
       .filter(Boolean),
   );
-/** A duration (config/duration.ts: `30s`, `1m30s`, a bare number is seconds); by default a timer's, so bounded. */
+/** A duration (src/duration.ts: `30s`, `1m30s`, a bare number is seconds); by default a timer's, so bounded. */
 const durationOf = (bounds: DurationBounds = {}) =>
   z.union([z.string(), z.number()]).transform((v, ctx) => {
     const why = durationProblem(v, bounds);

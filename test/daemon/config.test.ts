@@ -21,7 +21,7 @@ test("every problem is named at once, by its flag, without the values", () => {
       schedule: "61 * * * *",
       keepLast: "0",
       keepDaily: "two",
-      // A bare number is seconds now (config/duration.ts); a made-up unit is not a duration.
+      // A bare number is seconds now (src/duration.ts); a made-up unit is not a duration.
       jitter: "5x",
       metricsAddr: "localhost",
       level: "42",
@@ -107,7 +107,7 @@ test("defaults, encryption choices, listen addresses, durations", () => {
   assert.equal(parseListenAddress(":70000"), null);
   assert.equal(parseDuration("1m30s"), 90_000);
   assert.equal(parseDuration("250ms"), 250);
-  // A bare number is seconds, as with save's --dial-timeout (config/duration.ts).
+  // A bare number is seconds, as with save's --dial-timeout (src/duration.ts).
   assert.equal(parseDuration("30"), 30_000);
   assert.equal(parseDuration("30x"), null);
 });
