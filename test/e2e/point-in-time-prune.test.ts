@@ -4,18 +4,13 @@
  * points whose full backup was pruned are refused with one line. `--dry-run` deletes nothing.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync } from "node:fs";
 import { join, relative } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readLogCatalog } from "../../src/point-in-time/catalog.ts";
-import { LocalStore } from "../../src/store/local.ts";
-import { assertOk, assertOneLineError, keygen, runCli } from "../fixtures/cli.ts";
-import { EtcdKv } from "../fixtures/etcd-kv.ts";
-import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
-import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
-import { assertSameAsLiveAt, startLog, waitForReach } from "../point-in-time/harness.ts";
+import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
+import { assertSameAsLiveAt, startLog, useLogTestBed, waitForReach } from "../point-in-time/harness.ts";
 import { writePhase } from "../point-in-time/phases.ts";
 import { currentRevision } from "../point-in-time/workload.ts";
 
@@ -27,29 +22,10 @@ function filesUnder(dir: string): string[] {
 }
 
 describe("prune keeps the revision log a kept recovery point needs", () => {
-  let etcd: EtcdServer;
-  let work: string;
-
-  before(async () => {
-    work = mkdtempSync(join(tmpdir(), "etcd-backup-pitr-prune-"));
-    etcd = await startEtcd();
-  });
-
-  after(async () => {
-    await etcd?.destroy();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const bed = useLogTestBed("point-in-time prune");
 
   test("--keep-last 2 cuts the chain at the oldest kept backup; what is kept restores exactly, the rest is refused", async () => {
-    const seed = testSeed(Date.now() % 1_000_000);
-    const where = `seed ${seed} (rerun with ETCD_BACKUP_TEST_SEED=${seed})`;
-    process.stdout.write(`# point-in-time prune seed ${seed}\n`);
-    const rng = new SeededRandom(seed);
-    const { identity, recipient } = await keygen(work);
-    const dest = join(work, "store");
-    mkdirSync(dest);
-    const store = new LocalStore(dest);
-    const kv = new EtcdKv(etcd.endpoint);
+    const { etcd, work, dest, store, kv, identity, recipient, where, rng } = bed.get();
     const save = ["save", "--endpoints", etcd.endpoint, "--to", dest, "--recipient", recipient, "-o", "json"];
     const saveAt = async (): Promise<{ key: string; revision: number }> => {
       const r = await runCli(save);

@@ -5,18 +5,13 @@
  * revision and key count, compared with the live etcd at that revision.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readLogCatalog } from "../../src/point-in-time/catalog.ts";
-import { LocalStore } from "../../src/store/local.ts";
-import { assertOk, assertOneLineError, keygen, runCli } from "../fixtures/cli.ts";
-import { EtcdKv } from "../fixtures/etcd-kv.ts";
-import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
-import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
-import { startLog, waitForReach } from "../point-in-time/harness.ts";
+import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
+import { startLog, useLogTestBed, waitForReach } from "../point-in-time/harness.ts";
 import { writePhase } from "../point-in-time/phases.ts";
 import { etcdDump } from "../snapshot/differential.ts";
 
@@ -26,29 +21,10 @@ interface TestRestoreJson {
 }
 
 describe("verify checks the revision log", () => {
-  let etcd: EtcdServer;
-  let work: string;
-
-  before(async () => {
-    work = mkdtempSync(join(tmpdir(), "etcd-backup-pitr-verify-"));
-    etcd = await startEtcd();
-  });
-
-  after(async () => {
-    await etcd?.destroy();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const bed = useLogTestBed("point-in-time verify");
 
   test("a sound log passes, test-restores at a time and a revision; each kind of damage is named", async () => {
-    const seed = testSeed(Date.now() % 1_000_000);
-    const where = `seed ${seed} (rerun with ETCD_BACKUP_TEST_SEED=${seed})`;
-    process.stdout.write(`# point-in-time verify seed ${seed}\n`);
-    const rng = new SeededRandom(seed);
-    const { identity, recipient } = await keygen(work);
-    const dest = join(work, "store");
-    mkdirSync(dest);
-    const store = new LocalStore(dest);
-    const kv = new EtcdKv(etcd.endpoint);
+    const { etcd, dest, store, kv, identity, recipient, where, rng } = bed.get();
     try {
       await writePhase(kv, rng, 0, 30);
       assertOk(await runCli(["save", "--endpoints", etcd.endpoint, "--to", dest, "--recipient", recipient]));
