@@ -23,7 +23,7 @@ const run = promisify(execFile);
 /**
  * `restore --data-dir` driving the real etcdutl of etcd 3.6 and 3.5 (no stand-in): the revision is bumped
  * and marked compacted, and members of that release serve every key, with its value, at the bumped
- * revision; a three-member 3.6 cluster restored from one backup is one healthy cluster.
+ * revision; a three-member cluster of each release restored from one backup is one healthy cluster.
  *
  * Behaviour found (etcdutl 3.6.16 and 3.5.35 alike): after `--bump-revision N --mark-compacted`, a read at
  * any revision up to the bumped one answers "required revision has been compacted", and the first write
