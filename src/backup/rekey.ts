@@ -103,23 +103,34 @@ export interface RekeyOutcome {
 
 let toldNoPartCopy = false;
 
+/** The most bytes read to find a header: age's limit on its size, and one more. */
+const MAX_HEADER_READ = (1 << 20) + 1;
+
+/** Whether `prefix` holds a header's last line (its MAC line: no stanza line starts with "---"). */
+function holdsMacLine(prefix: Buffer): boolean {
+  return prefix.includes("\n--- ");
+}
+
 /** The old header of `key` and the file key under it, or a one-line error naming why not. */
 export async function openObjectHeader(
   store: Store,
   target: RekeyTarget,
   identities: Identity[],
 ): Promise<{ header: Buffer; fileKey: Uint8Array; stanzas: number }> {
-  const stream = await store.get(target.key);
   let opened: Awaited<ReturnType<typeof readHeaderFrom>>;
   try {
-    opened = await readHeaderFrom(stream as AsyncIterable<Buffer>);
-  } catch (err) {
-    throw new Hinted(
-      `${target.key} cannot be rekeyed: ${(err as Error).message}`,
-      "check it with `etcd-backup verify`",
+    // Headers are small (one stanza is 100 to 2,000 bytes): one short read, a longer one for many recipients.
+    let prefix = await readPrefix(store, target.key, 64 * 1024);
+    if (prefix.length === 64 * 1024 && !holdsMacLine(prefix))
+      prefix = await readPrefix(store, target.key, MAX_HEADER_READ);
+    opened = await readHeaderFrom(
+      (async function* () {
+        yield prefix;
+      })(),
     );
-  } finally {
-    stream.destroy();
+  } catch (err) {
+    if (!(err instanceof AgeDecryptError)) throw err;
+    throw new Hinted(`${target.key} cannot be rekeyed: ${err.message}`, "check it with `etcd-backup verify`");
   }
   const stanzas = opened.header.stanzas.length;
   if (stanzas !== target.recipients.length) {

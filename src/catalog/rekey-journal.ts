@@ -12,6 +12,8 @@
  */
 import { createHash } from "node:crypto";
 import { text } from "node:stream/consumers";
+import { S3Store } from "../store/s3.ts";
+import { readObjectRange } from "../store/s3-part-copy.ts";
 import type { Store } from "../store/store.ts";
 
 /** Suffix of the journal beside an object being rekeyed. */
@@ -66,8 +68,9 @@ export async function readJournal(store: Store, key: string): Promise<RekeyJourn
   }
 }
 
-/** The first `size` bytes of an object (fewer when it is shorter); reads no further than needed. */
+/** The first `size` bytes of an object (fewer when it is shorter); reads no further than needed (a ranged GET on S3). */
 export async function readPrefix(store: Store, key: string, size: number): Promise<Buffer> {
+  if (store instanceof S3Store) return await readObjectRange(store, key, size);
   const stream = await store.get(key);
   const chunks: Buffer[] = [];
   let got = 0;

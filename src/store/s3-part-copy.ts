@@ -28,9 +28,29 @@ function isNotImplemented(err: unknown): boolean {
   return code === "NotImplemented" || httpStatus(err) === 501;
 }
 
-/** `bucket/key` URL-encoded, as x-amz-copy-source wants it. */
+/**
+ * `bucket/key` URL-encoded, as x-amz-copy-source wants it. `:` (in every backup's name) stays as it is: a path may
+ * hold it unencoded, and s3rver decodes the header with decodeURI, which leaves `%3A` encoded.
+ */
 function copySource(bucket: string, bucketKey: string): string {
-  return `${bucket}/${bucketKey.split("/").map(encodeURIComponent).join("/")}`;
+  const encode = (segment: string) => encodeURIComponent(segment).replace(/%3A/gi, ":");
+  return `${bucket}/${bucketKey.split("/").map(encode).join("/")}`;
+}
+
+/** The first `size` bytes of an object with one ranged GET (fewer when it is shorter). */
+export async function readObjectRange(store: S3Store, key: string, size: number): Promise<Buffer> {
+  const { client, api, bucketKey, retry, explain } = await store.sdk();
+  if (size <= 0) return Buffer.alloc(0);
+  try {
+    return await retry(async () => {
+      const out = await client.send(
+        new api.GetObjectCommand({ Bucket: store.bucket, Key: bucketKey(key), Range: `bytes=0-${size - 1}` }),
+      );
+      return Buffer.from(await out.Body!.transformToByteArray()).subarray(0, size);
+    });
+  } catch (err) {
+    throw explain(`read ${store.location}/${key}`, err);
+  }
 }
 
 export interface HeadRewrite {
@@ -86,23 +106,25 @@ export async function rewriteHeadByPartCopy(store: S3Store, o: HeadRewrite): Pro
   const inFirst = Math.min(rest, Math.max(0, firstPartSize - o.head.length));
   if (inFirst >= rest) throw new Error("the object is too small for a part-copy rewrite (rewrite it whole)");
 
-  // The start of the old body, which goes into the first part with the new head.
-  const start = await retry(async () => {
-    const out = await client.send(
-      new api.GetObjectCommand({
-        Bucket,
-        Key: SourceKey,
-        Range: `bytes=${o.skip}-${o.skip + inFirst - 1}`,
-        ...(etag ? { IfMatch: etag } : {}),
-      }),
-      signal ? { abortSignal: signal } : {},
-    );
-    const bytes = Buffer.from(await out.Body!.transformToByteArray());
-    if (bytes.length !== inFirst) throw new Error(`range read returned ${bytes.length} of ${inFirst} bytes`);
-    return bytes;
-  }, signal).catch((err) => {
-    throw explain(`read ${store.location}/${o.source}`, err);
-  });
+  // The start of the old body, which goes into the first part with the new head (read once the copies worked).
+  const readStart = () =>
+    retry(async () => {
+      const out = await client.send(
+        new api.GetObjectCommand({
+          Bucket,
+          Key: SourceKey,
+          Range: `bytes=${o.skip}-${o.skip + inFirst - 1}`,
+          ...(etag ? { IfMatch: etag } : {}),
+        }),
+        signal ? { abortSignal: signal } : {},
+      );
+      const bytes = Buffer.from(await out.Body!.transformToByteArray());
+      if (bytes.length !== inFirst)
+        throw new Error(`range read returned ${bytes.length} of ${inFirst} bytes`);
+      return bytes;
+    }, signal).catch((err) => {
+      throw explain(`read ${store.location}/${o.source}`, err);
+    });
 
   const s = store.settings;
   const created = await retry(() =>
@@ -124,23 +146,6 @@ export async function rewriteHeadByPartCopy(store: S3Store, o: HeadRewrite): Pro
   if (!UploadId) throw new Error("S3 returned no upload id");
   const parts: { PartNumber: number; ETag: string }[] = [];
   try {
-    const first = Buffer.concat([o.head, start]);
-    const sent = await retry(
-      () =>
-        client.send(
-          new api.UploadPartCommand({
-            Bucket,
-            Key,
-            UploadId,
-            PartNumber: 1,
-            Body: first,
-            ContentLength: first.length,
-          }),
-          signal ? { abortSignal: signal } : {},
-        ),
-      signal,
-    );
-    parts.push({ PartNumber: 1, ETag: sent.ETag ?? "" });
     let PartNumber = 1;
     for (let from = o.skip + inFirst; from < size; from += copyPartSize) {
       const to = Math.min(size, from + copyPartSize) - 1;
@@ -166,6 +171,26 @@ export async function rewriteHeadByPartCopy(store: S3Store, o: HeadRewrite): Pro
       if (!partEtag) throw new Error(`S3 returned no ETag for copied part ${n}`);
       parts.push({ PartNumber: n, ETag: partEtag });
     }
+    // The sent part last: a service without part copy has refused the first copy before anything was sent.
+    const start = await readStart();
+    const first = Buffer.concat([o.head, start]);
+    const sent = await retry(
+      () =>
+        client.send(
+          new api.UploadPartCommand({
+            Bucket,
+            Key,
+            UploadId,
+            PartNumber: 1,
+            Body: first,
+            ContentLength: first.length,
+          }),
+          signal ? { abortSignal: signal } : {},
+        ),
+      signal,
+    );
+    parts.push({ PartNumber: 1, ETag: sent.ETag ?? "" });
+    parts.sort((x, y) => x.PartNumber - y.PartNumber);
     await retry(() =>
       client.send(
         new api.CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: parts } }),
