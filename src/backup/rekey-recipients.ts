@@ -10,7 +10,9 @@
  * whose manifest does not name them (a passphrase, an unmanaged or pre-manifest object) is refused rather than
  * silently losing its other readers. Ambiguous input is refused in one line: a key both added and removed,
  * a removal of a key the backup does not have (for one named backup), a result without recipients, a
- * passphrase, post-quantum keys beside classic ones (as `save` refuses them).
+ * passphrase, post-quantum keys beside classic ones (as `save` refuses them). A backup that already has the
+ * outcome asked for (every added key, none of the removed ones) is left unchanged without error, so the same
+ * command can be run again after a crash or a partial --all.
  */
 import { AgeKeyError, checkRecipients, parseRecipient, type Recipient } from "../age/index.ts";
 import { UsageError } from "../errors.ts";
@@ -89,7 +91,9 @@ export function planRecipients(
   }
   const keys = before.map((r) => r.publicKey!);
   const removed = change.remove.filter((k) => keys.includes(k));
-  if (strictRemovals) {
+  // Already the outcome asked for (a rerun, or a rekey finished after a crash): nothing to do, no error.
+  const done = change.add.every((r) => r.publicKey && keys.includes(r.publicKey)) && removed.length === 0;
+  if (strictRemovals && !(done && change.add.length > 0)) {
     const missing = change.remove.filter((k) => !keys.includes(k));
     if (missing.length > 0) {
       throw new UsageError(

@@ -4,19 +4,19 @@
  *
  * Steps, each safe to be killed after (src/catalog/rekey-journal.ts says how readers see the states):
  * 1. read the old header, unwrap the file key with the given identity, build the new header;
- * 2. store the rewritten object under `<key>.rekey-new`: in a directory and on small S3 objects by streaming the
+ * 2. store the rewritten object under `<key>.rekey-new.<run>`: in a directory and on small S3 objects by streaming the
  *    new header and the old payload; on larger S3 objects by a multipart upload whose first part is sent and
  *    whose other parts are server-side copies of the old object (src/store/s3-part-copy.ts);
  * 3. verify it: the header parses and its MAC checks with the file key, and the payload is the old one (the
  *    old header followed by the new object's payload hashes to the sha256 the manifest recorded, or to the old
  *    object's own hash where the manifest has none); this is where the new object's sha256 comes from;
- * 4. write the journal `<key>.rekey` with the new manifest;
+ * 4. write the journal `<key>.rekey` with the new manifest (only if absent: a concurrent rekey of the object fails);
  * 5. move the rewritten object over `<key>` (rename; server-side copy on S3) and check its size and header;
  * 6. write the manifest; 7. remove the journal.
  * A later rekey of the same object first finishes (object already new) or undoes (object still old) an
  * interrupted one: `recoverInterruptedRekey`.
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash, type Hash, randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import {
   AgeDecryptError,
@@ -34,13 +34,14 @@ import {
   type RekeyJournal,
   readJournal,
   readPrefix,
+  removeStaging,
   stagingKey,
 } from "../catalog/rekey-journal.ts";
 import { Hinted } from "../errors.ts";
 import { replaceObject } from "../store/replace-object.ts";
 import { S3Store } from "../store/s3.ts";
 import { PartCopyUnsupported, rewriteHeadByPartCopy, worthPartCopy } from "../store/s3-part-copy.ts";
-import type { Store } from "../store/store.ts";
+import { isAlreadyExists, type Store } from "../store/store.ts";
 import type { PublicRecipient } from "./rekey-recipients.ts";
 
 /**
@@ -161,8 +162,9 @@ export async function openObjectHeader(
 /** Rekeys one object (the steps in the module comment). The caller has run `recoverInterruptedRekey`. */
 export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise<RekeyOutcome> {
   const { store, signal } = o;
-  const staging = stagingKey(target.key);
-  await store.delete(staging); // a leftover of a rekey killed before its journal
+  const run = randomBytes(8).toString("hex");
+  const staging = stagingKey(target.key, run);
+  await removeStaging(store, target.key); // leftovers of rekeys killed before their journal
   const { header: oldHeader, fileKey } = await openObjectHeader(store, target, o.identities);
   const newHeader = await rewrapHeader(fileKey, o.recipients);
   const before = await store.stat(target.key);
@@ -224,22 +226,25 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
     const journal: RekeyJournal = {
       format: 1,
       kind: "rekey",
-      run: createHash("sha256")
-        .update(`${process.pid}${Date.now()}${Math.random()}`)
-        .digest("hex")
-        .slice(0, 16),
+      run,
       started: new Date().toISOString(),
       from: { ...headerDigest(oldHeader), objectSize: before.size },
       to: { ...headerDigest(newHeader), objectSize: checked.size, objectSha256: checked.sha256 },
       manifest: JSON.parse(manifest),
     };
-    await store.put(
-      journalKey(target.key),
-      Readable.from([Buffer.from(`${JSON.stringify(journal, null, 2)}\n`)]),
-      {
-        contentType: "application/json",
-      },
-    );
+    try {
+      await store.put(
+        journalKey(target.key),
+        Readable.from([Buffer.from(`${JSON.stringify(journal, null, 2)}\n`)]),
+        { contentType: "application/json", ifAbsent: true },
+      );
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      throw new Hinted(
+        `another rekey of ${target.key} is running (or was killed: its journal ${journalKey(target.key)} exists)`,
+        "wait for it, or run rekey again to finish or undo a killed one",
+      );
+    }
   } catch (err) {
     await store.delete(staging).catch(() => {});
     throw err;
@@ -311,7 +316,7 @@ export async function recoverInterruptedRekey(
       contentType: "application/json",
     });
   }
-  await store.delete(stagingKey(key));
+  await removeStaging(store, key);
   await store.delete(journalKey(key));
   return state === "to" ? "finished" : "undone";
 }

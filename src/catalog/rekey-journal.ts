@@ -2,8 +2,9 @@
  * The journal a rekey keeps beside an object while it replaces it, so that a crash at any point leaves a
  * backup that readers understand.
  *
- * `<key>.rekey` is written (JSON, public information only) after the rewritten object has been stored under
- * `<key>.rekey-new` and verified, and before it replaces `<key>`. It names the old and the new header (their
+ * `<key>.rekey` is written (JSON, public information only; created only if absent, so it is also the lock against
+ * a concurrent rekey of the object) after the rewritten object has been stored under `<key>.rekey-new.<run>` and
+ * verified, and before it replaces `<key>`. It names the old and the new header (their
  * sha256 and size) and holds the manifest the backup gets once the rekey is done. The manifest is replaced
  * last, then the journal removed. Between the replacement and the new manifest, the object and its manifest
  * disagree; readers that find a journal look at the object's first bytes: if they are the new header, the
@@ -43,8 +44,16 @@ export function journalKey(key: string): string {
   return `${key}${REKEY_JOURNAL_SUFFIX}`;
 }
 
-export function stagingKey(key: string): string {
-  return `${key}${REKEY_STAGING_SUFFIX}`;
+/** The rewritten object's name for one run: unique, so two rekeys of one object never share it. */
+export function stagingKey(key: string, run: string): string {
+  return `${key}${REKEY_STAGING_SUFFIX}.${run}`;
+}
+
+/** Removes every rewritten copy of `key` left by killed rekeys (a running one's included: it then fails safely). */
+export async function removeStaging(store: Store, key: string): Promise<void> {
+  const stale: string[] = [];
+  for await (const o of store.list(`${key}${REKEY_STAGING_SUFFIX}`)) stale.push(o.key);
+  for (const k of stale) await store.delete(k);
 }
 
 export function headerDigest(header: Buffer): JournalHeader {
