@@ -246,6 +246,16 @@ describe("rekey on a directory", () => {
       /both added .* and removed/,
     );
     assertOneLineError(await runCli(["rekey", name, "--to", dir, "-i", a.identity]), 2, /nothing to change/);
+    // A secret key pasted where a public one belongs is refused without being echoed (runCli scans the output).
+    const secret = readFileSync(a.identity, "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("AGE-SECRET-KEY-"))!;
+    for (const flag of ["--recipient", "--remove-recipient"])
+      assertOneLineError(
+        await runCli(["rekey", name, "--to", dir, "-i", a.identity, flag, secret]),
+        2,
+        /recipient/,
+      );
     assertOneLineError(
       await runCli(["rekey", name, "--to", dir, "-i", b.identity, "--recipient", b.recipient]),
       1,
