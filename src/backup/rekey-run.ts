@@ -187,7 +187,7 @@ export async function runRekey(req: RekeyRequest): Promise<RekeyItem[]> {
       }
       if (req.dryRun) {
         // The identity is checked on the header alone: a dry run says whether the real run could open it.
-        await openObjectHeader(store, target, req.identities);
+        if (req.identities.length > 0) await openObjectHeader(store, target, req.identities);
         report({ ...item, action: "would rekey" });
         continue;
       }

@@ -177,7 +177,7 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
   let manifest: string;
   let sha256: string;
   try {
-    if (store instanceof S3Store && worthPartCopy(store, newSize, o.partCopy?.firstPartSize)) {
+    if (store instanceof S3Store && worthPartCopy(newSize, o.partCopy?.firstPartSize)) {
       try {
         const done = await rewriteHeadByPartCopy(store, {
           source: target.key,

@@ -9,6 +9,7 @@
  * mixing two objects. A failed upload is aborted: S3 shows no object until completion.
  */
 
+import { createHash } from "node:crypto";
 import { OWNER_METADATA, type S3Store } from "./s3.ts";
 import { httpStatus, s3ErrorCode } from "./s3-errors.ts";
 
@@ -63,7 +64,7 @@ export interface HeadRewrite {
   /** Stored as the object's owner metadata (the run that wrote the backup). */
   owner?: string;
   signal?: AbortSignal;
-  /** The sent first part's size (head included); at least 5 MiB. Default: the store's part size. */
+  /** The sent first part's size (head included); at least 5 MiB, the default: as little as S3 allows. */
   firstPartSize?: number;
   /** The size of each copied range; at least 5 MiB, at most 5 GiB. Default 1 GiB. */
   copyPartSize?: number;
@@ -78,9 +79,9 @@ export interface HeadRewritten {
   parts: number;
 }
 
-/** True when an object of `size` bytes (after the rewrite) is big enough for a part-copy rewrite to pay. */
-export function worthPartCopy(store: S3Store, size: number, firstPartSize?: number): boolean {
-  return size > Math.max(MIN_PART_SIZE, firstPartSize ?? store.settings.partSize);
+/** True when an object of `size` bytes (after the rewrite) is bigger than the sent first part. */
+export function worthPartCopy(size: number, firstPartSize?: number): boolean {
+  return size > Math.max(MIN_PART_SIZE, firstPartSize ?? MIN_PART_SIZE);
 }
 
 /** Rewrites the head of `source` into `target` with part copies. See the module comment. */
@@ -90,7 +91,7 @@ export async function rewriteHeadByPartCopy(store: S3Store, o: HeadRewrite): Pro
   const SourceKey = bucketKey(o.source);
   const Key = bucketKey(o.target);
   const signal = o.signal;
-  const firstPartSize = Math.max(MIN_PART_SIZE, o.firstPartSize ?? store.settings.partSize);
+  const firstPartSize = Math.max(MIN_PART_SIZE, o.firstPartSize ?? MIN_PART_SIZE);
   const copyPartSize = Math.min(MAX_COPY_SIZE, Math.max(MIN_PART_SIZE, o.copyPartSize ?? 1024 * MiB));
 
   const head = await retry(
@@ -184,6 +185,8 @@ export async function rewriteHeadByPartCopy(store: S3Store, o: HeadRewrite): Pro
             PartNumber: 1,
             Body: first,
             ContentLength: first.length,
+            // Checked by the service; also what buckets with Object Lock require of every part sent.
+            ContentMD5: createHash("md5").update(first).digest("base64"),
           }),
           signal ? { abortSignal: signal } : {},
         ),

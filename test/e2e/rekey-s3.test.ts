@@ -104,7 +104,8 @@ describe("rekey on S3", () => {
             ...["rekey", name, "--to", to, "--identity", a.identity],
             ...["--recipient", b.recipient, "--remove-recipient", a.recipient, "-o", "json"],
           ],
-          { env: env(proxy.endpoint) },
+          // No part size given: the sent first part is S3's 5 MiB minimum whatever the store's part size.
+          { env: { ...env(proxy.endpoint), ETCD_BACKUP_S3_PART_SIZE: "" } },
         );
       } finally {
         await proxy.stop();
