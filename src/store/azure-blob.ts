@@ -98,6 +98,9 @@ export class AzureBlobStore implements Store {
     this.retryPolicy = { maxAttempts: s.maxAttempts, baseDelayMs: s.retryBaseDelayMs, maxDelayMs: 10_000 };
   }
 
+  /** Nothing to release (the SDK's connections are not held open past use); here to match `S3Store`. */
+  destroy(): void {}
+
   /** The secret values this store authenticates with, for the caller's redactor. Never print them. */
   get secrets(): readonly string[] {
     return this.settings.secrets;
