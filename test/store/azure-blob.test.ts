@@ -5,7 +5,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
+import {
+  BlobServiceClient,
+  ContainerSASPermissions,
+  generateBlobSASQueryParameters,
+  StorageSharedKeyCredential,
+} from "@azure/storage-blob";
 import { describeError } from "../../src/errors.ts";
 import { AzureBlobStore } from "../../src/store/azure-blob.ts";
 import type { AzureSettings } from "../../src/store/azure-settings.ts";
@@ -229,5 +234,66 @@ describe("AzureBlobStore against Azurite", () => {
     );
     await store.removeLeftover(left[0]!);
     assert.equal(await blob.exists(), false);
+  });
+
+  /** A container SAS signed with Azurite's key, as `az storage container generate-sas` makes one. */
+  const containerSas = (permissions: string) =>
+    generateBlobSASQueryParameters(
+      {
+        containerName: "backups",
+        permissions: ContainerSASPermissions.parse(permissions),
+        expiresOn: new Date(Date.now() + 3_600_000),
+      },
+      new StorageSharedKeyCredential(azurite.account, azurite.key),
+    ).toString();
+
+  test("a container SAS with r,c,w,d,l does everything the store needs, multi-block puts and leftovers too", async () => {
+    const sas = containerSas("rcwdl");
+    const store = new AzureBlobStore({
+      container: "backups",
+      prefix: "sas",
+      settings: { endpoint: azurite.endpoint, blockSize: 1 * MiB, retryBaseDelayMs: 5 },
+      secrets: { sasToken: `?${sas}` },
+    });
+    assert.equal(store.settings.auth.kind, "sas");
+    const bytes = randomBytes(3 * MiB + 7);
+    await store.put("a.snap", Readable.from([bytes]), { ifAbsent: true });
+    assert.equal(sha256(await readAll(await store.get("a.snap"))), sha256(bytes));
+    await assert.rejects(store.put("a.snap", Readable.from([bytes]), { ifAbsent: true }), /already exists/);
+    const listed: string[] = [];
+    for await (const info of store.list()) listed.push(info.key);
+    assert.deepEqual(listed, ["a.snap"]);
+    // A killed upload's blocks, found and discarded with the same token.
+    await service
+      .getContainerClient("backups")
+      .getBlockBlobClient("sas/killed.snap")
+      .stageBlock(Buffer.from("killed-000000").toString("base64"), randomBytes(100), 100);
+    const left = [];
+    for await (const l of store.leftovers()) left.push(l);
+    assert.deepEqual(
+      left.map((l) => l.key),
+      ["killed.snap"],
+    );
+    await store.removeLeftover(left[0]!);
+    for await (const l of store.leftovers()) assert.fail(`still a leftover: ${l.key}`);
+    await store.delete("a.snap");
+    assert.equal(await store.stat("a.snap"), null);
+  });
+
+  test("a read-only SAS lists and reads, and a put is refused in one line without the token", async () => {
+    await makeStore().put("ro/x.snap", Readable.from([Buffer.from("readable")]));
+    const sas = containerSas("rl");
+    const store = new AzureBlobStore({
+      container: "backups",
+      settings: { endpoint: azurite.endpoint, retryBaseDelayMs: 5 },
+      secrets: { sasToken: sas },
+    });
+    assert.equal((await readAll(await store.get("ro/x.snap"))).toString(), "readable");
+    const err = await store.put("ro/y.snap", Readable.from([Buffer.from("x")])).catch((e: unknown) => e);
+    const signature = new URLSearchParams(sas).get("sig") ?? "";
+    assert.ok(signature.length > 10);
+    const line = userLine(err, signature);
+    assert.match(line, /^upload azblob:\/\/backups\/ro\/y\.snap: Azure denied access to container backups/);
+    assert.match(line, /check the SAS token/);
   });
 });
