@@ -197,6 +197,8 @@ export class BackupController {
       const ctx = this.context(namespace, log);
       // The spec goes through the one job description and builder, as save's flags and the daemon's do.
       const job = await resolveJob(action.spec, action.cluster, ctx);
+      // The Secrets' values (an S3 secret key, an Azure key or SAS) are kept out of every status and Event.
+      (this.o.redactor ?? processRedactor).add(...job.secrets);
       const { source, encryption } = job;
       const store = job.store as OperatorStore;
       let result: Awaited<ReturnType<typeof saveBackup>>;
