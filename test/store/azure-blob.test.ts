@@ -296,4 +296,26 @@ describe("AzureBlobStore against Azurite", () => {
     assert.match(line, /^upload azblob:\/\/backups\/ro\/y\.snap: Azure denied access to container backups/);
     assert.match(line, /check the SAS token/);
   });
+
+  test("no key, no SAS and no identity is one line saying where credentials come from", async () => {
+    // DefaultAzureCredential restricted to its environment credential, so nothing probes a metadata service.
+    const saved = process.env.AZURE_TOKEN_CREDENTIALS;
+    process.env.AZURE_TOKEN_CREDENTIALS = "EnvironmentCredential";
+    try {
+      const store = new AzureBlobStore({
+        container: "backups",
+        // Bearer tokens need https; nothing listens there, and no token is ever obtained to send.
+        settings: { account: "acct1", endpoint: "https://127.0.0.1:1/acct1", maxAttempts: 1 },
+      });
+      assert.equal(store.settings.auth.kind, "default credential");
+      const err = await store.put("k", Readable.from([Buffer.from("x")])).catch((e: unknown) => e);
+      assert.match(
+        userLine(err, "never-a-secret"),
+        /^upload azblob:\/\/backups\/k: no Azure credentials found \(set AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN/,
+      );
+    } finally {
+      if (saved === undefined) delete process.env.AZURE_TOKEN_CREDENTIALS;
+      else process.env.AZURE_TOKEN_CREDENTIALS = saved;
+    }
+  });
 });
