@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, request, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -316,6 +317,115 @@ describe("AzureBlobStore against Azurite", () => {
     } finally {
       if (saved === undefined) delete process.env.AZURE_TOKEN_CREDENTIALS;
       else process.env.AZURE_TOKEN_CREDENTIALS = saved;
+    }
+  });
+
+  /**
+   * An HTTP proxy in front of Azurite that answers some requests itself (`answer`) or forwards them and then cuts
+   * the connection before the client reads the answer (`drop`), as a network failure after the service acted does.
+   */
+  async function startProxy(
+    decide: (req: { method: string; url: string }) => {
+      answer?: { status: number; code: string };
+      drop?: boolean;
+    },
+  ): Promise<{ endpoint: string; seen: { method: string; url: string }[]; close(): Promise<void> }> {
+    const seen: { method: string; url: string }[] = [];
+    const target = new URL(azurite.endpoint);
+    const server: Server = createServer((req, res) => {
+      const info = { method: req.method ?? "", url: req.url ?? "" };
+      seen.push(info);
+      const d = decide(info);
+      if (d.answer) {
+        const { status, code } = d.answer;
+        req.resume();
+        req.on("end", () => {
+          const xml = `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>injected</Message></Error>`;
+          res.writeHead(status, { "content-type": "application/xml", "x-ms-error-code": code });
+          res.end(xml);
+        });
+        return;
+      }
+      const upstream = request(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (up) => {
+          if (d.drop) {
+            up.resume();
+            up.on("end", () => res.socket?.destroy());
+            return;
+          }
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
+      upstream.on("error", () => res.destroy());
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const address = server.address();
+    const port = typeof address === "object" && address ? address.port : 0;
+    return {
+      endpoint: `http://127.0.0.1:${port}${target.pathname}`,
+      seen,
+      async close() {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  }
+
+  const isStageBlock = (r: { method: string; url: string }) =>
+    r.method === "PUT" && r.url.includes("comp=block&");
+  const isCommit = (r: { method: string; url: string }) =>
+    r.method === "PUT" && r.url.includes("comp=blocklist");
+
+  test("a 503 on staged blocks is retried, and a commit whose answer was lost is found to be ours", async () => {
+    let busy = 0;
+    let dropped = 0;
+    const proxy = await startProxy((r) => {
+      if (isStageBlock(r) && busy < 2)
+        return busy++ === 0
+          ? { answer: { status: 503, code: "ServerBusy" } }
+          : { answer: { status: 500, code: "InternalError" } };
+      if (isCommit(r) && dropped++ === 0) return { drop: true };
+      return {};
+    });
+    const store = makeStore({ endpoint: proxy.endpoint, concurrency: 1 });
+    try {
+      const bytes = randomBytes(9 * MiB);
+      const result = await store.put("retry/landed.snap", Readable.from([bytes]), {
+        ifAbsent: true,
+        owner: "run-42",
+      });
+      assert.deepEqual(result, { size: bytes.length, exclusive: true });
+      assert.equal(busy, 2);
+      // Three blocks of 4 MiB, two refused once: five Put Block requests; two commits, the first one's answer lost.
+      assert.equal(proxy.seen.filter(isStageBlock).length, 5);
+      assert.equal(proxy.seen.filter(isCommit).length, 2);
+      assert.equal(sha256(await readAll(await store.get("retry/landed.snap"))), sha256(bytes));
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  test("a 403 on a block is not retried: the put fails in one line and leaves no blocks", async () => {
+    const proxy = await startProxy((r) =>
+      isStageBlock(r) ? { answer: { status: 403, code: "AuthorizationPermissionMismatch" } } : {},
+    );
+    const store = makeStore({ endpoint: proxy.endpoint, concurrency: 1 });
+    try {
+      const err = await store
+        .put("denied/x.snap", Readable.from([randomBytes(5 * MiB)]))
+        .catch((e: unknown) => e);
+      assert.match(
+        userLine(err, azurite.key),
+        /Azure denied access to container backups in account devstoreaccount1 \(AuthorizationPermissionMismatch\)/,
+      );
+      assert.equal(proxy.seen.filter(isStageBlock).length, 1);
+      assert.equal(await store.stat("denied/x.snap"), null);
+      for await (const l of makeStore().leftovers("denied/")) assert.fail(`leftover ${l.key}`);
+    } finally {
+      await proxy.close();
     }
   });
 });
