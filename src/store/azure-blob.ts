@@ -502,7 +502,8 @@ export class AzureBlobStore implements Store {
           name: item.name,
           size: p.contentLength ?? 0,
           lastModified: p.lastModified ?? new Date(0),
-          since: p.createdOn ?? p.lastModified ?? new Date(0),
+          // Unknown age counts as new: prune keeps it (it may be an upload in flight) rather than cut it off.
+          since: p.createdOn ?? p.lastModified ?? new Date(),
           discardMarker: Boolean(item.metadata?.[DISCARD_METADATA]),
         };
       }
