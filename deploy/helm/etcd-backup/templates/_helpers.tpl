@@ -56,20 +56,14 @@ app.kubernetes.io/component: {{ .Values.mode }}
     name: {{ .Values.encryption.recipientsSecret }}
 {{- end -}}
 
-{{/* Pod labels and the ServiceAccount for Azure workload identity. */}}
-{{- define "etcd-backup.workloadIdentityLabels" -}}
-{{- if .Values.azure.workloadIdentity.enabled }}
-azure.workload.identity/use: "true"
-{{- end }}
-{{- end -}}
-
 {{- define "etcd-backup.podSpec" -}}
-{{- if .Values.azure.workloadIdentity.enabled }}
-serviceAccountName: {{ required "azure.workloadIdentity.serviceAccountName is required with workload identity" .Values.azure.workloadIdentity.serviceAccountName }}
-{{- end }}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
 automountServiceAccountToken: false
+{{- if .Values.azure.workloadIdentity.enabled }}
+{{- /* The workload identity webhook mounts its own projected token; the API token stays unmounted. */}}
+serviceAccountName: {{ required "azure.workloadIdentity.serviceAccountName is required with workload identity" .Values.azure.workloadIdentity.serviceAccountName }}
+{{- end }}
 nodeSelector:
   {{- toYaml .Values.nodeSelector | nindent 2 }}
 tolerations:
