@@ -465,7 +465,8 @@ export class AzureBlobStore implements Store {
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     const root = this.prefix ? `${this.prefix}/` : "";
     for await (const item of this.listBlobs(root + prefix, false)) {
-      if (!item.name.startsWith(root) || item.name.endsWith("/") || item.discardMarker) continue;
+      if (!item.name.startsWith(root) || item.name.endsWith("/") || item.discardMarker || item.directory)
+        continue;
       yield { key: item.name.slice(root.length), size: item.size, lastModified: item.lastModified };
     }
   }
@@ -474,7 +475,14 @@ export class AzureBlobStore implements Store {
   private async *listBlobs(
     namePrefix: string,
     uncommitted: boolean,
-  ): AsyncIterable<{ name: string; size: number; lastModified: Date; since: Date; discardMarker: boolean }> {
+  ): AsyncIterable<{
+    name: string;
+    size: number;
+    lastModified: Date;
+    since: Date;
+    discardMarker: boolean;
+    directory: boolean;
+  }> {
     const container = await this.client();
     let token: string | undefined;
     do {
@@ -505,6 +513,8 @@ export class AzureBlobStore implements Store {
           // Unknown age counts as new: prune keeps it (it may be an upload in flight) rather than cut it off.
           since: p.createdOn ?? p.lastModified ?? new Date(),
           discardMarker: Boolean(item.metadata?.[DISCARD_METADATA]),
+          // A hierarchical-namespace account lists its directories as empty blobs marked hdi_isfolder.
+          directory: item.metadata?.hdi_isfolder === "true",
         };
       }
       token = page.continuationToken || undefined;

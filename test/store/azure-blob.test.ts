@@ -218,6 +218,16 @@ describe("AzureBlobStore against Azurite", () => {
     await store.removeLeftover(left[0]!);
   });
 
+  test("a hierarchical namespace's directory placeholders are not listed as objects", async () => {
+    const store = makeStore();
+    const container = service.getContainerClient("backups");
+    await container.getBlockBlobClient("hns/sub").upload("", 0, { metadata: { hdi_isfolder: "true" } });
+    await container.getBlockBlobClient("hns/sub/etcd-1.snap").upload("x", 1);
+    const listed: string[] = [];
+    for await (const info of store.list("hns/")) listed.push(info.key);
+    assert.deepEqual(listed, ["hns/sub/etcd-1.snap"]);
+  });
+
   test("a discard marker a killed discard left is never shown as an object, and is a leftover", async () => {
     const store = makeStore();
     const blob = service.getContainerClient("backups").getBlockBlobClient("marker/etcd-2.snap");
