@@ -124,6 +124,18 @@ describe(`save to Azure Blob (Azurite) and back (seed ${SEED})`, () => {
       [[key, "complete"]],
     );
 
+    // The same through AZURE_STORAGE_CONNECTION_STRING alone, as the Azure portal hands it out.
+    const connectionString = `DefaultEndpointsProtocol=http;AccountName=${azurite.account};AccountKey=${azurite.key};BlobEndpoint=${azurite.endpoint};`;
+    const viaConnectionString = await runCli(["list", "--to", to, "-o", "json"], {
+      env: {
+        AZURE_STORAGE_CONNECTION_STRING: connectionString,
+        AZURE_STORAGE_ACCOUNT: "",
+        AZURE_STORAGE_KEY: "",
+      },
+    });
+    assertOk(viaConnectionString);
+    assert.deepEqual(JSON.parse(viaConnectionString.stdout), JSON.parse(list.stdout));
+
     const out = join(work, "restored.db");
     assertOk(await runCli(["restore", "latest", "--to", to, "-i", identity, "--to-file", out], { env }));
     assert.deepEqual(readFileSync(out), readFileSync(join(work, "obj.db")));
