@@ -8,6 +8,7 @@ import type { SnapshotSource } from "../source/source.ts";
 import { TalosSource } from "../source/talos.ts";
 import type { Compression } from "../stages/compress.ts";
 import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
+import { azureSecretsFromEnv } from "../store/azure-settings.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -120,11 +121,21 @@ export async function backupJobFromConfig(
       "pass --to DIR or --to s3://bucket/prefix (or talos-backup's BUCKET)",
     );
   }
-  const store = openStore(destination, /^s3:\/\//i.test(destination) ? config.s3 : undefined, {
-    ...(config.s3Secrets?.credentials ? { credentials: config.s3Secrets.credentials } : {}),
-    ...(config.s3Secrets?.caPem ? { caPem: config.s3Secrets.caPem } : {}),
-    warn,
-  });
+  const store = openStore(
+    destination,
+    /^s3:\/\//i.test(destination) ? config.s3 : undefined,
+    {
+      ...(config.s3Secrets?.credentials ? { credentials: config.s3Secrets.credentials } : {}),
+      ...(config.s3Secrets?.caPem ? { caPem: config.s3Secrets.caPem } : {}),
+      warn,
+    },
+    // Azure credentials: the operator's Secret when it gave one, else the environment's, else the SDK's chain.
+    {
+      settings: config.azure,
+      secrets: config.azureSecrets ?? azureSecretsFromEnv(env),
+      onSecret: (secret) => secrets.push(secret),
+    },
+  );
   if (config.s3Secrets?.credentials) {
     secrets.push(config.s3Secrets.credentials.secretAccessKey);
     if (config.s3Secrets.credentials.sessionToken) secrets.push(config.s3Secrets.credentials.sessionToken);

@@ -4,6 +4,7 @@ import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration, parseSpan } from "../duration.ts";
 import { UsageError } from "../errors.ts";
+import { MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from "../store/azure-settings.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
 import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
 import { applyTalosBackupEnv, readTalosBackupEnv } from "./talos-backup.ts";
@@ -40,6 +41,20 @@ export const s3SettingsSchema = z
     sseKmsKeyId: z.string().min(1).optional(),
     storageClass: z.string().min(1).optional(),
     sdkChecksums: z.boolean().optional(),
+    maxAttempts: z.number().int().min(1).optional(),
+    retryBaseDelayMs: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+/** Azure Blob settings (`AzureSettings`); credentials are not here but in `azureSecrets`. */
+export const azureSettingsSchema = z
+  .object({
+    account: z.string().min(1).optional(),
+    endpoint: z.string().min(1).optional(),
+    accountKeyFile: z.string().min(1).optional(),
+    sasTokenFile: z.string().min(1).optional(),
+    blockSize: z.number().int().min(MIN_BLOCK_SIZE).max(MAX_BLOCK_SIZE).optional(),
+    concurrency: z.number().int().min(1).max(64).optional(),
     maxAttempts: z.number().int().min(1).optional(),
     retryBaseDelayMs: z.number().int().min(0).optional(),
   })
@@ -122,6 +137,20 @@ export const backupJobConfigSchema = z.object({
         .optional(),
       caPem: pemSchema.optional(),
     })
+    .optional(),
+  azure: azureSettingsSchema.default({}),
+  /**
+   * Azure credentials given as values (the operator reads them from a Secret); absent: the environment's
+   * (AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_CONNECTION_STRING), then the SDK's default chain
+   * (workload identity, managed identity). Secret: never printed.
+   */
+  azureSecrets: z
+    .object({
+      accountKey: z.string().min(1).optional(),
+      sasToken: z.string().min(1).optional(),
+      connectionString: z.string().min(1).optional(),
+    })
+    .strict()
     .optional(),
   compression: z.enum(["zstd", "none"]).default("zstd"),
   level: z.number().int().min(1).max(19).optional(),
@@ -299,6 +328,25 @@ export const jobSettingsShape = {
     })
     .strict()
     .default({}),
+  azure: z
+    .object({
+      account: str.optional(),
+      endpoint: str.optional(),
+      accountKeyFile: str.optional(),
+      sasTokenFile: str.optional(),
+      blockSizeMiB: z
+        .union([z.number(), z.string().trim()])
+        .pipe(
+          z.coerce
+            .number<string | number>({ error: "is not a number" })
+            .min(MIN_BLOCK_SIZE / MiB, "Azure blocks are 1 MiB to 4000 MiB")
+            .max(MAX_BLOCK_SIZE / MiB, "Azure blocks are 1 MiB to 4000 MiB"),
+        )
+        .optional(),
+      concurrency: wholeNumber(1, 64).optional(),
+    })
+    .strict()
+    .default({}),
   // How.
   compress: z.enum(["zstd", "none"]).default("zstd"),
   level: wholeNumber(1, 19).optional(),
@@ -472,7 +520,9 @@ function jobSettingsProblems(
   });
   if (given("password") && !given("user")) problems.push("--password: needs --user");
   if (!given("to") && !readTalosBackupEnv(env).present) {
-    problems.push("--to: is required (a directory or s3://bucket/prefix; or talos-backup's BUCKET)");
+    problems.push(
+      "--to: is required (a directory, s3://bucket/prefix or azblob://container/prefix; or talos-backup's BUCKET)",
+    );
   }
   if (given("fromFile") && raw.source === "talos")
     problems.push("--from-file: cannot be combined with --source talos");
@@ -503,6 +553,12 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
     if (k === "partSizeMiB") s3.partSize = Math.round((v as number) * MiB);
     else (s3 as Record<string, unknown>)[k] = v;
   }
+  const azure: BackupJobConfig["azure"] = {};
+  for (const [k, v] of Object.entries(s.azure)) {
+    if (v === undefined) continue;
+    if (k === "blockSizeMiB") azure.blockSize = Math.round((v as number) * MiB);
+    else (azure as Record<string, unknown>)[k] = v;
+  }
   return parseBackupJobConfig({
     ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
     source: s.fromFile
@@ -527,6 +583,7 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
           },
     ...(s.to !== undefined ? { destination: s.to } : {}),
     s3,
+    azure,
     compression: s.compress,
     ...(s.level !== undefined ? { level: s.level } : {}),
     encryption: s.encrypt
@@ -573,7 +630,10 @@ export function settingName(path: readonly PropertyKey[]): string {
     const flag = { caFile: "ca", partSizeMiB: "part-size" }[sub] ?? kebab(sub);
     return `--s3-${flag}`;
   }
-  return path.length > 1 && head !== "s3" ? path.map(String).join(".") : `--${kebab(head)}`;
+  if (head === "azure" && sub) return `--azure-${kebab(sub === "blockSizeMiB" ? "blockSize" : sub)}`;
+  return path.length > 1 && head !== "s3" && head !== "azure"
+    ? path.map(String).join(".")
+    : `--${kebab(head)}`;
 }
 
 function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {

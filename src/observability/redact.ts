@@ -11,7 +11,8 @@
  *   truncated ones: not even 4 characters of one are echoed), PEM private keys (also base64-encoded, as in a
  *   talosconfig or a kubeconfig), the password of a URL's userinfo
  *   (`http://user:PASSWORD@host`), bearer and basic credentials, JWTs (Kubernetes tokens), AWS session tokens,
- *   and assignments of the known secret variables (`AWS_SECRET_ACCESS_KEY=...`).
+ *   Azure Storage account keys in connection strings (`AccountKey=...`), SAS signatures (`sig=...`), and assignments
+ *   of the known secret variables (`AWS_SECRET_ACCESS_KEY=...`, `AZURE_STORAGE_KEY=...`).
  */
 
 /** What stands in a log line, a page or an error in place of a secret. */
@@ -22,7 +23,16 @@ export const REDACTED = "[REDACTED]";
  * SDK's), etcdctl's password. `ETCDCTL_USER` holds one after its ':' (see `addFromEnv`). The age variables
  * talos-backup reads (`AGE_X25519_PUBLIC_KEY`) and ours (`ETCD_BACKUP_RECIPIENTS`) hold public keys only.
  */
-export const SECRET_ENV_VARS = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ETCDCTL_PASSWORD"] as const;
+export const SECRET_ENV_VARS = [
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "ETCDCTL_PASSWORD",
+  // Azure Storage's (az CLI and SDK names) and a service principal's secret (DefaultAzureCredential reads it).
+  "AZURE_STORAGE_KEY",
+  "AZURE_STORAGE_SAS_TOKEN",
+  "AZURE_STORAGE_CONNECTION_STRING",
+  "AZURE_CLIENT_SECRET",
+] as const;
 
 /** Flags whose value is a secret (`--password x`, `--password=x`); `--user` holds one after its ':'. */
 const SECRET_FLAGS = ["--password"] as const;
@@ -47,6 +57,11 @@ const SHAPED_SECRETS: RegExp[] = [
   /\b(?:FwoGZXIvYXdz|IQoJb3JpZ2lu)[A-Za-z0-9/+=]+/g,
   // `AWS_SECRET_ACCESS_KEY=...`, `aws_session_token = ...` (env dumps, credentials files), `ETCDCTL_PASSWORD=...`.
   /(?<keep>\b(?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|ETCDCTL_PASSWORD)\s*[=:]\s*["']?)[^\s"',;]+/gi,
+  /(?<keep>\b(?:AZURE_STORAGE_KEY|AZURE_STORAGE_SAS_TOKEN|AZURE_CLIENT_SECRET)\s*[=:]\s*["']?)[^\s"',;]+/gi,
+  // Azure Storage connection strings' key (`AccountKey=...;`) and a SAS token's signature (`sig=...`).
+  /(?<keep>\bAccountKey=)[^\s"';]+/gi,
+  /(?<keep>[?&]sig=)[^\s"'&#]+/gi,
+  /(?<keep>^sig=|\ssig=)[A-Za-z0-9%+/=]+/gi,
 ];
 
 /** base64 of "-----BEGIN": a PEM file encoded once more, as talosconfig and kubeconfig hold keys. */

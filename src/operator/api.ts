@@ -85,6 +85,29 @@ export interface S3DestinationSpec {
   insecureSkipVerify?: boolean;
 }
 
+/**
+ * An Azure Blob Storage container and prefix. Credentials: a Secret holding the account key or a SAS token (and,
+ * when `account` is not given, the account name); without one, the pod's workload identity or managed identity
+ * (DefaultAzureCredential), which needs Storage Blob Data Contributor on the container.
+ */
+export interface AzureBlobDestinationSpec {
+  container: string;
+  prefix?: string;
+  /** The storage account; absent: the Secret's `AZURE_STORAGE_ACCOUNT` (or the endpoint's path, for Azurite). */
+  account?: string;
+  /** The Blob service URL for sovereign clouds and emulators; absent: https://ACCOUNT.blob.core.windows.net. */
+  endpoint?: string;
+  credentialsSecretRef?: {
+    name: string;
+    /** Default AZURE_STORAGE_ACCOUNT; read only when `account` is not given. */
+    accountNameKey?: string;
+    /** Default AZURE_STORAGE_KEY. */
+    accountKeyKey?: string;
+    /** Default AZURE_STORAGE_SAS_TOKEN; used when the Secret has no account key. */
+    sasTokenKey?: string;
+  };
+}
+
 export interface RecipientsSource {
   secretKeyRef?: SecretKeyRef;
   configMapKeyRef?: SecretKeyRef;
@@ -100,7 +123,8 @@ export interface EtcdBackupSpec {
   /** The cluster name in the object's name; defaults to the schedule's or the EtcdBackup's name. */
   clusterName?: string;
   source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec };
-  destination: { s3: S3DestinationSpec };
+  /** Exactly one of `s3` and `azureBlob`. */
+  destination: { s3?: S3DestinationSpec; azureBlob?: AzureBlobDestinationSpec };
   encryption: EncryptionSpec;
   compression?: "zstd" | "none";
   compressionLevel?: number;

@@ -85,7 +85,10 @@ export interface Failure {
 export type RunOutcome =
   | {
       kind: "stored";
+      /** The bucket or container. */
       bucket: string;
+      /** `s3://bucket` or `azblob://container`; absent: `s3://bucket`. */
+      root?: string;
       /** Full keys in the bucket (prefix included). */
       key: string;
       manifestKey: string;
@@ -273,7 +276,8 @@ export function decideAfterRun(
 /** A stored backup: Succeeded, with where it is and how big, and a Normal Event. */
 function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>, now: Date): BackupDecision {
   const generation = generationOf(b);
-  const location = `s3://${stored.bucket}/${stored.key}`;
+  const root = stored.root ?? `s3://${stored.bucket}`;
+  const location = `${root}/${stored.key}`;
   return {
     result: "success",
     actions: [
@@ -286,7 +290,7 @@ function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>,
           phase: "Succeeded",
           key: stored.key,
           manifestKey: stored.manifestKey,
-          location: `s3://${stored.bucket}`,
+          location: root,
           dbSize: stored.dbSize,
           storedSize: stored.storedSize,
           ...(stored.revision !== undefined ? { revision: stored.revision } : {}),

@@ -9,11 +9,11 @@ import {
   type EtcdBackup,
   type EtcdBackupSchedule,
   type EtcdBackupScheduleStatus,
+  type EtcdBackupSpec,
   type MergePatch,
   type ObjectRef,
   Reason,
   type RetentionSpec,
-  type S3DestinationSpec,
   SCHEDULE_KIND,
   SCHEDULE_LABEL,
   SCHEDULED_AT_ANNOTATION,
@@ -62,7 +62,7 @@ export interface PruneRequest {
   after: string;
   policy: RetentionPolicy;
   cluster: string;
-  destination: S3DestinationSpec;
+  destination: EtcdBackupSpec["destination"];
 }
 
 export interface ScheduleDecision {
@@ -288,7 +288,7 @@ function pruneRequest(s: EtcdBackupSchedule, after: string): PruneRequest | unde
     after,
     policy: retentionPolicy(s.spec.retention),
     cluster: s.spec.template.spec.clusterName ?? s.metadata.name,
-    destination: s.spec.template.spec.destination.s3,
+    destination: s.spec.template.spec.destination,
   };
 }
 

@@ -56,6 +56,32 @@ const s3 = z.object({
   insecureSkipVerify: z.boolean().optional(),
 });
 
+const azureBlob = z.object({
+  container: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/, "not a valid Azure container name"),
+  prefix: z
+    .string()
+    .regex(/^([^/]+(\/[^/]+)*)?$/, "no leading, trailing or double slash")
+    .optional(),
+  account: z
+    .string()
+    .regex(/^[a-z0-9]{3,24}$/, "not a valid storage account name")
+    .optional(),
+  endpoint: z
+    .string()
+    .regex(/^https?:\/\/[^\s/?]+(\/[^\s?]*)?$/, "use https://host[:port][/path], without a query")
+    .optional(),
+  credentialsSecretRef: z
+    .object({
+      name,
+      accountNameKey: name.optional(),
+      accountKeyKey: name.optional(),
+      sasTokenKey: name.optional(),
+    })
+    .optional(),
+});
+
 const encryption = z
   .object({
     none: z.boolean().optional(),
@@ -86,7 +112,12 @@ export const backupSpecSchema = z.object({
   source: z
     .object({ etcd: etcd.optional(), talos: talos.optional() })
     .refine((s) => (s.etcd === undefined) !== (s.talos === undefined), "set exactly one of etcd or talos"),
-  destination: z.object({ s3 }),
+  destination: z
+    .object({ s3: s3.optional(), azureBlob: azureBlob.optional() })
+    .refine(
+      (d) => (d.s3 === undefined) !== (d.azureBlob === undefined),
+      "set exactly one of s3 or azureBlob",
+    ),
   encryption,
   compression: z.enum(["zstd", "none"]).optional(),
   compressionLevel: z.number().int().min(1).max(19).optional(),

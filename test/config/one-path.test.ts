@@ -28,7 +28,7 @@ async function viaCommand(
   const saved = { ...process.env };
   // commander reads option variables from process.env while parsing.
   for (const k of Object.keys(process.env))
-    if (/^(ETCD|AWS|ETCDCTL|TALOS|BUCKET|CLUSTER|S3_|AGE_)/.test(k)) delete process.env[k];
+    if (/^(ETCD|AWS|AZURE_|ETCDCTL|TALOS|BUCKET|CLUSTER|S3_|AGE_)/.test(k)) delete process.env[k];
   Object.assign(process.env, env);
   try {
     module.register(program);
@@ -110,6 +110,33 @@ const ROWS: { what: string; flags: string[]; file: Record<string, unknown>; env?
           partSizeMiB: 16,
           concurrency: 3,
           storageClass: "STANDARD_IA",
+        },
+      },
+    },
+    {
+      what: "Azure Blob destination and settings",
+      flags: [
+        "--to",
+        "azblob://backups/prod",
+        "--azure-account",
+        "acct1",
+        "--azure-endpoint",
+        "http://127.0.0.1:10000/acct1",
+        "--azure-account-key-file",
+        "/azure.key",
+        "--azure-block-size",
+        "16",
+        "--azure-concurrency",
+        "2",
+      ],
+      file: {
+        to: "azblob://backups/prod",
+        azure: {
+          account: "acct1",
+          endpoint: "http://127.0.0.1:10000/acct1",
+          accountKeyFile: "/azure.key",
+          blockSizeMiB: 16,
+          concurrency: 2,
         },
       },
     },

@@ -49,6 +49,25 @@ export const badBackupCases: [string, (d: ReturnType<typeof baseBackup>) => void
   ["talos inCluster: false", (d) => (d.spec.source = { talos: { inCluster: false } })],
   ["a compression level of 0", (d) => (d.spec.compressionLevel = 0)],
   ["no etcd endpoint", (d) => (d.spec.source = { etcd: { endpoints: [] } })],
+  [
+    "both s3 and azureBlob",
+    (d) => ((d.spec.destination as Record<string, unknown>).azureBlob = { container: "etcd-backups" }),
+  ],
+  [
+    "an azureBlob container with capitals",
+    (d) => (d.spec.destination = { azureBlob: { container: "Etcd_Backups" } } as never),
+  ],
+  [
+    "an azureBlob without a container",
+    (d) => (d.spec.destination = { azureBlob: { prefix: "clusters" } } as never),
+  ],
+  [
+    "an azureBlob endpoint with a query (a SAS belongs in a Secret)",
+    (d) =>
+      (d.spec.destination = {
+        azureBlob: { container: "c1c", endpoint: "https://a.blob.core.windows.net/?sig=x" },
+      } as never),
+  ],
 ];
 export const baseSchedule = () =>
   structuredClone(samples().find((s) => s.file === "etcdbackupschedule-etcd.yaml")!.doc) as never as {

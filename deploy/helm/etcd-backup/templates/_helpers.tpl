@@ -33,12 +33,37 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: ETCD_BACKUP_S3_PATH_STYLE
   value: "true"
 {{- end }}
+{{- if .Values.azure.account }}
+- name: AZURE_STORAGE_ACCOUNT
+  value: {{ .Values.azure.account | quote }}
+{{- end }}
+{{- if .Values.azure.endpoint }}
+- name: ETCD_BACKUP_AZURE_ENDPOINT
+  value: {{ .Values.azure.endpoint | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* The Secrets the container's environment comes from: the store's credentials (when given) and the recipients. */}}
+{{- define "etcd-backup.envFrom" -}}
+{{- if and (hasPrefix "azblob://" .Values.destination) .Values.azure.credentialsSecret }}
+- secretRef:
+    name: {{ .Values.azure.credentialsSecret }}
+{{- else if and (not (hasPrefix "azblob://" .Values.destination)) .Values.s3.credentialsSecret }}
+- secretRef:
+    name: {{ .Values.s3.credentialsSecret }}
+{{- end }}
+- secretRef:
+    name: {{ .Values.encryption.recipientsSecret }}
 {{- end -}}
 
 {{- define "etcd-backup.podSpec" -}}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
 automountServiceAccountToken: false
+{{- if .Values.azure.workloadIdentity.enabled }}
+{{- /* The workload identity webhook mounts its own projected token; the API token stays unmounted. */}}
+serviceAccountName: {{ required "azure.workloadIdentity.serviceAccountName is required with workload identity" .Values.azure.workloadIdentity.serviceAccountName }}
+{{- end }}
 nodeSelector:
   {{- toYaml .Values.nodeSelector | nindent 2 }}
 tolerations:
