@@ -99,7 +99,6 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
   let operatorKubeconfig: string;
   let token: string;
   const bucket = "backups";
-  let leaseHolder: string | undefined;
   const replicas: Replica[] = [];
 
   const api = async (method: string, path: string, body?: unknown) => {
@@ -143,12 +142,13 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
         "--leader-elect",
         "--leader-election-namespace",
         OPERATOR_NS,
+        // Generous for a loaded 2-core machine: a replica that misses its renew deadline exits (by design).
         "--lease-duration",
-        "4s",
+        "10s",
         "--renew-deadline",
-        "3s",
+        "7s",
         "--retry-period",
-        "500ms",
+        "1s",
         "--metrics-addr",
         "127.0.0.1:0",
         "--log-format",
@@ -178,6 +178,15 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
     return replica;
   }
   const leads = (r: Replica) => r.lines.some((l) => l.msg === "became leader");
+  /** The running replica whose identity holds the Lease now. */
+  const holder = async () => {
+    const lease = await get("Lease", "etcd-backup-operator", OPERATOR_NS);
+    const identity = lease?.spec.holderIdentity as string | undefined;
+    return replicas.find(
+      (r) =>
+        r.child.exitCode === null && r.lines.some((l) => l.msg === "became leader" && l.holder === identity),
+    );
+  };
   const stored = (r: Replica) =>
     r.lines.filter((l) => l.msg === "backup stored").map((l) => l.backup as string);
 
@@ -386,7 +395,6 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
     await waitFor("a leader", () => (leads(a) || leads(b) ? true : undefined), 60_000);
     const lease = await get("Lease", "etcd-backup-operator", OPERATOR_NS);
     assert.match(lease?.spec.holderIdentity, /_[0-9a-f]{8}$/);
-    leaseHolder = lease?.spec.holderIdentity;
     assert.equal([a, b].filter(leads).length, 1, "exactly one leader");
 
     await createBackup("one", backupSpec(h(), { clusterName: "one" }));
@@ -484,14 +492,20 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
       assert.equal(c.metadata.ownerReferences?.[0]?.name, "every2s");
     }
 
-    const [leader, standby] = leads(replicas[0]!)
-      ? [replicas[0]!, replicas[1]!]
-      : [replicas[1]!, replicas[0]!];
+    const leader = await waitFor("the replica holding the Lease", holder, 30_000);
+    const standby = replicas.find((r) => r !== leader && r.child.exitCode === null);
+    assert.ok(standby, "a standby replica is running");
+    const heldBy = (await get("Lease", "etcd-backup-operator", OPERATOR_NS))?.spec.holderIdentity;
     leader.child.kill("SIGTERM");
     assert.equal(await leader.exited, 0);
-    await waitFor("the standby to lead", () => (leads(standby) ? true : undefined), 30_000);
+    assert.ok(leader.lines.some((l) => l.msg === "released the leader Lease"));
+    await waitFor(
+      "the standby to hold the Lease",
+      async () => ((await holder()) === standby ? true : undefined),
+      30_000,
+    );
     const lease = await get("Lease", "etcd-backup-operator", OPERATOR_NS);
-    assert.notEqual(lease?.spec.holderIdentity, leaseHolder, "the Lease changed hands");
+    assert.notEqual(lease?.spec.holderIdentity, heldBy, "the Lease changed hands");
     const before = await prunes();
     await waitFor(
       "the standby's schedule prunes",
