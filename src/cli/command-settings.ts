@@ -17,6 +17,9 @@ const S3_FLAGS: Record<string, string> = {
   s3SseKmsKeyId: "sseKmsKeyId",
   s3StorageClass: "storageClass",
   s3SdkChecksums: "sdkChecksums",
+  s3ObjectLock: "objectLock",
+  s3ObjectLockDays: "objectLockDays",
+  s3LegalHold: "legalHold",
 };
 
 /** Flags that are how a command runs, not what the job is. */
