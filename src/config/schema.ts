@@ -212,7 +212,7 @@ export function objectLockDefaults(
     const days = Math.min(MAX_OBJECT_LOCK_DAYS, Math.max(1, Math.ceil(retention.withinMs / 86_400_000)));
     return { ...lock, days };
   }
-  return `--s3-object-lock-days: is required with --s3-object-lock ${lock.mode} (or give --keep-within, which it then defaults to)`;
+  return `--s3-object-lock-days: is required with --s3-object-lock ${lock.mode} (the daemon and the operator default it to --keep-within)`;
 }
 
 /**

@@ -96,8 +96,8 @@ export function register(program: Command): void {
           );
         } else {
           process.stdout.write(renderVerifyReport(label, report));
-          if (lock)
-            process.stdout.write(`lock: ${retentionLabel(lock) === "-" ? "none" : retentionLabel(lock)}\n`);
+          // Only where something holds it: a directory or an unlocked bucket prints what it always printed.
+          if (lock && retentionLabel(lock) !== "-") process.stdout.write(`lock: ${retentionLabel(lock)}\n`);
           if (testReport) {
             const { renderTestRestore } = await import("../../restore/test-restore.ts");
             process.stdout.write(renderTestRestore(testReport));
