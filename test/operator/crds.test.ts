@@ -4,6 +4,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { parseAllDocuments } from "yaml";
+import { generateHybrid } from "../../src/age/hybrid.ts";
+import { generateX25519 } from "../../src/age/x25519.ts";
+import { RECIPIENT_PATTERN_TEXT } from "../../src/operator/recipient-pattern.ts";
 import { backupSpecSchema, scheduleSpecSchema } from "../../src/operator/spec.ts";
 
 const DEPLOY = join(import.meta.dirname, "..", "..", "deploy", "operator");
@@ -189,6 +192,15 @@ describe("CRDs", () => {
     ["talos inCluster: false", (d) => (d.spec.source = { talos: { inCluster: false } })],
     ["a compression level of 0", (d) => (d.spec.compressionLevel = 0)],
     ["no etcd endpoint", (d) => (d.spec.source = { etcd: { endpoints: [] } })],
+    [
+      "an age1pq1 recipient one character short",
+      (d) => (d.spec.encryption.recipients = [generateHybrid().recipient.slice(0, -1)]),
+    ],
+    [
+      "an object lock mode that is not one",
+      (d) => (d.spec.destination.s3.objectLock = { mode: "strict", days: 1 }),
+    ],
+    ["object lock days of 0", (d) => (d.spec.destination.s3.objectLock = { mode: "governance", days: 0 })],
   ];
   for (const [what, mutate] of cases) {
     it(`reject an EtcdBackup with ${what}`, () => {
@@ -197,10 +209,54 @@ describe("CRDs", () => {
       mutate(d);
       assert.equal(validate(d).ok, false);
       // The operator's own check agrees (recipients it checks by parsing them, when the backup runs).
-      if (what !== "a recipient that is not age1...")
-        assert.equal(backupSpecSchema.safeParse(d.spec).success, false);
+      if (!what.includes("recipient")) assert.equal(backupSpecSchema.safeParse(d.spec).success, false);
     });
   }
+
+  it("accept classic and post-quantum (age1pq1…) recipients, by one pattern the operator shares", () => {
+    for (const c of [backupCrd, scheduleCrd]) {
+      const text = JSON.stringify(schemaOf(c));
+      assert.equal(
+        text.split(`"pattern":${JSON.stringify(RECIPIENT_PATTERN_TEXT)}`).length,
+        2,
+        c.spec.names.kind,
+      );
+    }
+    const d = base();
+    d.spec.encryption.recipients = [generateHybrid().recipient];
+    assert.ok(validate(d).ok, validate(d).errors);
+    assert.ok(backupSpecSchema.safeParse(d.spec).success);
+    d.spec.encryption.recipients = [generateX25519().recipient];
+    assert.ok(validate(d).ok, validate(d).errors);
+    assert.ok(backupSpecSchema.safeParse(d.spec).success);
+    const s = sched() as unknown as {
+      spec: { template: { spec: { encryption: { recipients: string[] } } } };
+    };
+    s.spec.template.spec.encryption.recipients = [generateHybrid().recipient];
+    assert.ok(validate(s as never).ok);
+  });
+
+  it("accept object lock settings; the API server and the operator require days with a mode", () => {
+    const d = base();
+    d.spec.destination.s3.objectLock = { mode: "compliance", days: 30, legalHold: true };
+    assert.ok(validate(d).ok, validate(d).errors);
+    assert.ok(backupSpecSchema.safeParse(d.spec).success);
+    d.spec.destination.s3.objectLock = { legalHold: true };
+    assert.ok(backupSpecSchema.safeParse(d.spec).success);
+    d.spec.destination.s3.objectLock = { mode: "governance" };
+    assert.equal(backupSpecSchema.safeParse(d.spec).success, false);
+    // The CRD says the same with a CEL rule (ajv does not run CEL; the rule's presence is checked here).
+    const s3 = (
+      (
+        (((schemaOf(backupCrd).properties as Schema).spec as Schema).properties as Schema)
+          .destination as Schema
+      ).properties as Schema
+    ).s3 as Schema;
+    const lock = (s3.properties as Schema).objectLock as Schema;
+    assert.deepEqual(lock["x-kubernetes-validations"], [
+      { rule: "has(self.mode) == has(self.days)", message: "mode and days go together" },
+    ]);
+  });
 
   const sched = () =>
     structuredClone(samples().find((s) => s.file === "etcdbackupschedule-etcd.yaml")!.doc) as never as {
