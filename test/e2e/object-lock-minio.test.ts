@@ -7,10 +7,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { S3Store } from "../../src/store/s3.ts";
 import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { startMinio, type TestMinioServer } from "../fixtures/minio-server.ts";
 import { minioPeer, skipReason } from "../fixtures/peers.ts";
+import { startLog, waitForReach } from "../point-in-time/harness.ts";
 
 /**
  * Immutable backups (S3 Object Lock) against the real MinIO, the only S3 service here that has Object Lock
@@ -121,7 +123,6 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
     await fillKeys(etcd, 6500, { prefix: "/registry/secrets/default/s-", valueSize: 1000 });
     snapshot = join(work, "snap.db");
     await etcd.ctl(["snapshot", "save", snapshot]);
-    await etcd.destroy();
     minio = await startMinio();
     await minio.createBucket("locked", { objectLock: true });
     await minio.createBucket("plain");
@@ -387,6 +388,100 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
     assert.equal(entry?.lock.legalHold, true);
   });
 
+  test("log: segments and their manifests are written locked, chain and head records are not; prune keeps held segments with the reason", async () => {
+    const store = new S3Store({
+      bucket: "locked",
+      prefix: "pitr",
+      settings: { endpoint: minio.endpoint },
+      credentials: { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey },
+    });
+    const revision = async () =>
+      (JSON.parse(await etcd.ctl(["get", "/", "-w", "json"])) as { header: { revision: number } }).header
+        .revision;
+    const lock = ["--s3-object-lock", "governance", "--s3-object-lock-days", "1"];
+    const log = startLog(
+      [
+        ...["--endpoints", etcd.endpoint, "--to", "s3://locked/pitr", "--cluster", "pitr"],
+        ...["--recipient", recipient, "--segment-interval", "1s", ...lock],
+      ],
+      env,
+    );
+    try {
+      for (let i = 0; i < 20; i++) await etcd.ctl(["put", `/registry/configmaps/default/a-${i}`, `v${i}`]);
+      await waitForReach(store, "pitr", await revision(), log);
+      // A later full backup: the segments before it serve no point once the log window has passed it.
+      const mid = await runCli(
+        [
+          "save",
+          "--endpoints",
+          etcd.endpoint,
+          "--to",
+          "s3://locked/pitr",
+          "--cluster",
+          "pitr",
+          "--recipient",
+          recipient,
+          ...lock,
+        ],
+        { env },
+      );
+      assertOk(mid);
+      for (let i = 0; i < 20; i++) await etcd.ctl(["put", `/registry/configmaps/default/b-${i}`, `v${i}`]);
+      await waitForReach(store, "pitr", await revision(), log);
+    } finally {
+      const code = await log.stop();
+      assert.equal(code, 0, log.stderr());
+      store.destroy();
+    }
+    const listed = await aws(["list-objects-v2", "--bucket", "locked", "--prefix", "pitr/"]);
+    const keys = (JSON.parse(listed.stdout) as { Contents: { Key: string }[] }).Contents.map((c) => c.Key);
+    const segments = keys.filter((k) => /\.seg\.zst\.age$/.test(k));
+    assert.ok(segments.length >= 2, keys.join(", "));
+    const lockOf = async (key: string) =>
+      (
+        JSON.parse((await aws(["head-object", "--bucket", "locked", "--key", key])).stdout) as {
+          ObjectLockMode?: string;
+        }
+      ).ObjectLockMode;
+    for (const k of [segments[0]!, `${segments[0]!}.json`]) assert.equal(await lockOf(k), "GOVERNANCE", k);
+    for (const k of keys.filter((k) => /(chain|head)\.json$/.test(k)))
+      assert.equal(await lockOf(k), undefined, k);
+
+    await sleep(1500);
+    const prune = await runCli(
+      [
+        "prune",
+        "--to",
+        "s3://locked/pitr",
+        "--keep-last",
+        "5",
+        "--keep-log-within",
+        "1s",
+        "--dry-run",
+        "-o",
+        "json",
+      ],
+      { env },
+    );
+    assertOk(prune);
+    const report = JSON.parse(prune.stdout) as {
+      log: { removed: { key: string }[]; held: { key: string; reason: string }[] };
+    };
+    assert.ok(report.log.held.length >= 2, `${JSON.stringify(report.log)} ${keys.join(" ")}`);
+    for (const h of report.log.held)
+      assert.match(h.reason, /^kept: object lock governance until \d{4}-\d\d-\d\d$/);
+    assert.ok(
+      !report.log.removed.some((r) => /\.seg\.zst\.age(\.json)?$/.test(r.key)),
+      "no locked segment planned for removal",
+    );
+    const real = await runCli(
+      ["prune", "--to", "s3://locked/pitr", "--keep-last", "5", "--keep-log-within", "1s"],
+      { env },
+    );
+    assertOk(real);
+    assert.match(real.stdout, /revision log: kept \d+ object\(s\) retention would remove, held by the store/);
+  });
+
   test("a bucket without Object Lock is refused at start with one line, before anything is written", async () => {
     proxy.seen.length = 0;
     const out = await runCli(
@@ -414,6 +509,31 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
     );
     assert.equal(hold.code, 2);
     assert.match(hold.stderr, /^etcd-backup: bucket plain has no Object Lock \(.*drop --s3-legal-hold\)\n$/);
+    // The daemon and the log refuse at start too, before serving or reading etcd.
+    const line =
+      "etcd-backup: bucket plain has no Object Lock (create it with --object-lock-enabled-for-bucket, or drop --s3-object-lock)\n";
+    const lock = ["--s3-object-lock", "compliance", "--s3-object-lock-days", "2"];
+    const daemon = await runCli(
+      [
+        "daemon",
+        "--schedule",
+        "@daily",
+        "--to",
+        "s3://plain/d",
+        "--recipient",
+        recipient,
+        "--metrics-addr",
+        "127.0.0.1:0",
+        ...lock,
+      ],
+      { env, timeoutMs: 30_000 },
+    );
+    assert.deepEqual([daemon.code, daemon.stderr], [2, line]);
+    const log = await runCli(
+      ["log", "--endpoints", etcd.endpoint, "--to", "s3://plain/l", "--recipient", recipient, ...lock],
+      { env, timeoutMs: 30_000 },
+    );
+    assert.deepEqual([log.code, log.stderr], [2, line]);
   });
 
   test("a lock mode without days is one usage line", async () => {
