@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { readLogCatalog } from "../../src/point-in-time/catalog.ts";
 import { S3Store } from "../../src/store/s3.ts";
 import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
@@ -399,6 +400,8 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
       (JSON.parse(await etcd.ctl(["get", "/", "-w", "json"])) as { header: { revision: number } }).header
         .revision;
     const lock = ["--s3-object-lock", "governance", "--s3-object-lock-days", "1"];
+    let final = 0;
+    let logStderr = "";
     const log = startLog(
       [
         ...["--endpoints", etcd.endpoint, "--to", "s3://locked/pitr", "--cluster", "pitr"],
@@ -407,6 +410,14 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
       env,
     );
     try {
+      // The log takes its chain's base backup first: writes before it would land in no segment.
+      for (
+        const deadline = Date.now() + 60_000;
+        (await readLogCatalog(store, { cluster: "pitr" })).length === 0;
+      ) {
+        assert.ok(Date.now() < deadline, `the log started no chain: ${log.stderr()}`);
+        await sleep(200);
+      }
       for (let i = 0; i < 20; i++) await etcd.ctl(["put", `/registry/configmaps/default/a-${i}`, `v${i}`]);
       await waitForReach(store, "pitr", await revision(), log);
       // A later full backup: the segments before it serve no point once the log window has passed it.
@@ -427,12 +438,15 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
       );
       assertOk(mid);
       for (let i = 0; i < 20; i++) await etcd.ctl(["put", `/registry/configmaps/default/b-${i}`, `v${i}`]);
-      await waitForReach(store, "pitr", await revision(), log);
+      final = await revision();
+      await waitForReach(store, "pitr", final, log);
     } finally {
       const code = await log.stop();
+      logStderr = log.stderr();
+      if (code !== 0) store.destroy();
       assert.equal(code, 0, log.stderr());
-      store.destroy();
     }
+    store.destroy();
     const listed = await aws(["list-objects-v2", "--bucket", "locked", "--prefix", "pitr/"]);
     const keys = (JSON.parse(listed.stdout) as { Contents: { Key: string }[] }).Contents.map((c) => c.Key);
     const segments = keys.filter((k) => /\.seg\.zst\.age$/.test(k));
@@ -448,6 +462,7 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
       assert.equal(await lockOf(k), undefined, k);
 
     await sleep(1500);
+    type LogReport = { log: { removed: { key: string }[]; held: { key: string; reason: string }[] } };
     const prune = await runCli(
       [
         "prune",
@@ -464,10 +479,11 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
       { env },
     );
     assertOk(prune);
-    const report = JSON.parse(prune.stdout) as {
-      log: { removed: { key: string }[]; held: { key: string; reason: string }[] };
-    };
-    assert.ok(report.log.held.length >= 2, `${JSON.stringify(report.log)} ${keys.join(" ")}`);
+    const report = JSON.parse(prune.stdout) as LogReport;
+    assert.ok(
+      report.log.held.length >= 2,
+      `final ${final} ${JSON.stringify(report.log)} ${keys.join(" ")} ${logStderr}`,
+    );
     for (const h of report.log.held)
       assert.match(h.reason, /^kept: object lock governance until \d{4}-\d\d-\d\d$/);
     assert.ok(
