@@ -151,8 +151,10 @@ export interface Store {
   leftovers(prefix?: string): AsyncIterable<Leftover>;
   removeLeftover(leftover: Leftover): Promise<void>;
   /**
-   * What keeps the object from being deleted; absent on stores without the notion (a directory). Resolves to
-   * `NO_RETENTION` for an object without lock or hold; rejects with `NotFoundError` for a missing key.
+   * What keeps the object from being deleted. Resolves to `NO_RETENTION` for an object without lock or hold. For
+   * a missing key it rejects with `NotFoundError`, except where the store answers without a request because
+   * nothing there can be locked (an S3 bucket without Object Lock): then `NO_RETENTION`. A directory store
+   * answers `NO_RETENTION` for every file; stores without the notion may leave the method out.
    */
   retention?(key: string): Promise<Retention>;
   /**

@@ -303,8 +303,11 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
       "expire",
     );
     // Shorten the lock to a few seconds from now (governance allows it with the bypass; compliance never would).
-    const soon = new Date(Date.now() + 3000).toISOString();
+    // Each date a few seconds ahead of its own request (the AWS CLI takes a second or more to start).
+    let latest = 0;
     for (const k of [key, `${key}.json`]) {
+      latest = Date.now() + 5000;
+      const soon = new Date(latest).toISOString();
       const out = await aws([
         "put-object-retention",
         ...["--bucket", "locked", "--key", `expire/${k}`, "--bypass-governance-retention"],
@@ -312,7 +315,7 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
       ]);
       assert.equal(out.code, 0, out.stderr);
     }
-    await sleep(4000);
+    await sleep(Math.max(0, latest - Date.now()) + 1000);
     const prune = await runCli(["prune", "--to", "s3://locked/expire", "--keep-last", "1", "-o", "json"], {
       env,
     });
