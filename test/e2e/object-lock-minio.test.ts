@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -499,6 +499,40 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
     );
     assertOk(real);
     assert.match(real.stdout, /revision log: kept \d+ object\(s\) retention would remove, held by the store/);
+  });
+
+  test("save-config: the archive and its manifest are written locked too", async () => {
+    const dir = join(work, "pki");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "ca.crt"), "not a real certificate\n");
+    const out = await runCli(
+      [
+        "save-config",
+        ...["--path", dir, "--to", "s3://locked/cfg", "--cluster", "cfg", "--recipient", recipient],
+        ...["--s3-object-lock", "compliance", "--s3-object-lock-days", "1", "-o", "json"],
+      ],
+      { env },
+    );
+    assertOk(out);
+    const { key } = JSON.parse(out.stdout) as { key: string };
+    for (const k of [key, `${key}.json`]) {
+      const head = JSON.parse(
+        (await aws(["head-object", "--bucket", "locked", "--key", `cfg/${k}`])).stdout,
+      ) as {
+        ObjectLockMode?: string;
+      };
+      assert.equal(head.ObjectLockMode, "COMPLIANCE", k);
+    }
+    const plain = await runCli(
+      [
+        "save-config",
+        ...["--path", dir, "--to", "s3://plain/cfg", "--recipient", recipient],
+        ...["--s3-object-lock", "compliance", "--s3-object-lock-days", "1"],
+      ],
+      { env },
+    );
+    assert.equal(plain.code, 2);
+    assert.match(plain.stderr, /^etcd-backup: bucket plain has no Object Lock \(/);
   });
 
   test("a bucket without Object Lock is refused at start with one line, before anything is written", async () => {
