@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import type { BackupJobConfig, DaemonConfig } from "../config/schema.ts";
-import { s3SettingsFromEnv } from "../store/s3-settings.ts";
+import { LEGAL_HOLD_ENV, s3SettingsFromEnv } from "../store/s3-settings.ts";
 
 const MiB = 1024 * 1024;
 
@@ -55,6 +55,8 @@ export function settingsFromCommand(
     if (!fromCommand(flag)) continue;
     s3[key] = flag === "s3PartSize" ? (flags[flag] as number) / MiB : flags[flag];
   }
+  // The variable as text, for the settings parser to read as true/false (commander would take `false` as on).
+  if (!fromCommand("s3LegalHold") && env[LEGAL_HOLD_ENV]?.trim()) s3.legalHold = env[LEGAL_HOLD_ENV];
   out.s3 = s3;
 
   const givenNames = new Set(Object.keys(file));

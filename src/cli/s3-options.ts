@@ -1,5 +1,6 @@
 import { type Command, Option } from "commander";
 import {
+  legalHoldFromEnv,
   mergeS3Settings,
   type ObjectLockMode,
   parseConcurrency,
@@ -46,15 +47,19 @@ export function addObjectLockOptions(cmd: Command): Command {
         .helpGroup("S3:"),
     )
     .addOption(
-      new Option("--s3-object-lock-days <n>", "days each object stays locked (default: --keep-within)")
+      new Option(
+        "--s3-object-lock-days <n>",
+        "days each object stays locked from its upload (the daemon defaults to --keep-within)",
+      )
         .argParser((v) => parseObjectLockDays(v, "--s3-object-lock-days"))
         .env("ETCD_BACKUP_S3_OBJECT_LOCK_DAYS")
         .helpGroup("S3:"),
     )
     .addOption(
-      new Option("--s3-legal-hold", "also put a legal hold on them (kept until someone lifts it)")
-        .env("ETCD_BACKUP_S3_LEGAL_HOLD")
-        .helpGroup("S3:"),
+      new Option(
+        "--s3-legal-hold",
+        "also put a legal hold on them, kept until someone lifts it (env: ETCD_BACKUP_S3_LEGAL_HOLD=true)",
+      ).helpGroup("S3:"),
     );
 }
 
@@ -132,11 +137,12 @@ export function s3SettingsFromOptions(
   if (opts.s3SseKmsKeyId) flags.sseKmsKeyId = opts.s3SseKmsKeyId;
   if (opts.s3StorageClass) flags.storageClass = opts.s3StorageClass;
   if (opts.s3SdkChecksums) flags.sdkChecksums = true;
-  if (opts.s3ObjectLock || opts.s3ObjectLockDays !== undefined || opts.s3LegalHold) {
+  const legalHold = opts.s3LegalHold === true || legalHoldFromEnv(env) === true;
+  if (opts.s3ObjectLock || opts.s3ObjectLockDays !== undefined || legalHold) {
     flags.objectLock = {
       ...(opts.s3ObjectLock ? { mode: opts.s3ObjectLock } : {}),
       ...(opts.s3ObjectLockDays !== undefined ? { days: opts.s3ObjectLockDays } : {}),
-      ...(opts.s3LegalHold ? { legalHold: true } : {}),
+      ...(legalHold ? { legalHold: true } : {}),
     };
   }
   return mergeS3Settings(s3SettingsFromEnv(env), flags);

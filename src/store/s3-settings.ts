@@ -253,6 +253,17 @@ function resolveObjectLock(lock: ObjectLockSettings | undefined): ObjectLockSett
   };
 }
 
+/** The variable for `--s3-legal-hold`. */
+export const LEGAL_HOLD_ENV = "ETCD_BACKUP_S3_LEGAL_HOLD";
+
+/**
+ * `ETCD_BACKUP_S3_LEGAL_HOLD` as true/false/unset. Read here rather than by commander, which would take any
+ * value of a boolean flag's variable (`false` too) as "on": a legal hold nobody asked for keeps backups forever.
+ */
+export function legalHoldFromEnv(env: Env): boolean | undefined {
+  return parseBool(env[LEGAL_HOLD_ENV], LEGAL_HOLD_ENV);
+}
+
 /** Parses `--s3-object-lock`'s mode (case-insensitive, as S3 spells it in capitals). */
 export function parseObjectLockMode(value: string, what: string): ObjectLockMode {
   const v = value.trim().toLowerCase();

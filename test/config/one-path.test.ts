@@ -284,6 +284,21 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
       ETCD_BACKUP_S3_LEGAL_HOLD: "true",
     });
     assert.deepEqual(fromEnv.s3.objectLock, { mode: "governance", days: 7, legalHold: true });
+    // `false` means no hold (a boolean flag's variable taken by commander would mean on, whatever its value).
+    for (const name of ["save", "daemon"] as const) {
+      const off = await viaCommand(
+        name,
+        [
+          ...(name === "daemon" ? ["--schedule", "@daily"] : []),
+          "--to",
+          "s3://b/p",
+          "--recipient",
+          RECIPIENT,
+        ],
+        { ETCD_BACKUP_S3_LEGAL_HOLD: "false" },
+      );
+      assert.equal(off.s3.objectLock, undefined, name);
+    }
     await assert.rejects(
       viaCommand(
         "save",

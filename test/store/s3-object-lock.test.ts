@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
+import { s3SettingsFromOptions } from "../../src/cli/s3-options.ts";
 import { UsageError } from "../../src/errors.ts";
 import {
   contentMd5,
@@ -139,6 +140,21 @@ describe("Object Lock settings", () => {
         UsageError,
         String(days),
       );
+  });
+
+  test("the flags of log and save-config: ETCD_BACKUP_S3_LEGAL_HOLD=false is no hold, a typo is refused", () => {
+    assert.equal(s3SettingsFromOptions({}, { ETCD_BACKUP_S3_LEGAL_HOLD: "false" }).objectLock, undefined);
+    assert.deepEqual(s3SettingsFromOptions({}, { ETCD_BACKUP_S3_LEGAL_HOLD: "true" }).objectLock, {
+      legalHold: true,
+    });
+    assert.throws(
+      () => s3SettingsFromOptions({}, { ETCD_BACKUP_S3_LEGAL_HOLD: "maybe" }),
+      /not true or false/,
+    );
+    assert.deepEqual(
+      s3SettingsFromOptions({ s3ObjectLock: "compliance", s3ObjectLockDays: 9 }, {}).objectLock,
+      { mode: "compliance", days: 9 },
+    );
   });
 
   test("flag values", () => {
