@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import type { BackupJobConfig, DaemonConfig } from "../config/schema.ts";
 import { azureSettingsFromEnv } from "../store/azure-settings.ts";
-import { s3SettingsFromEnv } from "../store/s3-settings.ts";
+import { LEGAL_HOLD_ENV, s3SettingsFromEnv } from "../store/s3-settings.ts";
 
 const MiB = 1024 * 1024;
 
@@ -18,6 +18,9 @@ const S3_FLAGS: Record<string, string> = {
   s3SseKmsKeyId: "sseKmsKeyId",
   s3StorageClass: "storageClass",
   s3SdkChecksums: "sdkChecksums",
+  s3ObjectLock: "objectLock",
+  s3ObjectLockDays: "objectLockDays",
+  s3LegalHold: "legalHold",
 };
 
 /** Flags whose values are collected into the settings' `azure` object, and the name they take there. */
@@ -63,6 +66,8 @@ export function settingsFromCommand(
     if (!fromCommand(flag)) continue;
     s3[key] = flag === "s3PartSize" ? (flags[flag] as number) / MiB : flags[flag];
   }
+  // The variable as text, for the settings parser to read as true/false (commander would take `false` as on).
+  if (!fromCommand("s3LegalHold") && env[LEGAL_HOLD_ENV]?.trim()) s3.legalHold = env[LEGAL_HOLD_ENV];
   out.s3 = s3;
 
   // Azure the same way: the flags, then the file, then AZURE_STORAGE_ACCOUNT / ETCD_BACKUP_AZURE_*. Credentials

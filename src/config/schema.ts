@@ -5,7 +5,12 @@ import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration, parseSpan } from "../duration.ts";
 import { UsageError } from "../errors.ts";
 import { MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from "../store/azure-settings.ts";
-import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
+import {
+  MAX_OBJECT_LOCK_DAYS,
+  MAX_PART_SIZE,
+  MIN_PART_SIZE,
+  OBJECT_LOCK_MODES,
+} from "../store/s3-settings.ts";
 import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
 import { applyTalosBackupEnv, readTalosBackupEnv } from "./talos-backup.ts";
 
@@ -43,6 +48,15 @@ export const s3SettingsSchema = z
     sdkChecksums: z.boolean().optional(),
     maxAttempts: z.number().int().min(1).optional(),
     retryBaseDelayMs: z.number().int().min(0).optional(),
+    /** S3 Object Lock for backup data; `days` may be left to the retention's `withinMs` (see parseBackupJobConfig). */
+    objectLock: z
+      .object({
+        mode: z.enum(OBJECT_LOCK_MODES).optional(),
+        days: z.number().int().min(1).max(MAX_OBJECT_LOCK_DAYS).optional(),
+        legalHold: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -189,6 +203,10 @@ export type BackupJobConfigInput = z.input<typeof backupJobConfigSchema>;
 export function parseBackupJobConfig(input: BackupJobConfigInput): BackupJobConfig {
   const parsed = backupJobConfigSchema.safeParse(input);
   if (!parsed.success) throw configError(parsed.error.issues.map((i) => problem(i.path, i.message)));
+  const lock = objectLockDefaults(parsed.data.s3.objectLock, parsed.data.retention);
+  if (typeof lock === "string") throw configError([lock]);
+  if (lock) parsed.data.s3.objectLock = lock;
+  else delete parsed.data.s3.objectLock;
   const problems = encryptionProblems({
     encrypt: parsed.data.encryption.kind === "age",
     ...(parsed.data.encryption.kind === "age"
@@ -201,6 +219,29 @@ export function parseBackupJobConfig(input: BackupJobConfigInput): BackupJobConf
   });
   if (problems.length > 0) throw configError(problems);
   return parsed.data;
+}
+
+/**
+ * Object Lock's days, for every front end: given, they stand; absent with a mode, they are the retention's
+ * `--keep-within` in whole days (rounded up), the time every backup is kept anyway, so that a lock never outlives
+ * what the policy keeps by more than a day; with no `--keep-within` either, a problem (returned as its text).
+ * A lock with neither mode nor legal hold is none.
+ */
+export function objectLockDefaults(
+  lock: BackupJobConfig["s3"]["objectLock"],
+  retention: RetentionPolicy | null,
+): BackupJobConfig["s3"]["objectLock"] | string {
+  if (!lock || (lock.mode === undefined && !lock.legalHold)) {
+    return lock?.days !== undefined
+      ? "--s3-object-lock-days: needs --s3-object-lock (governance or compliance)"
+      : undefined;
+  }
+  if (lock.mode === undefined || lock.days !== undefined) return lock;
+  if (retention?.withinMs !== undefined) {
+    const days = Math.min(MAX_OBJECT_LOCK_DAYS, Math.max(1, Math.ceil(retention.withinMs / 86_400_000)));
+    return { ...lock, days };
+  }
+  return `--s3-object-lock-days: is required with --s3-object-lock ${lock.mode} (the daemon and the operator default it to --keep-within)`;
 }
 
 /**
@@ -325,6 +366,14 @@ export const jobSettingsShape = {
       sseKmsKeyId: str.optional(),
       storageClass: str.optional(),
       sdkChecksums: bool.optional(),
+      objectLock: z
+        .string()
+        .trim()
+        .toLowerCase()
+        .pipe(z.enum(OBJECT_LOCK_MODES, { error: "is not governance or compliance" }))
+        .optional(),
+      objectLockDays: wholeNumber(1, MAX_OBJECT_LOCK_DAYS).optional(),
+      legalHold: bool.optional(),
     })
     .strict()
     .default({}),
@@ -548,10 +597,18 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
         : { name: s.user, password: s.password ?? "" };
   }
   const s3: BackupJobConfig["s3"] = {};
-  for (const [k, v] of Object.entries(s.s3)) {
+  const { objectLock: lockMode, objectLockDays, legalHold, ...s3Flat } = s.s3;
+  for (const [k, v] of Object.entries(s3Flat)) {
     if (v === undefined) continue;
     if (k === "partSizeMiB") s3.partSize = Math.round((v as number) * MiB);
     else (s3 as Record<string, unknown>)[k] = v;
+  }
+  if (lockMode !== undefined || objectLockDays !== undefined || legalHold) {
+    s3.objectLock = {
+      ...(lockMode !== undefined ? { mode: lockMode } : {}),
+      ...(objectLockDays !== undefined ? { days: objectLockDays } : {}),
+      ...(legalHold ? { legalHold: true } : {}),
+    };
   }
   const azure: BackupJobConfig["azure"] = {};
   for (const [k, v] of Object.entries(s.azure)) {

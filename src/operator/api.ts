@@ -83,6 +83,8 @@ export interface S3DestinationSpec {
   };
   caSecretRef?: { name: string; key?: string };
   insecureSkipVerify?: boolean;
+  /** S3 Object Lock on the backup and its manifest (the bucket must have Object Lock enabled). */
+  objectLock?: { mode?: "governance" | "compliance"; days?: number; legalHold?: boolean };
 }
 
 /**

@@ -289,6 +289,15 @@ async function s3FromSpec(
       ...(s3.region ? { region: s3.region } : {}),
       ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
       ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
+      ...(s3.objectLock && (s3.objectLock.mode || s3.objectLock.legalHold)
+        ? {
+            objectLock: {
+              ...(s3.objectLock.mode ? { mode: s3.objectLock.mode } : {}),
+              ...(s3.objectLock.days !== undefined ? { days: s3.objectLock.days } : {}),
+              ...(s3.objectLock.legalHold ? { legalHold: true } : {}),
+            },
+          }
+        : {}),
     },
     ...(credentials || caPem
       ? { secrets: { ...(credentials ? { credentials } : {}), ...(caPem ? { caPem } : {}) } }

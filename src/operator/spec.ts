@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
+import { MAX_OBJECT_LOCK_DAYS, OBJECT_LOCK_MODES } from "../store/s3-settings.ts";
 import type { EtcdBackupScheduleSpec, EtcdBackupSpec } from "./api.ts";
 
 /**
@@ -54,6 +55,14 @@ const s3 = z.object({
     .optional(),
   caSecretRef: z.object({ name, key: name.optional() }).optional(),
   insecureSkipVerify: z.boolean().optional(),
+  objectLock: z
+    .object({
+      mode: z.enum(OBJECT_LOCK_MODES).optional(),
+      days: z.number().int().min(1).max(MAX_OBJECT_LOCK_DAYS).optional(),
+      legalHold: z.boolean().optional(),
+    })
+    .refine((l) => (l.mode === undefined) === (l.days === undefined), "mode and days go together")
+    .optional(),
 });
 
 const azureBlob = z.object({

@@ -5,6 +5,7 @@ import { formatBytes } from "../../render/units.ts";
 import { addEncryptOptions } from "../encryption-options.ts";
 import { addEtcdOptions } from "../etcd-options.ts";
 import { ProgressBar } from "../progress.ts";
+import { addObjectLockOptions } from "../s3-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions } from "../store-options.ts";
 import { addSourceOption, addTalosOptions } from "../talos-options.ts";
@@ -32,6 +33,7 @@ export function register(program: Command): void {
     );
   addEtcdOptions(cmd);
   addStoreOptions(cmd);
+  addObjectLockOptions(cmd);
   addEncryptOptions(cmd);
   addSourceOption(cmd);
   addTalosOptions(cmd, { nodes: true, longEndpoints: false });
@@ -61,6 +63,8 @@ export function register(program: Command): void {
       // The same path as the daemon's: flags and environment -> settings -> one validated job.
       const job = await jobFromCommand(cmd, flags as unknown as Record<string, unknown>);
       const { source, store } = job;
+      // Before etcd is read: a bucket that cannot lock is refused at once when locking was asked for.
+      await store.prepare?.();
       const progress = new ProgressBar("saving");
       const { signal, dispose } = abortOnSignals();
       try {

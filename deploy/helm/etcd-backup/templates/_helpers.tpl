@@ -33,6 +33,18 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: ETCD_BACKUP_S3_PATH_STYLE
   value: "true"
 {{- end }}
+{{- if .Values.s3.objectLock.mode }}
+- name: ETCD_BACKUP_S3_OBJECT_LOCK
+  value: {{ .Values.s3.objectLock.mode | quote }}
+{{- end }}
+{{- if .Values.s3.objectLock.days }}
+- name: ETCD_BACKUP_S3_OBJECT_LOCK_DAYS
+  value: {{ .Values.s3.objectLock.days | quote }}
+{{- end }}
+{{- if .Values.s3.objectLock.legalHold }}
+- name: ETCD_BACKUP_S3_LEGAL_HOLD
+  value: "true"
+{{- end }}
 {{- if .Values.azure.account }}
 - name: AZURE_STORAGE_ACCOUNT
   value: {{ .Values.azure.account | quote }}
