@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
+import { generateHybrid } from "../../src/age/hybrid.ts";
 import { generateIdentity, identityFileText } from "../../src/age/index.ts";
 import { CLI } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
@@ -296,6 +297,11 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
     });
     const good = await dryRun(asObject(baseBackup(), "good"));
     assert.equal(good.status, 201, JSON.stringify(good.body));
+    // A post-quantum recipient (age1pq1…, 1,959 characters) passes the CRD's pattern as RE2 compiles it.
+    const pq = baseBackup();
+    pq.spec.encryption.recipients = [generateHybrid().recipient];
+    const pqResult = await dryRun(asObject(pq, "post-quantum"));
+    assert.equal(pqResult.status, 201, JSON.stringify(pqResult.body).slice(0, 500));
     const accepted: string[] = [];
     for (const [what, mutate] of badBackupCases) {
       const d = baseBackup();
