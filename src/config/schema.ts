@@ -340,9 +340,9 @@ export const jobSettingsShape = {
   incompleteGrace: span.default(24 * 3_600_000),
   // Notifications (src/notify/).
   notify: list.default([]),
-  notifyOn: list.pipe(z.array(z.enum(NOTIFY_EVENTS, { error: "use success, failure and/or stale" }))).default([
-    "failure",
-  ]),
+  notifyOn: list
+    .pipe(z.array(z.enum(NOTIFY_EVENTS, { error: "use success, failure and/or stale" })))
+    .default(["failure"]),
   notifyFormat: z.enum(NOTIFY_FORMATS).default("json"),
 };
 
@@ -622,6 +622,7 @@ export function settingName(path: readonly PropertyKey[]): string {
     const index = path.find((p) => typeof p === "number");
     if (index !== undefined) return `--notify #${Number(index) + 1}`;
   }
+  if (head === "notifyOn") return "--notify-on";
   if (head === "encrypt") return "--no-encrypt";
   if (head === "s3" && sub) {
     const flag = { caFile: "ca", partSizeMiB: "part-size" }[sub] ?? kebab(sub);

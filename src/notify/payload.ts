@@ -47,7 +47,8 @@ export function notificationBody(event: NotifyEvent, format: NotifyFormat): stri
 export function slackPayload(event: NotifyEvent): { text: string } {
   const where = event.namespace && event.schedule ? ` (${event.namespace}/${event.schedule})` : "";
   const cluster = `\`${escapeSlack(event.cluster)}\`${escapeSlack(where)}`;
-  const took = event.durationSeconds !== undefined ? ` in ${formatDuration(event.durationSeconds * 1000)}` : "";
+  const took =
+    event.durationSeconds !== undefined ? ` in ${formatDuration(event.durationSeconds * 1000)}` : "";
   let text: string;
   switch (event.event) {
     case "success": {

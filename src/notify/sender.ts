@@ -24,7 +24,12 @@ export interface RetryPolicy {
   timeoutMs: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 1000, maxDelayMs: 30_000, timeoutMs: 10_000 };
+export const DEFAULT_RETRY: RetryPolicy = {
+  attempts: 4,
+  baseDelayMs: 1000,
+  maxDelayMs: 30_000,
+  timeoutMs: 10_000,
+};
 
 /** How one receiver's delivery went. */
 export interface Delivery {
@@ -70,7 +75,8 @@ export class Notifier {
         registers: options.registry ? [options.registry] : [],
       });
     if (!existing && options.targets.length > 0) {
-      for (const event of options.on) for (const result of ["sent", "failed"]) this.counter.inc({ event, result }, 0);
+      for (const event of options.on)
+        for (const result of ["sent", "failed"]) this.counter.inc({ event, result }, 0);
     }
   }
 
