@@ -13,6 +13,7 @@ import { redactConditions, setConditions } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
 import { isAlreadyExists, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
+import { decideNotifications } from "./notify-decision.ts";
 import { type ConfigReader, resolveStore } from "./resolve.ts";
 import {
   classifyPruneFailure,
@@ -21,8 +22,10 @@ import {
   type ObservedSchedule,
   type PruneOutcome,
   type PruneRequest,
+  parseCron,
   type ScheduleAction,
 } from "./schedule-decision.ts";
+import { ScheduleNotifier } from "./schedule-notify.ts";
 
 export interface ScheduleControllerOptions {
   kube: Kube;
@@ -45,9 +48,24 @@ export interface ScheduleControllerOptions {
  */
 export class ScheduleController {
   private readonly o: ScheduleControllerOptions;
+  private readonly notifier: ScheduleNotifier;
+  /** Notifications being sent (they never hold up a reconcile); `settled` waits for them. */
+  private readonly sending = new Set<Promise<void>>();
 
   constructor(options: ScheduleControllerOptions) {
     this.o = options;
+    this.notifier = new ScheduleNotifier({
+      reader: options.reader,
+      events: options.events,
+      log: options.log,
+      redactor: options.redactor ?? processRedactor,
+      registry: options.metrics.registry,
+    });
+  }
+
+  /** Resolves when the notifications sent so far are done (delivered or given up). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.sending]);
   }
 
   async reconcile(key: string, signal: AbortSignal): Promise<number | undefined> {
@@ -72,12 +90,33 @@ export class ScheduleController {
       status = { ...status, ...pruned.status };
       conditions = [...conditions, ...pruned.conditions];
     }
+    // spec.notify: decided now, recorded with the status, sent after it was written (at most once).
+    const notification = this.decideNotifications(observed);
+    if (notification) status = { ...status, notification: notification.status };
     await this.writeStatus(schedule, {
       ...status,
       conditions: setConditions(schedule.status?.conditions, conditions, now),
     });
-    if (decision.requeueAfterMs === undefined) return undefined;
-    return Math.max(50, decision.requeueAfterMs - (Date.now() - now.getTime())); // the time this reconcile took
+    if (notification?.events.length) {
+      const sending: Promise<void> = this.notifier
+        .send(schedule, notification.events, signal)
+        .finally(() => this.sending.delete(sending));
+      this.sending.add(sending);
+    }
+    const requeue = [decision.requeueAfterMs, notification?.wakeAfterMs].filter((v) => v !== undefined);
+    if (requeue.length === 0) return undefined;
+    return Math.max(50, Math.min(...requeue) - (Date.now() - now.getTime())); // the time this reconcile took
+  }
+
+  private decideNotifications(observed: ObservedSchedule) {
+    const { schedule } = observed;
+    if (!schedule.spec?.notify) return undefined;
+    try {
+      const cron = parseCron(schedule.spec.schedule, schedule.spec.timeZone);
+      return decideNotifications({ ...observed, cron });
+    } catch {
+      return undefined; // an invalid schedule is reported by its conditions
+    }
   }
 
   private readonly redact = (text: string): string => (this.o.redactor ?? processRedactor).redact(text);

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
+import { parseSpan } from "../duration.ts";
 import type { EtcdBackupScheduleSpec, EtcdBackupSpec } from "./api.ts";
 
 /**
@@ -112,6 +113,17 @@ export const scheduleSpecSchema = z.object({
     })
     .optional(),
   failedBackupsHistoryLimit: z.number().int().min(0).optional(),
+  notify: z
+    .object({
+      urlsFrom: z.array(z.object({ secretKeyRef: keyRef })).min(1),
+      format: z.enum(["json", "slack"]).optional(),
+      on: z.array(z.enum(["success", "failure", "stale"])).optional(),
+      staleAfter: z
+        .string()
+        .refine((v) => parseSpan(v) !== null, "not a span like 2h, 1d")
+        .optional(),
+    })
+    .optional(),
   template: z.object({
     metadata: z
       .object({
