@@ -1,7 +1,6 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter } from "prom-client";
-import { saveBackup } from "../backup/save.ts";
 import type { BackupJob } from "../config/job.ts";
 import type { DaemonConfig } from "../config/schema.ts";
 import { formatDuration } from "../duration.ts";
@@ -12,8 +11,7 @@ import { type Delivery, Notifier, type RetryPolicy } from "../notify/sender.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type BackupMetrics, recordFailure } from "../observability/metrics.ts";
 import type { Redactor } from "../observability/redact.ts";
-import { createLogMetrics, type LogMetrics } from "../point-in-time/log-metrics.ts";
-import { runLog } from "../point-in-time/logger.ts";
+import { ContinuousLog } from "../point-in-time/continuous.ts";
 import { EtcdSource } from "../source/etcd.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { RunHistory } from "./history.ts";
@@ -65,10 +63,8 @@ export class Daemon {
   private lastError: string | undefined;
   /** `etcd_backup_test_restore_total{result}`: test restores that passed or failed (--test-restore-every). */
   private readonly testRestores: Counter<"result">;
-  /** With --continuous: the revision log running beside the schedule, its metrics and its last error. */
-  private logLoop: Promise<void> | undefined;
-  private logMetrics: LogMetrics | undefined;
-  private logError: string | undefined;
+  /** With --continuous: the revision log running beside the schedule (its metrics, window and last error). */
+  private continuousLog: ContinuousLog | undefined;
   /** --notify: the receivers, when to tell them, the notifications in flight, and the stale check. */
   private readonly notifier: Notifier;
   private readonly episodes = new NotifyEpisodes();
@@ -120,7 +116,7 @@ export class Daemon {
         contentType: this.o.metrics.registry.contentType,
         body: this.o.redactor.redact(
           (await this.o.metrics.registry.metrics()) +
-            (this.logMetrics ? `\n${await this.logMetrics.registry.metrics()}` : ""),
+            (this.continuousLog ? `\n${await this.continuousLog.metrics.registry.metrics()}` : ""),
         ),
       }),
       notReady: () => {
@@ -162,8 +158,27 @@ export class Daemon {
       );
     }
     if (config.continuous && source) {
-      this.logMetrics = createLogMetrics();
-      this.logLoop = this.runLogLoop(source, config.continuous);
+      const { job } = this.o;
+      const log = this.o.log.child({ part: "revision-log" });
+      this.continuousLog = new ContinuousLog({
+        source,
+        store: job.store,
+        cluster: job.cluster,
+        compression: job.compression,
+        ...(job.level !== undefined ? { level: job.level } : {}),
+        encryption: job.encryption,
+        segmentIntervalMs: config.continuous.segmentIntervalMs,
+        segmentMaxBytes: config.continuous.segmentMaxBytes,
+        retry: config.retry,
+        signal: this.stopping.signal,
+        log: {
+          info: (fields, msg) => log.info(fields, msg),
+          debug: (fields, msg) => log.debug(fields, msg),
+          error: (fields, msg) => log.error(fields, msg),
+        },
+        redact: (text) => this.o.redactor.redact(text),
+        sleep: (ms, signal) => this.clock.sleep(ms, signal),
+      });
     }
     this.loop = this.runLoop();
     if (this.notifier.wants("stale")) this.staleLoop = this.runStaleLoop();
@@ -187,7 +202,7 @@ export class Daemon {
     const stoppingAt = Date.now();
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([
-      Promise.all([this.loop, this.logLoop, this.staleLoop]).then(() => true),
+      Promise.all([this.loop, this.continuousLog?.done, this.staleLoop]).then(() => true),
       new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), this.o.config.shutdownGraceMs);
       }),
@@ -230,95 +245,13 @@ export class Daemon {
 
   /** With --continuous: the log must keep closing segments (as `etcd-backup log`'s /readyz: three intervals). */
   private logNotReady(now: Date): string | null {
-    const continuous = this.o.config.continuous;
-    if (!continuous || !this.logMetrics) return null;
-    const allowed = 3 * continuous.segmentIntervalMs + 5000;
-    const s = this.logMetrics.snapshot();
-    const since = s ? s.coveredUntilMs : this.startedAt.getTime();
-    const age = now.getTime() - since;
-    if (age <= allowed) return null;
-    return (
-      (s
-        ? `the revision log's closed segments are ${formatDuration(age)} old`
-        : `the revision log has closed nothing in the ${formatDuration(age)} since start`) +
-      (this.logError ? `; last log error: ${this.logError}` : "")
-    );
+    return this.continuousLog?.notReady(now.getTime()) ?? null;
   }
 
   /** The recoverable window of the log's current chain, for the status page. */
   private pointInTimeLine(): string | undefined {
     if (!this.o.config.continuous) return undefined;
-    const s = this.logMetrics?.snapshot();
-    const window = s
-      ? `recoverable from ${s.chainStart} (revision ${s.base}) to ${new Date(s.coveredUntilMs).toISOString()} (revision ${s.revision})`
-      : "nothing closed yet";
-    return this.logError ? `${window}; last log error: ${this.logError}` : window;
-  }
-
-  /**
-   * Runs the revision log until the daemon stops. The log handles lost connections and gaps itself; when it
-   * fails anyway (the store refuses a write...), it is started again with the retry backoff, and /readyz says
-   * so once the closed log falls behind.
-   */
-  private async runLogLoop(
-    source: EtcdSource,
-    settings: { segmentIntervalMs: number; segmentMaxBytes: number },
-  ): Promise<void> {
-    const stop = this.stopping.signal;
-    const { job, config } = this.o;
-    const log = this.o.log.child({ part: "revision-log" });
-    for (let attempt = 1; !stop.aborted; attempt++) {
-      try {
-        await runLog({
-          source: source.options,
-          store: job.store,
-          cluster: job.cluster,
-          encryption: job.encryption,
-          segmentIntervalMs: settings.segmentIntervalMs,
-          segmentMaxBytes: settings.segmentMaxBytes,
-          signal: stop,
-          ...(this.logMetrics ? { metrics: this.logMetrics } : {}),
-          fullBackup: async (signal) => {
-            const result = await saveBackup({
-              source,
-              store: job.store,
-              cluster: job.cluster,
-              compression: job.compression,
-              ...(job.level !== undefined ? { level: job.level } : {}),
-              encryption: job.encryption,
-              signal,
-            });
-            const revision = result.manifest.etcd?.revision;
-            if (!revision) throw new Error(`full backup ${result.key} has no revision in its manifest`);
-            log.info({ key: result.key, revision }, "full backup for the revision log");
-            return { key: result.key, revision, created: result.manifest.created };
-          },
-          onLine: (line) => log.info(this.o.redactor.redact(line)),
-          onSegment: (st) => {
-            this.logError = undefined;
-            attempt = 0;
-            log.debug(
-              { first: st.first, last: st.last, events: st.events, storedBytes: st.storedBytes },
-              "log segment closed",
-            );
-          },
-        });
-        if (stop.aborted) break;
-        // runLog ends only when stopped; anything else is a fault, and the log starts again.
-        throw new Error("the revision log ended without being stopped");
-      } catch (err) {
-        if (stop.aborted) break;
-        const hint = errorHint(err);
-        this.logError = this.o.redactor.redact(errorChain(err).join(": ") + (hint ? ` (${hint})` : ""));
-        const backoff = Math.min(config.retry.initialMs * 2 ** Math.max(0, attempt - 1), config.retry.maxMs);
-        log.error(
-          { error: this.logError, retryIn: formatDuration(backoff) },
-          "revision log failed; restarting",
-        );
-        await this.clock.sleep(backoff, stop);
-      }
-    }
-    log.info("revision log stopped");
+    return this.continuousLog?.describe() ?? "nothing closed yet";
   }
 
   private readyMaxAgeMs(): number {
