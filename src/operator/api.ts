@@ -171,6 +171,13 @@ export interface EtcdBackupScheduleSpec {
   failedBackupsHistoryLimit?: number;
   /** Webhooks told about failures (and successes, stale schedules); their URLs come from Secrets. */
   notify?: NotifySpec;
+  /**
+   * Run the revision log (point-in-time recovery, `restore --at`) beside the schedule, as `daemon --continuous`
+   * does, into the template's destination. etcd sources only (Talos' API has no watch).
+   */
+  continuous?: boolean;
+  /** With `continuous`: close a log segment this often, the most a crash can lose (default 10). */
+  segmentIntervalSeconds?: number;
   template: {
     metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
     spec: EtcdBackupSpec;
@@ -217,6 +224,20 @@ export interface EtcdBackupScheduleStatus {
   lastPrunedAfter?: string;
   lastPruneTime?: string;
   notification?: NotificationStatus;
+  /** With `spec.continuous`: what the revision log can restore to now. */
+  pointInTime?: PointInTimeStatus;
+}
+
+/** The recoverable window of a schedule's revision log (its current chain). */
+export interface PointInTimeStatus {
+  /** The chain's full backup: restore --at/--revision reaches back to it. */
+  recoverableFrom?: string;
+  recoverableFromRevision?: number;
+  /** The newest moment and revision in a closed segment. */
+  recoverableTo?: string;
+  recoverableToRevision?: number;
+  /** The window as one line, with the log's last error if any (redacted). */
+  message: string;
 }
 
 export interface EtcdBackupSchedule {

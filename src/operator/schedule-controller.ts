@@ -10,6 +10,7 @@ import {
   SCHEDULE_PLURAL,
 } from "./api.ts";
 import { redactConditions, setConditions } from "./conditions.ts";
+import { ContinuousLogs } from "./continuous-logs.ts";
 import type { EventRecorder } from "./events.ts";
 import { isAlreadyExists, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
@@ -26,6 +27,7 @@ import {
   type ScheduleAction,
 } from "./schedule-decision.ts";
 import { ScheduleNotifier } from "./schedule-notify.ts";
+import { checkScheduleSpec } from "./spec.ts";
 
 export interface ScheduleControllerOptions {
   kube: Kube;
@@ -51,6 +53,8 @@ export class ScheduleController {
   private readonly notifier: ScheduleNotifier;
   /** Notifications being sent (they never hold up a reconcile); `settled` waits for them. */
   private readonly sending = new Set<Promise<void>>();
+  /** spec.continuous: the revision logs this process runs beside their schedules. */
+  private readonly continuous: ContinuousLogs;
 
   constructor(options: ScheduleControllerOptions) {
     this.o = options;
@@ -61,6 +65,16 @@ export class ScheduleController {
       redactor: options.redactor ?? processRedactor,
       registry: options.metrics.registry,
     });
+    this.continuous = new ContinuousLogs({
+      reader: options.reader,
+      log: options.log,
+      redactor: options.redactor ?? processRedactor,
+    });
+  }
+
+  /** Stops every revision log this controller runs (the open segments are closed first). */
+  async close(): Promise<void> {
+    await this.continuous.close();
   }
 
   /** Resolves when the notifications sent so far are done (delivered or given up). */
@@ -74,10 +88,14 @@ export class ScheduleController {
     try {
       schedule = await this.o.kube.get<EtcdBackupSchedule>(SCHEDULE_PLURAL, namespace, name);
     } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
+      if (!isNotFound(err)) throw err;
+      await this.continuous.stop(key); // deleted: its revision log ends
+      return undefined;
     }
-    if (schedule.metadata.deletionTimestamp) return undefined;
+    if (schedule.metadata.deletionTimestamp) {
+      await this.continuous.stop(key);
+      return undefined;
+    }
     const now = new Date();
     const observed: ObservedSchedule = { schedule, backups: [...this.o.backups()], now, redact: this.redact };
     const decision = decideSchedule(observed);
@@ -90,6 +108,13 @@ export class ScheduleController {
       status = { ...status, ...pruned.status };
       conditions = [...conditions, ...pruned.conditions];
     }
+    // spec.continuous: the revision log runs (or stops) with the schedule; status shows its window.
+    const pointInTime = await this.continuous.sync(
+      validSpec(schedule) ? schedule : notContinuous(schedule),
+      signal,
+    );
+    if (pointInTime) status = { ...status, pointInTime };
+    else if (schedule.status?.pointInTime) status = { ...status, pointInTime: null };
     // spec.notify: decided now, recorded with the status, sent after it was written (at most once).
     const notification = this.decideNotifications(observed);
     if (notification) status = { ...status, notification: notification.status };
@@ -103,7 +128,13 @@ export class ScheduleController {
         .finally(() => this.sending.delete(sending));
       this.sending.add(sending);
     }
-    const requeue = [decision.requeueAfterMs, notification?.wakeAfterMs].filter((v) => v !== undefined);
+    // A running log's window grows: its status is refreshed every few segments (at least every 30 s).
+    const refresh = pointInTime
+      ? Math.min(30_000, Math.max(5_000, 3 * 1000 * (schedule.spec.segmentIntervalSeconds ?? 10)))
+      : undefined;
+    const requeue = [decision.requeueAfterMs, notification?.wakeAfterMs, refresh].filter(
+      (v) => v !== undefined,
+    );
     if (requeue.length === 0) return undefined;
     return Math.max(50, Math.min(...requeue) - (Date.now() - now.getTime())); // the time this reconcile took
   }
@@ -186,4 +217,18 @@ export class ScheduleController {
       return classifyPruneFailure(err, this.redact);
     }
   }
+}
+
+/** True when the schedule's spec passes the operator's check (an invalid one runs nothing). */
+function validSpec(schedule: EtcdBackupSchedule): boolean {
+  try {
+    checkScheduleSpec(schedule.spec);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function notContinuous(schedule: EtcdBackupSchedule): EtcdBackupSchedule {
+  return { ...schedule, spec: { ...schedule.spec, continuous: false } };
 }
