@@ -1,0 +1,149 @@
+/**
+ * `EtcdBackupSchedule.spec.continuous: true` through the operator harness (the API server stand-in, real etcd,
+ * real S3 server): the operator runs the revision log beside the schedule (the daemon's code), its status shows
+ * the recoverable window growing with etcd's writes, `restore --revision` from the bucket gives exactly the live
+ * etcd's state at a revision inside the window, and deleting the schedule stops the log.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { OperatorMetrics } from "../../src/operator/metrics.ts";
+import { runOperator } from "../../src/operator/operator.ts";
+import { readLogCatalog } from "../../src/point-in-time/catalog.ts";
+import { S3Store } from "../../src/store/s3.ts";
+import { assertOk, runCli } from "../fixtures/cli.ts";
+import { EtcdKv } from "../fixtures/etcd-kv.ts";
+import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
+import { assertSameAsLiveAt } from "../point-in-time/harness.ts";
+import { writePhase } from "../point-in-time/phases.ts";
+import { currentRevision } from "../point-in-time/workload.ts";
+import { backupSpec, type Harness, quietLog, startHarness, waitFor } from "./harness.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: status fields are checked one by one
+type Obj = { metadata: { name: string }; status?: Record<string, any> };
+
+describe("spec.continuous: the operator runs the revision log beside the schedule", () => {
+  let h: Harness;
+  let stop: AbortController;
+  let running: Promise<void>;
+  let kv: EtcdKv;
+
+  before(async () => {
+    h = await startHarness();
+    kv = new EtcdKv(h.etcd.endpoint);
+    stop = new AbortController();
+    running = runOperator(
+      {
+        kube: h.kube,
+        namespace: "default",
+        maxConcurrent: 1,
+        identity: "test-operator",
+        metrics: new OperatorMetrics(),
+        log: quietLog(),
+        watchTimeoutSeconds: 5,
+      },
+      stop.signal,
+    );
+  });
+  after(async () => {
+    kv?.close();
+    stop.abort();
+    await running;
+    await h.stop();
+  });
+
+  it("status shows the window; restore --revision inside it equals etcd; deleting the schedule stops the log", async () => {
+    const seed = testSeed(Date.now() % 1_000_000);
+    process.stdout.write(`# operator continuous seed ${seed}\n`);
+    const rng = new SeededRandom(seed);
+    const where = `seed ${seed} (rerun with ETCD_BACKUP_TEST_SEED=${seed})`;
+    await writePhase(kv, rng, 0, 20);
+    h.api.put("etcdbackupschedules", "default", {
+      apiVersion: "etcd-backup.dev/v1alpha1",
+      kind: "EtcdBackupSchedule",
+      metadata: { name: "pitr", namespace: "default" },
+      spec: {
+        schedule: "0 0 1 1 *", // yearly: the log takes its own full backup to start its chain
+        continuous: true,
+        segmentIntervalSeconds: 1,
+        template: { spec: backupSpec(h, { clusterName: "pitr" }) },
+      },
+    });
+    const schedule = () => h.api.get("etcdbackupschedules", "default", "pitr") as Obj | undefined;
+    // The log runs: status says so before anything is closed (no write yet since its full backup).
+    const first = await waitFor("the log's status", () => schedule()?.status?.pointInTime, 60_000);
+    assert.match(first.message, /^(nothing closed yet|recoverable from .*)$/);
+    const p1 = await writePhase(kv, rng, 1, 40);
+    const p2 = await writePhase(kv, rng, 2, 40);
+    const window = await waitFor(
+      "the window to reach the writes",
+      () => {
+        const pit = schedule()?.status?.pointInTime;
+        return pit && pit.recoverableToRevision >= p2 ? pit : undefined;
+      },
+      60_000,
+    );
+    assert.match(window.message, /^recoverable from \S+ \(revision \d+\) to \S+ \(revision \d+\)$/);
+    assert.ok(window.recoverableFromRevision < p1, JSON.stringify(window));
+    assert.equal(await currentRevision(kv), p2);
+
+    // The log is in the template's destination, where restore finds it.
+    const store = new S3Store({
+      bucket: h.bucket,
+      prefix: "clusters/demo",
+      settings: { endpoint: h.s3.endpoint, region: "us-east-1", pathStyle: true },
+      credentials: { accessKeyId: h.s3.accessKeyId, secretAccessKey: h.s3.secretAccessKey },
+    });
+    try {
+      const [log] = await readLogCatalog(store, { cluster: "pitr" });
+      assert.ok(log, "no revision log in the bucket");
+      assert.ok(log.chains.at(-1)!.reach >= p2);
+    } finally {
+      store.destroy();
+    }
+    const revision = rng.int(p1, p2);
+    const out = join(h.dir, "point.db");
+    const restored = await runCli(
+      [
+        ...["restore", "--revision", String(revision), "--to", `s3://${h.bucket}/clusters/demo`],
+        ...[
+          "--cluster",
+          "pitr",
+          "--s3-endpoint",
+          h.s3.endpoint,
+          "--s3-path-style",
+          "--s3-region",
+          "us-east-1",
+        ],
+        ...["-i", h.identityPath, "--to-file", out],
+      ],
+      {
+        env: { AWS_ACCESS_KEY_ID: h.s3.accessKeyId, AWS_SECRET_ACCESS_KEY: h.s3.secretAccessKey },
+        timeoutMs: 240_000,
+      },
+    );
+    assertOk(restored);
+    const compared = await assertSameAsLiveAt(h.etcd, out, revision, `${where}, --revision ${revision}`);
+    process.stdout.write(
+      `# --revision ${revision} from the operator's log: ${compared} keys equal to etcd\n`,
+    );
+
+    // Deleted: the log stops (its open segment closed first); later writes are not logged.
+    h.api.remove("etcdbackupschedules", "default", "pitr");
+    await new Promise((r) => setTimeout(r, 3000));
+    const p3 = await writePhase(kv, rng, 3, 10);
+    await new Promise((r) => setTimeout(r, 3000));
+    const again = new S3Store({
+      bucket: h.bucket,
+      prefix: "clusters/demo",
+      settings: { endpoint: h.s3.endpoint, region: "us-east-1", pathStyle: true },
+      credentials: { accessKeyId: h.s3.accessKeyId, secretAccessKey: h.s3.secretAccessKey },
+    });
+    try {
+      const [log] = await readLogCatalog(again, { cluster: "pitr" });
+      assert.ok(log!.chains.at(-1)!.reach < p3, `${where}: the log went on after the schedule was deleted`);
+    } finally {
+      again.destroy();
+    }
+  });
+});
