@@ -33,6 +33,21 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: ETCD_BACKUP_S3_PATH_STYLE
   value: "true"
 {{- end }}
+{{- if .Values.notify.secret }}
+- name: ETCD_BACKUP_NOTIFY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.notify.secret | quote }}
+      key: {{ .Values.notify.secretKey | quote }}
+- name: ETCD_BACKUP_NOTIFY_ON
+  value: {{ .Values.notify.on | quote }}
+- name: ETCD_BACKUP_NOTIFY_FORMAT
+  value: {{ .Values.notify.format | quote }}
+{{- if .Values.notify.staleAfter }}
+- name: ETCD_BACKUP_NOTIFY_STALE_AFTER
+  value: {{ .Values.notify.staleAfter | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{- define "etcd-backup.podSpec" -}}
