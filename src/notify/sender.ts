@@ -72,7 +72,8 @@ export class Notifier {
         name,
         help: "Notifications posted to --notify receivers, by event and result (sent or failed)",
         labelNames: ["event", "result"],
-        registers: options.registry ? [options.registry] : [],
+        // Exported only where there is a receiver: a daemon without --notify shows no such series.
+        registers: options.registry && options.targets.length > 0 ? [options.registry] : [],
       });
     if (!existing && options.targets.length > 0) {
       for (const event of options.on)
