@@ -139,7 +139,7 @@ export const scheduleSpecSchema = z
   })
   .refine((s) => s.continuous !== true || s.template.spec.source.etcd !== undefined, {
     message:
-      "continuous: the revision log needs an etcd source it can watch (Talos' apid exposes snapshots but no watch)",
+      "the revision log needs an etcd source it can watch (Talos' apid exposes snapshots but no watch)",
     path: ["continuous"],
   });
 

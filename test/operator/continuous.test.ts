@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { OperatorMetrics } from "../../src/operator/metrics.ts";
 import { runOperator } from "../../src/operator/operator.ts";
+import { checkScheduleSpec } from "../../src/operator/spec.ts";
 import { readLogCatalog } from "../../src/point-in-time/catalog.ts";
 import { S3Store } from "../../src/store/s3.ts";
 import { assertOk, runCli } from "../fixtures/cli.ts";
@@ -146,4 +147,20 @@ describe("spec.continuous: the operator runs the revision log beside the schedul
       again.destroy();
     }
   });
+});
+
+it("spec.continuous with a Talos source is refused by the spec check (the Talos API has no watch)", () => {
+  const spec = {
+    schedule: "0 * * * *",
+    continuous: true,
+    template: {
+      spec: {
+        source: { talos: { inCluster: true } },
+        destination: { s3: { bucket: "backups" } },
+        encryption: { none: true },
+      },
+    },
+  };
+  assert.throws(() => checkScheduleSpec(spec), /spec\.continuous: the revision log needs an etcd source/);
+  assert.doesNotThrow(() => checkScheduleSpec({ ...spec, continuous: false }));
 });

@@ -6,16 +6,18 @@
  * any Event, status or log.
  */
 import assert from "node:assert/strict";
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { Redactor } from "../../src/observability/redact.ts";
 import type { EtcdBackup, EtcdBackupSchedule } from "../../src/operator/api.ts";
 import { EventRecorder } from "../../src/operator/events.ts";
 import { type Kube, KubeError } from "../../src/operator/kube.ts";
 import { OperatorMetrics } from "../../src/operator/metrics.ts";
+import { runOperator } from "../../src/operator/operator.ts";
 import { ScheduleController } from "../../src/operator/schedule-controller.ts";
+import { freePort } from "../fixtures/ports.ts";
 import { assertNoSecrets } from "../fixtures/secrets.ts";
 import { startWebhookReceiver, type WebhookReceiver } from "../fixtures/webhook-receiver.ts";
-import { quietLog } from "./harness.ts";
+import { backupSpec, type Harness, quietLog, startHarness, waitFor } from "./harness.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: a loose in-memory store of API objects
 type Loose = Record<string, any>;
@@ -222,5 +224,88 @@ describe("EtcdBackupSchedule spec.notify", () => {
     assert.ok(warning, JSON.stringify(t.events));
     assert.match(warning.message, /Secret ns\/hooks \(spec\.notify\.urlsFrom\[0\]\) not found/);
     assert.equal(t.receiver.requests.length, 0);
+  });
+});
+
+describe("spec.notify through the running operator (API server stand-in, real etcd and S3)", () => {
+  let h: Harness;
+  let stop: AbortController;
+  let running: Promise<void>;
+
+  before(async () => {
+    h = await startHarness();
+    stop = new AbortController();
+    running = runOperator(
+      {
+        kube: h.kube,
+        namespace: "default",
+        maxConcurrent: 2,
+        identity: "test-operator",
+        metrics: new OperatorMetrics(),
+        log: quietLog(),
+        retryBaseMs: 200,
+        watchTimeoutSeconds: 5,
+      },
+      stop.signal,
+    );
+  });
+  after(async () => {
+    stop.abort();
+    await running;
+    await h.stop(); // scans every Event and status the operator wrote for known secrets (the token path too)
+  });
+
+  test("etcd unreachable: exactly one failure event over several failing runs; etcd reachable: one success", async () => {
+    const receiver = await startWebhookReceiver();
+    receivers.push(receiver);
+    h.api.put("secrets", "default", {
+      metadata: { name: "webhooks", namespace: "default" },
+      type: "Opaque",
+      data: { urls: Buffer.from(`# the team's channel\n${receiver.url}\n`).toString("base64") },
+    });
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const spec = (endpoint: string) => ({
+      schedule: "*/2 * * * * *",
+      concurrencyPolicy: "Forbid",
+      notify: { urlsFrom: [{ secretKeyRef: { name: "webhooks", key: "urls" } }], on: ["success", "failure"] },
+      template: {
+        spec: backupSpec(h, {
+          clusterName: "notified",
+          backoffLimit: 0,
+          source: { etcd: { endpoints: [endpoint], dialTimeoutSeconds: 1 } },
+        }),
+      },
+    });
+    h.api.put("etcdbackupschedules", "default", {
+      apiVersion: "etcd-backup.dev/v1alpha1",
+      kind: "EtcdBackupSchedule",
+      metadata: { name: "notified", namespace: "default" },
+      spec: spec(dead),
+    });
+    const failedRuns = () =>
+      h.api
+        .list("etcdbackups", "default")
+        .filter((b) => b.metadata.name.startsWith("notified-") && (b as Loose).status?.phase === "Failed")
+        .length;
+    await waitFor("three failed runs", () => (failedRuns() >= 3 ? true : undefined), 40_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const kinds = () => receiver.delivered().map((r) => r.json!.event);
+    assert.deepEqual(kinds(), ["failure"], "one failure event for the episode");
+    const failure = receiver.delivered()[0]!.json!;
+    assert.equal(failure.cluster, "notified");
+    assert.equal(failure.schedule, "notified");
+    assert.match(String(failure.error), /cannot snapshot|connect/);
+
+    const current = h.api.get("etcdbackupschedules", "default", "notified") as Loose;
+    h.api.put("etcdbackupschedules", "default", { ...current, spec: spec(h.etcd.endpoint) } as never);
+    await waitFor("a success event", () => (kinds().includes("success") ? true : undefined), 40_000);
+    h.api.put("etcdbackupschedules", "default", {
+      ...(h.api.get("etcdbackupschedules", "default", "notified") as Loose),
+      spec: { ...spec(h.etcd.endpoint), suspend: true },
+    } as never);
+    assert.equal(kinds().filter((k) => k === "failure").length, 1);
+    const success = receiver.delivered().find((r) => r.json!.event === "success")!.json!;
+    assert.match(String(success.backup), /^clusters\/demo\/notified-/);
+    assert.ok(Number(success.sizeBytes) > 0);
   });
 });
