@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { pruneBackups } from "../catalog/prune.ts";
 import { processRedactor, type Redactor } from "../observability/redact.ts";
+import { pruneLog } from "../point-in-time/prune-log.ts";
 import {
   BACKUP_PLURAL,
   type EtcdBackup,
@@ -202,12 +203,24 @@ export class ScheduleController {
           .filter((b) => b.result === "deleted")
           .map((b) => full(b.entry.key));
         this.o.metrics.pruned.inc({ namespace, schedule: name }, deletedKeys.length);
+        const failures = [...report.failures];
+        if (schedule.spec.continuous) {
+          // As the daemon's runs do: the revision log's segments no kept recovery point needs go too.
+          const logReport = await pruneLog(store, { cluster: request.cluster });
+          failures.push(...logReport.failed);
+          if (logReport.removed.length > 0) {
+            this.o.log.info(
+              { schedule: `${namespace}/${name}`, logObjectsRemoved: logReport.removed.length },
+              "pruned the revision log",
+            );
+          }
+        }
         return {
           kind: "ran",
           kept: report.backups.filter((b) => b.action === "keep").length,
           deletedKeys,
           freedBytes: report.freedBytes,
-          failures: report.failures,
+          failures,
         };
       } finally {
         store.destroy();
