@@ -2,6 +2,7 @@ import { decryptionFactory, encryptionPlan } from "../backup/encryption.ts";
 import { clusterNameProblem } from "../catalog/names.ts";
 import type { RetentionPolicy } from "../catalog/retention.ts";
 import { UsageError } from "../errors.ts";
+import { type NotifyEventKind, type NotifyTarget, notifyTargets, secretForms } from "../notify/target.ts";
 import { EtcdSource } from "../source/etcd.ts";
 import { FileSource } from "../source/file.ts";
 import type { SnapshotSource } from "../source/source.ts";
@@ -34,6 +35,8 @@ export interface BackupJob {
   /** null: do not prune. */
   retention: RetentionPolicy | null;
   incompleteGraceMs: number;
+  /** Where notifications go and which (src/notify/); no receiver: none are sent. */
+  notify: { targets: NotifyTarget[]; on: NotifyEventKind[]; staleAfterMs?: number };
   /**
    * Secret values this job holds (etcd password, passphrase, age identity lines), so that a front end can keep
    * them out of every log line, page and error it shows. Never print this.
@@ -167,10 +170,19 @@ export async function backupJobFromConfig(
     { onSecret },
   );
 
+  // Receivers' URLs carry their tokens: every form of them is a secret.
+  for (const url of config.notify.urls) secrets.push(...secretForms(url));
+  const notify = {
+    targets: notifyTargets(config.notify.urls, config.notify.format),
+    on: config.notify.on,
+    ...(config.notify.staleAfterMs !== undefined ? { staleAfterMs: config.notify.staleAfterMs } : {}),
+  };
+
   return {
     cluster,
     source,
     store,
+    notify,
     compression: config.compression,
     ...(config.level !== undefined ? { level: config.level } : {}),
     encryption,

@@ -4,6 +4,7 @@ import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration, parseSpan } from "../duration.ts";
 import { UsageError } from "../errors.ts";
+import { NOTIFY_EVENTS, NOTIFY_FORMATS, notifyUrlProblem } from "../notify/target.ts";
 import { MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from "../store/azure-settings.ts";
 import {
   MAX_OBJECT_LOCK_DAYS,
@@ -116,6 +117,26 @@ export const retentionPolicySchema = z
   })
   .strict();
 
+/**
+ * Notifications (src/notify/): receivers' URLs (secrets: never printed; a problem names the receiver by its
+ * number), their default format, the events to send, and for the daemon how long without a success is stale.
+ */
+export const notifyConfigSchema = z
+  .object({
+    urls: z
+      .array(
+        z.string().superRefine((url, ctx) => {
+          const why = notifyUrlProblem(url);
+          if (why !== null) ctx.addIssue({ code: "custom", message: why });
+        }),
+      )
+      .default([]),
+    format: z.enum(NOTIFY_FORMATS).default("json"),
+    on: z.array(z.enum(NOTIFY_EVENTS)).default(["failure"]),
+    staleAfterMs: z.number().int().positive().optional(),
+  })
+  .strict();
+
 /** An existing snapshot file (`save --from-file`): stored as if it had come from etcd. */
 export const fileSourceConfigSchema = z.object({ kind: z.literal("file"), path: z.string().min(1) });
 
@@ -187,6 +208,7 @@ export const backupJobConfigSchema = z.object({
     .default({ identityFiles: [] }),
   /** null: the job does not prune. */
   retention: retentionPolicySchema.nullable().default(null),
+  notify: notifyConfigSchema.default({ urls: [], format: "json", on: ["failure"] }),
   /** Incomplete leftovers younger than this are not removed by prune (an upload may be running). */
   incompleteGraceMs: z
     .number()
@@ -413,6 +435,12 @@ export const jobSettingsShape = {
   keepYearly: keepCount.optional(),
   keepWithin: span.optional(),
   incompleteGrace: span.default(24 * 3_600_000),
+  // Notifications (src/notify/).
+  notify: list.default([]),
+  notifyOn: list
+    .pipe(z.array(z.enum(NOTIFY_EVENTS, { error: "use success, failure and/or stale" })))
+    .default(["failure"]),
+  notifyFormat: z.enum(NOTIFY_FORMATS).default("json"),
 };
 
 export const jobSettingsSchema = z.object(jobSettingsShape).strict();
@@ -433,6 +461,8 @@ export const daemonSettingsSchema = z
     segmentInterval: duration.default(10_000),
     segmentMaxBytes: wholeNumber(1024).default(16 << 20),
     keepLogWithin: span.optional(),
+    // Notifications: no success for this long is stale (default: twice the schedule's interval).
+    notifyStaleAfter: durationOf({ maxMs: Number.MAX_SAFE_INTEGER }).optional(),
     // Serving and lifecycle.
     metricsAddr: str.default(":9090"),
     // Compared with an age, never a timer: a monthly schedule needs more than a timer's 24 days.
@@ -484,6 +514,11 @@ export function parseJobSettings(
   const input = applyTalosBackupEnv(settings, env);
   const parsed = jobSettingsSchema.safeParse(input);
   const problems = [...schemaProblems(input, parsed), ...jobSettingsProblems(input, env)];
+  if (parsed.success && parsed.data.notifyOn.includes("stale")) {
+    problems.push(
+      "--notify-on: stale needs a schedule to miss, and save runs once (use it with the daemon, or watch save's success events)",
+    );
+  }
   if (problems.length > 0 || !parsed.success) throw configError(problems);
   return jobConfigFromSettings(parsed.data);
 }
@@ -521,7 +556,7 @@ export function parseDaemonConfig(
   if (problems.length > 0 || !parsed.success) throw configError(problems);
   const s = parsed.data;
   return {
-    job: jobConfigFromSettings(s),
+    job: jobConfigFromSettings(s, s.notifyStaleAfter),
     schedule: { cron: s.schedule, ...(s.tz ? { timeZone: s.tz } : {}), jitterMs: s.jitter ?? 0 },
     verify: s.verify,
     testRestoreEvery: s.testRestoreEvery,
@@ -573,13 +608,21 @@ function jobSettingsProblems(
       "--to: is required (a directory, s3://bucket/prefix or azblob://container/prefix; or talos-backup's BUCKET)",
     );
   }
+  const notify = raw.notify;
+  const urls = (Array.isArray(notify) ? notify : typeof notify === "string" ? [notify] : [])
+    .flatMap((u) => String(u).split(","))
+    .filter((u) => u.trim());
+  for (const [i, url] of urls.entries()) {
+    const why = notifyUrlProblem(url);
+    if (why !== null) problems.push(`--notify #${i + 1}: ${why}`);
+  }
   if (given("fromFile") && raw.source === "talos")
     problems.push("--from-file: cannot be combined with --source talos");
   return problems;
 }
 
 /** A job's configuration from its validated flat settings. */
-function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobConfig {
+function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>, staleAfterMs?: number): BackupJobConfig {
   const retention: RetentionPolicy = {};
   if (s.keepLast !== undefined) retention.last = s.keepLast;
   for (const rule of CALENDAR_RULES) {
@@ -657,6 +700,12 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
       ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
     },
     retention: Object.keys(retention).length > 0 ? retention : null,
+    notify: {
+      urls: s.notify,
+      format: s.notifyFormat,
+      on: [...new Set(s.notifyOn)],
+      ...(staleAfterMs !== undefined ? { staleAfterMs } : {}),
+    },
     incompleteGraceMs: s.incompleteGrace,
   });
 }
@@ -682,6 +731,12 @@ export function settingName(path: readonly PropertyKey[]): string {
   const [head, sub] = path.map(String);
   if (!head) return "configuration";
   if (head === "talosEndpoints") return "-e";
+  // A receiver's URL is a secret: it is named by its number, never by its value.
+  if (head === "notify" && path.length > 1) {
+    const index = path.find((p) => typeof p === "number");
+    if (index !== undefined) return `--notify #${Number(index) + 1}`;
+  }
+  if (head === "notifyOn") return "--notify-on";
   if (head === "encrypt") return "--no-encrypt";
   if (head === "s3" && sub) {
     const flag = { caFile: "ca", partSizeMiB: "part-size" }[sub] ?? kebab(sub);

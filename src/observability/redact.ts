@@ -32,10 +32,15 @@ export const SECRET_ENV_VARS = [
   "AZURE_STORAGE_SAS_TOKEN",
   "AZURE_STORAGE_CONNECTION_STRING",
   "AZURE_CLIENT_SECRET",
+  // Notification receivers' URLs (--notify): webhook URLs carry their token.
+  "ETCD_BACKUP_NOTIFY",
 ] as const;
 
-/** Flags whose value is a secret (`--password x`, `--password=x`); `--user` holds one after its ':'. */
-const SECRET_FLAGS = ["--password"] as const;
+/**
+ * Flags whose value is a secret (`--password x`, `--password=x`, a webhook URL given to `--notify`); `--user`
+ * holds one after its ':'.
+ */
+const SECRET_FLAGS = ["--password", "--notify"] as const;
 
 // Secrets that have a recognisable shape, removed even when nobody registered them. Each replaces the whole match
 // with `$<keep>` (what may stay, e.g. a URL's user name) followed by REDACTED.
@@ -115,7 +120,7 @@ export class Redactor {
    * (`name:password`), and the password of any URL with userinfo in any variable (`ETCDCTL_ENDPOINTS`, proxies).
    */
   addFromEnv(env: Record<string, string | undefined>): this {
-    for (const name of SECRET_ENV_VARS) this.add(env[name]);
+    for (const name of SECRET_ENV_VARS) this.add(env[name], ...(env[name]?.split(",") ?? []));
     const user = env.ETCDCTL_USER;
     if (user?.includes(":")) this.add(user.slice(user.indexOf(":") + 1));
     for (const value of Object.values(env)) if (value) this.addUrlPasswords(value);
@@ -134,7 +139,7 @@ export class Redactor {
       const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
       const value = arg.startsWith("--") && eq > 0 ? arg.slice(eq + 1) : argv[i + 1];
       if (value === undefined) continue;
-      if ((SECRET_FLAGS as readonly string[]).includes(flag)) this.add(value);
+      if ((SECRET_FLAGS as readonly string[]).includes(flag)) this.add(value, ...value.split(","));
       if (flag === "--user" && value.includes(":")) this.add(value.slice(value.indexOf(":") + 1));
     }
     return this;

@@ -195,10 +195,43 @@ export interface EtcdBackupScheduleSpec {
   retention?: RetentionSpec;
   /** Failed EtcdBackup objects kept; older failed ones are deleted. */
   failedBackupsHistoryLimit?: number;
+  /** Webhooks told about failures (and successes, stale schedules); their URLs come from Secrets. */
+  notify?: NotifySpec;
+  /**
+   * Run the revision log (point-in-time recovery, `restore --at`) beside the schedule, as `daemon --continuous`
+   * does, into the template's destination. etcd sources only (Talos' API has no watch).
+   */
+  continuous?: boolean;
+  /** With `continuous`: close a log segment this often, the most a crash can lose (default 10). */
+  segmentIntervalSeconds?: number;
   template: {
     metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
     spec: EtcdBackupSpec;
   };
+}
+
+/** Notifications of a schedule (src/notify/): the URLs carry tokens, so they are read from Secrets. */
+export interface NotifySpec {
+  /** Each key's value holds receiver URLs, one a line (`slack+https://...` for Slack's format). */
+  urlsFrom: { secretKeyRef: { name: string; key: string } }[];
+  /** Payload of URLs without a `slack+`/`json+` prefix (default json). */
+  format?: "json" | "slack";
+  /** Events sent (default failure). */
+  on?: ("success" | "failure" | "stale")[];
+  /** No success for this span is stale (default: twice the schedule's interval): `2h`, `1d`. */
+  staleAfter?: string;
+}
+
+/** What a schedule already notified, so that each episode is told once. */
+export interface NotificationStatus {
+  /** When notifications were first looked at: earlier outcomes are not news. */
+  since?: string;
+  /** The last successful EtcdBackup a success event was decided for. */
+  lastSuccessNotified?: string;
+  /** The failure episode already told: the name of the success it follows (`-`: none). */
+  failureNotifiedAfter?: string;
+  /** The stale episode already told: the time it counts from (the last success, or the schedule's creation). */
+  staleNotifiedFor?: string;
 }
 
 export interface ObjectRef {
@@ -216,6 +249,21 @@ export interface EtcdBackupScheduleStatus {
   /** The last successful backup retention was applied after, so each success prunes once. */
   lastPrunedAfter?: string;
   lastPruneTime?: string;
+  notification?: NotificationStatus;
+  /** With `spec.continuous`: what the revision log can restore to now. */
+  pointInTime?: PointInTimeStatus;
+}
+
+/** The recoverable window of a schedule's revision log (its current chain). */
+export interface PointInTimeStatus {
+  /** The chain's full backup: restore --at/--revision reaches back to it. */
+  recoverableFrom?: string;
+  recoverableFromRevision?: number;
+  /** The newest moment and revision in a closed segment. */
+  recoverableTo?: string;
+  recoverableToRevision?: number;
+  /** The window as one line, with the log's last error if any (redacted). */
+  message: string;
 }
 
 export interface EtcdBackupSchedule {

@@ -44,7 +44,13 @@ export interface ResolveContext {
   warn: (line: string) => void;
 }
 
-async function secretKey(ctx: ResolveContext, name: string, key: string, field: string): Promise<Buffer> {
+/** A Secret's key in the object's namespace; its absence is a `SpecProblem` naming `field`. */
+export async function secretKey(
+  ctx: ResolveContext,
+  name: string,
+  key: string,
+  field: string,
+): Promise<Buffer> {
   const data = await ctx.reader.secret(ctx.namespace, name);
   if (!data) {
     throw new SpecProblem(

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
+import { parseSpan } from "../duration.ts";
 import { MAX_OBJECT_LOCK_DAYS, OBJECT_LOCK_MODES } from "../store/s3-settings.ts";
 import type { EtcdBackupScheduleSpec, EtcdBackupSpec } from "./api.ts";
 
@@ -135,33 +136,52 @@ export const backupSpecSchema = z.object({
 });
 
 const count = z.number().int().min(1).optional();
-export const scheduleSpecSchema = z.object({
-  schedule: z.string().min(1),
-  timeZone: z.string().optional(),
-  suspend: z.boolean().optional(),
-  concurrencyPolicy: z.enum(["Forbid", "Allow", "Replace"]).optional(),
-  retention: z
-    .object({
-      keepLast: count,
-      keepHourly: count,
-      keepDaily: count,
-      keepWeekly: count,
-      keepMonthly: count,
-      keepYearly: count,
-      keepWithin: z.string().optional(),
-    })
-    .optional(),
-  failedBackupsHistoryLimit: z.number().int().min(0).optional(),
-  template: z.object({
-    metadata: z
+export const scheduleSpecSchema = z
+  .object({
+    schedule: z.string().min(1),
+    timeZone: z.string().optional(),
+    suspend: z.boolean().optional(),
+    concurrencyPolicy: z.enum(["Forbid", "Allow", "Replace"]).optional(),
+    retention: z
       .object({
-        labels: z.record(z.string(), z.string()).optional(),
-        annotations: z.record(z.string(), z.string()).optional(),
+        keepLast: count,
+        keepHourly: count,
+        keepDaily: count,
+        keepWeekly: count,
+        keepMonthly: count,
+        keepYearly: count,
+        keepWithin: z.string().optional(),
       })
       .optional(),
-    spec: backupSpecSchema,
-  }),
-});
+    failedBackupsHistoryLimit: z.number().int().min(0).optional(),
+    notify: z
+      .object({
+        urlsFrom: z.array(z.object({ secretKeyRef: keyRef })).min(1),
+        format: z.enum(["json", "slack"]).optional(),
+        on: z.array(z.enum(["success", "failure", "stale"])).optional(),
+        staleAfter: z
+          .string()
+          .refine((v) => parseSpan(v) !== null, "not a span like 2h, 1d")
+          .optional(),
+      })
+      .optional(),
+    template: z.object({
+      metadata: z
+        .object({
+          labels: z.record(z.string(), z.string()).optional(),
+          annotations: z.record(z.string(), z.string()).optional(),
+        })
+        .optional(),
+      spec: backupSpecSchema,
+    }),
+    continuous: z.boolean().optional(),
+    segmentIntervalSeconds: z.number().int().min(1).max(3600).optional(),
+  })
+  .refine((s) => s.continuous !== true || s.template.spec.source.etcd !== undefined, {
+    message:
+      "the revision log needs an etcd source it can watch (Talos' apid exposes snapshots but no watch)",
+    path: ["continuous"],
+  });
 
 /** Thrown for a spec that does not match the schema; the message names every offending field. */
 export class InvalidSpecError extends Error {

@@ -2,6 +2,7 @@ import { type Command, Option } from "commander";
 import { processRedactor } from "../../observability/redact.ts";
 import { addEncryptOptions } from "../encryption-options.ts";
 import { addEtcdOptions } from "../etcd-options.ts";
+import { addNotifyOptions } from "../notify-options.ts";
 import { addObjectLockOptions } from "../s3-options.ts";
 import { addStoreOptions } from "../store-options.ts";
 import { addSourceOption, addTalosOptions } from "../talos-options.ts";
@@ -24,6 +25,7 @@ export function register(program: Command): void {
   addObjectLockOptions(cmd);
   addEncryptOptions(cmd);
   addKeepOptions(cmd);
+  addNotifyOptions(cmd, { stale: true });
   const env = (flag: string) => `ETCD_BACKUP_${flag.toUpperCase().replace(/-/g, "_")}`;
   const opt = (flags: string, what: string, name: string) => new Option(flags, what).env(env(name));
   cmd

@@ -53,6 +53,21 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: ETCD_BACKUP_AZURE_ENDPOINT
   value: {{ .Values.azure.endpoint | quote }}
 {{- end }}
+{{- if .Values.notify.secret }}
+- name: ETCD_BACKUP_NOTIFY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.notify.secret | quote }}
+      key: {{ .Values.notify.secretKey | quote }}
+- name: ETCD_BACKUP_NOTIFY_ON
+  value: {{ .Values.notify.on | quote }}
+- name: ETCD_BACKUP_NOTIFY_FORMAT
+  value: {{ .Values.notify.format | quote }}
+{{- if .Values.notify.staleAfter }}
+- name: ETCD_BACKUP_NOTIFY_STALE_AFTER
+  value: {{ .Values.notify.staleAfter | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* The Secrets the container's environment comes from: the store's credentials (when given) and the recipients. */}}
