@@ -39,6 +39,8 @@ export interface BackupControllerOptions {
   redactor?: Redactor;
   /** First retry delay after a failed attempt; doubles per attempt, capped at 10 minutes. */
   retryBaseMs?: number;
+  /** Reads what `spec.source.controlPlaneRef` names. */
+  controlPlanes?: ResolveContext["controlPlanes"];
 }
 
 type SaveAction = Extract<BackupAction, { kind: "save" }>;
@@ -170,6 +172,7 @@ export class BackupController {
       namespace,
       reader: this.o.reader,
       ...(this.o.talosServiceAccountDir ? { talosServiceAccountDir: this.o.talosServiceAccountDir } : {}),
+      ...(this.o.controlPlanes ? { controlPlanes: this.o.controlPlanes } : {}),
       warn: (line: string) => log.warn(line),
     };
   }

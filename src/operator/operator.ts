@@ -9,6 +9,7 @@ import {
   SCHEDULE_PLURAL,
 } from "./api.ts";
 import { BackupController } from "./backup-controller.ts";
+import { type ControlPlaneSettings, kubeControlPlaneReader } from "./control-plane-refs/fetch.ts";
 import { EventRecorder } from "./events.ts";
 import { Informer } from "./informer.ts";
 import type { Kube } from "./kube.ts";
@@ -42,6 +43,8 @@ export interface OperatorOptions {
   redactor?: Redactor;
   /** Told when this replica starts and stops leading. */
   onLeading?: (leading: boolean) => void;
+  /** How control planes named by `spec.source.controlPlaneRef` are reached (etcd's port for kubeadm). */
+  controlPlanes?: ControlPlaneSettings;
 }
 
 const keyOf = (o: { metadata: { namespace: string; name: string } }) =>
@@ -93,6 +96,10 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
   const { kube, log, metrics } = options;
   const events = new EventRecorder(kube, options.identity, log, undefined, options.redactor);
   const reader: ConfigReader = kube;
+  const controlPlanes = {
+    reader: kubeControlPlaneReader(kube.config),
+    ...(options.controlPlanes ? { settings: options.controlPlanes } : {}),
+  };
   const onError = (kind: string) => (key: string, err: unknown, retryInMs: number) =>
     log.warn({ [kind]: key, err: describeError(err), retryInMs }, "reconcile failed; retrying");
 
@@ -106,6 +113,7 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     ...(options.redactor ? { redactor: options.redactor } : {}),
     ...(options.talosServiceAccountDir ? { talosServiceAccountDir: options.talosServiceAccountDir } : {}),
     ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
+    controlPlanes,
   });
   const schedules = new ScheduleController({
     kube,

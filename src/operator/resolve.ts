@@ -7,6 +7,11 @@ import type { SnapshotSource } from "../source/source.ts";
 import { S3Store } from "../store/s3.ts";
 import { SERVICE_ACCOUNT_DIR } from "../talos/config.ts";
 import { type EtcdBackupSpec, Reason, type S3DestinationSpec } from "./api.ts";
+import {
+  type ControlPlaneReader,
+  type ControlPlaneSettings,
+  resolveControlPlane,
+} from "./control-plane-refs/fetch.ts";
 
 /**
  * Translates a spec into the one job description (config/schema.ts) and builds it with the one builder
@@ -40,6 +45,8 @@ export interface ResolveContext {
   reader: ConfigReader;
   /** Where a Talos ServiceAccount's talosconfig is mounted (`/var/run/secrets/talos.dev`). */
   talosServiceAccountDir?: string;
+  /** Reads the objects `spec.source.controlPlaneRef` names (control-plane-refs/fetch.ts). */
+  controlPlanes?: { reader: ControlPlaneReader; settings?: ControlPlaneSettings };
   warn: (line: string) => void;
 }
 
@@ -115,7 +122,7 @@ export async function jobConfigFromSpec(
   cluster: string,
   ctx: ResolveContext,
 ): Promise<BackupJobConfigInput> {
-  const { etcd, talos } = spec.source;
+  const { etcd, talos, controlPlaneRef } = spec.source;
   let source: BackupJobConfigInput["source"];
   if (etcd) {
     const ref = etcd.tlsSecretRef;
@@ -154,8 +161,17 @@ export async function jobConfigFromSpec(
       endpoints: talos.endpoints ?? [],
       nodes: talos.nodes ?? [],
     };
+  } else if (controlPlaneRef) {
+    if (!ctx.controlPlanes) {
+      throw new SpecProblem(
+        Reason.InvalidSpec,
+        "spec.source.controlPlaneRef: this operator cannot read control planes",
+      );
+    }
+    const { reader, settings } = ctx.controlPlanes;
+    source = (await resolveControlPlane(controlPlaneRef, ctx.namespace, reader, ctx.reader, settings)).source;
   } else {
-    throw new SpecProblem(Reason.InvalidSpec, "spec.source: set etcd or talos");
+    throw new SpecProblem(Reason.InvalidSpec, "spec.source: set etcd, talos or controlPlaneRef");
   }
   const e = spec.encryption;
   const recipients = [...(e.recipients ?? [])];
