@@ -24,6 +24,7 @@ import {
 } from "./backup-decision.ts";
 import { redactConditions } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
+import { type ClusterGate, type RunEnd, runEnd } from "./fleet/cluster-gate.ts";
 import { isConflict, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import { type ConfigReader, type ResolveContext, reasonOf, resolveJob, resolveStore } from "./resolve.ts";
@@ -41,6 +42,8 @@ export interface BackupControllerOptions {
   retryBaseMs?: number;
   /** Reads what `spec.source.controlPlaneRef` names. */
   controlPlanes?: ResolveContext["controlPlanes"];
+  /** Per-cluster serialization and backoff, shared by every controller that runs backups. */
+  gate?: ClusterGate;
 }
 
 type SaveAction = Extract<BackupAction, { kind: "save" }>;
@@ -79,7 +82,19 @@ export class BackupController {
       throw err;
     }
     const observed = { backup, now: new Date(), running: this.running.has(key), redact: this.redact };
-    return await this.apply(backup, decideBackup(observed, this.settings), signal);
+    const decision = decideBackup(observed, this.settings);
+    // A cluster that is running a backup or backing off after a failure waits; the others do not (fleet/).
+    const save = decision.actions.find((a) => a.kind === "save");
+    const gate = this.o.gate;
+    if (!save || !gate) return await this.apply(backup, decision, signal);
+    const wait = gate.waitMs(save.cluster, observed.now);
+    if (wait > 0) return wait;
+    const run: { ended: RunEnd } = { ended: "other" };
+    try {
+      return await this.apply(backup, decision, signal, undefined, run);
+    } finally {
+      gate.finished(save.cluster, run.ended, new Date());
+    }
   }
 
   private readonly redact = (text: string): string => (this.o.redactor ?? processRedactor).redact(text);
@@ -93,6 +108,7 @@ export class BackupController {
     decision: BackupDecision,
     signal: AbortSignal,
     cluster = clusterOf(obj),
+    run?: { ended: RunEnd },
   ): Promise<number | undefined> {
     let current = obj;
     for (const action of decision.actions) {
@@ -125,6 +141,7 @@ export class BackupController {
           break;
         case "save": {
           const outcome = await this.save(current, action, signal);
+          if (run) run.ended = runEnd(outcome);
           const next = decideAfterRun(
             { backup: current, attempts: action.attempts, outcome, now: new Date() },
             this.settings,

@@ -11,6 +11,7 @@ import {
 import { BackupController } from "./backup-controller.ts";
 import { type ControlPlaneSettings, kubeControlPlaneReader } from "./control-plane-refs/fetch.ts";
 import { EventRecorder } from "./events.ts";
+import { ClusterGate } from "./fleet/cluster-gate.ts";
 import { Informer } from "./informer.ts";
 import type { Kube } from "./kube.ts";
 import { LeaderElector } from "./leader.ts";
@@ -96,6 +97,7 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
   const { kube, log, metrics } = options;
   const events = new EventRecorder(kube, options.identity, log, undefined, options.redactor);
   const reader: ConfigReader = kube;
+  const gate = new ClusterGate(options.retryBaseMs !== undefined ? { baseMs: options.retryBaseMs } : {});
   const controlPlanes = {
     reader: kubeControlPlaneReader(kube.config),
     ...(options.controlPlanes ? { settings: options.controlPlanes } : {}),
@@ -114,6 +116,7 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     ...(options.talosServiceAccountDir ? { talosServiceAccountDir: options.talosServiceAccountDir } : {}),
     ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
     controlPlanes,
+    gate,
   });
   const schedules = new ScheduleController({
     kube,

@@ -239,6 +239,11 @@ export async function resolveJob(
   if (spec.encryption.none === true && input.encryption.kind === "age") {
     throw new SpecProblem(Reason.InvalidSpec, "spec.encryption: none: true contradicts the recipients given");
   }
+  return await buildJob(input, ctx);
+}
+
+/** Builds a job description as `resolveJob` does (for front ends that translate other resources into one). */
+export async function buildJob(input: BackupJobConfigInput, ctx: ResolveContext): Promise<BackupJob> {
   try {
     const job = await backupJobFromConfig(parseBackupJobConfig(input), { warn: ctx.warn });
     return { ...job, source: new SourceProblems(job.source) };
