@@ -19,6 +19,7 @@ import type { OperatorMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
 import type { ConfigReader } from "./resolve.ts";
 import { ScheduleController } from "./schedule-controller.ts";
+import { serveTalosEtcdBackups } from "./talos-etcd-backup-compat/serve.ts";
 
 export interface OperatorOptions {
   kube: Kube;
@@ -46,6 +47,8 @@ export interface OperatorOptions {
   onLeading?: (leading: boolean) => void;
   /** How control planes named by `spec.source.controlPlaneRef` are reached (etcd's port for kubeadm). */
   controlPlanes?: ControlPlaneSettings;
+  /** Also serve the Talos operator's TalosEtcdBackup and TalosEtcdBackupSchedule (talos-etcd-backup-compat/). */
+  talosEtcdBackupCompat?: boolean;
 }
 
 const keyOf = (o: { metadata: { namespace: string; name: string } }) =>
@@ -167,11 +170,29 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     "operator running",
   );
   const informers = [backupInformer.run(signal), scheduleInformer.run(signal)];
+  const compat = options.talosEtcdBackupCompat
+    ? serveTalosEtcdBackups(
+        {
+          kube,
+          namespace: options.namespace,
+          reader,
+          events,
+          metrics,
+          log,
+          maxConcurrent: options.maxConcurrent,
+          controlPlanes,
+          gate,
+          ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
+          ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
+        },
+        signal,
+      )
+    : Promise.resolve();
   // Schedules read the backup cache: start them only once it is filled.
   await Promise.race([
     backupInformer.synced,
     new Promise((r) => signal.addEventListener("abort", r, { once: true })),
   ]);
-  await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal)]);
+  await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal), compat]);
   log.info("operator stopped");
 }
