@@ -184,11 +184,14 @@ describe("Talos operator compatibility: TalosEtcdBackup and TalosEtcdBackupSched
           : undefined,
       30_000,
     );
-    assert.deepEqual((done.status?.conditions as Cond[]).map((c) => [c.type, c.status, c.reason]).sort(), [
-      ["Failed", "False", "BackupSucceeded"],
-      ["Progressing", "False", "BackupCompleted"],
-      ["Ready", "True", "BackupSucceeded"],
-    ]);
+    assert.deepEqual(
+      ((done.status?.conditions ?? []) as Cond[]).map((c) => [c.type, c.status, c.reason]).sort(),
+      [
+        ["Failed", "False", "BackupSucceeded"],
+        ["Progressing", "False", "BackupCompleted"],
+        ["Ready", "True", "BackupSucceeded"],
+      ],
+    );
     const filename = done.status?.filename as string;
     assert.match(
       filename,
