@@ -89,6 +89,7 @@ export class BackupController {
     if (!save || !gate) return await this.apply(backup, decision, signal);
     const wait = gate.waitMs(save.cluster, observed.now);
     if (wait > 0) return wait;
+    gate.started(save.cluster);
     const run: { ended: RunEnd } = { ended: "other" };
     try {
       return await this.apply(backup, decision, signal, undefined, run);

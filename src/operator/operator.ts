@@ -100,7 +100,11 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
   const { kube, log, metrics } = options;
   const events = new EventRecorder(kube, options.identity, log, undefined, options.redactor);
   const reader: ConfigReader = kube;
-  const gate = new ClusterGate(options.retryBaseMs !== undefined ? { baseMs: options.retryBaseMs } : {});
+  // One cluster never holds every slot; an unreachable one backs off (fleet/cluster-gate.ts).
+  const gate = new ClusterGate({
+    perCluster: Math.max(1, options.maxConcurrent - 1),
+    ...(options.retryBaseMs !== undefined ? { baseMs: options.retryBaseMs } : {}),
+  });
   const controlPlanes = {
     reader: kubeControlPlaneReader(kube.config),
     ...(options.controlPlanes ? { settings: options.controlPlanes } : {}),

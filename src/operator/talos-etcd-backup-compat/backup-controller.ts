@@ -160,16 +160,22 @@ export class TalosBackupController {
     });
     if (decision.kind === "nothing") return decision.requeueAfterMs;
     const cluster = b.spec?.talosControlPlaneRef?.name ?? name;
-    const wait = this.o.gate?.waitMs(cluster, now) ?? 0;
+    const gate = this.o.gate;
+    const wait = gate?.waitMs(cluster, now) ?? 0;
     if (wait > 0) return wait;
+    gate?.started(cluster);
+    let outcome: Awaited<ReturnType<TalosBackupController["run"]>> | undefined;
     try {
-      b = await this.writeStatus(b, decision.claim, true);
-    } catch (err) {
-      if (isConflict(err)) return 0; // changed meanwhile, or another replica has it
-      throw err;
+      try {
+        b = await this.writeStatus(b, decision.claim, true);
+      } catch (err) {
+        if (isConflict(err)) return 0; // changed meanwhile, or another replica has it
+        throw err;
+      }
+      outcome = await this.run(b, cluster, signal);
+    } finally {
+      gate?.finished(cluster, outcome?.end ?? "other", new Date());
     }
-    const outcome = await this.run(b, cluster, signal);
-    this.o.gate?.finished(cluster, outcome.end, new Date());
     if (outcome.kind === "stopped") return undefined;
     const done = new Date();
     const labels = { namespace, cluster };
