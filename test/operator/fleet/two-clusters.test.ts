@@ -162,7 +162,7 @@ describe("fleet: two clusters, one down; the other's schedule stays on time", ()
     const failed = children("down").filter((b) => b.status?.phase === "Failed");
     assert.ok(failed.length >= 1, "the down cluster's backups failed");
     for (const b of failed) {
-      const c = (b.status?.conditions as { type: string; reason: string; message: string }[]).find(
+      const c = ((b.status?.conditions ?? []) as { type: string; reason: string; message: string }[]).find(
         (x) => x.type === "Failed",
       );
       assert.equal(c?.reason, "SourceUnreachable", c?.message);
