@@ -46,6 +46,7 @@ const COMPAT = [
   "talos.alperen.cloud talosetcdbackups watch",
   "talos.alperen.cloud talosetcdbackups create",
   "talos.alperen.cloud talosetcdbackups delete",
+  "talos.alperen.cloud talosetcdbackups patch",
   "talos.alperen.cloud talosetcdbackups/status patch",
   "talos.alperen.cloud talosetcdbackupschedules/status patch",
 ];

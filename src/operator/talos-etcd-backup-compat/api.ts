@@ -18,6 +18,11 @@ export const TALOS_CONTROL_PLANE_KIND = "TalosControlPlane";
 
 /** The label the Talos operator puts on the backups a schedule creates (value: the schedule's name). */
 export const TALOS_SCHEDULE_LABEL = "talos.alperen.cloud/etcd-backup-schedule";
+/**
+ * The Talos operator's finalizer: held until the stored object is deleted. Served too, so that objects it created
+ * can still be deleted once its own controller is stopped.
+ */
+export const TALOS_BACKUP_FINALIZER = "talosetcdbackup.talos.alperen.cloud/finalizer";
 /** Where the Talos operator stores snapshots: `<prefix>/<control plane>/etcd-snapshot-<time>.db`. */
 export const TALOS_KEY_PREFIX = "talos-operator-etcd-backups";
 /** `retention` when unset (the CRD's default). */

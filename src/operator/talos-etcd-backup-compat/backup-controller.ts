@@ -20,6 +20,7 @@ import {
 } from "../resolve.ts";
 import {
   type SecretKeySelector,
+  TALOS_BACKUP_FINALIZER,
   TALOS_BACKUP_PLURAL,
   type TalosEtcdBackup,
   type TalosEtcdBackupSpec,
@@ -159,6 +160,32 @@ export class TalosBackupController {
       failures: this.failures.get(uid),
     });
     if (decision.kind === "nothing") return decision.requeueAfterMs;
+    if (decision.kind === "addFinalizer" || decision.kind === "release") {
+      if (decision.kind === "release") {
+        try {
+          await this.deleteStored(b, this.o.log);
+        } catch (err) {
+          await this.o.events.record(
+            b,
+            "Warning",
+            "DeleteFailed",
+            `${describeError(err)}; the finalizer ${TALOS_BACKUP_FINALIZER} stays until it succeeds (or remove it to keep the object)`,
+          );
+          throw err;
+        }
+      }
+      try {
+        const { resourceVersion } = b.metadata;
+        await this.o.kube.patch(TALOS_BACKUP_PLURAL, namespace, name, {
+          metadata: { finalizers: decision.finalizers, resourceVersion },
+        });
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        if (isConflict(err)) return 0;
+        throw err;
+      }
+      return decision.kind === "addFinalizer" ? 0 : undefined;
+    }
     const cluster = b.spec?.talosControlPlaneRef?.name ?? name;
     const gate = this.o.gate;
     const wait = gate?.waitMs(cluster, now) ?? 0;

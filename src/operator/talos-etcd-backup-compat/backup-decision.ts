@@ -1,6 +1,11 @@
 import type { MergePatch } from "../api.ts";
 import { findCondition, type NewCondition, setConditions, timestamp } from "../conditions.ts";
-import { type TalosEtcdBackup, type TalosEtcdBackupStatus, TalosReason } from "./api.ts";
+import {
+  TALOS_BACKUP_FINALIZER,
+  type TalosEtcdBackup,
+  type TalosEtcdBackupStatus,
+  TalosReason,
+} from "./api.ts";
 
 /**
  * What to do about one TalosEtcdBackup, decided from what was observed: no API call, no clock, no store. The
@@ -19,6 +24,10 @@ export interface ObservedTalosBackup {
 
 export type TalosBackupDecision =
   | { kind: "nothing"; requeueAfterMs?: number }
+  /** Add the Talos operator's finalizer (a conditional write), then look again. */
+  | { kind: "addFinalizer"; finalizers: string[] }
+  /** Being deleted: delete the stored object (and manifest) when there is one, then drop the finalizer. */
+  | { kind: "release"; finalizers: string[] }
   /** Claim it (a status write conditional on the resourceVersion: one replica runs it), then run it. */
   | { kind: "run"; claim: MergePatch<TalosEtcdBackupStatus> };
 
@@ -26,7 +35,15 @@ const generationOf = (b: TalosEtcdBackup) => b.metadata.generation ?? 1;
 
 export function decideTalosBackup(o: ObservedTalosBackup): TalosBackupDecision {
   const b = o.backup;
-  if (b.metadata.deletionTimestamp || o.running) return { kind: "nothing" };
+  const finalizers = b.metadata.finalizers ?? [];
+  const held = finalizers.includes(TALOS_BACKUP_FINALIZER);
+  if (b.metadata.deletionTimestamp) {
+    if (!held) return { kind: "nothing" };
+    if (o.running) return { kind: "nothing", requeueAfterMs: 1_000 }; // let the aborted run end first
+    return { kind: "release", finalizers: finalizers.filter((f) => f !== TALOS_BACKUP_FINALIZER) };
+  }
+  if (!held) return { kind: "addFinalizer", finalizers: [...finalizers, TALOS_BACKUP_FINALIZER] };
+  if (o.running) return { kind: "nothing" };
   if (findCondition(b.status?.conditions, "Ready")?.status === "True") return { kind: "nothing" };
   if (o.failures && o.failures.nextAt > o.now.getTime()) {
     return { kind: "nothing", requeueAfterMs: o.failures.nextAt - o.now.getTime() };

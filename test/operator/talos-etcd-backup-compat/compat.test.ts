@@ -284,6 +284,19 @@ describe("Talos operator compatibility: TalosEtcdBackup and TalosEtcdBackupSched
     );
     const plain = await ageDecrypt(h, done.status?.filename);
     assert.equal(plain.readUInt32LE(0), 0xfd2fb528);
+    // The Talos operator's finalizer: deleting the resource deletes the stored object and our manifest.
+    assert.deepEqual(
+      (h.api.get("talosetcdbackups", NS, "encrypted") as { metadata: { finalizers?: string[] } }).metadata
+        .finalizers,
+      ["talosetcdbackup.talos.alperen.cloud/finalizer"],
+    );
+    h.api.remove("talosetcdbackups", NS, "encrypted");
+    await waitFor("resource gone", () => (get("encrypted") ? undefined : true));
+    const keys = await bucketKeys(h);
+    assert.ok(
+      !keys.includes(done.status?.filename) && !keys.includes(`${done.status?.filename}.json`),
+      keys.join(", "),
+    );
   });
 
   it("a missing control plane: Failed, reason BackupFailed, and a Warning Event naming the cause", async () => {

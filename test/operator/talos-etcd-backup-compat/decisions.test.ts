@@ -27,6 +27,7 @@ const backup = (name: string, created: string, ready?: boolean): TalosEtcdBackup
     name,
     namespace: "default",
     creationTimestamp: created,
+    finalizers: ["talosetcdbackup.talos.alperen.cloud/finalizer"],
     labels: { "talos.alperen.cloud/etcd-backup-schedule": schedule.metadata.name },
   },
   spec,
@@ -143,6 +144,29 @@ describe("Talos operator compatibility: translation and decisions", () => {
       },
     );
     assert.equal(decideTalosBackup({ backup: b, now, running: true, failures: undefined }).kind, "nothing");
+  });
+
+  it("holds the Talos operator's finalizer, and on deletion releases it after the stored object (once a run ended)", () => {
+    const bare = backup("b", "2026-11-30T02:00:00Z");
+    bare.metadata.finalizers = ["other"];
+    assert.deepEqual(decideTalosBackup({ backup: bare, now, running: false, failures: undefined }), {
+      kind: "addFinalizer",
+      finalizers: ["other", "talosetcdbackup.talos.alperen.cloud/finalizer"],
+    });
+    const gone = backup("b", "2026-11-30T02:00:00Z", true);
+    gone.metadata.deletionTimestamp = "2026-11-30T03:00:00Z";
+    assert.deepEqual(decideTalosBackup({ backup: gone, now, running: false, failures: undefined }), {
+      kind: "release",
+      finalizers: [],
+    });
+    assert.deepEqual(decideTalosBackup({ backup: gone, now, running: true, failures: undefined }), {
+      kind: "nothing",
+      requeueAfterMs: 1000,
+    });
+    gone.metadata.finalizers = [];
+    assert.deepEqual(decideTalosBackup({ backup: gone, now, running: false, failures: undefined }), {
+      kind: "nothing",
+    });
   });
 
   it("a schedule creates the due backup and expires Ready ones beyond retention, newest kept", () => {
