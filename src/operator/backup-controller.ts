@@ -42,7 +42,7 @@ export interface BackupControllerOptions {
   retryBaseMs?: number;
   /** Reads what `spec.source.controlPlaneRef` names. */
   controlPlanes?: ResolveContext["controlPlanes"];
-  /** Per-cluster serialization and backoff, shared by every controller that runs backups. */
+  /** Per-cluster slot limit and backoff, shared by every controller that runs backups. */
   gate?: ClusterGate;
 }
 
@@ -83,7 +83,7 @@ export class BackupController {
     }
     const observed = { backup, now: new Date(), running: this.running.has(key), redact: this.redact };
     const decision = decideBackup(observed, this.settings);
-    // A cluster that is running a backup or backing off after a failure waits; the others do not (fleet/).
+    // A cluster at its slot limit, or backing off after it was unreachable, waits; the others do not (fleet/).
     const save = decision.actions.find((a) => a.kind === "save");
     const gate = this.o.gate;
     if (!save || !gate) return await this.apply(backup, decision, signal);
