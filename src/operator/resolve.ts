@@ -12,6 +12,7 @@ import {
   type ControlPlaneSettings,
   resolveControlPlane,
 } from "./control-plane-refs/fetch.ts";
+import { SpecProblem } from "./spec-problem.ts";
 
 /**
  * Translates a spec into the one job description (config/schema.ts) and builds it with the one builder
@@ -25,20 +26,8 @@ export interface ConfigReader {
   configMap(namespace: string, name: string): Promise<Record<string, string> | null>;
 }
 
-/** A failure with a condition reason (`SecretNotFound`, `InvalidRecipient`...). */
-export class SpecProblem extends Error {
-  override name = "SpecProblem";
-  readonly reason: string;
-  constructor(reason: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.reason = reason;
-  }
-}
-
-/** The condition reason of a failure: a `SpecProblem`'s own, otherwise `fallback`. */
-export function reasonOf(err: unknown, fallback: string): string {
-  return err instanceof SpecProblem ? err.reason : fallback;
-}
+// In its own module so that the modules resolve.ts uses (control-plane-refs/) can throw it without a cycle.
+export { reasonOf, SpecProblem } from "./spec-problem.ts";
 
 export interface ResolveContext {
   namespace: string;

@@ -2,7 +2,8 @@ import { ApiException, CustomObjectsApi, type KubeConfig } from "@kubernetes/cli
 import type { BackupJobConfigInput } from "../../config/schema.ts";
 import { Reason } from "../api.ts";
 import { KubeError } from "../kube.ts";
-import { type ConfigReader, SpecProblem } from "../resolve.ts";
+import type { ConfigReader } from "../resolve.ts";
+import { SpecProblem } from "../spec-problem.ts";
 import {
   CLUSTER_NAME_LABEL,
   CONTROL_PLANE_LABEL,

@@ -3,7 +3,7 @@ import type { BackupJobConfigInput } from "../../config/schema.ts";
 import { describeError } from "../../errors.ts";
 import { parseTalosconfig } from "../../talos/config.ts";
 import { Reason } from "../api.ts";
-import { SpecProblem } from "../resolve.ts";
+import { SpecProblem } from "../spec-problem.ts";
 import { EtcdCaProblem, issueEtcdClientCertificate } from "./etcd-client-certificate.ts";
 import {
   CAPI_GROUP,
