@@ -69,6 +69,16 @@ export interface TalosSourceSpec {
   nodes?: string[];
 }
 
+/**
+ * A control plane in the object's namespace (control-plane-refs/): a Talos operator or Cluster API
+ * TalosControlPlane, a Cluster API KubeadmControlPlane, or a Cluster API Cluster (its spec.controlPlaneRef).
+ */
+export interface ControlPlaneRefSpec {
+  apiVersion: string;
+  kind: string;
+  name: string;
+}
+
 export interface S3DestinationSpec {
   bucket: string;
   prefix?: string;
@@ -122,9 +132,12 @@ export interface EncryptionSpec {
 }
 
 export interface EtcdBackupSpec {
-  /** The cluster name in the object's name; defaults to the schedule's or the EtcdBackup's name. */
+  /**
+   * The cluster name in the object's name; defaults to `source.controlPlaneRef.name`, else the schedule's or the
+   * EtcdBackup's name.
+   */
   clusterName?: string;
-  source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec };
+  source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec; controlPlaneRef?: ControlPlaneRefSpec };
   /** Exactly one of `s3` and `azureBlob`. */
   destination: { s3?: S3DestinationSpec; azureBlob?: AzureBlobDestinationSpec };
   encryption: EncryptionSpec;
