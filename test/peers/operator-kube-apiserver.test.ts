@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -15,6 +15,7 @@ import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 import { assertNoSecrets, registerSecret } from "../fixtures/secrets.ts";
 import { badBackupCases, badScheduleCases, baseBackup, baseSchedule, DEPLOY } from "../operator/crd-cases.ts";
 import { ageDecrypt, backupSpec, bucketKeys, waitFor } from "../operator/harness.ts";
+import { seedYaml } from "../operator/talos-etcd-backup-compat/seed.ts";
 
 /**
  * The operator against the REAL kube-apiserver v1.35.4 (test/fixtures/kube-apiserver.ts, over a real etcd 3.6),
@@ -32,6 +33,8 @@ import { ageDecrypt, backupSpec, bucketKeys, waitFor } from "../operator/harness
  */
 
 const NS = "default";
+/** The kustomize overlay that serves the Talos operator's TalosEtcdBackup kinds (issue 20's compatibility mode). */
+const COMPAT = join(DEPLOY, "..", "operator-overlays", "talos-etcd-backup-compat");
 const OPERATOR_NS = "etcd-backup";
 const GROUP = "etcd-backup.dev";
 const VERSION = "v1alpha1";
@@ -67,6 +70,8 @@ function pathOf(kind: string, namespace: string | undefined, name?: string): str
     Lease: ["/apis/coordination.k8s.io/v1", "leases", true],
     EtcdBackup: [`/apis/${GROUP}/${VERSION}`, "etcdbackups", true],
     EtcdBackupSchedule: [`/apis/${GROUP}/${VERSION}`, "etcdbackupschedules", true],
+    TalosEtcdBackup: ["/apis/talos.alperen.cloud/v1alpha1", "talosetcdbackups", true],
+    TalosEtcdBackupSchedule: ["/apis/talos.alperen.cloud/v1alpha1", "talosetcdbackupschedules", true],
   };
   const entry = table[kind];
   if (!entry) throw new Error(`no REST path known for kind ${kind}`);
@@ -322,6 +327,60 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
       [],
       "specs the real API server accepted although the CRD is meant to reject them",
     );
+  });
+
+  it("accepts every sample, and the TalosEtcdBackup compatibility CRDs with the seed YAML unchanged", async () => {
+    const dryRun = async (doc: Obj) =>
+      api("POST", `${pathOf(doc.kind, doc.metadata.namespace ?? NS)}?dryRun=All`, {
+        ...doc,
+        metadata: { ...doc.metadata, namespace: doc.metadata.namespace ?? NS },
+      });
+    const refused: string[] = [];
+    const samples = [
+      ...(await readdir(join(DEPLOY, "samples"))).map((f) => join(DEPLOY, "samples", f)),
+      ...(await readdir(join(COMPAT, "samples"))).map((f) => join(COMPAT, "samples", f)),
+    ];
+    for (const file of [
+      join(COMPAT, "crds", "talosetcdbackups.yaml"),
+      join(COMPAT, "crds", "talosetcdbackupschedules.yaml"),
+    ]) {
+      for (const doc of parseAllDocuments(await readFile(file, "utf8")).map((d) => d.toJS() as Obj))
+        await apply(doc);
+    }
+    for (const crd of ["talosetcdbackups", "talosetcdbackupschedules"]) {
+      await waitFor(
+        `CRD ${crd} Established`,
+        async () => {
+          const c = await get("CustomResourceDefinition", `${crd}.talos.alperen.cloud`);
+          return (c?.status?.conditions ?? []).some(
+            (x: { type: string; status: string }) => x.type === "Established" && x.status === "True",
+          )
+            ? true
+            : undefined;
+        },
+        30_000,
+      );
+    }
+    let checked = 0;
+    for (const file of samples) {
+      for (const doc of parseAllDocuments(await readFile(file, "utf8")).map((d) => d.toJS() as Obj | null)) {
+        if (!doc || !/^(Talos)?EtcdBackup(Schedule)?$/.test(doc.kind)) continue;
+        const ns = doc.metadata.namespace;
+        if (ns && !(await get("Namespace", ns)))
+          await apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+        const r = await dryRun(doc);
+        checked++;
+        if (r.status !== 201)
+          refused.push(`${file}: ${doc.kind} ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+      }
+    }
+    const seed = parseAllDocuments(seedYaml("https://s3.example.com"))[0]!.toJS() as Obj;
+    const r = await dryRun(seed);
+    checked++;
+    if (r.status !== 201)
+      refused.push(`seed TalosEtcdBackup: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    assert.deepEqual(refused, []);
+    assert.ok(checked >= 8, `${checked} documents checked`);
   });
 
   it("fills the CRD defaults, serves the printer columns as a Table, and keeps status behind /status", async () => {
