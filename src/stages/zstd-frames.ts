@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
 import { constants, createZstdCompress, type ZstdCompress } from "node:zlib";
+import { COALESCE_BYTES } from "./coalesce.ts";
 
 /**
  * Input bytes per zstd frame. On the 216 MB bench snapshot, 2 MiB frames came out 0.2% smaller than one zstd
@@ -82,7 +83,7 @@ export class ZstdFrames extends Transform {
   private readonly inFlight: { worker: FrameWorker; output: Promise<Buffer[]> }[] = [];
 
   constructor(options: ZstdFramesOptions) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: COALESCE_BYTES });
     this.frameBytes = options.frameBytes ?? FRAME_INPUT_BYTES;
     const workers = Math.max(1, options.workers ?? defaultFrameWorkers());
     this.all = Array.from({ length: workers }, () => new FrameWorker(options.level));
