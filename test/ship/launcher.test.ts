@@ -125,7 +125,7 @@ describe("bin/etcd-backup.js, the npm package's command", () => {
     const preload = join(work, "show-flags.cjs");
     writeFileSync(
       preload,
-      'process.on("exit", () => process.stderr.write(`flags ${process.pid} ${JSON.stringify(process.execArgv)}\\n`));\n',
+      'process.on("exit", () => process.stderr.write("flags " + process.pid + " " + JSON.stringify(process.execArgv) + "\\n"));\n',
     );
     const run = (args: string[], nodeArgs: string[] = []) => {
       const r = launch(process.execPath, args, { nodeArgs: [...nodeArgs, "--require", preload] });
