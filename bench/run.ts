@@ -327,12 +327,12 @@ async function benchSize(
                 "cp",
                 "--only-show-errors",
                 join(d, "s.snap.zst.age"),
-                `s3://bench/${sizeMB}/tb/${r}.snap.zst.age`,
+                `s3://bench/${shape}-${sizeMB}/tb/${r}.snap.zst.age`,
               ),
             ],
           },
         ]);
-        return { usage, stored: s3Bytes(`${sizeMB}/tb/${r}.snap.zst.age`) };
+        return { usage, stored: s3Bytes(`${shape}-${sizeMB}/tb/${r}.snap.zst.age`) };
       },
     },
     {
@@ -358,12 +358,12 @@ async function benchSize(
               ],
               ["/usr/bin/zstd", "-q", "-3", "-c"],
               ["/usr/bin/age", "-r", pub],
-              aws("cp", "--only-show-errors", "-", `s3://bench/${sizeMB}/pipe/${r}.snap.zst.age`),
+              aws("cp", "--only-show-errors", "-", `s3://bench/${shape}-${sizeMB}/pipe/${r}.snap.zst.age`),
             ],
             allow: (i, code, stderr) => i === 0 && code === 5 && /sync .*invalid argument/.test(stderr),
           },
         ]);
-        return { usage, stored: s3Bytes(`${sizeMB}/pipe/${r}.snap.zst.age`) };
+        return { usage, stored: s3Bytes(`${shape}-${sizeMB}/pipe/${r}.snap.zst.age`) };
       },
     },
     {
@@ -422,7 +422,7 @@ async function benchSize(
               "--endpoints",
               E,
               "--to",
-              `s3://bench/${sizeMB}/ours/${r}`,
+              `s3://bench/${shape}-${sizeMB}/ours/${r}`,
               "--s3-endpoint",
               S,
               "--s3-path-style",
@@ -431,7 +431,7 @@ async function benchSize(
             ),
           ],
         });
-        return { usage, stored: s3Bytes(`${sizeMB}/ours/${r}/`) };
+        return { usage, stored: s3Bytes(`${shape}-${sizeMB}/ours/${r}/`) };
       },
     },
     {
