@@ -29,10 +29,8 @@ FROM scratch
 COPY --from=build /rootfs/ /
 LABEL org.opencontainers.image.title="etcd-backup" \
       org.opencontainers.image.licenses="Apache-2.0"
-# A 2 MiB young generation: snapshot chunks are freed by frequent scavenges instead of piling up until an old-space
-# GC, which lowers save's peak RSS (bench/RESULTS.md) at the same speed.
-ENV PATH=/usr/local/bin \
-    NODE_OPTIONS=--max-semi-space-size=2
+# No NODE_OPTIONS: the binary carries etcd-backup's V8 options itself (src/cli/v8-flags.ts, the SEA execArgv).
+ENV PATH=/usr/local/bin
 WORKDIR /
 # 65532: a fixed unprivileged id that matches the manifests' runAsUser.
 USER 65532:65532

@@ -257,6 +257,102 @@ async function dbSize(client: Client): Promise<number> {
   return 0;
 }
 
+/**
+ * The large-value shape (issue 22: a real etcd 3.4 whose values are mostly ~40 KB): ConfigMaps of config text
+ * and Secrets of base64 (certificates, keys) of 20-60 KB each, so most bytes sit on bbolt overflow pages, with
+ * a few small leases and events between them; a fifth of the ConfigMaps and Secrets rewritten once (history)
+ * and a compaction before the rewrite, as the apiserver's periodic compaction leaves it.
+ */
+function largeValueObject(g: Gen, i: number): Kv {
+  const ns = `ns-${i % 40}`;
+  const r = i % 20;
+  if (r < 9) {
+    const name = `config-${i}`;
+    return [
+      `/registry/configmaps/${ns}/${name}`,
+      jsonValue({
+        apiVersion: "v1",
+        kind: "ConfigMap",
+        metadata: metadata(g, ns, name),
+        data: { "config.yaml": g.text(g.int(20_000, 60_000)) },
+      }),
+    ];
+  }
+  if (r < 18) {
+    const name = `secret-${i}`;
+    return [
+      `/registry/secrets/${ns}/${name}`,
+      jsonValue({
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: metadata(g, ns, name),
+        type: "kubernetes.io/tls",
+        data: { "tls.crt": g.b64(g.int(10_000, 30_000)), "tls.key": g.b64(g.int(10_000, 30_000)) },
+      }),
+    ];
+  }
+  return smallObject(g, i);
+}
+
+/** Fills `etcd` with the large-value shape until its db reaches `sizeMB` MB; returns the key count. */
+async function fillLargeValues(etcd: EtcdServer, sizeMB: number, log: (s: string) => void): Promise<number> {
+  const client = new Client(etcd.endpoint.replace(/^http:\/\//, ""), credentials.createInsecure(), {
+    "grpc.max_send_message_length": 32 * MiB,
+  });
+  const g = new Gen(sizeMB * 104_729 + GENERATOR_VERSION);
+  const target = sizeMB * 1e6;
+  const keys: string[] = [];
+  try {
+    const round = async (kvs: Kv[]) => {
+      for (let i = 0; i < kvs.length; i += 200 * 4) {
+        await Promise.all(
+          [0, 1, 2, 3].map((k) => {
+            const batch = kvs.slice(i + k * 200, i + (k + 1) * 200);
+            return batch.length ? unary(client, "/etcdserverpb.KV/Txn", txn(batch)) : Promise.resolve();
+          }),
+        );
+      }
+    };
+    let compactAt = 0n;
+    let rewritten = false;
+    for (;;) {
+      const size = await dbSize(client);
+      log(`generating (large values): ${keys.length} objects, db ${(size / 1e6).toFixed(0)} of ${sizeMB} MB`);
+      if (size >= target) break;
+      if (!rewritten && size >= target * 0.8) {
+        // History: a fifth of the objects rewritten once, after a compaction that keeps it.
+        const res = await unary(
+          client,
+          "/etcdserverpb.KV/Txn",
+          txn([["/registry/marker", Buffer.from("x")]]),
+        );
+        compactAt = headerRevision(res);
+        const kvs: Kv[] = [];
+        for (let i = 0; i < keys.length; i += 5) kvs.push([keys[i]!, largeValueObject(g, i)[1]]);
+        await round(kvs);
+        rewritten = true;
+        continue;
+      }
+      const kvs: Kv[] = [];
+      for (let n = 0; n < 800; n++) {
+        const kv = largeValueObject(g, keys.length);
+        keys.push(kv[0]);
+        kvs.push(kv);
+      }
+      await round(kvs);
+    }
+    if (compactAt > 0n)
+      await unary(
+        client,
+        "/etcdserverpb.KV/Compact",
+        new MessageWriter().varint(1, compactAt).varint(2, true).finish(),
+      );
+    return keys.length;
+  } finally {
+    client.close();
+  }
+}
+
 /** Fills `etcd` until its db reaches `sizeMB` MB, with history and a compaction; returns the key count. */
 async function fill(etcd: EtcdServer, sizeMB: number, log: (s: string) => void): Promise<number> {
   const client = new Client(etcd.endpoint.replace(/^http:\/\//, ""), credentials.createInsecure(), {
@@ -345,13 +441,22 @@ async function fill(etcd: EtcdServer, sizeMB: number, log: (s: string) => void):
   }
 }
 
+/** The database shapes the benchmarks run on. */
+export type Shape = "k8s" | "large-values";
+export const SHAPES: readonly Shape[] = ["k8s", "large-values"];
+
 /** Path of the cached snapshot for `sizeMB`, generating it (a few seconds per 100 MB) when missing. */
 export async function k8sSnapshot(sizeMB: number, log: (s: string) => void): Promise<string> {
-  const path = join(tmpdir(), `etcd-backup-bench-k8s-v${GENERATOR_VERSION}-${sizeMB}MB.db`);
+  return await benchSnapshot("k8s", sizeMB, log);
+}
+
+/** Path of the cached snapshot of `shape` for `sizeMB`, generating it when missing. */
+export async function benchSnapshot(shape: Shape, sizeMB: number, log: (s: string) => void): Promise<string> {
+  const path = join(tmpdir(), `etcd-backup-bench-${shape}-v${GENERATOR_VERSION}-${sizeMB}MB.db`);
   if (existsSync(path)) return path;
   const etcd = await startEtcd({ args: ETCD_ARGS, quotaBytes: QUOTA });
   try {
-    await fill(etcd, sizeMB, log);
+    await (shape === "k8s" ? fill(etcd, sizeMB, log) : fillLargeValues(etcd, sizeMB, log));
     await etcd.ctl(["snapshot", "save", `${path}.tmp`]);
     await rename(`${path}.tmp`, path);
   } finally {

@@ -31,8 +31,8 @@ import { buildBinary, DEFAULT_OUT } from "./build-binary.ts";
 
 const ROOT = join(import.meta.dirname, "..");
 const USER = "65532:65532";
-/** The image's environment. The young generation of 2 MiB lowers save's peak RSS (bench/RESULTS.md). */
-export const IMAGE_ENV = ["PATH=/usr/local/bin", "NODE_OPTIONS=--max-semi-space-size=2"];
+/** The image's environment. No NODE_OPTIONS: the binary carries etcd-backup's V8 options (src/cli/v8-flags.ts). */
+export const IMAGE_ENV = ["PATH=/usr/local/bin"];
 export const ENTRYPOINT = ["/usr/local/bin/etcd-backup"];
 export const CMD = ["save"];
 

@@ -7,6 +7,7 @@ import { PENDING_SUFFIX } from "../catalog/catalog.ts";
 import { type Manifest, serializeManifest } from "../catalog/manifest.ts";
 import { backupKey, manifestKey, parseBackupKey } from "../catalog/names.ts";
 import { Hinted } from "../errors.ts";
+import { COALESCE_BYTES } from "../stages/coalesce.ts";
 import { isAlreadyExists, type Store } from "../store/store.ts";
 
 /** Names tried after the first (each one second later) before a save gives up: enough for a burst of saves. */
@@ -247,7 +248,7 @@ class StoredTap extends Transform {
   private readonly killAfter: number | undefined;
 
   constructor(killAfter: number | undefined) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: COALESCE_BYTES });
     this.killAfter = killAfter;
   }
 

@@ -92,12 +92,12 @@ export function addS3Options(cmd: Command): Command {
       ).helpGroup("S3:"),
     )
     .addOption(
-      new Option("--s3-part-size <MiB>", "multipart part size, at least 5 (default 8)")
+      new Option("--s3-part-size <MiB>", "multipart part size, at least 5 (default 5)")
         .argParser((v) => parsePartSizeMiB(v, "--s3-part-size"))
         .helpGroup("S3:"),
     )
     .addOption(
-      new Option("--s3-concurrency <n>", "parts uploaded at once (default 4)")
+      new Option("--s3-concurrency <n>", "parts uploaded at once (default 2)")
         .argParser((v) => parseConcurrency(v, "--s3-concurrency"))
         .helpGroup("S3:"),
     )

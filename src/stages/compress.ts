@@ -1,5 +1,6 @@
 import { PassThrough, type Transform } from "node:stream";
 import { UsageError } from "../errors.ts";
+import { COALESCE_BYTES } from "./coalesce.ts";
 import { ZstdDecompressStream } from "./zstd-decompress.ts";
 import { ZstdFrames } from "./zstd-frames.ts";
 
@@ -26,7 +27,7 @@ export function parseLevel(value: string): number {
 
 /** A compressing stage; `none` passes bytes through. zstd output is a sequence of frames (see ZstdFrames). */
 export function compressStage(kind: Compression, level = DEFAULT_ZSTD_LEVEL): Transform {
-  if (kind === "none") return new PassThrough({ highWaterMark: 1 << 20 });
+  if (kind === "none") return new PassThrough({ highWaterMark: COALESCE_BYTES });
   return new ZstdFrames({ level });
 }
 

@@ -1,4 +1,5 @@
 import { Transform, type TransformCallback } from "node:stream";
+import { COALESCE_BYTES } from "./coalesce.ts";
 
 /** Counts the bytes that pass; `bytes` is read by the manifest and by progress reporting. */
 export class ByteCounter extends Transform {
@@ -6,7 +7,7 @@ export class ByteCounter extends Transform {
   private readonly onBytes: ((total: number) => void) | undefined;
 
   constructor(onBytes?: (total: number) => void) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: COALESCE_BYTES });
     this.onBytes = onBytes;
   }
 

@@ -1,6 +1,7 @@
 import { Transform, type TransformCallback } from "node:stream";
 import type { SnapshotStatus } from "../mvcc/status.ts";
 import { StreamingStatus } from "../mvcc/streaming-status.ts";
+import { COALESCE_BYTES } from "./coalesce.ts";
 
 /**
  * Passes the plain snapshot through unchanged while computing what `etcdutl snapshot status` would say of
@@ -12,7 +13,7 @@ export class StatusTap extends Transform {
   result: SnapshotStatus | null = null;
 
   constructor() {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: COALESCE_BYTES });
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {

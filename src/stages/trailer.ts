@@ -1,5 +1,6 @@
 import { createHash, type Hash } from "node:crypto";
 import { Transform, type TransformCallback } from "node:stream";
+import { COALESCE_BYTES } from "./coalesce.ts";
 
 /** Length of the sha256 etcd appends to a snapshot. */
 export const TRAILER_LENGTH = 32;
@@ -39,7 +40,7 @@ export class TrailerCheck extends Transform {
    * size is a whole number of 512-byte pages (as `verify` judges it); the held bytes then go on as content.
    */
   constructor(options: { expectSha256?: string; allowMissing?: boolean } = {}) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: COALESCE_BYTES });
     this.expectSha256 = options.expectSha256;
     this.allowMissing = options.allowMissing ?? false;
   }

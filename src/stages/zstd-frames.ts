@@ -1,12 +1,15 @@
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
 import { constants, createZstdCompress, type ZstdCompress } from "node:zlib";
+import { COALESCE_BYTES } from "./coalesce.ts";
 
 /**
- * Input bytes per zstd frame. On the 216 MB bench snapshot, 2 MiB frames came out 0.2% smaller than one zstd
- * stream (each frame knows its size), and held less memory than 4 or 8 MiB frames at the same speed.
+ * Input bytes per zstd frame. 1 MiB: save's peak RSS 126-130 -> 114-128 MiB (large-value bench snapshot, from a
+ * file, 3 runs each) and 123 -> 111 MiB (Kubernetes-shaped) against 2 MiB frames, for 0.15-0.3% more stored
+ * bytes at the same CPU; every worker holds its frame's input until it is compressed. (2 MiB frames had come out
+ * 0.2% smaller than one zstd stream, and held less memory than 4 or 8 MiB frames at the same speed.)
  */
-export const FRAME_INPUT_BYTES = 2 << 20;
+export const FRAME_INPUT_BYTES = 1 << 20;
 
 /** Frames compressed at once: one per core, at most 4 (libuv's thread pool has 4 threads by default). */
 export function defaultFrameWorkers(): number {
@@ -30,7 +33,9 @@ class FrameWorker {
 
   constructor(level: number) {
     this.zstd = createZstdCompress({
-      chunkSize: 1 << 20,
+      // Output buffers of 256 KiB: node's zlib slices its output from one buffer of chunkSize, which stays
+      // alive until the last slice is consumed.
+      chunkSize: 256 << 10,
       params: { [constants.ZSTD_c_compressionLevel]: level, [constants.ZSTD_c_checksumFlag]: 1 },
     });
     this.zstd.on("data", (part: Buffer) => this.parts.push(part));
@@ -82,7 +87,7 @@ export class ZstdFrames extends Transform {
   private readonly inFlight: { worker: FrameWorker; output: Promise<Buffer[]> }[] = [];
 
   constructor(options: ZstdFramesOptions) {
-    super({ highWaterMark: 1 << 20 });
+    super({ highWaterMark: COALESCE_BYTES });
     this.frameBytes = options.frameBytes ?? FRAME_INPUT_BYTES;
     const workers = Math.max(1, options.workers ?? defaultFrameWorkers());
     this.all = Array.from({ length: workers }, () => new FrameWorker(options.level));

@@ -55,7 +55,8 @@ export class LocalStore implements Store {
     const handle = await open(temp, "wx", 0o600);
     try {
       // flush: the file is fsynced before its descriptor closes, so the rename publishes durable content.
-      const out = createWriteStream("", { fd: handle, flush: true, highWaterMark: 4 << 20 });
+      // 1 MiB: a 16 KiB buffer serialised reading, hashing and writing; 4 MiB held 3 MiB more for nothing.
+      const out = createWriteStream("", { fd: handle, flush: true, highWaterMark: 1 << 20 });
       await pipeline(body, out, { signal: options.signal });
       const size = out.bytesWritten;
       const exclusive = options.ifAbsent ? await this.publishIfAbsent(temp, final, key) : undefined;

@@ -9,9 +9,11 @@ export const MAX_PART_SIZE = 5 * 1024 * MiB;
 export const MAX_PARTS = 10_000;
 
 export const DEFAULT_REGION = "us-east-1";
-// 8 MiB x (4 + 1) buffers = 40 MiB of part memory: the AWS CLI's part size, and within the 150 MiB RSS goal.
-export const DEFAULT_PART_SIZE = 8 * MiB;
-export const DEFAULT_CONCURRENCY = 4;
+// 5 MiB x (2 + 1) buffers = 15 MiB of part memory, so that a save to S3 fits a 128 MiB pod (8 MiB x (4 + 1),
+// the AWS CLI's part size, held 40 MiB). Two parts at once keep ahead of what a save produces (tens of MB/s of
+// compressed output); 5 MiB parts allow objects up to 48 GiB, far above etcd's 8 GiB database limit.
+export const DEFAULT_PART_SIZE = 5 * MiB;
+export const DEFAULT_CONCURRENCY = 2;
 
 export type ServerSideEncryption = "AES256" | "aws:kms";
 

@@ -15,6 +15,7 @@ import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { type BuiltBinary, binaryPath, buildBinary } from "../../scripts/build-binary.ts";
+import { V8_FLAGS } from "../../src/cli/v8-flags.ts";
 import { VERSION } from "../../src/version.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { issueCert, makePki } from "../fixtures/pki.ts";
@@ -110,6 +111,22 @@ describe("the standalone binary, with no Node on the machine", () => {
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /^etcd-backup: directory .*missing does not exist \(.*\)\n$/);
     assert.equal((await runBinary(["frobnicate"])).code, 2);
+  });
+
+  test("runs with etcd-backup's V8 options built in (no NODE_OPTIONS needed), and NODE_OPTIONS still adds to them", async () => {
+    // A preload given through NODE_OPTIONS prints the process's Node options as it exits.
+    const preload = join(work, "show-exec-argv.cjs");
+    writeFileSync(
+      preload,
+      'process.on("exit", () => process.stderr.write("execArgv " + JSON.stringify(process.execArgv) + "\\n"));\n',
+    );
+    const r = await runBinary(["status", join(work, "no-such-file")], {
+      NODE_OPTIONS: `--require ${preload}`,
+    });
+    const line = /^execArgv (.*)$/m.exec(r.stderr);
+    assert.ok(line, r.stderr);
+    const execArgv = JSON.parse(line[1]!) as string[];
+    for (const flag of V8_FLAGS) assert.ok(execArgv.includes(flag), `${flag} in ${line[1]}`);
   });
 
   test("keygen, save, list, status, restore: the restored file is etcd's snapshot as etcdctl reads it", async () => {

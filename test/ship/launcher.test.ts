@@ -18,6 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { relaunchArgv, V8_FLAGS } from "../../src/cli/v8-flags.ts";
 import { VERSION } from "../../src/version.ts";
 
 const ROOT = join(import.meta.dirname, "..", "..");
@@ -114,8 +115,52 @@ describe("bin/etcd-backup.js, the npm package's command", () => {
     writeFileSync(join(work, "pkg", "package.json"), '{"type":"module"}\n');
     assertOneLine(
       launch(process.execPath, ["--version"], { launcher: join(bin, "etcd-backup.js") }),
-      /the installation is incomplete: .*dist\/cli\/main\.js.*\(reinstall the package/,
+      /the installation is incomplete: .*dist\/cli\/[a-z0-9-]+\.js.*\(reinstall the package/,
     );
+  });
+
+  test("a streaming command runs with etcd-backup's V8 flags, in the same process; others and the user's own choice are left alone", () => {
+    // The preload prints, as the process exits, its pid and its Node options: after the in-place re-execution
+    // it runs again (it is one of the kept options) and is the only one to reach exit.
+    const preload = join(work, "show-flags.cjs");
+    writeFileSync(
+      preload,
+      'process.on("exit", () => process.stderr.write("flags " + process.pid + " " + JSON.stringify(process.execArgv) + "\\n"));\n',
+    );
+    const run = (args: string[], nodeArgs: string[] = []) => {
+      const r = launch(process.execPath, args, { nodeArgs: [...nodeArgs, "--require", preload] });
+      const lines = r.stderr.split("\n").filter((l) => l.startsWith("flags "));
+      assert.equal(lines.length, 1, `one process reached exit:\n${r.stderr}`);
+      return JSON.parse(lines[0]!.split(" ").slice(2).join(" ")) as string[];
+    };
+    const save = ["save", "--endpoints", "127.0.0.1:1", "--dial-timeout", "1s", "--no-encrypt", "--to", work];
+    const flags = run(save);
+    for (const f of V8_FLAGS) assert.ok(flags.includes(f), `${f} in ${JSON.stringify(flags)}`);
+    assert.ok(flags.includes("--require"), "the user's own Node options are kept");
+    assert.ok(!run(["--version"]).some((f) => V8_FLAGS.includes(f)), "--version is not re-executed");
+    const own = run(save, ["--max-semi-space-size=4"]);
+    assert.ok(
+      own.includes("--max-semi-space-size=4") && !own.some((f) => V8_FLAGS.includes(f)),
+      JSON.stringify(own),
+    );
+  });
+
+  test("relaunchArgv: only streaming commands, only flags not given, the user's NODE_OPTIONS win", () => {
+    const argv = ["/n", "/bin/etcd-backup", "--debug", "save", "--to", "d"];
+    assert.deepEqual(relaunchArgv("/n", argv, ["--x"], undefined), [
+      "/n",
+      ...V8_FLAGS,
+      "--x",
+      "/bin/etcd-backup",
+      "--debug",
+      "save",
+      "--to",
+      "d",
+    ]);
+    assert.equal(relaunchArgv("/n", ["/n", "/b", "status", "f"], [], undefined), null);
+    assert.equal(relaunchArgv("/n", ["/n", "/b", "--help"], [], undefined), null);
+    assert.equal(relaunchArgv("/n", argv, [], "--max_semi_space_size=8"), null);
+    assert.equal(relaunchArgv("/n", argv, [...V8_FLAGS], undefined), null);
   });
 
   test("the npm package holds the launcher and the built CLI, and points its bin at the launcher", () => {

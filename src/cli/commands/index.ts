@@ -27,12 +27,15 @@ const COMMANDS = {
  *
  * Only the module of the command being run is loaded (with its share of the library): loading all of them
  * took 0.1 s of every run, a quarter of `status` on a 200 MB snapshot. Help, `help CMD`, an unknown or a
- * missing command load them all, so listings and suggestions stay complete.
+ * missing command load them all, so listings and suggestions stay complete; `--version` alone loads none.
  */
 export async function registerCommands(program: Command, argv: string[]): Promise<void> {
   const name = argv.slice(2).find((a) => !a.startsWith("-"));
+  // `--version` alone (the first thing a container or package check runs) needs no command: loading all of
+  // them made it slower than `status` of a 200 MB snapshot.
+  const versionOnly = name === undefined && argv.slice(2).some((a) => a === "--version" || a === "-V");
   const only = name !== undefined && Object.hasOwn(COMMANDS, name) ? [name as keyof typeof COMMANDS] : null;
-  const names = only ?? (Object.keys(COMMANDS) as (keyof typeof COMMANDS)[]);
+  const names = versionOnly ? [] : (only ?? (Object.keys(COMMANDS) as (keyof typeof COMMANDS)[]));
   const modules = await Promise.all(names.map((n) => COMMANDS[n]()));
   for (const module of modules) module.register(program);
 }
