@@ -2,6 +2,7 @@
 # Builds the real peers that the tests target, from their published Go modules (no prebuilt binary):
 #   etcd 3.6 and 3.5  -> .peers/etcd-<version>/bin/{etcd,etcdctl,etcdutl}
 #   MinIO server      -> .peers/minio-<version>/bin/minio
+#   fake-gcs-server   -> .peers/fake-gcs-server-<version>/bin/fake-gcs-server (Google Cloud Storage emulator)
 #   talos-backup      -> .peers/talos-backup-<version>/bin/talos-backup (only when asked for, and only with its
 #                        recipe: the module proxy here refuses the siderolabs modules; see scripts/peers/README.md)
 # Each peer's exact version and whole dependency graph are pinned by a go.mod/go.sum of ours under
@@ -10,8 +11,8 @@
 # A peer is built once: a stamp file records what it was built from, and a later run that finds the
 # stamp matching only prints the versions (seconds). Builds go to a temporary folder renamed into place
 # with the stamp written last, so an interrupted build never looks complete.
-# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio talos-backup;
-#        default: etcd-3.6 etcd-3.5 minio)
+# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio fake-gcs-server talos-backup;
+#        default: etcd-3.6 etcd-3.5 minio fake-gcs-server)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 recipes="$root/scripts/peers"
@@ -74,11 +75,16 @@ minio_version() {
 
 # talos-backup has no version flag (it runs a backup whatever its arguments); the module version it was built
 # from is in the binary's build information.
+# fake-gcs-server has no version flag either; its module version is in the binary's build information.
+fake_gcs_server_version() {
+  go version -m "$1/fake-gcs-server" | awk '$1 == "mod" { print "fake-gcs-server", $3 }'
+}
+
 talos_backup_version() {
   go version -m "$1/talos-backup" | awk '$1 == "mod" { print "talos-backup", $3 }'
 }
 
-selected=${*:-etcd-3.6 etcd-3.5 minio}
+selected=${*:-etcd-3.6 etcd-3.5 minio fake-gcs-server}
 for peer in $selected; do
   case $peer in
     etcd-3.6 | etcd-3.5)
@@ -99,6 +105,10 @@ for peer in $selected; do
       build_peer "minio" "$recipes/minio" github.com/minio/minio "minio=github.com/minio/minio" minio_version
       unset PEER_LDFLAGS
       ;;
+    fake-gcs-server)
+      build_peer "fake-gcs-server" "$recipes/fake-gcs-server" github.com/fsouza/fake-gcs-server \
+        "fake-gcs-server=github.com/fsouza/fake-gcs-server" fake_gcs_server_version
+      ;;
     talos-backup)
       if [ ! -f "$recipes/talos-backup/go.mod" ] || [ ! -f "$recipes/talos-backup/go.sum" ]; then
         echo "install-peers: talos-backup: no recipe (scripts/peers/talos-backup/go.mod and go.sum): not built; see scripts/peers/README.md" >&2
@@ -108,7 +118,7 @@ for peer in $selected; do
         "talos-backup=github.com/siderolabs/talos-backup/cmd/talos-backup" talos_backup_version
       ;;
     *)
-      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio talos-backup)" >&2
+      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio fake-gcs-server talos-backup)" >&2
       exit 2
       ;;
   esac
