@@ -8,6 +8,7 @@ import type { SnapshotSource } from "../source/source.ts";
 import { TalosSource } from "../source/talos.ts";
 import type { Compression } from "../stages/compress.ts";
 import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
+import { parseGcsCredentials } from "../store/gcs-credentials.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -117,13 +118,18 @@ export async function backupJobFromConfig(
   if (!destination) {
     throw new UsageError(
       "no destination given",
-      "pass --to DIR or --to s3://bucket/prefix (or talos-backup's BUCKET)",
+      "pass --to DIR, --to s3://bucket/prefix or --to gs://bucket/prefix (or talos-backup's BUCKET)",
     );
   }
+  const gcsCredentials = config.gcsSecrets
+    ? parseGcsCredentials(config.gcsSecrets.credentialsJson, config.gcsSecrets.label)
+    : undefined;
+  if (gcsCredentials) secrets.push(...gcsCredentials.secrets);
   const store = openStore(destination, /^s3:\/\//i.test(destination) ? config.s3 : undefined, {
     ...(config.s3Secrets?.credentials ? { credentials: config.s3Secrets.credentials } : {}),
     ...(config.s3Secrets?.caPem ? { caPem: config.s3Secrets.caPem } : {}),
     warn,
+    gcs: { settings: config.gcs, ...(gcsCredentials ? { credentials: gcsCredentials } : {}), env },
   });
   if (config.s3Secrets?.credentials) {
     secrets.push(config.s3Secrets.credentials.secretAccessKey);

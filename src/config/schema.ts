@@ -4,6 +4,7 @@ import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration, parseSpan } from "../duration.ts";
 import { UsageError } from "../errors.ts";
+import { CHUNK_GRANULE, MAX_CHUNK_SIZE } from "../store/gcs-settings.ts";
 import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
 import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
 import { applyTalosBackupEnv, readTalosBackupEnv } from "./talos-backup.ts";
@@ -40,6 +41,23 @@ export const s3SettingsSchema = z
     sseKmsKeyId: z.string().min(1).optional(),
     storageClass: z.string().min(1).optional(),
     sdkChecksums: z.boolean().optional(),
+    maxAttempts: z.number().int().min(1).optional(),
+    retryBaseDelayMs: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+/** Google Cloud Storage settings for a `gs://` destination (src/store/gcs-settings.ts). */
+export const gcsSettingsSchema = z
+  .object({
+    endpoint: z.string().min(1).optional(),
+    project: z.string().min(1).optional(),
+    chunkSize: z
+      .number()
+      .int()
+      .min(CHUNK_GRANULE)
+      .max(MAX_CHUNK_SIZE)
+      .refine((n) => n % CHUNK_GRANULE === 0, "must be a multiple of 256 KiB")
+      .optional(),
     maxAttempts: z.number().int().min(1).optional(),
     retryBaseDelayMs: z.number().int().min(0).optional(),
   })
@@ -104,7 +122,7 @@ export const backupJobConfigSchema = z.object({
     talosSourceConfigSchema,
     fileSourceConfigSchema,
   ]),
-  /** A directory, `file:///path` or `s3://bucket/prefix`; absent: talos-backup's BUCKET and S3_PREFIX. */
+  /** A directory, `file:///path`, `s3://bucket/prefix` or `gs://bucket/prefix`; absent: talos-backup's BUCKET and S3_PREFIX. */
   destination: z.string().min(1).optional(),
   s3: s3SettingsSchema.default({}),
   /**
@@ -123,6 +141,13 @@ export const backupJobConfigSchema = z.object({
       caPem: pemSchema.optional(),
     })
     .optional(),
+  gcs: gcsSettingsSchema.default({}),
+  /**
+   * Google credentials given as a value: a credentials file's contents (the operator reads a service-account key
+   * from a Secret), `label` naming where it came from; absent: GOOGLE_APPLICATION_CREDENTIALS, else the rest of
+   * Application Default Credentials (workload identity, the metadata server). Secret: never printed.
+   */
+  gcsSecrets: z.object({ credentialsJson: z.string().min(1), label: z.string().min(1) }).optional(),
   compression: z.enum(["zstd", "none"]).default("zstd"),
   level: z.number().int().min(1).max(19).optional(),
   encryption: z.discriminatedUnion("kind", [
@@ -299,6 +324,23 @@ export const jobSettingsShape = {
     })
     .strict()
     .default({}),
+  gcs: z
+    .object({
+      endpoint: str.optional(),
+      project: str.optional(),
+      chunkSizeMiB: z
+        .union([z.number(), z.string().trim()])
+        .pipe(
+          z.coerce
+            .number<string | number>({ error: "is not a number" })
+            .min(0.25, "GCS chunks are 0.25 MiB to 512 MiB")
+            .max(512, "GCS chunks are 0.25 MiB to 512 MiB")
+            .refine((n) => Number.isInteger(n * 4), "must be a multiple of 0.25 MiB (256 KiB)"),
+        )
+        .optional(),
+    })
+    .strict()
+    .default({}),
   // How.
   compress: z.enum(["zstd", "none"]).default("zstd"),
   level: wholeNumber(1, 19).optional(),
@@ -472,7 +514,9 @@ function jobSettingsProblems(
   });
   if (given("password") && !given("user")) problems.push("--password: needs --user");
   if (!given("to") && !readTalosBackupEnv(env).present) {
-    problems.push("--to: is required (a directory or s3://bucket/prefix; or talos-backup's BUCKET)");
+    problems.push(
+      "--to: is required (a directory, s3://bucket/prefix or gs://bucket/prefix; or talos-backup's BUCKET)",
+    );
   }
   if (given("fromFile") && raw.source === "talos")
     problems.push("--from-file: cannot be combined with --source talos");
@@ -503,6 +547,10 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
     if (k === "partSizeMiB") s3.partSize = Math.round((v as number) * MiB);
     else (s3 as Record<string, unknown>)[k] = v;
   }
+  const gcs: BackupJobConfig["gcs"] = {};
+  if (s.gcs.endpoint) gcs.endpoint = s.gcs.endpoint;
+  if (s.gcs.project) gcs.project = s.gcs.project;
+  if (s.gcs.chunkSizeMiB !== undefined) gcs.chunkSize = Math.round(s.gcs.chunkSizeMiB * MiB);
   return parseBackupJobConfig({
     ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
     source: s.fromFile
@@ -527,6 +575,7 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
           },
     ...(s.to !== undefined ? { destination: s.to } : {}),
     s3,
+    gcs,
     compression: s.compress,
     ...(s.level !== undefined ? { level: s.level } : {}),
     encryption: s.encrypt
@@ -573,7 +622,8 @@ export function settingName(path: readonly PropertyKey[]): string {
     const flag = { caFile: "ca", partSizeMiB: "part-size" }[sub] ?? kebab(sub);
     return `--s3-${flag}`;
   }
-  return path.length > 1 && head !== "s3" ? path.map(String).join(".") : `--${kebab(head)}`;
+  if (head === "gcs" && sub) return `--gcs-${{ chunkSizeMiB: "chunk-size" }[sub] ?? kebab(sub)}`;
+  return path.length > 1 && head !== "s3" && head !== "gcs" ? path.map(String).join(".") : `--${kebab(head)}`;
 }
 
 function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {
