@@ -9,7 +9,7 @@ interface ErrorShape {
   code?: unknown;
   status?: unknown;
   message?: unknown;
-  response?: { status?: unknown };
+  response?: { status?: unknown; data?: unknown };
   errors?: unknown[];
   cause?: unknown;
 }
@@ -86,7 +86,15 @@ export function isPreconditionFailed(err: unknown): boolean {
 
 /** The server's own message, first line only, without anything after a URL (an upload session's id). */
 function serverMessage(err: unknown): string {
-  const raw = shape(err).message;
+  // gaxios keeps the JSON API's answer apart ({"error": {"message": ...}}) and says only "Request failed".
+  const data = shape(err).response?.data;
+  const answered =
+    typeof data === "object" && data !== null
+      ? (data as { error?: { message?: unknown } }).error?.message
+      : typeof data === "string"
+        ? data
+        : undefined;
+  const raw = typeof answered === "string" && answered ? answered : shape(err).message;
   const text = typeof raw === "string" ? raw : "";
   return text
     .split("\n")[0]!

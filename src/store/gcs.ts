@@ -301,7 +301,10 @@ export class GcsStore implements Store {
       let from = offset;
       if (attempt > 1) {
         const status = await this.sessionStatus(uri, signal);
-        if (status.finished) return status.finished;
+        if (status.finished) {
+          if (total === undefined) throw new Error("the upload session was finalised before its last chunk");
+          return status.finished;
+        }
         from = status.persisted;
         if (from < offset || from > end)
           throw new Error(`upload session at byte ${from}, expected ${offset}`);
