@@ -213,3 +213,19 @@ describe("GCS refusals, answered by a loopback stand-in of the JSON API's errors
     assert.match(creds?.label ?? "", /key\.json \(GOOGLE_APPLICATION_CREDENTIALS\)/);
   });
 });
+
+describe("GCS secrets in text", () => {
+  test("upload session ids and Google OAuth tokens are redacted wherever they show up", async () => {
+    const { Redactor } = await import("../../src/observability/redact.ts");
+    const r = new Redactor();
+    const id = "ABPnzm5Xk2Q_secret-session-id";
+    const line = r.redact(
+      `PUT http://127.0.0.1:1/upload/storage/v1/b/b/o?uploadType=resumable&name=a&upload_id=${id} failed; ` +
+        "Bearer-less ya29.a0AfB_byC1234567890abcdefghij and 1//0gAbCdEfGhIjKlMnOpQrStUvWxYz",
+    );
+    assert.ok(!line.includes(id), line);
+    assert.ok(!line.includes("ya29.a0AfB"), line);
+    assert.ok(!line.includes("1//0gAbCd"), line);
+    assert.match(line, /upload_id=\[REDACTED\]/);
+  });
+});
