@@ -33,6 +33,18 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: ETCD_BACKUP_S3_PATH_STYLE
   value: "true"
 {{- end }}
+{{- if .Values.gcs.endpoint }}
+- name: ETCD_BACKUP_GCS_ENDPOINT
+  value: {{ .Values.gcs.endpoint | quote }}
+{{- end }}
+{{- if .Values.gcs.project }}
+- name: ETCD_BACKUP_GCS_PROJECT
+  value: {{ .Values.gcs.project | quote }}
+{{- end }}
+{{- if .Values.gcs.credentialsSecret }}
+- name: GOOGLE_APPLICATION_CREDENTIALS
+  value: {{ printf "/etc/etcd-backup/gcs/%s" .Values.gcs.credentialsKey | quote }}
+{{- end }}
 {{- end -}}
 
 {{- define "etcd-backup.podSpec" -}}
@@ -54,6 +66,12 @@ volumes:
       type: Directory
   - name: tmp
     emptyDir: {}
+  {{- if .Values.gcs.credentialsSecret }}
+  - name: gcs-credentials
+    secret:
+      secretName: {{ .Values.gcs.credentialsSecret }}
+      defaultMode: 0400
+  {{- end }}
   {{- if .Values.encryption.identitySecret }}
   - name: identity
     secret:
