@@ -85,6 +85,22 @@ export interface S3DestinationSpec {
   insecureSkipVerify?: boolean;
 }
 
+/** A Google Cloud Storage bucket and prefix (gs://bucket/prefix). */
+export interface GcsDestinationSpec {
+  bucket: string;
+  prefix?: string;
+  endpoint?: string;
+  project?: string;
+  /** A Secret holding a service-account key (JSON) under `key` (default key.json); absent: the pod's ADC. */
+  credentialsSecretRef?: { name: string; key?: string };
+}
+
+/** Where a backup goes: exactly one of S3 or Google Cloud Storage. */
+export interface DestinationSpec {
+  s3?: S3DestinationSpec;
+  gcs?: GcsDestinationSpec;
+}
+
 export interface RecipientsSource {
   secretKeyRef?: SecretKeyRef;
   configMapKeyRef?: SecretKeyRef;
@@ -100,7 +116,7 @@ export interface EtcdBackupSpec {
   /** The cluster name in the object's name; defaults to the schedule's or the EtcdBackup's name. */
   clusterName?: string;
   source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec };
-  destination: { s3: S3DestinationSpec };
+  destination: DestinationSpec;
   encryption: EncryptionSpec;
   compression?: "zstd" | "none";
   compressionLevel?: number;

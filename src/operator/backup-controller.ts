@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { saveBackup } from "../backup/save.ts";
 import { describeError } from "../errors.ts";
 import { processRedactor, type Redactor } from "../observability/redact.ts";
+import { GcsStore } from "../store/gcs.ts";
 import type { S3Store } from "../store/s3.ts";
 import {
   BACKUP_PLURAL,
@@ -190,7 +191,7 @@ export class BackupController {
       // The spec goes through the one job description and builder, as save's flags and the daemon's do.
       const job = await resolveJob(action.spec, action.cluster, ctx);
       const { source, encryption } = job;
-      const store = job.store as S3Store;
+      const store = job.store as S3Store | GcsStore;
       let result: Awaited<ReturnType<typeof saveBackup>>;
       try {
         result = await saveBackup({
@@ -215,6 +216,7 @@ export class BackupController {
       return {
         kind: "stored",
         bucket: store.bucket,
+        ...(store instanceof GcsStore ? { scheme: "gs" as const } : {}),
         key: full(result.key),
         manifestKey: full(result.manifestKey),
         dbSize: m.dbSize,
@@ -237,7 +239,7 @@ export class BackupController {
   private async deleteStored(obj: EtcdBackup, key: string, manifestKey: string | undefined): Promise<void> {
     try {
       const store = await resolveStore(
-        obj.spec.destination.s3,
+        obj.spec.destination,
         this.context(obj.metadata.namespace, this.o.log),
         true,
       );
@@ -247,7 +249,7 @@ export class BackupController {
       } finally {
         store.destroy();
       }
-      await this.o.events.record(obj, "Normal", Reason.Deleted, `deleted s3://${store.bucket}/${key}`);
+      await this.o.events.record(obj, "Normal", Reason.Deleted, `deleted ${store.location}/${key}`);
     } catch (err) {
       await this.o.events.record(
         obj,

@@ -86,6 +86,8 @@ export type RunOutcome =
   | {
       kind: "stored";
       bucket: string;
+      /** The bucket's service: s3 (the default) or gs. */
+      scheme?: "s3" | "gs";
       /** Full keys in the bucket (prefix included). */
       key: string;
       manifestKey: string;
@@ -273,7 +275,8 @@ export function decideAfterRun(
 /** A stored backup: Succeeded, with where it is and how big, and a Normal Event. */
 function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>, now: Date): BackupDecision {
   const generation = generationOf(b);
-  const location = `s3://${stored.bucket}/${stored.key}`;
+  const bucketUrl = `${stored.scheme ?? "s3"}://${stored.bucket}`;
+  const location = `${bucketUrl}/${stored.key}`;
   return {
     result: "success",
     actions: [
@@ -286,7 +289,7 @@ function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>,
           phase: "Succeeded",
           key: stored.key,
           manifestKey: stored.manifestKey,
-          location: `s3://${stored.bucket}`,
+          location: bucketUrl,
           dbSize: stored.dbSize,
           storedSize: stored.storedSize,
           ...(stored.revision !== undefined ? { revision: stored.revision } : {}),

@@ -4,9 +4,17 @@ import { type BackupJob, backupJobFromConfig } from "../config/job.ts";
 import { type BackupJobConfigInput, parseBackupJobConfig } from "../config/schema.ts";
 import { describeError } from "../errors.ts";
 import type { SnapshotSource } from "../source/source.ts";
+import { GcsStore } from "../store/gcs.ts";
+import { parseGcsCredentials } from "../store/gcs-credentials.ts";
 import { S3Store } from "../store/s3.ts";
 import { SERVICE_ACCOUNT_DIR } from "../talos/config.ts";
-import { type EtcdBackupSpec, Reason, type S3DestinationSpec } from "./api.ts";
+import {
+  type DestinationSpec,
+  type EtcdBackupSpec,
+  type GcsDestinationSpec,
+  Reason,
+  type S3DestinationSpec,
+} from "./api.ts";
 
 /**
  * Translates a spec into the one job description (config/schema.ts) and builds it with the one builder
@@ -191,13 +199,19 @@ export async function jobConfigFromSpec(
         .filter((l) => l && !l.startsWith("#")),
     );
   }
-  const s3 = await s3FromSpec(spec.destination.s3, ctx);
+  const destination = spec.destination.gcs
+    ? await gcsFromSpec(spec.destination.gcs, ctx)
+    : spec.destination.s3
+      ? await s3FromSpec(spec.destination.s3, ctx)
+      : undefined;
+  if (!destination) throw new SpecProblem(Reason.InvalidSpec, "spec.destination: set s3 or gcs");
   return {
     cluster,
     source,
-    destination: s3.destination,
-    s3: s3.settings,
-    ...(s3.secrets ? { s3Secrets: s3.secrets } : {}),
+    destination: destination.destination,
+    ...("s3" in destination
+      ? { s3: destination.s3, ...(destination.secrets ? { s3Secrets: destination.secrets } : {}) }
+      : { gcs: destination.gcs, ...(destination.gcsSecrets ? { gcsSecrets: destination.gcsSecrets } : {}) }),
     compression: spec.compression ?? "zstd",
     ...(spec.compressionLevel ? { level: spec.compressionLevel } : {}),
     encryption:
@@ -244,6 +258,7 @@ async function s3FromSpec(
 ): Promise<{
   destination: string;
   settings: NonNullable<BackupJobConfigInput["s3"]>;
+  s3: NonNullable<BackupJobConfigInput["s3"]>;
   secrets?: NonNullable<BackupJobConfigInput["s3Secrets"]>;
 }> {
   const creds = s3.credentialsSecretRef;
@@ -267,14 +282,16 @@ async function s3FromSpec(
         "spec.destination.s3.caSecretRef",
       )
     : undefined;
+  const settings = {
+    ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+    ...(s3.region ? { region: s3.region } : {}),
+    ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
+    ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
+  };
   return {
     destination: `s3://${s3.bucket}/${s3.prefix ?? ""}`,
-    settings: {
-      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
-      ...(s3.region ? { region: s3.region } : {}),
-      ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
-      ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
-    },
+    settings,
+    s3: settings,
     ...(credentials || caPem
       ? { secrets: { ...(credentials ? { credentials } : {}), ...(caPem ? { caPem } : {}) } }
       : {}),
@@ -282,14 +299,64 @@ async function s3FromSpec(
 }
 
 /**
- * The S3 store. `rootOnly` opens the bucket's root instead of the spec's prefix (to delete by a full key).
- * Without a credentials Secret the SDK's default chain applies (IRSA, pod identity, environment).
+ * The GCS destination of a spec: the destination URL, its settings, and the Secret's service-account key (its
+ * contents, checked by the job's builder; the label names the Secret, never the key).
+ */
+async function gcsFromSpec(
+  gcs: GcsDestinationSpec,
+  ctx: ResolveContext,
+): Promise<{
+  destination: string;
+  gcs: NonNullable<BackupJobConfigInput["gcs"]>;
+  gcsSecrets?: NonNullable<BackupJobConfigInput["gcsSecrets"]>;
+}> {
+  const ref = gcs.credentialsSecretRef;
+  const key = ref?.key ?? "key.json";
+  const credentialsJson = ref
+    ? (await secretKey(ctx, ref.name, key, "spec.destination.gcs.credentialsSecretRef")).toString("utf8")
+    : undefined;
+  return {
+    destination: `gs://${gcs.bucket}/${gcs.prefix ?? ""}`,
+    gcs: {
+      ...(gcs.endpoint ? { endpoint: gcs.endpoint } : {}),
+      ...(gcs.project ? { project: gcs.project } : {}),
+    },
+    ...(ref && credentialsJson
+      ? { gcsSecrets: { credentialsJson, label: `Secret ${ctx.namespace}/${ref.name} key ${key}` } }
+      : {}),
+  };
+}
+
+/**
+ * The destination's store. `rootOnly` opens the bucket's root instead of the spec's prefix (to delete by a full
+ * key). Without a credentials Secret the SDK's default chain applies (S3: IRSA, pod identity, environment; GCS:
+ * Application Default Credentials, e.g. GKE workload identity).
  */
 export async function resolveStore(
-  s3: S3DestinationSpec,
+  destination: DestinationSpec,
   ctx: ResolveContext,
   rootOnly = false,
-): Promise<S3Store> {
+): Promise<S3Store | GcsStore> {
+  if (destination.gcs) {
+    const gcs = destination.gcs;
+    const { gcs: settings, gcsSecrets } = await gcsFromSpec(gcs, ctx);
+    try {
+      return new GcsStore({
+        bucket: gcs.bucket,
+        prefix: rootOnly ? "" : (gcs.prefix ?? ""),
+        settings,
+        ...(gcsSecrets
+          ? { credentials: parseGcsCredentials(gcsSecrets.credentialsJson, gcsSecrets.label) }
+          : {}),
+      });
+    } catch (err) {
+      throw new SpecProblem(Reason.InvalidSpec, `spec.destination.gcs: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+  }
+  const s3 = destination.s3;
+  if (!s3) throw new SpecProblem(Reason.InvalidSpec, "spec.destination: set s3 or gcs");
   const { settings, secrets } = await s3FromSpec(s3, ctx);
   try {
     return new S3Store({

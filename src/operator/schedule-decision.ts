@@ -6,6 +6,7 @@ import { describeError } from "../errors.ts";
 import {
   API_VERSION,
   BACKUP_KIND,
+  type DestinationSpec,
   type EtcdBackup,
   type EtcdBackupSchedule,
   type EtcdBackupScheduleStatus,
@@ -13,7 +14,6 @@ import {
   type ObjectRef,
   Reason,
   type RetentionSpec,
-  type S3DestinationSpec,
   SCHEDULE_KIND,
   SCHEDULE_LABEL,
   SCHEDULED_AT_ANNOTATION,
@@ -62,7 +62,7 @@ export interface PruneRequest {
   after: string;
   policy: RetentionPolicy;
   cluster: string;
-  destination: S3DestinationSpec;
+  destination: DestinationSpec;
 }
 
 export interface ScheduleDecision {
@@ -288,7 +288,7 @@ function pruneRequest(s: EtcdBackupSchedule, after: string): PruneRequest | unde
     after,
     policy: retentionPolicy(s.spec.retention),
     cluster: s.spec.template.spec.clusterName ?? s.metadata.name,
-    destination: s.spec.template.spec.destination.s3,
+    destination: s.spec.template.spec.destination,
   };
 }
 

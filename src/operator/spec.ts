@@ -56,6 +56,20 @@ const s3 = z.object({
   insecureSkipVerify: z.boolean().optional(),
 });
 
+const gcs = z.object({
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a valid GCS bucket name"),
+  prefix: z
+    .string()
+    .regex(/^([^/]+(\/[^/]+)*)?$/, "no leading, trailing or double slash")
+    .optional(),
+  endpoint: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+(\/.*)?$/, "use https://host[:port]")
+    .optional(),
+  project: z.string().min(1).optional(),
+  credentialsSecretRef: z.object({ name, key: name.optional() }).optional(),
+});
+
 const encryption = z
   .object({
     none: z.boolean().optional(),
@@ -86,7 +100,9 @@ export const backupSpecSchema = z.object({
   source: z
     .object({ etcd: etcd.optional(), talos: talos.optional() })
     .refine((s) => (s.etcd === undefined) !== (s.talos === undefined), "set exactly one of etcd or talos"),
-  destination: z.object({ s3 }),
+  destination: z
+    .object({ s3: s3.optional(), gcs: gcs.optional() })
+    .refine((d) => (d.s3 === undefined) !== (d.gcs === undefined), "set exactly one of s3 or gcs"),
   encryption,
   compression: z.enum(["zstd", "none"]).optional(),
   compressionLevel: z.number().int().min(1).max(19).optional(),

@@ -142,6 +142,9 @@ export class GcsStore implements Store {
     this.gcsBucket = this.storage.bucket(this.bucket);
   }
 
+  /** Nothing to close: the SDK's connections are pooled by Node's global agent. Here for callers of S3Store's. */
+  destroy(): void {}
+
   private objectName(key: string): string {
     if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
     return this.prefix ? `${this.prefix}/${key}` : key;
