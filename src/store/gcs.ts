@@ -10,6 +10,7 @@ import {
   isTransientGcsError,
   missingBucket,
 } from "./gcs-errors.ts";
+import { sessionRequest } from "./gcs-session-http.ts";
 import { type GcsSettings, type ResolvedGcsSettings, resolveGcsSettings } from "./gcs-settings.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
@@ -318,22 +319,16 @@ export class GcsStore implements Store {
         piece.length === 0
           ? `bytes */${total ?? end}`
           : `bytes ${from}-${end - 1}/${total === undefined ? "*" : total}`;
-      const res = await fetch(uri, {
-        method: "PUT",
-        headers: { "Content-Range": range, "Content-Length": String(piece.length) },
-        body: piece,
-        signal,
-      });
+      const res = await sessionRequest(uri, "PUT", { "Content-Range": range }, piece, signal);
       if (res.status === 308) {
-        await res.body?.cancel();
         if (total !== undefined) throw new GcsHttpError(503, "the last chunk did not finalise the upload");
-        const persisted = persistedBytes(res.headers.get("range"));
+        const persisted = persistedBytes(headerValue(res.headers.range));
         // Part of the chunk kept: a retry resends the rest.
         if (persisted < end) throw new GcsHttpError(503, `session kept ${persisted} of ${end} bytes`);
         return undefined;
       }
-      if (res.ok) return (await res.json()) as ObjectResource;
-      throw new GcsHttpError(res.status, await errorReason(res));
+      if (res.status >= 200 && res.status < 300) return JSON.parse(res.text) as ObjectResource;
+      throw new GcsHttpError(res.status, errorReason(res.text));
     }, signal);
   }
 
@@ -342,28 +337,17 @@ export class GcsStore implements Store {
     uri: string,
     signal: AbortSignal,
   ): Promise<{ persisted: number; finished?: ObjectResource }> {
-    const res = await fetch(uri, {
-      method: "PUT",
-      headers: { "Content-Range": "bytes */*", "Content-Length": "0" },
-      signal,
-    });
-    if (res.status === 308) {
-      await res.body?.cancel();
-      return { persisted: persistedBytes(res.headers.get("range")) };
-    }
-    if (res.ok) return { persisted: -1, finished: (await res.json()) as ObjectResource };
-    throw new GcsHttpError(res.status, await errorReason(res));
+    const res = await sessionRequest(uri, "PUT", { "Content-Range": "bytes */*" }, undefined, signal);
+    if (res.status === 308) return { persisted: persistedBytes(headerValue(res.headers.range)) };
+    if (res.status >= 200 && res.status < 300)
+      return { persisted: -1, finished: JSON.parse(res.text) as ObjectResource };
+    throw new GcsHttpError(res.status, errorReason(res.text));
   }
 
   /** Cancels a session (DELETE on its URI; GCS answers 499): its bytes are dropped, no object is made. */
   private async cancelSession(session: Session): Promise<void> {
     try {
-      const res = await fetch(session.uri, {
-        method: "DELETE",
-        headers: { "Content-Length": "0" },
-        signal: AbortSignal.timeout(30_000),
-      });
-      await res.body?.cancel();
+      await sessionRequest(session.uri, "DELETE", {}, undefined, AbortSignal.timeout(30_000));
     } catch {
       // Best effort: a session nobody finalises never becomes an object, and GCS drops it after a week.
     }
@@ -489,12 +473,15 @@ function persistedBytes(range: string | null): number {
   return m ? Number(m[1]) + 1 : 0;
 }
 
-/** The message of a JSON API error answer, or its status text. */
-async function errorReason(res: Response): Promise<string> {
-  const text = await res.text().catch(() => "");
+/** The message of a JSON API error answer, or the start of its body. */
+function errorReason(text: string): string {
   try {
     const json = JSON.parse(text) as { error?: { message?: string } };
     if (json.error?.message) return json.error.message;
   } catch {}
-  return res.statusText || text.slice(0, 200);
+  return text.slice(0, 200).replace(/https?:\/\/\S*/g, "<url>");
+}
+
+function headerValue(value: string | string[] | undefined): string | null {
+  return Array.isArray(value) ? (value[0] ?? null) : (value ?? null);
 }
