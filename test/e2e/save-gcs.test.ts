@@ -121,6 +121,21 @@ describe(`save to Google Cloud Storage (fake-gcs-server) and back (seed ${SEED})
       await restored.destroy();
     }
     assertOk(await runCli(["verify", "latest", "--to", "gs://backups/prod", "-i", identity], { env }));
+    // status of the stored backup = etcdutl snapshot status of the restored file; inspect reads it too.
+    const etcdutlStatus = execFileSync(
+      etcd.peer.etcdutl ?? etcd.peer.etcdctl,
+      ["snapshot", "status", "-w", "json", out],
+      { env: etcd.peer.ctlEnv },
+    ).toString();
+    const status = await runCli(
+      ["status", "latest", "--to", "gs://backups/prod", "-i", identity, "-w", "json"],
+      {
+        env,
+      },
+    );
+    assertOk(status);
+    assert.equal(status.stdout, etcdutlStatus.replace(/\n?$/, "\n"));
+    assertOk(await runCli(["inspect", "latest", "--to", "gs://backups/prod", "-i", identity], { env }));
 
     // A second backup a second later, then prune down to one: the older one goes, object and manifest.
     await sleep(1100);
