@@ -218,13 +218,17 @@ export class GcsStore implements Store {
       while (!failed() && current) {
         if (current.done) {
           // Everything sent in full chunks (or nothing at all): an empty request finalises the object.
+          size = offset;
           finished = await this.sendChunk(session.uri, Buffer.alloc(0), offset, offset, stop.signal);
           break;
         }
         const chunk = current.value;
         if (chunk.length < chunkSize) {
-          finished = await this.sendChunk(session.uri, chunk, offset, offset + chunk.length, stop.signal);
-          offset += chunk.length;
+          // The last chunk: its request finalises the object. (`size` is known before it goes, for the check
+          // below of a retried finalisation that had landed.)
+          size = offset + chunk.length;
+          finished = await this.sendChunk(session.uri, chunk, offset, size, stop.signal);
+          offset = size;
           break;
         }
         // A full chunk: send it while the next one is read.
@@ -240,7 +244,6 @@ export class GcsStore implements Store {
         free.push(chunk);
         current = await following;
       }
-      size = offset;
       if (failed()) throw failed()?.err;
       if (!finished) throw new Error("the upload ended without the object");
       this.sessions.delete(session.uri);
