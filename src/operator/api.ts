@@ -83,6 +83,31 @@ export interface S3DestinationSpec {
   };
   caSecretRef?: { name: string; key?: string };
   insecureSkipVerify?: boolean;
+  /** S3 Object Lock on the backup and its manifest (the bucket must have Object Lock enabled). */
+  objectLock?: { mode?: "governance" | "compliance"; days?: number; legalHold?: boolean };
+}
+
+/**
+ * An Azure Blob Storage container and prefix. Credentials: a Secret holding the account key or a SAS token (and,
+ * when `account` is not given, the account name); without one, the pod's workload identity or managed identity
+ * (DefaultAzureCredential), which needs Storage Blob Data Contributor on the container.
+ */
+export interface AzureBlobDestinationSpec {
+  container: string;
+  prefix?: string;
+  /** The storage account; absent: the Secret's `AZURE_STORAGE_ACCOUNT` (or the endpoint's path, for Azurite). */
+  account?: string;
+  /** The Blob service URL for sovereign clouds and emulators; absent: https://ACCOUNT.blob.core.windows.net. */
+  endpoint?: string;
+  credentialsSecretRef?: {
+    name: string;
+    /** Default AZURE_STORAGE_ACCOUNT; read only when `account` is not given. */
+    accountNameKey?: string;
+    /** Default AZURE_STORAGE_KEY. */
+    accountKeyKey?: string;
+    /** Default AZURE_STORAGE_SAS_TOKEN; used when the Secret has no account key. */
+    sasTokenKey?: string;
+  };
 }
 
 /** A Google Cloud Storage bucket and prefix (gs://bucket/prefix). */
@@ -95,9 +120,10 @@ export interface GcsDestinationSpec {
   credentialsSecretRef?: { name: string; key?: string };
 }
 
-/** Where a backup goes: exactly one of S3 or Google Cloud Storage. */
+/** Where a backup goes: exactly one of S3, Azure Blob Storage or Google Cloud Storage. */
 export interface DestinationSpec {
   s3?: S3DestinationSpec;
+  azureBlob?: AzureBlobDestinationSpec;
   gcs?: GcsDestinationSpec;
 }
 
@@ -116,6 +142,7 @@ export interface EtcdBackupSpec {
   /** The cluster name in the object's name; defaults to the schedule's or the EtcdBackup's name. */
   clusterName?: string;
   source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec };
+  /** Exactly one of `s3`, `azureBlob` and `gcs`. */
   destination: DestinationSpec;
   encryption: EncryptionSpec;
   compression?: "zstd" | "none";
@@ -185,10 +212,43 @@ export interface EtcdBackupScheduleSpec {
   retention?: RetentionSpec;
   /** Failed EtcdBackup objects kept; older failed ones are deleted. */
   failedBackupsHistoryLimit?: number;
+  /** Webhooks told about failures (and successes, stale schedules); their URLs come from Secrets. */
+  notify?: NotifySpec;
+  /**
+   * Run the revision log (point-in-time recovery, `restore --at`) beside the schedule, as `daemon --continuous`
+   * does, into the template's destination. etcd sources only (Talos' API has no watch).
+   */
+  continuous?: boolean;
+  /** With `continuous`: close a log segment this often, the most a crash can lose (default 10). */
+  segmentIntervalSeconds?: number;
   template: {
     metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
     spec: EtcdBackupSpec;
   };
+}
+
+/** Notifications of a schedule (src/notify/): the URLs carry tokens, so they are read from Secrets. */
+export interface NotifySpec {
+  /** Each key's value holds receiver URLs, one a line (`slack+https://...` for Slack's format). */
+  urlsFrom: { secretKeyRef: { name: string; key: string } }[];
+  /** Payload of URLs without a `slack+`/`json+` prefix (default json). */
+  format?: "json" | "slack";
+  /** Events sent (default failure). */
+  on?: ("success" | "failure" | "stale")[];
+  /** No success for this span is stale (default: twice the schedule's interval): `2h`, `1d`. */
+  staleAfter?: string;
+}
+
+/** What a schedule already notified, so that each episode is told once. */
+export interface NotificationStatus {
+  /** When notifications were first looked at: earlier outcomes are not news. */
+  since?: string;
+  /** The last successful EtcdBackup a success event was decided for. */
+  lastSuccessNotified?: string;
+  /** The failure episode already told: the name of the success it follows (`-`: none). */
+  failureNotifiedAfter?: string;
+  /** The stale episode already told: the time it counts from (the last success, or the schedule's creation). */
+  staleNotifiedFor?: string;
 }
 
 export interface ObjectRef {
@@ -206,6 +266,21 @@ export interface EtcdBackupScheduleStatus {
   /** The last successful backup retention was applied after, so each success prunes once. */
   lastPrunedAfter?: string;
   lastPruneTime?: string;
+  notification?: NotificationStatus;
+  /** With `spec.continuous`: what the revision log can restore to now. */
+  pointInTime?: PointInTimeStatus;
+}
+
+/** The recoverable window of a schedule's revision log (its current chain). */
+export interface PointInTimeStatus {
+  /** The chain's full backup: restore --at/--revision reaches back to it. */
+  recoverableFrom?: string;
+  recoverableFromRevision?: number;
+  /** The newest moment and revision in a closed segment. */
+  recoverableTo?: string;
+  recoverableToRevision?: number;
+  /** The window as one line, with the log's last error if any (redacted). */
+  message: string;
 }
 
 export interface EtcdBackupSchedule {

@@ -2,8 +2,7 @@ import type { Logger } from "pino";
 import { saveBackup } from "../backup/save.ts";
 import { describeError } from "../errors.ts";
 import { processRedactor, type Redactor } from "../observability/redact.ts";
-import { GcsStore } from "../store/gcs.ts";
-import type { S3Store } from "../store/s3.ts";
+import { AzureBlobStore } from "../store/azure-blob.ts";
 import {
   BACKUP_PLURAL,
   DELETE_FINALIZER,
@@ -27,7 +26,15 @@ import { redactConditions } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
 import { isConflict, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
-import { type ConfigReader, type ResolveContext, reasonOf, resolveJob, resolveStore } from "./resolve.ts";
+import {
+  type ConfigReader,
+  type OperatorStore,
+  type ResolveContext,
+  reasonOf,
+  resolveJob,
+  resolveStore,
+  storeRoot,
+} from "./resolve.ts";
 
 export interface BackupControllerOptions {
   kube: Kube;
@@ -190,8 +197,10 @@ export class BackupController {
       const ctx = this.context(namespace, log);
       // The spec goes through the one job description and builder, as save's flags and the daemon's do.
       const job = await resolveJob(action.spec, action.cluster, ctx);
+      // The Secrets' values (an S3 secret key, an Azure key or SAS) are kept out of every status and Event.
+      (this.o.redactor ?? processRedactor).add(...job.secrets);
       const { source, encryption } = job;
-      const store = job.store as S3Store | GcsStore;
+      const store = job.store as OperatorStore;
       let result: Awaited<ReturnType<typeof saveBackup>>;
       try {
         result = await saveBackup({
@@ -215,8 +224,8 @@ export class BackupController {
       log.info({ key: full(result.key), stored: m.sizes.stored, dbSize: m.dbSize }, "backup stored");
       return {
         kind: "stored",
-        bucket: store.bucket,
-        ...(store instanceof GcsStore ? { scheme: "gs" as const } : {}),
+        bucket: store instanceof AzureBlobStore ? store.container : store.bucket,
+        root: storeRoot(store),
         key: full(result.key),
         manifestKey: full(result.manifestKey),
         dbSize: m.dbSize,
@@ -249,7 +258,7 @@ export class BackupController {
       } finally {
         store.destroy();
       }
-      await this.o.events.record(obj, "Normal", Reason.Deleted, `deleted ${store.location}/${key}`);
+      await this.o.events.record(obj, "Normal", Reason.Deleted, `deleted ${storeRoot(store)}/${key}`);
     } catch (err) {
       await this.o.events.record(
         obj,

@@ -85,9 +85,10 @@ export interface Failure {
 export type RunOutcome =
   | {
       kind: "stored";
+      /** The bucket or container. */
       bucket: string;
-      /** The bucket's service: s3 (the default) or gs. */
-      scheme?: "s3" | "gs";
+      /** `s3://bucket`, `azblob://container` or `gs://bucket`; absent: `s3://bucket`. */
+      root?: string;
       /** Full keys in the bucket (prefix included). */
       key: string;
       manifestKey: string;
@@ -275,8 +276,8 @@ export function decideAfterRun(
 /** A stored backup: Succeeded, with where it is and how big, and a Normal Event. */
 function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>, now: Date): BackupDecision {
   const generation = generationOf(b);
-  const bucketUrl = `${stored.scheme ?? "s3"}://${stored.bucket}`;
-  const location = `${bucketUrl}/${stored.key}`;
+  const root = stored.root ?? `s3://${stored.bucket}`;
+  const location = `${root}/${stored.key}`;
   return {
     result: "success",
     actions: [
@@ -289,7 +290,7 @@ function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>,
           phase: "Succeeded",
           key: stored.key,
           manifestKey: stored.manifestKey,
-          location: bucketUrl,
+          location: root,
           dbSize: stored.dbSize,
           storedSize: stored.storedSize,
           ...(stored.revision !== undefined ? { revision: stored.revision } : {}),

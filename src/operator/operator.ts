@@ -147,9 +147,8 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     log,
     ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
     onRelist: () => metrics.relists.inc({ resource: SCHEDULE_PLURAL }),
-    onEvent: (type, obj) => {
-      if (type !== "deleted") scheduleQueue.add(keyOf(obj));
-    },
+    // Deletions too: a deleted schedule's revision log (spec.continuous) must stop.
+    onEvent: (_type, obj) => scheduleQueue.add(keyOf(obj)),
   });
   log.info(
     { namespace: options.namespace ?? "(all)", maxConcurrent: options.maxConcurrent },
@@ -162,5 +161,6 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     new Promise((r) => signal.addEventListener("abort", r, { once: true })),
   ]);
   await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal)]);
+  await schedules.close(); // the revision logs close their open segments
   log.info("operator stopped");
 }

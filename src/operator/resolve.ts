@@ -4,12 +4,13 @@ import { type BackupJob, backupJobFromConfig } from "../config/job.ts";
 import { type BackupJobConfigInput, parseBackupJobConfig } from "../config/schema.ts";
 import { describeError } from "../errors.ts";
 import type { SnapshotSource } from "../source/source.ts";
+import { AzureBlobStore } from "../store/azure-blob.ts";
 import { GcsStore } from "../store/gcs.ts";
 import { parseGcsCredentials } from "../store/gcs-credentials.ts";
 import { S3Store } from "../store/s3.ts";
 import { SERVICE_ACCOUNT_DIR } from "../talos/config.ts";
 import {
-  type DestinationSpec,
+  type AzureBlobDestinationSpec,
   type EtcdBackupSpec,
   type GcsDestinationSpec,
   Reason,
@@ -51,7 +52,13 @@ export interface ResolveContext {
   warn: (line: string) => void;
 }
 
-async function secretKey(ctx: ResolveContext, name: string, key: string, field: string): Promise<Buffer> {
+/** A Secret's key in the object's namespace; its absence is a `SpecProblem` naming `field`. */
+export async function secretKey(
+  ctx: ResolveContext,
+  name: string,
+  key: string,
+  field: string,
+): Promise<Buffer> {
   const data = await ctx.reader.secret(ctx.namespace, name);
   if (!data) {
     throw new SpecProblem(
@@ -199,19 +206,38 @@ export async function jobConfigFromSpec(
         .filter((l) => l && !l.startsWith("#")),
     );
   }
-  const destination = spec.destination.gcs
-    ? await gcsFromSpec(spec.destination.gcs, ctx)
-    : spec.destination.s3
-      ? await s3FromSpec(spec.destination.s3, ctx)
-      : undefined;
-  if (!destination) throw new SpecProblem(Reason.InvalidSpec, "spec.destination: set s3 or gcs");
+  let destination: Pick<
+    BackupJobConfigInput,
+    "destination" | "s3" | "s3Secrets" | "azure" | "azureSecrets" | "gcs" | "gcsSecrets"
+  >;
+  const azureBlob = spec.destination.azureBlob;
+  const gcs = spec.destination.gcs;
+  if (azureBlob) {
+    const azure = await azureFromSpec(azureBlob, ctx);
+    destination = {
+      destination: azure.destination,
+      azure: azure.settings,
+      ...(azure.secrets ? { azureSecrets: azure.secrets } : {}),
+    };
+  } else if (gcs) {
+    const g = await gcsFromSpec(gcs, ctx);
+    destination = {
+      destination: g.destination,
+      gcs: g.gcs,
+      ...(g.gcsSecrets ? { gcsSecrets: g.gcsSecrets } : {}),
+    };
+  } else {
+    const s3 = await s3FromSpec(s3Of(spec.destination), ctx);
+    destination = {
+      destination: s3.destination,
+      s3: s3.settings,
+      ...(s3.secrets ? { s3Secrets: s3.secrets } : {}),
+    };
+  }
   return {
     cluster,
     source,
-    destination: destination.destination,
-    ...("s3" in destination
-      ? { s3: destination.s3, ...(destination.secrets ? { s3Secrets: destination.secrets } : {}) }
-      : { gcs: destination.gcs, ...(destination.gcsSecrets ? { gcsSecrets: destination.gcsSecrets } : {}) }),
+    ...destination,
     compression: spec.compression ?? "zstd",
     ...(spec.compressionLevel ? { level: spec.compressionLevel } : {}),
     encryption:
@@ -258,7 +284,6 @@ async function s3FromSpec(
 ): Promise<{
   destination: string;
   settings: NonNullable<BackupJobConfigInput["s3"]>;
-  s3: NonNullable<BackupJobConfigInput["s3"]>;
   secrets?: NonNullable<BackupJobConfigInput["s3Secrets"]>;
 }> {
   const creds = s3.credentialsSecretRef;
@@ -282,19 +307,91 @@ async function s3FromSpec(
         "spec.destination.s3.caSecretRef",
       )
     : undefined;
-  const settings = {
-    ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
-    ...(s3.region ? { region: s3.region } : {}),
-    ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
-    ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
-  };
   return {
     destination: `s3://${s3.bucket}/${s3.prefix ?? ""}`,
-    settings,
-    s3: settings,
+    settings: {
+      ...(s3.endpoint ? { endpoint: s3.endpoint } : {}),
+      ...(s3.region ? { region: s3.region } : {}),
+      ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
+      ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
+      ...(s3.objectLock && (s3.objectLock.mode || s3.objectLock.legalHold)
+        ? {
+            objectLock: {
+              ...(s3.objectLock.mode ? { mode: s3.objectLock.mode } : {}),
+              ...(s3.objectLock.days !== undefined ? { days: s3.objectLock.days } : {}),
+              ...(s3.objectLock.legalHold ? { legalHold: true } : {}),
+            },
+          }
+        : {}),
+    },
     ...(credentials || caPem
       ? { secrets: { ...(credentials ? { credentials } : {}), ...(caPem ? { caPem } : {}) } }
       : {}),
+  };
+}
+
+/** A spec's destination: exactly one of `s3`, `azureBlob` and `gcs` (the CRD and spec.ts make sure). */
+export type DestinationSpec = EtcdBackupSpec["destination"];
+
+/** The store a destination opens, as the operator uses it: S3, Azure Blob or Google Cloud Storage. */
+export type OperatorStore = S3Store | AzureBlobStore | GcsStore;
+
+/** Where a store's keys are rooted, for statuses and Events: `s3://bucket`, `azblob://container`, `gs://bucket`. */
+export function storeRoot(store: OperatorStore): string {
+  if (store instanceof AzureBlobStore) return `azblob://${store.container}`;
+  if (store instanceof GcsStore) return `gs://${store.bucket}`;
+  return `s3://${store.bucket}`;
+}
+
+function s3Of(destination: DestinationSpec): S3DestinationSpec {
+  if (!destination.s3)
+    throw new SpecProblem(Reason.InvalidSpec, "spec.destination: set exactly one of s3, azureBlob or gcs");
+  return destination.s3;
+}
+
+/** The Azure Blob destination of a spec: the destination URL, its settings, and the Secret's credentials. */
+async function azureFromSpec(
+  azure: AzureBlobDestinationSpec,
+  ctx: ResolveContext,
+): Promise<{
+  destination: string;
+  settings: NonNullable<BackupJobConfigInput["azure"]>;
+  secrets?: NonNullable<BackupJobConfigInput["azureSecrets"]>;
+}> {
+  const ref = azure.credentialsSecretRef;
+  const field = "spec.destination.azureBlob.credentialsSecretRef";
+  let account = azure.account;
+  let secrets: NonNullable<BackupJobConfigInput["azureSecrets"]> | undefined;
+  if (ref) {
+    const data = await ctx.reader.secret(ctx.namespace, ref.name);
+    if (!data) {
+      throw new SpecProblem(
+        Reason.SecretNotFound,
+        `Secret ${ctx.namespace}/${ref.name} (${field}) not found: create it in namespace ${ctx.namespace} or fix ${field}`,
+      );
+    }
+    const text = (key: string) => data[key]?.toString("utf8").trim() || undefined;
+    const keyName = ref.accountKeyKey ?? "AZURE_STORAGE_KEY";
+    const sasName = ref.sasTokenKey ?? "AZURE_STORAGE_SAS_TOKEN";
+    const accountKey = text(keyName);
+    const sasToken = accountKey ? undefined : text(sasName);
+    if (!accountKey && !sasToken) {
+      const known = Object.keys(data).sort().join(", ") || "none";
+      throw new SpecProblem(
+        Reason.KeyNotFound,
+        `Secret ${ctx.namespace}/${ref.name} has neither ${JSON.stringify(keyName)} nor ${JSON.stringify(sasName)} (${field}); its keys: ${known}`,
+      );
+    }
+    account ??= text(ref.accountNameKey ?? "AZURE_STORAGE_ACCOUNT");
+    secrets = accountKey ? { accountKey } : { sasToken: sasToken! };
+  }
+  return {
+    destination: `azblob://${azure.container}/${azure.prefix ?? ""}`,
+    settings: {
+      ...(account ? { account } : {}),
+      ...(azure.endpoint ? { endpoint: azure.endpoint } : {}),
+    },
+    ...(secrets ? { secrets } : {}),
   };
 }
 
@@ -328,15 +425,15 @@ async function gcsFromSpec(
 }
 
 /**
- * The destination's store. `rootOnly` opens the bucket's root instead of the spec's prefix (to delete by a full
- * key). Without a credentials Secret the SDK's default chain applies (S3: IRSA, pod identity, environment; GCS:
- * Application Default Credentials, e.g. GKE workload identity).
+ * The destination's store. `rootOnly` opens the bucket's or container's root instead of the spec's prefix (to
+ * delete by a full key). Without a credentials Secret the SDKs' default chains apply (IRSA, pod identity, Azure
+ * workload identity, managed identity, Google's Application Default Credentials).
  */
 export async function resolveStore(
   destination: DestinationSpec,
   ctx: ResolveContext,
   rootOnly = false,
-): Promise<S3Store | GcsStore> {
+): Promise<OperatorStore> {
   if (destination.gcs) {
     const gcs = destination.gcs;
     const { gcs: settings, gcsSecrets } = await gcsFromSpec(gcs, ctx);
@@ -355,8 +452,24 @@ export async function resolveStore(
       });
     }
   }
-  const s3 = destination.s3;
-  if (!s3) throw new SpecProblem(Reason.InvalidSpec, "spec.destination: set s3 or gcs");
+  if (destination.azureBlob) {
+    const azure = destination.azureBlob;
+    const { settings, secrets } = await azureFromSpec(azure, ctx);
+    try {
+      return new AzureBlobStore({
+        container: azure.container,
+        prefix: rootOnly ? "" : (azure.prefix ?? ""),
+        settings,
+        ...(secrets ? { secrets } : {}),
+        warn: ctx.warn,
+      });
+    } catch (err) {
+      throw new SpecProblem(Reason.InvalidSpec, `spec.destination.azureBlob: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+  }
+  const s3 = s3Of(destination);
   const { settings, secrets } = await s3FromSpec(s3, ctx);
   try {
     return new S3Store({

@@ -6,10 +6,10 @@ import { describeError } from "../errors.ts";
 import {
   API_VERSION,
   BACKUP_KIND,
-  type DestinationSpec,
   type EtcdBackup,
   type EtcdBackupSchedule,
   type EtcdBackupScheduleStatus,
+  type EtcdBackupSpec,
   type MergePatch,
   type ObjectRef,
   Reason,
@@ -62,7 +62,7 @@ export interface PruneRequest {
   after: string;
   policy: RetentionPolicy;
   cluster: string;
-  destination: DestinationSpec;
+  destination: EtcdBackupSpec["destination"];
 }
 
 export interface ScheduleDecision {

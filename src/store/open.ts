@@ -1,6 +1,8 @@
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.ts";
 import { processRedactor } from "../observability/redact.ts";
+import { AzureBlobStore } from "./azure-blob.ts";
+import { type AzureSecrets, type AzureSettings, parseAzureDestination } from "./azure-settings.ts";
 import { GcsStore } from "./gcs.ts";
 import { type GcsCredentials, gcsCredentialsFromEnv } from "./gcs-credentials.ts";
 import type { GcsSettings } from "./gcs-settings.ts";
@@ -9,6 +11,14 @@ import type { S3Credentials } from "./s3.ts";
 import { S3Store } from "./s3.ts";
 import type { S3Settings } from "./s3-settings.ts";
 import type { Store } from "./store.ts";
+
+/** What opening an `azblob://` destination needs besides the URL; the secrets are told to `onSecret`. */
+export interface AzureOpenOptions {
+  settings?: AzureSettings;
+  secrets?: AzureSecrets;
+  /** Receives each secret value the store authenticates with (a key read from a file), for the redactor. */
+  onSecret?: (secret: string) => void;
+}
 
 /** What a `gs://` destination needs beside its name. */
 export interface GcsOpenOptions {
@@ -25,10 +35,11 @@ export interface GcsOpenOptions {
 
 /**
  * Opens the store a destination names: a directory path, `file:///path`, `s3://bucket/prefix` or
- * `gs://bucket/prefix` (the prefix may be empty; keys are relative to it). `s3` carries the S3 settings
- * (endpoint, region, TLS, part size...) and is ignored for other destinations; S3 credentials come from the AWS
- * SDK's default chain unless `secrets` gives them (with a CA bundle's contents, for callers that read them from
- * Secrets). `secrets.gcs` does the same for Google Cloud Storage.
+ * `gs://bucket/prefix` or `azblob://container/prefix` (the prefix may be empty; keys are relative to it). `s3`
+ * carries the S3 settings (endpoint, region, TLS, part size...) and is ignored for other destinations; S3
+ * credentials come from the AWS SDK's default chain unless `secrets` gives them (with a CA bundle's contents, for
+ * callers that read them from Secrets). `secrets.gcs` does the same for Google Cloud Storage. `azure` carries the
+ * Azure settings and credentials (see `resolveAzureSettings` for which is used).
  * Throws `UsageError` for a destination it cannot understand, an invalid setting or unusable credentials.
  */
 export function openStore(
@@ -40,11 +51,12 @@ export function openStore(
     warn?: (line: string) => void;
     gcs?: GcsOpenOptions;
   } = {},
+  azure: AzureOpenOptions = {},
 ): Store {
   if (!dest)
     throw new UsageError(
       "no destination given",
-      "pass --to DIR, --to s3://bucket/prefix or --to gs://bucket/prefix",
+      "pass --to DIR, --to s3://bucket/prefix, --to gs://bucket/prefix or --to azblob://container/prefix",
     );
   if (dest.startsWith("file://")) return new LocalStore(fileURLToPath(dest));
   if (/^gs:\/\//i.test(dest)) {
@@ -64,10 +76,22 @@ export function openStore(
     const { gcs: _gcs, ...s3Secrets } = secrets;
     return new S3Store({ bucket, prefix, ...(s3 ? { settings: s3 } : {}), ...s3Secrets });
   }
+  if (/^azblob:\/\//i.test(dest)) {
+    const { container, prefix } = parseAzureDestination(dest);
+    const store = new AzureBlobStore({
+      container,
+      prefix,
+      ...(azure.settings ? { settings: azure.settings } : {}),
+      ...(azure.secrets ? { secrets: azure.secrets } : {}),
+      ...(secrets.warn ? { warn: secrets.warn } : {}),
+    });
+    for (const secret of store.secrets) azure.onSecret?.(secret);
+    return store;
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dest)) {
     throw new UsageError(
       `unsupported destination ${dest}`,
-      "use a directory, file:///path, s3://bucket/prefix or gs://bucket/prefix",
+      "use a directory, file:///path, s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix",
     );
   }
   return new LocalStore(dest);
