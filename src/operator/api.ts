@@ -69,6 +69,16 @@ export interface TalosSourceSpec {
   nodes?: string[];
 }
 
+/**
+ * A control plane in the object's namespace (control-plane-refs/): a Talos operator or Cluster API
+ * TalosControlPlane, a Cluster API KubeadmControlPlane, or a Cluster API Cluster (its spec.controlPlaneRef).
+ */
+export interface ControlPlaneRefSpec {
+  apiVersion: string;
+  kind: string;
+  name: string;
+}
+
 export interface S3DestinationSpec {
   bucket: string;
   prefix?: string;
@@ -139,9 +149,12 @@ export interface EncryptionSpec {
 }
 
 export interface EtcdBackupSpec {
-  /** The cluster name in the object's name; defaults to the schedule's or the EtcdBackup's name. */
+  /**
+   * The cluster name in the object's name; defaults to `source.controlPlaneRef.name`, else the schedule's or the
+   * EtcdBackup's name.
+   */
   clusterName?: string;
-  source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec };
+  source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec; controlPlaneRef?: ControlPlaneRefSpec };
   /** Exactly one of `s3`, `azureBlob` and `gcs`. */
   destination: DestinationSpec;
   encryption: EncryptionSpec;

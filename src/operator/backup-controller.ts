@@ -24,6 +24,7 @@ import {
 } from "./backup-decision.ts";
 import { redactConditions } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
+import { type ClusterGate, type RunEnd, runEnd } from "./fleet/cluster-gate.ts";
 import { isConflict, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
 import {
@@ -47,6 +48,10 @@ export interface BackupControllerOptions {
   redactor?: Redactor;
   /** First retry delay after a failed attempt; doubles per attempt, capped at 10 minutes. */
   retryBaseMs?: number;
+  /** Reads what `spec.source.controlPlaneRef` names. */
+  controlPlanes?: ResolveContext["controlPlanes"];
+  /** Per-cluster slot limit and backoff, shared by every controller that runs backups. */
+  gate?: ClusterGate;
 }
 
 type SaveAction = Extract<BackupAction, { kind: "save" }>;
@@ -85,7 +90,20 @@ export class BackupController {
       throw err;
     }
     const observed = { backup, now: new Date(), running: this.running.has(key), redact: this.redact };
-    return await this.apply(backup, decideBackup(observed, this.settings), signal);
+    const decision = decideBackup(observed, this.settings);
+    // A cluster at its slot limit, or backing off after it was unreachable, waits; the others do not (fleet/).
+    const save = decision.actions.find((a) => a.kind === "save");
+    const gate = this.o.gate;
+    if (!save || !gate) return await this.apply(backup, decision, signal);
+    const wait = gate.waitMs(save.cluster, observed.now);
+    if (wait > 0) return wait;
+    gate.started(save.cluster);
+    const run: { ended: RunEnd } = { ended: "other" };
+    try {
+      return await this.apply(backup, decision, signal, undefined, run);
+    } finally {
+      gate.finished(save.cluster, run.ended, new Date());
+    }
   }
 
   private readonly redact = (text: string): string => (this.o.redactor ?? processRedactor).redact(text);
@@ -99,6 +117,7 @@ export class BackupController {
     decision: BackupDecision,
     signal: AbortSignal,
     cluster = clusterOf(obj),
+    run?: { ended: RunEnd },
   ): Promise<number | undefined> {
     let current = obj;
     for (const action of decision.actions) {
@@ -131,6 +150,7 @@ export class BackupController {
           break;
         case "save": {
           const outcome = await this.save(current, action, signal);
+          if (run) run.ended = runEnd(outcome);
           const next = decideAfterRun(
             { backup: current, attempts: action.attempts, outcome, now: new Date() },
             this.settings,
@@ -178,6 +198,7 @@ export class BackupController {
       namespace,
       reader: this.o.reader,
       ...(this.o.talosServiceAccountDir ? { talosServiceAccountDir: this.o.talosServiceAccountDir } : {}),
+      ...(this.o.controlPlanes ? { controlPlanes: this.o.controlPlanes } : {}),
       warn: (line: string) => log.warn(line),
     };
   }

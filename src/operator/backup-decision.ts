@@ -115,9 +115,14 @@ export function classifyFailure(err: unknown, redact: (text: string) => string):
   };
 }
 
-/** The cluster name of the backup: the spec's, else its schedule's name, else its own. */
+/** The cluster name of the backup: the spec's, else the control plane it references, else its schedule's name, else its own. */
 export function clusterOf(backup: EtcdBackup): string {
-  return backup.spec?.clusterName ?? backup.metadata.labels?.[SCHEDULE_LABEL] ?? backup.metadata.name;
+  return (
+    backup.spec?.clusterName ??
+    backup.spec?.source?.controlPlaneRef?.name ??
+    backup.metadata.labels?.[SCHEDULE_LABEL] ??
+    backup.metadata.name
+  );
 }
 
 const generationOf = (b: EtcdBackup) => b.metadata.generation ?? 1;

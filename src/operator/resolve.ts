@@ -16,6 +16,12 @@ import {
   Reason,
   type S3DestinationSpec,
 } from "./api.ts";
+import {
+  type ControlPlaneReader,
+  type ControlPlaneSettings,
+  resolveControlPlane,
+} from "./control-plane-refs/fetch.ts";
+import { SpecProblem } from "./spec-problem.ts";
 
 /**
  * Translates a spec into the one job description (config/schema.ts) and builds it with the one builder
@@ -29,26 +35,16 @@ export interface ConfigReader {
   configMap(namespace: string, name: string): Promise<Record<string, string> | null>;
 }
 
-/** A failure with a condition reason (`SecretNotFound`, `InvalidRecipient`...). */
-export class SpecProblem extends Error {
-  override name = "SpecProblem";
-  readonly reason: string;
-  constructor(reason: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.reason = reason;
-  }
-}
-
-/** The condition reason of a failure: a `SpecProblem`'s own, otherwise `fallback`. */
-export function reasonOf(err: unknown, fallback: string): string {
-  return err instanceof SpecProblem ? err.reason : fallback;
-}
+// In its own module so that the modules resolve.ts uses (control-plane-refs/) can throw it without a cycle.
+export { reasonOf, SpecProblem } from "./spec-problem.ts";
 
 export interface ResolveContext {
   namespace: string;
   reader: ConfigReader;
   /** Where a Talos ServiceAccount's talosconfig is mounted (`/var/run/secrets/talos.dev`). */
   talosServiceAccountDir?: string;
+  /** Reads the objects `spec.source.controlPlaneRef` names (control-plane-refs/fetch.ts). */
+  controlPlanes?: { reader: ControlPlaneReader; settings?: ControlPlaneSettings };
   warn: (line: string) => void;
 }
 
@@ -130,7 +126,7 @@ export async function jobConfigFromSpec(
   cluster: string,
   ctx: ResolveContext,
 ): Promise<BackupJobConfigInput> {
-  const { etcd, talos } = spec.source;
+  const { etcd, talos, controlPlaneRef } = spec.source;
   let source: BackupJobConfigInput["source"];
   if (etcd) {
     const ref = etcd.tlsSecretRef;
@@ -169,8 +165,17 @@ export async function jobConfigFromSpec(
       endpoints: talos.endpoints ?? [],
       nodes: talos.nodes ?? [],
     };
+  } else if (controlPlaneRef) {
+    if (!ctx.controlPlanes) {
+      throw new SpecProblem(
+        Reason.InvalidSpec,
+        "spec.source.controlPlaneRef: this operator cannot read control planes",
+      );
+    }
+    const { reader, settings } = ctx.controlPlanes;
+    source = (await resolveControlPlane(controlPlaneRef, ctx.namespace, reader, ctx.reader, settings)).source;
   } else {
-    throw new SpecProblem(Reason.InvalidSpec, "spec.source: set etcd or talos");
+    throw new SpecProblem(Reason.InvalidSpec, "spec.source: set etcd, talos or controlPlaneRef");
   }
   const e = spec.encryption;
   const recipients = [...(e.recipients ?? [])];
@@ -263,6 +268,11 @@ export async function resolveJob(
   if (spec.encryption.none === true && input.encryption.kind === "age") {
     throw new SpecProblem(Reason.InvalidSpec, "spec.encryption: none: true contradicts the recipients given");
   }
+  return await buildJob(input, ctx);
+}
+
+/** Builds a job description as `resolveJob` does (for front ends that translate other resources into one). */
+export async function buildJob(input: BackupJobConfigInput, ctx: ResolveContext): Promise<BackupJob> {
   try {
     const job = await backupJobFromConfig(parseBackupJobConfig(input), { warn: ctx.warn });
     return { ...job, source: new SourceProblems(job.source) };

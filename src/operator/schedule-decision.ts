@@ -180,7 +180,10 @@ export function scheduledBackup(schedule: EtcdBackupSchedule, due: Date): EtcdBa
         },
       ],
     },
-    spec: { ...template.spec, clusterName: template.spec.clusterName ?? name },
+    spec: {
+      ...template.spec,
+      clusterName: template.spec.clusterName ?? template.spec.source?.controlPlaneRef?.name ?? name,
+    },
   };
 }
 
@@ -287,7 +290,10 @@ function pruneRequest(s: EtcdBackupSchedule, after: string): PruneRequest | unde
   return {
     after,
     policy: retentionPolicy(s.spec.retention),
-    cluster: s.spec.template.spec.clusterName ?? s.metadata.name,
+    cluster:
+      s.spec.template.spec.clusterName ??
+      s.spec.template.spec.source?.controlPlaneRef?.name ??
+      s.metadata.name,
     destination: s.spec.template.spec.destination,
   };
 }

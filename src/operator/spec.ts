@@ -34,6 +34,14 @@ const talos = z
     message: "set exactly one of inCluster: true or talosconfigSecretRef",
   });
 
+const controlPlaneRef = z.object({
+  apiVersion: z
+    .string()
+    .regex(/^[a-z0-9.-]+\/[a-z0-9]+$/, "use group/version, e.g. cluster.x-k8s.io/v1beta1"),
+  kind: name,
+  name,
+});
+
 const s3 = z.object({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a valid S3 bucket name"),
   prefix: z
@@ -134,8 +142,11 @@ export const backupSpecSchema = z.object({
     })
     .optional(),
   source: z
-    .object({ etcd: etcd.optional(), talos: talos.optional() })
-    .refine((s) => (s.etcd === undefined) !== (s.talos === undefined), "set exactly one of etcd or talos"),
+    .object({ etcd: etcd.optional(), talos: talos.optional(), controlPlaneRef: controlPlaneRef.optional() })
+    .refine(
+      (s) => [s.etcd, s.talos, s.controlPlaneRef].filter((x) => x !== undefined).length === 1,
+      "set exactly one of etcd, talos or controlPlaneRef",
+    ),
   destination: z
     .object({ s3: s3.optional(), azureBlob: azureBlob.optional(), gcs: gcs.optional() })
     .refine(

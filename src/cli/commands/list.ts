@@ -66,7 +66,8 @@ export function register(program: Command): void {
         process.stdout.write(`${JSON.stringify(windows.logWindowsJson(logs), null, 2)}\n`);
         return;
       }
-      const entries = filterBackups(await listBackups(store), filter);
+      // A bucket shared by a fleet: each cluster's backups together (clusters by name), newest first within.
+      const entries = groupByCluster(filterBackups(await listBackups(store), filter));
       const locks = await readRetentions(store, entries);
       if (flags.output === "json") {
         process.stdout.write(
@@ -117,6 +118,12 @@ export function register(program: Command): void {
       );
       process.stdout.write(await windows.renderLogWindows(store, flags.cluster));
     });
+}
+
+/** Entries of one cluster together, clusters in name order; the order within a cluster is kept (newest first). */
+export function groupByCluster(entries: CatalogEntry[]): CatalogEntry[] {
+  const clusters = [...new Set(entries.map((e) => e.cluster))].sort();
+  return clusters.flatMap((c) => entries.filter((e) => e.cluster === c));
 }
 
 function stateLabel(e: CatalogEntry): string {
