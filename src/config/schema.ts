@@ -660,6 +660,18 @@ function jobSettingsProblems(
   }
   if (given("fromFile") && raw.source === "talos")
     problems.push("--from-file: cannot be combined with --source talos");
+  // Immutability on GCS (object retention, bucket lock) is not implemented: asking for a lock there must not
+  // silently store unlocked backups.
+  const s3 = raw.s3 && typeof raw.s3 === "object" ? (raw.s3 as Record<string, unknown>) : {};
+  const lockAsked =
+    [s3.objectLock, s3.objectLockDays].some((v) => v !== undefined && v !== "") ||
+    s3.legalHold === true ||
+    String(s3.legalHold).toLowerCase() === "true";
+  if (lockAsked && typeof raw.to === "string" && /^gs:\/\//i.test(raw.to)) {
+    problems.push(
+      "--s3-object-lock: applies to s3:// destinations only (GCS object retention is not supported yet, see docs/gcs.md)",
+    );
+  }
   return problems;
 }
 

@@ -229,3 +229,14 @@ describe("GCS secrets in text", () => {
     assert.match(line, /upload_id=\[REDACTED\]/);
   });
 });
+
+describe("GCS and immutability", () => {
+  test("asking for an S3 object lock with a gs:// destination is refused, not silently ignored", () => {
+    for (const s3 of [{ objectLock: "compliance", objectLockDays: "7" }, { legalHold: true }]) {
+      assert.throws(
+        () => parseJobSettings({ to: "gs://backups/prod", encrypt: false, s3 }, {}),
+        /--s3-object-lock: applies to s3:\/\/ destinations only \(GCS object retention is not supported yet/,
+      );
+    }
+  });
+});
