@@ -16,6 +16,13 @@ import { type EtcdServer, fillKeys, startEtcd } from "../../fixtures/etcd-server
 import { issueCert, makePki, type TestPki } from "../../fixtures/pki.ts";
 import { startTalosStandIn, type TalosStandIn, talosconfigYaml } from "../../fixtures/talos-standin.ts";
 import { ageDecrypt, backupSpec, type Harness, quietLog, startHarness, waitFor } from "../harness.ts";
+import {
+  FAILING_REFERENCE_CASES,
+  KUBEADM_REFERENCE,
+  NS,
+  TALOS_REFERENCE_CASES,
+  writeControlPlaneObjects,
+} from "./cluster-objects.ts";
 
 type Obj = {
   metadata: { name: string };
@@ -24,9 +31,6 @@ type Obj = {
 };
 type KubeEvent = { involvedObject: { name: string }; reason: string; type: string; message: string };
 
-const b64 = (v: string | Buffer) => Buffer.from(v).toString("base64");
-const NS = "default";
-
 describe("operator: controlPlaneRef to Talos operator and Cluster API control planes", () => {
   let h: Harness;
   let pki: TestPki;
@@ -34,26 +38,6 @@ describe("operator: controlPlaneRef to Talos operator and Cluster API control pl
   let kubeadmEtcd: EtcdServer;
   let stop: AbortController;
   let running: Promise<void>;
-
-  const put = (plural: string, obj: object) => h.api.put(plural, NS, obj as never);
-  const secret = (name: string, data: Record<string, string | Buffer>) =>
-    put("secrets", {
-      metadata: { name, namespace: NS },
-      type: "Opaque",
-      data: Object.fromEntries(Object.entries(data).map(([k, v]) => [k, b64(v)])),
-    });
-  const machine = (name: string, cluster: string, address: string) =>
-    put("machines", {
-      apiVersion: "cluster.x-k8s.io/v1beta1",
-      kind: "Machine",
-      metadata: {
-        name,
-        namespace: NS,
-        labels: { "cluster.x-k8s.io/cluster-name": cluster, "cluster.x-k8s.io/control-plane": "" },
-      },
-      spec: { clusterName: cluster },
-      status: { phase: "Running", addresses: [{ type: "InternalIP", address }] },
-    });
 
   before(async () => {
     h = await startHarness();
@@ -84,88 +68,11 @@ describe("operator: controlPlaneRef to Talos operator and Cluster API control pl
     const talosconfig = (context: string, endpoints: string[]) =>
       talosconfigYaml({ context, endpoints, caCert: pki.caCert, cert: client.cert, key: client.key });
 
-    // Talos operator: a metal-mode TalosControlPlane owned by a TalosCluster, Ready.
-    put("taloscontrolplanes.talos.alperen.cloud", {
-      apiVersion: "talos.alperen.cloud/v1alpha1",
-      kind: "TalosControlPlane",
-      metadata: {
-        name: "edge-cp",
-        namespace: NS,
-        ownerReferences: [
-          { apiVersion: "talos.alperen.cloud/v1alpha1", kind: "TalosCluster", name: "edge", uid: "u1" },
-        ],
-      },
-      spec: { mode: "metal", metalSpec: { machines: [{ address: "10.5.0.1" }, { address: "10.5.0.2" }] } },
-      status: { state: "Ready" },
+    await writeControlPlaneObjects((plural, obj) => h.api.put(plural, NS, obj as never), {
+      talosEndpoint: talos.endpoint,
+      talosconfig,
+      etcdCa: { cert: readFileSync(pki.caCert), key: readFileSync(pki.caKey) },
     });
-    secret("edge-talosconfig", { "edge-cp.talosconfig": talosconfig("edge", [talos.endpoint]) });
-    // Cluster API: Cluster prod -> TalosControlPlane prod-cp, two control-plane Machines and a worker.
-    put("clusters", {
-      apiVersion: "cluster.x-k8s.io/v1beta1",
-      kind: "Cluster",
-      metadata: { name: "prod", namespace: NS },
-      spec: {
-        controlPlaneRef: {
-          apiVersion: "controlplane.cluster.x-k8s.io/v1alpha3",
-          kind: "TalosControlPlane",
-          name: "prod-cp",
-        },
-      },
-    });
-    put("taloscontrolplanes.controlplane.cluster.x-k8s.io", {
-      apiVersion: "controlplane.cluster.x-k8s.io/v1alpha3",
-      kind: "TalosControlPlane",
-      metadata: {
-        name: "prod-cp",
-        namespace: NS,
-        labels: { "cluster.x-k8s.io/cluster-name": "prod" },
-        ownerReferences: [
-          { apiVersion: "cluster.x-k8s.io/v1beta1", kind: "Cluster", name: "prod", uid: "u2" },
-        ],
-      },
-      status: { initialized: true, ready: true },
-    });
-    machine("prod-cp-b", "prod", "10.6.0.2");
-    machine("prod-cp-a", "prod", "10.6.0.1");
-    put("machines", {
-      apiVersion: "cluster.x-k8s.io/v1beta1",
-      kind: "Machine",
-      metadata: { name: "prod-worker", namespace: NS, labels: { "cluster.x-k8s.io/cluster-name": "prod" } },
-      status: { addresses: [{ type: "InternalIP", address: "10.6.0.9" }] },
-    });
-    secret("prod-talosconfig", { talosconfig: talosconfig("prod", [talos.endpoint]) });
-    // Cluster API kubeadm: KubeadmControlPlane kube-cp of cluster kube; etcd's CA in kube-etcd.
-    put("kubeadmcontrolplanes", {
-      apiVersion: "controlplane.cluster.x-k8s.io/v1beta1",
-      kind: "KubeadmControlPlane",
-      metadata: { name: "kube-cp", namespace: NS, labels: { "cluster.x-k8s.io/cluster-name": "kube" } },
-      status: { initialized: true },
-    });
-    machine("kube-cp-1", "kube", "127.0.0.1");
-    secret("kube-etcd", { "tls.crt": readFileSync(pki.caCert), "tls.key": readFileSync(pki.caKey) });
-    // Failure cases: a control plane without its Secret, one still installing, one whose nodes nobody serves.
-    put("taloscontrolplanes.talos.alperen.cloud", {
-      apiVersion: "talos.alperen.cloud/v1alpha1",
-      kind: "TalosControlPlane",
-      metadata: { name: "nosecret-cp", namespace: NS },
-      spec: { mode: "metal", metalSpec: { machines: [{ address: "10.7.0.1" }] } },
-      status: { state: "Ready" },
-    });
-    put("taloscontrolplanes.talos.alperen.cloud", {
-      apiVersion: "talos.alperen.cloud/v1alpha1",
-      kind: "TalosControlPlane",
-      metadata: { name: "young-cp", namespace: NS },
-      status: { state: "Installing" },
-    });
-    secret("young-cp-talosconfig", { "young-cp.talosconfig": talosconfig("young", [talos.endpoint]) });
-    put("taloscontrolplanes.talos.alperen.cloud", {
-      apiVersion: "talos.alperen.cloud/v1alpha1",
-      kind: "TalosControlPlane",
-      metadata: { name: "down-cp", namespace: NS },
-      spec: { mode: "metal", metalSpec: { machines: [{ address: "10.8.0.1" }, { address: "10.8.0.2" }] } },
-      status: { state: "Ready" },
-    });
-    secret("down-cp-talosconfig", { "down-cp.talosconfig": talosconfig("down", ["127.0.0.1:1"]) });
 
     stop = new AbortController();
     running = runOperator(
@@ -215,30 +122,7 @@ describe("operator: controlPlaneRef to Talos operator and Cluster API control pl
     );
   const failedCondition = (b: Obj) => b.status?.conditions.find((c: { type: string }) => c.type === "Failed");
 
-  for (const c of [
-    {
-      name: "talos-operator",
-      ref: { apiVersion: "talos.alperen.cloud/v1alpha1", kind: "TalosControlPlane", name: "edge-cp" },
-      cluster: "edge-cp",
-      node: "10.5.0.1",
-    },
-    {
-      name: "capi-cluster",
-      ref: { apiVersion: "cluster.x-k8s.io/v1beta1", kind: "Cluster", name: "prod" },
-      cluster: "prod",
-      node: "10.6.0.1",
-    },
-    {
-      name: "capi-talos",
-      ref: {
-        apiVersion: "controlplane.cluster.x-k8s.io/v1alpha3",
-        kind: "TalosControlPlane",
-        name: "prod-cp",
-      },
-      cluster: "prod-cp",
-      node: "10.6.0.1",
-    },
-  ]) {
+  for (const c of TALOS_REFERENCE_CASES) {
     it(`${c.name}: the talosconfig from its provider's Secret, node ${c.node} first; age -d opens the backup`, async () => {
       const calls = talos.calls.length;
       create(c.name, c.ref);
@@ -257,11 +141,7 @@ describe("operator: controlPlaneRef to Talos operator and Cluster API control pl
   }
 
   it("capi-kubeadm: a client certificate from <cluster>-etcd reaches the member at the Machine's address", async () => {
-    create("capi-kubeadm", {
-      apiVersion: "controlplane.cluster.x-k8s.io/v1beta1",
-      kind: "KubeadmControlPlane",
-      name: "kube-cp",
-    });
+    create("capi-kubeadm", KUBEADM_REFERENCE);
     const done = await finished("capi-kubeadm");
     assert.equal(done.status?.phase, "Succeeded", JSON.stringify(done.status?.conditions));
     const plain = await ageDecrypt(h, done.status?.key);
@@ -277,28 +157,7 @@ describe("operator: controlPlaneRef to Talos operator and Cluster API control pl
     );
   });
 
-  for (const c of [
-    {
-      name: "missing-secret",
-      ref: { apiVersion: "talos.alperen.cloud/v1alpha1", kind: "TalosControlPlane", name: "nosecret-cp" },
-      reason: "SecretNotFound",
-      message:
-        /^Secret default\/nosecret-cp-talosconfig \(the talosconfig of TalosControlPlane nosecret-cp\) not found/,
-    },
-    {
-      name: "not-ready",
-      ref: { apiVersion: "talos.alperen.cloud/v1alpha1", kind: "TalosControlPlane", name: "young-cp" },
-      reason: "ControlPlaneNotReady",
-      message: /^TalosControlPlane default\/young-cp is in state Installing, not Bootstrapped or Ready/,
-    },
-    {
-      name: "unreachable",
-      ref: { apiVersion: "talos.alperen.cloud/v1alpha1", kind: "TalosControlPlane", name: "down-cp" },
-      reason: "SourceUnreachable",
-      message:
-        /^cannot snapshot Talos node 10\.8\.0\.1, 10\.8\.0\.2 via 127\.0\.0\.1:1: no Talos endpoint answered/,
-    },
-  ]) {
+  for (const c of FAILING_REFERENCE_CASES) {
     it(`${c.name}: Failed with ${c.reason} and a Warning Event naming the cause`, async () => {
       create(c.name, c.ref, { backoffLimit: 0 });
       const done = await finished(c.name);

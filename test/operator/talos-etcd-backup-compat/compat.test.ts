@@ -6,6 +6,7 @@
  * against our CRD), ends Ready with that operator's reasons and key pattern, and `etcd-backup list/restore`
  * read the result; so does a plain .db the Talos operator itself wrote (no manifest).
  */
+
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
@@ -20,6 +21,7 @@ import { runCli } from "../../fixtures/cli.ts";
 import { issueCert, makePki } from "../../fixtures/pki.ts";
 import { startTalosStandIn, type TalosStandIn, talosconfigYaml } from "../../fixtures/talos-standin.ts";
 import { ageDecrypt, bucketKeys, type Harness, quietLog, startHarness, waitFor } from "../harness.ts";
+import { seedYaml } from "./seed.ts";
 
 type Obj = {
   metadata: { name: string; labels?: Record<string, string> };
@@ -42,29 +44,6 @@ type Seed = {
   spec: { talosControlPlaneRef: { name: string }; backupStorage: object };
 };
 const b64 = (v: string | Buffer) => Buffer.from(v).toString("base64");
-
-/** The seed: the Talos operator's example, its fields exactly (endpoint and bucket pointed at the test's S3). */
-const seedYaml = (endpoint: string) => `
-apiVersion: talos.alperen.cloud/v1alpha1
-kind: TalosEtcdBackup
-metadata:
-  name: talosetcdbackup-sample
-spec:
-  talosControlPlaneRef:
-    name: taloscontrolplane-sample
-  backupStorage:
-    s3:
-      bucket: backups
-      region: us-west-2
-      accessKeyID:
-        name: my-s3-credentials
-        key: accessKeyID
-      secretAccessKey:
-        name: my-s3-credentials
-        key: secretAccessKey
-      endpoint: ${endpoint}
-      insecureSkipTLSVerify: false
-`;
 
 /** The CRD's schema as JSON Schema (the x-kubernetes-* extensions dropped), to check the seed against it. */
 function crdSchema(file: string): object {
