@@ -3,7 +3,8 @@
 # etcd 3.4 server and etcdctl (real peers), age and zstd (interop), the AWS CLI (S3 interop),
 # openssl (test certificates), GNU time (peak memory in bench/), Chromium (status page test), kubectl
 # (renders the kustomize bases), then the npm packages (Node 24 included), then, when Go is there, the real
-# peers built from their Go modules (etcd 3.6 and 3.5, MinIO: scripts/install-peers.sh, cached in .peers/).
+# peers built from their Go modules (etcd 3.6 and 3.5, MinIO, fake-gcs-server: scripts/install-peers.sh, cached
+# in .peers/).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 if [ "$(id -u)" = 0 ]; then
@@ -18,7 +19,7 @@ fi
 # other platforms' optional packages (Biome's binaries) and then its `npm ci` refuses those same files.
 npm install --no-audit --no-fund
 # Go modules (this machine's Go, through the module proxy): the real peers the tests target by default, built
-# into .peers/ (etcd 3.6 and 3.5 and MinIO: install-peers.sh; age with post-quantum keys: install-age.sh), and
+# into .peers/ (etcd 3.6 and 3.5, MinIO and fake-gcs-server: install-peers.sh; age with post-quantum keys: install-age.sh), and
 # API definitions for the tests. Without Go the peers are not built: tests that need them fail in CI (CI=true)
 # and are skipped with a printed reason elsewhere.
 [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"

@@ -2,6 +2,7 @@
 # Builds the real peers that the tests target, from their published Go modules (no prebuilt binary):
 #   etcd 3.6 and 3.5  -> .peers/etcd-<version>/bin/{etcd,etcdctl,etcdutl}
 #   MinIO server      -> .peers/minio-<version>/bin/minio
+#   fake-gcs-server   -> .peers/fake-gcs-server-<version>/bin/fake-gcs-server (Google Cloud Storage emulator)
 #   talos-backup      -> .peers/talos-backup-<version>/bin/talos-backup (only when asked for, and only with its
 #                        recipe: the module proxy here refuses the siderolabs modules; see scripts/peers/README.md)
 #   kube-apiserver    -> .peers/kube-apiserver-<version>/bin/kube-apiserver (only when asked for, or with
@@ -12,8 +13,9 @@
 # A peer is built once: a stamp file records what it was built from, and a later run that finds the
 # stamp matching only prints the versions (seconds). Builds go to a temporary folder renamed into place
 # with the stamp written last, so an interrupted build never looks complete.
-# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio talos-backup kube-apiserver;
-#        default: etcd-3.6 etcd-3.5 minio; ETCD_BACKUP_PEERS=all adds kube-apiserver, or names the peers)
+# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio fake-gcs-server talos-backup
+#        kube-apiserver; default: etcd-3.6 etcd-3.5 minio fake-gcs-server; ETCD_BACKUP_PEERS=all adds kube-apiserver,
+#        or names the peers)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 recipes="$root/scripts/peers"
@@ -76,6 +78,11 @@ minio_version() {
 
 # talos-backup has no version flag (it runs a backup whatever its arguments); the module version it was built
 # from is in the binary's build information.
+# fake-gcs-server has no version flag either; its module version is in the binary's build information.
+fake_gcs_server_version() {
+  go version -m "$1/fake-gcs-server" | awk '$1 == "mod" { print "fake-gcs-server", $3 }'
+}
+
 talos_backup_version() {
   go version -m "$1/talos-backup" | awk '$1 == "mod" { print "talos-backup", $3 }'
 }
@@ -86,7 +93,7 @@ kube_apiserver_version() {
 
 # Default set; ETCD_BACKUP_PEERS=all adds the opt-in kube-apiserver (talos-backup has no recipe here), or names
 # the peers to build.
-default_peers="etcd-3.6 etcd-3.5 minio"
+default_peers="etcd-3.6 etcd-3.5 minio fake-gcs-server"
 case ${ETCD_BACKUP_PEERS:-} in
   "") ;;
   all) default_peers="$default_peers kube-apiserver" ;;
@@ -112,6 +119,10 @@ for peer in $selected; do
       PEER_LDFLAGS+=" -X github.com/minio/minio/cmd.ShortCommitID=$minio_commit"
       build_peer "minio" "$recipes/minio" github.com/minio/minio "minio=github.com/minio/minio" minio_version
       unset PEER_LDFLAGS
+      ;;
+    fake-gcs-server)
+      build_peer "fake-gcs-server" "$recipes/fake-gcs-server" github.com/fsouza/fake-gcs-server \
+        "fake-gcs-server=github.com/fsouza/fake-gcs-server" fake_gcs_server_version
       ;;
     talos-backup)
       if [ ! -f "$recipes/talos-backup/go.mod" ] || [ ! -f "$recipes/talos-backup/go.sum" ]; then
@@ -144,7 +155,7 @@ for peer in $selected; do
       unset PEER_LDFLAGS
       ;;
     *)
-      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio talos-backup kube-apiserver)" >&2
+      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio fake-gcs-server talos-backup kube-apiserver)" >&2
       exit 2
       ;;
   esac

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { BackupJobConfig, DaemonConfig } from "../config/schema.ts";
 import { azureSettingsFromEnv } from "../store/azure-settings.ts";
+import { gcsSettingsFromEnv } from "../store/gcs-settings.ts";
 import { LEGAL_HOLD_ENV, s3SettingsFromEnv } from "../store/s3-settings.ts";
 
 const MiB = 1024 * 1024;
@@ -33,6 +34,13 @@ const AZURE_FLAGS: Record<string, string> = {
   azureConcurrency: "concurrency",
 };
 
+/** Flags whose values are collected into the settings' `gcs` object, and the name they take there. */
+const GCS_FLAGS: Record<string, string> = {
+  gcsEndpoint: "endpoint",
+  gcsProject: "project",
+  gcsChunkSize: "chunkSizeMiB",
+};
+
 /** Flags that are how a command runs, not what the job is. */
 const NOT_SETTINGS = new Set(["config", "ageRecipientEnv", "output", "debug"]);
 
@@ -40,7 +48,8 @@ const NOT_SETTINGS = new Set(["config", "ageRecipientEnv", "output", "debug"]);
  * Translates a command's flags (with their environment variables, as commander applied them) and an optional
  * settings file into flat settings, keys named after the flags in camelCase, as `parseJobSettings` and
  * `parseDaemonConfig` read them. What wins: a flag or its variable, then the file, then the flag's default.
- * S3 settings: the flags, then the file, then AWS_* / talos-backup's S3 variables; Azure's likewise. `-e` is `talosEndpoints`.
+ * S3 settings: the flags, then the file, then AWS_* / talos-backup's S3 variables; Azure's likewise; GCS settings: the
+ * flags, then the file, then STORAGE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT. `-e` is `talosEndpoints`.
  * Also returns `given`: whether the user gave a setting (flag, variable or file), as opposed to a default.
  */
 export function settingsFromCommand(
@@ -83,11 +92,15 @@ export function settingsFromCommand(
     azure[key] = flag === "azureBlockSize" ? (flags[flag] as number) / MiB : flags[flag];
   }
   out.azure = azure;
+  const gcs: Record<string, unknown> = { ...gcsSettingsFromEnv(env) };
+  if (file.gcs && typeof file.gcs === "object") Object.assign(gcs, file.gcs);
+  for (const [flag, key] of Object.entries(GCS_FLAGS)) if (fromCommand(flag)) gcs[key] = flags[flag];
+  out.gcs = gcs;
 
   const givenNames = new Set(Object.keys(file));
   for (const option of cmd.options) {
     const name = option.attributeName();
-    if (NOT_SETTINGS.has(name) || name in S3_FLAGS || name in AZURE_FLAGS) continue;
+    if (NOT_SETTINGS.has(name) || name in S3_FLAGS || name in AZURE_FLAGS || name in GCS_FLAGS) continue;
     const key = name === "e" ? "talosEndpoints" : name;
     if (!fromCommand(name)) {
       // Commander's own defaults (etcd's endpoints, dial timeout) count below the file.

@@ -4,29 +4,36 @@ import { azureSecretsFromEnv } from "../store/azure-settings.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import { type AzureOptionValues, addAzureOptions, azureSettingsFromOptions } from "./azure-options.ts";
+import { addGcsOptions, type GcsOptionValues, gcsSettingsFromOptions } from "./gcs-options.ts";
 import { addS3Options, type S3OptionValues, s3SettingsFromOptions } from "./s3-options.ts";
 
-/** `--to DEST` (a directory, file:///path, s3://bucket/prefix or azblob://container/prefix) and the store flags. */
+/**
+ * `--to DEST` (a directory, file:///path, s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix) and
+ * the store flags.
+ */
 export function addStoreOptions(cmd: Command): Command {
   cmd.addOption(
     new Option(
       "--to <dest>",
-      "where backups are kept: a directory, file:///path, s3://bucket/prefix or azblob://container/prefix",
+      "where backups are kept: a directory, file:///path, s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix",
     ).env("ETCD_BACKUP_TO"),
   );
-  return addAzureOptions(addS3Options(cmd));
+  return addGcsOptions(addAzureOptions(addS3Options(cmd)));
 }
 
-export interface StoreFlags extends S3OptionValues, AzureOptionValues {
+export interface StoreFlags extends S3OptionValues, AzureOptionValues, GcsOptionValues {
   to?: string;
 }
 
 /**
  * Opens the store; S3 settings come from the flags over the environment (AWS_*, ETCD_BACKUP_S3_*), Azure settings
- * likewise (AZURE_STORAGE_*, ETCD_BACKUP_AZURE_*), and a key read from a file is registered with the redactor.
+ * likewise (AZURE_STORAGE_*, ETCD_BACKUP_AZURE_*), and a key read from a file is registered with the redactor; GCS
+ * settings from the flags over STORAGE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT.
  */
 export function storeFromFlags(flags: StoreFlags, env: NodeJS.ProcessEnv = process.env): Store {
   const dest = flags.to ?? "";
+  if (/^gs:\/\//i.test(dest))
+    return openStore(dest, undefined, { gcs: { settings: gcsSettingsFromOptions(flags, env), env } });
   const azure = /^azblob:\/\//i.test(dest)
     ? {
         settings: azureSettingsFromOptions(flags, env),

@@ -46,7 +46,13 @@ function camelKeys(obj: Record<string, unknown>, top: boolean): Record<string, u
       key = "encrypt";
       value = !(v === true || String(v).toLowerCase() === "true");
     }
-    if (top && key === "s3" && value && typeof value === "object" && !Array.isArray(value)) {
+    if (
+      top &&
+      (key === "s3" || key === "gcs") &&
+      value &&
+      typeof value === "object" &&
+      !Array.isArray(value)
+    ) {
       value = camelKeys(value as Record<string, unknown>, false);
     }
     out[key] = value;

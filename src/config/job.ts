@@ -10,6 +10,7 @@ import { TalosSource } from "../source/talos.ts";
 import type { Compression } from "../stages/compress.ts";
 import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
 import { azureSecretsFromEnv } from "../store/azure-settings.ts";
+import { parseGcsCredentials } from "../store/gcs-credentials.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -121,9 +122,13 @@ export async function backupJobFromConfig(
   if (!destination) {
     throw new UsageError(
       "no destination given",
-      "pass --to DIR or --to s3://bucket/prefix (or talos-backup's BUCKET)",
+      "pass --to DIR, --to s3://bucket/prefix or --to gs://bucket/prefix (or talos-backup's BUCKET)",
     );
   }
+  const gcsCredentials = config.gcsSecrets
+    ? parseGcsCredentials(config.gcsSecrets.credentialsJson, config.gcsSecrets.label)
+    : undefined;
+  if (gcsCredentials) secrets.push(...gcsCredentials.secrets);
   const store = openStore(
     destination,
     /^s3:\/\//i.test(destination) ? config.s3 : undefined,
@@ -131,6 +136,7 @@ export async function backupJobFromConfig(
       ...(config.s3Secrets?.credentials ? { credentials: config.s3Secrets.credentials } : {}),
       ...(config.s3Secrets?.caPem ? { caPem: config.s3Secrets.caPem } : {}),
       warn,
+      gcs: { settings: config.gcs, ...(gcsCredentials ? { credentials: gcsCredentials } : {}), env },
     },
     // Azure credentials: the operator's Secret when it gave one, else the environment's, else the SDK's chain.
     {

@@ -6,6 +6,7 @@ import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration, pars
 import { UsageError } from "../errors.ts";
 import { NOTIFY_EVENTS, NOTIFY_FORMATS, notifyUrlProblem } from "../notify/target.ts";
 import { MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from "../store/azure-settings.ts";
+import { CHUNK_GRANULE, MAX_CHUNK_SIZE } from "../store/gcs-settings.ts";
 import {
   MAX_OBJECT_LOCK_DAYS,
   MAX_PART_SIZE,
@@ -70,6 +71,23 @@ export const azureSettingsSchema = z
     sasTokenFile: z.string().min(1).optional(),
     blockSize: z.number().int().min(MIN_BLOCK_SIZE).max(MAX_BLOCK_SIZE).optional(),
     concurrency: z.number().int().min(1).max(64).optional(),
+    maxAttempts: z.number().int().min(1).optional(),
+    retryBaseDelayMs: z.number().int().min(0).optional(),
+  })
+  .strict();
+
+/** Google Cloud Storage settings for a `gs://` destination (src/store/gcs-settings.ts). */
+export const gcsSettingsSchema = z
+  .object({
+    endpoint: z.string().min(1).optional(),
+    project: z.string().min(1).optional(),
+    chunkSize: z
+      .number()
+      .int()
+      .min(CHUNK_GRANULE)
+      .max(MAX_CHUNK_SIZE)
+      .refine((n) => n % CHUNK_GRANULE === 0, "must be a multiple of 256 KiB")
+      .optional(),
     maxAttempts: z.number().int().min(1).optional(),
     retryBaseDelayMs: z.number().int().min(0).optional(),
   })
@@ -154,7 +172,7 @@ export const backupJobConfigSchema = z.object({
     talosSourceConfigSchema,
     fileSourceConfigSchema,
   ]),
-  /** A directory, `file:///path` or `s3://bucket/prefix`; absent: talos-backup's BUCKET and S3_PREFIX. */
+  /** A directory, `file:///path`, `s3://bucket/prefix` or `gs://bucket/prefix`; absent: talos-backup's BUCKET and S3_PREFIX. */
   destination: z.string().min(1).optional(),
   s3: s3SettingsSchema.default({}),
   /**
@@ -187,6 +205,13 @@ export const backupJobConfigSchema = z.object({
     })
     .strict()
     .optional(),
+  gcs: gcsSettingsSchema.default({}),
+  /**
+   * Google credentials given as a value: a credentials file's contents (the operator reads a service-account key
+   * from a Secret), `label` naming where it came from; absent: GOOGLE_APPLICATION_CREDENTIALS, else the rest of
+   * Application Default Credentials (workload identity, the metadata server). Secret: never printed.
+   */
+  gcsSecrets: z.object({ credentialsJson: z.string().min(1), label: z.string().min(1) }).optional(),
   compression: z.enum(["zstd", "none"]).default("zstd"),
   level: z.number().int().min(1).max(19).optional(),
   encryption: z.discriminatedUnion("kind", [
@@ -418,6 +443,23 @@ export const jobSettingsShape = {
     })
     .strict()
     .default({}),
+  gcs: z
+    .object({
+      endpoint: str.optional(),
+      project: str.optional(),
+      chunkSizeMiB: z
+        .union([z.number(), z.string().trim()])
+        .pipe(
+          z.coerce
+            .number<string | number>({ error: "is not a number" })
+            .min(0.25, "GCS chunks are 0.25 MiB to 512 MiB")
+            .max(512, "GCS chunks are 0.25 MiB to 512 MiB")
+            .refine((n) => Number.isInteger(n * 4), "must be a multiple of 0.25 MiB (256 KiB)"),
+        )
+        .optional(),
+    })
+    .strict()
+    .default({}),
   // How.
   compress: z.enum(["zstd", "none"]).default("zstd"),
   level: wholeNumber(1, 19).optional(),
@@ -605,7 +647,7 @@ function jobSettingsProblems(
   if (given("password") && !given("user")) problems.push("--password: needs --user");
   if (!given("to") && !readTalosBackupEnv(env).present) {
     problems.push(
-      "--to: is required (a directory, s3://bucket/prefix or azblob://container/prefix; or talos-backup's BUCKET)",
+      "--to: is required (a directory, s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix; or talos-backup's BUCKET)",
     );
   }
   const notify = raw.notify;
@@ -618,6 +660,18 @@ function jobSettingsProblems(
   }
   if (given("fromFile") && raw.source === "talos")
     problems.push("--from-file: cannot be combined with --source talos");
+  // Immutability on GCS (object retention, bucket lock) is not implemented: asking for a lock there must not
+  // silently store unlocked backups.
+  const s3 = raw.s3 && typeof raw.s3 === "object" ? (raw.s3 as Record<string, unknown>) : {};
+  const lockAsked =
+    [s3.objectLock, s3.objectLockDays].some((v) => v !== undefined && v !== "") ||
+    s3.legalHold === true ||
+    String(s3.legalHold).toLowerCase() === "true";
+  if (lockAsked && typeof raw.to === "string" && /^gs:\/\//i.test(raw.to)) {
+    problems.push(
+      "--s3-object-lock: applies to s3:// destinations only (GCS object retention is not supported yet, see docs/gcs.md)",
+    );
+  }
   return problems;
 }
 
@@ -659,6 +713,10 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>, staleAfterM
     if (k === "blockSizeMiB") azure.blockSize = Math.round((v as number) * MiB);
     else (azure as Record<string, unknown>)[k] = v;
   }
+  const gcs: BackupJobConfig["gcs"] = {};
+  if (s.gcs.endpoint) gcs.endpoint = s.gcs.endpoint;
+  if (s.gcs.project) gcs.project = s.gcs.project;
+  if (s.gcs.chunkSizeMiB !== undefined) gcs.chunkSize = Math.round(s.gcs.chunkSizeMiB * MiB);
   return parseBackupJobConfig({
     ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
     source: s.fromFile
@@ -684,6 +742,7 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>, staleAfterM
     ...(s.to !== undefined ? { destination: s.to } : {}),
     s3,
     azure,
+    gcs,
     compression: s.compress,
     ...(s.level !== undefined ? { level: s.level } : {}),
     encryption: s.encrypt
@@ -743,7 +802,8 @@ export function settingName(path: readonly PropertyKey[]): string {
     return `--s3-${flag}`;
   }
   if (head === "azure" && sub) return `--azure-${kebab(sub === "blockSizeMiB" ? "blockSize" : sub)}`;
-  return path.length > 1 && head !== "s3" && head !== "azure"
+  if (head === "gcs" && sub) return `--gcs-${{ chunkSizeMiB: "chunk-size" }[sub] ?? kebab(sub)}`;
+  return path.length > 1 && head !== "s3" && head !== "azure" && head !== "gcs"
     ? path.map(String).join(".")
     : `--${kebab(head)}`;
 }

@@ -11,8 +11,9 @@
  *   truncated ones: not even 4 characters of one are echoed), PEM private keys (also base64-encoded, as in a
  *   talosconfig or a kubeconfig), the password of a URL's userinfo
  *   (`http://user:PASSWORD@host`), bearer and basic credentials, JWTs (Kubernetes tokens), AWS session tokens,
- *   Azure Storage account keys in connection strings (`AccountKey=...`), SAS signatures (`sig=...`), and assignments
- *   of the known secret variables (`AWS_SECRET_ACCESS_KEY=...`, `AZURE_STORAGE_KEY=...`).
+ *   Azure Storage account keys in connection strings (`AccountKey=...`), SAS signatures (`sig=...`), Google upload
+ *   session ids and OAuth tokens, and assignments of the known secret variables (`AWS_SECRET_ACCESS_KEY=...`,
+ *   `AZURE_STORAGE_KEY=...`).
  */
 
 /** What stands in a log line, a page or an error in place of a secret. */
@@ -60,6 +61,11 @@ const SHAPED_SECRETS: RegExp[] = [
   /\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g,
   // AWS STS session tokens (they start with the base64 of a fixed protobuf/JSON preamble).
   /\b(?:FwoGZXIvYXdz|IQoJb3JpZ2lu)[A-Za-z0-9/+=]+/g,
+  // Google: a resumable upload session's id (whoever holds the session URL can write to the upload), OAuth 2
+  // access tokens and refresh tokens.
+  /(?<keep>[?&]upload_id=)[A-Za-z0-9_-]+/g,
+  /\bya29\.[A-Za-z0-9._-]{16,}/g,
+  /\b1\/\/0[A-Za-z0-9_-]{20,}/g,
   // `AWS_SECRET_ACCESS_KEY=...`, `aws_session_token = ...` (env dumps, credentials files), `ETCDCTL_PASSWORD=...`.
   /(?<keep>\b(?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|ETCDCTL_PASSWORD)\s*[=:]\s*["']?)[^\s"',;]+/gi,
   /(?<keep>\b(?:AZURE_STORAGE_KEY|AZURE_STORAGE_SAS_TOKEN|AZURE_CLIENT_SECRET)\s*[=:]\s*["']?)[^\s"',;]+/gi,

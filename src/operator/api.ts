@@ -120,6 +120,23 @@ export interface AzureBlobDestinationSpec {
   };
 }
 
+/** A Google Cloud Storage bucket and prefix (gs://bucket/prefix). */
+export interface GcsDestinationSpec {
+  bucket: string;
+  prefix?: string;
+  endpoint?: string;
+  project?: string;
+  /** A Secret holding a service-account key (JSON) under `key` (default key.json); absent: the pod's ADC. */
+  credentialsSecretRef?: { name: string; key?: string };
+}
+
+/** Where a backup goes: exactly one of S3, Azure Blob Storage or Google Cloud Storage. */
+export interface DestinationSpec {
+  s3?: S3DestinationSpec;
+  azureBlob?: AzureBlobDestinationSpec;
+  gcs?: GcsDestinationSpec;
+}
+
 export interface RecipientsSource {
   secretKeyRef?: SecretKeyRef;
   configMapKeyRef?: SecretKeyRef;
@@ -138,8 +155,8 @@ export interface EtcdBackupSpec {
    */
   clusterName?: string;
   source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec; controlPlaneRef?: ControlPlaneRefSpec };
-  /** Exactly one of `s3` and `azureBlob`. */
-  destination: { s3?: S3DestinationSpec; azureBlob?: AzureBlobDestinationSpec };
+  /** Exactly one of `s3`, `azureBlob` and `gcs`. */
+  destination: DestinationSpec;
   encryption: EncryptionSpec;
   compression?: "zstd" | "none";
   compressionLevel?: number;

@@ -87,7 +87,7 @@ export type RunOutcome =
       kind: "stored";
       /** The bucket or container. */
       bucket: string;
-      /** `s3://bucket` or `azblob://container`; absent: `s3://bucket`. */
+      /** `s3://bucket`, `azblob://container` or `gs://bucket`; absent: `s3://bucket`. */
       root?: string;
       /** Full keys in the bucket (prefix included). */
       key: string;

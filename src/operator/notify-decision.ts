@@ -133,5 +133,6 @@ function durationOf(b: EtcdBackup): { durationSeconds?: number } {
 /** The destination as a URL for the event (no credentials live in a destination spec). */
 function destinationUrl(d: EtcdBackupSchedule["spec"]["template"]["spec"]["destination"]): string {
   if (d.azureBlob) return `azblob://${d.azureBlob.container}/${d.azureBlob.prefix ?? ""}`;
+  if (d.gcs) return `gs://${d.gcs.bucket}/${d.gcs.prefix ?? ""}`;
   return `s3://${d.s3?.bucket ?? ""}/${d.s3?.prefix ?? ""}`;
 }

@@ -5,9 +5,17 @@ import { type BackupJobConfigInput, parseBackupJobConfig } from "../config/schem
 import { describeError } from "../errors.ts";
 import type { SnapshotSource } from "../source/source.ts";
 import { AzureBlobStore } from "../store/azure-blob.ts";
+import { GcsStore } from "../store/gcs.ts";
+import { parseGcsCredentials } from "../store/gcs-credentials.ts";
 import { S3Store } from "../store/s3.ts";
 import { SERVICE_ACCOUNT_DIR } from "../talos/config.ts";
-import { type AzureBlobDestinationSpec, type EtcdBackupSpec, Reason, type S3DestinationSpec } from "./api.ts";
+import {
+  type AzureBlobDestinationSpec,
+  type EtcdBackupSpec,
+  type GcsDestinationSpec,
+  Reason,
+  type S3DestinationSpec,
+} from "./api.ts";
 import {
   type ControlPlaneReader,
   type ControlPlaneSettings,
@@ -203,14 +211,25 @@ export async function jobConfigFromSpec(
         .filter((l) => l && !l.startsWith("#")),
     );
   }
-  let destination: Pick<BackupJobConfigInput, "destination" | "s3" | "s3Secrets" | "azure" | "azureSecrets">;
+  let destination: Pick<
+    BackupJobConfigInput,
+    "destination" | "s3" | "s3Secrets" | "azure" | "azureSecrets" | "gcs" | "gcsSecrets"
+  >;
   const azureBlob = spec.destination.azureBlob;
+  const gcs = spec.destination.gcs;
   if (azureBlob) {
     const azure = await azureFromSpec(azureBlob, ctx);
     destination = {
       destination: azure.destination,
       azure: azure.settings,
       ...(azure.secrets ? { azureSecrets: azure.secrets } : {}),
+    };
+  } else if (gcs) {
+    const g = await gcsFromSpec(gcs, ctx);
+    destination = {
+      destination: g.destination,
+      gcs: g.gcs,
+      ...(g.gcsSecrets ? { gcsSecrets: g.gcsSecrets } : {}),
     };
   } else {
     const s3 = await s3FromSpec(s3Of(spec.destination), ctx);
@@ -321,20 +340,22 @@ async function s3FromSpec(
   };
 }
 
-/** A spec's destination: exactly one of `s3` and `azureBlob` (the CRD and spec.ts make sure). */
+/** A spec's destination: exactly one of `s3`, `azureBlob` and `gcs` (the CRD and spec.ts make sure). */
 export type DestinationSpec = EtcdBackupSpec["destination"];
 
-/** The store a destination opens, as the operator uses it: S3 or Azure Blob. */
-export type OperatorStore = S3Store | AzureBlobStore;
+/** The store a destination opens, as the operator uses it: S3, Azure Blob or Google Cloud Storage. */
+export type OperatorStore = S3Store | AzureBlobStore | GcsStore;
 
-/** Where a store's keys are rooted, for statuses and Events: `s3://bucket` or `azblob://container`. */
+/** Where a store's keys are rooted, for statuses and Events: `s3://bucket`, `azblob://container`, `gs://bucket`. */
 export function storeRoot(store: OperatorStore): string {
-  return store instanceof AzureBlobStore ? `azblob://${store.container}` : `s3://${store.bucket}`;
+  if (store instanceof AzureBlobStore) return `azblob://${store.container}`;
+  if (store instanceof GcsStore) return `gs://${store.bucket}`;
+  return `s3://${store.bucket}`;
 }
 
 function s3Of(destination: DestinationSpec): S3DestinationSpec {
   if (!destination.s3)
-    throw new SpecProblem(Reason.InvalidSpec, "spec.destination: set exactly one of s3 or azureBlob");
+    throw new SpecProblem(Reason.InvalidSpec, "spec.destination: set exactly one of s3, azureBlob or gcs");
   return destination.s3;
 }
 
@@ -385,15 +406,62 @@ async function azureFromSpec(
 }
 
 /**
+ * The GCS destination of a spec: the destination URL, its settings, and the Secret's service-account key (its
+ * contents, checked by the job's builder; the label names the Secret, never the key).
+ */
+async function gcsFromSpec(
+  gcs: GcsDestinationSpec,
+  ctx: ResolveContext,
+): Promise<{
+  destination: string;
+  gcs: NonNullable<BackupJobConfigInput["gcs"]>;
+  gcsSecrets?: NonNullable<BackupJobConfigInput["gcsSecrets"]>;
+}> {
+  const ref = gcs.credentialsSecretRef;
+  const key = ref?.key ?? "key.json";
+  const credentialsJson = ref
+    ? (await secretKey(ctx, ref.name, key, "spec.destination.gcs.credentialsSecretRef")).toString("utf8")
+    : undefined;
+  return {
+    destination: `gs://${gcs.bucket}/${gcs.prefix ?? ""}`,
+    gcs: {
+      ...(gcs.endpoint ? { endpoint: gcs.endpoint } : {}),
+      ...(gcs.project ? { project: gcs.project } : {}),
+    },
+    ...(ref && credentialsJson
+      ? { gcsSecrets: { credentialsJson, label: `Secret ${ctx.namespace}/${ref.name} key ${key}` } }
+      : {}),
+  };
+}
+
+/**
  * The destination's store. `rootOnly` opens the bucket's or container's root instead of the spec's prefix (to
  * delete by a full key). Without a credentials Secret the SDKs' default chains apply (IRSA, pod identity, Azure
- * workload identity, managed identity).
+ * workload identity, managed identity, Google's Application Default Credentials).
  */
 export async function resolveStore(
   destination: DestinationSpec,
   ctx: ResolveContext,
   rootOnly = false,
 ): Promise<OperatorStore> {
+  if (destination.gcs) {
+    const gcs = destination.gcs;
+    const { gcs: settings, gcsSecrets } = await gcsFromSpec(gcs, ctx);
+    try {
+      return new GcsStore({
+        bucket: gcs.bucket,
+        prefix: rootOnly ? "" : (gcs.prefix ?? ""),
+        settings,
+        ...(gcsSecrets
+          ? { credentials: parseGcsCredentials(gcsSecrets.credentialsJson, gcsSecrets.label) }
+          : {}),
+      });
+    } catch (err) {
+      throw new SpecProblem(Reason.InvalidSpec, `spec.destination.gcs: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+  }
   if (destination.azureBlob) {
     const azure = destination.azureBlob;
     const { settings, secrets } = await azureFromSpec(azure, ctx);

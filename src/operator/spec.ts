@@ -100,6 +100,20 @@ const azureBlob = z.object({
     .optional(),
 });
 
+const gcs = z.object({
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/, "not a valid GCS bucket name"),
+  prefix: z
+    .string()
+    .regex(/^([^/]+(\/[^/]+)*)?$/, "no leading, trailing or double slash")
+    .optional(),
+  endpoint: z
+    .string()
+    .regex(/^https?:\/\/[^\s/]+(\/.*)?$/, "use https://host[:port]")
+    .optional(),
+  project: z.string().min(1).optional(),
+  credentialsSecretRef: z.object({ name, key: name.optional() }).optional(),
+});
+
 const encryption = z
   .object({
     none: z.boolean().optional(),
@@ -134,10 +148,10 @@ export const backupSpecSchema = z.object({
       "set exactly one of etcd, talos or controlPlaneRef",
     ),
   destination: z
-    .object({ s3: s3.optional(), azureBlob: azureBlob.optional() })
+    .object({ s3: s3.optional(), azureBlob: azureBlob.optional(), gcs: gcs.optional() })
     .refine(
-      (d) => (d.s3 === undefined) !== (d.azureBlob === undefined),
-      "set exactly one of s3 or azureBlob",
+      (d) => [d.s3, d.azureBlob, d.gcs].filter((x) => x !== undefined).length === 1,
+      "set exactly one of s3, azureBlob or gcs",
     ),
   encryption,
   compression: z.enum(["zstd", "none"]).optional(),

@@ -1,7 +1,11 @@
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.ts";
+import { processRedactor } from "../observability/redact.ts";
 import { AzureBlobStore } from "./azure-blob.ts";
 import { type AzureSecrets, type AzureSettings, parseAzureDestination } from "./azure-settings.ts";
+import { GcsStore } from "./gcs.ts";
+import { type GcsCredentials, gcsCredentialsFromEnv } from "./gcs-credentials.ts";
+import type { GcsSettings } from "./gcs-settings.ts";
 import { LocalStore } from "./local.ts";
 import type { S3Credentials } from "./s3.ts";
 import { S3Store } from "./s3.ts";
@@ -16,25 +20,61 @@ export interface AzureOpenOptions {
   onSecret?: (secret: string) => void;
 }
 
+/** What a `gs://` destination needs beside its name. */
+export interface GcsOpenOptions {
+  settings?: GcsSettings;
+  /**
+   * Credentials given as values (the operator reads a service-account key from a Secret); absent: the file
+   * GOOGLE_APPLICATION_CREDENTIALS names (checked first, so a broken one is one clear line), else the rest of
+   * Application Default Credentials (workload identity, the metadata server, gcloud's login).
+   */
+  credentials?: GcsCredentials;
+  /** The environment to read GOOGLE_APPLICATION_CREDENTIALS from; default process.env. */
+  env?: Record<string, string | undefined>;
+}
+
 /**
  * Opens the store a destination names: a directory path, `file:///path`, `s3://bucket/prefix` or
- * `azblob://container/prefix` (the prefix may be empty; keys are relative to it). `s3` carries the S3 settings
- * (endpoint, region, TLS, part size...) and is ignored for other destinations; S3 credentials come from the AWS
- * SDK's default chain unless `secrets` gives them (with a CA bundle's contents, for callers that read them from
- * Secrets). `azure` carries the Azure settings and credentials (see `resolveAzureSettings` for which is used).
- * Throws `UsageError` for a destination it cannot understand or an invalid S3 setting.
+ * `gs://bucket/prefix` or `azblob://container/prefix` (the prefix may be empty; keys are relative to it). `s3`
+ * carries the S3 settings (endpoint, region, TLS, part size...) and is ignored for other destinations; S3
+ * credentials come from the AWS SDK's default chain unless `secrets` gives them (with a CA bundle's contents, for
+ * callers that read them from Secrets). `secrets.gcs` does the same for Google Cloud Storage. `azure` carries the
+ * Azure settings and credentials (see `resolveAzureSettings` for which is used).
+ * Throws `UsageError` for a destination it cannot understand, an invalid setting or unusable credentials.
  */
 export function openStore(
   dest: string,
   s3?: S3Settings,
-  secrets: { credentials?: S3Credentials; caPem?: Buffer; warn?: (line: string) => void } = {},
+  secrets: {
+    credentials?: S3Credentials;
+    caPem?: Buffer;
+    warn?: (line: string) => void;
+    gcs?: GcsOpenOptions;
+  } = {},
   azure: AzureOpenOptions = {},
 ): Store {
-  if (!dest) throw new UsageError("no destination given", "pass --to DIR or --to s3://bucket/prefix");
+  if (!dest)
+    throw new UsageError(
+      "no destination given",
+      "pass --to DIR, --to s3://bucket/prefix, --to gs://bucket/prefix or --to azblob://container/prefix",
+    );
   if (dest.startsWith("file://")) return new LocalStore(fileURLToPath(dest));
+  if (/^gs:\/\//i.test(dest)) {
+    const { bucket, prefix } = parseBucketDestination(dest, "gs");
+    const gcs = secrets.gcs ?? {};
+    const credentials = gcs.credentials ?? gcsCredentialsFromEnv(gcs.env ?? process.env);
+    if (credentials) processRedactor.add(...credentials.secrets);
+    return new GcsStore({
+      bucket,
+      prefix,
+      ...(gcs.settings ? { settings: gcs.settings } : {}),
+      ...(credentials ? { credentials } : {}),
+    });
+  }
   if (/^s3:\/\//i.test(dest)) {
     const { bucket, prefix } = parseS3Destination(dest);
-    return new S3Store({ bucket, prefix, ...(s3 ? { settings: s3 } : {}), ...secrets });
+    const { gcs: _gcs, ...s3Secrets } = secrets;
+    return new S3Store({ bucket, prefix, ...(s3 ? { settings: s3 } : {}), ...s3Secrets });
   }
   if (/^azblob:\/\//i.test(dest)) {
     const { container, prefix } = parseAzureDestination(dest);
@@ -51,7 +91,7 @@ export function openStore(
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(dest)) {
     throw new UsageError(
       `unsupported destination ${dest}`,
-      "use a directory, file:///path, s3://bucket/prefix or azblob://container/prefix",
+      "use a directory, file:///path, s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix",
     );
   }
   return new LocalStore(dest);
@@ -59,15 +99,24 @@ export function openStore(
 
 /** Splits `s3://bucket/some/prefix/` into the bucket and the prefix without its outer slashes. */
 export function parseS3Destination(dest: string): { bucket: string; prefix: string } {
-  const rest = dest.replace(/^s3:\/\//i, "");
+  return parseBucketDestination(dest, "s3");
+}
+
+/** Splits `<scheme>://bucket/some/prefix/` into the bucket and the prefix without its outer slashes. */
+function parseBucketDestination(dest: string, scheme: "s3" | "gs"): { bucket: string; prefix: string } {
+  const rest = dest.replace(/^[a-z0-9]+:\/\//i, "");
+  const label = scheme === "s3" ? "S3" : "GCS";
   const slash = rest.indexOf("/");
   const bucket = slash < 0 ? rest : rest.slice(0, slash);
   const prefix = slash < 0 ? "" : rest.slice(slash + 1).replace(/^\/+|\/+$/g, "");
   // Bucket names are 3-63 lowercase letters, digits, dots and hyphens; older regions allowed more, so be lenient.
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(bucket)) {
-    throw new UsageError(`invalid S3 destination ${dest}`, "use s3://bucket or s3://bucket/prefix");
+    throw new UsageError(
+      `invalid ${label} destination ${dest}`,
+      `use ${scheme}://bucket or ${scheme}://bucket/prefix`,
+    );
   }
   if (prefix.includes("//"))
-    throw new UsageError(`invalid S3 destination ${dest}: empty path segment in the prefix`);
+    throw new UsageError(`invalid ${label} destination ${dest}: empty path segment in the prefix`);
   return { bucket, prefix };
 }

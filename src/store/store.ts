@@ -89,12 +89,13 @@ export interface PutOptions {
 
 /**
  * What an interrupted write left in a store beside its objects: a local store's temporary file, an S3 multipart
- * upload that was started and never completed or aborted. Never listed by `list`, never readable as an object.
+ * upload that was started and never completed or aborted, a GCS resumable upload session (only while this
+ * process holds it: GCS cannot list them). Never listed by `list`, never readable as an object.
  */
 export interface Leftover {
   /** The key the interrupted write was for. */
   key: string;
-  kind: "temporary file" | "multipart upload";
+  kind: "temporary file" | "multipart upload" | "resumable upload";
   /** When the write started (an upload's initiation) or last wrote (a temporary file). */
   since: Date;
   /** Bytes it holds, when the store knows without reading (a temporary file's size). */

@@ -72,6 +72,16 @@ export const badBackupCases: [string, (d: ReturnType<typeof baseBackup>) => void
     (d) => (d.spec.destination = { azureBlob: { prefix: "clusters" } } as never),
   ],
   [
+    "both s3 and gcs",
+    (d) => ((d.spec.destination as Record<string, unknown>).gcs = { bucket: "etcd-backups" }),
+  ],
+  ["a gcs without a bucket", (d) => (d.spec.destination = { gcs: { prefix: "clusters" } } as never)],
+  ["a gcs bucket with capitals", (d) => (d.spec.destination = { gcs: { bucket: "Etcd_Backups" } } as never)],
+  [
+    "a gcs endpoint without scheme",
+    (d) => (d.spec.destination = { gcs: { bucket: "etcd-backups", endpoint: "storage:4443" } } as never),
+  ],
+  [
     "an azureBlob endpoint with a query (a SAS belongs in a Secret)",
     (d) =>
       (d.spec.destination = {

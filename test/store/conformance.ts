@@ -131,7 +131,7 @@ export function runStoreConformance(name: string, makeStore: () => Promise<Store
         if (!seen) await sleep(100);
       }
       assert.ok(seen, "the put in flight was not reported as a leftover");
-      assert.ok(["temporary file", "multipart upload"].includes(seen.kind));
+      assert.ok(["temporary file", "multipart upload", "resumable upload"].includes(seen.kind));
       assert.ok(Date.now() - seen.since.getTime() < 600_000, `since ${seen.since.toISOString()}`);
       await assertAbsent(store, key);
       controller.abort();

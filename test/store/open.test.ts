@@ -40,7 +40,7 @@ describe("openStore", () => {
 
   test("bad destinations and settings are usage errors", () => {
     assert.throws(() => openStore(""), UsageError);
-    assert.throws(() => openStore("gs://bucket"), UsageError);
+    assert.throws(() => openStore("ftp://bucket"), UsageError);
     assert.throws(() => openStore("s3://"), UsageError);
     assert.throws(() => openStore("s3:///prefix"), UsageError);
     assert.throws(() => openStore("s3://b/a//c"), UsageError);

@@ -33,6 +33,18 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: ETCD_BACKUP_S3_PATH_STYLE
   value: "true"
 {{- end }}
+{{- if .Values.gcs.endpoint }}
+- name: ETCD_BACKUP_GCS_ENDPOINT
+  value: {{ .Values.gcs.endpoint | quote }}
+{{- end }}
+{{- if .Values.gcs.project }}
+- name: ETCD_BACKUP_GCS_PROJECT
+  value: {{ .Values.gcs.project | quote }}
+{{- end }}
+{{- if .Values.gcs.credentialsSecret }}
+- name: GOOGLE_APPLICATION_CREDENTIALS
+  value: {{ printf "/etc/etcd-backup/gcs/%s" .Values.gcs.credentialsKey | quote }}
+{{- end }}
 {{- if .Values.s3.objectLock.mode }}
 - name: ETCD_BACKUP_S3_OBJECT_LOCK
   value: {{ .Values.s3.objectLock.mode | quote }}
@@ -75,7 +87,7 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- if and (hasPrefix "azblob://" .Values.destination) .Values.azure.credentialsSecret }}
 - secretRef:
     name: {{ .Values.azure.credentialsSecret }}
-{{- else if and (not (hasPrefix "azblob://" .Values.destination)) .Values.s3.credentialsSecret }}
+{{- else if and (not (hasPrefix "azblob://" .Values.destination)) (not (hasPrefix "gs://" .Values.destination)) .Values.s3.credentialsSecret }}
 - secretRef:
     name: {{ .Values.s3.credentialsSecret }}
 {{- end }}
@@ -106,6 +118,12 @@ volumes:
       type: Directory
   - name: tmp
     emptyDir: {}
+  {{- if .Values.gcs.credentialsSecret }}
+  - name: gcs-credentials
+    secret:
+      secretName: {{ .Values.gcs.credentialsSecret }}
+      defaultMode: 0400
+  {{- end }}
   {{- if .Values.encryption.identitySecret }}
   - name: identity
     secret:
