@@ -48,12 +48,12 @@ export function addAzureOptions(cmd: Command): Command {
       ).helpGroup("Azure Blob:"),
     )
     .addOption(
-      new Option("--azure-block-size <MiB>", "staged block size, 1 to 4000 (default 8)")
+      new Option("--azure-block-size <MiB>", "staged block size, 1 to 4000 (default 4)")
         .argParser((v) => parseBlockSizeMiB(v, "--azure-block-size"))
         .helpGroup("Azure Blob:"),
     )
     .addOption(
-      new Option("--azure-concurrency <n>", "blocks staged at once (default 4)")
+      new Option("--azure-concurrency <n>", "blocks staged at once (default 2)")
         .argParser((v) => parseAzureConcurrency(v, "--azure-concurrency"))
         .helpGroup("Azure Blob:"),
     );

@@ -12,8 +12,8 @@ export const MAX_BLOCK_SIZE = 4000 * MiB;
 export const MAX_BLOCKS = 50_000;
 
 // 8 MiB x (4 + 1) buffers = 40 MiB of block memory, the same bound as the S3 store's parts.
-export const DEFAULT_BLOCK_SIZE = 8 * MiB;
-export const DEFAULT_CONCURRENCY = 4;
+export const DEFAULT_BLOCK_SIZE = 4 * MiB;
+export const DEFAULT_CONCURRENCY = 2;
 
 /**
  * How to reach a storage account's Blob service, as flags, the environment or a config file give it. Every field
