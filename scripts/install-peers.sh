@@ -4,14 +4,16 @@
 #   MinIO server      -> .peers/minio-<version>/bin/minio
 #   talos-backup      -> .peers/talos-backup-<version>/bin/talos-backup (only when asked for, and only with its
 #                        recipe: the module proxy here refuses the siderolabs modules; see scripts/peers/README.md)
+#   kube-apiserver    -> .peers/kube-apiserver-<version>/bin/kube-apiserver (only when asked for, or with
+#                        ETCD_BACKUP_PEERS=all: a cold build takes 15 to 30 minutes of both cores here)
 # Each peer's exact version and whole dependency graph are pinned by a go.mod/go.sum of ours under
 # scripts/peers/<peer>/ (etcd's own go.mod files carry `replace` lines, so `go install module@version`
 # refuses them; requiring the modules from a module of ours is the supported way to build them).
 # A peer is built once: a stamp file records what it was built from, and a later run that finds the
 # stamp matching only prints the versions (seconds). Builds go to a temporary folder renamed into place
 # with the stamp written last, so an interrupted build never looks complete.
-# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio talos-backup;
-#        default: etcd-3.6 etcd-3.5 minio)
+# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio talos-backup kube-apiserver;
+#        default: etcd-3.6 etcd-3.5 minio; ETCD_BACKUP_PEERS=all adds kube-apiserver, or names the peers)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 recipes="$root/scripts/peers"
@@ -78,7 +80,19 @@ talos_backup_version() {
   go version -m "$1/talos-backup" | awk '$1 == "mod" { print "talos-backup", $3 }'
 }
 
-selected=${*:-etcd-3.6 etcd-3.5 minio}
+kube_apiserver_version() {
+  "$1/kube-apiserver" --version
+}
+
+# Default set; ETCD_BACKUP_PEERS=all adds the opt-in kube-apiserver (talos-backup has no recipe here), or names
+# the peers to build.
+default_peers="etcd-3.6 etcd-3.5 minio"
+case ${ETCD_BACKUP_PEERS:-} in
+  "") ;;
+  all) default_peers="$default_peers kube-apiserver" ;;
+  *) default_peers=$ETCD_BACKUP_PEERS ;;
+esac
+selected=${*:-$default_peers}
 for peer in $selected; do
   case $peer in
     etcd-3.6 | etcd-3.5)
@@ -107,8 +121,30 @@ for peer in $selected; do
       build_peer "talos-backup" "$recipes/talos-backup" github.com/siderolabs/talos-backup \
         "talos-backup=github.com/siderolabs/talos-backup/cmd/talos-backup" talos_backup_version
       ;;
+    kube-apiserver)
+      # The API server the kubeconfig save (issue 27) and the operator's real-API tests run against. Its version
+      # is stamped by Kubernetes' release tooling (hack/lib/version.sh) into component-base and client-go; without
+      # it `kube-apiserver --version` says v0.0.0-master. Stamp the pinned release, dated by the module's time.
+      kas_recipe="$recipes/kube-apiserver-1.35.4"
+      kas_version=$(required_version "$kas_recipe" k8s.io/kubernetes)
+      kas_time=$(cd "$kas_recipe" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
+      kas_minor=${kas_version#v*.}
+      kas_minor=${kas_minor%%.*}
+      kas_major=${kas_version#v}
+      kas_major=${kas_major%%.*}
+      PEER_LDFLAGS=""
+      for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+        PEER_LDFLAGS+=" -X $pkg.gitVersion=$kas_version -X $pkg.gitMajor=$kas_major -X $pkg.gitMinor=$kas_minor"
+        # The module proxy does not tell the release's commit: leave it empty rather than a placeholder.
+        PEER_LDFLAGS+=" -X $pkg.gitCommit= -X $pkg.buildDate=$kas_time"
+      done
+      PEER_LDFLAGS="-s -w$PEER_LDFLAGS"
+      build_peer "kube-apiserver" "$kas_recipe" k8s.io/kubernetes \
+        "kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver" kube_apiserver_version
+      unset PEER_LDFLAGS
+      ;;
     *)
-      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio talos-backup)" >&2
+      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio talos-backup kube-apiserver)" >&2
       exit 2
       ;;
   esac
