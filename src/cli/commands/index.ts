@@ -18,6 +18,7 @@ const COMMANDS = {
   daemon: () => import("./daemon.ts"),
   operator: () => import("./operator.ts"),
   log: () => import("./log.ts"),
+  hold: () => import("./hold.ts"),
 } satisfies Record<string, () => Promise<{ register(program: Command): void }>>;
 
 /**

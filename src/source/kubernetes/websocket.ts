@@ -1,0 +1,134 @@
+import { createHash, randomBytes } from "node:crypto";
+
+/*
+ * The part of WebSocket (RFC 6455) that Kubernetes' exec streams use: binary messages, ping/pong and close, no
+ * extensions. Shared by the client (the exec stream) and the test's stand-in kubelet (the server side).
+ */
+
+export const OPCODE = {
+  continuation: 0x0,
+  text: 0x1,
+  binary: 0x2,
+  close: 0x8,
+  ping: 0x9,
+  pong: 0xa,
+} as const;
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** A fresh Sec-WebSocket-Key. */
+export function newWebSocketKey(): string {
+  return randomBytes(16).toString("base64");
+}
+
+/** The Sec-WebSocket-Accept a server answers for a key. */
+export function acceptFor(key: string): string {
+  return createHash("sha1")
+    .update(key + GUID)
+    .digest("base64");
+}
+
+/** One frame; a client masks what it sends (RFC 6455 5.3), a server does not. */
+export function encodeFrame(opcode: number, payload: Buffer, mask: boolean): Buffer {
+  const len = payload.length;
+  const lenBytes = len < 126 ? 0 : len < 0x10000 ? 2 : 8;
+  const head = Buffer.alloc(2 + lenBytes + (mask ? 4 : 0));
+  head[0] = 0x80 | opcode;
+  head[1] = (mask ? 0x80 : 0) | (lenBytes === 0 ? len : lenBytes === 2 ? 126 : 127);
+  if (lenBytes === 2) head.writeUInt16BE(len, 2);
+  if (lenBytes === 8) head.writeBigUInt64BE(BigInt(len), 2);
+  if (!mask) return Buffer.concat([head, payload]);
+  const key = randomBytes(4);
+  key.copy(head, 2 + lenBytes);
+  const masked = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) masked[i] = payload[i]! ^ key[i & 3]!;
+  return Buffer.concat([head, masked]);
+}
+
+export interface WebSocketMessage {
+  opcode: number;
+  payload: Buffer;
+}
+
+/** The largest message accepted: exec streams send at most a few tens of KiB per message. */
+const MAX_MESSAGE = 64 * 1024 * 1024;
+
+/**
+ * Reassembles frames from a byte stream into messages (data messages joined across continuation frames; control
+ * frames returned as they come). Throws on a protocol violation.
+ */
+export class FrameReader {
+  private buffered: Buffer[] = [];
+  private bufferedBytes = 0;
+  private fragments: Buffer[] = [];
+  private fragmentOpcode = -1;
+
+  /** Feeds bytes; returns the complete messages they finished. */
+  push(chunk: Buffer): WebSocketMessage[] {
+    this.buffered.push(chunk);
+    this.bufferedBytes += chunk.length;
+    const out: WebSocketMessage[] = [];
+    for (;;) {
+      const frame = this.nextFrame();
+      if (!frame) return out;
+      const { fin, opcode, payload } = frame;
+      if (opcode >= 0x8) {
+        out.push({ opcode, payload });
+        continue;
+      }
+      if (opcode !== OPCODE.continuation) {
+        if (this.fragmentOpcode !== -1) throw new Error("websocket: new message inside a fragmented one");
+        this.fragmentOpcode = opcode;
+      } else if (this.fragmentOpcode === -1) {
+        throw new Error("websocket: continuation frame without a message");
+      }
+      this.fragments.push(payload);
+      if (fin) {
+        const joined = this.fragments.length === 1 ? this.fragments[0]! : Buffer.concat(this.fragments);
+        out.push({ opcode: this.fragmentOpcode, payload: joined });
+        this.fragments = [];
+        this.fragmentOpcode = -1;
+      }
+    }
+  }
+
+  private nextFrame(): { fin: boolean; opcode: number; payload: Buffer } | undefined {
+    if (this.bufferedBytes < 2) return undefined;
+    const data = this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered);
+    this.buffered = [data];
+    const fin = (data[0]! & 0x80) !== 0;
+    if ((data[0]! & 0x70) !== 0) throw new Error("websocket: reserved bits set (no extension was agreed)");
+    const opcode = data[0]! & 0x0f;
+    const masked = (data[1]! & 0x80) !== 0;
+    let len = data[1]! & 0x7f;
+    let offset = 2;
+    if (len === 126) {
+      if (data.length < 4) return undefined;
+      len = data.readUInt16BE(2);
+      offset = 4;
+    } else if (len === 127) {
+      if (data.length < 10) return undefined;
+      const big = data.readBigUInt64BE(2);
+      if (big > BigInt(MAX_MESSAGE)) throw new Error("websocket: frame too large");
+      len = Number(big);
+      offset = 10;
+    }
+    if (len > MAX_MESSAGE) throw new Error("websocket: frame too large");
+    const maskAt = offset;
+    if (masked) offset += 4;
+    if (data.length < offset + len) return undefined;
+    let payload = data.subarray(offset, offset + len);
+    if (masked) {
+      const key = data.subarray(maskAt, maskAt + 4);
+      const unmasked = Buffer.alloc(len);
+      for (let i = 0; i < len; i++) unmasked[i] = payload[i]! ^ key[i & 3]!;
+      payload = unmasked;
+    } else {
+      payload = Buffer.from(payload);
+    }
+    const rest = data.subarray(offset + len);
+    this.buffered = rest.length ? [rest] : [];
+    this.bufferedBytes = rest.length;
+    return { fin, opcode, payload };
+  }
+}
