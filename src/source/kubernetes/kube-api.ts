@@ -146,7 +146,12 @@ export class KubeApi {
   /** A JSON request; resolves with the parsed body, rejects with `KubeApiError` on an error status. */
   async json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json" };
-    if (body !== undefined) headers["content-type"] = "application/json";
+    const text = body === undefined ? undefined : JSON.stringify(body);
+    if (text !== undefined) {
+      headers["content-type"] = "application/json";
+      // Node sends a DELETE's body neither chunked nor with a length unless told: always give the length.
+      headers["content-length"] = String(Buffer.byteLength(text));
+    }
     const opts = await this.options(method, path, headers);
     if (signal) opts.signal = signal;
     return await new Promise<T>((resolve, reject) => {
@@ -169,7 +174,7 @@ export class KubeApi {
         });
       });
       req.on("error", (err) => reject(this.connectError(err)));
-      req.end(body === undefined ? undefined : JSON.stringify(body));
+      req.end(text);
     });
   }
 

@@ -148,7 +148,7 @@ export class KubernetesSource implements SnapshotSource {
     const named = missing.map((m) => `${m.verb} ${m.resource}${m.subresource ? `/${m.subresource}` : ""}`);
     throw new Hinted(
       `${user ?? "this user"} may not ${named.join(", ")} in namespace ${ETCD_NAMESPACE} (${this.api.description})`,
-      `bind the ClusterRole in ${CLUSTER_ROLE_FILE}: kubectl apply -f it, then kubectl create clusterrolebinding etcd-backup-kubeconfig-save --clusterrole=etcd-backup-kubeconfig-save --user=${user ?? "USER"}`,
+      `grant the ClusterRole in ${CLUSTER_ROLE_FILE} in ${ETCD_NAMESPACE}: kubectl apply -f it, then kubectl -n ${ETCD_NAMESPACE} create rolebinding etcd-backup-kubeconfig-save --clusterrole=etcd-backup-kubeconfig-save --user=${user ?? "NAME"}`,
     );
   }
 

@@ -1,0 +1,279 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { parse } from "yaml";
+import { assertOk, assertOneLineError, keygen, runCli } from "../fixtures/cli.ts";
+import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { type KubeApiserver, startKubeApiserver } from "../fixtures/kube-apiserver.ts";
+import {
+  type StandInKubelet,
+  type StandInKubeletOptions,
+  startStandInKubelet,
+} from "../fixtures/kubelet-standin.ts";
+import { etcdPeer, kubeApiserverPeer, REPO_ROOT, skipReason } from "../fixtures/peers.ts";
+import { makePki } from "../fixtures/pki.ts";
+
+const run = promisify(execFile);
+
+/**
+ * `save --kubeconfig` end to end (issue 27). REAL: kube-apiserver v1.35.4 over its own etcd 3.6, its
+ * authentication (client certificates), RBAC (the CLI's user; the ClusterRole in deploy/kubeconfig-save),
+ * admission and validation of the helper pod, its pods/exec proxy to the node's kubelet over TLS, the etcd 3.6
+ * being backed up (TLS with client-certificate authentication, as kubeadm runs it), our CLI on both ends of the
+ * stream, and etcdctl/etcdutl for the comparison. STAND-IN (test/fixtures/kubelet-standin.ts): the kubelet's
+ * container runtime: it runs the exec'd `etcd-backup save ...` as a local process and marks pods Running.
+ * The etcd static pod and the Node are objects we create, shaped as kubeadm's.
+ */
+
+const NODE = "cp-1";
+const ETCD_POD = `etcd-${NODE}`;
+
+const skip = skipReason(kubeApiserverPeer(), "kube-apiserver") || skipReason(etcdPeer("3.6"), "etcd 3.6");
+
+describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
+  let kas: KubeApiserver;
+  let etcd: EtcdServer;
+  let kubelet: StandInKubelet;
+  const kubeletOptions: StandInKubeletOptions = { node: NODE, startDelayMs: 3000 };
+  let dir: string;
+  let adminKubeconfig: string;
+
+  const helperPods = async () => {
+    const r = await kas.adminRequest(
+      "GET",
+      "/api/v1/namespaces/kube-system/pods?labelSelector=app.kubernetes.io%2Fcomponent%3Dsnapshot-helper",
+    );
+    return (r.body as { items: { metadata: { name: string } }[] }).items.map((p) => p.metadata.name);
+  };
+  const etcdStatus = async (file: string) =>
+    JSON.parse((await run(etcd.peer.etcdutl!, ["snapshot", "status", "-w", "json", file])).stdout) as Record<
+      string,
+      unknown
+    >;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), "etcd-backup-kubeconfig-"));
+    kas = await startKubeApiserver();
+    // The cluster's etcd that the static pod describes: TLS and client certificates, as kubeadm runs it.
+    const etcdPkiDir = join(dir, "pki-etcd");
+    await run("mkdir", ["-p", etcdPkiDir]);
+    const pki = makePki(etcdPkiDir, "etcd-ca");
+    etcd = await startEtcd({
+      release: "3.6",
+      tls: { caCert: pki.caCert, serverCert: pki.serverCert, serverKey: pki.serverKey, clientCertAuth: true },
+      clientCert: { cert: pki.serverCert, key: pki.serverKey },
+    });
+    await fillKeys(etcd, 6000, { valueSize: 1000 });
+    kubelet = await startStandInKubelet(kas, kubeletOptions);
+    adminKubeconfig = await kas.writeKubeconfig(kas.admin, {
+      name: "admin",
+      context: "kubernetes-admin@test",
+    });
+    // What kube-controller-manager would have made: the namespace's default ServiceAccount (pod admission wants it).
+    const sa = await kas.adminRequest("POST", "/api/v1/namespaces/kube-system/serviceaccounts", {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "default" },
+    });
+    assert.ok(sa.status === 201 || sa.status === 409, JSON.stringify(sa.body));
+    // etcd's static pod as kubeadm writes it (the mirror pod's spec), pointing at this etcd and its PKI.
+    const created = await kas.adminRequest("POST", "/api/v1/namespaces/kube-system/pods", {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: ETCD_POD, labels: { component: "etcd", tier: "control-plane" } },
+      spec: {
+        nodeName: NODE,
+        hostNetwork: true,
+        priorityClassName: "system-node-critical",
+        containers: [
+          {
+            name: "etcd",
+            image: "registry.k8s.io/etcd:3.6.5-0",
+            command: [
+              "etcd",
+              `--advertise-client-urls=${etcd.endpoint}`,
+              `--cert-file=${pki.serverCert}`,
+              "--client-cert-auth=true",
+              "--data-dir=/var/lib/etcd",
+              `--key-file=${pki.serverKey}`,
+              `--listen-client-urls=${etcd.endpoint}`,
+              `--name=${NODE}`,
+              `--trusted-ca-file=${pki.caCert}`,
+            ],
+            volumeMounts: [
+              { name: "etcd-data", mountPath: "/var/lib/etcd" },
+              { name: "etcd-certs", mountPath: etcdPkiDir },
+            ],
+          },
+        ],
+        volumes: [
+          { name: "etcd-certs", hostPath: { path: etcdPkiDir, type: "DirectoryOrCreate" } },
+          { name: "etcd-data", hostPath: { path: "/var/lib/etcd", type: "DirectoryOrCreate" } },
+        ],
+      },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+  });
+
+  after(async () => {
+    await kubelet?.stop();
+    await kas?.stop();
+    await etcd?.destroy();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test("--out writes what etcdctl snapshot save writes; the helper pod is gone afterwards", async () => {
+    const out = join(dir, "etcd-snapshot.db");
+    const r = await runCli(["save", "--kubeconfig", adminKubeconfig, "--out", out], { timeoutMs: 180_000 });
+    assertOk(r);
+    // ocne-like progress: the etcd pod was not ready yet when the command started (the stand-in's start delay).
+    assert.match(r.stderr, new RegExp(`waiting for pod kube-system/${ETCD_POD} to be ready`));
+    assert.match(r.stderr, new RegExp(`pod kube-system/${ETCD_POD} is ready on node ${NODE}`));
+    assert.match(
+      r.stderr,
+      new RegExp(`running the backup on node ${NODE} \\(helper pod kube-system/etcd-backup-helper-`),
+    );
+    assert.match(r.stderr, /copied \d+(\.\d+)? MiB from node cp-1/);
+    assert.match(r.stderr, /deleted helper pod kube-system\/etcd-backup-helper-/);
+    assert.match(r.stdout, /saved snapshot to .*etcd-snapshot\.db/);
+
+    // The API server proxied exactly our save, with the certificate paths read from etcd's pod spec.
+    const exec = kubelet.execs.at(-1)!;
+    assert.equal(exec.namespace, "kube-system");
+    assert.match(exec.pod, /^etcd-backup-helper-/);
+    assert.deepEqual(exec.command.slice(0, 6), [
+      "etcd-backup",
+      "save",
+      "--source",
+      "etcd",
+      "--endpoints",
+      etcd.endpoint,
+    ]);
+    assert.deepEqual(exec.command.slice(-2), ["--out", "-"]);
+
+    const theirs = join(dir, "etcdctl.db");
+    await etcd.ctl(["snapshot", "save", theirs]);
+    assert.deepEqual(await etcdStatus(out), await etcdStatus(theirs));
+    const restored = join(dir, "restored");
+    await run(etcd.peer.etcdutl!, ["snapshot", "restore", out, "--data-dir", restored]);
+    assert.ok((await readdir(join(restored, "member"))).includes("snap"));
+    assert.deepEqual(await helperPods(), []);
+    assert.equal(kubelet.running(), 0);
+  });
+
+  test("--to makes a normal backup (zstd, age, manifest) from the same stream", async () => {
+    const keys = await mkdtemp(join(dir, "keys-"));
+    const { recipient } = await keygen(keys);
+    const store = join(dir, "store");
+    const r = await runCli(
+      ["save", "--kubeconfig", adminKubeconfig, "--to", store, "--recipient", recipient, "-o", "json"],
+      {
+        timeoutMs: 180_000,
+      },
+    );
+    assertOk(r);
+    const saved = JSON.parse(r.stdout) as {
+      manifest: { source: { kind: string; node?: string }; etcd?: { revision: number } };
+    };
+    assert.equal(saved.manifest.source.kind, "kubernetes");
+    assert.equal(saved.manifest.source.node, NODE);
+    const theirs = await etcdStatus(join(dir, "etcdctl.db"));
+    assert.equal(saved.manifest.etcd?.revision, theirs.revision);
+    assert.deepEqual(await helperPods(), []);
+  });
+
+  test("a user without the ClusterRole gets one line naming the missing verbs; with it bound, the save works", async () => {
+    const alice = await kas.writeKubeconfig(kas.mintUser("alice"), { name: "alice", context: "alice@test" });
+    const denied = await runCli(["save", "--kubeconfig", alice, "--out", join(dir, "alice.db")]);
+    assertOneLineError(
+      denied,
+      1,
+      /alice may not list pods, get pods, create pods, delete pods, create pods\/exec, get pods\/exec in namespace kube-system/,
+    );
+    assert.match(denied.stderr, /deploy\/kubeconfig-save\/clusterrole\.yaml/);
+    assert.deepEqual(await helperPods(), []);
+
+    // The ready-made ClusterRole, bound in kube-system only, is enough.
+    const role = parse(
+      await readFile(join(REPO_ROOT, "deploy", "kubeconfig-save", "clusterrole.yaml"), "utf8"),
+    );
+    const applied = await kas.adminRequest("POST", "/apis/rbac.authorization.k8s.io/v1/clusterroles", role);
+    assert.equal(applied.status, 201, JSON.stringify(applied.body));
+    const bound = await kas.adminRequest(
+      "POST",
+      "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings",
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: "etcd-backup-kubeconfig-save" },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: "etcd-backup-kubeconfig-save",
+        },
+        subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: "alice" }],
+      },
+    );
+    assert.equal(bound.status, 201, JSON.stringify(bound.body));
+    // RBAC changes reach the authorizer through its informer: allow it a moment.
+    let allowed = await runCli(["save", "--kubeconfig", alice, "--out", join(dir, "alice.db")], {
+      timeoutMs: 180_000,
+    });
+    for (let i = 0; i < 10 && allowed.code !== 0 && /may not/.test(allowed.stderr); i++) {
+      await new Promise((r) => setTimeout(r, 500));
+      allowed = await runCli(["save", "--kubeconfig", alice, "--out", join(dir, "alice.db")], {
+        timeoutMs: 180_000,
+      });
+    }
+    assertOk(allowed);
+    assert.deepEqual(await etcdStatus(join(dir, "alice.db")), await etcdStatus(join(dir, "etcdctl.db")));
+    assert.deepEqual(await helperPods(), []);
+  });
+
+  test("SIGINT mid-copy: the helper pod is deleted and no file is left", async () => {
+    // The stand-in paces the stream (16 KiB every 20 ms: about 8 s for this etcd) so the copy is interrupted mid-way.
+    kubeletOptions.pace = { bytes: 16 * 1024, delayMs: 20 };
+    const outDir = await mkdtemp(join(dir, "interrupted-"));
+    const execsBefore = kubelet.execs.length;
+    let pid = 0;
+    const running = runCli(["save", "--kubeconfig", adminKubeconfig, "--out", join(outDir, "snap.db")], {
+      timeoutMs: 120_000,
+      onSpawn: (p) => {
+        pid = p;
+      },
+    });
+    const deadline = Date.now() + 60_000;
+    while (kubelet.execs.length === execsBefore && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.ok(kubelet.execs.length > execsBefore, "the exec never reached the stand-in kubelet");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.ok((await helperPods()).length === 1, "the helper pod should exist mid-copy");
+    process.kill(pid, "SIGINT");
+    const r = await running;
+    delete kubeletOptions.pace;
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /SIGINT received/);
+    assert.match(r.stderr, /deleted helper pod kube-system\/etcd-backup-helper-/);
+    assert.deepEqual(await helperPods(), []);
+    assert.deepEqual(await readdir(outDir), []);
+    for (let i = 0; i < 20 && kubelet.running() > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(kubelet.running(), 0);
+  });
+
+  test("a context the kubeconfig lacks is one line, exit 2", async () => {
+    const r = await runCli([
+      "save",
+      "--kubeconfig",
+      adminKubeconfig,
+      "--context",
+      "nope",
+      "--out",
+      join(dir, "x.db"),
+    ]);
+    assertOneLineError(r, 2, /has no context "nope" \(use one of: kubernetes-admin@test\)/);
+  });
+});
