@@ -168,7 +168,7 @@ describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
   test("--to makes a normal backup (zstd, age, manifest) from the same stream", async () => {
     const keys = await mkdtemp(join(dir, "keys-"));
     const { recipient } = await keygen(keys);
-    const store = join(dir, "store");
+    const store = await mkdtemp(join(dir, "store-"));
     const r = await runCli(
       ["save", "--kubeconfig", adminKubeconfig, "--to", store, "--recipient", recipient, "-o", "json"],
       {
