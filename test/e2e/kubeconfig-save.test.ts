@@ -264,6 +264,25 @@ describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
     assert.equal(kubelet.running(), 0);
   });
 
+  // Last: it stops the etcd behind the pod.
+  test("the helper's save failing (etcd down) is one line with its reason; the helper pod is deleted", async () => {
+    await etcd.stop();
+    const out = join(dir, "down.db");
+    const r = await runCli(["save", "--kubeconfig", adminKubeconfig, "--out", out], { timeoutMs: 180_000 });
+    assert.equal(r.code, 1, r.stderr);
+    const last = r.stderr.trim().split("\n").at(-1)!;
+    assert.match(
+      last,
+      /^etcd-backup: the command in pod etcd-backup-helper-\w+ exited with code 1: .*127\.0\.0\.1/,
+    );
+    assert.match(r.stderr, /deleted helper pod kube-system\/etcd-backup-helper-/);
+    assert.deepEqual(await helperPods(), []);
+    assert.deepEqual(
+      (await readdir(dir)).filter((f) => f.includes("partial") || f === "down.db"),
+      [],
+    );
+  });
+
   test("a context the kubeconfig lacks is one line, exit 2", async () => {
     const r = await runCli([
       "save",

@@ -139,10 +139,11 @@ function exitFailure(statusJson: string): string | null {
   }
 }
 
+/** The last line the command wrote on stderr, without the `etcd-backup: ` of our own CLI's error lines. */
 function lastLine(text: string): string {
   const lines = text
     .split("\n")
     .map((l) => l.trim())
     .filter(Boolean);
-  return lines.at(-1) ?? "";
+  return (lines.at(-1) ?? "").replace(/^etcd-backup: /, "");
 }
