@@ -114,6 +114,7 @@ export async function sourceFromConfig(
       ...(config.context ? { context: config.context } : {}),
       env,
     });
+    secrets.push(...api.secretValues());
     source = new KubernetesSource({
       api,
       image: config.image ?? DEFAULT_HELPER_IMAGE,

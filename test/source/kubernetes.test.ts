@@ -236,6 +236,7 @@ describe("kubeconfigs", () => {
     const file = kubeconfig("{token: abcd}", "current-context: ctx");
     const api = KubeApi.load({ kubeconfig: file, env: {} });
     assert.equal(api.server, "https://127.0.0.1:6443");
+    assert.deepEqual(api.secretValues(), ["abcd"]);
     assert.match(api.description, /context ctx of /);
     assert.throws(
       () => KubeApi.load({ kubeconfig: file, context: "other", env: {} }),

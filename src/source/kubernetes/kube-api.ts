@@ -118,6 +118,15 @@ export class KubeApi {
     return new KubeApi(config, `context ${contextName} of ${description}`);
   }
 
+  /** The credentials the kubeconfig holds (a token, an embedded key), for the process's redactor. Never print. */
+  secretValues(): string[] {
+    const user = this.config.getCurrentUser();
+    const out: string[] = [];
+    if (user?.token) out.push(user.token);
+    if (user?.keyData) out.push(user.keyData, Buffer.from(user.keyData, "base64").toString("utf8").trim());
+    return out;
+  }
+
   /** TLS and authentication options for one request (an exec plugin may run here). */
   private async options(
     method: string,

@@ -206,6 +206,8 @@ export class KubernetesSource implements SnapshotSource {
   /** Creates the helper pod on the target's node and waits until its container runs. */
   private async startHelper(target: EtcdTarget, signal?: AbortSignal): Promise<void> {
     const name = helperPodName();
+    // Recorded before the create: a create interrupted after the API server stored the pod must still delete it.
+    this.helper = name;
     this.report(
       `running the backup on node ${target.node} (helper pod ${ETCD_NAMESPACE}/${name}, image ${this.options.image})`,
     );
@@ -215,7 +217,6 @@ export class KubernetesSource implements SnapshotSource {
       helperPodManifest(target, this.options.image, name, ETCD_NAMESPACE),
       signal,
     );
-    this.helper = name;
     const timeoutMs = this.options.startTimeoutMs ?? 180_000;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
