@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { parse } from "yaml";
+import { VERSION } from "../../src/version.ts";
 import { assertOk, assertOneLineError, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { type KubeApiserver, startKubeApiserver } from "../fixtures/kube-apiserver.ts";
@@ -16,6 +17,7 @@ import {
 } from "../fixtures/kubelet-standin.ts";
 import { etcdPeer, kubeApiserverPeer, REPO_ROOT, skipReason } from "../fixtures/peers.ts";
 import { makePki } from "../fixtures/pki.ts";
+import { registerSecret } from "../fixtures/secrets.ts";
 
 const run = promisify(execFile);
 
@@ -41,6 +43,7 @@ describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
   const kubeletOptions: StandInKubeletOptions = { node: NODE, startDelayMs: 3000 };
   let dir: string;
   let adminKubeconfig: string;
+  let etcdPkiDir: string;
 
   const helperPods = async () => {
     const r = await kas.adminRequest(
@@ -59,7 +62,7 @@ describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
     dir = await mkdtemp(join(tmpdir(), "etcd-backup-kubeconfig-"));
     kas = await startKubeApiserver();
     // The cluster's etcd that the static pod describes: TLS and client certificates, as kubeadm runs it.
-    const etcdPkiDir = join(dir, "pki-etcd");
+    etcdPkiDir = join(dir, "pki-etcd");
     await run("mkdir", ["-p", etcdPkiDir]);
     const pki = makePki(etcdPkiDir, "etcd-ca");
     etcd = await startEtcd({
@@ -154,6 +157,28 @@ describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
       etcd.endpoint,
     ]);
     assert.deepEqual(exec.command.slice(-2), ["--out", "-"]);
+    // The helper pod as the real API server admitted and stored it.
+    const helper = kubelet.pods.get(exec.pod)!.spec as unknown as {
+      nodeName: string;
+      hostNetwork: boolean;
+      tolerations: { key?: string }[];
+      containers: {
+        image: string;
+        command: string[];
+        volumeMounts: { mountPath: string; readOnly?: boolean }[];
+      }[];
+    };
+    assert.equal(helper.nodeName, NODE);
+    assert.equal(helper.hostNetwork, true);
+    assert.equal(helper.containers[0]!.image, `ghcr.io/example/etcd-backup:${VERSION}`);
+    assert.deepEqual(helper.containers[0]!.command, ["etcd-backup", "hold", "--for", "3600s"]);
+    assert.deepEqual(
+      helper.containers[0]!.volumeMounts.map((m) => [m.mountPath, m.readOnly]),
+      [[etcdPkiDir, true]],
+    );
+    assert.ok(
+      helper.tolerations.some((t: { key?: string }) => t.key === "node-role.kubernetes.io/control-plane"),
+    );
 
     const theirs = join(dir, "etcdctl.db");
     await etcd.ctl(["snapshot", "save", theirs]);
@@ -231,6 +256,87 @@ describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
     }
     assertOk(allowed);
     assert.deepEqual(await etcdStatus(join(dir, "alice.db")), await etcdStatus(join(dir, "etcdctl.db")));
+    assert.deepEqual(await helperPods(), []);
+  });
+
+  test("a ServiceAccount token from an exec credential plugin, with --image: the real token authenticator", async () => {
+    // A ServiceAccount bound to the ready-made ClusterRole (applied by the test before), and a token for it.
+    const sa = await kas.adminRequest("POST", "/api/v1/namespaces/kube-system/serviceaccounts", {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "backup-operator" },
+    });
+    assert.equal(sa.status, 201, JSON.stringify(sa.body));
+    const bound = await kas.adminRequest(
+      "POST",
+      "/apis/rbac.authorization.k8s.io/v1/namespaces/kube-system/rolebindings",
+      {
+        apiVersion: "rbac.authorization.k8s.io/v1",
+        kind: "RoleBinding",
+        metadata: { name: "backup-operator" },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: "etcd-backup-kubeconfig-save",
+        },
+        subjects: [{ kind: "ServiceAccount", name: "backup-operator", namespace: "kube-system" }],
+      },
+    );
+    assert.equal(bound.status, 201, JSON.stringify(bound.body));
+    const tr = await kas.adminRequest(
+      "POST",
+      "/api/v1/namespaces/kube-system/serviceaccounts/backup-operator/token",
+      {
+        apiVersion: "authentication.k8s.io/v1",
+        kind: "TokenRequest",
+        spec: { expirationSeconds: 3600 },
+      },
+    );
+    const token = (tr.body as { status: { token: string } }).status.token;
+    registerSecret(token, "a ServiceAccount token");
+    // The plugin prints an ExecCredential, as client.authentication.k8s.io/v1 plugins do.
+    const plugin = join(dir, "credential-plugin.mjs");
+    await writeFile(
+      plugin,
+      `process.stdout.write(JSON.stringify({ apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status: { token: ${JSON.stringify(token)} } }));\n`,
+    );
+    const kubeconfig = join(dir, "exec.kubeconfig");
+    await writeFile(
+      kubeconfig,
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        "- name: test",
+        "  cluster:",
+        `    server: ${kas.url}`,
+        `    certificate-authority-data: ${(await readFile(kas.pki.caCert)).toString("base64")}`,
+        "users:",
+        "- name: sa",
+        "  user:",
+        "    exec:",
+        "      apiVersion: client.authentication.k8s.io/v1",
+        `      command: ${process.execPath}`,
+        `      args: [${JSON.stringify(plugin)}]`,
+        "      interactiveMode: Never",
+        "contexts:",
+        "- name: sa@test",
+        "  context: {cluster: test, user: sa}",
+        "current-context: sa@test",
+        "",
+      ].join("\n"),
+    );
+    const out = join(dir, "sa.db");
+    const r = await runCli(
+      ["save", "--kubeconfig", kubeconfig, "--image", "registry.example/etcd-backup:test", "--out", out],
+      {
+        timeoutMs: 180_000,
+      },
+    );
+    assertOk(r);
+    const exec = kubelet.execs.at(-1)!;
+    assert.equal(kubelet.pods.get(exec.pod)!.spec.containers[0]!.image, "registry.example/etcd-backup:test");
+    assert.deepEqual(await etcdStatus(out), await etcdStatus(join(dir, "etcdctl.db")));
     assert.deepEqual(await helperPods(), []);
   });
 
