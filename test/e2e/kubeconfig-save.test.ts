@@ -194,6 +194,23 @@ describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
     const keys = await mkdtemp(join(dir, "keys-"));
     const { recipient } = await keygen(keys);
     const store = await mkdtemp(join(dir, "store-"));
+    // A helper pod left by an earlier run whose CLI was killed, ended by its deadline: removed on the way.
+    const leftover = "etcd-backup-helper-leftover";
+    const made = await kas.adminRequest("POST", "/api/v1/namespaces/kube-system/pods", {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: leftover,
+        labels: { "app.kubernetes.io/name": "etcd-backup", "app.kubernetes.io/component": "snapshot-helper" },
+      },
+      spec: { nodeName: NODE, restartPolicy: "Never", containers: [{ name: "snapshot", image: "x" }] },
+    });
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    const ended = await kas.adminRequest("PUT", `/api/v1/namespaces/kube-system/pods/${leftover}/status`, {
+      ...(made.body as object),
+      status: { phase: "Failed", reason: "DeadlineExceeded" },
+    });
+    assert.equal(ended.status, 200, JSON.stringify(ended.body));
     const r = await runCli(
       ["save", "--kubeconfig", adminKubeconfig, "--to", store, "--recipient", recipient, "-o", "json"],
       {
@@ -204,6 +221,7 @@ describe("save --kubeconfig through the real kube-apiserver", { skip }, () => {
     const saved = JSON.parse(r.stdout) as {
       manifest: { source: { kind: string; node?: string }; etcd?: { revision: number } };
     };
+    assert.match(r.stderr, new RegExp(`deleting leftover helper pod kube-system/${leftover} \\(Failed\\)`));
     assert.equal(saved.manifest.source.kind, "kubernetes");
     assert.equal(saved.manifest.source.node, NODE);
     const theirs = await etcdStatus(join(dir, "etcdctl.db"));

@@ -14,6 +14,7 @@ import {
 import { execStdout } from "./exec.ts";
 import {
   HELPER_CONTAINER,
+  HELPER_LABELS,
   helperCommand,
   helperPodManifest,
   helperPodName,
@@ -77,6 +78,7 @@ export class KubernetesSource implements SnapshotSource {
 
   async open(signal?: AbortSignal): Promise<SnapshotStream> {
     await this.checkAccess(signal);
+    await this.removeEndedHelpers(signal);
     const target = await this.findEtcd(signal);
     try {
       await this.startHelper(target, signal);
@@ -163,6 +165,32 @@ export class KubernetesSource implements SnapshotSource {
       return review.status?.userInfo?.username;
     } catch {
       return undefined;
+    }
+  }
+
+  /**
+   * Deletes helper pods of earlier runs that ended on their own (their CLI was killed before it could delete them,
+   * and the pod's deadline ended it). Running ones may belong to a save running now and are left alone.
+   */
+  private async removeEndedHelpers(signal?: AbortSignal): Promise<void> {
+    const selector = Object.entries(HELPER_LABELS)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(",");
+    const list = await this.api.json<{ items: Pod[] }>(
+      "GET",
+      `/api/v1/namespaces/${ETCD_NAMESPACE}/pods?labelSelector=${encodeURIComponent(selector)}`,
+      undefined,
+      signal,
+    );
+    for (const pod of list.items) {
+      const phase = pod.status?.phase;
+      if ((phase !== "Failed" && phase !== "Succeeded") || pod.metadata.deletionTimestamp) continue;
+      this.report(`deleting leftover helper pod ${ETCD_NAMESPACE}/${pod.metadata.name} (${phase})`);
+      await this.api
+        .json("DELETE", `/api/v1/namespaces/${ETCD_NAMESPACE}/pods/${pod.metadata.name}`, undefined, signal)
+        .catch((err) => {
+          if (!(err instanceof KubeApiError && err.code === 404)) throw err;
+        });
     }
   }
 
