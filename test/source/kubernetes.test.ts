@@ -20,6 +20,7 @@ import {
 } from "../../src/source/kubernetes/helper-pod.ts";
 import { KubeApi } from "../../src/source/kubernetes/kube-api.ts";
 import { encodeFrame, FrameReader, OPCODE } from "../../src/source/kubernetes/websocket.ts";
+import { assertOk, runCli } from "../fixtures/cli.ts";
 import { SeededRandom } from "../fixtures/seeded-random.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "etcd-backup-kubernetes-unit-"));
@@ -277,6 +278,21 @@ describe("kubeconfigs", () => {
       /basic authentication/,
     );
     assert.throws(() => KubeApi.load({ kubeconfig: join(dir, "nope"), env: {} }), /does not exist/);
+  });
+});
+
+describe("hold (the helper pod's main process)", () => {
+  test("waits for --for, ends at once on SIGTERM, and is not listed in the help", async () => {
+    const started = Date.now();
+    assertOk(await runCli(["hold", "--for", "1s"]));
+    assert.ok(Date.now() - started >= 1000);
+    let pid = 0;
+    const held = runCli(["hold", "--for", "1h"], { onSpawn: (p) => (pid = p), timeoutMs: 30_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    process.kill(pid, "SIGTERM");
+    assertOk(await held);
+    const help = await runCli(["--help"]);
+    assert.doesNotMatch(help.stdout, /\bhold\b/);
   });
 });
 
