@@ -209,7 +209,7 @@ export class KubernetesSource implements SnapshotSource {
       if (pods.length === 0)
         throw new Hinted(
           `no etcd pod in namespace ${ETCD_NAMESPACE} (label ${ETCD_SELECTOR}) at ${this.api.server}`,
-          "the kubeconfig backup needs etcd as a static pod (kubeadm); for an external etcd pass --endpoints and its certificates",
+          "the kubeconfig backup needs etcd as a static pod (kubeadm); for an external etcd pass --endpoints and its certificates, on Talos --talosconfig",
         );
       const ready = pods.find(isReady);
       if (ready) {
