@@ -7,8 +7,8 @@ import type { Identity } from "./types.ts";
 
 const EMPTY = Buffer.alloc(0);
 
-/** Finds the file key for a parsed header, then checks the header MAC with it. */
-async function unlock(header: Header, identities: Identity[]): Promise<Uint8Array> {
+/** Finds the file key for a parsed header, then checks the header MAC with it (rekey.ts uses it too). */
+export async function unlock(header: Header, identities: Identity[]): Promise<Uint8Array> {
   if (header.stanzas.length > 1 && header.stanzas.some((s) => s.type === "scrypt")) {
     throw headerError("an scrypt stanza must be the only one in the header");
   }

@@ -20,6 +20,7 @@ export {
   parseRecipientsFile,
   recipientOf,
 } from "./keys.ts";
+export { checkHeader, type OpenedHeader, readHeaderFrom, rewrapHeader, unwrapFileKey } from "./rekey.ts";
 export type { Identity, Recipient, Stanza } from "./types.ts";
 
 /**

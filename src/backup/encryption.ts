@@ -118,3 +118,31 @@ export async function decryptionFactory(
   if (identities.length === 0) return undefined;
   return () => createDecryptStream(identities);
 }
+
+/**
+ * The identities in age identity files (for `rekey`, which needs the identities themselves rather than a
+ * decryption stage); every secret line goes to `onSecret` for redaction.
+ */
+export async function loadIdentities(
+  files: string[],
+  options: { onSecret?: SecretSink } = {},
+): Promise<Identity[]> {
+  const identities: Identity[] = [];
+  for (const file of files) {
+    const text = await readKeyFile(file, "--identity");
+    for (const line of text.split(/\r?\n/))
+      if (line.trim() && !line.startsWith("#")) options.onSecret?.(line.trim());
+    identities.push(...parseIdentities(text));
+  }
+  return identities;
+}
+
+/** The recipients named by `--recipient` values and `--recipients-file` files (public keys only). */
+export async function loadRecipients(keys: EncryptionKeySources): Promise<Recipient[]> {
+  const recipients: Recipient[] = [];
+  for (const r of keys.recipients ?? []) recipients.push(parseRecipient(r));
+  for (const file of keys.recipientsFiles ?? []) {
+    recipients.push(...parseRecipientsFile(await readKeyFile(file, "--recipients-file")));
+  }
+  return recipients;
+}

@@ -3,6 +3,7 @@ import { Hinted } from "../errors.ts";
 import { LeftoversUnsupported, type ObjectInfo, type Store } from "../store/store.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
 import { type BackupName, formatStamp, manifestKey, parseBackupKey } from "./names.ts";
+import { manifestDuringRekey, REKEY_JOURNAL_SUFFIX } from "./rekey-journal.ts";
 
 /** Suffix of the marker our tool writes before an upload and removes once the manifest is written. */
 export const PENDING_SUFFIX = ".pending";
@@ -43,8 +44,10 @@ export async function listBackups(store: Store, options: { prefix?: string } = {
   const objects = new Map<string, ObjectInfo>();
   const manifests = new Map<string, ObjectInfo>();
   const pending = new Map<string, ObjectInfo>();
+  const rekeying = new Set<string>();
   for await (const obj of store.list(options.prefix ?? "")) {
-    if (obj.key.endsWith(MANIFEST_SUFFIX)) manifests.set(obj.key.slice(0, -MANIFEST_SUFFIX.length), obj);
+    if (obj.key.endsWith(REKEY_JOURNAL_SUFFIX)) rekeying.add(obj.key.slice(0, -REKEY_JOURNAL_SUFFIX.length));
+    else if (obj.key.endsWith(MANIFEST_SUFFIX)) manifests.set(obj.key.slice(0, -MANIFEST_SUFFIX.length), obj);
     else if (obj.key.endsWith(PENDING_SUFFIX)) pending.set(obj.key.slice(0, -PENDING_SUFFIX.length), obj);
     else objects.set(obj.key, obj);
   }
@@ -88,6 +91,11 @@ export async function listBackups(store: Store, options: { prefix?: string } = {
     async (entry) => {
       try {
         entry.manifest = await readManifest(store, entry.key);
+        // An interrupted rekey (src/catalog/rekey-journal.ts): the object may already carry the new header.
+        if (rekeying.has(entry.key)) {
+          const described = await manifestDuringRekey<unknown>(store, entry.key, entry.manifest);
+          if (described !== entry.manifest) entry.manifest = parseManifest(JSON.stringify(described));
+        }
       } catch (err) {
         entry.state = "invalid";
         entry.problem = (err as Error).message;

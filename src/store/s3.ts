@@ -45,7 +45,7 @@ export interface S3StoreOptions {
 }
 
 /** User metadata key (x-amz-meta-...) that carries `PutOptions.owner`. */
-const OWNER_METADATA = "etcd-backup-owner";
+export const OWNER_METADATA = "etcd-backup-owner";
 
 /** A multipart upload that was started and neither completed nor aborted. Keys are relative to the prefix. */
 export interface IncompleteUpload {
@@ -156,6 +156,27 @@ export class S3Store implements Store {
     this.api = api;
     this.s3 = client;
     this.loaded = client;
+  }
+
+  /**
+   * The loaded SDK client and module, the bucket key of a store key, and the store's retry policy, for requests
+   * the `Store` contract does not cover (server-side part copies: src/store/s3-part-copy.ts).
+   */
+  async sdk(): Promise<{
+    client: S3Client;
+    api: typeof import("@aws-sdk/client-s3");
+    bucketKey: (key: string) => string;
+    retry: <T>(operation: () => Promise<T>, signal?: AbortSignal) => Promise<T>;
+    explain: (what: string, err: unknown) => Error;
+  }> {
+    await this.load();
+    return {
+      client: this.s3,
+      api: this.api,
+      bucketKey: (key) => this.objectKey(key),
+      retry: (operation, signal) => this.retry(operation, signal),
+      explain: (what, err) => this.explain(what, err),
+    };
   }
 
   /** Closes the connections this store keeps open. */

@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { parseAllDocuments } from "yaml";
 import { backupSpecSchema, scheduleSpecSchema } from "../../src/operator/spec.ts";
+import { badBackupCases, badScheduleCases, baseBackup, baseSchedule, DEPLOY, samples } from "./crd-cases.ts";
 
-const DEPLOY = join(import.meta.dirname, "..", "..", "deploy", "operator");
 type Schema = Record<string, unknown>;
 
 function crd(file: string) {
@@ -78,19 +78,6 @@ const ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false, us
 const validateBackup = ajv.compile(toJsonSchema(schemaOf(backupCrd)) as object);
 const validateSchedule = ajv.compile(toJsonSchema(schemaOf(scheduleCrd)) as object);
 
-function samples(): { file: string; doc: { kind: string; spec: unknown } }[] {
-  const dir = join(DEPLOY, "samples");
-  return readdirSync(dir).flatMap((file) =>
-    parseAllDocuments(readFileSync(join(dir, file), "utf8"))
-      .map((d) => d.toJS() as { kind: string; spec: unknown } | null)
-      .filter(
-        (doc): doc is { kind: string; spec: unknown } =>
-          doc?.kind === "EtcdBackup" || doc?.kind === "EtcdBackupSchedule",
-      )
-      .map((doc) => ({ file, doc })),
-  );
-}
-
 const validate = (doc: { kind: string }) => {
   const v = doc.kind === "EtcdBackup" ? validateBackup : validateSchedule;
   const ok = v(structuredClone(doc));
@@ -159,40 +146,9 @@ describe("CRDs", () => {
     assert.equal(t.source.etcd.tlsSecretRef.keyKey, "tls.key");
   });
 
-  const base = () =>
-    structuredClone(samples().find((s) => s.file === "etcdbackup-etcd.yaml")!.doc) as never as {
-      kind: string;
-      spec: Record<string, unknown> & {
-        source: Record<string, unknown>;
-        destination: { s3: Record<string, unknown> };
-        encryption: Record<string, unknown>;
-      };
-    };
-  const cases: [string, (d: ReturnType<typeof base>) => void][] = [
-    ["a missing destination", (d) => delete (d.spec as Record<string, unknown>).destination],
-    ["a missing bucket", (d) => delete d.spec.destination.s3.bucket],
-    ["no encryption decision", (d) => (d.spec.encryption = {})],
-    ["none: false without recipients", (d) => (d.spec.encryption = { none: false })],
-    ["none: true with recipients", (d) => (d.spec.encryption.none = true)],
-    ["a bad compression enum", (d) => (d.spec.compression = "gzip")],
-    ["a bad deletionPolicy enum", (d) => (d.spec.deletionPolicy = "Orphan")],
-    ["a recipient that is not age1...", (d) => (d.spec.encryption.recipients = ["ssh-ed25519 AAAA"])],
-    ["a bucket name with capitals", (d) => (d.spec.destination.s3.bucket = "My_Bucket")],
-    ["an endpoint without scheme", (d) => (d.spec.destination.s3.endpoint = "minio:9000")],
-    ["a prefix with a leading slash", (d) => (d.spec.destination.s3.prefix = "/clusters")],
-    ["both etcd and talos", (d) => (d.spec.source.talos = { inCluster: true })],
-    ["no source", (d) => (d.spec.source = {})],
-    [
-      "talos with neither inCluster nor a Secret",
-      (d) => (d.spec.source = { talos: { nodes: ["10.0.0.1"] } }),
-    ],
-    ["talos inCluster: false", (d) => (d.spec.source = { talos: { inCluster: false } })],
-    ["a compression level of 0", (d) => (d.spec.compressionLevel = 0)],
-    ["no etcd endpoint", (d) => (d.spec.source = { etcd: { endpoints: [] } })],
-  ];
-  for (const [what, mutate] of cases) {
+  for (const [what, mutate] of badBackupCases) {
     it(`reject an EtcdBackup with ${what}`, () => {
-      const d = base();
+      const d = baseBackup();
       assert.ok(validate(d).ok);
       mutate(d);
       assert.equal(validate(d).ok, false);
@@ -202,22 +158,9 @@ describe("CRDs", () => {
     });
   }
 
-  const sched = () =>
-    structuredClone(samples().find((s) => s.file === "etcdbackupschedule-etcd.yaml")!.doc) as never as {
-      kind: string;
-      spec: Record<string, unknown> & { retention: Record<string, unknown> };
-    };
-  const scheduleCases: [string, (d: ReturnType<typeof sched>) => void][] = [
-    ["no schedule", (d) => delete d.spec.schedule],
-    ["a cron with 4 fields", (d) => (d.spec.schedule = "* * * *")],
-    ["a bad concurrencyPolicy", (d) => (d.spec.concurrencyPolicy = "Sometimes")],
-    ["keepLast 0", (d) => (d.spec.retention.keepLast = 0)],
-    ["keepWithin without unit", (d) => (d.spec.retention.keepWithin = "7")],
-    ["no template", (d) => delete d.spec.template],
-  ];
-  for (const [what, mutate] of scheduleCases) {
+  for (const [what, mutate] of badScheduleCases) {
     it(`reject an EtcdBackupSchedule with ${what}`, () => {
-      const d = sched();
+      const d = baseSchedule();
       assert.ok(validate(d).ok);
       mutate(d);
       assert.equal(validate(d).ok, false);
@@ -225,7 +168,7 @@ describe("CRDs", () => {
   }
 
   it("accept a 6-field cron with seconds", () => {
-    const d = sched();
+    const d = baseSchedule();
     d.spec.schedule = "*/30 * * * * *";
     assert.ok(validate(d).ok);
   });

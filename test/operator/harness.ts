@@ -81,7 +81,10 @@ export async function startHarness(options: { etcd?: StartEtcdOptions } = {}): P
 }
 
 /** An EtcdBackup spec for the harness: etcd, the bucket with credentials from the Secret, age to its recipient. */
-export function backupSpec(h: Harness, extra: Record<string, unknown> = {}) {
+export function backupSpec(
+  h: Pick<Harness, "etcd" | "bucket" | "s3" | "recipient">,
+  extra: Record<string, unknown> = {},
+) {
   return {
     clusterName: "demo",
     source: { etcd: { endpoints: [h.etcd.endpoint], dialTimeoutSeconds: 3 } },
@@ -101,7 +104,7 @@ export function backupSpec(h: Harness, extra: Record<string, unknown> = {}) {
 }
 
 /** Object keys in the bucket (s3rver's directory, so the test does not depend on the code it checks). */
-export async function bucketKeys(h: Harness): Promise<string[]> {
+export async function bucketKeys(h: Pick<Harness, "s3" | "bucket">): Promise<string[]> {
   const { readdir } = await import("node:fs/promises");
   const root = join(h.s3.directory, h.bucket);
   const out: string[] = [];
@@ -118,7 +121,10 @@ export async function bucketKeys(h: Harness): Promise<string[]> {
 }
 
 /** Decrypts a stored object with the real `age -d` and returns the plain bytes. */
-export async function ageDecrypt(h: Harness, key: string): Promise<Buffer> {
+export async function ageDecrypt(
+  h: Pick<Harness, "s3" | "bucket" | "dir" | "identityPath">,
+  key: string,
+): Promise<Buffer> {
   const path = join(h.s3.directory, h.bucket, `${key}._S3rver_object`);
   const out = join(h.dir, "decrypted");
   await run("age", ["-d", "-i", h.identityPath, "-o", out, path]);

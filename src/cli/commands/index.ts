@@ -13,6 +13,7 @@ const COMMANDS = {
   diff: () => import("./diff.ts"),
   prune: () => import("./prune.ts"),
   keygen: () => import("./keygen.ts"),
+  rekey: () => import("./rekey.ts"),
   "save-config": () => import("./save-config.ts"),
   "restore-config": () => import("./restore-config.ts"),
   daemon: () => import("./daemon.ts"),
