@@ -93,22 +93,23 @@ export class FrameReader {
   }
 
   private nextFrame(): { fin: boolean; opcode: number; payload: Buffer } | undefined {
-    if (this.bufferedBytes < 2) return undefined;
-    const data = this.buffered.length === 1 ? this.buffered[0]! : Buffer.concat(this.buffered);
-    this.buffered = [data];
-    const fin = (data[0]! & 0x80) !== 0;
-    if ((data[0]! & 0x70) !== 0) throw new Error("websocket: reserved bits set (no extension was agreed)");
-    const opcode = data[0]! & 0x0f;
-    const masked = (data[1]! & 0x80) !== 0;
-    let len = data[1]! & 0x7f;
+    // The header first (at most 14 bytes), then the frame only once all of it is here: a frame that arrives in
+    // many TLS records is joined once, not at every record.
+    const head = this.peek(Math.min(14, this.bufferedBytes));
+    if (head.length < 2) return undefined;
+    const fin = (head[0]! & 0x80) !== 0;
+    if ((head[0]! & 0x70) !== 0) throw new Error("websocket: reserved bits set (no extension was agreed)");
+    const opcode = head[0]! & 0x0f;
+    const masked = (head[1]! & 0x80) !== 0;
+    let len = head[1]! & 0x7f;
     let offset = 2;
     if (len === 126) {
-      if (data.length < 4) return undefined;
-      len = data.readUInt16BE(2);
+      if (head.length < 4) return undefined;
+      len = head.readUInt16BE(2);
       offset = 4;
     } else if (len === 127) {
-      if (data.length < 10) return undefined;
-      const big = data.readBigUInt64BE(2);
+      if (head.length < 10) return undefined;
+      const big = head.readBigUInt64BE(2);
       if (big > BigInt(MAX_MESSAGE)) throw new Error("websocket: frame too large");
       len = Number(big);
       offset = 10;
@@ -116,19 +117,48 @@ export class FrameReader {
     if (len > MAX_MESSAGE) throw new Error("websocket: frame too large");
     const maskAt = offset;
     if (masked) offset += 4;
-    if (data.length < offset + len) return undefined;
-    let payload = data.subarray(offset, offset + len);
+    if (this.bufferedBytes < offset + len) return undefined;
+    const frame = this.take(offset + len);
+    const payload = Buffer.from(frame.subarray(offset));
     if (masked) {
-      const key = data.subarray(maskAt, maskAt + 4);
-      const unmasked = Buffer.alloc(len);
-      for (let i = 0; i < len; i++) unmasked[i] = payload[i]! ^ key[i & 3]!;
-      payload = unmasked;
-    } else {
-      payload = Buffer.from(payload);
+      const key = frame.subarray(maskAt, maskAt + 4);
+      for (let i = 0; i < len; i++) payload[i] = payload[i]! ^ key[i & 3]!;
     }
-    const rest = data.subarray(offset + len);
-    this.buffered = rest.length ? [rest] : [];
-    this.bufferedBytes = rest.length;
     return { fin, opcode, payload };
+  }
+
+  /** The first `n` buffered bytes, without consuming them. */
+  private peek(n: number): Buffer {
+    const first = this.buffered[0];
+    if (!first) return Buffer.alloc(0);
+    if (first.length >= n) return first.subarray(0, n);
+    const parts: Buffer[] = [];
+    let have = 0;
+    for (const b of this.buffered) {
+      if (have >= n) break;
+      parts.push(b);
+      have += b.length;
+    }
+    return Buffer.concat(parts).subarray(0, n);
+  }
+
+  /** Removes and returns the first `n` buffered bytes (n <= bufferedBytes). */
+  private take(n: number): Buffer {
+    const parts: Buffer[] = [];
+    let need = n;
+    while (need > 0) {
+      const b = this.buffered[0]!;
+      if (b.length <= need) {
+        parts.push(b);
+        this.buffered.shift();
+        need -= b.length;
+      } else {
+        parts.push(b.subarray(0, need));
+        this.buffered[0] = b.subarray(need);
+        need = 0;
+      }
+    }
+    this.bufferedBytes -= n;
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts, n);
   }
 }
