@@ -115,6 +115,7 @@ export async function publishBackup(options: PublishOptions): Promise<Published>
         contentType: "application/octet-stream",
         ifAbsent: true,
         owner: run,
+        immutable: true,
       },
     );
     size = stored.size;
@@ -151,6 +152,9 @@ export async function publishBackup(options: PublishOptions): Promise<Published>
       contentType: "application/json",
       ifAbsent: true,
       owner: run,
+      // Locked like its object (same date, as both are written seconds apart): a backup under lock keeps the
+      // manifest that makes it verifiable, and prune deletes the pair once both dates have passed.
+      immutable: true,
     });
   } catch (err) {
     await cleanup(size);

@@ -23,6 +23,8 @@ export interface SaveOptions {
   encryption: EncryptionPlan | null;
   /** Folder inside the store (talos-backup's S3 prefix layout); "" for the store root. */
   dir?: string;
+  /** The object's name pattern: ours (default) or the Talos operator's (catalog/names.ts). */
+  layout?: "talos-operator";
   signal?: AbortSignal;
   /** Called as plain snapshot bytes arrive, with the total when the source announced it. */
   onProgress?: (bytes: number, expected: number | undefined) => void;
@@ -60,6 +62,7 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
     compression: options.compression,
     encrypted: options.encryption !== null,
     dir: options.dir ?? "",
+    ...(options.layout ? { layout: options.layout } : {}),
   });
   const trailer = new TrailerCheck();
   const plain = new ByteCounter((n) => options.onProgress?.(n, snapshot.expectedSize));

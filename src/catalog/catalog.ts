@@ -1,6 +1,13 @@
 import { text } from "node:stream/consumers";
 import { Hinted } from "../errors.ts";
-import { LeftoversUnsupported, type ObjectInfo, type Store } from "../store/store.ts";
+import {
+  isNotFound,
+  LeftoversUnsupported,
+  NO_RETENTION,
+  type ObjectInfo,
+  type Retention,
+  type Store,
+} from "../store/store.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
 import { type BackupName, formatStamp, manifestKey, parseBackupKey } from "./names.ts";
 import { manifestDuringRekey, REKEY_JOURNAL_SUFFIX } from "./rekey-journal.ts";
@@ -171,6 +178,27 @@ export function manifestMismatch(manifest: Manifest, object: ObjectInfo): string
 export async function readManifest(store: Store, key: string): Promise<Manifest> {
   const body = await store.get(manifestKey(key));
   return parseManifest(await text(body));
+}
+
+/**
+ * The retention (object lock, legal hold) of each entry's stored object, for `list` and `verify`; empty on a store
+ * without the notion. A few requests at a time; an S3 store on a bucket without Object Lock sends none.
+ */
+export async function readRetentions(
+  store: Store,
+  entries: readonly CatalogEntry[],
+): Promise<Map<string, Retention>> {
+  const out = new Map<string, Retention>();
+  if (!store.retention) return out;
+  const withObject = entries.filter((e) => e.object && !e.temporary);
+  await forEachLimited(withObject, 8, async (entry) => {
+    try {
+      out.set(entry.key, (await store.retention?.(entry.key)) ?? NO_RETENTION);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  });
+  return out;
 }
 
 /** Entries that can be restored: complete ones and backups written by other tools. */

@@ -13,6 +13,12 @@ export interface BackupName {
   kind: "snapshot" | "config";
   compression: Compression;
   encrypted: boolean;
+  /**
+   * `talos-operator`: the Talos operator's (alperencelik/talos-operator) layout,
+   * `<dir>/etcd-snapshot-<2006-01-02T15-04-05Z>.db`, where the folder's last segment is the cluster (its
+   * TalosControlPlane); absent: ours, talos-backup's.
+   */
+  layout?: "talos-operator";
 }
 
 const SNAPSHOT_EXT = ".snap";
@@ -29,13 +35,30 @@ export function backupKey(opts: {
   encrypted: boolean;
   kind?: "snapshot" | "config";
   dir?: string;
+  layout?: "talos-operator";
 }): string {
+  if (opts.layout === "talos-operator") return talosOperatorKey(opts);
   const stamp = formatStamp(opts.time);
   const ext =
     (opts.kind === "config" ? CONFIG_EXT : SNAPSHOT_EXT) + (opts.compression === "zstd" ? ".zst" : "");
   const name = `${opts.cluster}-${stamp}${ext}${opts.encrypted ? ".age" : ""}`;
   return opts.dir ? `${opts.dir.replace(/\/+$/, "")}/${name}` : name;
 }
+
+/**
+ * The Talos operator's name for a snapshot: `<dir>/etcd-snapshot-<UTC time with dashes>.db` (its key pattern is
+ * `talos-operator-etcd-backups/<control plane>/...`; `dir` holds all of it), plain; we add `.zst` and `.age` only
+ * when a resource opts in to compression or encryption.
+ */
+function talosOperatorKey(opts: { time: Date; compression: Compression; encrypted: boolean; dir?: string }) {
+  const stamp = formatStamp(opts.time).replace(/:/g, "-");
+  const dir = (opts.dir ?? "").replace(/\/+$/, "");
+  return `${dir}/etcd-snapshot-${stamp}.db${opts.compression === "zstd" ? ".zst" : ""}${opts.encrypted ? ".age" : ""}`;
+}
+
+// etcd-snapshot-<2006-01-02T15-04-05Z>.db [.zst] [.age], in a folder named after the cluster.
+const TALOS_OPERATOR_RE =
+  /^etcd-snapshot-(?<d>\d{4}-\d{2}-\d{2})T(?<h>\d{2})-(?<m>\d{2})-(?<s>\d{2})Z\.db(?<zst>\.zst)?(?<age>\.age)?$/;
 
 /** `2026-11-23T20:12:59Z`: RFC 3339 in UTC, whole seconds, as Go's time.RFC3339 prints a UTC time. */
 export function formatStamp(time: Date): string {
@@ -54,6 +77,22 @@ export function parseBackupKey(key: string): BackupName | null {
   const slash = key.lastIndexOf("/");
   const dir = slash >= 0 ? key.slice(0, slash) : "";
   const base = slash >= 0 ? key.slice(slash + 1) : key;
+  const t = TALOS_OPERATOR_RE.exec(base);
+  const cluster = dir.slice(dir.lastIndexOf("/") + 1);
+  if (t?.groups && cluster) {
+    const time = parseRfc3339(`${t.groups.d}T${t.groups.h}:${t.groups.m}:${t.groups.s}Z`);
+    if (!time) return null;
+    return {
+      key,
+      dir,
+      cluster,
+      time,
+      kind: "snapshot",
+      compression: t.groups.zst ? "zstd" : "none",
+      encrypted: Boolean(t.groups.age),
+      layout: "talos-operator",
+    };
+  }
   const m = NAME_RE.exec(base);
   if (!m?.groups) return null;
   const time = parseRfc3339(m.groups.stamp!);

@@ -1,5 +1,13 @@
 import { errorChain } from "../errors.ts";
-import { type Leftover, LeftoversUnsupported, type Store } from "../store/store.ts";
+import {
+  isNotFound,
+  type Leftover,
+  LeftoversUnsupported,
+  type Retention,
+  retentionHold,
+  retentionOf,
+  type Store,
+} from "../store/store.ts";
 import { type CatalogEntry, isUsable, listBackups, PENDING_SUFFIX } from "./catalog.ts";
 import { type BackupName, parseBackupKey } from "./names.ts";
 import { type KeepReason, planRetention, type RetentionPolicy } from "./retention.ts";
@@ -45,6 +53,8 @@ export interface LeftoverCleanup {
   /** Age of the newest part (object, marker, manifest), milliseconds. */
   ageMs: number;
   result?: "deleted" | "failed";
+  /** Why a leftover old enough to go is kept: the store holds one of its objects (object lock, legal hold). */
+  hold?: string;
 }
 
 /** A multipart upload that was started and never completed nor aborted (a killed save's), and what prune does. */
@@ -110,7 +120,28 @@ export async function pruneBackups(
     action: d.action,
     reasons: d.reasons,
   }));
+  // What the store will not delete yet (object lock, legal hold) stays, with the reason: asked in dry runs
+  // too, so that both plan alike, and only for what the policy would delete (no request for the rest).
+  const deleting = backups.filter((b) => b.action === "delete");
+  const holds = await readHolds(
+    store,
+    deleting.flatMap((b) => backupKeys(b.entry)),
+    now,
+  );
+  keepHeld(backups, holds);
   const leftovers = planLeftovers(all, backups, now, graceMs);
+  const leftoverHolds = await readHolds(
+    store,
+    leftovers.filter((l) => l.action === "delete").flatMap((l) => l.keys),
+    now,
+  );
+  for (const l of leftovers) {
+    const hold = l.action === "delete" ? firstHold(l.keys, leftoverHolds) : undefined;
+    if (hold) {
+      l.action = "keep";
+      l.hold = hold;
+    }
+  }
   const report: PruneReport = {
     dryRun,
     now,
@@ -200,6 +231,50 @@ async function planUploads(
     out.push({ ...upload, name, ageMs, action: ageMs >= graceMs ? "abort" : "keep", leftover });
   }
   return out.sort((a, b) => a.initiated.getTime() - b.initiated.getTime());
+}
+
+/**
+ * What holds each of `keys` at `now` (see `retentionHold`), for the keys that are held. A key whose retention
+ * cannot be read counts as held, with the reason: prune never deletes what it could not check.
+ */
+export async function readHolds(store: Store, keys: string[], now: Date): Promise<Map<string, string>> {
+  const holds = new Map<string, string>();
+  if (!store.retention) return holds;
+  await forEachLimited(keys, 8, undefined, async (key) => {
+    let retention: Retention;
+    try {
+      retention = await retentionOf(store, key);
+    } catch (err) {
+      if (isNotFound(err)) return;
+      holds.set(key, `retention unreadable: ${errorChain(err).join(": ")}`);
+      return;
+    }
+    const hold = retentionHold(retention, now);
+    if (hold) holds.set(key, hold);
+  });
+  return holds;
+}
+
+/**
+ * Turns each planned deletion whose object or manifest is held into a keep with reason `locked`, so that prune
+ * never asks the store to delete what it will refuse (and a dry run shows the same). Pure; changes `backups`.
+ */
+export function keepHeld(backups: PrunedBackup[], holds: ReadonlyMap<string, string>): void {
+  for (const b of backups) {
+    if (b.action !== "delete") continue;
+    const hold = firstHold(backupKeys(b.entry), holds);
+    if (!hold) continue;
+    b.action = "keep";
+    b.reasons = [{ rule: "locked", hold }];
+  }
+}
+
+function firstHold(keys: string[], holds: ReadonlyMap<string, string>): string | undefined {
+  for (const key of keys) {
+    const hold = holds.get(key);
+    if (hold) return hold;
+  }
+  return undefined;
 }
 
 /** A backup's keys in deletion order: the object, then what only describes it. */

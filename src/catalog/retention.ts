@@ -26,8 +26,11 @@ export interface RetentionPolicy {
 
 /** Why a backup is kept. `period` names the calendar bucket (`2026-11-23`, `2026-W48`...) for calendar rules. */
 export interface KeepReason {
-  rule: "newest" | "last" | CalendarRule | "within" | "not-usable";
+  /** `locked`: no rule keeps it but the store will not let it go yet (object lock, legal hold); see prune.ts. */
+  rule: "newest" | "last" | CalendarRule | "within" | "not-usable" | "locked";
   period?: string;
+  /** For `locked`: what holds it, `object lock compliance until 2027-01-03`, `legal hold`. */
+  hold?: string;
 }
 
 /** What retention needs to know of a backup. */

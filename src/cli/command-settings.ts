@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import type { BackupJobConfig, DaemonConfig } from "../config/schema.ts";
-import { s3SettingsFromEnv } from "../store/s3-settings.ts";
+import { azureSettingsFromEnv } from "../store/azure-settings.ts";
+import { LEGAL_HOLD_ENV, s3SettingsFromEnv } from "../store/s3-settings.ts";
 
 const MiB = 1024 * 1024;
 
@@ -17,6 +18,19 @@ const S3_FLAGS: Record<string, string> = {
   s3SseKmsKeyId: "sseKmsKeyId",
   s3StorageClass: "storageClass",
   s3SdkChecksums: "sdkChecksums",
+  s3ObjectLock: "objectLock",
+  s3ObjectLockDays: "objectLockDays",
+  s3LegalHold: "legalHold",
+};
+
+/** Flags whose values are collected into the settings' `azure` object, and the name they take there. */
+const AZURE_FLAGS: Record<string, string> = {
+  azureAccount: "account",
+  azureEndpoint: "endpoint",
+  azureAccountKeyFile: "accountKeyFile",
+  azureSasTokenFile: "sasTokenFile",
+  azureBlockSize: "blockSizeMiB",
+  azureConcurrency: "concurrency",
 };
 
 /** Flags that are how a command runs, not what the job is. */
@@ -26,7 +40,7 @@ const NOT_SETTINGS = new Set(["config", "ageRecipientEnv", "output", "debug"]);
  * Translates a command's flags (with their environment variables, as commander applied them) and an optional
  * settings file into flat settings, keys named after the flags in camelCase, as `parseJobSettings` and
  * `parseDaemonConfig` read them. What wins: a flag or its variable, then the file, then the flag's default.
- * S3 settings: the flags, then the file, then AWS_* / talos-backup's S3 variables. `-e` is `talosEndpoints`.
+ * S3 settings: the flags, then the file, then AWS_* / talos-backup's S3 variables; Azure's likewise. `-e` is `talosEndpoints`.
  * Also returns `given`: whether the user gave a setting (flag, variable or file), as opposed to a default.
  */
 export function settingsFromCommand(
@@ -52,12 +66,28 @@ export function settingsFromCommand(
     if (!fromCommand(flag)) continue;
     s3[key] = flag === "s3PartSize" ? (flags[flag] as number) / MiB : flags[flag];
   }
+  // The variable as text, for the settings parser to read as true/false (commander would take `false` as on).
+  if (!fromCommand("s3LegalHold") && env[LEGAL_HOLD_ENV]?.trim()) s3.legalHold = env[LEGAL_HOLD_ENV];
   out.s3 = s3;
+
+  // Azure the same way: the flags, then the file, then AZURE_STORAGE_ACCOUNT / ETCD_BACKUP_AZURE_*. Credentials
+  // given as values (AZURE_STORAGE_KEY...) are not settings: the job reads them from the environment.
+  const azure: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(azureSettingsFromEnv(env))) {
+    if (v === undefined) continue;
+    azure[k === "blockSize" ? "blockSizeMiB" : k] = k === "blockSize" ? (v as number) / MiB : v;
+  }
+  if (file.azure && typeof file.azure === "object") Object.assign(azure, file.azure);
+  for (const [flag, key] of Object.entries(AZURE_FLAGS)) {
+    if (!fromCommand(flag)) continue;
+    azure[key] = flag === "azureBlockSize" ? (flags[flag] as number) / MiB : flags[flag];
+  }
+  out.azure = azure;
 
   const givenNames = new Set(Object.keys(file));
   for (const option of cmd.options) {
     const name = option.attributeName();
-    if (NOT_SETTINGS.has(name) || name in S3_FLAGS) continue;
+    if (NOT_SETTINGS.has(name) || name in S3_FLAGS || name in AZURE_FLAGS) continue;
     const key = name === "e" ? "talosEndpoints" : name;
     if (!fromCommand(name)) {
       // Commander's own defaults (etcd's endpoints, dial timeout) count below the file.

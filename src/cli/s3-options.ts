@@ -1,7 +1,11 @@
 import { type Command, Option } from "commander";
 import {
+  legalHoldFromEnv,
   mergeS3Settings,
+  type ObjectLockMode,
   parseConcurrency,
+  parseObjectLockDays,
+  parseObjectLockMode,
   parsePartSizeMiB,
   parseSse,
   type S3Settings,
@@ -21,6 +25,42 @@ export interface S3OptionValues {
   s3SseKmsKeyId?: string;
   s3StorageClass?: string;
   s3SdkChecksums?: boolean;
+  s3ObjectLock?: ObjectLockMode;
+  s3ObjectLockDays?: number;
+  s3LegalHold?: boolean;
+}
+
+/**
+ * Adds `--s3-object-lock MODE`, `--s3-object-lock-days N` and `--s3-legal-hold` (each also from its
+ * ETCD_BACKUP_S3_* variable) to a command that writes backups. `save` and the daemon may leave the days to
+ * --keep-within (config/schema.ts); `log` must give them.
+ */
+export function addObjectLockOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option(
+        "--s3-object-lock <mode>",
+        "write backups, manifests and log segments under S3 Object Lock: governance or compliance",
+      )
+        .argParser((v) => parseObjectLockMode(v, "--s3-object-lock"))
+        .env("ETCD_BACKUP_S3_OBJECT_LOCK")
+        .helpGroup("S3:"),
+    )
+    .addOption(
+      new Option(
+        "--s3-object-lock-days <n>",
+        "days each object stays locked from its upload (the daemon defaults to --keep-within)",
+      )
+        .argParser((v) => parseObjectLockDays(v, "--s3-object-lock-days"))
+        .env("ETCD_BACKUP_S3_OBJECT_LOCK_DAYS")
+        .helpGroup("S3:"),
+    )
+    .addOption(
+      new Option(
+        "--s3-legal-hold",
+        "also put a legal hold on them, kept until someone lifts it (env: ETCD_BACKUP_S3_LEGAL_HOLD=true)",
+      ).helpGroup("S3:"),
+    );
 }
 
 /**
@@ -97,5 +137,13 @@ export function s3SettingsFromOptions(
   if (opts.s3SseKmsKeyId) flags.sseKmsKeyId = opts.s3SseKmsKeyId;
   if (opts.s3StorageClass) flags.storageClass = opts.s3StorageClass;
   if (opts.s3SdkChecksums) flags.sdkChecksums = true;
+  const legalHold = opts.s3LegalHold === true || legalHoldFromEnv(env) === true;
+  if (opts.s3ObjectLock || opts.s3ObjectLockDays !== undefined || legalHold) {
+    flags.objectLock = {
+      ...(opts.s3ObjectLock ? { mode: opts.s3ObjectLock } : {}),
+      ...(opts.s3ObjectLockDays !== undefined ? { days: opts.s3ObjectLockDays } : {}),
+      ...(legalHold ? { legalHold: true } : {}),
+    };
+  }
   return mergeS3Settings(s3SettingsFromEnv(env), flags);
 }

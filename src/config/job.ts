@@ -2,12 +2,14 @@ import { decryptionFactory, encryptionPlan } from "../backup/encryption.ts";
 import { clusterNameProblem } from "../catalog/names.ts";
 import type { RetentionPolicy } from "../catalog/retention.ts";
 import { UsageError } from "../errors.ts";
+import { type NotifyEventKind, type NotifyTarget, notifyTargets, secretForms } from "../notify/target.ts";
 import { EtcdSource } from "../source/etcd.ts";
 import { FileSource } from "../source/file.ts";
 import type { SnapshotSource } from "../source/source.ts";
 import { TalosSource } from "../source/talos.ts";
 import type { Compression } from "../stages/compress.ts";
 import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
+import { azureSecretsFromEnv } from "../store/azure-settings.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
 import {
@@ -33,6 +35,8 @@ export interface BackupJob {
   /** null: do not prune. */
   retention: RetentionPolicy | null;
   incompleteGraceMs: number;
+  /** Where notifications go and which (src/notify/); no receiver: none are sent. */
+  notify: { targets: NotifyTarget[]; on: NotifyEventKind[]; staleAfterMs?: number };
   /**
    * Secret values this job holds (etcd password, passphrase, age identity lines), so that a front end can keep
    * them out of every log line, page and error it shows. Never print this.
@@ -156,11 +160,21 @@ export async function backupJobFromConfig(
       "pass --to DIR or --to s3://bucket/prefix (or talos-backup's BUCKET)",
     );
   }
-  const store = openStore(destination, /^s3:\/\//i.test(destination) ? config.s3 : undefined, {
-    ...(config.s3Secrets?.credentials ? { credentials: config.s3Secrets.credentials } : {}),
-    ...(config.s3Secrets?.caPem ? { caPem: config.s3Secrets.caPem } : {}),
-    warn,
-  });
+  const store = openStore(
+    destination,
+    /^s3:\/\//i.test(destination) ? config.s3 : undefined,
+    {
+      ...(config.s3Secrets?.credentials ? { credentials: config.s3Secrets.credentials } : {}),
+      ...(config.s3Secrets?.caPem ? { caPem: config.s3Secrets.caPem } : {}),
+      warn,
+    },
+    // Azure credentials: the operator's Secret when it gave one, else the environment's, else the SDK's chain.
+    {
+      settings: config.azure,
+      secrets: config.azureSecrets ?? azureSecretsFromEnv(env),
+      onSecret: (secret) => secrets.push(secret),
+    },
+  );
   if (config.s3Secrets?.credentials) {
     secrets.push(config.s3Secrets.credentials.secretAccessKey);
     if (config.s3Secrets.credentials.sessionToken) secrets.push(config.s3Secrets.credentials.sessionToken);
@@ -192,10 +206,19 @@ export async function backupJobFromConfig(
     { onSecret },
   );
 
+  // Receivers' URLs carry their tokens: every form of them is a secret.
+  for (const url of config.notify.urls) secrets.push(...secretForms(url));
+  const notify = {
+    targets: notifyTargets(config.notify.urls, config.notify.format),
+    on: config.notify.on,
+    ...(config.notify.staleAfterMs !== undefined ? { staleAfterMs: config.notify.staleAfterMs } : {}),
+  };
+
   return {
     cluster,
     source,
     store,
+    notify,
     compression: config.compression,
     ...(config.level !== undefined ? { level: config.level } : {}),
     encryption,

@@ -4,7 +4,14 @@ import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration, parseSpan } from "../duration.ts";
 import { UsageError } from "../errors.ts";
-import { MAX_PART_SIZE, MIN_PART_SIZE } from "../store/s3-settings.ts";
+import { NOTIFY_EVENTS, NOTIFY_FORMATS, notifyUrlProblem } from "../notify/target.ts";
+import { MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from "../store/azure-settings.ts";
+import {
+  MAX_OBJECT_LOCK_DAYS,
+  MAX_PART_SIZE,
+  MIN_PART_SIZE,
+  OBJECT_LOCK_MODES,
+} from "../store/s3-settings.ts";
 import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
 import { applyTalosBackupEnv, readTalosBackupEnv } from "./talos-backup.ts";
 
@@ -40,6 +47,29 @@ export const s3SettingsSchema = z
     sseKmsKeyId: z.string().min(1).optional(),
     storageClass: z.string().min(1).optional(),
     sdkChecksums: z.boolean().optional(),
+    maxAttempts: z.number().int().min(1).optional(),
+    retryBaseDelayMs: z.number().int().min(0).optional(),
+    /** S3 Object Lock for backup data; `days` may be left to the retention's `withinMs` (see parseBackupJobConfig). */
+    objectLock: z
+      .object({
+        mode: z.enum(OBJECT_LOCK_MODES).optional(),
+        days: z.number().int().min(1).max(MAX_OBJECT_LOCK_DAYS).optional(),
+        legalHold: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+/** Azure Blob settings (`AzureSettings`); credentials are not here but in `azureSecrets`. */
+export const azureSettingsSchema = z
+  .object({
+    account: z.string().min(1).optional(),
+    endpoint: z.string().min(1).optional(),
+    accountKeyFile: z.string().min(1).optional(),
+    sasTokenFile: z.string().min(1).optional(),
+    blockSize: z.number().int().min(MIN_BLOCK_SIZE).max(MAX_BLOCK_SIZE).optional(),
+    concurrency: z.number().int().min(1).max(64).optional(),
     maxAttempts: z.number().int().min(1).optional(),
     retryBaseDelayMs: z.number().int().min(0).optional(),
   })
@@ -100,6 +130,26 @@ export const kubernetesSourceConfigSchema = z.object({
   image: z.string().min(1).optional(),
 });
 
+/**
+ * Notifications (src/notify/): receivers' URLs (secrets: never printed; a problem names the receiver by its
+ * number), their default format, the events to send, and for the daemon how long without a success is stale.
+ */
+export const notifyConfigSchema = z
+  .object({
+    urls: z
+      .array(
+        z.string().superRefine((url, ctx) => {
+          const why = notifyUrlProblem(url);
+          if (why !== null) ctx.addIssue({ code: "custom", message: why });
+        }),
+      )
+      .default([]),
+    format: z.enum(NOTIFY_FORMATS).default("json"),
+    on: z.array(z.enum(NOTIFY_EVENTS)).default(["failure"]),
+    staleAfterMs: z.number().int().positive().optional(),
+  })
+  .strict();
+
 /** An existing snapshot file (`save --from-file`): stored as if it had come from etcd. */
 export const fileSourceConfigSchema = z.object({ kind: z.literal("file"), path: z.string().min(1) });
 
@@ -142,6 +192,20 @@ export const backupJobConfigSchema = z.object({
       caPem: pemSchema.optional(),
     })
     .optional(),
+  azure: azureSettingsSchema.default({}),
+  /**
+   * Azure credentials given as values (the operator reads them from a Secret); absent: the environment's
+   * (AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, AZURE_STORAGE_CONNECTION_STRING), then the SDK's default chain
+   * (workload identity, managed identity). Secret: never printed.
+   */
+  azureSecrets: z
+    .object({
+      accountKey: z.string().min(1).optional(),
+      sasToken: z.string().min(1).optional(),
+      connectionString: z.string().min(1).optional(),
+    })
+    .strict()
+    .optional(),
   compression: z.enum(["zstd", "none"]).default("zstd"),
   level: z.number().int().min(1).max(19).optional(),
   encryption: z.discriminatedUnion("kind", [
@@ -163,6 +227,7 @@ export const backupJobConfigSchema = z.object({
     .default({ identityFiles: [] }),
   /** null: the job does not prune. */
   retention: retentionPolicySchema.nullable().default(null),
+  notify: notifyConfigSchema.default({ urls: [], format: "json", on: ["failure"] }),
   /** Incomplete leftovers younger than this are not removed by prune (an upload may be running). */
   incompleteGraceMs: z
     .number()
@@ -179,6 +244,10 @@ export type BackupJobConfigInput = z.input<typeof backupJobConfigSchema>;
 export function parseBackupJobConfig(input: BackupJobConfigInput): BackupJobConfig {
   const parsed = backupJobConfigSchema.safeParse(input);
   if (!parsed.success) throw configError(parsed.error.issues.map((i) => problem(i.path, i.message)));
+  const lock = objectLockDefaults(parsed.data.s3.objectLock, parsed.data.retention);
+  if (typeof lock === "string") throw configError([lock]);
+  if (lock) parsed.data.s3.objectLock = lock;
+  else delete parsed.data.s3.objectLock;
   const problems = encryptionProblems({
     encrypt: parsed.data.encryption.kind === "age",
     ...(parsed.data.encryption.kind === "age"
@@ -191,6 +260,29 @@ export function parseBackupJobConfig(input: BackupJobConfigInput): BackupJobConf
   });
   if (problems.length > 0) throw configError(problems);
   return parsed.data;
+}
+
+/**
+ * Object Lock's days, for every front end: given, they stand; absent with a mode, they are the retention's
+ * `--keep-within` in whole days (rounded up), the time every backup is kept anyway, so that a lock never outlives
+ * what the policy keeps by more than a day; with no `--keep-within` either, a problem (returned as its text).
+ * A lock with neither mode nor legal hold is none.
+ */
+export function objectLockDefaults(
+  lock: BackupJobConfig["s3"]["objectLock"],
+  retention: RetentionPolicy | null,
+): BackupJobConfig["s3"]["objectLock"] | string {
+  if (!lock || (lock.mode === undefined && !lock.legalHold)) {
+    return lock?.days !== undefined
+      ? "--s3-object-lock-days: needs --s3-object-lock (governance or compliance)"
+      : undefined;
+  }
+  if (lock.mode === undefined || lock.days !== undefined) return lock;
+  if (retention?.withinMs !== undefined) {
+    const days = Math.min(MAX_OBJECT_LOCK_DAYS, Math.max(1, Math.ceil(retention.withinMs / 86_400_000)));
+    return { ...lock, days };
+  }
+  return `--s3-object-lock-days: is required with --s3-object-lock ${lock.mode} (the daemon and the operator default it to --keep-within)`;
 }
 
 /**
@@ -318,6 +410,33 @@ export const jobSettingsShape = {
       sseKmsKeyId: str.optional(),
       storageClass: str.optional(),
       sdkChecksums: bool.optional(),
+      objectLock: z
+        .string()
+        .trim()
+        .toLowerCase()
+        .pipe(z.enum(OBJECT_LOCK_MODES, { error: "is not governance or compliance" }))
+        .optional(),
+      objectLockDays: wholeNumber(1, MAX_OBJECT_LOCK_DAYS).optional(),
+      legalHold: bool.optional(),
+    })
+    .strict()
+    .default({}),
+  azure: z
+    .object({
+      account: str.optional(),
+      endpoint: str.optional(),
+      accountKeyFile: str.optional(),
+      sasTokenFile: str.optional(),
+      blockSizeMiB: z
+        .union([z.number(), z.string().trim()])
+        .pipe(
+          z.coerce
+            .number<string | number>({ error: "is not a number" })
+            .min(MIN_BLOCK_SIZE / MiB, "Azure blocks are 1 MiB to 4000 MiB")
+            .max(MAX_BLOCK_SIZE / MiB, "Azure blocks are 1 MiB to 4000 MiB"),
+        )
+        .optional(),
+      concurrency: wholeNumber(1, 64).optional(),
     })
     .strict()
     .default({}),
@@ -338,6 +457,12 @@ export const jobSettingsShape = {
   keepYearly: keepCount.optional(),
   keepWithin: span.optional(),
   incompleteGrace: span.default(24 * 3_600_000),
+  // Notifications (src/notify/).
+  notify: list.default([]),
+  notifyOn: list
+    .pipe(z.array(z.enum(NOTIFY_EVENTS, { error: "use success, failure and/or stale" })))
+    .default(["failure"]),
+  notifyFormat: z.enum(NOTIFY_FORMATS).default("json"),
 };
 
 export const jobSettingsSchema = z.object(jobSettingsShape).strict();
@@ -358,6 +483,8 @@ export const daemonSettingsSchema = z
     segmentInterval: duration.default(10_000),
     segmentMaxBytes: wholeNumber(1024).default(16 << 20),
     keepLogWithin: span.optional(),
+    // Notifications: no success for this long is stale (default: twice the schedule's interval).
+    notifyStaleAfter: durationOf({ maxMs: Number.MAX_SAFE_INTEGER }).optional(),
     // Serving and lifecycle.
     metricsAddr: str.default(":9090"),
     // Compared with an age, never a timer: a monthly schedule needs more than a timer's 24 days.
@@ -409,6 +536,11 @@ export function parseJobSettings(
   const input = applyTalosBackupEnv(settings, env);
   const parsed = jobSettingsSchema.safeParse(input);
   const problems = [...schemaProblems(input, parsed), ...jobSettingsProblems(input, env)];
+  if (parsed.success && parsed.data.notifyOn.includes("stale")) {
+    problems.push(
+      "--notify-on: stale needs a schedule to miss, and save runs once (use it with the daemon, or watch save's success events)",
+    );
+  }
   if (problems.length > 0 || !parsed.success) throw configError(problems);
   return jobConfigFromSettings(parsed.data);
 }
@@ -452,7 +584,7 @@ export function parseDaemonConfig(
   if (problems.length > 0 || !parsed.success) throw configError(problems);
   const s = parsed.data;
   return {
-    job: jobConfigFromSettings(s),
+    job: jobConfigFromSettings(s, s.notifyStaleAfter),
     schedule: { cron: s.schedule, ...(s.tz ? { timeZone: s.tz } : {}), jitterMs: s.jitter ?? 0 },
     verify: s.verify,
     testRestoreEvery: s.testRestoreEvery,
@@ -500,6 +632,8 @@ function jobSettingsProblems(
       problems.push(
         "--out: cannot be combined with --to (--out writes a plain snapshot file, --to a backup)",
       );
+    if (given("notify"))
+      problems.push("--notify: only with --to (--out writes a plain snapshot file and sends nothing)");
     for (const k of ["recipient", "recipientsFile", "passphraseFile"])
       if (count(k) > 0)
         problems.push(
@@ -515,9 +649,17 @@ function jobSettingsProblems(
     );
     if (!given("to") && !readTalosBackupEnv(env).present) {
       problems.push(
-        "--to: is required (a directory or s3://bucket/prefix; or talos-backup's BUCKET; or --out FILE)",
+        "--to: is required (a directory, s3://bucket/prefix or azblob://container/prefix; or talos-backup's BUCKET; or --out FILE)",
       );
     }
+  }
+  const notify = raw.notify;
+  const urls = (Array.isArray(notify) ? notify : typeof notify === "string" ? [notify] : [])
+    .flatMap((u) => String(u).split(","))
+    .filter((u) => u.trim());
+  for (const [i, url] of urls.entries()) {
+    const why = notifyUrlProblem(url);
+    if (why !== null) problems.push(`--notify #${i + 1}: ${why}`);
   }
   if (given("password") && !given("user")) problems.push("--password: needs --user");
   if (given("kubeconfig") && raw.source !== undefined && raw.source !== "kubernetes")
@@ -530,7 +672,7 @@ function jobSettingsProblems(
 }
 
 /** A job's configuration from its validated flat settings. */
-function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobConfig {
+function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>, staleAfterMs?: number): BackupJobConfig {
   const retention: RetentionPolicy = {};
   if (s.keepLast !== undefined) retention.last = s.keepLast;
   for (const rule of CALENDAR_RULES) {
@@ -548,10 +690,24 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
         : { name: s.user, password: s.password ?? "" };
   }
   const s3: BackupJobConfig["s3"] = {};
-  for (const [k, v] of Object.entries(s.s3)) {
+  const { objectLock: lockMode, objectLockDays, legalHold, ...s3Flat } = s.s3;
+  for (const [k, v] of Object.entries(s3Flat)) {
     if (v === undefined) continue;
     if (k === "partSizeMiB") s3.partSize = Math.round((v as number) * MiB);
     else (s3 as Record<string, unknown>)[k] = v;
+  }
+  if (lockMode !== undefined || objectLockDays !== undefined || legalHold) {
+    s3.objectLock = {
+      ...(lockMode !== undefined ? { mode: lockMode } : {}),
+      ...(objectLockDays !== undefined ? { days: objectLockDays } : {}),
+      ...(legalHold ? { legalHold: true } : {}),
+    };
+  }
+  const azure: BackupJobConfig["azure"] = {};
+  for (const [k, v] of Object.entries(s.azure)) {
+    if (v === undefined) continue;
+    if (k === "blockSizeMiB") azure.blockSize = Math.round((v as number) * MiB);
+    else (azure as Record<string, unknown>)[k] = v;
   }
   return parseBackupJobConfig({
     ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
@@ -585,6 +741,7 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
     ...(s.to !== undefined ? { destination: s.to } : {}),
     ...(s.out !== undefined ? { output: s.out } : {}),
     s3,
+    azure,
     compression: s.compress,
     ...(s.level !== undefined ? { level: s.level } : {}),
     encryption:
@@ -602,6 +759,12 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>): BackupJobC
       ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
     },
     retention: Object.keys(retention).length > 0 ? retention : null,
+    notify: {
+      urls: s.notify,
+      format: s.notifyFormat,
+      on: [...new Set(s.notifyOn)],
+      ...(staleAfterMs !== undefined ? { staleAfterMs } : {}),
+    },
     incompleteGraceMs: s.incompleteGrace,
   });
 }
@@ -627,12 +790,21 @@ export function settingName(path: readonly PropertyKey[]): string {
   const [head, sub] = path.map(String);
   if (!head) return "configuration";
   if (head === "talosEndpoints") return "-e";
+  // A receiver's URL is a secret: it is named by its number, never by its value.
+  if (head === "notify" && path.length > 1) {
+    const index = path.find((p) => typeof p === "number");
+    if (index !== undefined) return `--notify #${Number(index) + 1}`;
+  }
+  if (head === "notifyOn") return "--notify-on";
   if (head === "encrypt") return "--no-encrypt";
   if (head === "s3" && sub) {
     const flag = { caFile: "ca", partSizeMiB: "part-size" }[sub] ?? kebab(sub);
     return `--s3-${flag}`;
   }
-  return path.length > 1 && head !== "s3" ? path.map(String).join(".") : `--${kebab(head)}`;
+  if (head === "azure" && sub) return `--azure-${kebab(sub === "blockSizeMiB" ? "blockSize" : sub)}`;
+  return path.length > 1 && head !== "s3" && head !== "azure"
+    ? path.map(String).join(".")
+    : `--${kebab(head)}`;
 }
 
 function valueAt(obj: unknown, path: readonly PropertyKey[]): unknown {

@@ -1,21 +1,23 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter } from "prom-client";
-import { saveBackup } from "../backup/save.ts";
 import type { BackupJob } from "../config/job.ts";
 import type { DaemonConfig } from "../config/schema.ts";
 import { formatDuration } from "../duration.ts";
 import { errorChain, errorHint } from "../errors.ts";
+import { NotifyEpisodes } from "../notify/episodes.ts";
+import type { NotifyEvent } from "../notify/payload.ts";
+import { type Delivery, Notifier, type RetryPolicy } from "../notify/sender.ts";
 import type { Logger } from "../observability/logger.ts";
 import { type BackupMetrics, recordFailure } from "../observability/metrics.ts";
 import type { Redactor } from "../observability/redact.ts";
-import { createLogMetrics, type LogMetrics } from "../point-in-time/log-metrics.ts";
-import { runLog } from "../point-in-time/logger.ts";
+import { ContinuousLog } from "../point-in-time/continuous.ts";
 import { EtcdSource } from "../source/etcd.ts";
+import { type Clock, systemClock } from "./clock.ts";
 import { RunHistory } from "./history.ts";
 import { createHttpServer, listen } from "./http.ts";
 import { RunFailure, runBackup } from "./run.ts";
-import { Schedule, sleep } from "./schedule.ts";
+import { Schedule } from "./schedule.ts";
 import { renderStatusPage } from "./status-page.ts";
 
 /** Used for /readyz when the schedule's interval cannot be worked out. */
@@ -31,7 +33,14 @@ export interface DaemonOptions {
   runLogger(runId: string): Logger;
   /** Prefix of run ids. */
   instanceId: string;
+  /** What the daemon reads as now and how it waits (the system's by default; tests move one forward). */
+  clock?: Clock;
+  /** Notification retries (tests shorten them). */
+  notifyRetry?: Partial<RetryPolicy>;
 }
+
+/** How often the stale check looks again at most (a success ends an episode; this notices it). */
+const STALE_POLL_MS = 60_000;
 
 /**
  * Runs a backup job on a cron schedule. At most one run at a time: scheduled times that pass while a run is in
@@ -43,7 +52,8 @@ export class Daemon {
   private readonly o: DaemonOptions;
   private readonly schedule: Schedule;
   private readonly history = new RunHistory();
-  private readonly startedAt = new Date();
+  private readonly clock: Clock;
+  private readonly startedAt: Date;
   private readonly stopping = new AbortController();
   private server: Server | undefined;
   private loop: Promise<void> | undefined;
@@ -53,13 +63,32 @@ export class Daemon {
   private lastError: string | undefined;
   /** `etcd_backup_test_restore_total{result}`: test restores that passed or failed (--test-restore-every). */
   private readonly testRestores: Counter<"result">;
-  /** With --continuous: the revision log running beside the schedule, its metrics and its last error. */
-  private logLoop: Promise<void> | undefined;
-  private logMetrics: LogMetrics | undefined;
-  private logError: string | undefined;
+  /** With --continuous: the revision log running beside the schedule (its metrics, window and last error). */
+  private continuousLog: ContinuousLog | undefined;
+  /** --notify: the receivers, when to tell them, the notifications in flight, and the stale check. */
+  private readonly notifier: Notifier;
+  private readonly episodes = new NotifyEpisodes();
+  private readonly notifying = new Set<Promise<unknown>>();
+  /** Ends the notifications' retries once the shutdown grace is over (not at once: the last event matters). */
+  private readonly notifyStop = new AbortController();
+  private staleLoop: Promise<void> | undefined;
 
   constructor(options: DaemonOptions) {
     this.o = options;
+    this.clock = options.clock ?? systemClock;
+    this.startedAt = new Date(this.clock.now());
+    this.notifier = new Notifier({
+      targets: options.job.notify.targets,
+      on: options.job.notify.on,
+      registry: options.metrics.registry,
+      redact: (text) => options.redactor.redact(text),
+      ...(options.notifyRetry ? { retry: options.notifyRetry } : {}),
+      report: (d: Delivery) => {
+        const fields = { receiver: d.receiver, event: d.event, attempts: d.attempts };
+        if (d.ok) options.log.info(fields, "notification sent");
+        else options.log.warn({ ...fields, error: d.error }, "notification failed");
+      },
+    });
     this.schedule = new Schedule(options.config.schedule.cron, options.config.schedule.timeZone);
     const registry = options.metrics.registry;
     this.testRestores =
@@ -87,11 +116,11 @@ export class Daemon {
         contentType: this.o.metrics.registry.contentType,
         body: this.o.redactor.redact(
           (await this.o.metrics.registry.metrics()) +
-            (this.logMetrics ? `\n${await this.logMetrics.registry.metrics()}` : ""),
+            (this.continuousLog ? `\n${await this.continuousLog.metrics.registry.metrics()}` : ""),
         ),
       }),
       notReady: () => {
-        const why = this.notReady(new Date());
+        const why = this.notReady(new Date(this.clock.now()));
         return why === null ? null : this.o.redactor.redact(why);
       },
       statusPage: () => this.o.redactor.redact(this.statusPage()),
@@ -111,6 +140,14 @@ export class Daemon {
         continuous: config.continuous
           ? { segmentInterval: formatDuration(config.continuous.segmentIntervalMs) }
           : false,
+        // Receivers by label only: their URLs are secrets.
+        notify: this.o.job.notify.targets.length
+          ? {
+              receivers: this.o.job.notify.targets.map((t) => `${t.label} ${t.format}`),
+              on: this.o.job.notify.on,
+              ...(this.notifier.wants("stale") ? { staleAfter: formatDuration(this.staleAfterMs()) } : {}),
+            }
+          : undefined,
       },
       "daemon started",
     );
@@ -121,10 +158,30 @@ export class Daemon {
       );
     }
     if (config.continuous && source) {
-      this.logMetrics = createLogMetrics();
-      this.logLoop = this.runLogLoop(source, config.continuous);
+      const { job } = this.o;
+      const log = this.o.log.child({ part: "revision-log" });
+      this.continuousLog = new ContinuousLog({
+        source,
+        store: job.store,
+        cluster: job.cluster,
+        compression: job.compression,
+        ...(job.level !== undefined ? { level: job.level } : {}),
+        encryption: job.encryption,
+        segmentIntervalMs: config.continuous.segmentIntervalMs,
+        segmentMaxBytes: config.continuous.segmentMaxBytes,
+        retry: config.retry,
+        signal: this.stopping.signal,
+        log: {
+          info: (fields, msg) => log.info(fields, msg),
+          debug: (fields, msg) => log.debug(fields, msg),
+          error: (fields, msg) => log.error(fields, msg),
+        },
+        redact: (text) => this.o.redactor.redact(text),
+        sleep: (ms, signal) => this.clock.sleep(ms, signal),
+      });
     }
     this.loop = this.runLoop();
+    if (this.notifier.wants("stale")) this.staleLoop = this.runStaleLoop();
     return address;
   }
 
@@ -142,13 +199,22 @@ export class Daemon {
       this.o.log.info({ signal: why }, "stopping");
       this.stopping.abort(new Error(`stopped by ${why}`));
     }
+    const stoppingAt = Date.now();
     let timer: NodeJS.Timeout | undefined;
     const inTime = await Promise.race([
-      Promise.all([this.loop, this.logLoop]).then(() => true),
+      Promise.all([this.loop, this.continuousLog?.done, this.staleLoop]).then(() => true),
       new Promise<false>((resolve) => {
         timer = setTimeout(() => resolve(false), this.o.config.shutdownGraceMs);
       }),
     ]);
+    // Notifications in flight (the last failure...) get what is left of the grace, then are given up.
+    await Promise.race([
+      Promise.all([...this.notifying]),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, stoppingAt + this.o.config.shutdownGraceMs - Date.now()));
+      }),
+    ]);
+    this.notifyStop.abort(new Error(`stopped by ${why}`));
     clearTimeout(timer);
     await new Promise<void>((resolve) => {
       if (!this.server) return resolve();
@@ -179,107 +245,80 @@ export class Daemon {
 
   /** With --continuous: the log must keep closing segments (as `etcd-backup log`'s /readyz: three intervals). */
   private logNotReady(now: Date): string | null {
-    const continuous = this.o.config.continuous;
-    if (!continuous || !this.logMetrics) return null;
-    const allowed = 3 * continuous.segmentIntervalMs + 5000;
-    const s = this.logMetrics.snapshot();
-    const since = s ? s.coveredUntilMs : this.startedAt.getTime();
-    const age = now.getTime() - since;
-    if (age <= allowed) return null;
-    return (
-      (s
-        ? `the revision log's closed segments are ${formatDuration(age)} old`
-        : `the revision log has closed nothing in the ${formatDuration(age)} since start`) +
-      (this.logError ? `; last log error: ${this.logError}` : "")
-    );
+    return this.continuousLog?.notReady(now.getTime()) ?? null;
   }
 
   /** The recoverable window of the log's current chain, for the status page. */
   private pointInTimeLine(): string | undefined {
     if (!this.o.config.continuous) return undefined;
-    const s = this.logMetrics?.snapshot();
-    const window = s
-      ? `recoverable from ${s.chainStart} (revision ${s.base}) to ${new Date(s.coveredUntilMs).toISOString()} (revision ${s.revision})`
-      : "nothing closed yet";
-    return this.logError ? `${window}; last log error: ${this.logError}` : window;
-  }
-
-  /**
-   * Runs the revision log until the daemon stops. The log handles lost connections and gaps itself; when it
-   * fails anyway (the store refuses a write...), it is started again with the retry backoff, and /readyz says
-   * so once the closed log falls behind.
-   */
-  private async runLogLoop(
-    source: EtcdSource,
-    settings: { segmentIntervalMs: number; segmentMaxBytes: number },
-  ): Promise<void> {
-    const stop = this.stopping.signal;
-    const { job, config } = this.o;
-    const log = this.o.log.child({ part: "revision-log" });
-    for (let attempt = 1; !stop.aborted; attempt++) {
-      try {
-        await runLog({
-          source: source.options,
-          store: job.store,
-          cluster: job.cluster,
-          encryption: job.encryption,
-          segmentIntervalMs: settings.segmentIntervalMs,
-          segmentMaxBytes: settings.segmentMaxBytes,
-          signal: stop,
-          ...(this.logMetrics ? { metrics: this.logMetrics } : {}),
-          fullBackup: async (signal) => {
-            const result = await saveBackup({
-              source,
-              store: job.store,
-              cluster: job.cluster,
-              compression: job.compression,
-              ...(job.level !== undefined ? { level: job.level } : {}),
-              encryption: job.encryption,
-              signal,
-            });
-            const revision = result.manifest.etcd?.revision;
-            if (!revision) throw new Error(`full backup ${result.key} has no revision in its manifest`);
-            log.info({ key: result.key, revision }, "full backup for the revision log");
-            return { key: result.key, revision, created: result.manifest.created };
-          },
-          onLine: (line) => log.info(this.o.redactor.redact(line)),
-          onSegment: (st) => {
-            this.logError = undefined;
-            attempt = 0;
-            log.debug(
-              { first: st.first, last: st.last, events: st.events, storedBytes: st.storedBytes },
-              "log segment closed",
-            );
-          },
-        });
-        if (stop.aborted) break;
-        // runLog ends only when stopped; anything else is a fault, and the log starts again.
-        throw new Error("the revision log ended without being stopped");
-      } catch (err) {
-        if (stop.aborted) break;
-        const hint = errorHint(err);
-        this.logError = this.o.redactor.redact(errorChain(err).join(": ") + (hint ? ` (${hint})` : ""));
-        const backoff = Math.min(config.retry.initialMs * 2 ** Math.max(0, attempt - 1), config.retry.maxMs);
-        log.error(
-          { error: this.logError, retryIn: formatDuration(backoff) },
-          "revision log failed; restarting",
-        );
-        await sleep(backoff, stop);
-      }
-    }
-    log.info("revision log stopped");
+    return this.continuousLog?.describe() ?? "nothing closed yet";
   }
 
   private readyMaxAgeMs(): number {
     if (this.o.config.readyMaxAgeMs !== undefined) return this.o.config.readyMaxAgeMs;
-    const interval = this.schedule.intervalMs(new Date());
+    const interval = this.schedule.intervalMs(new Date(this.clock.now()));
     return interval !== undefined
       ? 2 * interval + this.o.config.schedule.jitterMs
       : FALLBACK_READY_MAX_AGE_MS;
   }
 
+  /** --notify-stale-after, else twice the schedule's interval (and its jitter), as /readyz's default. */
+  private staleAfterMs(): number {
+    if (this.o.job.notify.staleAfterMs !== undefined) return this.o.job.notify.staleAfterMs;
+    const interval = this.schedule.intervalMs(new Date(this.clock.now()));
+    return interval !== undefined
+      ? 2 * interval + this.o.config.schedule.jitterMs
+      : FALLBACK_READY_MAX_AGE_MS;
+  }
+
+  /**
+   * Posts `event` to the receivers without holding up the schedule; `stop` waits for the ones in flight (within
+   * the shutdown grace). A notification that fails is logged and counted by the notifier, never thrown.
+   */
+  private send(event: Omit<NotifyEvent, "origin" | "cluster" | "store">): void {
+    if (!this.notifier.wants(event.event)) return;
+    const full: NotifyEvent = {
+      origin: "daemon",
+      cluster: this.o.job.cluster,
+      store: this.o.job.store.location,
+      ...event,
+    };
+    const sending: Promise<unknown> = this.notifier
+      .notify(full, this.notifyStop.signal)
+      .finally(() => this.notifying.delete(sending));
+    this.notifying.add(sending);
+  }
+
+  /**
+   * --notify-on stale: once no run succeeded for the stale span (since the last success, or the start), one
+   * `stale` event; the next success ends the episode. Runs on the daemon's clock.
+   */
+  private async runStaleLoop(): Promise<void> {
+    const stop = this.stopping.signal;
+    while (!stop.aborted) {
+      const now = this.clock.now();
+      const since = (this.lastSuccess ?? this.startedAt).getTime();
+      const staleAfter = this.staleAfterMs();
+      if (this.episodes.stale(now, since, staleAfter)) {
+        this.o.log.warn(
+          { lastSuccess: this.lastSuccess?.toISOString(), staleAfter: formatDuration(staleAfter) },
+          "no successful backup within the expected interval",
+        );
+        this.send({
+          event: "stale",
+          time: new Date(now).toISOString(),
+          ...(this.lastSuccess ? { lastSuccess: this.lastSuccess.toISOString() } : {}),
+          staleAfterSeconds: staleAfter / 1000,
+          ...(this.lastError ? { error: this.lastError } : {}),
+        });
+      }
+      const untilStale = since + staleAfter + 1 - now;
+      await this.clock.sleep(untilStale > 0 ? Math.min(untilStale, STALE_POLL_MS) : STALE_POLL_MS, stop);
+    }
+  }
+
   private statusPage(): string {
-    const now = new Date();
+    const now = new Date(this.clock.now());
     return renderStatusPage({
       cluster: this.o.job.cluster,
       location: this.o.job.store.location,
@@ -297,19 +336,19 @@ export class Daemon {
   private async runLoop(): Promise<void> {
     const stop = this.stopping.signal;
     while (!stop.aborted) {
-      const due = this.schedule.next(new Date());
+      const due = this.schedule.next(new Date(this.clock.now()));
       if (!due) {
         this.o.log.warn("the schedule has no more runs");
-        await sleep(Number.MAX_SAFE_INTEGER, stop);
+        await this.clock.sleep(Number.MAX_SAFE_INTEGER, stop);
         break;
       }
       this.nextRun = due;
       const jitter =
         this.o.config.schedule.jitterMs > 0 ? Math.random() * this.o.config.schedule.jitterMs : 0;
-      await sleep(due.getTime() + jitter - Date.now(), stop);
+      await this.clock.sleep(due.getTime() + jitter - this.clock.now(), stop);
       if (stop.aborted) break;
       await this.runSlot(due);
-      const missed = this.schedule.countBetween(due, new Date());
+      const missed = this.schedule.countBetween(due, new Date(this.clock.now()));
       if (missed > 0) {
         this.o.metrics.skippedRuns.inc(missed);
         this.o.log.warn({ skipped: missed }, "scheduled runs skipped: a run was still in flight");
@@ -326,7 +365,7 @@ export class Daemon {
     const { config } = this.o;
     const testRestore = config.testRestoreEvery > 0 && seq % config.testRestoreEvery === 0;
     for (let attempt = 1; ; attempt++) {
-      const startedAt = new Date();
+      const startedAt = new Date(this.clock.now());
       const t0 = performance.now();
       log.info({ attempt, scheduledAt: scheduledAt.toISOString(), testRestore }, "run started");
       try {
@@ -338,7 +377,7 @@ export class Daemon {
           testRestore,
           ...(config.keepLogWithinMs !== undefined ? { logWithinMs: config.keepLogWithinMs } : {}),
         });
-        const finishedAt = new Date();
+        const finishedAt = new Date(this.clock.now());
         const seconds = (performance.now() - t0) / 1000;
         const m = out.save.manifest;
         this.record(finishedAt, seconds, "success");
@@ -368,9 +407,18 @@ export class Daemon {
           ...(out.testRestore ? { testRestore: out.testRestore } : {}),
         });
         log.info({ attempt, key: out.save.key, seconds: Math.round(seconds * 1000) / 1000 }, "run succeeded");
+        this.episodes.succeeded();
+        this.send({
+          event: "success",
+          time: finishedAt.toISOString(),
+          backup: out.save.key,
+          durationSeconds: Math.round(seconds * 1000) / 1000,
+          sizeBytes: m.sizes.stored,
+          ...(m.etcd?.revision !== undefined ? { revision: m.etcd.revision } : {}),
+        });
         return;
       } catch (err) {
-        const finishedAt = new Date();
+        const finishedAt = new Date(this.clock.now());
         const seconds = (performance.now() - t0) / 1000;
         const reason = stop.aborted ? "aborted" : err instanceof RunFailure ? err.reason : "other";
         const hint = errorHint(err);
@@ -395,6 +443,16 @@ export class Daemon {
           log.warn({ attempt, reason }, "run aborted; nothing partial was left in the store");
           return;
         }
+        // Once per failure episode: the retries and the runs that fail after it are not news until a success.
+        if (this.episodes.failed()) {
+          this.send({
+            event: "failure",
+            time: finishedAt.toISOString(),
+            error: line,
+            durationSeconds: Math.round(seconds * 1000) / 1000,
+            attempts: attempt,
+          });
+        }
         const backoff = Math.min(config.retry.initialMs * 2 ** (attempt - 1), config.retry.maxMs);
         const next = this.schedule.next(finishedAt);
         const retryAt = finishedAt.getTime() + backoff;
@@ -404,7 +462,7 @@ export class Daemon {
           willRetry ? "run failed; retrying" : "run failed; no retry fits before the next scheduled run",
         );
         if (!willRetry) return;
-        await sleep(backoff, stop);
+        await this.clock.sleep(backoff, stop);
         if (stop.aborted) return;
       }
     }

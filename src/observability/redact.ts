@@ -11,7 +11,8 @@
  *   truncated ones: not even 4 characters of one are echoed), PEM private keys (also base64-encoded, as in a
  *   talosconfig or a kubeconfig), the password of a URL's userinfo
  *   (`http://user:PASSWORD@host`), bearer and basic credentials, JWTs (Kubernetes tokens), AWS session tokens,
- *   and assignments of the known secret variables (`AWS_SECRET_ACCESS_KEY=...`).
+ *   Azure Storage account keys in connection strings (`AccountKey=...`), SAS signatures (`sig=...`), and assignments
+ *   of the known secret variables (`AWS_SECRET_ACCESS_KEY=...`, `AZURE_STORAGE_KEY=...`).
  */
 
 /** What stands in a log line, a page or an error in place of a secret. */
@@ -22,10 +23,24 @@ export const REDACTED = "[REDACTED]";
  * SDK's), etcdctl's password. `ETCDCTL_USER` holds one after its ':' (see `addFromEnv`). The age variables
  * talos-backup reads (`AGE_X25519_PUBLIC_KEY`) and ours (`ETCD_BACKUP_RECIPIENTS`) hold public keys only.
  */
-export const SECRET_ENV_VARS = ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "ETCDCTL_PASSWORD"] as const;
+export const SECRET_ENV_VARS = [
+  "AWS_SECRET_ACCESS_KEY",
+  "AWS_SESSION_TOKEN",
+  "ETCDCTL_PASSWORD",
+  // Azure Storage's (az CLI and SDK names) and a service principal's secret (DefaultAzureCredential reads it).
+  "AZURE_STORAGE_KEY",
+  "AZURE_STORAGE_SAS_TOKEN",
+  "AZURE_STORAGE_CONNECTION_STRING",
+  "AZURE_CLIENT_SECRET",
+  // Notification receivers' URLs (--notify): webhook URLs carry their token.
+  "ETCD_BACKUP_NOTIFY",
+] as const;
 
-/** Flags whose value is a secret (`--password x`, `--password=x`); `--user` holds one after its ':'. */
-const SECRET_FLAGS = ["--password"] as const;
+/**
+ * Flags whose value is a secret (`--password x`, `--password=x`, a webhook URL given to `--notify`); `--user`
+ * holds one after its ':'.
+ */
+const SECRET_FLAGS = ["--password", "--notify"] as const;
 
 // Secrets that have a recognisable shape, removed even when nobody registered them. Each replaces the whole match
 // with `$<keep>` (what may stay, e.g. a URL's user name) followed by REDACTED.
@@ -47,6 +62,11 @@ const SHAPED_SECRETS: RegExp[] = [
   /\b(?:FwoGZXIvYXdz|IQoJb3JpZ2lu)[A-Za-z0-9/+=]+/g,
   // `AWS_SECRET_ACCESS_KEY=...`, `aws_session_token = ...` (env dumps, credentials files), `ETCDCTL_PASSWORD=...`.
   /(?<keep>\b(?:AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|ETCDCTL_PASSWORD)\s*[=:]\s*["']?)[^\s"',;]+/gi,
+  /(?<keep>\b(?:AZURE_STORAGE_KEY|AZURE_STORAGE_SAS_TOKEN|AZURE_CLIENT_SECRET)\s*[=:]\s*["']?)[^\s"',;]+/gi,
+  // Azure Storage connection strings' key (`AccountKey=...;`) and a SAS token's signature (`sig=...`).
+  /(?<keep>\bAccountKey=)[^\s"';]+/gi,
+  /(?<keep>[?&]sig=)[^\s"'&#]+/gi,
+  /(?<keep>^sig=|\ssig=)[A-Za-z0-9%+/=]+/gi,
 ];
 
 /** base64 of "-----BEGIN": a PEM file encoded once more, as talosconfig and kubeconfig hold keys. */
@@ -100,7 +120,7 @@ export class Redactor {
    * (`name:password`), and the password of any URL with userinfo in any variable (`ETCDCTL_ENDPOINTS`, proxies).
    */
   addFromEnv(env: Record<string, string | undefined>): this {
-    for (const name of SECRET_ENV_VARS) this.add(env[name]);
+    for (const name of SECRET_ENV_VARS) this.add(env[name], ...(env[name]?.split(",") ?? []));
     const user = env.ETCDCTL_USER;
     if (user?.includes(":")) this.add(user.slice(user.indexOf(":") + 1));
     for (const value of Object.values(env)) if (value) this.addUrlPasswords(value);
@@ -119,7 +139,7 @@ export class Redactor {
       const flag = arg.startsWith("--") && eq > 0 ? arg.slice(0, eq) : arg;
       const value = arg.startsWith("--") && eq > 0 ? arg.slice(eq + 1) : argv[i + 1];
       if (value === undefined) continue;
-      if ((SECRET_FLAGS as readonly string[]).includes(flag)) this.add(value);
+      if ((SECRET_FLAGS as readonly string[]).includes(flag)) this.add(value, ...value.split(","));
       if (flag === "--user" && value.includes(":")) this.add(value.slice(value.indexOf(":") + 1));
     }
     return this;

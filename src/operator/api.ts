@@ -69,6 +69,16 @@ export interface TalosSourceSpec {
   nodes?: string[];
 }
 
+/**
+ * A control plane in the object's namespace (control-plane-refs/): a Talos operator or Cluster API
+ * TalosControlPlane, a Cluster API KubeadmControlPlane, or a Cluster API Cluster (its spec.controlPlaneRef).
+ */
+export interface ControlPlaneRefSpec {
+  apiVersion: string;
+  kind: string;
+  name: string;
+}
+
 export interface S3DestinationSpec {
   bucket: string;
   prefix?: string;
@@ -83,6 +93,31 @@ export interface S3DestinationSpec {
   };
   caSecretRef?: { name: string; key?: string };
   insecureSkipVerify?: boolean;
+  /** S3 Object Lock on the backup and its manifest (the bucket must have Object Lock enabled). */
+  objectLock?: { mode?: "governance" | "compliance"; days?: number; legalHold?: boolean };
+}
+
+/**
+ * An Azure Blob Storage container and prefix. Credentials: a Secret holding the account key or a SAS token (and,
+ * when `account` is not given, the account name); without one, the pod's workload identity or managed identity
+ * (DefaultAzureCredential), which needs Storage Blob Data Contributor on the container.
+ */
+export interface AzureBlobDestinationSpec {
+  container: string;
+  prefix?: string;
+  /** The storage account; absent: the Secret's `AZURE_STORAGE_ACCOUNT` (or the endpoint's path, for Azurite). */
+  account?: string;
+  /** The Blob service URL for sovereign clouds and emulators; absent: https://ACCOUNT.blob.core.windows.net. */
+  endpoint?: string;
+  credentialsSecretRef?: {
+    name: string;
+    /** Default AZURE_STORAGE_ACCOUNT; read only when `account` is not given. */
+    accountNameKey?: string;
+    /** Default AZURE_STORAGE_KEY. */
+    accountKeyKey?: string;
+    /** Default AZURE_STORAGE_SAS_TOKEN; used when the Secret has no account key. */
+    sasTokenKey?: string;
+  };
 }
 
 export interface RecipientsSource {
@@ -97,10 +132,14 @@ export interface EncryptionSpec {
 }
 
 export interface EtcdBackupSpec {
-  /** The cluster name in the object's name; defaults to the schedule's or the EtcdBackup's name. */
+  /**
+   * The cluster name in the object's name; defaults to `source.controlPlaneRef.name`, else the schedule's or the
+   * EtcdBackup's name.
+   */
   clusterName?: string;
-  source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec };
-  destination: { s3: S3DestinationSpec };
+  source: { etcd?: EtcdSourceSpec; talos?: TalosSourceSpec; controlPlaneRef?: ControlPlaneRefSpec };
+  /** Exactly one of `s3` and `azureBlob`. */
+  destination: { s3?: S3DestinationSpec; azureBlob?: AzureBlobDestinationSpec };
   encryption: EncryptionSpec;
   compression?: "zstd" | "none";
   compressionLevel?: number;
@@ -169,10 +208,43 @@ export interface EtcdBackupScheduleSpec {
   retention?: RetentionSpec;
   /** Failed EtcdBackup objects kept; older failed ones are deleted. */
   failedBackupsHistoryLimit?: number;
+  /** Webhooks told about failures (and successes, stale schedules); their URLs come from Secrets. */
+  notify?: NotifySpec;
+  /**
+   * Run the revision log (point-in-time recovery, `restore --at`) beside the schedule, as `daemon --continuous`
+   * does, into the template's destination. etcd sources only (Talos' API has no watch).
+   */
+  continuous?: boolean;
+  /** With `continuous`: close a log segment this often, the most a crash can lose (default 10). */
+  segmentIntervalSeconds?: number;
   template: {
     metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
     spec: EtcdBackupSpec;
   };
+}
+
+/** Notifications of a schedule (src/notify/): the URLs carry tokens, so they are read from Secrets. */
+export interface NotifySpec {
+  /** Each key's value holds receiver URLs, one a line (`slack+https://...` for Slack's format). */
+  urlsFrom: { secretKeyRef: { name: string; key: string } }[];
+  /** Payload of URLs without a `slack+`/`json+` prefix (default json). */
+  format?: "json" | "slack";
+  /** Events sent (default failure). */
+  on?: ("success" | "failure" | "stale")[];
+  /** No success for this span is stale (default: twice the schedule's interval): `2h`, `1d`. */
+  staleAfter?: string;
+}
+
+/** What a schedule already notified, so that each episode is told once. */
+export interface NotificationStatus {
+  /** When notifications were first looked at: earlier outcomes are not news. */
+  since?: string;
+  /** The last successful EtcdBackup a success event was decided for. */
+  lastSuccessNotified?: string;
+  /** The failure episode already told: the name of the success it follows (`-`: none). */
+  failureNotifiedAfter?: string;
+  /** The stale episode already told: the time it counts from (the last success, or the schedule's creation). */
+  staleNotifiedFor?: string;
 }
 
 export interface ObjectRef {
@@ -190,6 +262,21 @@ export interface EtcdBackupScheduleStatus {
   /** The last successful backup retention was applied after, so each success prunes once. */
   lastPrunedAfter?: string;
   lastPruneTime?: string;
+  notification?: NotificationStatus;
+  /** With `spec.continuous`: what the revision log can restore to now. */
+  pointInTime?: PointInTimeStatus;
+}
+
+/** The recoverable window of a schedule's revision log (its current chain). */
+export interface PointInTimeStatus {
+  /** The chain's full backup: restore --at/--revision reaches back to it. */
+  recoverableFrom?: string;
+  recoverableFromRevision?: number;
+  /** The newest moment and revision in a closed segment. */
+  recoverableTo?: string;
+  recoverableToRevision?: number;
+  /** The window as one line, with the log's last error if any (redacted). */
+  message: string;
 }
 
 export interface EtcdBackupSchedule {

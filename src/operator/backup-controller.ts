@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { saveBackup } from "../backup/save.ts";
 import { describeError } from "../errors.ts";
 import { processRedactor, type Redactor } from "../observability/redact.ts";
-import type { S3Store } from "../store/s3.ts";
+import { AzureBlobStore } from "../store/azure-blob.ts";
 import {
   BACKUP_PLURAL,
   DELETE_FINALIZER,
@@ -24,9 +24,18 @@ import {
 } from "./backup-decision.ts";
 import { redactConditions } from "./conditions.ts";
 import type { EventRecorder } from "./events.ts";
+import { type ClusterGate, type RunEnd, runEnd } from "./fleet/cluster-gate.ts";
 import { isConflict, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
-import { type ConfigReader, type ResolveContext, reasonOf, resolveJob, resolveStore } from "./resolve.ts";
+import {
+  type ConfigReader,
+  type OperatorStore,
+  type ResolveContext,
+  reasonOf,
+  resolveJob,
+  resolveStore,
+  storeRoot,
+} from "./resolve.ts";
 
 export interface BackupControllerOptions {
   kube: Kube;
@@ -39,6 +48,10 @@ export interface BackupControllerOptions {
   redactor?: Redactor;
   /** First retry delay after a failed attempt; doubles per attempt, capped at 10 minutes. */
   retryBaseMs?: number;
+  /** Reads what `spec.source.controlPlaneRef` names. */
+  controlPlanes?: ResolveContext["controlPlanes"];
+  /** Per-cluster slot limit and backoff, shared by every controller that runs backups. */
+  gate?: ClusterGate;
 }
 
 type SaveAction = Extract<BackupAction, { kind: "save" }>;
@@ -77,7 +90,20 @@ export class BackupController {
       throw err;
     }
     const observed = { backup, now: new Date(), running: this.running.has(key), redact: this.redact };
-    return await this.apply(backup, decideBackup(observed, this.settings), signal);
+    const decision = decideBackup(observed, this.settings);
+    // A cluster at its slot limit, or backing off after it was unreachable, waits; the others do not (fleet/).
+    const save = decision.actions.find((a) => a.kind === "save");
+    const gate = this.o.gate;
+    if (!save || !gate) return await this.apply(backup, decision, signal);
+    const wait = gate.waitMs(save.cluster, observed.now);
+    if (wait > 0) return wait;
+    gate.started(save.cluster);
+    const run: { ended: RunEnd } = { ended: "other" };
+    try {
+      return await this.apply(backup, decision, signal, undefined, run);
+    } finally {
+      gate.finished(save.cluster, run.ended, new Date());
+    }
   }
 
   private readonly redact = (text: string): string => (this.o.redactor ?? processRedactor).redact(text);
@@ -91,6 +117,7 @@ export class BackupController {
     decision: BackupDecision,
     signal: AbortSignal,
     cluster = clusterOf(obj),
+    run?: { ended: RunEnd },
   ): Promise<number | undefined> {
     let current = obj;
     for (const action of decision.actions) {
@@ -123,6 +150,7 @@ export class BackupController {
           break;
         case "save": {
           const outcome = await this.save(current, action, signal);
+          if (run) run.ended = runEnd(outcome);
           const next = decideAfterRun(
             { backup: current, attempts: action.attempts, outcome, now: new Date() },
             this.settings,
@@ -170,6 +198,7 @@ export class BackupController {
       namespace,
       reader: this.o.reader,
       ...(this.o.talosServiceAccountDir ? { talosServiceAccountDir: this.o.talosServiceAccountDir } : {}),
+      ...(this.o.controlPlanes ? { controlPlanes: this.o.controlPlanes } : {}),
       warn: (line: string) => log.warn(line),
     };
   }
@@ -189,8 +218,10 @@ export class BackupController {
       const ctx = this.context(namespace, log);
       // The spec goes through the one job description and builder, as save's flags and the daemon's do.
       const job = await resolveJob(action.spec, action.cluster, ctx);
+      // The Secrets' values (an S3 secret key, an Azure key or SAS) are kept out of every status and Event.
+      (this.o.redactor ?? processRedactor).add(...job.secrets);
       const { source, encryption } = job;
-      const store = job.store as S3Store;
+      const store = job.store as OperatorStore;
       let result: Awaited<ReturnType<typeof saveBackup>>;
       try {
         result = await saveBackup({
@@ -214,7 +245,8 @@ export class BackupController {
       log.info({ key: full(result.key), stored: m.sizes.stored, dbSize: m.dbSize }, "backup stored");
       return {
         kind: "stored",
-        bucket: store.bucket,
+        bucket: store instanceof AzureBlobStore ? store.container : store.bucket,
+        root: storeRoot(store),
         key: full(result.key),
         manifestKey: full(result.manifestKey),
         dbSize: m.dbSize,
@@ -237,7 +269,7 @@ export class BackupController {
   private async deleteStored(obj: EtcdBackup, key: string, manifestKey: string | undefined): Promise<void> {
     try {
       const store = await resolveStore(
-        obj.spec.destination.s3,
+        obj.spec.destination,
         this.context(obj.metadata.namespace, this.o.log),
         true,
       );
@@ -247,7 +279,7 @@ export class BackupController {
       } finally {
         store.destroy();
       }
-      await this.o.events.record(obj, "Normal", Reason.Deleted, `deleted s3://${store.bucket}/${key}`);
+      await this.o.events.record(obj, "Normal", Reason.Deleted, `deleted ${storeRoot(store)}/${key}`);
     } catch (err) {
       await this.o.events.record(
         obj,

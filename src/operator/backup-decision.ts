@@ -85,7 +85,10 @@ export interface Failure {
 export type RunOutcome =
   | {
       kind: "stored";
+      /** The bucket or container. */
       bucket: string;
+      /** `s3://bucket` or `azblob://container`; absent: `s3://bucket`. */
+      root?: string;
       /** Full keys in the bucket (prefix included). */
       key: string;
       manifestKey: string;
@@ -112,9 +115,14 @@ export function classifyFailure(err: unknown, redact: (text: string) => string):
   };
 }
 
-/** The cluster name of the backup: the spec's, else its schedule's name, else its own. */
+/** The cluster name of the backup: the spec's, else the control plane it references, else its schedule's name, else its own. */
 export function clusterOf(backup: EtcdBackup): string {
-  return backup.spec?.clusterName ?? backup.metadata.labels?.[SCHEDULE_LABEL] ?? backup.metadata.name;
+  return (
+    backup.spec?.clusterName ??
+    backup.spec?.source?.controlPlaneRef?.name ??
+    backup.metadata.labels?.[SCHEDULE_LABEL] ??
+    backup.metadata.name
+  );
 }
 
 const generationOf = (b: EtcdBackup) => b.metadata.generation ?? 1;
@@ -273,7 +281,8 @@ export function decideAfterRun(
 /** A stored backup: Succeeded, with where it is and how big, and a Normal Event. */
 function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>, now: Date): BackupDecision {
   const generation = generationOf(b);
-  const location = `s3://${stored.bucket}/${stored.key}`;
+  const root = stored.root ?? `s3://${stored.bucket}`;
+  const location = `${root}/${stored.key}`;
   return {
     result: "success",
     actions: [
@@ -286,7 +295,7 @@ function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>,
           phase: "Succeeded",
           key: stored.key,
           manifestKey: stored.manifestKey,
-          location: `s3://${stored.bucket}`,
+          location: root,
           dbSize: stored.dbSize,
           storedSize: stored.storedSize,
           ...(stored.revision !== undefined ? { revision: stored.revision } : {}),

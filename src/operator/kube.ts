@@ -95,8 +95,17 @@ export class Kube {
   private readonly coordination: CoordinationV1Api;
   private readonly watcher: Watch;
 
-  constructor(config: KubeConfig) {
+  /** The API group and version of the custom kinds this instance reads and writes (ours by default). */
+  readonly group: string;
+  readonly version: string;
+
+  constructor(
+    config: KubeConfig,
+    api: { group: string; version: string } = { group: GROUP, version: VERSION },
+  ) {
     this.config = config;
+    this.group = api.group;
+    this.version = api.version;
     this.custom = config.makeApiClient(CustomObjectsApi);
     this.core = config.makeApiClient(CoreV1Api);
     this.coordination = config.makeApiClient(CoordinationV1Api);
@@ -107,10 +116,15 @@ export class Kube {
   async list<T>(plural: string, namespace: string | undefined): Promise<ListResult<T>> {
     const res = (await call(`list ${plural}`, () =>
       namespace
-        ? this.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural })
+        ? this.custom.listNamespacedCustomObject({
+            group: this.group,
+            version: this.version,
+            namespace,
+            plural,
+          })
         : this.custom.listCustomObjectForAllNamespaces({
-            group: GROUP,
-            version: VERSION,
+            group: this.group,
+            version: this.version,
             resourcePlural: plural,
           }),
     )) as { items: T[]; metadata?: { resourceVersion?: string } };
@@ -130,8 +144,8 @@ export class Kube {
     timeoutSeconds = 300,
   ): Promise<void> {
     const path = namespace
-      ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`
-      : `/apis/${GROUP}/${VERSION}/${plural}`;
+      ? `/apis/${this.group}/${this.version}/namespaces/${namespace}/${plural}`
+      : `/apis/${this.group}/${this.version}/${plural}`;
     await new Promise<void>((resolve, reject) => {
       let controller: AbortController | undefined;
       const onAbort = () => controller?.abort();
@@ -160,21 +174,33 @@ export class Kube {
 
   async get<T>(plural: string, namespace: string, name: string): Promise<T> {
     return (await call(`get ${plural} ${namespace}/${name}`, () =>
-      this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, name }),
+      this.custom.getNamespacedCustomObject({
+        group: this.group,
+        version: this.version,
+        namespace,
+        plural,
+        name,
+      }),
     )) as T;
   }
 
   async create<T>(plural: string, namespace: string, body: object): Promise<T> {
     return (await call(`create ${plural} in ${namespace}`, () =>
-      this.custom.createNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural, body }),
+      this.custom.createNamespacedCustomObject({
+        group: this.group,
+        version: this.version,
+        namespace,
+        plural,
+        body,
+      }),
     )) as T;
   }
 
   async delete(plural: string, namespace: string, name: string): Promise<void> {
     await call(`delete ${plural} ${namespace}/${name}`, () =>
       this.custom.deleteNamespacedCustomObject({
-        group: GROUP,
-        version: VERSION,
+        group: this.group,
+        version: this.version,
         namespace,
         plural,
         name,
@@ -188,7 +214,7 @@ export class Kube {
    * `metadata.resourceVersion` in the patch makes it conditional: the server answers 409 when the object changed.
    */
   async patch<T>(plural: string, namespace: string, name: string, body: object, status = false): Promise<T> {
-    const param = { group: GROUP, version: VERSION, namespace, plural, name, body };
+    const param = { group: this.group, version: this.version, namespace, plural, name, body };
     return (await call(`patch ${status ? "status of " : ""}${plural} ${namespace}/${name}`, () =>
       status
         ? this.custom.patchNamespacedCustomObjectStatus(param, merge)

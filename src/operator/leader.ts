@@ -39,13 +39,13 @@ export class LeaderElector {
   /** Resolves once we hold the Lease; rejects only when `signal` aborts. */
   async acquire(signal: AbortSignal): Promise<void> {
     this.o.log.info(
-      { lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity },
+      { lease: `${this.o.namespace}/${this.o.name}`, holder: this.o.identity },
       "waiting for the leader Lease",
     );
     for (;;) {
       signal.throwIfAborted();
       if (await this.tryAcquireOrRenew().catch((err) => this.failed(err))) {
-        this.o.log.info({ identity: this.o.identity }, "became leader");
+        this.o.log.info({ holder: this.o.identity }, "became leader");
         return;
       }
       await sleep(this.o.retryPeriodMs, signal);
@@ -64,7 +64,7 @@ export class LeaderElector {
       const ok = await this.tryAcquireOrRenew().catch((err) => this.failed(err));
       if (ok) lastRenew = Date.now();
       else if (Date.now() - lastRenew >= this.o.renewDeadlineMs || ok === null) {
-        this.o.log.error({ identity: this.o.identity }, "lost the leader Lease");
+        this.o.log.error({ holder: this.o.identity }, "lost the leader Lease");
         onLost();
         return;
       }

@@ -9,7 +9,9 @@ import {
   SCHEDULE_PLURAL,
 } from "./api.ts";
 import { BackupController } from "./backup-controller.ts";
+import { type ControlPlaneSettings, kubeControlPlaneReader } from "./control-plane-refs/fetch.ts";
 import { EventRecorder } from "./events.ts";
+import { ClusterGate } from "./fleet/cluster-gate.ts";
 import { Informer } from "./informer.ts";
 import type { Kube } from "./kube.ts";
 import { LeaderElector } from "./leader.ts";
@@ -17,6 +19,7 @@ import type { OperatorMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
 import type { ConfigReader } from "./resolve.ts";
 import { ScheduleController } from "./schedule-controller.ts";
+import { serveTalosEtcdBackups } from "./talos-etcd-backup-compat/serve.ts";
 
 export interface OperatorOptions {
   kube: Kube;
@@ -42,6 +45,10 @@ export interface OperatorOptions {
   redactor?: Redactor;
   /** Told when this replica starts and stops leading. */
   onLeading?: (leading: boolean) => void;
+  /** How control planes named by `spec.source.controlPlaneRef` are reached (etcd's port for kubeadm). */
+  controlPlanes?: ControlPlaneSettings;
+  /** Also serve the Talos operator's TalosEtcdBackup and TalosEtcdBackupSchedule (talos-etcd-backup-compat/). */
+  talosEtcdBackupCompat?: boolean;
 }
 
 const keyOf = (o: { metadata: { namespace: string; name: string } }) =>
@@ -93,6 +100,15 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
   const { kube, log, metrics } = options;
   const events = new EventRecorder(kube, options.identity, log, undefined, options.redactor);
   const reader: ConfigReader = kube;
+  // One cluster never holds every slot; an unreachable one backs off (fleet/cluster-gate.ts).
+  const gate = new ClusterGate({
+    perCluster: Math.max(1, options.maxConcurrent - 1),
+    ...(options.retryBaseMs !== undefined ? { baseMs: options.retryBaseMs } : {}),
+  });
+  const controlPlanes = {
+    reader: kubeControlPlaneReader(kube.config),
+    ...(options.controlPlanes ? { settings: options.controlPlanes } : {}),
+  };
   const onError = (kind: string) => (key: string, err: unknown, retryInMs: number) =>
     log.warn({ [kind]: key, err: describeError(err), retryInMs }, "reconcile failed; retrying");
 
@@ -106,6 +122,8 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     ...(options.redactor ? { redactor: options.redactor } : {}),
     ...(options.talosServiceAccountDir ? { talosServiceAccountDir: options.talosServiceAccountDir } : {}),
     ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
+    controlPlanes,
+    gate,
   });
   const schedules = new ScheduleController({
     kube,
@@ -147,20 +165,38 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     log,
     ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
     onRelist: () => metrics.relists.inc({ resource: SCHEDULE_PLURAL }),
-    onEvent: (type, obj) => {
-      if (type !== "deleted") scheduleQueue.add(keyOf(obj));
-    },
+    // Deletions too: a deleted schedule's revision log (spec.continuous) must stop.
+    onEvent: (_type, obj) => scheduleQueue.add(keyOf(obj)),
   });
   log.info(
     { namespace: options.namespace ?? "(all)", maxConcurrent: options.maxConcurrent },
     "operator running",
   );
   const informers = [backupInformer.run(signal), scheduleInformer.run(signal)];
+  const compat = options.talosEtcdBackupCompat
+    ? serveTalosEtcdBackups(
+        {
+          kube,
+          namespace: options.namespace,
+          reader,
+          events,
+          metrics,
+          log,
+          maxConcurrent: options.maxConcurrent,
+          controlPlanes,
+          gate,
+          ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
+          ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
+        },
+        signal,
+      )
+    : Promise.resolve();
   // Schedules read the backup cache: start them only once it is filled.
   await Promise.race([
     backupInformer.synced,
     new Promise((r) => signal.addEventListener("abort", r, { once: true })),
   ]);
-  await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal)]);
+  await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal), compat]);
+  await schedules.close(); // the revision logs close their open segments
   log.info("operator stopped");
 }

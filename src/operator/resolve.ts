@@ -4,9 +4,16 @@ import { type BackupJob, backupJobFromConfig } from "../config/job.ts";
 import { type BackupJobConfigInput, parseBackupJobConfig } from "../config/schema.ts";
 import { describeError } from "../errors.ts";
 import type { SnapshotSource } from "../source/source.ts";
+import { AzureBlobStore } from "../store/azure-blob.ts";
 import { S3Store } from "../store/s3.ts";
 import { SERVICE_ACCOUNT_DIR } from "../talos/config.ts";
-import { type EtcdBackupSpec, Reason, type S3DestinationSpec } from "./api.ts";
+import { type AzureBlobDestinationSpec, type EtcdBackupSpec, Reason, type S3DestinationSpec } from "./api.ts";
+import {
+  type ControlPlaneReader,
+  type ControlPlaneSettings,
+  resolveControlPlane,
+} from "./control-plane-refs/fetch.ts";
+import { SpecProblem } from "./spec-problem.ts";
 
 /**
  * Translates a spec into the one job description (config/schema.ts) and builds it with the one builder
@@ -20,30 +27,26 @@ export interface ConfigReader {
   configMap(namespace: string, name: string): Promise<Record<string, string> | null>;
 }
 
-/** A failure with a condition reason (`SecretNotFound`, `InvalidRecipient`...). */
-export class SpecProblem extends Error {
-  override name = "SpecProblem";
-  readonly reason: string;
-  constructor(reason: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.reason = reason;
-  }
-}
-
-/** The condition reason of a failure: a `SpecProblem`'s own, otherwise `fallback`. */
-export function reasonOf(err: unknown, fallback: string): string {
-  return err instanceof SpecProblem ? err.reason : fallback;
-}
+// In its own module so that the modules resolve.ts uses (control-plane-refs/) can throw it without a cycle.
+export { reasonOf, SpecProblem } from "./spec-problem.ts";
 
 export interface ResolveContext {
   namespace: string;
   reader: ConfigReader;
   /** Where a Talos ServiceAccount's talosconfig is mounted (`/var/run/secrets/talos.dev`). */
   talosServiceAccountDir?: string;
+  /** Reads the objects `spec.source.controlPlaneRef` names (control-plane-refs/fetch.ts). */
+  controlPlanes?: { reader: ControlPlaneReader; settings?: ControlPlaneSettings };
   warn: (line: string) => void;
 }
 
-async function secretKey(ctx: ResolveContext, name: string, key: string, field: string): Promise<Buffer> {
+/** A Secret's key in the object's namespace; its absence is a `SpecProblem` naming `field`. */
+export async function secretKey(
+  ctx: ResolveContext,
+  name: string,
+  key: string,
+  field: string,
+): Promise<Buffer> {
   const data = await ctx.reader.secret(ctx.namespace, name);
   if (!data) {
     throw new SpecProblem(
@@ -115,7 +118,7 @@ export async function jobConfigFromSpec(
   cluster: string,
   ctx: ResolveContext,
 ): Promise<BackupJobConfigInput> {
-  const { etcd, talos } = spec.source;
+  const { etcd, talos, controlPlaneRef } = spec.source;
   let source: BackupJobConfigInput["source"];
   if (etcd) {
     const ref = etcd.tlsSecretRef;
@@ -154,8 +157,17 @@ export async function jobConfigFromSpec(
       endpoints: talos.endpoints ?? [],
       nodes: talos.nodes ?? [],
     };
+  } else if (controlPlaneRef) {
+    if (!ctx.controlPlanes) {
+      throw new SpecProblem(
+        Reason.InvalidSpec,
+        "spec.source.controlPlaneRef: this operator cannot read control planes",
+      );
+    }
+    const { reader, settings } = ctx.controlPlanes;
+    source = (await resolveControlPlane(controlPlaneRef, ctx.namespace, reader, ctx.reader, settings)).source;
   } else {
-    throw new SpecProblem(Reason.InvalidSpec, "spec.source: set etcd or talos");
+    throw new SpecProblem(Reason.InvalidSpec, "spec.source: set etcd, talos or controlPlaneRef");
   }
   const e = spec.encryption;
   const recipients = [...(e.recipients ?? [])];
@@ -191,13 +203,27 @@ export async function jobConfigFromSpec(
         .filter((l) => l && !l.startsWith("#")),
     );
   }
-  const s3 = await s3FromSpec(spec.destination.s3, ctx);
+  let destination: Pick<BackupJobConfigInput, "destination" | "s3" | "s3Secrets" | "azure" | "azureSecrets">;
+  const azureBlob = spec.destination.azureBlob;
+  if (azureBlob) {
+    const azure = await azureFromSpec(azureBlob, ctx);
+    destination = {
+      destination: azure.destination,
+      azure: azure.settings,
+      ...(azure.secrets ? { azureSecrets: azure.secrets } : {}),
+    };
+  } else {
+    const s3 = await s3FromSpec(s3Of(spec.destination), ctx);
+    destination = {
+      destination: s3.destination,
+      s3: s3.settings,
+      ...(s3.secrets ? { s3Secrets: s3.secrets } : {}),
+    };
+  }
   return {
     cluster,
     source,
-    destination: s3.destination,
-    s3: s3.settings,
-    ...(s3.secrets ? { s3Secrets: s3.secrets } : {}),
+    ...destination,
     compression: spec.compression ?? "zstd",
     ...(spec.compressionLevel ? { level: spec.compressionLevel } : {}),
     encryption:
@@ -223,6 +249,11 @@ export async function resolveJob(
   if (spec.encryption.none === true && input.encryption.kind === "age") {
     throw new SpecProblem(Reason.InvalidSpec, "spec.encryption: none: true contradicts the recipients given");
   }
+  return await buildJob(input, ctx);
+}
+
+/** Builds a job description as `resolveJob` does (for front ends that translate other resources into one). */
+export async function buildJob(input: BackupJobConfigInput, ctx: ResolveContext): Promise<BackupJob> {
   try {
     const job = await backupJobFromConfig(parseBackupJobConfig(input), { warn: ctx.warn });
     return { ...job, source: new SourceProblems(job.source) };
@@ -274,6 +305,15 @@ async function s3FromSpec(
       ...(s3.region ? { region: s3.region } : {}),
       ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
       ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
+      ...(s3.objectLock && (s3.objectLock.mode || s3.objectLock.legalHold)
+        ? {
+            objectLock: {
+              ...(s3.objectLock.mode ? { mode: s3.objectLock.mode } : {}),
+              ...(s3.objectLock.days !== undefined ? { days: s3.objectLock.days } : {}),
+              ...(s3.objectLock.legalHold ? { legalHold: true } : {}),
+            },
+          }
+        : {}),
     },
     ...(credentials || caPem
       ? { secrets: { ...(credentials ? { credentials } : {}), ...(caPem ? { caPem } : {}) } }
@@ -281,15 +321,97 @@ async function s3FromSpec(
   };
 }
 
+/** A spec's destination: exactly one of `s3` and `azureBlob` (the CRD and spec.ts make sure). */
+export type DestinationSpec = EtcdBackupSpec["destination"];
+
+/** The store a destination opens, as the operator uses it: S3 or Azure Blob. */
+export type OperatorStore = S3Store | AzureBlobStore;
+
+/** Where a store's keys are rooted, for statuses and Events: `s3://bucket` or `azblob://container`. */
+export function storeRoot(store: OperatorStore): string {
+  return store instanceof AzureBlobStore ? `azblob://${store.container}` : `s3://${store.bucket}`;
+}
+
+function s3Of(destination: DestinationSpec): S3DestinationSpec {
+  if (!destination.s3)
+    throw new SpecProblem(Reason.InvalidSpec, "spec.destination: set exactly one of s3 or azureBlob");
+  return destination.s3;
+}
+
+/** The Azure Blob destination of a spec: the destination URL, its settings, and the Secret's credentials. */
+async function azureFromSpec(
+  azure: AzureBlobDestinationSpec,
+  ctx: ResolveContext,
+): Promise<{
+  destination: string;
+  settings: NonNullable<BackupJobConfigInput["azure"]>;
+  secrets?: NonNullable<BackupJobConfigInput["azureSecrets"]>;
+}> {
+  const ref = azure.credentialsSecretRef;
+  const field = "spec.destination.azureBlob.credentialsSecretRef";
+  let account = azure.account;
+  let secrets: NonNullable<BackupJobConfigInput["azureSecrets"]> | undefined;
+  if (ref) {
+    const data = await ctx.reader.secret(ctx.namespace, ref.name);
+    if (!data) {
+      throw new SpecProblem(
+        Reason.SecretNotFound,
+        `Secret ${ctx.namespace}/${ref.name} (${field}) not found: create it in namespace ${ctx.namespace} or fix ${field}`,
+      );
+    }
+    const text = (key: string) => data[key]?.toString("utf8").trim() || undefined;
+    const keyName = ref.accountKeyKey ?? "AZURE_STORAGE_KEY";
+    const sasName = ref.sasTokenKey ?? "AZURE_STORAGE_SAS_TOKEN";
+    const accountKey = text(keyName);
+    const sasToken = accountKey ? undefined : text(sasName);
+    if (!accountKey && !sasToken) {
+      const known = Object.keys(data).sort().join(", ") || "none";
+      throw new SpecProblem(
+        Reason.KeyNotFound,
+        `Secret ${ctx.namespace}/${ref.name} has neither ${JSON.stringify(keyName)} nor ${JSON.stringify(sasName)} (${field}); its keys: ${known}`,
+      );
+    }
+    account ??= text(ref.accountNameKey ?? "AZURE_STORAGE_ACCOUNT");
+    secrets = accountKey ? { accountKey } : { sasToken: sasToken! };
+  }
+  return {
+    destination: `azblob://${azure.container}/${azure.prefix ?? ""}`,
+    settings: {
+      ...(account ? { account } : {}),
+      ...(azure.endpoint ? { endpoint: azure.endpoint } : {}),
+    },
+    ...(secrets ? { secrets } : {}),
+  };
+}
+
 /**
- * The S3 store. `rootOnly` opens the bucket's root instead of the spec's prefix (to delete by a full key).
- * Without a credentials Secret the SDK's default chain applies (IRSA, pod identity, environment).
+ * The destination's store. `rootOnly` opens the bucket's or container's root instead of the spec's prefix (to
+ * delete by a full key). Without a credentials Secret the SDKs' default chains apply (IRSA, pod identity, Azure
+ * workload identity, managed identity).
  */
 export async function resolveStore(
-  s3: S3DestinationSpec,
+  destination: DestinationSpec,
   ctx: ResolveContext,
   rootOnly = false,
-): Promise<S3Store> {
+): Promise<OperatorStore> {
+  if (destination.azureBlob) {
+    const azure = destination.azureBlob;
+    const { settings, secrets } = await azureFromSpec(azure, ctx);
+    try {
+      return new AzureBlobStore({
+        container: azure.container,
+        prefix: rootOnly ? "" : (azure.prefix ?? ""),
+        settings,
+        ...(secrets ? { secrets } : {}),
+        warn: ctx.warn,
+      });
+    } catch (err) {
+      throw new SpecProblem(Reason.InvalidSpec, `spec.destination.azureBlob: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+  }
+  const s3 = s3Of(destination);
   const { settings, secrets } = await s3FromSpec(s3, ctx);
   try {
     return new S3Store({

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { pruneBackups } from "../catalog/prune.ts";
 import { processRedactor, type Redactor } from "../observability/redact.ts";
+import { pruneLog } from "../point-in-time/prune-log.ts";
 import {
   BACKUP_PLURAL,
   type EtcdBackup,
@@ -10,9 +11,11 @@ import {
   SCHEDULE_PLURAL,
 } from "./api.ts";
 import { redactConditions, setConditions } from "./conditions.ts";
+import { ContinuousLogs } from "./continuous-logs.ts";
 import type { EventRecorder } from "./events.ts";
 import { isAlreadyExists, isNotFound, type Kube } from "./kube.ts";
 import type { OperatorMetrics } from "./metrics.ts";
+import { decideNotifications } from "./notify-decision.ts";
 import { type ConfigReader, resolveStore } from "./resolve.ts";
 import {
   classifyPruneFailure,
@@ -21,8 +24,11 @@ import {
   type ObservedSchedule,
   type PruneOutcome,
   type PruneRequest,
+  parseCron,
   type ScheduleAction,
 } from "./schedule-decision.ts";
+import { ScheduleNotifier } from "./schedule-notify.ts";
+import { checkScheduleSpec } from "./spec.ts";
 
 export interface ScheduleControllerOptions {
   kube: Kube;
@@ -45,9 +51,36 @@ export interface ScheduleControllerOptions {
  */
 export class ScheduleController {
   private readonly o: ScheduleControllerOptions;
+  private readonly notifier: ScheduleNotifier;
+  /** Notifications being sent (they never hold up a reconcile); `settled` waits for them. */
+  private readonly sending = new Set<Promise<void>>();
+  /** spec.continuous: the revision logs this process runs beside their schedules. */
+  private readonly continuous: ContinuousLogs;
 
   constructor(options: ScheduleControllerOptions) {
     this.o = options;
+    this.notifier = new ScheduleNotifier({
+      reader: options.reader,
+      events: options.events,
+      log: options.log,
+      redactor: options.redactor ?? processRedactor,
+      registry: options.metrics.registry,
+    });
+    this.continuous = new ContinuousLogs({
+      reader: options.reader,
+      log: options.log,
+      redactor: options.redactor ?? processRedactor,
+    });
+  }
+
+  /** Stops every revision log this controller runs (the open segments are closed first). */
+  async close(): Promise<void> {
+    await this.continuous.close();
+  }
+
+  /** Resolves when the notifications sent so far are done (delivered or given up). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.sending]);
   }
 
   async reconcile(key: string, signal: AbortSignal): Promise<number | undefined> {
@@ -56,10 +89,14 @@ export class ScheduleController {
     try {
       schedule = await this.o.kube.get<EtcdBackupSchedule>(SCHEDULE_PLURAL, namespace, name);
     } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
+      if (!isNotFound(err)) throw err;
+      await this.continuous.stop(key); // deleted: its revision log ends
+      return undefined;
     }
-    if (schedule.metadata.deletionTimestamp) return undefined;
+    if (schedule.metadata.deletionTimestamp) {
+      await this.continuous.stop(key);
+      return undefined;
+    }
     const now = new Date();
     const observed: ObservedSchedule = { schedule, backups: [...this.o.backups()], now, redact: this.redact };
     const decision = decideSchedule(observed);
@@ -72,12 +109,46 @@ export class ScheduleController {
       status = { ...status, ...pruned.status };
       conditions = [...conditions, ...pruned.conditions];
     }
+    // spec.continuous: the revision log runs (or stops) with the schedule; status shows its window.
+    const pointInTime = await this.continuous.sync(
+      validSpec(schedule) ? schedule : notContinuous(schedule),
+      signal,
+    );
+    if (pointInTime) status = { ...status, pointInTime };
+    else if (schedule.status?.pointInTime) status = { ...status, pointInTime: null };
+    // spec.notify: decided now, recorded with the status, sent after it was written (at most once).
+    const notification = this.decideNotifications(observed);
+    if (notification) status = { ...status, notification: notification.status };
     await this.writeStatus(schedule, {
       ...status,
       conditions: setConditions(schedule.status?.conditions, conditions, now),
     });
-    if (decision.requeueAfterMs === undefined) return undefined;
-    return Math.max(50, decision.requeueAfterMs - (Date.now() - now.getTime())); // the time this reconcile took
+    if (notification?.events.length) {
+      const sending: Promise<void> = this.notifier
+        .send(schedule, notification.events, signal)
+        .finally(() => this.sending.delete(sending));
+      this.sending.add(sending);
+    }
+    // A running log's window grows: its status is refreshed every few segments (at least every 30 s).
+    const refresh = pointInTime
+      ? Math.min(30_000, Math.max(5_000, 3 * 1000 * (schedule.spec.segmentIntervalSeconds ?? 10)))
+      : undefined;
+    const requeue = [decision.requeueAfterMs, notification?.wakeAfterMs, refresh].filter(
+      (v) => v !== undefined,
+    );
+    if (requeue.length === 0) return undefined;
+    return Math.max(50, Math.min(...requeue) - (Date.now() - now.getTime())); // the time this reconcile took
+  }
+
+  private decideNotifications(observed: ObservedSchedule) {
+    const { schedule } = observed;
+    if (!schedule.spec?.notify) return undefined;
+    try {
+      const cron = parseCron(schedule.spec.schedule, schedule.spec.timeZone);
+      return decideNotifications({ ...observed, cron });
+    } catch {
+      return undefined; // an invalid schedule is reported by its conditions
+    }
   }
 
   private readonly redact = (text: string): string => (this.o.redactor ?? processRedactor).redact(text);
@@ -132,12 +203,24 @@ export class ScheduleController {
           .filter((b) => b.result === "deleted")
           .map((b) => full(b.entry.key));
         this.o.metrics.pruned.inc({ namespace, schedule: name }, deletedKeys.length);
+        const failures = [...report.failures];
+        if (schedule.spec.continuous) {
+          // As the daemon's runs do: the revision log's segments no kept recovery point needs go too.
+          const logReport = await pruneLog(store, { cluster: request.cluster });
+          failures.push(...logReport.failed);
+          if (logReport.removed.length > 0) {
+            this.o.log.info(
+              { schedule: `${namespace}/${name}`, logObjectsRemoved: logReport.removed.length },
+              "pruned the revision log",
+            );
+          }
+        }
         return {
           kind: "ran",
           kept: report.backups.filter((b) => b.action === "keep").length,
           deletedKeys,
           freedBytes: report.freedBytes,
-          failures: report.failures,
+          failures,
         };
       } finally {
         store.destroy();
@@ -147,4 +230,18 @@ export class ScheduleController {
       return classifyPruneFailure(err, this.redact);
     }
   }
+}
+
+/** True when the schedule's spec passes the operator's check (an invalid one runs nothing). */
+function validSpec(schedule: EtcdBackupSchedule): boolean {
+  try {
+    checkScheduleSpec(schedule.spec);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function notContinuous(schedule: EtcdBackupSchedule): EtcdBackupSchedule {
+  return { ...schedule, spec: { ...schedule.spec, continuous: false } };
 }

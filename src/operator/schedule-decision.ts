@@ -9,11 +9,11 @@ import {
   type EtcdBackup,
   type EtcdBackupSchedule,
   type EtcdBackupScheduleStatus,
+  type EtcdBackupSpec,
   type MergePatch,
   type ObjectRef,
   Reason,
   type RetentionSpec,
-  type S3DestinationSpec,
   SCHEDULE_KIND,
   SCHEDULE_LABEL,
   SCHEDULED_AT_ANNOTATION,
@@ -62,7 +62,7 @@ export interface PruneRequest {
   after: string;
   policy: RetentionPolicy;
   cluster: string;
-  destination: S3DestinationSpec;
+  destination: EtcdBackupSpec["destination"];
 }
 
 export interface ScheduleDecision {
@@ -180,7 +180,10 @@ export function scheduledBackup(schedule: EtcdBackupSchedule, due: Date): EtcdBa
         },
       ],
     },
-    spec: { ...template.spec, clusterName: template.spec.clusterName ?? name },
+    spec: {
+      ...template.spec,
+      clusterName: template.spec.clusterName ?? template.spec.source?.controlPlaneRef?.name ?? name,
+    },
   };
 }
 
@@ -287,8 +290,11 @@ function pruneRequest(s: EtcdBackupSchedule, after: string): PruneRequest | unde
   return {
     after,
     policy: retentionPolicy(s.spec.retention),
-    cluster: s.spec.template.spec.clusterName ?? s.metadata.name,
-    destination: s.spec.template.spec.destination.s3,
+    cluster:
+      s.spec.template.spec.clusterName ??
+      s.spec.template.spec.source?.controlPlaneRef?.name ??
+      s.metadata.name,
+    destination: s.spec.template.spec.destination,
   };
 }
 

@@ -1,5 +1,7 @@
 import { z } from "zod";
 import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
+import { parseSpan } from "../duration.ts";
+import { MAX_OBJECT_LOCK_DAYS, OBJECT_LOCK_MODES } from "../store/s3-settings.ts";
 import type { EtcdBackupScheduleSpec, EtcdBackupSpec } from "./api.ts";
 
 /**
@@ -32,6 +34,14 @@ const talos = z
     message: "set exactly one of inCluster: true or talosconfigSecretRef",
   });
 
+const controlPlaneRef = z.object({
+  apiVersion: z
+    .string()
+    .regex(/^[a-z0-9.-]+\/[a-z0-9]+$/, "use group/version, e.g. cluster.x-k8s.io/v1beta1"),
+  kind: name,
+  name,
+});
+
 const s3 = z.object({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a valid S3 bucket name"),
   prefix: z
@@ -54,6 +64,40 @@ const s3 = z.object({
     .optional(),
   caSecretRef: z.object({ name, key: name.optional() }).optional(),
   insecureSkipVerify: z.boolean().optional(),
+  objectLock: z
+    .object({
+      mode: z.enum(OBJECT_LOCK_MODES).optional(),
+      days: z.number().int().min(1).max(MAX_OBJECT_LOCK_DAYS).optional(),
+      legalHold: z.boolean().optional(),
+    })
+    .refine((l) => (l.mode === undefined) === (l.days === undefined), "mode and days go together")
+    .optional(),
+});
+
+const azureBlob = z.object({
+  container: z
+    .string()
+    .regex(/^[a-z0-9](?:[a-z0-9]|-(?!-)){1,61}[a-z0-9]$/, "not a valid Azure container name"),
+  prefix: z
+    .string()
+    .regex(/^([^/]+(\/[^/]+)*)?$/, "no leading, trailing or double slash")
+    .optional(),
+  account: z
+    .string()
+    .regex(/^[a-z0-9]{3,24}$/, "not a valid storage account name")
+    .optional(),
+  endpoint: z
+    .string()
+    .regex(/^https?:\/\/[^\s/?]+(\/[^\s?]*)?$/, "use https://host[:port][/path], without a query")
+    .optional(),
+  credentialsSecretRef: z
+    .object({
+      name,
+      accountNameKey: name.optional(),
+      accountKeyKey: name.optional(),
+      sasTokenKey: name.optional(),
+    })
+    .optional(),
 });
 
 const encryption = z
@@ -84,9 +128,17 @@ export const backupSpecSchema = z.object({
     })
     .optional(),
   source: z
-    .object({ etcd: etcd.optional(), talos: talos.optional() })
-    .refine((s) => (s.etcd === undefined) !== (s.talos === undefined), "set exactly one of etcd or talos"),
-  destination: z.object({ s3 }),
+    .object({ etcd: etcd.optional(), talos: talos.optional(), controlPlaneRef: controlPlaneRef.optional() })
+    .refine(
+      (s) => [s.etcd, s.talos, s.controlPlaneRef].filter((x) => x !== undefined).length === 1,
+      "set exactly one of etcd, talos or controlPlaneRef",
+    ),
+  destination: z
+    .object({ s3: s3.optional(), azureBlob: azureBlob.optional() })
+    .refine(
+      (d) => (d.s3 === undefined) !== (d.azureBlob === undefined),
+      "set exactly one of s3 or azureBlob",
+    ),
   encryption,
   compression: z.enum(["zstd", "none"]).optional(),
   compressionLevel: z.number().int().min(1).max(19).optional(),
@@ -95,33 +147,52 @@ export const backupSpecSchema = z.object({
 });
 
 const count = z.number().int().min(1).optional();
-export const scheduleSpecSchema = z.object({
-  schedule: z.string().min(1),
-  timeZone: z.string().optional(),
-  suspend: z.boolean().optional(),
-  concurrencyPolicy: z.enum(["Forbid", "Allow", "Replace"]).optional(),
-  retention: z
-    .object({
-      keepLast: count,
-      keepHourly: count,
-      keepDaily: count,
-      keepWeekly: count,
-      keepMonthly: count,
-      keepYearly: count,
-      keepWithin: z.string().optional(),
-    })
-    .optional(),
-  failedBackupsHistoryLimit: z.number().int().min(0).optional(),
-  template: z.object({
-    metadata: z
+export const scheduleSpecSchema = z
+  .object({
+    schedule: z.string().min(1),
+    timeZone: z.string().optional(),
+    suspend: z.boolean().optional(),
+    concurrencyPolicy: z.enum(["Forbid", "Allow", "Replace"]).optional(),
+    retention: z
       .object({
-        labels: z.record(z.string(), z.string()).optional(),
-        annotations: z.record(z.string(), z.string()).optional(),
+        keepLast: count,
+        keepHourly: count,
+        keepDaily: count,
+        keepWeekly: count,
+        keepMonthly: count,
+        keepYearly: count,
+        keepWithin: z.string().optional(),
       })
       .optional(),
-    spec: backupSpecSchema,
-  }),
-});
+    failedBackupsHistoryLimit: z.number().int().min(0).optional(),
+    notify: z
+      .object({
+        urlsFrom: z.array(z.object({ secretKeyRef: keyRef })).min(1),
+        format: z.enum(["json", "slack"]).optional(),
+        on: z.array(z.enum(["success", "failure", "stale"])).optional(),
+        staleAfter: z
+          .string()
+          .refine((v) => parseSpan(v) !== null, "not a span like 2h, 1d")
+          .optional(),
+      })
+      .optional(),
+    template: z.object({
+      metadata: z
+        .object({
+          labels: z.record(z.string(), z.string()).optional(),
+          annotations: z.record(z.string(), z.string()).optional(),
+        })
+        .optional(),
+      spec: backupSpecSchema,
+    }),
+    continuous: z.boolean().optional(),
+    segmentIntervalSeconds: z.number().int().min(1).max(3600).optional(),
+  })
+  .refine((s) => s.continuous !== true || s.template.spec.source.etcd !== undefined, {
+    message:
+      "the revision log needs an etcd source it can watch (Talos' apid exposes snapshots but no watch)",
+    path: ["continuous"],
+  });
 
 /** Thrown for a spec that does not match the schema; the message names every offending field. */
 export class InvalidSpecError extends Error {

@@ -49,6 +49,7 @@ export async function writeSegment(target: SegmentTarget, segment: SegmentBuilde
   await target.store.put(key, body as unknown as Readable, {
     ...(target.signal ? { signal: target.signal } : {}),
     contentType: "application/octet-stream",
+    immutable: true,
   });
   const manifest: SegmentManifest = {
     format: LOG_FORMAT,
@@ -71,7 +72,9 @@ export async function writeSegment(target: SegmentTarget, segment: SegmentBuilde
     tool: { name: "etcd-backup", version: VERSION },
   };
   try {
-    await writeJson(target.store, `${key}${SEGMENT_MANIFEST_SUFFIX}`, manifest, target.signal);
+    await writeJson(target.store, `${key}${SEGMENT_MANIFEST_SUFFIX}`, manifest, target.signal, {
+      immutable: true,
+    });
   } catch (err) {
     await target.store.delete(key).catch(() => {});
     throw err;
@@ -79,16 +82,22 @@ export async function writeSegment(target: SegmentTarget, segment: SegmentBuilde
   return manifest;
 }
 
-/** Writes one of the log's JSON objects (replacing it: heads are overwritten). */
+/**
+ * Writes one of the log's JSON objects (replacing it: heads are overwritten). `immutable` (a segment's manifest,
+ * which describes data that never changes) locks it where the store locks backup data; records that are
+ * rewritten or removed as the log runs (heads, chain and prune records) are never locked.
+ */
 export async function writeJson(
   store: Store,
   key: string,
   value: LogObject,
   signal?: AbortSignal,
+  options: { immutable?: boolean } = {},
 ): Promise<void> {
   await store.put(key, Readable.from([Buffer.from(`${JSON.stringify(value, null, 2)}\n`)]), {
     ...(signal ? { signal } : {}),
     contentType: "application/json",
+    ...(options.immutable ? { immutable: true } : {}),
   });
 }
 

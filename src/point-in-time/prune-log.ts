@@ -9,6 +9,7 @@
  * backup will fall inside it). Gap records are kept: they are small and explain the history.
  */
 import { listBackups } from "../catalog/catalog.ts";
+import { readHolds } from "../catalog/prune.ts";
 import type { Store } from "../store/store.ts";
 import { type Chain, readLogCatalog } from "./catalog.ts";
 import { writeJson } from "./log-store.ts";
@@ -41,6 +42,11 @@ export interface LogPruneResult {
   /** What is (or, with dryRun, would be) removed: segment objects before their manifests, records last. */
   removed: LogPruneItem[];
   keptSegments: number;
+  /**
+   * What retention would remove but the store holds (object lock, legal hold), with what holds it: kept, with
+   * its segment's other half and, for a chain that would go whole, the chain's records.
+   */
+  held: LogPruneItem[];
   /** Keys whose deletion failed, with the error; everything else was removed. */
   failed: { key: string; error: string }[];
 }
@@ -70,6 +76,9 @@ export async function pruneLog(
   const chains: ChainPruneDecision[] = [];
   const removed: LogPruneItem[] = [];
   const cuts: { chain: Chain; through: number }[] = [];
+  /** Which chain each removed key belongs to, to keep a chain's records while one of its segments is held. */
+  const chainOf = new Map<string, string>();
+  const recordKeys = new Set<string>();
   let keptSegments = 0;
   for (const log of await readLogCatalog(store, options.cluster ? { cluster: options.cluster } : {})) {
     const newest = log.chains.at(-1);
@@ -142,8 +151,38 @@ export async function pruneLog(
         for (const key of chain.unclosed)
           removed.push({ key, reason: "segment never closed, in a finished chain" });
       }
-      if (whole) removed.push(...chainRecords(chain));
+      if (whole) {
+        const records = chainRecords(chain);
+        for (const r of records) recordKeys.add(r.key);
+        removed.push(...records);
+      }
+      const id = `${chain.cluster}\n${chain.dir}\n${chain.base}`;
+      for (const item of removed) if (!chainOf.has(item.key)) chainOf.set(item.key, id);
     }
+  }
+  // Locked segments stay (asked in dry runs too, so both plan alike), with their manifest and their chain's records.
+  const holds = await readHolds(
+    store,
+    removed.map((r) => r.key),
+    options.now ?? new Date(),
+  );
+  const held: LogPruneItem[] = [];
+  if (holds.size > 0) {
+    const segmentOf = (key: string) =>
+      key.endsWith(SEGMENT_MANIFEST_SUFFIX) ? key.slice(0, -SEGMENT_MANIFEST_SUFFIX.length) : key;
+    const heldSegments = new Set([...holds.keys()].map(segmentOf));
+    const heldChains = new Set([...holds.keys()].map((k) => chainOf.get(k)));
+    const stays = (key: string) =>
+      heldSegments.has(segmentOf(key)) || (recordKeys.has(key) && heldChains.has(chainOf.get(key)));
+    for (const r of removed.filter((r) => stays(r.key))) {
+      const hold =
+        holds.get(r.key) ?? holds.get(segmentOf(r.key)) ?? holds.get(`${r.key}${SEGMENT_MANIFEST_SUFFIX}`);
+      held.push({
+        key: r.key,
+        reason: `kept: ${hold ?? "a segment of its chain is held by an object lock"}`,
+      });
+    }
+    removed.splice(0, removed.length, ...removed.filter((r) => !stays(r.key)));
   }
   const failed: { key: string; error: string }[] = [];
   if (!options.dryRun) {
@@ -164,7 +203,7 @@ export async function pruneLog(
       }
     }
   }
-  return { chains, removed, keptSegments, failed };
+  return { chains, removed, keptSegments, held, failed };
 }
 
 function chainRecords(chain: Chain): LogPruneItem[] {

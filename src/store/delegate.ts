@@ -14,6 +14,8 @@ export function withOverrides(inner: Store, overrides: Partial<Omit<Store, "loca
     delete: (key) => inner.delete(key),
     leftovers: (prefix) => inner.leftovers(prefix),
     removeLeftover: (leftover) => inner.removeLeftover(leftover),
+    ...(inner.retention ? { retention: (key: string) => inner.retention!(key) } : {}),
+    ...(inner.prepare ? { prepare: () => inner.prepare!() } : {}),
     ...overrides,
   };
 }

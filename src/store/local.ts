@@ -8,10 +8,12 @@ import { Hinted } from "../errors.ts";
 import {
   AlreadyExistsError,
   type Leftover,
+  NO_RETENTION,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type Retention,
   type Store,
 } from "./store.ts";
 
@@ -178,6 +180,12 @@ export class LocalStore implements Store {
 
   async delete(key: string): Promise<void> {
     await rm(this.path(key), { force: true });
+  }
+
+  /** A directory has no object lock: every file answers `NO_RETENTION` (file modes are not a lock). */
+  async retention(key: string): Promise<Retention> {
+    if (!(await this.stat(key))) throw new NotFoundError(key, this.location);
+    return NO_RETENTION;
   }
 }
 

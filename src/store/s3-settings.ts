@@ -15,6 +15,23 @@ export const DEFAULT_CONCURRENCY = 4;
 
 export type ServerSideEncryption = "AES256" | "aws:kms";
 
+/** S3 Object Lock retention modes, as our flags spell them. */
+export const OBJECT_LOCK_MODES = ["governance", "compliance"] as const;
+export type ObjectLockMode = (typeof OBJECT_LOCK_MODES)[number];
+/** The longest retention accepted: 100 years (S3 itself allows more; more than this is a typo). */
+export const MAX_OBJECT_LOCK_DAYS = 36_500;
+
+/**
+ * How backup data is locked when written (S3 Object Lock): a retention `mode` for `days` from the write, and/or a
+ * legal hold. Only objects put with `immutable` (backups, manifests, log segments) are locked.
+ */
+export interface ObjectLockSettings {
+  mode?: ObjectLockMode;
+  /** Required with `mode` (the job configuration fills it from --keep-within when it can). */
+  days?: number;
+  legalHold?: boolean;
+}
+
 /**
  * How to reach an S3-compatible service, as given by flags, the environment or a config object. Every field is
  * optional; `resolveS3Settings` fills in the defaults. Credentials are not part of it on purpose: they come from
@@ -42,6 +59,8 @@ export interface S3Settings {
   maxAttempts?: number;
   /** First retry delay in milliseconds; later ones double, with full jitter. */
   retryBaseDelayMs?: number;
+  /** Lock backup data when writing it (S3 Object Lock); unset: nothing is locked by us. */
+  objectLock?: ObjectLockSettings;
 }
 
 /** `S3Settings` with defaults applied and every value checked. */
@@ -59,6 +78,8 @@ export interface ResolvedS3Settings {
   sdkChecksums: boolean;
   maxAttempts: number;
   retryBaseDelayMs: number;
+  /** Checked: a mode comes with its days; undefined when neither a mode nor a legal hold was asked for. */
+  objectLock: ObjectLockSettings | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -195,7 +216,68 @@ export function resolveS3Settings(s: S3Settings = {}): ResolvedS3Settings {
     sdkChecksums: s.sdkChecksums ?? false,
     maxAttempts,
     retryBaseDelayMs: s.retryBaseDelayMs ?? 200,
+    objectLock: resolveObjectLock(s.objectLock),
   };
+}
+
+function resolveObjectLock(lock: ObjectLockSettings | undefined): ObjectLockSettings | undefined {
+  if (!lock || (lock.mode === undefined && !lock.legalHold)) {
+    if (lock?.days !== undefined)
+      throw new UsageError("--s3-object-lock-days needs --s3-object-lock", "add --s3-object-lock governance");
+    return undefined;
+  }
+  if (lock.mode !== undefined && !OBJECT_LOCK_MODES.includes(lock.mode)) {
+    throw new UsageError(`unknown object lock mode ${lock.mode}`, "use governance or compliance");
+  }
+  if (lock.mode !== undefined && lock.days === undefined) {
+    throw new UsageError(
+      `--s3-object-lock ${lock.mode} needs --s3-object-lock-days`,
+      "pass --s3-object-lock-days N, or --keep-within to lock each backup as long as it is kept",
+    );
+  }
+  if (lock.days !== undefined && lock.mode === undefined) {
+    throw new UsageError("--s3-object-lock-days needs --s3-object-lock", "add --s3-object-lock governance");
+  }
+  if (
+    lock.days !== undefined &&
+    (!Number.isInteger(lock.days) || lock.days < 1 || lock.days > MAX_OBJECT_LOCK_DAYS)
+  ) {
+    throw new UsageError(
+      `--s3-object-lock-days ${lock.days} is out of range`,
+      `use 1 to ${MAX_OBJECT_LOCK_DAYS} days`,
+    );
+  }
+  return {
+    ...(lock.mode !== undefined ? { mode: lock.mode, days: lock.days! } : {}),
+    ...(lock.legalHold ? { legalHold: true } : {}),
+  };
+}
+
+/** The variable for `--s3-legal-hold`. */
+export const LEGAL_HOLD_ENV = "ETCD_BACKUP_S3_LEGAL_HOLD";
+
+/**
+ * `ETCD_BACKUP_S3_LEGAL_HOLD` as true/false/unset. Read here rather than by commander, which would take any
+ * value of a boolean flag's variable (`false` too) as "on": a legal hold nobody asked for keeps backups forever.
+ */
+export function legalHoldFromEnv(env: Env): boolean | undefined {
+  return parseBool(env[LEGAL_HOLD_ENV], LEGAL_HOLD_ENV);
+}
+
+/** Parses `--s3-object-lock`'s mode (case-insensitive, as S3 spells it in capitals). */
+export function parseObjectLockMode(value: string, what: string): ObjectLockMode {
+  const v = value.trim().toLowerCase();
+  if ((OBJECT_LOCK_MODES as readonly string[]).includes(v)) return v as ObjectLockMode;
+  throw new UsageError(`${what}: unknown object lock mode ${value}`, "use governance or compliance");
+}
+
+/** Parses a number of days to lock for (1 to 36500). */
+export function parseObjectLockDays(value: string, what: string): number {
+  const n = Number(value);
+  if (!/^\s*\d+\s*$/.test(value) || !Number.isInteger(n) || n < 1 || n > MAX_OBJECT_LOCK_DAYS) {
+    throw new UsageError(`${what}: ${value} is not a whole number of days from 1 to ${MAX_OBJECT_LOCK_DAYS}`);
+  }
+  return n;
 }
 
 /**

@@ -5,6 +5,18 @@ import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { explainS3Error, httpStatus, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
+import {
+  bucketLockEnabled,
+  contentMd5,
+  deleteAllVersions,
+  hiddenVersion,
+  isLockRefusal,
+  type LockContext,
+  latestDataVersions,
+  lockHeaders,
+  noObjectLockError,
+  retentionFromHead,
+} from "./s3-object-lock.ts";
 import { readParts } from "./s3-parts.ts";
 import {
   insecureTlsWarning,
@@ -17,10 +29,13 @@ import {
   AlreadyExistsError,
   type Leftover,
   LeftoversUnsupported,
+  NO_RETENTION,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type Retention,
+  retentionHold,
   type Store,
 } from "./store.ts";
 
@@ -87,6 +102,8 @@ export class S3Store implements Store {
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
   private conditionalSupport: boolean | undefined;
+  /** Whether the bucket has Object Lock (asked once; see s3-object-lock.ts): undefined until asked. */
+  private bucketLock: Promise<boolean | undefined> | undefined;
 
   constructor(options: S3StoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
@@ -184,6 +201,47 @@ export class S3Store implements Store {
     this.loaded?.destroy();
   }
 
+  private lockContext(): LockContext {
+    return { s3: this.s3, api: this.api, bucket: this.bucket, retry: (op) => this.retry(op) };
+  }
+
+  /**
+   * Whether the bucket has Object Lock enabled, asked once per store (a failed question is asked again next
+   * time). `undefined`: the service would not say (no s3:GetBucketObjectLockConfiguration).
+   */
+  private lockEnabled(): Promise<boolean | undefined> {
+    this.bucketLock ??= (async () => {
+      await this.load();
+      return await bucketLockEnabled(this.lockContext());
+    })();
+    this.bucketLock.catch(() => {
+      this.bucketLock = undefined;
+    });
+    return this.bucketLock;
+  }
+
+  /**
+   * With object lock or legal hold configured, checks that the bucket has Object Lock enabled; a bucket without
+   * it is refused with one line. Without lock configured, does nothing (no request).
+   */
+  async prepare(): Promise<void> {
+    const lock = this.settings.objectLock;
+    if (!lock) return;
+    let enabled: boolean | undefined;
+    try {
+      enabled = await this.lockEnabled();
+    } catch (err) {
+      throw this.explain(`check Object Lock on ${this.location}`, err);
+    }
+    if (enabled === false) throw noObjectLockError(this.bucket, lock);
+    if (enabled === undefined) {
+      throw new Hinted(
+        `cannot tell whether bucket ${this.bucket} has Object Lock`,
+        "allow s3:GetBucketObjectLockConfiguration to these credentials",
+      );
+    }
+  }
+
   private objectKey(key: string): string {
     if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
     return this.prefix ? `${this.prefix}/${key}` : key;
@@ -233,6 +291,8 @@ export class S3Store implements Store {
     const partSize = this.settings.partSize;
     const free: Buffer[] = [];
     const parts = readParts(body, partSize, () => free.pop() ?? Buffer.allocUnsafe(partSize));
+    // Backup data on a store that locks: the lock headers, and the Content-MD5 S3 requires with them.
+    const lock = options.immutable ? this.settings.objectLock : undefined;
     const headers = {
       Bucket: this.bucket,
       Key: objectKey,
@@ -241,12 +301,14 @@ export class S3Store implements Store {
       ...(this.settings.sseKmsKeyId ? { SSEKMSKeyId: this.settings.sseKmsKeyId } : {}),
       ...(this.settings.storageClass ? { StorageClass: this.settings.storageClass as "STANDARD" } : {}),
       ...(options.owner ? { Metadata: { [OWNER_METADATA]: options.owner } } : {}),
+      ...(lock ? lockHeaders(lock, new Date()) : {}),
     };
     // Whether this service honours If-None-Match: known after the first small ifAbsent put (see `echo` below).
     const known = this.conditionalSupport;
     let conditional = options.ifAbsent === true && known !== false;
     let size = 0;
     try {
+      if (lock) await this.prepare();
       // Where the condition may be ignored, look first; the caller is told (exclusive: false) unless known honoured.
       if (options.ifAbsent && known !== true && (await this.stat(key))) {
         body.destroy();
@@ -268,6 +330,7 @@ export class S3Store implements Store {
               ...(conditional ? { IfNoneMatch: "*" } : {}),
               Body: firstPart,
               ContentLength: firstPart.length,
+              ...(lock ? { ContentMD5: contentMd5(firstPart) } : {}),
             }),
             { abortSignal: stop.signal },
           );
@@ -297,7 +360,7 @@ export class S3Store implements Store {
         };
       }
       const stored = await this.putMultipart(
-        { ...headers, condition: conditional ? { IfNoneMatch: "*" } : {} },
+        { ...headers, condition: conditional ? { IfNoneMatch: "*" } : {}, md5: lock !== undefined },
         firstPart,
         parts,
         free,
@@ -332,6 +395,8 @@ export class S3Store implements Store {
       Key: string;
       Metadata?: Record<string, string>;
       condition: { IfNoneMatch?: string };
+      /** Send Content-MD5 with every part (a locked upload must). */
+      md5: boolean;
     },
     firstPart: Buffer,
     parts: AsyncGenerator<Buffer, void, undefined>,
@@ -340,7 +405,7 @@ export class S3Store implements Store {
     fail: (err: unknown, fromS3: boolean) => void,
     failed: () => { err: unknown } | undefined,
   ): Promise<PutResult> {
-    const { condition, ...create } = headers;
+    const { condition, md5, ...create } = headers;
     const { Bucket, Key } = create;
     let uploadId: string;
     try {
@@ -385,6 +450,7 @@ export class S3Store implements Store {
                 PartNumber,
                 Body: part,
                 ContentLength: part.length,
+                ...(md5 ? { ContentMD5: contentMd5(part) } : {}),
               }),
               { abortSignal: signal },
             ),
@@ -509,27 +575,104 @@ export class S3Store implements Store {
       if (!out.Body) throw new Error("S3 returned no body");
       return out.Body as Readable;
     } catch (err) {
+      if (isS3NotFound(err)) {
+        const hidden = await this.hiddenVersion(Key);
+        if (hidden) return await this.getVersion(key, hidden, signal);
+        throw new NotFoundError(key, this.location);
+      }
+      throw this.explain(`download ${this.where(key)}`, err);
+    }
+  }
+
+  /**
+   * On a bucket with Object Lock, the version id of `objectKey`'s newest data when a delete marker stands over
+   * it (see s3-object-lock.ts); null elsewhere, or when the key is really gone.
+   */
+  private async hiddenVersion(objectKey: string): Promise<string | null> {
+    if ((await this.lockEnabled().catch(() => undefined)) !== true) return null;
+    try {
+      return (await hiddenVersion(this.lockContext(), objectKey))?.versionId ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  private async getVersion(key: string, VersionId: string, signal?: AbortSignal): Promise<Readable> {
+    const Key = this.objectKey(key);
+    try {
+      const out = await this.retry(
+        () =>
+          this.s3.send(
+            new this.api.GetObjectCommand({ Bucket: this.bucket, Key, VersionId }),
+            signal ? { abortSignal: signal } : {},
+          ),
+        signal,
+      );
+      if (!out.Body) throw new Error("S3 returned no body");
+      return out.Body as Readable;
+    } catch (err) {
       if (isS3NotFound(err)) throw new NotFoundError(key, this.location);
       throw this.explain(`download ${this.where(key)}`, err);
     }
   }
 
+  /** HEAD of the key's current version, or of its newest data behind a delete marker (lock buckets); null if none. */
+  private async head(key: string) {
+    const Key = this.objectKey(key);
+    const send = (VersionId?: string) =>
+      this.retry(() =>
+        this.s3.send(
+          new this.api.HeadObjectCommand({ Bucket: this.bucket, Key, ...(VersionId ? { VersionId } : {}) }),
+        ),
+      );
+    try {
+      return { out: await send(), behindDeleteMarker: false };
+    } catch (err) {
+      if (!isS3NotFound(err)) throw err;
+    }
+    const hidden = await this.hiddenVersion(Key);
+    if (!hidden) return null;
+    try {
+      return { out: await send(hidden), behindDeleteMarker: true };
+    } catch (err) {
+      if (isS3NotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * The object's Object Lock retention and legal hold, from its HEAD (which carries them to callers allowed
+   * s3:GetObjectRetention and s3:GetObjectLegalHold). On a bucket known to have no Object Lock: `NO_RETENTION`
+   * without a request.
+   */
+  async retention(key: string): Promise<Retention> {
+    await this.load();
+    if ((await this.lockEnabled().catch(() => undefined)) === false) return NO_RETENTION;
+    let found: Awaited<ReturnType<typeof this.head>>;
+    try {
+      found = await this.head(key);
+    } catch (err) {
+      throw this.explain(`read the retention of ${this.where(key)}`, err);
+    }
+    if (!found) throw new NotFoundError(key, this.location);
+    return retentionFromHead(found.out);
+  }
+
   async stat(key: string): Promise<ObjectInfo | null> {
     await this.load();
-    const Key = this.objectKey(key);
     try {
-      const out = await this.retry(() =>
-        this.s3.send(new this.api.HeadObjectCommand({ Bucket: this.bucket, Key })),
-      );
+      const found = await this.head(key);
+      if (!found) return null;
+      const { out } = found;
       const owner = out.Metadata?.[OWNER_METADATA];
       return {
         key,
         size: out.ContentLength ?? 0,
         lastModified: out.LastModified ?? new Date(0),
         ...(owner ? { owner } : {}),
+        ...(found.behindDeleteMarker ? { behindDeleteMarker: true } : {}),
       };
     } catch (err) {
-      if (isS3NotFound(err)) return null;
       throw this.explain(`stat ${this.where(key)}`, err);
     }
   }
@@ -537,6 +680,25 @@ export class S3Store implements Store {
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     await this.load();
     const root = this.prefix ? `${this.prefix}/` : "";
+    if ((await this.lockEnabled().catch(() => undefined)) === true) {
+      // Versions, so that a delete marker over a locked backup does not hide it (s3-object-lock.ts).
+      let latest: Awaited<ReturnType<typeof latestDataVersions>>;
+      try {
+        latest = await latestDataVersions(this.lockContext(), root + prefix);
+      } catch (err) {
+        throw this.explain(`list the versions in ${this.location}`, err);
+      }
+      for (const { version, behindDeleteMarker } of latest) {
+        if (!version.key.startsWith(root) || version.key.endsWith("/")) continue;
+        yield {
+          key: version.key.slice(root.length),
+          size: version.size,
+          lastModified: version.lastModified,
+          ...(behindDeleteMarker ? { behindDeleteMarker } : {}),
+        };
+      }
+      return;
+    }
     let token: string | undefined;
     do {
       const ContinuationToken = token;
@@ -679,6 +841,22 @@ export class S3Store implements Store {
   async delete(key: string): Promise<void> {
     await this.load();
     const Key = this.objectKey(key);
+    if ((await this.lockEnabled().catch(() => undefined)) === true) {
+      // By version id: a plain delete would only stack a delete marker over data that stays (and is billed).
+      try {
+        await deleteAllVersions(this.lockContext(), Key);
+      } catch (err) {
+        if (isLockRefusal(err)) {
+          const hold = await this.retention(key).then(
+            (r) => retentionHold(r, new Date()),
+            () => null,
+          );
+          if (hold) throw new Error(`delete ${this.where(key)}: ${hold}`, { cause: err });
+        }
+        throw this.explain(`delete ${this.where(key)}`, err);
+      }
+      return;
+    }
     try {
       await this.retry(() => this.s3.send(new this.api.DeleteObjectCommand({ Bucket: this.bucket, Key })));
     } catch (err) {

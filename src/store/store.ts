@@ -10,6 +10,62 @@ export interface ObjectInfo {
    * `stat` only; listings do not carry it); absent otherwise.
    */
   owner?: string;
+  /**
+   * Set when a versioned store lists an object whose newest version is a delete marker (someone deleted it
+   * without a version id) but whose data is still there, kept by an object lock: `get`/`stat` still read it.
+   */
+  behindDeleteMarker?: boolean;
+}
+
+/**
+ * What keeps a stored object from being deleted (S3 Object Lock; Azure immutability policies and GCS retention
+ * map onto the same three facts). A store without such a feature answers `NO_RETENTION`.
+ */
+export interface Retention {
+  /** `compliance`: nobody can delete it before `retainUntil`; `governance`: only with a bypass permission. */
+  mode?: "governance" | "compliance";
+  retainUntil?: Date;
+  /** A hold without date: the object stays until someone with the permission lifts it. */
+  legalHold: boolean;
+}
+
+export const NO_RETENTION: Retention = Object.freeze({ legalHold: false });
+
+/**
+ * Why `retention` forbids deleting at `now`, as prune shows it (`object lock compliance until 2027-01-03`,
+ * `legal hold`), or null when the object may go. Governance counts as locked: we never bypass it.
+ */
+export function retentionHold(retention: Retention, now: Date): string | null {
+  const reasons: string[] = [];
+  if (retention.mode && retention.retainUntil && retention.retainUntil.getTime() > now.getTime()) {
+    reasons.push(`object lock ${retention.mode} until ${retention.retainUntil.toISOString().slice(0, 10)}`);
+  }
+  if (retention.legalHold) reasons.push("legal hold");
+  return reasons.length > 0 ? reasons.join(", ") : null;
+}
+
+/** How `list` and `verify` show a retention: `compliance until 2027-01-03 10:00:00Z, legal hold`, or `-`. */
+export function retentionLabel(retention: Retention): string {
+  const parts: string[] = [];
+  if (retention.mode && retention.retainUntil) {
+    parts.push(`${retention.mode} until ${retention.retainUntil.toISOString().replace(/\.\d{3}Z$/, "Z")}`);
+  }
+  if (retention.legalHold) parts.push("legal hold");
+  return parts.length > 0 ? parts.join(", ") : "-";
+}
+
+/** A retention as JSON output carries it. */
+export function retentionJson(retention: Retention) {
+  return {
+    mode: retention.mode ?? null,
+    retainUntil: retention.retainUntil?.toISOString() ?? null,
+    legalHold: retention.legalHold,
+  };
+}
+
+/** The object's retention where the store has the notion, `NO_RETENTION` otherwise. */
+export async function retentionOf(store: Store, key: string): Promise<Retention> {
+  return store.retention ? await store.retention(key) : NO_RETENTION;
 }
 
 export interface PutOptions {
@@ -23,6 +79,12 @@ export interface PutOptions {
   ifAbsent?: boolean;
   /** Who writes the object (a run id), kept beside it where the backend can (S3 user metadata). */
   owner?: string;
+  /**
+   * The object is backup data (a backup, its manifest, a revision-log segment and its manifest): where the store
+   * is configured to lock what it writes (S3 Object Lock), it is written locked. Markers and heads, which are
+   * replaced or removed as part of normal work, leave it unset.
+   */
+  immutable?: boolean;
 }
 
 /**
@@ -76,6 +138,7 @@ export interface PutResult {
  *   key each was for, so that the catalog and prune can show and remove them without knowing how a backend
  *   names them; it throws `LeftoversUnsupported` when the service cannot list them. A leftover of a `put` still
  *   running is listed too: callers judge by `since`. `removeLeftover` removes one; a gone one counts as removed.
+ * - `delete` of an object under retention (see `retention`) rejects and leaves it whole; callers look first.
  */
 export interface Store {
   /** Where this store points, for messages: `/var/backups`, `s3://bucket/prefix`. Never holds a secret. */
@@ -87,6 +150,19 @@ export interface Store {
   delete(key: string): Promise<void>;
   leftovers(prefix?: string): AsyncIterable<Leftover>;
   removeLeftover(leftover: Leftover): Promise<void>;
+  /**
+   * What keeps the object from being deleted. Resolves to `NO_RETENTION` for an object without lock or hold. For
+   * a missing key it rejects with `NotFoundError`, except where the store answers without a request because
+   * nothing there can be locked (an S3 bucket without Object Lock): then `NO_RETENTION`. A directory store
+   * answers `NO_RETENTION` for every file; stores without the notion may leave the method out.
+   */
+  retention?(key: string): Promise<Retention>;
+  /**
+   * Checks, before the first write, that the store can do what it was configured for (S3: the bucket has Object
+   * Lock enabled when writes are to be locked); rejects with a one-line `UsageError`/`Hinted` otherwise. Writes
+   * check it too, so calling it is only about failing early.
+   */
+  prepare?(): Promise<void>;
 }
 
 /** The key does not exist in the store. */

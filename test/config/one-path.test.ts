@@ -28,7 +28,7 @@ async function viaCommand(
   const saved = { ...process.env };
   // commander reads option variables from process.env while parsing.
   for (const k of Object.keys(process.env))
-    if (/^(ETCD|AWS|ETCDCTL|TALOS|BUCKET|CLUSTER|S3_|AGE_)/.test(k)) delete process.env[k];
+    if (/^(ETCD|AWS|AZURE_|ETCDCTL|TALOS|BUCKET|CLUSTER|S3_|AGE_)/.test(k)) delete process.env[k];
   Object.assign(process.env, env);
   try {
     module.register(program);
@@ -111,6 +111,54 @@ const ROWS: { what: string; flags: string[]; file: Record<string, unknown>; env?
           concurrency: 3,
           storageClass: "STANDARD_IA",
         },
+      },
+    },
+    {
+      what: "Azure Blob destination and settings",
+      flags: [
+        "--to",
+        "azblob://backups/prod",
+        "--azure-account",
+        "acct1",
+        "--azure-endpoint",
+        "http://127.0.0.1:10000/acct1",
+        "--azure-account-key-file",
+        "/azure.key",
+        "--azure-block-size",
+        "16",
+        "--azure-concurrency",
+        "2",
+      ],
+      file: {
+        to: "azblob://backups/prod",
+        azure: {
+          account: "acct1",
+          endpoint: "http://127.0.0.1:10000/acct1",
+          accountKeyFile: "/azure.key",
+          blockSizeMiB: 16,
+          concurrency: 2,
+        },
+      },
+    },
+    {
+      what: "S3 Object Lock: mode, days and a legal hold",
+      flags: [
+        ...["--to", "s3://bucket/prefix"],
+        ...["--s3-object-lock", "compliance", "--s3-object-lock-days", "30", "--s3-legal-hold"],
+      ],
+      file: {
+        to: "s3://bucket/prefix",
+        s3: { objectLock: "compliance", objectLockDays: 30, legalHold: true },
+      },
+    },
+    {
+      what: "S3 Object Lock from the environment",
+      flags: ["--to", "s3://bucket/prefix"],
+      file: { to: "s3://bucket/prefix" },
+      env: {
+        ETCD_BACKUP_S3_OBJECT_LOCK: "GOVERNANCE",
+        ETCD_BACKUP_S3_OBJECT_LOCK_DAYS: "7",
+        ETCD_BACKUP_S3_LEGAL_HOLD: "true",
       },
     },
     {
@@ -226,6 +274,72 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
     }
   });
 
+  test("object lock days default to --keep-within (rounded up to whole days) for the daemon; without either, one problem", async () => {
+    const daemon = await viaCommand(
+      "daemon",
+      [
+        "--schedule",
+        "@daily",
+        "--to",
+        "s3://b/p",
+        "--recipient",
+        RECIPIENT,
+        "--s3-object-lock",
+        "governance",
+      ],
+      { ETCD_BACKUP_KEEP_WITHIN: "36h" },
+    );
+    assert.deepEqual(daemon.s3.objectLock, { mode: "governance", days: 2 });
+    const file = await viaCommand(
+      "daemon",
+      [
+        "--config",
+        yamlFile({
+          schedule: "@daily",
+          to: "s3://b/p",
+          recipient: [RECIPIENT],
+          keepWithin: "30d",
+          s3: { objectLock: "compliance" },
+        }),
+      ],
+      {},
+    );
+    assert.deepEqual(file.s3.objectLock, { mode: "compliance", days: 30 });
+    const fromEnv = await viaCommand("save", ["--to", "s3://b/p", "--recipient", RECIPIENT], {
+      ETCD_BACKUP_S3_OBJECT_LOCK: "GOVERNANCE",
+      ETCD_BACKUP_S3_OBJECT_LOCK_DAYS: "7",
+      ETCD_BACKUP_S3_LEGAL_HOLD: "true",
+    });
+    assert.deepEqual(fromEnv.s3.objectLock, { mode: "governance", days: 7, legalHold: true });
+    // `false` means no hold (a boolean flag's variable taken by commander would mean on, whatever its value).
+    for (const name of ["save", "daemon"] as const) {
+      const off = await viaCommand(
+        name,
+        [
+          ...(name === "daemon" ? ["--schedule", "@daily"] : []),
+          "--to",
+          "s3://b/p",
+          "--recipient",
+          RECIPIENT,
+        ],
+        { ETCD_BACKUP_S3_LEGAL_HOLD: "false" },
+      );
+      assert.equal(off.s3.objectLock, undefined, name);
+    }
+    await assert.rejects(
+      viaCommand(
+        "save",
+        ["--to", "s3://b/p", "--recipient", RECIPIENT, "--s3-object-lock", "governance"],
+        {},
+      ),
+      /^UsageError: --s3-object-lock-days: is required with --s3-object-lock governance/,
+    );
+    await assert.rejects(
+      viaCommand("save", ["--to", "s3://b/p", "--recipient", RECIPIENT, "--s3-object-lock-days", "3"], {}),
+      /--s3-object-lock-days: needs --s3-object-lock/,
+    );
+  });
+
   test("an EtcdBackup spec means what the same flags mean to save (the operator's translation)", async () => {
     const flags = [
       "--endpoints",
@@ -247,6 +361,7 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
       "5",
       "--cluster",
       "prod",
+      ...["--s3-object-lock", "governance", "--s3-object-lock-days", "14", "--s3-legal-hold"],
     ];
     const save = await viaCommand("save", flags, {});
     const spec = {
@@ -261,6 +376,7 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
           endpoint: "https://minio.example:9000",
           region: "eu-1",
           pathStyle: true,
+          objectLock: { mode: "governance" as const, days: 14, legalHold: true },
         },
       },
       encryption: { recipients: [RECIPIENT] },

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { generateHybrid } from "../../src/age/hybrid.ts";
 
 /**
  * The operator's samples and the spec mistakes its CRDs must reject. One list, run twice: against the CRD
@@ -49,6 +50,34 @@ export const badBackupCases: [string, (d: ReturnType<typeof baseBackup>) => void
   ["talos inCluster: false", (d) => (d.spec.source = { talos: { inCluster: false } })],
   ["a compression level of 0", (d) => (d.spec.compressionLevel = 0)],
   ["no etcd endpoint", (d) => (d.spec.source = { etcd: { endpoints: [] } })],
+  [
+    "an age1pq1 recipient one character short",
+    (d) => (d.spec.encryption.recipients = [generateHybrid().recipient.slice(0, -1)]),
+  ],
+  [
+    "an object lock mode that is not one",
+    (d) => (d.spec.destination.s3.objectLock = { mode: "strict", days: 1 }),
+  ],
+  ["object lock days of 0", (d) => (d.spec.destination.s3.objectLock = { mode: "governance", days: 0 })],
+  [
+    "both s3 and azureBlob",
+    (d) => ((d.spec.destination as Record<string, unknown>).azureBlob = { container: "etcd-backups" }),
+  ],
+  [
+    "an azureBlob container with capitals",
+    (d) => (d.spec.destination = { azureBlob: { container: "Etcd_Backups" } } as never),
+  ],
+  [
+    "an azureBlob without a container",
+    (d) => (d.spec.destination = { azureBlob: { prefix: "clusters" } } as never),
+  ],
+  [
+    "an azureBlob endpoint with a query (a SAS belongs in a Secret)",
+    (d) =>
+      (d.spec.destination = {
+        azureBlob: { container: "c1c", endpoint: "https://a.blob.core.windows.net/?sig=x" },
+      } as never),
+  ],
 ];
 export const baseSchedule = () =>
   structuredClone(samples().find((s) => s.file === "etcdbackupschedule-etcd.yaml")!.doc) as never as {

@@ -4,6 +4,9 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { Ajv } from "ajv";
 import { parseAllDocuments } from "yaml";
+import { generateHybrid } from "../../src/age/hybrid.ts";
+import { generateX25519 } from "../../src/age/x25519.ts";
+import { RECIPIENT_PATTERN_TEXT } from "../../src/operator/recipient-pattern.ts";
 import { backupSpecSchema, scheduleSpecSchema } from "../../src/operator/spec.ts";
 import { badBackupCases, badScheduleCases, baseBackup, baseSchedule, DEPLOY, samples } from "./crd-cases.ts";
 
@@ -153,10 +156,54 @@ describe("CRDs", () => {
       mutate(d);
       assert.equal(validate(d).ok, false);
       // The operator's own check agrees (recipients it checks by parsing them, when the backup runs).
-      if (what !== "a recipient that is not age1...")
-        assert.equal(backupSpecSchema.safeParse(d.spec).success, false);
+      if (!what.includes("recipient")) assert.equal(backupSpecSchema.safeParse(d.spec).success, false);
     });
   }
+
+  it("accept classic and post-quantum (age1pq1…) recipients, by one pattern the operator shares", () => {
+    for (const c of [backupCrd, scheduleCrd]) {
+      const text = JSON.stringify(schemaOf(c));
+      assert.equal(
+        text.split(`"pattern":${JSON.stringify(RECIPIENT_PATTERN_TEXT)}`).length,
+        2,
+        c.spec.names.kind,
+      );
+    }
+    const d = baseBackup();
+    d.spec.encryption.recipients = [generateHybrid().recipient];
+    assert.ok(validate(d).ok, validate(d).errors);
+    assert.ok(backupSpecSchema.safeParse(d.spec).success);
+    d.spec.encryption.recipients = [generateX25519().recipient];
+    assert.ok(validate(d).ok, validate(d).errors);
+    assert.ok(backupSpecSchema.safeParse(d.spec).success);
+    const s = baseSchedule() as unknown as {
+      spec: { template: { spec: { encryption: { recipients: string[] } } } };
+    };
+    s.spec.template.spec.encryption.recipients = [generateHybrid().recipient];
+    assert.ok(validate(s as never).ok);
+  });
+
+  it("accept object lock settings; the API server and the operator require days with a mode", () => {
+    const d = baseBackup();
+    d.spec.destination.s3.objectLock = { mode: "compliance", days: 30, legalHold: true };
+    assert.ok(validate(d).ok, validate(d).errors);
+    assert.ok(backupSpecSchema.safeParse(d.spec).success);
+    d.spec.destination.s3.objectLock = { legalHold: true };
+    assert.ok(backupSpecSchema.safeParse(d.spec).success);
+    d.spec.destination.s3.objectLock = { mode: "governance" };
+    assert.equal(backupSpecSchema.safeParse(d.spec).success, false);
+    // The CRD says the same with a CEL rule (ajv does not run CEL; the rule's presence is checked here).
+    const s3 = (
+      (
+        (((schemaOf(backupCrd).properties as Schema).spec as Schema).properties as Schema)
+          .destination as Schema
+      ).properties as Schema
+    ).s3 as Schema;
+    const lock = (s3.properties as Schema).objectLock as Schema;
+    assert.deepEqual(lock["x-kubernetes-validations"], [
+      { rule: "has(self.mode) == has(self.days)", message: "mode and days go together" },
+    ]);
+  });
 
   for (const [what, mutate] of badScheduleCases) {
     it(`reject an EtcdBackupSchedule with ${what}`, () => {

@@ -822,7 +822,7 @@ describe("decideSchedule", () => {
           after: "hourly-b",
           policy: { last: 2, withinMs: 7 * 86_400_000 },
           cluster: "prod",
-          destination: { bucket: "backups", prefix: "etcd" },
+          destination: { s3: { bucket: "backups", prefix: "etcd" } },
         });
         assert.deepEqual(d.status.lastSuccessfulBackup, {
           name: "hourly-b",
@@ -885,7 +885,7 @@ describe("decidePruned", () => {
     after: "hourly-c",
     policy: { last: 1 },
     cluster: "prod",
-    destination: { bucket: "backups" },
+    destination: { s3: { bucket: "backups" } },
   };
   const pruned = (outcome: PruneOutcome) => decidePruned(observe(s, backups), request, outcome);
 

@@ -13,7 +13,13 @@ import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 import { assertNoSecrets, registerSecret } from "../fixtures/secrets.ts";
 
 /** What the operator writes where people read it: Events and the status of its resources. */
-const OPERATOR_OUTPUTS = ["events", "etcdbackups", "etcdbackupschedules"];
+const OPERATOR_OUTPUTS = [
+  "events",
+  "etcdbackups",
+  "etcdbackupschedules",
+  "talosetcdbackups",
+  "talosetcdbackupschedules",
+];
 
 const run = promisify(execFile);
 

@@ -1,19 +1,31 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments } from "yaml";
+import { generateHybrid } from "../../src/age/hybrid.ts";
 import { generateIdentity, identityFileText } from "../../src/age/index.ts";
 import { CLI } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { type KubeApiserver, startKubeApiserver } from "../fixtures/kube-apiserver.ts";
+import {
+  GROUP,
+  installOperator,
+  type KubeObject,
+  OPERATOR_NS,
+  pathOf,
+  type RealApi,
+  realApi,
+  VERSION,
+} from "../fixtures/kube-apiserver-operator.ts";
 import { kubeApiserverPeer } from "../fixtures/peers.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
-import { assertNoSecrets, registerSecret } from "../fixtures/secrets.ts";
+import { assertNoSecrets } from "../fixtures/secrets.ts";
 import { badBackupCases, badScheduleCases, baseBackup, baseSchedule, DEPLOY } from "../operator/crd-cases.ts";
 import { ageDecrypt, backupSpec, bucketKeys, waitFor } from "../operator/harness.ts";
+import { seedYaml } from "../operator/talos-etcd-backup-compat/seed.ts";
 
 /**
  * The operator against the REAL kube-apiserver v1.35.4 (test/fixtures/kube-apiserver.ts, over a real etcd 3.6),
@@ -31,48 +43,9 @@ import { ageDecrypt, backupSpec, bucketKeys, waitFor } from "../operator/harness
  */
 
 const NS = "default";
-const OPERATOR_NS = "etcd-backup";
-const GROUP = "etcd-backup.dev";
-const VERSION = "v1alpha1";
-
-type Obj = {
-  apiVersion?: string;
-  kind: string;
-  metadata: {
-    name: string;
-    namespace?: string;
-    finalizers?: string[];
-    ownerReferences?: { kind: string; name: string }[];
-    resourceVersion?: string;
-  };
-  // biome-ignore lint/suspicious/noExplicitAny: fields are checked one by one
-  spec?: any;
-  // biome-ignore lint/suspicious/noExplicitAny: fields are checked one by one
-  status?: any;
-};
-
-/** The REST path of a kind the manifests here use (collection path when `name` is absent). */
-function pathOf(kind: string, namespace: string | undefined, name?: string): string {
-  const table: Record<string, [string, string, boolean]> = {
-    Namespace: ["/api/v1", "namespaces", false],
-    ServiceAccount: ["/api/v1", "serviceaccounts", true],
-    Secret: ["/api/v1", "secrets", true],
-    Event: ["/api/v1", "events", true],
-    ClusterRole: ["/apis/rbac.authorization.k8s.io/v1", "clusterroles", false],
-    ClusterRoleBinding: ["/apis/rbac.authorization.k8s.io/v1", "clusterrolebindings", false],
-    Role: ["/apis/rbac.authorization.k8s.io/v1", "roles", true],
-    RoleBinding: ["/apis/rbac.authorization.k8s.io/v1", "rolebindings", true],
-    CustomResourceDefinition: ["/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", false],
-    Lease: ["/apis/coordination.k8s.io/v1", "leases", true],
-    EtcdBackup: [`/apis/${GROUP}/${VERSION}`, "etcdbackups", true],
-    EtcdBackupSchedule: [`/apis/${GROUP}/${VERSION}`, "etcdbackupschedules", true],
-  };
-  const entry = table[kind];
-  if (!entry) throw new Error(`no REST path known for kind ${kind}`);
-  const [prefix, plural, namespaced] = entry;
-  const ns = namespaced ? `/namespaces/${namespace ?? NS}` : "";
-  return `${prefix}${ns}/${plural}${name ? `/${name}` : ""}`;
-}
+/** The kustomize overlay that serves the Talos operator's TalosEtcdBackup kinds (issue 20's compatibility mode). */
+const COMPAT = join(DEPLOY, "..", "operator-overlays", "talos-etcd-backup-compat");
+type Obj = KubeObject;
 
 const kubeApiserver = kubeApiserverPeer();
 
@@ -97,28 +70,15 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
   let identityPath: string;
   let recipient: string;
   let operatorKubeconfig: string;
-  let token: string;
   const bucket = "backups";
-  let leaseHolder: string | undefined;
   const replicas: Replica[] = [];
 
-  const api = async (method: string, path: string, body?: unknown) => {
-    const r = await kas.adminRequest(method, path, body);
-    return r as { status: number; body: Obj & { items?: Obj[]; message?: string; reason?: string } };
-  };
-  const must = async (method: string, path: string, body?: unknown) => {
-    const r = await api(method, path, body);
-    if (r.status >= 300)
-      throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 500)}`);
-    return r.body;
-  };
-  const apply = (doc: Obj) => must("POST", pathOf(doc.kind, doc.metadata.namespace), doc);
-  const get = async (kind: string, name: string, namespace = NS) => {
-    const r = await api("GET", pathOf(kind, namespace, name));
-    return r.status === 200 ? r.body : undefined;
-  };
-  const list = async (kind: string, namespace = NS) =>
-    (await must("GET", pathOf(kind, namespace))).items ?? [];
+  let real: RealApi;
+  const api = (method: string, path: string, body?: unknown) => real.request(method, path, body);
+  const must = (method: string, path: string, body?: unknown) => real.must(method, path, body);
+  const apply = (doc: Obj) => real.create(doc);
+  const get = (kind: string, name: string, namespace = NS) => real.get(kind, name, namespace);
+  const list = (kind: string, namespace = NS) => real.list(kind, namespace);
   const eventsOf = async (name: string) =>
     (await list("Event")).filter(
       (e) => (e as unknown as { involvedObject: { name: string } }).involvedObject.name === name,
@@ -127,11 +87,6 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
       type: string;
       message: string;
     }[];
-  const manifests = async (file: string) =>
-    parseAllDocuments(await readFile(join(DEPLOY, file), "utf8"))
-      .map((d) => d.toJS() as Obj | null)
-      .filter((d): d is Obj => !!d);
-
   function startReplica(name: string): Replica {
     const child = spawn(
       process.execPath,
@@ -143,12 +98,13 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
         "--leader-elect",
         "--leader-election-namespace",
         OPERATOR_NS,
+        // Generous for a loaded 2-core machine: a replica that misses its renew deadline exits (by design).
         "--lease-duration",
-        "4s",
+        "10s",
         "--renew-deadline",
-        "3s",
+        "7s",
         "--retry-period",
-        "500ms",
+        "1s",
         "--metrics-addr",
         "127.0.0.1:0",
         "--log-format",
@@ -178,6 +134,15 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
     return replica;
   }
   const leads = (r: Replica) => r.lines.some((l) => l.msg === "became leader");
+  /** The running replica whose identity holds the Lease now. */
+  const holder = async () => {
+    const lease = await get("Lease", "etcd-backup-operator", OPERATOR_NS);
+    const identity = lease?.spec.holderIdentity as string | undefined;
+    return replicas.find(
+      (r) =>
+        r.child.exitCode === null && r.lines.some((l) => l.msg === "became leader" && l.holder === identity),
+    );
+  };
   const stored = (r: Replica) =>
     r.lines.filter((l) => l.msg === "backup stored").map((l) => l.backup as string);
 
@@ -191,62 +156,15 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
     await writeFile(identityPath, identityFileText(gen), { mode: 0o600 });
     recipient = gen.recipient;
 
-    for (const doc of [
-      ...(await manifests("crds/etcdbackups.yaml")),
-      ...(await manifests("crds/etcdbackupschedules.yaml")),
-    ]) {
-      await apply(doc);
-    }
-    for (const crd of ["etcdbackups", "etcdbackupschedules"]) {
-      await waitFor(
-        `CRD ${crd} Established`,
-        async () => {
-          const c = await get("CustomResourceDefinition", `${crd}.${GROUP}`);
-          const established = (c?.status?.conditions ?? []).find(
-            (x: { type: string; status: string }) => x.type === "Established" && x.status === "True",
-          );
-          return established ? true : undefined;
-        },
-        30_000,
-      );
-    }
-    // deploy/operator/rbac.yaml exactly as a user applies it: Namespace, ServiceAccount, roles, bindings.
-    for (const doc of await manifests("rbac.yaml")) await apply(doc);
-
-    const issued = await must(
-      "POST",
-      `${pathOf("ServiceAccount", OPERATOR_NS, "etcd-backup-operator")}/token`,
-      { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
-    );
-    token = (issued as unknown as { status: { token: string } }).status.token;
-    registerSecret(token, "the operator ServiceAccount's token");
-    operatorKubeconfig = join(dir, "operator.kubeconfig");
-    const ca = (await readFile(kas.pki.caCert)).toString("base64");
-    await writeFile(
-      operatorKubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters:",
-        "- name: real",
-        `  cluster: {server: "${kas.url}", certificate-authority-data: ${ca}}`,
-        "users:",
-        "- name: etcd-backup-operator",
-        `  user: {token: ${token}}`,
-        "contexts:",
-        "- name: operator",
-        "  context: {cluster: real, user: etcd-backup-operator}",
-        "current-context: operator",
-        "",
-      ].join("\n"),
-      { mode: 0o600 },
-    );
+    real = realApi(kas);
+    // deploy/operator's CRDs and rbac.yaml exactly as a user applies them; the operator runs on its
+    // ServiceAccount's token.
+    operatorKubeconfig = await installOperator(real, dir);
 
     await apply({
       apiVersion: "v1",
       kind: "Secret",
       metadata: { name: "s3-credentials", namespace: NS },
-      // @ts-expect-error: a Secret's data sits beside metadata
       data: {
         AWS_ACCESS_KEY_ID: Buffer.from(s3.accessKeyId).toString("base64"),
         AWS_SECRET_ACCESS_KEY: Buffer.from(s3.secretAccessKey).toString("base64"),
@@ -287,6 +205,11 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
     });
     const good = await dryRun(asObject(baseBackup(), "good"));
     assert.equal(good.status, 201, JSON.stringify(good.body));
+    // A post-quantum recipient (age1pq1…, 1,959 characters) passes the CRD's pattern as RE2 compiles it.
+    const pq = baseBackup();
+    pq.spec.encryption.recipients = [generateHybrid().recipient];
+    const pqResult = await dryRun(asObject(pq, "post-quantum"));
+    assert.equal(pqResult.status, 201, JSON.stringify(pqResult.body).slice(0, 500));
     const accepted: string[] = [];
     for (const [what, mutate] of badBackupCases) {
       const d = baseBackup();
@@ -307,6 +230,41 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
       [],
       "specs the real API server accepted although the CRD is meant to reject them",
     );
+  });
+
+  it("accepts every sample, and the TalosEtcdBackup compatibility CRDs with the seed YAML unchanged", async () => {
+    const dryRun = async (doc: Obj) =>
+      api("POST", `${pathOf(doc.kind, doc.metadata.namespace ?? NS)}?dryRun=All`, {
+        ...doc,
+        metadata: { ...doc.metadata, namespace: doc.metadata.namespace ?? NS },
+      });
+    const refused: string[] = [];
+    const samples = [
+      ...(await readdir(join(DEPLOY, "samples"))).map((f) => join(DEPLOY, "samples", f)),
+      ...(await readdir(join(COMPAT, "samples"))).map((f) => join(COMPAT, "samples", f)),
+    ];
+    await real.applyFile(join(COMPAT, "crds", "talosetcdbackups.yaml"));
+    await real.applyFile(join(COMPAT, "crds", "talosetcdbackupschedules.yaml"));
+    let checked = 0;
+    for (const file of samples) {
+      for (const doc of parseAllDocuments(await readFile(file, "utf8")).map((d) => d.toJS() as Obj | null)) {
+        if (!doc || !/^(Talos)?EtcdBackup(Schedule)?$/.test(doc.kind)) continue;
+        const ns = doc.metadata.namespace;
+        if (ns && !(await get("Namespace", ns)))
+          await apply({ apiVersion: "v1", kind: "Namespace", metadata: { name: ns } });
+        const r = await dryRun(doc);
+        checked++;
+        if (r.status !== 201)
+          refused.push(`${file}: ${doc.kind} ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+      }
+    }
+    const seed = parseAllDocuments(seedYaml("https://s3.example.com"))[0]!.toJS() as Obj;
+    const r = await dryRun(seed);
+    checked++;
+    if (r.status !== 201)
+      refused.push(`seed TalosEtcdBackup: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+    assert.deepEqual(refused, []);
+    assert.ok(checked >= 8, `${checked} documents checked`);
   });
 
   it("fills the CRD defaults, serves the printer columns as a Table, and keeps status behind /status", async () => {
@@ -386,7 +344,6 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
     await waitFor("a leader", () => (leads(a) || leads(b) ? true : undefined), 60_000);
     const lease = await get("Lease", "etcd-backup-operator", OPERATOR_NS);
     assert.match(lease?.spec.holderIdentity, /_[0-9a-f]{8}$/);
-    leaseHolder = lease?.spec.holderIdentity;
     assert.equal([a, b].filter(leads).length, 1, "exactly one leader");
 
     await createBackup("one", backupSpec(h(), { clusterName: "one" }));
@@ -484,14 +441,20 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
       assert.equal(c.metadata.ownerReferences?.[0]?.name, "every2s");
     }
 
-    const [leader, standby] = leads(replicas[0]!)
-      ? [replicas[0]!, replicas[1]!]
-      : [replicas[1]!, replicas[0]!];
+    const leader = await waitFor("the replica holding the Lease", holder, 30_000);
+    const standby = replicas.find((r) => r !== leader && r.child.exitCode === null);
+    assert.ok(standby, "a standby replica is running");
+    const heldBy = (await get("Lease", "etcd-backup-operator", OPERATOR_NS))?.spec.holderIdentity;
     leader.child.kill("SIGTERM");
     assert.equal(await leader.exited, 0);
-    await waitFor("the standby to lead", () => (leads(standby) ? true : undefined), 30_000);
+    assert.ok(leader.lines.some((l) => l.msg === "released the leader Lease"));
+    await waitFor(
+      "the standby to hold the Lease",
+      async () => ((await holder()) === standby ? true : undefined),
+      30_000,
+    );
     const lease = await get("Lease", "etcd-backup-operator", OPERATOR_NS);
-    assert.notEqual(lease?.spec.holderIdentity, leaseHolder, "the Lease changed hands");
+    assert.notEqual(lease?.spec.holderIdentity, heldBy, "the Lease changed hands");
     const before = await prunes();
     await waitFor(
       "the standby's schedule prunes",

@@ -2,6 +2,8 @@ import { type Command, Option } from "commander";
 import { processRedactor } from "../../observability/redact.ts";
 import { addEncryptOptions } from "../encryption-options.ts";
 import { addEtcdOptions } from "../etcd-options.ts";
+import { addNotifyOptions } from "../notify-options.ts";
+import { addObjectLockOptions } from "../s3-options.ts";
 import { addStoreOptions } from "../store-options.ts";
 import { addSourceOption, addTalosOptions } from "../talos-options.ts";
 import { addKeepOptions } from "./prune.ts";
@@ -20,8 +22,10 @@ export function register(program: Command): void {
   addSourceOption(cmd);
   addTalosOptions(cmd, { nodes: true, longEndpoints: false });
   addStoreOptions(cmd);
+  addObjectLockOptions(cmd);
   addEncryptOptions(cmd);
   addKeepOptions(cmd);
+  addNotifyOptions(cmd, { stale: true });
   const env = (flag: string) => `ETCD_BACKUP_${flag.toUpperCase().replace(/-/g, "_")}`;
   const opt = (flags: string, what: string, name: string) => new Option(flags, what).env(env(name));
   cmd
@@ -152,6 +156,8 @@ export function register(program: Command): void {
       const log = root.child({ runId: `${instanceId}-0` });
       const job = await backupJobFromConfig(config.job, { warn: (line) => log.warn(line) });
       redactor.add(...job.secrets);
+      // A bucket that cannot lock what it was asked to is refused at start, not at the first run.
+      await job.store.prepare?.();
 
       const daemon = new Daemon({
         config,

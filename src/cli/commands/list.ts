@@ -1,10 +1,11 @@
 import { type Command, Option } from "commander";
-import { type CatalogEntry, isUsable, listBackups } from "../../catalog/catalog.ts";
+import { type CatalogEntry, isUsable, listBackups, readRetentions } from "../../catalog/catalog.ts";
 import { type BackupFilter, filterBackups } from "../../catalog/filter.ts";
 import { formatStamp } from "../../catalog/names.ts";
 import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
 import { formatAge, formatBytes } from "../../render/units.ts";
+import { NO_RETENTION, type Retention, retentionJson, retentionLabel } from "../../store/store.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
 
@@ -65,11 +66,21 @@ export function register(program: Command): void {
         process.stdout.write(`${JSON.stringify(windows.logWindowsJson(logs), null, 2)}\n`);
         return;
       }
-      const entries = filterBackups(await listBackups(store), filter);
+      // A bucket shared by a fleet: each cluster's backups together (clusters by name), newest first within.
+      const entries = groupByCluster(filterBackups(await listBackups(store), filter));
+      const locks = await readRetentions(store, entries);
       if (flags.output === "json") {
-        process.stdout.write(`${JSON.stringify(entries.map(toJson), null, 2)}\n`);
+        process.stdout.write(
+          `${JSON.stringify(
+            entries.map((e) => toJson(e, locks.get(e.key))),
+            null,
+            2,
+          )}\n`,
+        );
         return;
       }
+      // The lock column only where something is locked or hidden, so a plain store's table stays as it was.
+      const showLock = entries.some((e) => lockText(e, locks.get(e.key)) !== "-");
       if (entries.length === 0) {
         const filtered = Object.keys(filter).length > 0 ? " matching the filters" : "";
         process.stdout.write(`no backups${filtered} in ${store.location}\n`);
@@ -88,6 +99,7 @@ export function register(program: Command): void {
             "COMPRESSION",
             "ENCRYPTION",
             "MANIFEST",
+            ...(showLock ? ["LOCK"] : []),
           ],
           entries.map((e) => [
             e.key,
@@ -100,11 +112,18 @@ export function register(program: Command): void {
             e.compression,
             e.encrypted ? "age" : "none",
             stateLabel(e),
+            ...(showLock ? [lockText(e, locks.get(e.key))] : []),
           ]),
         ),
       );
       process.stdout.write(await windows.renderLogWindows(store, flags.cluster));
     });
+}
+
+/** Entries of one cluster together, clusters in name order; the order within a cluster is kept (newest first). */
+export function groupByCluster(entries: CatalogEntry[]): CatalogEntry[] {
+  const clusters = [...new Set(entries.map((e) => e.cluster))].sort();
+  return clusters.flatMap((c) => entries.filter((e) => e.cluster === c));
 }
 
 function stateLabel(e: CatalogEntry): string {
@@ -120,7 +139,14 @@ function stateLabel(e: CatalogEntry): string {
   }
 }
 
-function toJson(e: CatalogEntry) {
+/** The lock column: mode and date, legal hold, and a note when a delete marker hides the object from plain listings. */
+function lockText(e: CatalogEntry, retention: Retention | undefined): string {
+  const label = retentionLabel(retention ?? NO_RETENTION);
+  if (!e.object?.behindDeleteMarker) return label;
+  return `${label === "-" ? "" : `${label}; `}behind a delete marker`;
+}
+
+function toJson(e: CatalogEntry, retention: Retention | undefined) {
   return {
     name: e.key,
     cluster: e.cluster,
@@ -135,6 +161,8 @@ function toJson(e: CatalogEntry) {
     hasManifest: e.manifestObject !== undefined,
     usable: isUsable(e),
     ...(e.problem ? { problem: e.problem } : {}),
+    ...(retention ? { lock: retentionJson(retention) } : {}),
+    ...(e.object?.behindDeleteMarker ? { behindDeleteMarker: true } : {}),
     ...(e.manifest ? { manifest: e.manifest } : {}),
   };
 }

@@ -14,6 +14,7 @@ import {
 } from "../../point-in-time/logger.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
 import { addEtcdOptions, type EtcdFlags, etcdSourceFromFlags } from "../etcd-options.ts";
+import { addObjectLockOptions } from "../s3-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 
@@ -74,6 +75,7 @@ export function register(program: Command): void {
     );
   addEtcdOptions(cmd);
   addStoreOptions(cmd);
+  addObjectLockOptions(cmd);
   addEncryptOptions(cmd);
   cmd
     .addOption(
@@ -128,6 +130,7 @@ export function register(program: Command): void {
       const warn = (line: string) => process.stderr.write(`${line}\n`);
       const encryption = await encryptionPlanFromFlags(flags);
       const store = storeFromFlags(flags);
+      await store.prepare?.();
       const source = etcdSourceFromFlags(flags, warn);
       const { signal, dispose } = abortOnSignals();
       const metrics = createLogMetrics();

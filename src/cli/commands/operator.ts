@@ -24,6 +24,8 @@ interface OperatorFlags {
   talosServiceAccountDir?: string;
   retryBase: string;
   watchTimeout: string;
+  talosEtcdBackupCompat: boolean;
+  kubeadmEtcdPort: string;
 }
 
 /** The operator's timers (Lease timing, retries, the watch timeout): positive and within what a timer holds. */
@@ -78,6 +80,17 @@ export function register(program: Command): void {
       new Option("--retry-base <d>", "first retry delay of a failed backup").default("10s").hideHelp(),
     )
     .addOption(new Option("--watch-timeout <d>").default("5m").hideHelp())
+    .addOption(
+      new Option(
+        "--talos-etcd-backup-compat",
+        "also serve the Talos operator's TalosEtcdBackup and TalosEtcdBackupSchedule (talos.alperen.cloud); never beside that operator's own backup controllers",
+      ).default(false),
+    )
+    .addOption(
+      new Option("--kubeadm-etcd-port <port>", "etcd's client port on KubeadmControlPlane nodes").default(
+        "2379",
+      ),
+    )
     .action(async (flags: OperatorFlags) => {
       const maxConcurrent = Number(flags.maxConcurrent);
       if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1 || maxConcurrent > 64) {
@@ -90,6 +103,10 @@ export function register(program: Command): void {
       const watchTimeoutMs = duration(flags.watchTimeout, "--watch-timeout");
       if (renewDeadlineMs >= leaseDurationMs) {
         throw new UsageError("--renew-deadline must be shorter than --lease-duration");
+      }
+      const etcdPort = Number(flags.kubeadmEtcdPort);
+      if (!Number.isInteger(etcdPort) || etcdPort < 1 || etcdPort > 65535) {
+        throw new UsageError(`--kubeadm-etcd-port ${flags.kubeadmEtcdPort} is not a port (1 to 65535)`);
       }
       const addr = metricsAddress(flags.metricsAddr);
       // The environment and the command line were registered by main; Secrets' values are added as they are read.
@@ -139,6 +156,8 @@ export function register(program: Command): void {
             ...(flags.talosServiceAccountDir ? { talosServiceAccountDir: flags.talosServiceAccountDir } : {}),
             retryBaseMs,
             watchTimeoutSeconds: Math.max(1, Math.round(watchTimeoutMs / 1000)),
+            controlPlanes: { etcdPort, dialTimeoutMs: 10_000 },
+            talosEtcdBackupCompat: flags.talosEtcdBackupCompat,
             onLeading: (leading) => {
               ready = leading;
             },

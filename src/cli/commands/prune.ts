@@ -181,6 +181,7 @@ export function register(program: Command): void {
 }
 
 function reasonText(r: KeepReason): string {
+  if (r.rule === "locked") return `kept: ${r.hold ?? "locked"}`;
   return r.period ? `${r.rule} ${r.period}` : r.rule;
 }
 
@@ -214,9 +215,11 @@ function toText(report: PruneReport): string {
       formatAge(l.ageMs),
       l.entry.cluster,
       l.entry.state === "incomplete" ? "INCOMPLETE" : "yes",
-      l.action === "keep"
-        ? `leftover younger than the grace period (${l.entry.problem ?? "stale marker"})`
-        : `leftover: ${l.entry.problem ?? "stale marker beside a complete backup"}`,
+      l.hold
+        ? `kept: ${l.hold} (leftover: ${l.entry.problem ?? "stale marker"})`
+        : l.action === "keep"
+          ? `leftover younger than the grace period (${l.entry.problem ?? "stale marker"})`
+          : `leftover: ${l.entry.problem ?? "stale marker beside a complete backup"}`,
     ]),
     ...report.uploads.map((u) => [
       u.action === "keep"
@@ -275,6 +278,7 @@ function toJson(report: PruneReport) {
       keys: l.keys,
       ageSeconds: Math.round(l.ageMs / 1000),
       problem: l.entry.problem ?? "stale marker beside a complete backup",
+      ...(l.hold ? { hold: l.hold } : {}),
       ...(l.result ? { result: l.result } : {}),
     })),
     uploads: report.uploads.map((u) => ({
@@ -295,6 +299,12 @@ function toJson(report: PruneReport) {
 /** The revision log's part of the report: one row per chain (segments can number thousands). */
 function logText(log: LogPruneResult, dryRun: boolean): string {
   if (log.chains.length === 0) return "";
+  const held =
+    log.held.length > 0
+      ? `revision log: kept ${log.held.length} object(s) retention would remove, held by the store:\n${log.held
+          .map((h) => `  ${h.key}: ${h.reason}`)
+          .join("\n")}\n`
+      : "";
   const rows = log.chains.map((c) => [
     c.action === "keep" ? "keep" : dryRun ? `would ${c.action}` : c.action === "cut" ? "cut" : "removed",
     c.cluster,
@@ -312,7 +322,7 @@ function logText(log: LogPruneResult, dryRun: boolean): string {
   return `\nrevision log (point-in-time recovery):\n${renderTable(
     ["ACTION", "CLUSTER", "CHAIN", "RESTORABLE REVISIONS", "KEPT", "REMOVED", "WHY"],
     rows,
-  )}${summary}\n`;
+  )}${summary}\n${held}`;
 }
 
 function logJson(log: LogPruneResult) {
@@ -328,6 +338,7 @@ function logJson(log: LogPruneResult) {
       reason: c.reason,
     })),
     removed: log.removed,
+    held: log.held,
     keptSegments: log.keptSegments,
     failures: log.failed,
   };

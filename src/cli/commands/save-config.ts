@@ -5,6 +5,7 @@ import { UsageError } from "../../errors.ts";
 import { formatBytes } from "../../render/units.ts";
 import { parseCompression, parseLevel } from "../../stages/compress.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
+import { addObjectLockOptions } from "../s3-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 
@@ -25,6 +26,7 @@ export function register(program: Command): void {
       `archive the control plane's PKI, static pod manifests and kubeconfigs (default: ${KUBEADM_DIR}/{pki,manifests,*.conf}) beside the snapshots, encrypted`,
     );
   addStoreOptions(cmd);
+  addObjectLockOptions(cmd);
   addEncryptOptions(cmd);
   cmd
     .addOption(
@@ -66,6 +68,7 @@ export function register(program: Command): void {
       const level = flags.level !== undefined ? parseLevel(flags.level) : undefined;
       const paths = flags.path?.length ? flags.path : await kubeadmPaths();
       const store = storeFromFlags(flags);
+      await store.prepare?.();
       const { signal, dispose } = abortOnSignals();
       try {
         const { saveConfigArchive } = await import("../../config-archive/save.ts");

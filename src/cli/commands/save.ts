@@ -1,11 +1,15 @@
 import { type Command, Option } from "commander";
 import { saveBackup } from "../../backup/save.ts";
+import type { BackupJob } from "../../config/job.ts";
 import type { BackupJobConfig } from "../../config/schema.ts";
+import { describeError } from "../../errors.ts";
 import { processRedactor } from "../../observability/redact.ts";
 import { formatBytes } from "../../render/units.ts";
 import { addEncryptOptions } from "../encryption-options.ts";
 import { addEtcdOptions } from "../etcd-options.ts";
+import { addNotifyOptions } from "../notify-options.ts";
 import { ProgressBar } from "../progress.ts";
+import { addObjectLockOptions } from "../s3-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions } from "../store-options.ts";
 import { addSourceOption, addTalosOptions } from "../talos-options.ts";
@@ -60,9 +64,11 @@ export function register(program: Command): void {
     );
   addEtcdOptions(cmd);
   addStoreOptions(cmd);
+  addObjectLockOptions(cmd);
   addEncryptOptions(cmd);
   addSourceOption(cmd);
   addTalosOptions(cmd, { nodes: true, longEndpoints: false });
+  addNotifyOptions(cmd, { stale: false });
   cmd
     .addOption(
       new Option(
@@ -113,8 +119,12 @@ export function register(program: Command): void {
       const job = await backupJobFromConfig(config, { env: process.env, warn, progress: progressLine });
       processRedactor.add(...job.secrets);
       const { source, store } = job;
+      // Before etcd is read: a bucket that cannot lock is refused at once when locking was asked for.
+      await store.prepare?.();
+      const notifier = await saveNotifier(job);
       const progress = new ProgressBar("saving");
       const { signal, dispose } = abortOnSignals();
+      const started = performance.now();
       try {
         const result = await saveBackup({
           source,
@@ -128,6 +138,20 @@ export function register(program: Command): void {
         });
         progress.done();
         const m = result.manifest;
+        await notifier?.notify(
+          {
+            event: "success",
+            origin: "save",
+            cluster: job.cluster,
+            time: new Date().toISOString(),
+            backup: result.key,
+            store: store.location,
+            durationSeconds: m.durationSeconds,
+            sizeBytes: m.sizes.stored,
+            ...(m.etcd?.revision !== undefined ? { revision: m.etcd.revision } : {}),
+          },
+          AbortSignal.timeout(NOTIFY_DEADLINE_MS),
+        );
         if (flags.output === "json") {
           process.stdout.write(
             `${JSON.stringify({ key: result.key, location: store.location, manifest: m }, null, 2)}\n`,
@@ -138,10 +162,45 @@ export function register(program: Command): void {
               ` (${m.compression.kind}, ${m.encryption.kind === "age" ? "age-encrypted" : "NOT encrypted"}) in ${m.durationSeconds.toFixed(1)}s\n`,
           );
         }
+      } catch (err) {
+        progress.done();
+        // Sent even when a signal stopped the save (a CronJob's pod killed mid-run is a failure to hear of);
+        // the notification has its own deadline. It never changes the exit code or the error line.
+        await notifier?.notify(
+          {
+            event: "failure",
+            origin: "save",
+            cluster: job.cluster,
+            time: new Date().toISOString(),
+            store: store.location,
+            error: describeError(err),
+            durationSeconds: Math.round(performance.now() - started) / 1000,
+            attempts: 1,
+          },
+          AbortSignal.timeout(NOTIFY_DEADLINE_MS),
+        );
+        throw err;
       } finally {
         progress.done();
         await source.close?.();
         dispose();
       }
     });
+}
+
+/** How long `save` waits for its notifications (retries included) before exiting. */
+const NOTIFY_DEADLINE_MS = 60_000;
+
+/** The notifier of `save`'s --notify receivers, or undefined without any; failures are warnings on stderr. */
+async function saveNotifier(job: BackupJob) {
+  if (job.notify.targets.length === 0) return undefined;
+  const { Notifier } = await import("../../notify/sender.ts");
+  return new Notifier({
+    targets: job.notify.targets,
+    on: job.notify.on,
+    redact: (text) => processRedactor.redact(text),
+    report: (d) => {
+      if (!d.ok) process.stderr.write(`etcd-backup: warning: ${d.error}\n`);
+    },
+  });
 }

@@ -3,6 +3,7 @@ import { type Command, Option } from "commander";
 import { resolveBackup } from "../../catalog/catalog.ts";
 import { Hinted, UsageError } from "../../errors.ts";
 import type { testRestore } from "../../restore/test-restore.ts";
+import { type Retention, retentionJson, retentionLabel } from "../../store/store.ts";
 import { renderVerifyReport, type VerifyReport, verifyBackup, verifySnapshot } from "../../verify/verify.ts";
 import { decryptionFromFlags } from "../encryption-options.ts";
 import { removeLeftovers } from "../leftovers.ts";
@@ -59,6 +60,7 @@ export function register(program: Command): void {
         let report: VerifyReport;
         let label = arg;
         let testReport: Awaited<ReturnType<typeof testRestore>> | undefined;
+        let lock: Retention | undefined;
         if (isFile) {
           if (flags.testRestore)
             throw new Hinted("--test-restore works on stored backups", "pass a backup name with --to");
@@ -80,6 +82,7 @@ export function register(program: Command): void {
           });
           label = entry.key;
           report = await verifyBackup(store, entry, { ...(decrypt ? { decrypt } : {}), signal });
+          lock = store.retention ? await store.retention(entry.key) : undefined;
           if (flags.testRestore && report.ok) {
             // Loaded only here: it spawns etcd, which no other verification needs.
             const { testRestore } = await import("../../restore/test-restore.ts");
@@ -89,10 +92,12 @@ export function register(program: Command): void {
         const ok = report.ok && (testReport ? testReport.matches : true);
         if (flags.output === "json") {
           process.stdout.write(
-            `${JSON.stringify({ backup: label, ...report, ok, ...(testReport ? { testRestore: testReport } : {}) }, null, 2)}\n`,
+            `${JSON.stringify({ backup: label, ...report, ok, ...(lock ? { lock: retentionJson(lock) } : {}), ...(testReport ? { testRestore: testReport } : {}) }, null, 2)}\n`,
           );
         } else {
           process.stdout.write(renderVerifyReport(label, report));
+          // Only where something holds it: a directory or an unlocked bucket prints what it always printed.
+          if (lock && retentionLabel(lock) !== "-") process.stdout.write(`lock: ${retentionLabel(lock)}\n`);
           if (testReport) {
             const { renderTestRestore } = await import("../../restore/test-restore.ts");
             process.stdout.write(renderTestRestore(testReport));

@@ -33,12 +33,64 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: ETCD_BACKUP_S3_PATH_STYLE
   value: "true"
 {{- end }}
+{{- if .Values.s3.objectLock.mode }}
+- name: ETCD_BACKUP_S3_OBJECT_LOCK
+  value: {{ .Values.s3.objectLock.mode | quote }}
+{{- end }}
+{{- if .Values.s3.objectLock.days }}
+- name: ETCD_BACKUP_S3_OBJECT_LOCK_DAYS
+  value: {{ .Values.s3.objectLock.days | quote }}
+{{- end }}
+{{- if .Values.s3.objectLock.legalHold }}
+- name: ETCD_BACKUP_S3_LEGAL_HOLD
+  value: "true"
+{{- end }}
+{{- if .Values.azure.account }}
+- name: AZURE_STORAGE_ACCOUNT
+  value: {{ .Values.azure.account | quote }}
+{{- end }}
+{{- if .Values.azure.endpoint }}
+- name: ETCD_BACKUP_AZURE_ENDPOINT
+  value: {{ .Values.azure.endpoint | quote }}
+{{- end }}
+{{- if .Values.notify.secret }}
+- name: ETCD_BACKUP_NOTIFY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.notify.secret | quote }}
+      key: {{ .Values.notify.secretKey | quote }}
+- name: ETCD_BACKUP_NOTIFY_ON
+  value: {{ .Values.notify.on | quote }}
+- name: ETCD_BACKUP_NOTIFY_FORMAT
+  value: {{ .Values.notify.format | quote }}
+{{- if .Values.notify.staleAfter }}
+- name: ETCD_BACKUP_NOTIFY_STALE_AFTER
+  value: {{ .Values.notify.staleAfter | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The Secrets the container's environment comes from: the store's credentials (when given) and the recipients. */}}
+{{- define "etcd-backup.envFrom" -}}
+{{- if and (hasPrefix "azblob://" .Values.destination) .Values.azure.credentialsSecret }}
+- secretRef:
+    name: {{ .Values.azure.credentialsSecret }}
+{{- else if and (not (hasPrefix "azblob://" .Values.destination)) .Values.s3.credentialsSecret }}
+- secretRef:
+    name: {{ .Values.s3.credentialsSecret }}
+{{- end }}
+- secretRef:
+    name: {{ .Values.encryption.recipientsSecret }}
 {{- end -}}
 
 {{- define "etcd-backup.podSpec" -}}
 hostNetwork: true
 dnsPolicy: ClusterFirstWithHostNet
 automountServiceAccountToken: false
+{{- if .Values.azure.workloadIdentity.enabled }}
+{{- /* The workload identity webhook mounts its own projected token; the API token stays unmounted. */}}
+serviceAccountName: {{ required "azure.workloadIdentity.serviceAccountName is required with workload identity" .Values.azure.workloadIdentity.serviceAccountName }}
+{{- end }}
 nodeSelector:
   {{- toYaml .Values.nodeSelector | nindent 2 }}
 tolerations:

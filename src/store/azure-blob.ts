@@ -1,0 +1,569 @@
+import { randomBytes } from "node:crypto";
+import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { BlockBlobClient, ContainerClient } from "@azure/storage-blob";
+import { Hinted } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import {
+  azureErrorCode,
+  explainAzureError,
+  isBlobExists,
+  isBlobNotFound,
+  isTransientAzureError,
+} from "./azure-errors.ts";
+import {
+  type AzureSecrets,
+  type AzureSettings,
+  MAX_BLOCKS,
+  type ResolvedAzureSettings,
+  resolveAzureSettings,
+} from "./azure-settings.ts";
+import { type RetryPolicy, withRetry } from "./retrying.ts";
+import { readParts } from "./s3-parts.ts";
+import {
+  AlreadyExistsError,
+  type Leftover,
+  NotFoundError,
+  type ObjectInfo,
+  type PutOptions,
+  type PutResult,
+  type Store,
+} from "./store.ts";
+
+export interface AzureBlobStoreOptions {
+  container: string;
+  /** Blob name prefix without leading or trailing slashes; empty for the container's root. */
+  prefix?: string;
+  settings?: AzureSettings;
+  /** Credentials as values (environment, a Secret); see `resolveAzureSettings` for which one is used. */
+  secrets?: AzureSecrets;
+  /** Where warnings go (staged blocks that could not be discarded); default stderr. */
+  warn?: (line: string) => void;
+  /** Blobs per listing page; Azure's maximum (5000) unless a test wants to see paging with fewer blobs. */
+  listPageSize?: number;
+}
+
+/** Metadata names (Azure wants C# identifiers) for `PutOptions.owner` and for a discard marker (below). */
+const OWNER_METADATA = "etcdbackup_owner";
+const DISCARD_METADATA = "etcdbackup_discard";
+
+/**
+ * A container and prefix in Azure Blob Storage (or Azurite).
+ *
+ * `put` streams: a body shorter than one block goes up as one Put Blob; a longer one is staged block by block
+ * (`blockSize` bytes, `concurrency` at a time, so memory is about `blockSize × (concurrency + 1)`) and becomes a
+ * blob only when Put Block List commits the list at the end. Staged blocks are invisible: no listing, read or
+ * HEAD shows them, so a put that fails, is aborted or is killed never leaves an object that looks complete.
+ *
+ * `ifAbsent` sends `If-None-Match: *` on Put Blob and on Put Block List, which Azure (and Azurite) evaluate
+ * atomically: of two concurrent creates one gets 409 BlobAlreadyExists and nothing is replaced, so creates are
+ * exclusive (`PutResult.exclusive` is always true).
+ *
+ * What an interrupted put leaves: the blocks it staged, held by Azure against the blob's name without a blob.
+ * Azure drops uncommitted blocks a week after the last Put Block/Put Block List on the name, and they are billed
+ * until then. A put that fails or is aborted discards its own at once; a killed one cannot, so `leftovers` lists
+ * names that have uncommitted blocks and no blob (as the contract's "multipart upload": an upload in parts never
+ * completed) and `removeLeftover` discards them. Blocks staged against a name that has a committed blob (an
+ * interrupted overwrite) are not visible in any listing and are left to Azure's expiry.
+ *
+ * Azure has no call that drops uncommitted blocks alone; committing an empty block list drops them. So a discard
+ * commits an empty list with `If-None-Match: *` (never over a real blob) and a discard marker in its metadata,
+ * then deletes that empty blob by its ETag. This store never shows a blob carrying the marker (`list`, `stat` and
+ * `get` skip it); other tools may see an empty blob for the few milliseconds between the two requests, and
+ * `leftovers` reports one a killed discard left.
+ *
+ * Every request is retried with exponential backoff and jitter on throttling, 5xx and network errors (the SDK's
+ * own retries are off, so the policy is ours), never on other 4xx.
+ */
+export class AzureBlobStore implements Store {
+  readonly location: string;
+  readonly container: string;
+  readonly prefix: string;
+  readonly settings: ResolvedAzureSettings;
+  private readonly retryPolicy: RetryPolicy;
+  private readonly warn: (line: string) => void;
+  private loading: Promise<ContainerClient> | undefined;
+  private readonly listPageSize: number;
+
+  constructor(options: AzureBlobStoreOptions) {
+    if (!options.container) throw new Error("no container given");
+    this.container = options.container;
+    this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
+    this.location = this.prefix ? `azblob://${this.container}/${this.prefix}` : `azblob://${this.container}`;
+    // Resolved now, so that a bad setting or an unreadable key file fails before any work is done.
+    this.settings = resolveAzureSettings(options.settings, options.secrets);
+    this.warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`));
+    this.listPageSize = options.listPageSize ?? 5000;
+    const s = this.settings;
+    this.retryPolicy = { maxAttempts: s.maxAttempts, baseDelayMs: s.retryBaseDelayMs, maxDelayMs: 10_000 };
+  }
+
+  /** Nothing to release (the SDK's connections are not held open past use); here to match `S3Store`. */
+  destroy(): void {}
+
+  /** The secret values this store authenticates with, for the caller's redactor. Never print them. */
+  get secrets(): readonly string[] {
+    return this.settings.secrets;
+  }
+
+  /** The SDK (and, for token credentials, @azure/identity) is loaded on first use: it costs every command. */
+  private client(): Promise<ContainerClient> {
+    this.loading ??= this.createClient();
+    return this.loading;
+  }
+
+  private async createClient(): Promise<ContainerClient> {
+    const api = await import("@azure/storage-blob");
+    const s = this.settings;
+    const pipeline = {
+      // Retries are ours (withRetry), so that the policy is one place and visible in tests.
+      retryOptions: { maxTries: 1, tryTimeoutInMs: 120_000 },
+      userAgentOptions: { userAgentPrefix: `etcd-backup/${VERSION}` },
+    };
+    const url = `${s.endpoint}/${encodeURIComponent(this.container)}`;
+    const auth = s.auth;
+    if (auth.kind === "shared key") {
+      return new api.ContainerClient(
+        url,
+        new api.StorageSharedKeyCredential(s.account, auth.accountKey),
+        pipeline,
+      );
+    }
+    if (auth.kind === "sas")
+      return new api.ContainerClient(`${url}?${auth.sasToken}`, new api.AnonymousCredential(), pipeline);
+    const identity = await import("@azure/identity");
+    return new api.ContainerClient(url, new identity.DefaultAzureCredential(), pipeline);
+  }
+
+  private blobName(key: string): string {
+    if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  private where(key: string): string {
+    return `${this.location}/${key}`;
+  }
+
+  private explain(what: string, err: unknown): Error {
+    if (isAbort(err)) return new Error(what, { cause: err });
+    return new Error(what, {
+      cause: explainAzureError(err, {
+        account: this.settings.account,
+        container: this.container,
+        endpoint: this.settings.endpoint,
+        auth: this.settings.auth.kind,
+      }),
+    });
+  }
+
+  private retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(operation, {
+      policy: this.retryPolicy,
+      isTransient: isTransientAzureError,
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
+    const container = await this.client();
+    const blob = container.getBlockBlobClient(this.blobName(key));
+    const userSignal = options.signal;
+    // One controller stops everything: the user's abort, a failed block, or the body's own error.
+    const stop = new AbortController();
+    let failure: { err: unknown; fromAzure: boolean } | undefined;
+    const fail = (err: unknown, fromAzure: boolean) => {
+      if (failure) return;
+      failure = { err, fromAzure };
+      stop.abort(err);
+    };
+    // A function, not the variable, so that TypeScript does not narrow it across the callbacks that set it.
+    const failed = () => failure;
+    const onUserAbort = () => fail(userSignal?.reason ?? new Error("aborted"), false);
+    // Destroying the body wakes up a read that waits on a paused stream.
+    const onStop = () => body.destroy();
+    stop.signal.addEventListener("abort", onStop, { once: true });
+    if (userSignal?.aborted) onUserAbort();
+    else userSignal?.addEventListener("abort", onUserAbort, { once: true });
+
+    const blockSize = this.settings.blockSize;
+    const free: Buffer[] = [];
+    const parts = readParts(body, blockSize, () => free.pop() ?? Buffer.allocUnsafe(blockSize));
+    const common = {
+      blobHTTPHeaders: { blobContentType: options.contentType ?? "application/octet-stream" },
+      ...(options.owner ? { metadata: { [OWNER_METADATA]: options.owner } } : {}),
+      ...(options.ifAbsent ? { conditions: { ifNoneMatch: "*" } } : {}),
+    };
+    let size = 0;
+    try {
+      // Look first, so that a taken name fails before the body is read; the condition decides races.
+      if (options.ifAbsent && !failed() && (await this.stat(key))) {
+        body.destroy();
+        throw new AlreadyExistsError(key, this.location);
+      }
+      let first: IteratorResult<Buffer> | undefined;
+      try {
+        if (!failed()) first = await parts.next();
+      } catch (err) {
+        fail(err, false);
+      }
+      if (failed() || !first) throw failed()?.err;
+      const firstBlock = first.done ? Buffer.alloc(0) : first.value;
+      size = firstBlock.length;
+      if (firstBlock.length < blockSize) {
+        try {
+          await this.retry(
+            () => blob.upload(firstBlock, firstBlock.length, { ...common, abortSignal: stop.signal }),
+            stop.signal,
+          );
+        } catch (err) {
+          fail(err, true);
+        }
+        const failure = failed();
+        if (failure) throw failure.err;
+        return { size, ...(options.ifAbsent ? { exclusive: true } : {}) };
+      }
+      const ids = await this.stageBlocks(
+        blob,
+        this.where(key),
+        firstBlock,
+        parts,
+        free,
+        stop.signal,
+        fail,
+        failed,
+      );
+      size = ids.size;
+      try {
+        // No abort signal from here on: a commit cut off halfway would leave us not knowing the outcome.
+        await this.retry(async () => {
+          try {
+            await blob.commitBlockList(ids.blocks, common);
+          } catch (err) {
+            // A retried commit whose first try did land finds the blob there: its owner and size tell.
+            if (
+              options.ifAbsent &&
+              options.owner &&
+              isBlobExists(err) &&
+              (await this.ownedBy(key, options.owner, size))
+            )
+              return;
+            throw err;
+          }
+        });
+      } catch (err) {
+        fail(err, true);
+        await this.discardStaged(blob, this.where(key));
+        throw err;
+      }
+      return { size, ...(options.ifAbsent ? { exclusive: true } : {}) };
+    } catch (err) {
+      if (err instanceof AlreadyExistsError) throw err;
+      const cause = failed() ?? { err, fromAzure: true };
+      if (
+        options.ifAbsent &&
+        cause.fromAzure &&
+        (isBlobExists(cause.err) || lostToAnotherCommit(cause.err))
+      ) {
+        // A retried Put Blob whose first try did land finds its own blob: that is a success.
+        if (options.owner && (await this.ownedBy(key, options.owner, size))) return { size, exclusive: true };
+        if (isBlobExists(cause.err) || (await this.stat(key).catch(() => null)))
+          throw new AlreadyExistsError(key, this.location);
+      }
+      if (cause.fromAzure) throw this.explain(`upload ${this.where(key)}`, cause.err);
+      throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
+    } finally {
+      userSignal?.removeEventListener("abort", onUserAbort);
+      stop.signal.removeEventListener("abort", onStop);
+      await parts.return(undefined).catch(() => {});
+    }
+  }
+
+  /**
+   * Stages the blocks, `concurrency` at a time, and returns their ids in order. On failure it waits for the
+   * blocks in flight, discards what was staged, and throws the first failure.
+   */
+  private async stageBlocks(
+    blob: BlockBlobClient,
+    where: string,
+    firstBlock: Buffer,
+    parts: AsyncGenerator<Buffer, void, undefined>,
+    free: Buffer[],
+    signal: AbortSignal,
+    fail: (err: unknown, fromAzure: boolean) => void,
+    failed: () => { err: unknown } | undefined,
+  ): Promise<{ blocks: string[]; size: number }> {
+    // Block ids must have one length within a blob; a random run id keeps a concurrent writer's apart.
+    const run = randomBytes(9).toString("hex");
+    const blockId = (n: number) => Buffer.from(`${run}-${String(n).padStart(6, "0")}`).toString("base64");
+    const blocks: string[] = [];
+    const inFlight = new Set<Promise<void>>();
+    let size = 0;
+    let next: IteratorResult<Buffer> = { done: false, value: firstBlock };
+    try {
+      while (!next.done && !failed()) {
+        const block = next.value;
+        if (blocks.length >= MAX_BLOCKS) {
+          const mib = this.settings.blockSize / (1024 * 1024);
+          throw new Hinted(
+            `the object needs more than ${MAX_BLOCKS} blocks of ${mib} MiB`,
+            "raise --azure-block-size",
+          );
+        }
+        const id = blockId(blocks.length);
+        blocks.push(id);
+        size += block.length;
+        const tracked: Promise<void> = this.retry(
+          () => blob.stageBlock(id, block, block.length, { abortSignal: signal }),
+          signal,
+        )
+          .then(
+            () => {
+              if (block.length === this.settings.blockSize) free.push(block);
+            },
+            (err) => fail(err, true),
+          )
+          .finally(() => inFlight.delete(tracked));
+        inFlight.add(tracked);
+        if (inFlight.size >= this.settings.concurrency) await Promise.race(inFlight);
+        if (failed()) break;
+        try {
+          next = await parts.next();
+        } catch (err) {
+          fail(err, false);
+        }
+      }
+    } catch (err) {
+      fail(err, false);
+    }
+    await Promise.allSettled(inFlight);
+    const failure = failed();
+    if (failure) {
+      await this.discardStaged(blob, where);
+      throw failure.err;
+    }
+    return { blocks, size };
+  }
+
+  /**
+   * Drops the uncommitted blocks staged against a name that has no blob (see the class comment for how). A block
+   * whose request our abort cut off may still reach the service after the first discard, so the name is looked at
+   * again after a short pause and discarded once more if it has blocks again. A blob under the name (an
+   * interrupted overwrite) is left alone: its uncommitted blocks expire.
+   */
+  private async discardStaged(blob: BlockBlobClient, what: string): Promise<void> {
+    for (const pauseMs of [0, 250]) {
+      if (pauseMs) {
+        await sleep(pauseMs);
+        if (!(await this.hasUncommittedBlocks(blob))) return;
+      }
+      try {
+        await this.discard(blob);
+      } catch (err) {
+        // Nothing can have been staged in a container that does not exist; the put's own error says so.
+        if (azureErrorCode(err) === "ContainerNotFound") return;
+        const reason = explainAzureError(err, {
+          account: this.settings.account,
+          container: this.container,
+          endpoint: this.settings.endpoint,
+          auth: this.settings.auth.kind,
+        }).message;
+        this.warn(
+          `warning: could not discard the staged blocks of ${what} (${reason}); they stay invisible but billed ` +
+            "until Azure drops them a week after the last upload to that name",
+        );
+        return;
+      }
+    }
+  }
+
+  private async hasUncommittedBlocks(blob: BlockBlobClient): Promise<boolean> {
+    try {
+      const list = await this.retry(() => blob.getBlockList("uncommitted"));
+      return (list.uncommittedBlocks?.length ?? 0) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Commits an empty block list marked as a discard (only where no blob is), which drops every uncommitted block
+   * of the name, then deletes that empty blob by its ETag. A blob already under the name counts as done.
+   */
+  private async discard(blob: BlockBlobClient): Promise<void> {
+    let etag: string | undefined;
+    try {
+      const out = await this.retry(() =>
+        blob.commitBlockList([], {
+          conditions: { ifNoneMatch: "*" },
+          metadata: { [DISCARD_METADATA]: "1" },
+        }),
+      );
+      etag = out.etag;
+    } catch (err) {
+      if (!isBlobExists(err)) throw err;
+      // A blob is there: ours to delete only if it is a discard marker (a killed discard's).
+      const props = await this.retry(() => blob.getProperties()).catch(() => undefined);
+      if (!props?.metadata?.[DISCARD_METADATA]) return;
+      etag = props.etag;
+    }
+    try {
+      await this.retry(() => blob.delete({ conditions: etag ? { ifMatch: etag } : {} }));
+    } catch (err) {
+      if (isBlobNotFound(err) || azureErrorCode(err) === "ConditionNotMet" || isBlobExists(err)) return;
+      throw err;
+    }
+  }
+
+  /** Whether the blob under `key` was put by `owner` and has `size` bytes: a retried create that had landed. */
+  private async ownedBy(key: string, owner: string, size: number): Promise<boolean> {
+    const info = await this.stat(key).catch(() => null);
+    return info?.owner === owner && info.size === size;
+  }
+
+  async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
+    const container = await this.client();
+    const blob = container.getBlockBlobClient(this.blobName(key));
+    const { signal } = options;
+    try {
+      const out = await this.retry(
+        () => blob.download(0, undefined, signal ? { abortSignal: signal } : {}),
+        signal,
+      );
+      const stream = out.readableStreamBody as Readable | undefined;
+      if (out.metadata?.[DISCARD_METADATA]) {
+        stream?.destroy();
+        throw new NotFoundError(key, this.location);
+      }
+      if (!stream) throw new Error("Azure returned no body");
+      return stream;
+    } catch (err) {
+      if (err instanceof NotFoundError) throw err;
+      if (isBlobNotFound(err)) throw new NotFoundError(key, this.location);
+      throw this.explain(`download ${this.where(key)}`, err);
+    }
+  }
+
+  async stat(key: string): Promise<ObjectInfo | null> {
+    const container = await this.client();
+    const blob = container.getBlockBlobClient(this.blobName(key));
+    try {
+      const out = await this.retry(() => blob.getProperties());
+      if (out.metadata?.[DISCARD_METADATA]) return null;
+      const owner = out.metadata?.[OWNER_METADATA];
+      return {
+        key,
+        size: out.contentLength ?? 0,
+        lastModified: out.lastModified ?? new Date(0),
+        ...(owner ? { owner } : {}),
+      };
+    } catch (err) {
+      if (isBlobNotFound(err)) return null;
+      throw this.explain(`stat ${this.where(key)}`, err);
+    }
+  }
+
+  async *list(prefix = ""): AsyncIterable<ObjectInfo> {
+    const root = this.prefix ? `${this.prefix}/` : "";
+    for await (const item of this.listBlobs(root + prefix, false)) {
+      if (!item.name.startsWith(root) || item.name.endsWith("/") || item.discardMarker || item.directory)
+        continue;
+      yield { key: item.name.slice(root.length), size: item.size, lastModified: item.lastModified };
+    }
+  }
+
+  /** Every page of List Blobs under one name prefix, with metadata, retried page by page. */
+  private async *listBlobs(
+    namePrefix: string,
+    uncommitted: boolean,
+  ): AsyncIterable<{
+    name: string;
+    size: number;
+    lastModified: Date;
+    since: Date;
+    discardMarker: boolean;
+    directory: boolean;
+  }> {
+    const container = await this.client();
+    let token: string | undefined;
+    do {
+      const continuationToken = token;
+      let page: import("@azure/storage-blob").ContainerListBlobFlatSegmentResponse;
+      try {
+        page = await this.retry(async () => {
+          const pages = container
+            .listBlobsFlat({
+              ...(namePrefix ? { prefix: namePrefix } : {}),
+              includeMetadata: true,
+              ...(uncommitted ? { includeUncommitedBlobs: true } : {}),
+            })
+            .byPage({ maxPageSize: this.listPageSize, ...(continuationToken ? { continuationToken } : {}) });
+          const next = await pages.next();
+          if (next.done) throw new Error("Azure returned no listing page");
+          return next.value;
+        });
+      } catch (err) {
+        throw this.explain(`list ${this.location}`, err);
+      }
+      for (const item of page.segment.blobItems) {
+        const p = item.properties;
+        yield {
+          name: item.name,
+          size: p.contentLength ?? 0,
+          lastModified: p.lastModified ?? new Date(0),
+          // Unknown age counts as new: prune keeps it (it may be an upload in flight) rather than cut it off.
+          since: p.createdOn ?? p.lastModified ?? new Date(),
+          discardMarker: Boolean(item.metadata?.[DISCARD_METADATA]),
+          // A hierarchical-namespace account lists its directories as empty blobs marked hdi_isfolder.
+          directory: item.metadata?.hdi_isfolder === "true",
+        };
+      }
+      token = page.continuationToken || undefined;
+    } while (token);
+  }
+
+  /**
+   * Names under `prefix` that hold uncommitted blocks and no blob (an interrupted put's), and discard markers a
+   * killed discard left; both as the contract's "multipart upload", with the blob name as id. Found by listing
+   * twice, with and without uncommitted blobs: Azure marks neither kind in a listing.
+   */
+  async *leftovers(prefix = ""): AsyncIterable<Leftover> {
+    const root = this.prefix ? `${this.prefix}/` : "";
+    const committed = new Set<string>();
+    for await (const item of this.listBlobs(root + prefix, false))
+      if (!item.discardMarker) committed.add(item.name);
+    for await (const item of this.listBlobs(root + prefix, true)) {
+      if (committed.has(item.name) || !item.name.startsWith(root)) continue;
+      yield { key: item.name.slice(root.length), kind: "multipart upload", since: item.since, id: item.name };
+    }
+  }
+
+  /** Discards one leftover's blocks (or marker); one that is gone, or has become a blob, counts as removed. */
+  async removeLeftover(leftover: Leftover): Promise<void> {
+    const container = await this.client();
+    try {
+      await this.discard(container.getBlockBlobClient(this.blobName(leftover.key)));
+    } catch (err) {
+      throw this.explain(`discard the staged blocks of ${this.where(leftover.key)}`, err);
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const container = await this.client();
+    const blob = container.getBlockBlobClient(this.blobName(key));
+    try {
+      await this.retry(() => blob.delete({ deleteSnapshots: "include" }));
+    } catch (err) {
+      if (isBlobNotFound(err)) return;
+      throw this.explain(`delete ${this.where(key)}`, err);
+    }
+  }
+}
+
+/** A commit whose staged blocks a competing writer's commit to the same name dropped (Azure: InvalidBlockList). */
+function lostToAnotherCommit(err: unknown): boolean {
+  return azureErrorCode(err) === "InvalidBlockList";
+}
+
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && err.name === "AbortError";
+}
