@@ -103,8 +103,11 @@ export async function talosConnectionFromFlags(
 /** Adds `--source etcd|talos` (env ETCD_BACKUP_SOURCE). */
 export function addSourceOption(cmd: Command): Command {
   return cmd.addOption(
-    new Option("--source <kind>", "etcd or talos (default: talos when Talos flags or a talosconfig say so)")
-      .choices(["etcd", "talos"])
+    new Option(
+      "--source <kind>",
+      "etcd, talos or kubernetes (default: kubernetes with --kubeconfig, talos when Talos flags or a talosconfig say so)",
+    )
+      .choices(["etcd", "talos", "kubernetes"])
       .env("ETCD_BACKUP_SOURCE"),
   );
 }

@@ -49,25 +49,25 @@ export interface JobEnvironment {
   env?: Record<string, string | undefined>;
   /** Receives warnings (TLS verification off); no secret is ever passed. */
   warn?: (line: string) => void;
+  /** Receives progress lines of sources that report steps (the kubeconfig source: waiting for pod X, ...). */
+  progress?: (line: string) => void;
 }
 
 /**
- * Builds a job from its configuration: opens the store, builds the source (reading the talosconfig for a Talos
- * source), reads recipient, passphrase and identity files. Throws `UsageError`/`Hinted` naming what cannot be
- * used; the message never holds a secret.
+ * Builds a job's source from its configuration (reading the talosconfig for a Talos source, the kubeconfig for
+ * the Kubernetes one). Secret values it reads are added to `secrets`. Also used alone by `save --out`, which
+ * has no store.
  */
-export async function backupJobFromConfig(
-  config: BackupJobConfig,
-  options: JobEnvironment = {},
-): Promise<BackupJob> {
-  const env = options.env ?? process.env;
-  const warn = options.warn ?? (() => {});
-  const secrets: string[] = [];
-
+export async function sourceFromConfig(
+  config: BackupJobConfig["source"],
+  options: JobEnvironment & { env: Record<string, string | undefined>; warn: (line: string) => void },
+  secrets: string[],
+): Promise<{ source: SnapshotSource; contextName?: string }> {
+  const { env, warn } = options;
   let source: SnapshotSource;
   let contextName: string | undefined;
-  if (config.source.kind === "etcd") {
-    const s = config.source;
+  if (config.kind === "etcd") {
+    const s = config;
     if (s.insecureSkipTlsVerify) {
       warn(
         "warning: --insecure-skip-tls-verify: etcd's certificate is not verified; anyone on the path can read the snapshot",
@@ -87,8 +87,8 @@ export async function backupJobFromConfig(
       ...(s.user ? { user: s.user } : {}),
     });
     if (s.pem?.key) secrets.push(s.pem.key.toString("utf8").trim());
-  } else if (config.source.kind === "talos") {
-    const s = config.source;
+  } else if (config.kind === "talos") {
+    const s = config;
     let context: TalosContext;
     if (s.talosconfigText) {
       context = parseTalosconfig(s.talosconfigText.text, s.talosconfigText.label, s.context);
@@ -110,9 +110,45 @@ export async function backupJobFromConfig(
       endpoints: s.endpoints.length ? s.endpoints : context.endpoints,
       nodes: s.nodes.length ? s.nodes : context.nodes,
     });
+  } else if (config.kind === "kubernetes") {
+    const { KubeApi } = await import("../source/kubernetes/kube-api.ts");
+    const { KubernetesSource } = await import("../source/kubernetes/source.ts");
+    const { DEFAULT_HELPER_IMAGE } = await import("../source/kubernetes/helper-pod.ts");
+    const api = KubeApi.load({
+      ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
+      ...(config.context ? { context: config.context } : {}),
+      env,
+    });
+    secrets.push(...api.secretValues());
+    source = new KubernetesSource({
+      api,
+      image: config.image ?? DEFAULT_HELPER_IMAGE,
+      ...(options.progress ? { progress: options.progress } : {}),
+    });
   } else {
-    source = new FileSource(config.source.path);
+    source = new FileSource(config.path);
   }
+  return { source, ...(contextName ? { contextName } : {}) };
+}
+
+/**
+ * Builds a job from its configuration: opens the store, builds the source (reading the talosconfig for a Talos
+ * source), reads recipient, passphrase and identity files. Throws `UsageError`/`Hinted` naming what cannot be
+ * used; the message never holds a secret.
+ */
+export async function backupJobFromConfig(
+  config: BackupJobConfig,
+  options: JobEnvironment = {},
+): Promise<BackupJob> {
+  const env = options.env ?? process.env;
+  const warn = options.warn ?? (() => {});
+  const secrets: string[] = [];
+
+  const { source, contextName } = await sourceFromConfig(
+    config.source,
+    { env, warn, ...(options.progress ? { progress: options.progress } : {}) },
+    secrets,
+  );
 
   // As talos-backup: the Talos context names the cluster unless a name was given; its BUCKET and S3_PREFIX
   // name the destination unless one was given.

@@ -136,6 +136,19 @@ export const retentionPolicySchema = z
   .strict();
 
 /**
+ * etcd's static pod reached with Kubernetes credentials (`save --kubeconfig`): a helper pod on its node takes the
+ * snapshot (src/source/kubernetes/).
+ */
+export const kubernetesSourceConfigSchema = z.object({
+  kind: z.literal("kubernetes"),
+  /** A kubeconfig file; absent: $KUBECONFIG, ~/.kube/config, then the pod's ServiceAccount. */
+  kubeconfig: z.string().min(1).optional(),
+  context: z.string().min(1).optional(),
+  /** The helper pod's image; absent: this release's image (DEFAULT_HELPER_IMAGE). */
+  image: z.string().min(1).optional(),
+});
+
+/**
  * Notifications (src/notify/): receivers' URLs (secrets: never printed; a problem names the receiver by its
  * number), their default format, the events to send, and for the daemon how long without a success is stale.
  */
@@ -171,9 +184,15 @@ export const backupJobConfigSchema = z.object({
     etcdSourceConfigSchema,
     talosSourceConfigSchema,
     fileSourceConfigSchema,
+    kubernetesSourceConfigSchema,
   ]),
   /** A directory, `file:///path`, `s3://bucket/prefix` or `gs://bucket/prefix`; absent: talos-backup's BUCKET and S3_PREFIX. */
   destination: z.string().min(1).optional(),
+  /**
+   * `save --out`: write the plain snapshot (etcd's bytes and sha256 trailer, as `etcdctl snapshot save` writes
+   * it) to this file, or to stdout for `-`, instead of a backup in a store. No compression, encryption or manifest.
+   */
+  output: z.string().min(1).optional(),
   s3: s3SettingsSchema.default({}),
   /**
    * S3 credentials and a CA bundle given as values (the operator reads them from Secrets); absent: the AWS SDK's
@@ -376,7 +395,7 @@ const keepCount = wholeNumber(1);
 export const jobSettingsShape = {
   // What to back up.
   cluster: str.optional(),
-  source: z.enum(["etcd", "talos"]).default("etcd"),
+  source: z.enum(["etcd", "talos", "kubernetes"]).default("etcd"),
   fromFile: str.optional(),
   endpoints: list.default(["127.0.0.1:2379"]),
   cacert: str.optional(),
@@ -390,8 +409,11 @@ export const jobSettingsShape = {
   context: str.optional(),
   nodes: list.default([]),
   talosEndpoints: list.default([]),
+  kubeconfig: str.optional(),
+  image: str.optional(),
   // Where to.
   to: str.optional(),
+  out: str.optional(),
   s3: z
     .object({
       endpoint: str.optional(),
@@ -586,12 +608,18 @@ export function parseDaemonConfig(
     problems.push(`--metrics-addr: ${LISTEN_ADDRESS_PROBLEM}`);
   }
   if (raw.continuous === true || String(raw.continuous).toLowerCase() === "true") {
-    if (raw.source === "talos" || (raw.fromFile !== undefined && raw.fromFile !== "")) {
+    if (
+      raw.source === "talos" ||
+      raw.source === "kubernetes" ||
+      (raw.fromFile !== undefined && raw.fromFile !== "")
+    ) {
       problems.push(
         "--continuous: the revision log needs an etcd source it can watch (Talos' apid exposes snapshots but no watch; point --endpoints at etcd's client port)",
       );
     }
   }
+  if (raw.out !== undefined && raw.out !== "")
+    problems.push("--out: only for save (the daemon writes backups to --to)");
   if (parsed.success && parsed.data.segmentInterval < 100) {
     problems.push("--segment-interval: must be at least 100ms");
   }
@@ -639,16 +667,33 @@ function jobSettingsProblems(
   const given = (k: string) =>
     raw[k] !== undefined && raw[k] !== "" && !(Array.isArray(raw[k]) && raw[k].length === 0);
   const count = (k: string) => (Array.isArray(raw[k]) ? raw[k].length : given(k) ? 1 : 0);
-  const problems = encryptionProblems({
-    encrypt: !(raw.encrypt === false || String(raw.encrypt).toLowerCase() === "false"),
-    recipients: count("recipient") + count("recipientsFile"),
-    passphrase: given("passphraseFile"),
-  });
-  if (given("password") && !given("user")) problems.push("--password: needs --user");
-  if (!given("to") && !readTalosBackupEnv(env).present) {
+  const problems: string[] = [];
+  if (given("out")) {
+    // A plain snapshot file, as `etcdctl snapshot save` (and ocne cluster backup --out) writes it.
+    if (given("to"))
+      problems.push(
+        "--out: cannot be combined with --to (--out writes a plain snapshot file, --to a backup)",
+      );
+    if (given("notify"))
+      problems.push("--notify: only with --to (--out writes a plain snapshot file and sends nothing)");
+    for (const k of ["recipient", "recipientsFile", "passphraseFile"])
+      if (count(k) > 0)
+        problems.push(
+          `--${kebab(k)}: --out writes a plain, unencrypted snapshot (use --to for an encrypted backup)`,
+        );
+  } else {
     problems.push(
-      "--to: is required (a directory, s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix; or talos-backup's BUCKET)",
+      ...encryptionProblems({
+        encrypt: !(raw.encrypt === false || String(raw.encrypt).toLowerCase() === "false"),
+        recipients: count("recipient") + count("recipientsFile"),
+        passphrase: given("passphraseFile"),
+      }),
     );
+    if (!given("to") && !readTalosBackupEnv(env).present) {
+      problems.push(
+        "--to: is required (a directory, s3://bucket/prefix, gs://bucket/prefix or azblob://container/prefix; or talos-backup's BUCKET; or --out FILE)",
+      );
+    }
   }
   const notify = raw.notify;
   const urls = (Array.isArray(notify) ? notify : typeof notify === "string" ? [notify] : [])
@@ -658,8 +703,13 @@ function jobSettingsProblems(
     const why = notifyUrlProblem(url);
     if (why !== null) problems.push(`--notify #${i + 1}: ${why}`);
   }
-  if (given("fromFile") && raw.source === "talos")
-    problems.push("--from-file: cannot be combined with --source talos");
+  if (given("password") && !given("user")) problems.push("--password: needs --user");
+  if (given("kubeconfig") && raw.source !== undefined && raw.source !== "kubernetes")
+    problems.push(`--kubeconfig: cannot be combined with --source ${String(raw.source)}`);
+  if (given("image") && raw.source !== "kubernetes")
+    problems.push("--image: only for the kubeconfig backup (--kubeconfig)");
+  if (given("fromFile") && (raw.source === "talos" || raw.source === "kubernetes"))
+    problems.push(`--from-file: cannot be combined with --source ${String(raw.source)}`);
   // Immutability on GCS (object retention, bucket lock) is not implemented: asking for a lock there must not
   // silently store unlocked backups.
   const s3 = raw.s3 && typeof raw.s3 === "object" ? (raw.s3 as Record<string, unknown>) : {};
@@ -721,38 +771,47 @@ function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>, staleAfterM
     ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
     source: s.fromFile
       ? { kind: "file", path: s.fromFile }
-      : s.source === "talos"
+      : s.source === "kubernetes"
         ? {
-            kind: "talos",
-            ...(s.talosconfig ? { talosconfig: s.talosconfig } : {}),
+            kind: "kubernetes",
+            ...(s.kubeconfig ? { kubeconfig: s.kubeconfig } : {}),
             ...(s.context ? { context: s.context } : {}),
-            endpoints: s.talosEndpoints,
-            nodes: s.nodes,
+            ...(s.image ? { image: s.image } : {}),
           }
-        : {
-            kind: "etcd",
-            endpoints: s.endpoints,
-            ...(s.cacert ? { cacert: s.cacert } : {}),
-            ...(s.cert ? { cert: s.cert } : {}),
-            ...(s.key ? { key: s.key } : {}),
-            insecureSkipTlsVerify: s.insecureSkipTlsVerify,
-            dialTimeoutMs: s.dialTimeout,
-            ...(user ? { user } : {}),
-          },
+        : s.source === "talos"
+          ? {
+              kind: "talos",
+              ...(s.talosconfig ? { talosconfig: s.talosconfig } : {}),
+              ...(s.context ? { context: s.context } : {}),
+              endpoints: s.talosEndpoints,
+              nodes: s.nodes,
+            }
+          : {
+              kind: "etcd",
+              endpoints: s.endpoints,
+              ...(s.cacert ? { cacert: s.cacert } : {}),
+              ...(s.cert ? { cert: s.cert } : {}),
+              ...(s.key ? { key: s.key } : {}),
+              insecureSkipTlsVerify: s.insecureSkipTlsVerify,
+              dialTimeoutMs: s.dialTimeout,
+              ...(user ? { user } : {}),
+            },
     ...(s.to !== undefined ? { destination: s.to } : {}),
+    ...(s.out !== undefined ? { output: s.out } : {}),
     s3,
     azure,
     gcs,
     compression: s.compress,
     ...(s.level !== undefined ? { level: s.level } : {}),
-    encryption: s.encrypt
-      ? {
-          kind: "age",
-          recipients: s.recipient,
-          recipientsFiles: s.recipientsFile,
-          ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
-        }
-      : { kind: "none" },
+    encryption:
+      s.encrypt && s.out === undefined
+        ? {
+            kind: "age",
+            recipients: s.recipient,
+            recipientsFiles: s.recipientsFile,
+            ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
+          }
+        : { kind: "none" },
     decryption: {
       identityFiles: s.identity,
       // A passphrase decrypts what it encrypted.

@@ -11,19 +11,22 @@ import { readTalosBackupEnv } from "./talos-backup.ts";
  * when the job is built (job.ts).
  */
 
-export type SourceKind = "etcd" | "talos";
+export type SourceKind = "etcd" | "talos" | "kubernetes";
 
 /**
  * Which source a job reads from:
  * 1. `--source` (or ETCD_BACKUP_SOURCE) when given;
- * 2. talos when a talosctl setting was given (`--talosconfig`, `--context`, `-n`, `-e`);
- * 3. etcd when an etcd setting or ETCDCTL_* variable was given;
- * 4. talos when TALOSCONFIG is set, when a Talos ServiceAccount's config is mounted, or when talos-backup's
+ * 2. kubernetes when `--kubeconfig` was given (KUBECONFIG alone does not choose it: it is set in many shells
+ *    that back up etcd directly; `--source kubernetes` uses it);
+ * 3. talos when a talosctl setting was given (`--talosconfig`, `--context`, `-n`, `-e`);
+ * 4. etcd when an etcd setting or ETCDCTL_* variable was given;
+ * 5. talos when TALOSCONFIG is set, when a Talos ServiceAccount's config is mounted, or when talos-backup's
  *    environment (BUCKET) is present and a talosconfig exists: the drop-in case, no argument needed;
- * 5. etcd otherwise.
+ * 6. etcd otherwise.
  */
 export function chooseSource(input: {
   explicit: string | undefined;
+  kubeconfigGiven?: boolean;
   talosFlags: boolean;
   etcdGiven: boolean;
   env: Record<string, string | undefined>;
@@ -31,14 +34,15 @@ export function chooseSource(input: {
   serviceAccountDir?: string;
 }): SourceKind {
   if (input.explicit) {
-    if (input.explicit !== "etcd" && input.explicit !== "talos") {
+    if (input.explicit !== "etcd" && input.explicit !== "talos" && input.explicit !== "kubernetes") {
       throw new UsageError(
         `unknown source ${JSON.stringify(input.explicit)}`,
-        "use --source etcd or --source talos",
+        "use --source etcd, --source talos or --source kubernetes",
       );
     }
     return input.explicit;
   }
+  if (input.kubeconfigGiven) return "kubernetes";
   if (input.talosFlags) return "talos";
   if (input.etcdGiven) return "etcd";
   if (input.env.TALOSCONFIG) return "talos";
@@ -73,6 +77,7 @@ export async function completeSettings(
       (await findTalosconfig(talosconfigCandidates(talosconfig, env))) !== undefined;
     out.source = chooseSource({
       explicit: undefined,
+      kubeconfigGiven: given("kubeconfig"),
       talosFlags: TALOS_SETTINGS.some(given),
       etcdGiven: ETCD_SETTINGS.some(given),
       env,
@@ -91,5 +96,7 @@ export async function completeSettings(
     out.talosEndpoints = out.endpoints;
   }
   if (out.source === "talos") delete out.endpoints;
+  // The kubeconfig source finds etcd's URL in its pod; `--context` is the kubeconfig's.
+  if (out.source === "kubernetes") delete out.endpoints;
   return out;
 }

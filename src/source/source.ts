@@ -31,4 +31,9 @@ export interface SnapshotSource {
   /** A description for messages, e.g. "etcd at 127.0.0.1:2379, 127.0.0.1:22379". */
   readonly description: string;
   open(signal?: AbortSignal): Promise<SnapshotStream>;
+  /**
+   * Releases what `open` made outside this process (the kubeconfig source's helper pod), once the stream is done
+   * or failed; front ends await it before they exit. Sources that make nothing have none.
+   */
+  close?(): Promise<void>;
 }

@@ -8,15 +8,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -29,6 +21,7 @@ import { objectPath } from "../../src/kubernetes/restore-object.ts";
 import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { EtcdKv } from "../fixtures/etcd-kv.ts";
 import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
+import { kubeApiserverPeer } from "../fixtures/peers.ts";
 import { issueCert, makePki } from "../fixtures/pki.ts";
 import { freePort } from "../fixtures/ports.ts";
 import { k8sApiModules } from "../kubernetes/k8s-api-modules.ts";
@@ -284,24 +277,7 @@ function sorted(v: unknown): unknown {
   );
 }
 
-/**
- * The kube-apiserver scripts/install-peers.sh built into .peers/kube-apiserver-<version>/bin/, if any, or the
- * binary ETCD_BACKUP_TEST_KUBE_APISERVER names (one built from the k8s.io/kubernetes module elsewhere).
- */
-function kubeApiserverPeer(): string | undefined {
-  const named = process.env.ETCD_BACKUP_TEST_KUBE_APISERVER;
-  if (named) return named;
-  const peers = join(import.meta.dirname, "..", "..", ".peers");
-  if (!existsSync(peers)) return undefined;
-  const dir = readdirSync(peers)
-    .filter((d) => /^kube-apiserver-\d/.test(d) && !d.includes(".partial"))
-    .sort()
-    .pop();
-  const bin = dir ? join(peers, dir, "bin", "kube-apiserver") : undefined;
-  return bin && existsSync(bin) ? bin : undefined;
-}
-
-const kubeApiserver = kubeApiserverPeer();
+const kubeApiserver = kubeApiserverPeer()?.kubeApiserver;
 
 /**
  * restore-object against the real kube-apiserver (over TLS, a client certificate of group system:masters),

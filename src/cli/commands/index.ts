@@ -19,6 +19,7 @@ const COMMANDS = {
   daemon: () => import("./daemon.ts"),
   operator: () => import("./operator.ts"),
   log: () => import("./log.ts"),
+  hold: () => import("./hold.ts"),
 } satisfies Record<string, () => Promise<{ register(program: Command): void }>>;
 
 /**

@@ -1,5 +1,7 @@
 import { type Command, Option } from "commander";
 import { saveBackup } from "../../backup/save.ts";
+import type { BackupJob } from "../../config/job.ts";
+import type { BackupJobConfig } from "../../config/schema.ts";
 import { describeError } from "../../errors.ts";
 import { processRedactor } from "../../observability/redact.ts";
 import { formatBytes } from "../../render/units.ts";
@@ -14,17 +16,44 @@ import { addSourceOption, addTalosOptions } from "../talos-options.ts";
 
 type SaveFlags = { output: string };
 
-/**
- * The job `save` runs, from its flags and their environment variables, through the same settings, parser and
- * builder as the daemon's (config/settings.ts, config/schema.ts, config/job.ts).
- */
-export async function jobFromCommand(cmd: Command, flags: Record<string, unknown>, env = process.env) {
-  const { jobConfigFromCommand } = await import("../command-settings.ts");
-  const { backupJobFromConfig } = await import("../../config/job.ts");
-  const config = await jobConfigFromCommand(cmd, flags, env);
-  const job = await backupJobFromConfig(config, { env, warn: (line) => process.stderr.write(`${line}\n`) });
-  processRedactor.add(...job.secrets);
-  return job;
+const warn = (line: string) => process.stderr.write(`${line}\n`);
+/** Progress lines of sources that report steps (the kubeconfig source), on stderr as ocne prints them. */
+const progressLine = (line: string) => process.stderr.write(`${line}\n`);
+
+/** `save --out FILE|-`: the plain snapshot, as `etcdctl snapshot save` writes it; no store, no manifest. */
+async function savePlain(config: BackupJobConfig, out: string): Promise<void> {
+  const { sourceFromConfig } = await import("../../config/job.ts");
+  const { savePlainSnapshot } = await import("../../backup/plain-snapshot.ts");
+  const secrets: string[] = [];
+  const { source } = await sourceFromConfig(
+    config.source,
+    { env: process.env, warn, progress: progressLine },
+    secrets,
+  );
+  processRedactor.add(...secrets.filter((s) => s.length >= 4));
+  // On stdout the snapshot is the output: no progress bar, no summary line there.
+  const progress = out === "-" ? undefined : new ProgressBar("saving");
+  const { signal, dispose } = abortOnSignals();
+  try {
+    const result = await savePlainSnapshot({
+      source,
+      out,
+      signal,
+      ...(progress
+        ? { onProgress: (bytes: number, total: number | undefined) => progress.update(bytes, total) }
+        : {}),
+    });
+    progress?.done();
+    if (out !== "-") {
+      process.stdout.write(
+        `saved snapshot to ${result.path}: ${formatBytes(result.bytes)}, sha256 ${result.trailer.sha256} (plain, as etcdctl snapshot save writes it)\n`,
+      );
+    }
+  } finally {
+    progress?.done();
+    await source.close?.();
+    dispose();
+  }
 }
 
 export function register(program: Command): void {
@@ -53,6 +82,22 @@ export function register(program: Command): void {
         .env("ETCD_BACKUP_COMPRESS"),
     )
     .addOption(new Option("--level <n>", "zstd level 1-19 (default 3)").env("ETCD_BACKUP_LEVEL"))
+    .addOption(
+      new Option(
+        "--kubeconfig <file>",
+        "back up a kubeadm-style cluster's etcd with a kubeconfig alone: a helper pod on etcd's node takes the snapshot (--context picks the kubeconfig's context)",
+      ).helpGroup("Kubernetes:"),
+    )
+    .addOption(
+      new Option(
+        "--image <ref>",
+        "the helper pod's image for --kubeconfig (default: this release's etcd-backup image)",
+      ).helpGroup("Kubernetes:"),
+    )
+    .option(
+      "--out <file>",
+      "write the plain snapshot to FILE (- for stdout) as etcdctl snapshot save does, instead of a backup with --to",
+    )
     .option(
       "--from-file <snapshot>",
       "store an existing snapshot file (etcdctl snapshot save output) instead of reading etcd",
@@ -64,7 +109,15 @@ export function register(program: Command): void {
     )
     .action(async (flags: SaveFlags) => {
       // The same path as the daemon's: flags and environment -> settings -> one validated job.
-      const job = await jobFromCommand(cmd, flags as unknown as Record<string, unknown>);
+      const { jobConfigFromCommand } = await import("../command-settings.ts");
+      const config = await jobConfigFromCommand(cmd, flags as unknown as Record<string, unknown>);
+      if (config.output !== undefined) {
+        await savePlain(config, config.output);
+        return;
+      }
+      const { backupJobFromConfig } = await import("../../config/job.ts");
+      const job = await backupJobFromConfig(config, { env: process.env, warn, progress: progressLine });
+      processRedactor.add(...job.secrets);
       const { source, store } = job;
       // Before etcd is read: a bucket that cannot lock is refused at once when locking was asked for.
       await store.prepare?.();
@@ -129,6 +182,7 @@ export function register(program: Command): void {
         throw err;
       } finally {
         progress.done();
+        await source.close?.();
         dispose();
       }
     });
@@ -138,7 +192,7 @@ export function register(program: Command): void {
 const NOTIFY_DEADLINE_MS = 60_000;
 
 /** The notifier of `save`'s --notify receivers, or undefined without any; failures are warnings on stderr. */
-async function saveNotifier(job: Awaited<ReturnType<typeof jobFromCommand>>) {
+async function saveNotifier(job: BackupJob) {
   if (job.notify.targets.length === 0) return undefined;
   const { Notifier } = await import("../../notify/sender.ts");
   return new Notifier({
