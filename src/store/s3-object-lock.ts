@@ -60,10 +60,7 @@ export function lockHeaders(
  * The SDK fields that lock a new object version exactly as `retention` says (rekey copies the replaced object's
  * lock onto its replacement). A retain-until date already past is left out: S3 refuses it, and it holds nothing.
  */
-export function retentionHeaders(
-  retention: Retention,
-  now: Date,
-): ReturnType<typeof lockHeaders> {
+export function retentionHeaders(retention: Retention, now: Date): ReturnType<typeof lockHeaders> {
   const until = retention.retainUntil;
   return {
     ...(retention.mode && until && until.getTime() > now.getTime()
