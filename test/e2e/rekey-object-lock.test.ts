@@ -242,7 +242,7 @@ describe(`rekey under S3 Object Lock on MinIO (seed ${SEED})`, {
     await withSeed(SEED, () =>
       rekeyCrashRounds({
         ...{ to: `s3://${BUCKET}`, env, work, snapshot, a, b, leftovers: rekeyLeftovers },
-        ...{ rand: new SeededRandom(SEED + 2), count: 4, diag: (l) => t.diagnostic(l) },
+        ...{ rand: new SeededRandom(SEED + 2), count: 7, diag: (l) => t.diagnostic(l) },
         saveArgs: ["--s3-object-lock", "governance", "--s3-object-lock-days", "1"],
         afterRound: async (name, step) => {
           const object = await store.retention(name);
