@@ -288,11 +288,13 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
   await store.delete(journalKey(target.key));
   reached("done");
   if (objectLock) {
-    const until = objectLock.mode && objectLock.retainUntil ? objectLock.retainUntil.toISOString() : null;
+    const dated = objectLock.mode && objectLock.retainUntil;
+    const until = dated
+      ? `until then${objectLock.legalHold ? " and while the legal hold is on" : ""}`
+      : "until the legal hold is lifted";
     o.notice?.(
-      `note: the previous version of ${target.key} stays in the bucket under its lock (${retentionLabel(objectLock)}) ` +
-        `${until ? `until ${until}${objectLock.legalHold ? " and the legal hold is lifted" : ""}` : "until the legal hold is lifted"}, ` +
-        "readable by the old key; the current version is locked the same way",
+      `note: the previous version of ${target.key} stays in the bucket under its lock (${retentionLabel(objectLock)}), ` +
+        `readable by the old key ${until}; the new version is locked the same way`,
     );
   }
   return {
