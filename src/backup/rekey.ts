@@ -13,6 +13,9 @@
  * 4. write the journal `<key>.rekey` with the new manifest (only if absent: a concurrent rekey of the object fails);
  * 5. move the rewritten object over `<key>` (rename; server-side copy on S3) and check its size and header;
  * 6. write the manifest; 7. remove the journal.
+ * Under S3 Object Lock the new versions of the object and of its manifest are written with the lock (mode, date,
+ * legal hold) of the versions they replace, in the same request; the staging object and the journal are never
+ * locked, so they can be removed; the old locked versions stay in the bucket until their date (said once).
  * A later rekey of the same object first finishes (object already new) or undoes (object still old) an
  * interrupted one: `recoverInterruptedRekey`.
  */
@@ -41,7 +44,14 @@ import { Hinted } from "../errors.ts";
 import { replaceObject } from "../store/replace-object.ts";
 import { S3Store } from "../store/s3.ts";
 import { PartCopyUnsupported, rewriteHeadByPartCopy, worthPartCopy } from "../store/s3-part-copy.ts";
-import { isAlreadyExists, type Store } from "../store/store.ts";
+import {
+  isAlreadyExists,
+  type Retention,
+  retentionHold,
+  retentionLabel,
+  retentionOf,
+  type Store,
+} from "../store/store.ts";
 import type { PublicRecipient } from "./rekey-recipients.ts";
 
 /**
@@ -169,6 +179,9 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
   const newHeader = await rewrapHeader(fileKey, o.recipients);
   const before = await store.stat(target.key);
   if (!before) throw new Error(`${target.key} disappeared`);
+  // The locks the new versions take over (S3 Object Lock); nothing elsewhere.
+  const objectLock = await keptLock(store, target.key);
+  const manifestLock = await keptLock(store, target.manifestKey);
   reached("header");
 
   let method: RekeyOutcome["method"] = "streamed";
@@ -255,6 +268,7 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
   await replaceObject(store, staging, target.key, {
     ...(target.owner ? { owner: target.owner } : {}),
     ...(signal ? { signal } : {}),
+    ...(objectLock ? { retention: objectLock } : {}),
     onStreamed: (why) => o.notice?.(`note: ${why}; the rewritten object is copied through this machine`),
   });
   reached("replaced");
@@ -268,10 +282,21 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
   }
   await store.put(target.manifestKey, Readable.from([Buffer.from(manifest)]), {
     contentType: "application/json",
+    ...(manifestLock ? { retention: manifestLock } : {}),
   });
   reached("manifest");
   await store.delete(journalKey(target.key));
   reached("done");
+  if (objectLock) {
+    const dated = objectLock.mode && objectLock.retainUntil;
+    const until = dated
+      ? `until then${objectLock.legalHold ? " and while the legal hold is on" : ""}`
+      : "until the legal hold is lifted";
+    o.notice?.(
+      `note: the previous version of ${target.key} stays in the bucket under its lock (${retentionLabel(objectLock)}), ` +
+        `readable by the old key ${until}; the new version is locked the same way`,
+    );
+  }
   return {
     key: target.key,
     headerBefore: oldHeader.length,
@@ -312,13 +337,25 @@ export async function recoverInterruptedRekey(
     );
   }
   if (state === "to") {
+    // The manifest in place (old, or new when killed after writing it) holds the lock the new one keeps.
+    const lock = await keptLock(store, manifestKey);
     await store.put(manifestKey, Readable.from([Buffer.from(serializeJournalManifest(journal))]), {
       contentType: "application/json",
+      ...(lock ? { retention: lock } : {}),
     });
   }
   await removeStaging(store, key);
   await store.delete(journalKey(key));
   return state === "to" ? "finished" : "undone";
+}
+
+/**
+ * The retention of `key` when it still holds it (a date to come, or a legal hold): what its replacement must
+ * carry. Null where nothing is locked (a directory, a bucket without Object Lock, an expired date).
+ */
+async function keptLock(store: Store, key: string): Promise<Retention | null> {
+  const r = await retentionOf(store, key);
+  return retentionHold(r, new Date()) ? r : null;
 }
 
 function serializeJournalManifest(journal: RekeyJournal): string {

@@ -57,6 +57,23 @@ export function lockHeaders(
 }
 
 /**
+ * The SDK fields that lock a new object version exactly as `retention` says (rekey copies the replaced object's
+ * lock onto its replacement). A retain-until date already past is left out: S3 refuses it, and it holds nothing.
+ */
+export function retentionHeaders(retention: Retention, now: Date): ReturnType<typeof lockHeaders> {
+  const until = retention.retainUntil;
+  return {
+    ...(retention.mode && until && until.getTime() > now.getTime()
+      ? {
+          ObjectLockMode: retention.mode === "compliance" ? "COMPLIANCE" : "GOVERNANCE",
+          ObjectLockRetainUntilDate: until,
+        }
+      : {}),
+    ...(retention.legalHold ? { ObjectLockLegalHoldStatus: "ON" as const } : {}),
+  };
+}
+
+/**
  * The retain-until date of a write at `now` locked for `days`: whole seconds (S3 keeps no more), rounded up so
  * the object is never kept less than asked.
  */

@@ -12,6 +12,8 @@
 import { createHash } from "node:crypto";
 import { OWNER_METADATA, type S3Store } from "./s3.ts";
 import { httpStatus, s3ErrorCode } from "./s3-errors.ts";
+import { retentionHeaders } from "./s3-object-lock.ts";
+import type { Retention } from "./store.ts";
 
 const MiB = 1024 * 1024;
 /** S3's smallest part other than the last. */
@@ -211,12 +213,15 @@ export async function rewriteHeadByPartCopy(store: S3Store, o: HeadRewrite): Pro
 /**
  * Copies `from` over `to` inside the bucket (metadata kept), conditional on `from`'s ETag: a CopyObject up to
  * 5 GiB, part copies beyond. Throws `PartCopyUnsupported` where the service has no server-side copy.
+ * A copy never inherits the source's Object Lock; `retention` locks the new version of `to` in the same request
+ * (rekey: the lock of the version it replaces), so it is never current unlocked.
  */
 export async function copyObjectInBucket(
   store: S3Store,
   from: string,
   to: string,
   signal?: AbortSignal,
+  retention?: Retention,
 ): Promise<void> {
   const { client, api, bucketKey, retry, explain } = await store.sdk();
   const Bucket = store.bucket;
@@ -227,6 +232,7 @@ export async function copyObjectInBucket(
     ...(s.sse ? { ServerSideEncryption: s.sse } : {}),
     ...(s.sseKmsKeyId ? { SSEKMSKeyId: s.sseKmsKeyId } : {}),
     ...(s.storageClass ? { StorageClass: s.storageClass as "STANDARD" } : {}),
+    ...(retention ? retentionHeaders(retention, new Date()) : {}),
   };
   try {
     const head = await retry(() => client.send(new api.HeadObjectCommand({ Bucket, Key: FromKey })), signal);

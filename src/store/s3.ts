@@ -16,6 +16,7 @@ import {
   lockHeaders,
   noObjectLockError,
   retentionFromHead,
+  retentionHeaders,
 } from "./s3-object-lock.ts";
 import { readParts } from "./s3-parts.ts";
 import {
@@ -292,7 +293,13 @@ export class S3Store implements Store {
     const free: Buffer[] = [];
     const parts = readParts(body, partSize, () => free.pop() ?? Buffer.allocUnsafe(partSize));
     // Backup data on a store that locks: the lock headers, and the Content-MD5 S3 requires with them.
-    const lock = options.immutable ? this.settings.objectLock : undefined;
+    const lock = options.immutable && !options.retention ? this.settings.objectLock : undefined;
+    const lockFields = options.retention
+      ? retentionHeaders(options.retention, new Date())
+      : lock
+        ? lockHeaders(lock, new Date())
+        : {};
+    const locked = Object.keys(lockFields).length > 0;
     const headers = {
       Bucket: this.bucket,
       Key: objectKey,
@@ -301,7 +308,7 @@ export class S3Store implements Store {
       ...(this.settings.sseKmsKeyId ? { SSEKMSKeyId: this.settings.sseKmsKeyId } : {}),
       ...(this.settings.storageClass ? { StorageClass: this.settings.storageClass as "STANDARD" } : {}),
       ...(options.owner ? { Metadata: { [OWNER_METADATA]: options.owner } } : {}),
-      ...(lock ? lockHeaders(lock, new Date()) : {}),
+      ...lockFields,
     };
     // Whether this service honours If-None-Match: known after the first small ifAbsent put (see `echo` below).
     const known = this.conditionalSupport;
@@ -330,7 +337,7 @@ export class S3Store implements Store {
               ...(conditional ? { IfNoneMatch: "*" } : {}),
               Body: firstPart,
               ContentLength: firstPart.length,
-              ...(lock ? { ContentMD5: contentMd5(firstPart) } : {}),
+              ...(locked ? { ContentMD5: contentMd5(firstPart) } : {}),
             }),
             { abortSignal: stop.signal },
           );
@@ -360,7 +367,7 @@ export class S3Store implements Store {
         };
       }
       const stored = await this.putMultipart(
-        { ...headers, condition: conditional ? { IfNoneMatch: "*" } : {}, md5: lock !== undefined },
+        { ...headers, condition: conditional ? { IfNoneMatch: "*" } : {}, md5: locked },
         firstPart,
         parts,
         free,

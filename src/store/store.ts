@@ -85,6 +85,12 @@ export interface PutOptions {
    * replaced or removed as part of normal work, leave it unset.
    */
   immutable?: boolean;
+  /**
+   * Write the object locked with exactly this retention (rekey keeps the lock of the object it replaces), whatever
+   * the store is configured with; a date already past and an absent mode lock nothing, a legal hold is kept.
+   * Wins over `immutable`. Stores without the notion ignore it.
+   */
+  retention?: Retention;
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   noObjectLockError,
   retainUntil,
   retentionFromHead,
+  retentionHeaders,
 } from "../../src/store/s3-object-lock.ts";
 import { parseObjectLockDays, parseObjectLockMode, resolveS3Settings } from "../../src/store/s3-settings.ts";
 import { NO_RETENTION, retentionHold, retentionJson, retentionLabel } from "../../src/store/store.ts";
@@ -44,6 +45,25 @@ describe("Object Lock headers", () => {
       assert.ok(until >= at.getTime() + 2 * DAY && until < at.getTime() + 2 * DAY + 1000, String(ms));
       assert.equal(until % 1000, 0);
     }
+  });
+
+  test("a kept retention (rekey) is copied as it is; a past date is dropped, a legal hold never", () => {
+    const until = new Date("2026-12-01T10:00:01.000Z");
+    assert.deepEqual(retentionHeaders({ mode: "compliance", retainUntil: until, legalHold: true }, now), {
+      ObjectLockMode: "COMPLIANCE",
+      ObjectLockRetainUntilDate: until,
+      ObjectLockLegalHoldStatus: "ON",
+    });
+    assert.deepEqual(retentionHeaders({ mode: "governance", retainUntil: until, legalHold: false }, now), {
+      ObjectLockMode: "GOVERNANCE",
+      ObjectLockRetainUntilDate: until,
+    });
+    const past = new Date(now.getTime() - 1000);
+    assert.deepEqual(retentionHeaders({ mode: "governance", retainUntil: past, legalHold: true }, now), {
+      ObjectLockLegalHoldStatus: "ON",
+    });
+    assert.deepEqual(retentionHeaders({ mode: "compliance", retainUntil: now, legalHold: false }, now), {});
+    assert.deepEqual(retentionHeaders(NO_RETENTION, now), {});
   });
 
   test("Content-MD5 is the base64 MD5 of the body (RFC 1864)", () => {
