@@ -54,6 +54,21 @@ export interface StatusFeed {
   backups(): Iterable<BackupRow>;
 }
 
+/** A feed over two informer caches: each object turned into its row when the page is built. */
+export function cacheFeed<S, B>(
+  caches: { schedules: () => Iterable<S>; backups: () => Iterable<B> },
+  rows: { schedule: (s: S) => ScheduleRow; backup: (b: B) => BackupRow },
+): StatusFeed {
+  return {
+    *schedules() {
+      for (const s of caches.schedules()) yield rows.schedule(s);
+    },
+    *backups() {
+      for (const b of caches.backups()) yield rows.backup(b);
+    },
+  };
+}
+
 export interface ClusterStatus {
   name: string;
   /** Set while new backups of the cluster wait out a backoff (its source could not be reached). */

@@ -1,7 +1,7 @@
 import { type EtcdBackup, type EtcdBackupSchedule, type RetentionSpec, SCHEDULE_LABEL } from "../api.ts";
 import { clusterOf } from "../backup-decision.ts";
 import { scheduleClusterOf } from "../schedule-decision.ts";
-import { type BackupRow, failureOf, type ScheduleRow, type StatusFeed } from "./board.ts";
+import { type BackupRow, cacheFeed, failureOf, type ScheduleRow, type StatusFeed } from "./board.ts";
 
 /**
  * The status page's rows for EtcdBackups and EtcdBackupSchedules, read from the informer caches the controllers
@@ -12,14 +12,7 @@ export function etcdBackupFeed(caches: {
   backups: () => Iterable<EtcdBackup>;
   schedules: () => Iterable<EtcdBackupSchedule>;
 }): StatusFeed {
-  return {
-    *schedules() {
-      for (const s of caches.schedules()) yield scheduleRow(s);
-    },
-    *backups() {
-      for (const b of caches.backups()) yield backupRow(b);
-    },
-  };
+  return cacheFeed(caches, { schedule: scheduleRow, backup: backupRow });
 }
 
 export function scheduleRow(s: EtcdBackupSchedule): ScheduleRow {

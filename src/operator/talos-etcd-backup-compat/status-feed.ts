@@ -1,5 +1,5 @@
 import type { BackupPhase, Condition } from "../api.ts";
-import { type BackupRow, failureOf, type ScheduleRow, type StatusFeed } from "../status/board.ts";
+import { type BackupRow, cacheFeed, failureOf, type ScheduleRow, type StatusFeed } from "../status/board.ts";
 import {
   DEFAULT_RETENTION,
   TALOS_SCHEDULE_LABEL,
@@ -17,14 +17,7 @@ export function talosEtcdBackupFeed(caches: {
   backups: () => Iterable<TalosEtcdBackup>;
   schedules: () => Iterable<TalosEtcdBackupSchedule>;
 }): StatusFeed {
-  return {
-    *schedules() {
-      for (const s of caches.schedules()) yield talosScheduleRow(s);
-    },
-    *backups() {
-      for (const b of caches.backups()) yield talosBackupRow(b);
-    },
-  };
+  return cacheFeed(caches, { schedule: talosScheduleRow, backup: talosBackupRow });
 }
 
 export function talosScheduleRow(s: TalosEtcdBackupSchedule): ScheduleRow {
