@@ -20,7 +20,11 @@ export function renderOperatorStatusPage(status: OperatorStatus): string {
 </div>
 ${status.role === "standby" ? `<p>This replica is on standby: the leader's page shows the clusters.</p>` : ""}
 ${clusters || (status.role === "leader" ? "<p>No EtcdBackup or EtcdBackupSchedule yet.</p>" : "")}`;
-  return htmlDocument("etcd-backup operator", body, ".backoff { color: #b3261e; font-weight: 600; }");
+  return htmlDocument(
+    "etcd-backup operator",
+    body,
+    ".backoff { color: #b3261e; font-weight: 600; }\ntd.time { white-space: nowrap; }",
+  );
 }
 
 function clusterSection(c: ClusterStatus): string {
@@ -43,11 +47,11 @@ ${c.failures.length ? `<h3>Failures</h3>\n<ul class="failures">\n${c.failures.ma
 function schedulesTable(rows: readonly ScheduleRow[]): string {
   const tr = (s: ScheduleRow) => `<tr>
 <td>${escapeHtml(`${s.namespace}/${s.name}`)}${s.kind === "EtcdBackupSchedule" ? "" : ` <span class="reason">${escapeHtml(s.kind)}</span>`}</td>
-<td><code>${escapeHtml(s.schedule)}</code>${s.timeZone ? ` (${escapeHtml(s.timeZone)})` : ""}</td>
+<td class="time"><code>${escapeHtml(s.schedule)}</code>${s.timeZone ? ` (${escapeHtml(s.timeZone)})` : ""}</td>
 <td>${s.suspended ? "yes" : "no"}</td>
-<td>${escapeHtml(utcStamp(s.lastScheduleTime))}</td>
-<td>${escapeHtml(utcStamp(s.lastSuccessTime) || "never")}</td>
-<td>${escapeHtml(utcStamp(s.nextRunTime) || (s.suspended ? "suspended" : ""))}</td>
+<td class="time">${escapeHtml(utcStamp(s.lastScheduleTime))}</td>
+<td class="time">${escapeHtml(utcStamp(s.lastSuccessTime) || "never")}</td>
+<td class="time">${escapeHtml(utcStamp(s.nextRunTime) || (s.suspended ? "suspended" : ""))}</td>
 <td>${escapeHtml(s.retention ?? "keep all")}</td>
 <td>${escapeHtml(s.pointInTime ?? "")}</td>
 </tr>`;
@@ -68,7 +72,7 @@ function backupsTable(rows: readonly BackupRow[]): string {
   ) => `<tr class="backup ${b.phase === "Succeeded" ? "success" : b.phase === "Failed" ? "failure" : ""}">
 <td>${escapeHtml(`${b.namespace}/${b.name}`)}</td>
 <td class="result">${escapeHtml(b.phase)}${b.failure ? ` <span class="reason">${escapeHtml(b.failure.reason)}</span>` : ""}</td>
-<td>${escapeHtml(utcStamp(b.time))}</td>
+<td class="time">${escapeHtml(utcStamp(b.time))}</td>
 <td class="num">${escapeHtml(bytes(b.dbSize))}</td>
 <td class="num">${escapeHtml(bytes(b.storedSize))}</td>
 <td class="num">${escapeHtml(b.revision ?? "")}</td>
