@@ -5,8 +5,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Redactor } from "../../../src/observability/redact.ts";
+import type { EtcdBackupSchedule } from "../../../src/operator/api.ts";
 import { ClusterGate } from "../../../src/operator/fleet/cluster-gate.ts";
+import { scheduleClusterOf } from "../../../src/operator/schedule-decision.ts";
 import { type BackupRow, OperatorStatusBoard } from "../../../src/operator/status/board.ts";
+import { scheduleRow } from "../../../src/operator/status/feeds.ts";
 import { renderOperatorStatusPage } from "../../../src/operator/status/page.ts";
 import {
   talosBackupRow,
@@ -123,5 +126,20 @@ describe("operator status board", () => {
     assert.equal(sched.retention, "keepLast 5");
     assert.equal(sched.suspended, true);
     assert.equal(sched.nextRunTime, undefined);
+  });
+
+  it("names a schedule's cluster as its backups are named: clusterName, else the controlPlaneRef, else itself", () => {
+    const sched = (spec: Record<string, unknown>) =>
+      ({
+        apiVersion: "etcd-backup.dev/v1alpha1",
+        kind: "EtcdBackupSchedule",
+        metadata: { name: "nightly", namespace: "ns" },
+        spec: { schedule: "0 3 * * *", template: { spec } },
+      }) as unknown as EtcdBackupSchedule;
+    const ref = { controlPlaneRef: { apiVersion: "v", kind: "TalosControlPlane", name: "cp1" } };
+    assert.equal(scheduleClusterOf(sched({ clusterName: "prod", source: ref })), "prod");
+    assert.equal(scheduleClusterOf(sched({ source: ref })), "cp1");
+    assert.equal(scheduleClusterOf(sched({ source: {} })), "nightly");
+    assert.equal(scheduleRow(sched({ source: ref })).cluster, "cp1");
   });
 });
