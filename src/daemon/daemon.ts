@@ -18,7 +18,7 @@ import { RunHistory } from "./history.ts";
 import { createHttpServer, listen } from "./http.ts";
 import { RunFailure, runBackup } from "./run.ts";
 import { Schedule } from "./schedule.ts";
-import { renderStatusPage } from "./status-page.ts";
+import { renderStatusPage, type StatusView } from "./status-page.ts";
 
 /** Used for /readyz when the schedule's interval cannot be worked out. */
 const FALLBACK_READY_MAX_AGE_MS = 25 * 3_600_000;
@@ -123,7 +123,9 @@ export class Daemon {
         const why = this.notReady(new Date(this.clock.now()));
         return why === null ? null : this.o.redactor.redact(why);
       },
-      statusPage: () => this.o.redactor.redact(this.statusPage()),
+      statusPage: () => this.o.redactor.redact(renderStatusPage(this.statusView())),
+      // The page's facts for scripts, as the operator serves its own (src/operator/status/).
+      statusJson: () => this.o.redactor.redact(`${JSON.stringify(this.statusView(), null, 2)}\n`),
     });
     const address = await listen(this.server, config.metrics.host, config.metrics.port);
     this.o.log.info(
@@ -317,9 +319,9 @@ export class Daemon {
     }
   }
 
-  private statusPage(): string {
+  private statusView(): StatusView {
     const now = new Date(this.clock.now());
-    return renderStatusPage({
+    return {
       cluster: this.o.job.cluster,
       location: this.o.job.store.location,
       schedule: this.schedule.pattern,
@@ -330,7 +332,7 @@ export class Daemon {
       now,
       runs: this.history.all(),
       ...(this.pointInTimeLine() !== undefined ? { pointInTime: this.pointInTimeLine()! } : {}),
-    });
+    };
   }
 
   private async runLoop(): Promise<void> {

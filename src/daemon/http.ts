@@ -7,11 +7,16 @@ export interface HttpHandlers {
   /** Null when ready; otherwise why not (one line, no secret). */
   notReady(): string | null;
   statusPage(): string;
+  /** The status page's facts as JSON, served at `/status.json` when given. */
+  statusJson?(): string;
+  /** The body of a 200 `/readyz` (default `ready`): the operator says `leader` or `standby`. */
+  readyBody?(): string;
 }
 
 /**
  * The daemon's HTTP endpoints: `/metrics`, `/healthz` (the process serves), `/readyz` (200 while the last
- * success is recent enough, 503 with the reason otherwise) and `/`, the status page. GET and HEAD only.
+ * success is recent enough, 503 with the reason otherwise), `/`, the status page, and `/status.json` when the
+ * caller has one. Shared by the daemon, `log --serve` and the operator. GET and HEAD only.
  */
 export function createHttpServer(handlers: HttpHandlers): Server {
   return createServer(async (req, res) => {
@@ -42,11 +47,14 @@ export function createHttpServer(handlers: HttpHandlers): Server {
         case "/readyz": {
           const why = handlers.notReady();
           return why === null
-            ? send(200, "text/plain; charset=utf-8", "ready\n")
+            ? send(200, "text/plain; charset=utf-8", `${handlers.readyBody?.() ?? "ready"}\n`)
             : send(503, "text/plain; charset=utf-8", `not ready: ${why}\n`);
         }
         case "/":
           return send(200, "text/html; charset=utf-8", handlers.statusPage());
+        case "/status.json":
+          if (handlers.statusJson) return send(200, "application/json", handlers.statusJson());
+          return send(404, "text/plain; charset=utf-8", "not found\n");
         default:
           return send(404, "text/plain; charset=utf-8", "not found\n");
       }

@@ -1,3 +1,4 @@
+import { escapeHtml, htmlDocument, utcStamp } from "../render/html.ts";
 import { formatBytes } from "../render/units.ts";
 import type { RunRecord } from "./history.ts";
 
@@ -16,23 +17,14 @@ export interface StatusView {
   pointInTime?: string;
 }
 
-/** Escapes text for HTML element content and attribute values. */
-export function escapeHtml(text: unknown): string {
-  return String(text)
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
-}
-
 function bytes(n: number | undefined): string {
   return n === undefined ? "" : formatBytes(n);
 }
 
-function stamp(d: Date | undefined): string {
-  return d ? d.toISOString().replace(/\.\d{3}Z$/, "Z") : "";
-}
+/** Re-exported: the one escaping every page uses lives in render/html.ts. */
+export { escapeHtml };
+
+const stamp = (d: Date | undefined): string => utcStamp(d);
 
 /**
  * The daemon's status page: the recent runs as a table (time, result, size, duration, revision, backup name,
@@ -74,34 +66,9 @@ export function renderStatusPage(view: StatusView): string {
     "duration-chart",
   );
   const state = view.ready ? "ready" : "NOT READY";
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>etcd-backup: ${escapeHtml(view.cluster)}</title>
-<style>
-body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1b1f24; background: #fff; }
-h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
-.summary { color: #444; margin-bottom: 1rem; }
-.state-ready { color: #116329; font-weight: 600; }
-.state-not-ready { color: #b3261e; font-weight: 600; }
-.charts { display: flex; flex-wrap: wrap; gap: 1rem; margin-bottom: 1rem; }
-figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: .5rem; }
-figcaption { font-weight: 600; margin-bottom: .2rem; }
-table { border-collapse: collapse; width: 100%; }
-th, td { border-bottom: 1px solid #e5e7eb; padding: .3rem .5rem; text-align: left; vertical-align: top; }
-th { background: #f6f8fa; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.key { font-family: ui-monospace, monospace; font-size: 12px; }
-tr.failure td.result { color: #b3261e; font-weight: 600; }
-tr.success td.result { color: #116329; }
-td.error { color: #b3261e; max-width: 40rem; }
-.reason { font-weight: normal; color: #555; }
-</style>
-</head>
-<body>
-<h1>etcd-backup: ${escapeHtml(view.cluster)}</h1>
+  return htmlDocument(
+    `etcd-backup: ${view.cluster}`,
+    `<h1>etcd-backup: ${escapeHtml(view.cluster)}</h1>
 <div class="summary">
 <span class="${view.ready ? "state-ready" : "state-not-ready"}" id="state">${escapeHtml(state)}</span>
 · schedule <code>${escapeHtml(view.schedule)}</code>${view.timeZone ? ` (${escapeHtml(view.timeZone)})` : ""}
@@ -120,10 +87,11 @@ ${durationChart}
 <tbody>
 ${rows || `<tr><td colspan="9">no runs yet</td></tr>`}
 </tbody>
-</table>
-</body>
-</html>
-`;
+</table>`,
+    `.charts { display: flex; flex-wrap: wrap; gap: 1rem; margin-bottom: 1rem; }
+figure { margin: 0; border: 1px solid #d0d7de; border-radius: 6px; padding: .5rem; }
+figcaption { font-weight: 600; margin-bottom: .2rem; }`,
+  );
 }
 
 interface Point {

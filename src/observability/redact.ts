@@ -1,7 +1,9 @@
+import { escapeHtml } from "../render/html.ts";
+
 /*
  * The one redactor. Every path by which text leaves the process goes through a `Redactor`: the CLI's stderr
- * (error lines, warnings, commander's usage errors), pino log lines, the daemon's status page, /readyz and
- * /metrics, the operator's Events and status conditions.
+ * (error lines, warnings, commander's usage errors), pino log lines, the daemon's and the operator's status
+ * pages, /readyz and /metrics, the operator's Events and status conditions.
  *
  * It removes two kinds of secret:
  * - values it was told about (`add`): passwords, passphrases, identity lines and private keys read from files or
@@ -82,15 +84,6 @@ const BASE64_PEM = /LS0tLS1CRUdJTi[A-Za-z0-9+/]*={0,2}/g;
 const MIN_NEEDLE = 4;
 /** A line of a multi-line secret (a PEM body) is registered on its own when it is at least this long. */
 const MIN_LINE_NEEDLE = 16;
-
-function escapeHtml(text: string): string {
-  return text
-    .replace(/&/g, "&amp;")
-    .replace(/</g, "&lt;")
-    .replace(/>/g, "&gt;")
-    .replace(/"/g, "&quot;")
-    .replace(/'/g, "&#39;");
-}
 
 /**
  * Removes secrets from text that leaves the process. See the top of this module for what it knows; `redact` is

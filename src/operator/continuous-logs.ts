@@ -8,6 +8,7 @@ import { EtcdSource } from "../source/etcd.ts";
 import type { Store } from "../store/store.ts";
 import type { EtcdBackupSchedule, PointInTimeStatus } from "./api.ts";
 import { type ConfigReader, jobConfigFromSpec } from "./resolve.ts";
+import { scheduleClusterOf } from "./schedule-decision.ts";
 
 /**
  * `spec.continuous: true`: one revision log per EtcdBackupSchedule, run in this (leading) process beside the
@@ -76,7 +77,8 @@ export class ContinuousLogs {
     const { namespace, name } = schedule.metadata;
     const log = this.o.log.child({ schedule: `${namespace}/${name}`, part: "revision-log" });
     const template = schedule.spec.template.spec;
-    const cluster = template.clusterName ?? name;
+    // The cluster the schedule's backups carry, so that restore --at finds the log beside them.
+    const cluster = scheduleClusterOf(schedule);
     const ctx = { namespace, reader: this.o.reader, warn: (line: string) => log.warn(line) };
     // The same translation and builder as the schedule's backups (resolve.ts, config/job.ts).
     const job = await backupJobFromConfig(

@@ -3,7 +3,7 @@ import { parseSpan } from "../duration.ts";
 import type { NotifyEvent } from "../notify/payload.ts";
 import type { EtcdBackup, EtcdBackupSchedule, NotificationStatus } from "./api.ts";
 import { findCondition, timestamp } from "./conditions.ts";
-import { ownedBackups } from "./schedule-decision.ts";
+import { ownedBackups, scheduleClusterOf } from "./schedule-decision.ts";
 
 /**
  * What a schedule's `spec.notify` asks to tell, decided from what was observed and nothing else (no API call,
@@ -41,7 +41,7 @@ export function decideNotifications(o: {
   const since = prev.since ?? timestamp(now);
   const status: NotificationStatus = { ...prev, since };
   const events: NotifyEvent[] = [];
-  const cluster = s.spec.template.spec.clusterName ?? s.metadata.name;
+  const cluster = scheduleClusterOf(s);
   const common = {
     origin: "operator" as const,
     cluster,

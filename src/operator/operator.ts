@@ -19,6 +19,8 @@ import type { OperatorMetrics } from "./metrics.ts";
 import { WorkQueue } from "./queue.ts";
 import type { ConfigReader } from "./resolve.ts";
 import { ScheduleController } from "./schedule-controller.ts";
+import type { OperatorStatusBoard } from "./status/board.ts";
+import { etcdBackupFeed } from "./status/feeds.ts";
 import { serveTalosEtcdBackups } from "./talos-etcd-backup-compat/serve.ts";
 
 export interface OperatorOptions {
@@ -49,6 +51,8 @@ export interface OperatorOptions {
   controlPlanes?: ControlPlaneSettings;
   /** Also serve the Talos operator's TalosEtcdBackup and TalosEtcdBackupSchedule (talos-etcd-backup-compat/). */
   talosEtcdBackupCompat?: boolean;
+  /** The status page's board: fed from the informer caches and the cluster gate while this replica leads. */
+  status?: OperatorStatusBoard;
 }
 
 const keyOf = (o: { metadata: { namespace: string; name: string } }) =>
@@ -172,6 +176,16 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     { namespace: options.namespace ?? "(all)", maxConcurrent: options.maxConcurrent },
     "operator running",
   );
+  // The status page reads the caches and the gate; it never calls the API server per view.
+  const detachStatus = [
+    options.status?.attach(
+      etcdBackupFeed({
+        backups: () => backupInformer.cache.values(),
+        schedules: () => scheduleInformer.cache.values(),
+      }),
+    ),
+    options.status?.attachGate(gate),
+  ];
   const informers = [backupInformer.run(signal), scheduleInformer.run(signal)];
   const compat = options.talosEtcdBackupCompat
     ? serveTalosEtcdBackups(
@@ -187,6 +201,7 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
           gate,
           ...(options.retryBaseMs !== undefined ? { retryBaseMs: options.retryBaseMs } : {}),
           ...(options.watchTimeoutSeconds ? { watchTimeoutSeconds: options.watchTimeoutSeconds } : {}),
+          ...(options.status ? { status: options.status } : {}),
         },
         signal,
       )
@@ -196,7 +211,11 @@ async function runControllers(options: OperatorOptions, signal: AbortSignal): Pr
     backupInformer.synced,
     new Promise((r) => signal.addEventListener("abort", r, { once: true })),
   ]);
-  await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal), compat]);
+  try {
+    await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal), compat]);
+  } finally {
+    for (const detach of detachStatus) detach?.();
+  }
   await schedules.close(); // the revision logs close their open segments
   log.info("operator stopped");
 }

@@ -182,7 +182,7 @@ export function scheduledBackup(schedule: EtcdBackupSchedule, due: Date): EtcdBa
     },
     spec: {
       ...template.spec,
-      clusterName: template.spec.clusterName ?? template.spec.source?.controlPlaneRef?.name ?? name,
+      clusterName: scheduleClusterOf(schedule),
     },
   };
 }
@@ -284,16 +284,23 @@ function latestSuccess(children: EtcdBackup[]): { ref: ObjectRef & { completionT
   };
 }
 
+/**
+ * The cluster name a schedule's backups carry: its template's `clusterName`, else the control plane it
+ * references, else the schedule's own name (the backups it creates get this as `spec.clusterName`).
+ */
+export function scheduleClusterOf(s: EtcdBackupSchedule): string {
+  return (
+    s.spec.template.spec.clusterName ?? s.spec.template.spec.source?.controlPlaneRef?.name ?? s.metadata.name
+  );
+}
+
 /** Retention after the success `after`, when the schedule has a retention policy. */
 function pruneRequest(s: EtcdBackupSchedule, after: string): PruneRequest | undefined {
   if (!s.spec.retention) return undefined;
   return {
     after,
     policy: retentionPolicy(s.spec.retention),
-    cluster:
-      s.spec.template.spec.clusterName ??
-      s.spec.template.spec.source?.controlPlaneRef?.name ??
-      s.metadata.name,
+    cluster: scheduleClusterOf(s),
     destination: s.spec.template.spec.destination,
   };
 }

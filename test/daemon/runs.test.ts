@@ -184,6 +184,18 @@ test("a failed attempt is retried with backoff before the next run; one failure 
     const html = await (await fetch(`${d.base}/`)).text();
     assert.match(html, /<tr class="run failure"/);
     assert.match(html, /success \(retry 1\)|retry 1/);
+    // The same facts for scripts at /status.json (the operator serves its own there too).
+    const res = await fetch(`${d.base}/status.json`);
+    assert.match(res.headers.get("content-type") ?? "", /^application\/json/);
+    const status = (await res.json()) as { cluster: string; runs: { result: string; attempt: number }[] };
+    assert.equal(status.cluster, "retry");
+    assert.deepEqual(
+      status.runs.map((r) => [r.result, r.attempt]),
+      [
+        ["failure", 1],
+        ["success", 2],
+      ],
+    );
   } finally {
     await d.stop();
     await proxy.close();

@@ -4,7 +4,7 @@ import { stat, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { promisify } from "node:util";
-import { CLI } from "../fixtures/cli.ts";
+import { assertNoSecrets, CLI } from "../fixtures/cli.ts";
 import {
   ageDecrypt,
   backupSpec,
@@ -141,6 +141,45 @@ describe("operator e2e: two replicas with Lease leader election (built CLI, stan
     await writeFile(join(h.dir, "b0.zst"), plain);
     await run("zstd", ["-d", "-q", "-f", "-o", dbPath, join(h.dir, "b0.zst")]);
     assert.equal((await stat(dbPath)).size, backup("b0")!.status!.dbSize! + 32, "db plus its sha256 trailer");
+  });
+
+  it("each replica serves the status page on --metrics-addr: the leader's groups the backups by cluster", async () => {
+    const port = (r: Replica) =>
+      (r.lines.find((l) => l.msg === "metrics listening")?.addr as { port: number } | undefined)?.port;
+    const [leader, standby] = leads(a) ? [a, b] : [b, a];
+    const get = async (r: Replica, path: string) => {
+      const res = await fetch(`http://127.0.0.1:${port(r)}${path}`);
+      assert.equal(res.status, 200, path);
+      return { type: res.headers.get("content-type") ?? "", body: await res.text() };
+    };
+    type Status = {
+      role: string;
+      clusters: { name: string; counts: Record<string, number>; latestBackups: { key?: string }[] }[];
+    };
+    // The page reads the leader's caches, which follow the API server through the watch.
+    const json = await waitFor("the leader's page to show five stored backups", async () => {
+      const got = await get(leader, "/status.json");
+      const s = JSON.parse(got.body) as Status;
+      return s.clusters.filter((c) => c.counts.Succeeded === 1).length === 5 ? got : undefined;
+    });
+    assert.match(json.type, /^application\/json/);
+    const status = JSON.parse(json.body) as Status;
+    assert.equal(status.role, "leader");
+    assert.deepEqual(
+      status.clusters.map((c) => c.name),
+      ["b0", "b1", "b2", "b3", "b4"],
+    );
+    for (const c of status.clusters) {
+      assert.deepEqual(c.counts, { Pending: 0, Running: 0, Succeeded: 1, Failed: 0 }, c.name);
+      assert.equal(c.latestBackups[0]?.key, backup(c.name)?.status?.key);
+    }
+    const page = await get(leader, "/");
+    assert.match(page.type, /^text\/html/);
+    assert.match(page.body, /<h2>b3<\/h2>/);
+    assert.equal(JSON.parse((await get(standby, "/status.json")).body).role, "standby");
+    assert.equal((await get(standby, "/readyz")).body, "standby\n");
+    assert.equal((await get(leader, "/readyz")).body, "leader\n");
+    assertNoSecrets(json.body + page.body, "the operator's status page");
   });
 
   it("when the leader stops (SIGTERM) it releases the Lease, exits 0, and the other replica takes over", async () => {

@@ -12,6 +12,7 @@ import {
   DEFAULT_SEGMENT_MAX_BYTES,
   runLog,
 } from "../../point-in-time/logger.ts";
+import { escapeHtml } from "../../render/html.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
 import { addEtcdOptions, type EtcdFlags, etcdSourceFromFlags } from "../etcd-options.ts";
 import { addObjectLockOptions } from "../s3-options.ts";
@@ -47,10 +48,6 @@ async function serveLogStatus(
   const bound = await listen(server, address.host, address.port);
   process.stderr.write(`log: serving /metrics and the status page on ${bound.address}:${bound.port}\n`);
   return server;
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 type LogFlags = EtcdFlags &

@@ -7,6 +7,7 @@ import { durationSetting } from "../../duration.ts";
 import { UsageError } from "../../errors.ts";
 import { processRedactor, type Redactor } from "../../observability/redact.ts";
 import type { OperatorMetrics } from "../../operator/metrics.ts";
+import type { OperatorStatusBoard } from "../../operator/status/board.ts";
 import { abortOnSignals } from "../signals.ts";
 
 interface OperatorFlags {
@@ -50,9 +51,10 @@ export function register(program: Command): void {
       new Option("--namespace <ns>", "watch this namespace only (default: all)").env("WATCH_NAMESPACE"),
     )
     .addOption(
-      new Option("--metrics-addr <addr>", "serve /metrics, /healthz, /readyz here (empty: off)").default(
-        ":8080",
-      ),
+      new Option(
+        "--metrics-addr <addr>",
+        "serve /metrics, /healthz, /readyz and the status page (/, /status.json) here (empty: off)",
+      ).default(":8080"),
     )
     .addOption(
       new Option("--leader-elect", "elect a leader with a Lease (run several replicas)").default(false),
@@ -129,7 +131,9 @@ export function register(program: Command): void {
       const metrics = new OperatorMetrics();
       const identity = `${hostname()}_${randomBytes(4).toString("hex")}`;
       let ready = false;
-      const server = addr ? await serveMetrics(addr, metrics, () => ready, redactor) : undefined;
+      const { OperatorStatusBoard } = await import("../../operator/status/board.ts");
+      const board = new OperatorStatusBoard(redactor);
+      const server = addr ? await serveMetrics(addr, metrics, () => ready, redactor, board) : undefined;
       if (server) log.info({ addr: server.address() }, "metrics listening");
       const { signal, dispose } = abortOnSignals();
       try {
@@ -158,6 +162,7 @@ export function register(program: Command): void {
             watchTimeoutSeconds: Math.max(1, Math.round(watchTimeoutMs / 1000)),
             controlPlanes: { etcdPort, dialTimeoutMs: 10_000 },
             talosEtcdBackupCompat: flags.talosEtcdBackupCompat,
+            status: board,
             onLeading: (leading) => {
               ready = leading;
             },
@@ -177,36 +182,12 @@ async function serveMetrics(
   metrics: OperatorMetrics,
   leading: () => boolean,
   redactor: Redactor,
+  board: OperatorStatusBoard,
 ): Promise<Server> {
   // node:http costs every command ~70 ms to import (it pulls in undici): loaded here, when serving.
-  const { createServer } = await import("node:http");
-  const server = createServer((req, res) => {
-    if (req.url === "/metrics") {
-      metrics.registry.metrics().then(
-        (text) => {
-          res.writeHead(200, { "Content-Type": metrics.registry.contentType });
-          res.end(redactor.redact(text));
-        },
-        () => {
-          res.writeHead(500);
-          res.end();
-        },
-      );
-    } else if (req.url === "/healthz") {
-      res.writeHead(200);
-      res.end("ok\n");
-    } else if (req.url === "/readyz") {
-      // A standby replica is ready too (it takes over when the leader goes); the body says which it is.
-      res.writeHead(200);
-      res.end(leading() ? "leader\n" : "standby\n");
-    } else {
-      res.writeHead(404);
-      res.end();
-    }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(addr.port, addr.host, resolve);
-  });
+  const { createHttpServer, listen } = await import("../../daemon/http.ts");
+  const { operatorHttpHandlers } = await import("../../operator/status/http-handlers.ts");
+  const server = createHttpServer(operatorHttpHandlers({ metrics, leading, redactor, board }));
+  await listen(server, addr.host, addr.port);
   return server;
 }

@@ -33,6 +33,14 @@ export const DEFAULT_CLUSTER_GATE: ClusterGateSettings = {
   busyPollMs: 500,
 };
 
+/** A cluster backing off, as the status page shows it. */
+export interface ClusterBackoff {
+  cluster: string;
+  /** Consecutive runs that could not reach the cluster. */
+  failures: number;
+  until: Date;
+}
+
 /** How a run ended, as far as the cluster's health goes. */
 export type RunEnd = "succeeded" | "unreachable" | "other";
 
@@ -80,6 +88,16 @@ export class ClusterGate {
   /** The wait after `failures` consecutive unreachable runs. */
   backoffMs(failures: number): number {
     return Math.min(this.settings.capMs, this.settings.baseMs * 2 ** Math.max(0, failures - 1));
+  }
+
+  /**
+   * The clusters now waiting out a backoff, read-only for the status page: consecutive unreachable runs and
+   * until when new backups wait.
+   */
+  backoffs(now: Date): ClusterBackoff[] {
+    return [...this.clusters]
+      .filter(([, s]) => s.until > now.getTime())
+      .map(([cluster, s]) => ({ cluster, failures: s.failures, until: new Date(s.until) }));
   }
 
   /** Clusters now waiting out a backoff, for logs and tests. */

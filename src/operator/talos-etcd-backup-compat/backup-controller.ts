@@ -186,7 +186,7 @@ export class TalosBackupController {
       }
       return decision.kind === "addFinalizer" ? 0 : undefined;
     }
-    const cluster = b.spec?.talosControlPlaneRef?.name ?? name;
+    const cluster = talosClusterOf(b);
     const gate = this.o.gate;
     const wait = gate?.waitMs(cluster, now) ?? 0;
     if (wait > 0) return wait;
@@ -321,4 +321,9 @@ export class TalosBackupController {
       store.destroy();
     }
   }
+}
+
+/** The cluster a TalosEtcdBackup backs up, as the gate, metrics and status page name it: its control plane. */
+export function talosClusterOf(b: Pick<TalosEtcdBackup, "metadata" | "spec">): string {
+  return b.spec?.talosControlPlaneRef?.name ?? b.metadata.name;
 }

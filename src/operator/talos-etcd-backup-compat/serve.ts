@@ -7,6 +7,7 @@ import { Kube } from "../kube.ts";
 import type { OperatorMetrics } from "../metrics.ts";
 import { WorkQueue } from "../queue.ts";
 import type { ConfigReader, ResolveContext } from "../resolve.ts";
+import type { OperatorStatusBoard } from "../status/board.ts";
 import {
   TALOS_BACKUP_PLURAL,
   TALOS_GROUP,
@@ -18,6 +19,7 @@ import {
 } from "./api.ts";
 import { TalosBackupController } from "./backup-controller.ts";
 import { TalosScheduleController } from "./schedule-controller.ts";
+import { talosEtcdBackupFeed } from "./status-feed.ts";
 
 export interface TalosCompatOptions {
   kube: Kube;
@@ -31,6 +33,8 @@ export interface TalosCompatOptions {
   gate?: ClusterGate;
   retryBaseMs?: number;
   watchTimeoutSeconds?: number;
+  /** The operator's status page: these kinds' rows come from the caches below. */
+  status?: OperatorStatusBoard;
 }
 
 const keyOf = (o: { metadata: { namespace: string; name: string } }) =>
@@ -100,9 +104,19 @@ export async function serveTalosEtcdBackups(o: TalosCompatOptions, signal: Abort
   });
   log.info("serving TalosEtcdBackup and TalosEtcdBackupSchedule (talos.alperen.cloud/v1alpha1)");
   const informers = [backupInformer.run(signal), scheduleInformer.run(signal)];
-  await Promise.race([
-    backupInformer.synced,
-    new Promise((r) => signal.addEventListener("abort", r, { once: true })),
-  ]);
-  await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal)]);
+  const detachStatus = o.status?.attach(
+    talosEtcdBackupFeed({
+      backups: () => backupInformer.cache.values(),
+      schedules: () => scheduleInformer.cache.values(),
+    }),
+  );
+  try {
+    await Promise.race([
+      backupInformer.synced,
+      new Promise((r) => signal.addEventListener("abort", r, { once: true })),
+    ]);
+    await Promise.all([...informers, backupQueue.run(signal), scheduleQueue.run(signal)]);
+  } finally {
+    detachStatus?.();
+  }
 }
