@@ -463,11 +463,22 @@ describe("operator against the real kube-apiserver: CRDs, RBAC as deployed, lead
     );
 
     // Suspend, let a backup in flight finish, and count what is kept.
-    const s = await get("EtcdBackupSchedule", "every2s");
-    await must("PUT", pathOf("EtcdBackupSchedule", NS, "every2s"), {
-      ...s,
-      spec: { ...s!.spec, suspend: true },
-    });
+    // The operator writes the schedule's status meanwhile, so a PUT of what was read may meet 409 Conflict (the
+    // resourceVersion moved on): read again and retry, as any client of a busy object does.
+    await waitFor(
+      "the schedule suspended",
+      async () => {
+        const s = await get("EtcdBackupSchedule", "every2s");
+        const r = await api("PUT", pathOf("EtcdBackupSchedule", NS, "every2s"), {
+          ...s,
+          spec: { ...s!.spec, suspend: true },
+        });
+        if (r.status === 409) return undefined;
+        assert.equal(r.status, 200, JSON.stringify(r.body).slice(0, 300));
+        return true;
+      },
+      20_000,
+    );
     await new Promise((r) => setTimeout(r, 4000));
     const kept = (await bucketKeys(h())).filter((k) => /\/sched-.*\.age$/.test(k));
     assert.ok(kept.length <= 2, kept.join(", "));
