@@ -29,6 +29,7 @@ import {
   type PutResult,
   type Store,
 } from "./store.ts";
+import { uploadStop } from "./upload-stop.ts";
 
 export interface AzureBlobStoreOptions {
   container: string;
@@ -167,23 +168,8 @@ export class AzureBlobStore implements Store {
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     const container = await this.client();
     const blob = container.getBlockBlobClient(this.blobName(key));
-    const userSignal = options.signal;
-    // One controller stops everything: the user's abort, a failed block, or the body's own error.
-    const stop = new AbortController();
-    let failure: { err: unknown; fromAzure: boolean } | undefined;
-    const fail = (err: unknown, fromAzure: boolean) => {
-      if (failure) return;
-      failure = { err, fromAzure };
-      stop.abort(err);
-    };
-    // A function, not the variable, so that TypeScript does not narrow it across the callbacks that set it.
-    const failed = () => failure;
-    const onUserAbort = () => fail(userSignal?.reason ?? new Error("aborted"), false);
-    // Destroying the body wakes up a read that waits on a paused stream.
-    const onStop = () => body.destroy();
-    stop.signal.addEventListener("abort", onStop, { once: true });
-    if (userSignal?.aborted) onUserAbort();
-    else userSignal?.addEventListener("abort", onUserAbort, { once: true });
+    // One controller stops everything: the user's abort, a failed part, or the body's own error.
+    const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
     const blockSize = this.settings.blockSize;
     const free: Buffer[] = [];
@@ -258,10 +244,10 @@ export class AzureBlobStore implements Store {
       return { size, ...(options.ifAbsent ? { exclusive: true } : {}) };
     } catch (err) {
       if (err instanceof AlreadyExistsError) throw err;
-      const cause = failed() ?? { err, fromAzure: true };
+      const cause = failed() ?? { err, fromService: true };
       if (
         options.ifAbsent &&
-        cause.fromAzure &&
+        cause.fromService &&
         (isBlobExists(cause.err) || lostToAnotherCommit(cause.err))
       ) {
         // A retried Put Blob whose first try did land finds its own blob: that is a success.
@@ -269,11 +255,10 @@ export class AzureBlobStore implements Store {
         if (isBlobExists(cause.err) || (await this.stat(key).catch(() => null)))
           throw new AlreadyExistsError(key, this.location);
       }
-      if (cause.fromAzure) throw this.explain(`upload ${this.where(key)}`, cause.err);
+      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
       throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
     } finally {
-      userSignal?.removeEventListener("abort", onUserAbort);
-      stop.signal.removeEventListener("abort", onStop);
+      dispose();
       await parts.return(undefined).catch(() => {});
     }
   }
@@ -289,7 +274,7 @@ export class AzureBlobStore implements Store {
     parts: AsyncGenerator<Buffer, void, undefined>,
     free: Buffer[],
     signal: AbortSignal,
-    fail: (err: unknown, fromAzure: boolean) => void,
+    fail: (err: unknown, fromService: boolean) => void,
     failed: () => { err: unknown } | undefined,
   ): Promise<{ blocks: string[]; size: number }> {
     // Block ids must have one length within a blob; a random run id keeps a concurrent writer's apart.

@@ -23,6 +23,7 @@ import {
   type PutResult,
   type Store,
 } from "./store.ts";
+import { uploadStop } from "./upload-stop.ts";
 
 export interface GcsStoreOptions {
   bucket: string;
@@ -172,21 +173,8 @@ export class GcsStore implements Store {
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     await this.load();
     const name = this.objectName(key);
-    const userSignal = options.signal;
-    // One controller stops everything: the user's abort, a failed request, or the body's own error.
-    const stop = new AbortController();
-    let failure: { err: unknown; fromGcs: boolean } | undefined;
-    const fail = (err: unknown, fromGcs: boolean) => {
-      if (failure) return;
-      failure = { err, fromGcs };
-      stop.abort(err);
-    };
-    const failed = () => failure;
-    const onUserAbort = () => fail(userSignal?.reason ?? new Error("aborted"), false);
-    const onStop = () => body.destroy();
-    stop.signal.addEventListener("abort", onStop, { once: true });
-    if (userSignal?.aborted) onUserAbort();
-    else userSignal?.addEventListener("abort", onUserAbort, { once: true });
+    // One controller stops everything: the user's abort, a failed part, or the body's own error.
+    const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
     const chunkSize = this.settings.chunkSize;
     const free: Buffer[] = [];
@@ -251,10 +239,10 @@ export class GcsStore implements Store {
       if (stored !== size) throw new Error(`GCS stored ${stored} bytes of ${size}`);
       return { size, ...(options.ifAbsent ? { exclusive: true } : {}) };
     } catch (err) {
-      const cause = failed() ?? { err, fromGcs: true };
+      const cause = failed() ?? { err, fromService: true };
       if (session && this.sessions.has(session.uri)) await this.cancelSession(session);
       if (err instanceof AlreadyExistsError) throw err;
-      if (options.ifAbsent && cause.fromGcs && isPreconditionFailed(cause.err)) {
+      if (options.ifAbsent && cause.fromService && isPreconditionFailed(cause.err)) {
         // A retried finalisation whose first try did land finds its own object: that is a success.
         if (options.owner && size > 0) {
           const existing = await this.stat(key).catch(() => null);
@@ -262,11 +250,10 @@ export class GcsStore implements Store {
         }
         throw new AlreadyExistsError(key, this.location);
       }
-      if (cause.fromGcs) throw this.explain(`upload ${this.where(key)}`, cause.err);
+      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
       throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
     } finally {
-      userSignal?.removeEventListener("abort", onUserAbort);
-      stop.signal.removeEventListener("abort", onStop);
+      dispose();
       await parts.return(undefined).catch(() => {});
     }
   }

@@ -39,6 +39,7 @@ import {
   retentionHold,
   type Store,
 } from "./store.ts";
+import { uploadStop } from "./upload-stop.ts";
 
 /** Static credentials for callers that have them in hand (an operator reading a Secret, tests). */
 export interface S3Credentials {
@@ -270,23 +271,8 @@ export class S3Store implements Store {
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     await this.load();
     const objectKey = this.objectKey(key);
-    const userSignal = options.signal;
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
-    const stop = new AbortController();
-    let failure: { err: unknown; fromS3: boolean } | undefined;
-    const fail = (err: unknown, fromS3: boolean) => {
-      if (failure) return;
-      failure = { err, fromS3 };
-      stop.abort(err);
-    };
-    // A function, not the variable, so that TypeScript does not narrow it across the callbacks that set it.
-    const failed = () => failure;
-    const onUserAbort = () => fail(userSignal?.reason, false);
-    // Destroying the body wakes up a read that waits on a paused stream.
-    const onStop = () => body.destroy();
-    stop.signal.addEventListener("abort", onStop, { once: true });
-    if (userSignal?.aborted) onUserAbort();
-    else userSignal?.addEventListener("abort", onUserAbort, { once: true });
+    const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
     // Buffers of finished parts, filled again by the next ones.
     const partSize = this.settings.partSize;
@@ -379,19 +365,18 @@ export class S3Store implements Store {
       return { size, ...(options.ifAbsent ? { exclusive: conditional && known === true } : {}) };
     } catch (err) {
       if (err instanceof AlreadyExistsError) throw err;
-      const cause = failed() ?? { err, fromS3: true };
-      if (conditional && cause.fromS3 && isPreconditionFailed(cause.err)) {
+      const cause = failed() ?? { err, fromService: true };
+      if (conditional && cause.fromService && isPreconditionFailed(cause.err)) {
         // A retried create whose first try did land finds its own object: that is a success.
         const existing = await this.stat(key).catch(() => null);
         if (options.owner && existing?.owner === options.owner && existing.size === size)
           return { size, exclusive: true };
         throw new AlreadyExistsError(key, this.location);
       }
-      if (cause.fromS3) throw this.explain(`upload ${this.where(key)}`, cause.err);
+      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
       throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
     } finally {
-      userSignal?.removeEventListener("abort", onUserAbort);
-      stop.signal.removeEventListener("abort", onStop);
+      dispose();
       await parts.return(undefined).catch(() => {});
     }
   }
@@ -409,7 +394,7 @@ export class S3Store implements Store {
     parts: AsyncGenerator<Buffer, void, undefined>,
     free: Buffer[],
     signal: AbortSignal,
-    fail: (err: unknown, fromS3: boolean) => void,
+    fail: (err: unknown, fromService: boolean) => void,
     failed: () => { err: unknown } | undefined,
   ): Promise<PutResult> {
     const { condition, md5, ...create } = headers;
