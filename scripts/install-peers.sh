@@ -3,6 +3,7 @@
 #   etcd 3.6 and 3.5  -> .peers/etcd-<version>/bin/{etcd,etcdctl,etcdutl}
 #   MinIO server      -> .peers/minio-<version>/bin/minio
 #   fake-gcs-server   -> .peers/fake-gcs-server-<version>/bin/fake-gcs-server (Google Cloud Storage emulator)
+#   helm              -> .peers/helm-<version>/bin/helm (renders the chart in the tests)
 #   talos-backup      -> .peers/talos-backup-<version>/bin/talos-backup (only when asked for, and only with its
 #                        recipe: the module proxy here refuses the siderolabs modules; see scripts/peers/README.md)
 #   kube-apiserver    -> .peers/kube-apiserver-<version>/bin/kube-apiserver (a cold build took 620 s of both cores
@@ -14,7 +15,7 @@
 # A peer is built once: a stamp file records what it was built from, and a later run that finds the
 # stamp matching only prints the versions (seconds). Builds go to a temporary folder renamed into place
 # with the stamp written last, so an interrupted build never looks complete.
-# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio fake-gcs-server talos-backup
+# Usage: bash scripts/install-peers.sh [peer...]   (peers: etcd-3.6 etcd-3.5 minio fake-gcs-server helm talos-backup
 #        kube-apiserver; default: all but talos-backup, which has no recipe here; ETCD_BACKUP_PEERS names the peers)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -87,13 +88,17 @@ talos_backup_version() {
   go version -m "$1/talos-backup" | awk '$1 == "mod" { print "talos-backup", $3 }'
 }
 
+helm_version() {
+  "$1/helm" version --short
+}
+
 kube_apiserver_version() {
   "$1/kube-apiserver" --version
 }
 
 # Default set: every peer with a recipe (talos-backup has none here); ETCD_BACKUP_PEERS names the peers to build
 # ("all" is the default set).
-default_peers="etcd-3.6 etcd-3.5 minio fake-gcs-server kube-apiserver"
+default_peers="etcd-3.6 etcd-3.5 minio fake-gcs-server kube-apiserver helm"
 case ${ETCD_BACKUP_PEERS:-} in
   "") ;;
   all) ;;
@@ -123,6 +128,12 @@ for peer in $selected; do
     fake-gcs-server)
       build_peer "fake-gcs-server" "$recipes/fake-gcs-server" github.com/fsouza/fake-gcs-server \
         "fake-gcs-server=github.com/fsouza/fake-gcs-server" fake_gcs_server_version
+      ;;
+    helm)
+      # helm's release build stamps its version with -X (its Makefile); without it `helm version` says +unreleased.
+      PEER_LDFLAGS="-X helm.sh/helm/v3/internal/version.version=$(required_version "$recipes/helm" helm.sh/helm/v3)"
+      build_peer "helm" "$recipes/helm" helm.sh/helm/v3 "helm=helm.sh/helm/v3/cmd/helm" helm_version
+      unset PEER_LDFLAGS
       ;;
     talos-backup)
       if [ ! -f "$recipes/talos-backup/go.mod" ] || [ ! -f "$recipes/talos-backup/go.sum" ]; then
@@ -155,7 +166,7 @@ for peer in $selected; do
       unset PEER_LDFLAGS
       ;;
     *)
-      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio fake-gcs-server talos-backup kube-apiserver)" >&2
+      echo "install-peers: unknown peer '$peer' (known: etcd-3.6 etcd-3.5 minio fake-gcs-server helm talos-backup kube-apiserver)" >&2
       exit 2
       ;;
   esac

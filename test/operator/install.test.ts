@@ -1,14 +1,16 @@
 /**
  * The operator's install: `kubectl kustomize` renders the base (deploy/operator) and the Talos operator
  * compatibility overlay (deploy/operator-overlays/talos-etcd-backup-compat), with the RBAC the new code needs;
- * `helm template` (when a helm binary is on PATH) renders the chart's operator mode with the same rules and args.
+ * `helm template` (helm v3 built into .peers/ by scripts/install-peers.sh) renders the chart's operator mode with the same rules and args.
  */
+
 import assert from "node:assert/strict";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { parseAllDocuments } from "yaml";
+import { helmPeer } from "../fixtures/peers.ts";
 
 const run = promisify(execFile);
 const DEPLOY = join(import.meta.dirname, "..", "..", "deploy");
@@ -89,23 +91,16 @@ test("kubectl kustomize the compatibility overlay: the base plus the Talos kinds
   assert.equal(args.at(-1), "--talos-etcd-backup-compat");
 });
 
-const helm = (() => {
-  try {
-    execFileSync("helm", ["version", "--short"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+const helm = helmPeer()?.helm;
 
 test("helm template, mode operator: the same RBAC, CRDs from the same files, the compat flag", {
-  skip: helm ? false : "no helm on PATH",
+  skip: helm ? false : "helm is not built (scripts/install-peers.sh helm)",
 }, async () => {
   const chart = join(DEPLOY, "helm", "etcd-backup");
   const render = async (...set: string[]) =>
     docs(
       (
-        await run("helm", [
+        await run(helm!, [
           "template",
           "t",
           chart,
@@ -137,6 +132,50 @@ test("helm template, mode operator: the same RBAC, CRDs from the same files, the
     ),
   );
   assert.equal(find(await render("operator.installCRDs=false"), "CustomResourceDefinition").length, 0);
-  const daemon = docs((await run("helm", ["template", "t", chart])).stdout);
+  const daemon = docs((await run(helm!, ["template", "t", chart])).stdout);
   assert.equal(find(daemon, "CustomResourceDefinition").length, 0, "daemon mode installs no CRDs");
+});
+
+test("helm lint, and every mode renders to each destination kind with its credentials wired", {
+  skip: helm ? false : "helm is not built (scripts/install-peers.sh helm)",
+}, async () => {
+  const chart = join(DEPLOY, "helm", "etcd-backup");
+  const lint = await run(helm!, ["lint", chart]);
+  assert.match(lint.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  const env = (objs: Any[]) =>
+    objs
+      .flatMap((o) => [o.spec?.template?.spec, o.spec?.jobTemplate?.spec?.template?.spec])
+      .filter(Boolean)
+      .flatMap((p) => p.containers.flatMap((c: { env?: { name: string }[] }) => c.env ?? []))
+      .map((e: { name: string }) => e.name);
+  const destinations: [string, string[], string[]][] = [
+    ["s3://backups/prod", ["s3.credentialsSecret=s3-keys"], ["AWS_REGION"]],
+    [
+      "azblob://backups/prod",
+      ["azure.account=acct1", "azure.credentialsSecret=az-key"],
+      ["AZURE_STORAGE_ACCOUNT"],
+    ],
+    ["gs://backups/prod", ["gcs.credentialsSecret=gcs-key"], ["GOOGLE_APPLICATION_CREDENTIALS"]],
+  ];
+  for (const mode of ["daemon", "cronjob"]) {
+    for (const [destination, set, expected] of destinations) {
+      const out = docs(
+        (
+          await run(helm!, [
+            "template",
+            "t",
+            chart,
+            "--set",
+            [`mode=${mode}`, `destination=${destination}`, ...set].join(","),
+          ])
+        ).stdout,
+      );
+      const kind = mode === "daemon" ? "Deployment" : "CronJob";
+      assert.equal(find(out, kind).length, 1, `${mode} ${destination}: one ${kind}`);
+      const names = env(find(out, kind));
+      assert.ok(names.includes("ETCD_BACKUP_TO"), `${mode} ${destination}: ETCD_BACKUP_TO`);
+      for (const e of expected)
+        assert.ok(names.includes(e), `${mode} ${destination}: ${e} in ${names.join(", ")}`);
+    }
+  }
 });
