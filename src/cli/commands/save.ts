@@ -60,7 +60,7 @@ export function register(program: Command): void {
   const cmd = program
     .command("save")
     .description(
-      "stream a snapshot from etcd (or the Talos API), check it, compress, encrypt and store it with a manifest",
+      "stream a snapshot from etcd (or the Talos API, or through a kubeconfig alone), check it, compress, encrypt and store it with a manifest",
     );
   addEtcdOptions(cmd);
   addStoreOptions(cmd);
