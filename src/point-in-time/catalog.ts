@@ -2,7 +2,7 @@
  * What the revision log in a store holds, per cluster: chains (a full backup and the closed segments after
  * it), their recoverable ranges, the gaps between them, and segments whose manifest never came (not closed).
  */
-import type { Store } from "../store/store.ts";
+import { NotFoundError, type Store } from "../store/store.ts";
 import { listLogObjects, readJson } from "./log-store.ts";
 import { type LogKey, parseLogKey } from "./names.ts";
 import type { ChainRecord, GapRecord, HeadRecord, PrunedRecord, SegmentManifest } from "./records.ts";
@@ -51,11 +51,29 @@ export interface RecoverableRange {
   toTime: Date;
 }
 
-/** Reads the log's objects under `prefix` (all clusters when empty), chains oldest first. */
+/** How often a read that met an object removed after listing (a prune running beside it) starts over. */
+const RELIST_ATTEMPTS = 3;
+
+/**
+ * Reads the log's objects under `prefix` (all clusters when empty), chains oldest first.
+ *
+ * A prune (or a log closing a chain) may remove an object between our listing and our read of it. The read then
+ * starts over from a new listing, so what it returns is one consistent view, never a mix of before and after.
+ */
 export async function readLogCatalog(
   store: Store,
   options: { cluster?: string } = {},
 ): Promise<ClusterLog[]> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await readLogCatalogOnce(store, options);
+    } catch (err) {
+      if (!(err instanceof NotFoundError) || attempt >= RELIST_ATTEMPTS) throw err;
+    }
+  }
+}
+
+async function readLogCatalogOnce(store: Store, options: { cluster?: string }): Promise<ClusterLog[]> {
   const byChain = new Map<
     string,
     { cluster: string; dir: string; base: number; keys: { key: string; parsed: LogKey }[] }

@@ -9,6 +9,7 @@ import { chainKey } from "../../src/point-in-time/names.ts";
 import { pruneLog } from "../../src/point-in-time/prune-log.ts";
 import { LOG_FORMAT } from "../../src/point-in-time/records.ts";
 import { SegmentBuilder } from "../../src/point-in-time/segment-format.ts";
+import { withOverrides } from "../../src/store/delegate.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import { fakeSnapshot, plantBackup } from "../catalog/fixtures.ts";
 
@@ -156,6 +157,41 @@ describe("log retention", () => {
       // A window that covers everything changes nothing.
       const all = await pruneLog(store, { withinMs: 3_600_000, now: new Date(T0 + 70_000) });
       assert.deepEqual(all.removed, []);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a catalog read while prune removes a listed segment starts over and sees one consistent state", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "etcd-backup-prune-log-race-"));
+    try {
+      const local = new LocalStore(dir);
+      await plantChain(local, 10, [
+        [11, 20],
+        [21, 30],
+      ]);
+      const listed = await Array.fromAsync(local.list(""));
+      const victim = listed.find((o) => o.key.endsWith("0000000000000011-0000000000000020.seg.zst.json"))!.key;
+      // The prune runs between our listing and our reads: the first listing still names what it removed.
+      let lists = 0;
+      const store = withOverrides(local, {
+        list: async function* (prefix) {
+          const objects = await Array.fromAsync(local.list(prefix));
+          if (lists++ === 0) {
+            await local.delete(victim);
+            await local.delete(victim.slice(0, -".json".length));
+          }
+          yield* objects;
+        },
+      });
+      const [log] = await readLogCatalog(store);
+      assert.ok(lists >= 2, "the read did not list again");
+      assert.deepEqual(
+        log!.chains[0]!.segments.map((s) => s.manifest.firstRevision),
+        [21],
+        "the second listing's state",
+      );
+      assert.deepEqual(log!.chains[0]!.unclosed, []);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
