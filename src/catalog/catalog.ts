@@ -48,6 +48,19 @@ export interface CatalogEntry extends BackupName {
  * target is a backup's object, manifest or marker are listed as `incomplete` entries of their own.
  */
 export async function listBackups(store: Store, options: { prefix?: string } = {}): Promise<CatalogEntry[]> {
+  // A prune beside us may remove a manifest between our listing and our read of it. Such a read starts over from a
+  // new listing (a few times), so a backup being deleted is never reported as an unreadable one.
+  for (let attempt = 1; ; attempt++) {
+    const { entries, vanished } = await listBackupsOnce(store, options);
+    if (!vanished || attempt >= 3) return entries;
+  }
+}
+
+async function listBackupsOnce(
+  store: Store,
+  options: { prefix?: string },
+): Promise<{ entries: CatalogEntry[]; vanished: boolean }> {
+  let vanished = false;
   const objects = new Map<string, ObjectInfo>();
   const manifests = new Map<string, ObjectInfo>();
   const pending = new Map<string, ObjectInfo>();
@@ -104,6 +117,7 @@ export async function listBackups(store: Store, options: { prefix?: string } = {
           if (described !== entry.manifest) entry.manifest = parseManifest(JSON.stringify(described));
         }
       } catch (err) {
+        if (isNotFound(err)) vanished = true;
         entry.state = "invalid";
         entry.problem = (err as Error).message;
         return;
@@ -116,7 +130,7 @@ export async function listBackups(store: Store, options: { prefix?: string } = {
       }
     },
   );
-  return entries.sort(newestFirst);
+  return { entries: entries.sort(newestFirst), vanished };
 }
 
 const STATE_RANK: Record<BackupState, number> = { complete: 0, unmanaged: 1, invalid: 2, incomplete: 3 };

@@ -6,6 +6,7 @@ import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { type CatalogEntry, listBackups, resolveBackup } from "../../src/catalog/catalog.ts";
 import { describeError } from "../../src/errors.ts";
+import { withOverrides } from "../../src/store/delegate.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import { fakeSnapshot, plantBackup } from "./fixtures.ts";
 
@@ -107,6 +108,30 @@ describe("listBackups", () => {
       "unmanaged prod/prod-2026-01-10T00:00:00+02:00.snap",
     ]);
   });
+});
+
+test("a backup prune removes between our listing and our manifest read is gone, not invalid", async () => {
+  const store = await tempStore();
+  try {
+    const kept = await plantBackup(store, snap, { cluster: "prod", time: at("2026-01-10T00:00:00Z") });
+    const pruned = await plantBackup(store, snap, { cluster: "prod", time: at("2026-01-09T00:00:00Z") });
+    let lists = 0;
+    const racing = withOverrides(store, {
+      list: async function* (prefix) {
+        const objects = [];
+        for await (const o of store.list(prefix)) objects.push(o);
+        if (lists++ === 0) {
+          await store.delete(`${pruned}.json`);
+          await store.delete(pruned);
+        }
+        yield* objects;
+      },
+    });
+    assert.deepEqual(summary(await listBackups(racing)), [`complete ${kept}`]);
+    assert.equal(lists, 2);
+  } finally {
+    await rm(store.root, { recursive: true, force: true });
+  }
 });
 
 describe("resolveBackup", () => {

@@ -11,7 +11,14 @@ import { LOG_FORMAT } from "../../src/point-in-time/records.ts";
 import { SegmentBuilder } from "../../src/point-in-time/segment-format.ts";
 import { withOverrides } from "../../src/store/delegate.ts";
 import { LocalStore } from "../../src/store/local.ts";
+import type { ObjectInfo } from "../../src/store/store.ts";
 import { fakeSnapshot, plantBackup } from "../catalog/fixtures.ts";
+
+async function listAll(store: LocalStore, prefix: string | undefined): Promise<ObjectInfo[]> {
+  const objects: ObjectInfo[] = [];
+  for await (const o of store.list(prefix)) objects.push(o);
+  return objects;
+}
 
 const T0 = Date.parse("2026-11-30T00:00:00Z");
 
@@ -170,13 +177,15 @@ describe("log retention", () => {
         [11, 20],
         [21, 30],
       ]);
-      const listed = await Array.fromAsync(local.list(""));
-      const victim = listed.find((o) => o.key.endsWith("0000000000000011-0000000000000020.seg.zst.json"))!.key;
+      const listed = await listAll(local, "");
+      const victim = listed.find((o) =>
+        o.key.endsWith("0000000000000011-0000000000000020.seg.zst.json"),
+      )!.key;
       // The prune runs between our listing and our reads: the first listing still names what it removed.
       let lists = 0;
       const store = withOverrides(local, {
         list: async function* (prefix) {
-          const objects = await Array.fromAsync(local.list(prefix));
+          const objects = await listAll(local, prefix);
           if (lists++ === 0) {
             await local.delete(victim);
             await local.delete(victim.slice(0, -".json".length));
