@@ -6,9 +6,7 @@
  * List and as multi-document YAML, --clean). Each must equal the fixture's .json as JSON values.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -23,8 +21,6 @@ import { EtcdKv } from "../fixtures/etcd-kv.ts";
 import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
 import { type KubeApiserver, startKubeApiserver } from "../fixtures/kube-apiserver.ts";
 import { kubeApiserverPeer } from "../fixtures/peers.ts";
-import { issueCert, makePki } from "../fixtures/pki.ts";
-import { freePort } from "../fixtures/ports.ts";
 import { k8sApiModules } from "../kubernetes/k8s-api-modules.ts";
 
 const modules = k8sApiModules();
