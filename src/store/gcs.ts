@@ -366,6 +366,8 @@ export class GcsStore implements Store {
       : lock
         ? lockFields(lock, new Date())
         : {};
+    // A retention needs a bucket with object retention (checked once; the same one line as at start).
+    if (held.retention && lock) await this.prepare();
     const metadata = {
       contentType: options.contentType ?? "application/octet-stream",
       ...(options.owner ? { metadata: { [OWNER_METADATA]: options.owner } } : {}),
