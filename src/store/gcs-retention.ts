@@ -19,7 +19,7 @@
  * - Deleting or replacing a held object fails with 403, reason `retentionPolicyNotMet`, and a message naming the
  *   retention or the hold.
  */
-import { Hinted } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { gcsErrorReason, gcsStatus } from "./gcs-errors.ts";
 import { retainUntil } from "./s3-object-lock.ts";
 import type { ObjectLockSettings } from "./s3-settings.ts";
@@ -135,8 +135,8 @@ export function isRetentionRefusal(err: unknown): boolean {
 }
 
 /** The one-line refusal when a retention is asked for and the bucket cannot keep one. */
-export function noObjectRetentionError(bucket: string): Hinted {
-  return new Hinted(
+export function noObjectRetentionError(bucket: string): UsageError {
+  return new UsageError(
     `bucket ${bucket} has no object retention`,
     `use a bucket created with: gcloud storage buckets create gs://${bucket} --enable-per-object-retention, or drop --object-lock`,
   );

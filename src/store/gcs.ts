@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Bucket, Storage } from "@google-cloud/storage";
-import { Hinted } from "../errors.ts";
+import { Hinted, UsageError } from "../errors.ts";
 import type { GcsCredentials } from "./gcs-credentials.ts";
 import {
   explainGcsError,
@@ -234,7 +234,7 @@ export class GcsStore implements Store {
     try {
       facts = await this.bucketRetention();
     } catch (err) {
-      if (err instanceof Hinted) throw err;
+      if (err instanceof Hinted || err instanceof UsageError) throw err;
       throw this.explain(`check object retention on ${this.location}`, err);
     }
     if (!facts.resource) {
