@@ -16,7 +16,7 @@
  * test/store/gcs-retention.test.ts.
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -306,6 +306,36 @@ describe("GCS object retention against fake-gcs-server", {
       names.join(", "),
     );
     assert.ok(names.includes(`prod/${second.key}`), "the newest stays");
+  });
+
+  test("rekey of a held object: GCS cannot replace it, so it is left as it is (old recipients) and the run says why", async () => {
+    const held = await save("gs://locked/rekey", ["--object-lock", "compliance", "--object-lock-days", "1"]);
+    const beforeNames = await gcs.objectNames("locked");
+    const before = await objectResource("locked", `rekey/${held.key}`);
+    const other = join(work, "other");
+    mkdirSync(other, { recursive: true });
+    const next = await keygen(other);
+    const out = await runCli(
+      [
+        ...["rekey", held.key, "--to", "gs://locked/rekey", "--identity", identity],
+        ...["--recipient", next.recipient, "--remove-recipient", recipient],
+      ],
+      { env },
+    );
+    assert.equal(out.code, 1, `${out.stdout}${out.stderr}`);
+    assert.match(
+      out.stderr,
+      new RegExp(
+        `^etcd-backup: ${held.key.replace(/\./g, "\\.")} is held \\(compliance until [^)]+\\) and Google Cloud Storage does not let a held object be replaced: it keeps its old recipients \\(rekey it after \\d{4}-\\d\\d-\\d\\d; until then the old keys still open it\\)\n$`,
+      ),
+    );
+    assert.deepEqual(
+      await gcs.objectNames("locked"),
+      beforeNames,
+      "nothing written: no staging object, no journal",
+    );
+    const after = await objectResource("locked", `rekey/${held.key}`);
+    assert.equal(after.md5Hash, before.md5Hash, "the object is untouched");
   });
 
   test("--legal-hold: the session asks for a temporary hold (the emulator drops it: see the stand-in test for the rest)", async () => {
