@@ -31,6 +31,7 @@ import { readParts } from "./s3-parts.ts";
 import {
   AlreadyExistsError,
   type Leftover,
+  NO_RETENTION,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
@@ -52,6 +53,12 @@ export interface GcsStoreOptions {
    */
   credentials?: GcsCredentials;
 }
+
+/**
+ * How long a listing's word that nothing holds an object stands in for reading its retention: long enough for
+ * the `list` or `prune` that listed, short enough that a hold set since is read (GCS refuses a held delete anyway).
+ */
+const LISTED_FRESH_MS = 60_000;
 
 /** Custom metadata key that carries `PutOptions.owner`. */
 const OWNER_METADATA = "etcd-backup-owner";
@@ -112,6 +119,12 @@ export class GcsStore implements Store {
   private loading: Promise<void> | undefined;
   private storage!: Storage;
   private gcsBucket!: Bucket;
+  /**
+   * Keys the last listing showed with nothing holding them (no retention, no hold, no bucket policy date), and
+   * when: `retention` answers those from it for `LISTED_FRESH_MS` instead of one request per object (a plain
+   * bucket's `list` and `prune` would otherwise read every backup's metadata). A put or delete of the key forgets it.
+   */
+  private readonly listedUnheld = new Map<string, number>();
   /** The bucket's retention facts, read once (undefined fields: not readable with these credentials). */
   private bucketFacts: Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> | undefined;
 
@@ -249,6 +262,8 @@ export class GcsStore implements Store {
   async retention(key: string): Promise<Retention> {
     await this.load();
     const name = this.objectName(key);
+    const listed = this.listedUnheld.get(key);
+    if (listed !== undefined && Date.now() - listed < LISTED_FRESH_MS) return NO_RETENTION;
     let meta: ObjectResource;
     try {
       [meta] = (await this.gcsBucket.file(name).getMetadata()) as unknown as [ObjectResource];
@@ -265,6 +280,7 @@ export class GcsStore implements Store {
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     await this.load();
+    this.listedUnheld.delete(key);
     const name = this.objectName(key);
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
     const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
@@ -528,9 +544,15 @@ export class GcsStore implements Store {
           throw new Error(`list ${this.location}`, { cause: missingBucket(this.bucket) });
         throw this.explain(`list ${this.location}`, err);
       }
+      const listedAt = Date.now();
       for (const file of files) {
         if (!file.name.startsWith(root) || file.name.endsWith("/")) continue;
-        yield this.info(file.name.slice(root.length), file.metadata as ObjectResource, false);
+        const key = file.name.slice(root.length);
+        const meta = file.metadata as ObjectResource;
+        if (!meta.retention && !meta.temporaryHold && !meta.eventBasedHold && !meta.retentionExpirationTime)
+          this.listedUnheld.set(key, listedAt);
+        else this.listedUnheld.delete(key);
+        yield this.info(key, meta, false);
       }
       pageToken = next?.pageToken;
     } while (pageToken);
@@ -538,6 +560,7 @@ export class GcsStore implements Store {
 
   async delete(key: string): Promise<void> {
     await this.load();
+    this.listedUnheld.delete(key);
     const name = this.objectName(key);
     try {
       await this.gcsBucket.file(name).delete({ ignoreNotFound: true });

@@ -87,6 +87,13 @@ async function startStandIn(bucketName: string) {
           );
         return json(res, 200, { kind: "storage#bucket", name: bucketName, ...state.bucket });
       }
+      if (req.method === "GET" && url.pathname === `${base}/o`) {
+        const prefix = url.searchParams.get("prefix") ?? "";
+        const items = [...objects.values()]
+          .map((o) => o.resource)
+          .filter((r) => String(r.name).startsWith(prefix));
+        return json(res, 200, { kind: "storage#objects", items });
+      }
       if (url.pathname.startsWith(`${base}/o/`)) {
         const name = decodeURIComponent(url.pathname.slice(`${base}/o/`.length));
         const o = objects.get(name);
@@ -341,6 +348,29 @@ describe("GCS retention and holds (against a stand-in for the JSON API)", () => 
     stored.resource.eventBasedHold = true;
     assert.equal((await store().retention("j.snap")).legalHold, true);
     await assert.rejects(store().retention("nothing-here"), NotFoundError);
+  });
+
+  test("after a listing, an object it showed unheld is answered without a request; a held one is read", async () => {
+    const s = store({ mode: "compliance", days: 3 });
+    await s.put("plain.snap", body());
+    await s.put("held.snap", body(), { immutable: true });
+    const fresh = store();
+    const listed: string[] = [];
+    for await (const o of fresh.list()) listed.push(o.key);
+    assert.deepEqual(listed.sort(), ["held.snap", "plain.snap"]);
+    standIn.requests.length = 0;
+    assert.deepEqual(await fresh.retention("plain.snap"), { legalHold: false });
+    assert.equal((await fresh.retention("held.snap")).mode, "compliance");
+    const objectReads = standIn.requests.filter((r) => r.method === "GET" && r.path.includes("/o/"));
+    assert.deepEqual(
+      objectReads.map((r) => r.path),
+      ["/storage/v1/b/locked/o/prod%2Fheld.snap"],
+    );
+    // A put forgets what the listing said: the next retention reads the object again.
+    await fresh.put("plain.snap", body());
+    standIn.requests.length = 0;
+    await fresh.retention("plain.snap");
+    assert.equal(standIn.requests.filter((r) => r.method === "GET" && r.path.includes("/o/")).length, 1);
   });
 
   test("retentionFromResource: the hold that ends last wins, compliance on a tie; garbage is ignored", () => {
