@@ -302,8 +302,10 @@ export class GcsStore implements Store {
       try {
         session = await this.startSession(key, name, options);
       } catch (err) {
-        // Starting an upload finds no object by definition: a 404 is the bucket's.
+        // Starting an upload finds no object by definition: a 404 is the bucket's. Our own refusals (a bucket
+        // without object retention) are one line already.
         if (isGcsNotFound(err)) fail(missingBucket(this.bucket), false);
+        else if (err instanceof UsageError || err instanceof Hinted) fail(err, false);
         else fail(err, true);
         await first;
         throw err;

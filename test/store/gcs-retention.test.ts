@@ -276,7 +276,9 @@ describe("GCS retention and holds (against a stand-in for the JSON API)", () => 
     );
     await assert.rejects(
       store({ mode: "compliance", days: 1 }).put("f.snap", body(), { immutable: true }),
-      (e: unknown) => errorChain(e).join(": ").includes("bucket locked has no object retention"),
+      (e: unknown) =>
+        describeError(e) ===
+        "upload gs://locked/prod/f.snap: bucket locked has no object retention (use a bucket created with: gcloud storage buckets create gs://locked --enable-per-object-retention, or drop --object-lock)",
     );
     assert.equal(standIn.objects.size, 0, "nothing was written");
     // Unreadable bucket (no storage.buckets.get): said so, not guessed.
