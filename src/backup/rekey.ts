@@ -16,6 +16,8 @@
  * Under S3 Object Lock the new versions of the object and of its manifest are written with the lock (mode, date,
  * legal hold) of the versions they replace, in the same request; the staging object and the journal are never
  * locked, so they can be removed; the old locked versions stay in the bucket until their date (said once).
+ * On Google Cloud Storage a held object (object retention, bucket policy, hold) cannot be replaced at all: such an
+ * object is refused before anything is written, and keeps its old recipients (the run reports it as failed).
  * A later rekey of the same object first finishes (object already new) or undoes (object still old) an
  * interrupted one: `recoverInterruptedRekey`.
  */
@@ -41,6 +43,7 @@ import {
   stagingKey,
 } from "../catalog/rekey-journal.ts";
 import { Hinted } from "../errors.ts";
+import { GcsStore } from "../store/gcs.ts";
 import { replaceObject } from "../store/replace-object.ts";
 import { S3Store } from "../store/s3.ts";
 import { PartCopyUnsupported, rewriteHeadByPartCopy, worthPartCopy } from "../store/s3-part-copy.ts";
@@ -182,6 +185,18 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
   // The locks the new versions take over (S3 Object Lock); nothing elsewhere.
   const objectLock = await keptLock(store, target.key);
   const manifestLock = await keptLock(store, target.manifestKey);
+  // Google Cloud Storage refuses to replace a held object (there is no new version beside the locked one, as on
+  // S3): before writing anything, the object is left as it is, under its old recipients, and the run says why.
+  const held = objectLock ?? manifestLock;
+  if (held && store instanceof GcsStore) {
+    const when = held.legalHold
+      ? "once the hold is lifted and any retention has ended"
+      : `after ${held.retainUntil?.toISOString().slice(0, 10)}`;
+    throw new Hinted(
+      `${objectLock ? target.key : target.manifestKey} is held (${retentionLabel(held)}) and Google Cloud Storage does not let a held object be replaced: it keeps its old recipients`,
+      `rekey it ${when}; until then the old keys still open it`,
+    );
+  }
   reached("header");
 
   let method: RekeyOutcome["method"] = "streamed";

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Hinted, UsageError } from "../errors.ts";
+import type { ObjectLockSettings } from "./s3-settings.ts";
 
 const MiB = 1024 * 1024;
 
@@ -41,6 +42,8 @@ export interface AzureSettings {
   maxAttempts?: number;
   /** First retry delay in milliseconds; later ones double, with full jitter. */
   retryBaseDelayMs?: number;
+  /** Lock backup data when writing it (Azure immutability); unset: nothing is locked by us. */
+  objectLock?: ObjectLockSettings;
 }
 
 /** Credentials given as values: read from the environment, or from a Secret by the operator. Never printed. */

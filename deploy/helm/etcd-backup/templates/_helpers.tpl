@@ -45,16 +45,21 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: GOOGLE_APPLICATION_CREDENTIALS
   value: {{ printf "/etc/etcd-backup/gcs/%s" .Values.gcs.credentialsKey | quote }}
 {{- end }}
-{{- if .Values.s3.objectLock.mode }}
-- name: ETCD_BACKUP_S3_OBJECT_LOCK
-  value: {{ .Values.s3.objectLock.mode | quote }}
+{{- /* The lock, for every object store: objectLock, else the older s3.objectLock. */}}
+{{- $lock := .Values.objectLock | default dict }}
+{{- $s3Lock := (.Values.s3 | default dict).objectLock | default dict }}
+{{- $lockMode := $lock.mode | default $s3Lock.mode }}
+{{- $lockDays := $lock.days | default $s3Lock.days }}
+{{- if $lockMode }}
+- name: ETCD_BACKUP_OBJECT_LOCK
+  value: {{ $lockMode | quote }}
 {{- end }}
-{{- if .Values.s3.objectLock.days }}
-- name: ETCD_BACKUP_S3_OBJECT_LOCK_DAYS
-  value: {{ .Values.s3.objectLock.days | quote }}
+{{- if $lockDays }}
+- name: ETCD_BACKUP_OBJECT_LOCK_DAYS
+  value: {{ $lockDays | quote }}
 {{- end }}
-{{- if .Values.s3.objectLock.legalHold }}
-- name: ETCD_BACKUP_S3_LEGAL_HOLD
+{{- if or $lock.legalHold $s3Lock.legalHold }}
+- name: ETCD_BACKUP_LEGAL_HOLD
   value: "true"
 {{- end }}
 {{- if .Values.azure.account }}
