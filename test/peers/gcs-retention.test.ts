@@ -11,14 +11,13 @@
  * - the bucket resource has no `objectRetention` and no `retentionPolicy` (bucket lock): neither can be set;
  * - it deletes and replaces held objects (no 403 `retentionPolicyNotMet`).
  * So here the bucket's `objectRetention: {mode: "Enabled"}` comes from a loopback STAND-IN proxy in front of the
- * emulator that adds it to the bucket resource (and records the session initiations), and what the emulator
- * lacks (holds, bucket lock, refused deletes) is covered against a stand-in for the JSON API in
- * test/store/gcs-retention.test.ts.
+ * emulator (test/fixtures/gcs-retention-proxy.ts) that adds it to the bucket resource (and records the session
+ * initiations), and what the emulator lacks (holds, bucket lock, refused deletes) is covered against a stand-in
+ * for the JSON API in test/store/gcs-retention.test.ts (the proxy can refuse held deletes too: the daemon and
+ * operator lock tests use that).
  */
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -27,77 +26,17 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { GcsStore } from "../../src/store/gcs.ts";
 import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { type GcsRetentionProxy, startGcsRetentionProxy } from "../fixtures/gcs-retention-proxy.ts";
 import { startGcsServer, type TestGcsServer } from "../fixtures/gcs-server.ts";
 import { fakeGcsPeer, skipReason } from "../fixtures/peers.ts";
 
 const DAY_MS = 86_400_000;
 
-/**
- * The stand-in proxy: passes every request to the emulator, adds `objectRetention: {mode: "Enabled"}` to the
- * resource of the buckets in `retentionBuckets` (what `gcloud storage buckets create --enable-per-object-retention`
- * gives on GCS), and records the body of each resumable session's initiation.
- */
-async function objectRetentionProxy(target: string, retentionBuckets: string[]) {
-  const initiations: { name: string; body: Record<string, unknown> }[] = [];
-  const upstream = new URL(target);
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (d: Buffer) => chunks.push(d));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const url = new URL(req.url ?? "/", target);
-      if (req.method === "POST" && url.pathname.startsWith("/upload/") && body.length > 0)
-        initiations.push({
-          name: url.searchParams.get("name") ?? "",
-          body: JSON.parse(body.toString("utf8")) as Record<string, unknown>,
-        });
-      const bucketMatch = /^\/storage\/v1\/b\/([^/]+)$/.exec(url.pathname);
-      const addRetention = req.method === "GET" && bucketMatch && retentionBuckets.includes(bucketMatch[1]!);
-      const out = httpRequest(
-        {
-          host: upstream.hostname,
-          port: upstream.port,
-          method: req.method,
-          path: req.url,
-          headers: { ...req.headers, host: upstream.host, "content-length": String(body.length) },
-        },
-        (answer) => {
-          const parts: Buffer[] = [];
-          answer.on("data", (d: Buffer) => parts.push(d));
-          answer.on("end", () => {
-            let payload = Buffer.concat(parts);
-            if (addRetention && answer.statusCode === 200) {
-              const resource = JSON.parse(payload.toString("utf8")) as Record<string, unknown>;
-              payload = Buffer.from(JSON.stringify({ ...resource, objectRetention: { mode: "Enabled" } }));
-            }
-            const headers = { ...answer.headers, "content-length": String(payload.length) };
-            delete headers["transfer-encoding"];
-            res.writeHead(answer.statusCode ?? 502, headers);
-            res.end(payload);
-          });
-        },
-      );
-      out.on("error", () => res.writeHead(502).end());
-      out.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    initiations,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
-
 describe("GCS object retention against fake-gcs-server", {
   skip: skipReason(fakeGcsPeer(), "fake-gcs-server"),
 }, () => {
   let gcs: TestGcsServer;
-  let proxy: Awaited<ReturnType<typeof objectRetentionProxy>>;
+  let proxy: GcsRetentionProxy;
   let etcd: EtcdServer;
   let work: string;
   let snapshot: string;
@@ -114,7 +53,7 @@ describe("GCS object retention against fake-gcs-server", {
     gcs = await startGcsServer();
     await gcs.createBucket("locked");
     await gcs.createBucket("plain");
-    proxy = await objectRetentionProxy(gcs.endpoint, ["locked"]);
+    proxy = await startGcsRetentionProxy(gcs.endpoint, ["locked"]);
     env = {
       ETCD_BACKUP_GCS_ENDPOINT: proxy.endpoint,
       GOOGLE_APPLICATION_CREDENTIALS: "",
