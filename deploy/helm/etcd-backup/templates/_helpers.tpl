@@ -50,6 +50,14 @@ app.kubernetes.io/component: {{ .Values.mode }}
 {{- $s3Lock := (.Values.s3 | default dict).objectLock | default dict }}
 {{- $lockMode := $lock.mode | default $s3Lock.mode }}
 {{- $lockDays := $lock.days | default $s3Lock.days }}
+{{- /* Without days a lock lasts the daemon's --keep-within; a pod that could only fail at start is refused here. */}}
+{{- if and $lockMode (not $lockDays) }}
+{{- if ne .Values.mode "daemon" }}
+{{- fail (printf "objectLock.days: is required with objectLock.mode %s in mode %s (set objectLock.days; only the daemon defaults them to retention.keepWithin)" $lockMode .Values.mode) }}
+{{- else if not (.Values.retention | default dict).keepWithin }}
+{{- fail (printf "objectLock.days: is required with objectLock.mode %s (set objectLock.days, or retention.keepWithin for the daemon to lock each backup that long)" $lockMode) }}
+{{- end }}
+{{- end }}
 {{- if $lockMode }}
 - name: ETCD_BACKUP_OBJECT_LOCK
   value: {{ $lockMode | quote }}
