@@ -23,7 +23,8 @@ const DAY_MS = 86_400_000;
  * against the API server stand-in and fake-gcs-server (a stand-in for the service) behind the loopback STAND-IN
  * proxy of test/fixtures/gcs-retention-proxy.ts: it gives the bucket `objectRetention` and refuses a delete of
  * an object whose retention is still on, as GCS does (fake-gcs-server 1.56.1 has neither). The stored backup and
- * manifest carry retention `Locked` for a day (read from the emulator's JSON API, not through our store); deleting
+ * manifest carry retention `Locked` for a day (read from the emulator's JSON API, not through our store), and the
+ * BackupSucceeded Event says until when; deleting
  * the EtcdBackup (deletionPolicy Delete) is refused by the bucket: a Warning Event says what holds the object and
  * until when, the finalizer stays, and the objects stay. A lock asked of a bucket without object retention fails
  * the backup in one line that says what to do.
@@ -113,6 +114,15 @@ describe("operator: gcs destination with objectLock (fake-gcs-server + retention
       assert.ok(Math.abs(lockedFor - DAY_MS) < 60_000, `${name}: locked for ${lockedFor} ms, want one day`);
       untilDates.add(resource.retention!.retainUntilTime.slice(0, 10));
     }
+    // The Event says it is locked and until when (read back from the bucket).
+    const keyUntil = (await objectResource("etcd-backups", key)).retention!.retainUntilTime;
+    const succeeded = eventsOf("locked-one").find((e) => e.reason === "BackupSucceeded");
+    assert.match(
+      succeeded?.message ?? "",
+      new RegExp(
+        `^stored gs://etcd-backups/${key.replace(/\./g, "\\.")} \\(\\d+ bytes, db \\d+ bytes\\), locked: compliance until ${new Date(keyUntil).toISOString().replace(/\.\d{3}Z$/, "Z")}$`,
+      ),
+    );
     // The lock was asked for by the upload itself (the session's initiation), as on GCS.
     const sent = proxy.initiations.find((i) => i.name === key)?.body.retention as
       | { mode: string }
