@@ -7,10 +7,19 @@ import { VERSION } from "../version.ts";
 import {
   azureErrorCode,
   explainAzureError,
+  azureStatus,
   isBlobExists,
   isBlobNotFound,
+  isImmutableRefusal,
   isTransientAzureError,
 } from "./azure-errors.ts";
+import {
+  type ImmutabilityFields,
+  lockFields,
+  noImmutabilityError,
+  retentionFields,
+  retentionFromProperties,
+} from "./azure-immutability.ts";
 import {
   type AzureSecrets,
   type AzureSettings,
@@ -23,10 +32,13 @@ import { readParts } from "./s3-parts.ts";
 import {
   AlreadyExistsError,
   type Leftover,
+  NO_RETENTION,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type Retention,
+  retentionHold,
   type Store,
 } from "./store.ts";
 import { uploadStop } from "./upload-stop.ts";
@@ -73,6 +85,13 @@ const DISCARD_METADATA = "etcdbackup_discard";
  * `get` skip it); other tools may see an empty blob for the few milliseconds between the two requests, and
  * `leftovers` reports one a killed discard left.
  *
+ * Immutability (azure-immutability.ts): with `settings.objectLock`, backup data (`PutOptions.immutable`) is
+ * written under a version-level immutability policy and/or legal hold, on the same Put Blob or Put Block List that
+ * creates it, so no unlocked version of it ever exists. `prepare` (and the first locked write) checks that the
+ * container has version-level immutability. On such a container `delete` removes every version of the key after
+ * checking that none is held (Azure keeps a deleted or overwritten version as a previous version), and refuses
+ * with the hold otherwise; `retention` reads the policy back from Get Blob Properties.
+ *
  * Every request is retried with exponential backoff and jitter on throttling, 5xx and network errors (the SDK's
  * own retries are off, so the policy is ours), never on other 4xx.
  */
@@ -85,6 +104,8 @@ export class AzureBlobStore implements Store {
   private readonly warn: (line: string) => void;
   private loading: Promise<ContainerClient> | undefined;
   private readonly listPageSize: number;
+  /** Whether the container has version-level immutability (asked once; undefined: it would not say). */
+  private versionLevel: Promise<boolean | undefined> | undefined;
 
   constructor(options: AzureBlobStoreOptions) {
     if (!options.container) throw new Error("no container given");
@@ -165,6 +186,50 @@ export class AzureBlobStore implements Store {
     });
   }
 
+  /**
+   * Whether the container has version-level immutability (Get Container Properties), asked once per store (a
+   * failed question is asked again next time). `undefined`: the service would not say (403: a SAS or role that
+   * may not read container properties).
+   */
+  private versionLevelImmutability(): Promise<boolean | undefined> {
+    this.versionLevel ??= (async () => {
+      const container = await this.client();
+      try {
+        const props = await this.retry(() => container.getProperties());
+        return props.isImmutableStorageWithVersioningEnabled === true;
+      } catch (err) {
+        if (azureErrorCode(err) !== "ContainerNotFound" && azureStatus(err) === 403) return undefined;
+        throw err;
+      }
+    })();
+    this.versionLevel.catch(() => {
+      this.versionLevel = undefined;
+    });
+    return this.versionLevel;
+  }
+
+  /**
+   * With a lock configured (`settings.objectLock`), checks that the container has version-level immutability and
+   * refuses in one line otherwise. Without one, does nothing (no request).
+   */
+  async prepare(): Promise<void> {
+    const lock = this.settings.objectLock;
+    if (!lock) return;
+    let enabled: boolean | undefined;
+    try {
+      enabled = await this.versionLevelImmutability();
+    } catch (err) {
+      throw this.explain(`check version-level immutability on ${this.location}`, err);
+    }
+    if (enabled === false) throw noImmutabilityError(this.settings.account, this.container, lock);
+    if (enabled === undefined) {
+      throw new Hinted(
+        `cannot tell whether container ${this.container} has version-level immutability (Get Container Properties was denied)`,
+        "use credentials that may read the container's properties (an account key, or Storage Blob Data Contributor)",
+      );
+    }
+  }
+
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     const container = await this.client();
     const blob = container.getBlockBlobClient(this.blobName(key));
@@ -174,13 +239,29 @@ export class AzureBlobStore implements Store {
     const blockSize = this.settings.blockSize;
     const free: Buffer[] = [];
     const parts = readParts(body, blockSize, () => free.pop() ?? Buffer.allocUnsafe(blockSize));
+    // Backup data on a store that locks: the policy and hold go on the request that creates the blob.
+    const lock = options.immutable && !options.retention ? this.settings.objectLock : undefined;
+    const immutability: ImmutabilityFields = options.retention
+      ? retentionFields(options.retention, new Date())
+      : lock
+        ? lockFields(lock, new Date())
+        : {};
     const common = {
       blobHTTPHeaders: { blobContentType: options.contentType ?? "application/octet-stream" },
       ...(options.owner ? { metadata: { [OWNER_METADATA]: options.owner } } : {}),
       ...(options.ifAbsent ? { conditions: { ifNoneMatch: "*" } } : {}),
+      ...immutability,
     };
     let size = 0;
     try {
+      if (lock) {
+        try {
+          await this.prepare();
+        } catch (err) {
+          fail(err, false);
+          throw err;
+        }
+      }
       // Look first, so that a taken name fails before the body is read; the condition decides races.
       if (options.ifAbsent && !failed() && (await this.stat(key))) {
         body.destroy();
@@ -447,6 +528,25 @@ export class AzureBlobStore implements Store {
     }
   }
 
+  /**
+   * The blob's version-level immutability policy and legal hold, from Get Blob Properties. On a container known
+   * to have no version-level immutability: `NO_RETENTION` without a request (no blob there can carry a policy).
+   */
+  async retention(key: string): Promise<Retention> {
+    if ((await this.versionLevelImmutability().catch(() => undefined)) === false) return NO_RETENTION;
+    const container = await this.client();
+    const blob = container.getBlockBlobClient(this.blobName(key));
+    try {
+      const out = await this.retry(() => blob.getProperties());
+      if (out.metadata?.[DISCARD_METADATA]) throw new NotFoundError(key, this.location);
+      return retentionFromProperties(out);
+    } catch (err) {
+      if (err instanceof NotFoundError) throw err;
+      if (isBlobNotFound(err)) throw new NotFoundError(key, this.location);
+      throw this.explain(`read the retention of ${this.where(key)}`, err);
+    }
+  }
+
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     const root = this.prefix ? `${this.prefix}/` : "";
     for await (const item of this.listBlobs(root + prefix, false)) {
@@ -532,16 +632,99 @@ export class AzureBlobStore implements Store {
     }
   }
 
+  /**
+   * Deletes the blob. On a container with version-level immutability, every version of it (Azure keeps a deleted
+   * current version, and each overwritten one, as a previous version, billed): first the versions are listed with
+   * their policies, and if any is held the delete is refused with the hold and nothing is touched; then the current
+   * version goes, then each version by id. Elsewhere one Delete Blob. A refusal of the service's (409
+   * BlobImmutableDueToPolicy) is one line with the hold when it can be read.
+   */
   async delete(key: string): Promise<void> {
     const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
+    const name = this.blobName(key);
+    const blob = container.getBlockBlobClient(name);
+    const refused = async (err: unknown): Promise<Error> => {
+      if (isImmutableRefusal(err)) {
+        const hold = await this.retention(key).then(
+          (r) => retentionHold(r, new Date()),
+          () => null,
+        );
+        if (hold) return new Error(`delete ${this.where(key)}: ${hold}`);
+      }
+      return this.explain(`delete ${this.where(key)}`, err);
+    };
+    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) {
+      try {
+        await this.retry(() => blob.delete({ deleteSnapshots: "include" }));
+      } catch (err) {
+        if (isBlobNotFound(err)) return;
+        throw await refused(err);
+      }
+      return;
+    }
+    let versions: BlobVersion[];
     try {
-      await this.retry(() => blob.delete({ deleteSnapshots: "include" }));
+      versions = await this.versionsOf(name);
     } catch (err) {
-      if (isBlobNotFound(err)) return;
-      throw this.explain(`delete ${this.where(key)}`, err);
+      throw this.explain(`list the versions of ${this.where(key)}`, err);
+    }
+    const now = new Date();
+    for (const v of versions) {
+      const hold = retentionHold(v.retention, now);
+      if (hold)
+        throw new Error(`delete ${this.where(key)}: ${hold}${v.current ? "" : " on an earlier version of it"}`);
+    }
+    try {
+      if (versions.some((v) => v.current))
+        await this.retry(() => blob.delete({ deleteSnapshots: "include" })).catch((err) => {
+          if (!isBlobNotFound(err)) throw err;
+        });
+      for (const v of versions) {
+        if (!v.versionId) continue;
+        const id = v.versionId;
+        await this.retry(() => container.getBlobClient(name).withVersion(id).delete()).catch((err) => {
+          if (!isBlobNotFound(err)) throw err;
+        });
+      }
+    } catch (err) {
+      throw await refused(err);
     }
   }
+
+  /** Every version of exactly the blob `name` (a full name), with its policy; empty when there is none. */
+  private async versionsOf(name: string): Promise<BlobVersion[]> {
+    const container = await this.client();
+    return await this.retry(async () => {
+      const out: BlobVersion[] = [];
+      const pages = container
+        .listBlobsFlat({
+          prefix: name,
+          includeVersions: true,
+          includeImmutabilityPolicy: true,
+          includeLegalHold: true,
+        })
+        .byPage({ maxPageSize: this.listPageSize });
+      for await (const page of pages) {
+        for (const item of page.segment.blobItems) {
+          if (item.name !== name) continue;
+          out.push({
+            ...(item.versionId ? { versionId: item.versionId } : {}),
+            // A blob written before versioning was turned on has no version id: it is the current one.
+            current: item.isCurrentVersion === true || !item.versionId,
+            retention: retentionFromProperties(item.properties),
+          });
+        }
+      }
+      return out;
+    });
+  }
+}
+
+/** One version of a blob on a container with versioning, as `delete` weighs it. */
+interface BlobVersion {
+  versionId?: string;
+  current: boolean;
+  retention: Retention;
 }
 
 /** A commit whose staged blocks a competing writer's commit to the same name dropped (Azure: InvalidBlockList). */
