@@ -6,8 +6,8 @@ import { Hinted } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import {
   azureErrorCode,
-  explainAzureError,
   azureStatus,
+  explainAzureError,
   isBlobExists,
   isBlobNotFound,
   isImmutableRefusal,
@@ -672,7 +672,9 @@ export class AzureBlobStore implements Store {
     for (const v of versions) {
       const hold = retentionHold(v.retention, now);
       if (hold)
-        throw new Error(`delete ${this.where(key)}: ${hold}${v.current ? "" : " on an earlier version of it"}`);
+        throw new Error(
+          `delete ${this.where(key)}: ${hold}${v.current ? "" : " on an earlier version of it"}`,
+        );
     }
     try {
       if (versions.some((v) => v.current))

@@ -99,7 +99,11 @@ export function retentionFromProperties(p: {
 }
 
 /** The one-line refusal when a lock is asked for and the container cannot hold blob versions under a policy. */
-export function noImmutabilityError(account: string, container: string, lock: ObjectLockSettings): UsageError {
+export function noImmutabilityError(
+  account: string,
+  container: string,
+  lock: ObjectLockSettings,
+): UsageError {
   const flag = lock.mode ? "--object-lock" : "--legal-hold";
   return new UsageError(
     `container ${container} in storage account ${account} has no version-level immutability`,
