@@ -106,6 +106,7 @@ export class AzureBlobStore implements Store {
   private readonly listPageSize: number;
   /** Whether the container has version-level immutability (asked once; undefined: it would not say). */
   private versionLevel: Promise<boolean | undefined> | undefined;
+  private toldVersionsKept = false;
 
   constructor(options: AzureBlobStoreOptions) {
     if (!options.container) throw new Error("no container given");
@@ -636,8 +637,10 @@ export class AzureBlobStore implements Store {
    * Deletes the blob. On a container with version-level immutability, every version of it (Azure keeps a deleted
    * current version, and each overwritten one, as a previous version, billed): first the versions are listed with
    * their policies, and if any is held the delete is refused with the hold and nothing is touched; then the current
-   * version goes, then each version by id. Elsewhere one Delete Blob. A refusal of the service's (409
-   * BlobImmutableDueToPolicy) is one line with the hold when it can be read.
+   * version goes, then each version by id. Credentials that may not delete versions (403: Storage Blob Data
+   * Contributor, a SAS without `x`) still remove the key for every reader; the versions stay, and one warning per
+   * store says so. Elsewhere one Delete Blob. A refusal of the service's (409 BlobImmutableDueToPolicy) is one
+   * line with the hold when it can be read.
    */
   async delete(key: string): Promise<void> {
     const container = await this.client();
@@ -684,13 +687,36 @@ export class AzureBlobStore implements Store {
       for (const v of versions) {
         if (!v.versionId) continue;
         const id = v.versionId;
-        await this.retry(() => container.getBlobClient(name).withVersion(id).delete()).catch((err) => {
-          if (!isBlobNotFound(err)) throw err;
-        });
+        const denied = await this.retry(() => container.getBlobClient(name).withVersion(id).delete()).then(
+          () => false,
+          (err) => {
+            if (isBlobNotFound(err)) return false;
+            // Deleting a version is a permission of its own (deleteBlobVersion/action, SAS `x`), which
+            // Storage Blob Data Contributor lacks: the key is gone for every reader, its versions are not.
+            if (azureStatus(err) === 403) return true;
+            throw err;
+          },
+        );
+        if (denied) {
+          this.warnVersionsKept();
+          break;
+        }
       }
     } catch (err) {
       throw await refused(err);
     }
+  }
+
+  /** Says once per store that deleted blobs leave their previous versions behind (see `delete`). */
+  private warnVersionsKept(): void {
+    if (this.toldVersionsKept) return;
+    this.toldVersionsKept = true;
+    this.warn(
+      `warning: ${this.location} has version-level immutability, and these credentials may not delete blob ` +
+        "versions: deleted backups keep their previous versions (unlisted, but billed); grant " +
+        "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action (Storage Blob " +
+        "Data Owner, or a custom role; SAS permission x), or add a lifecycle rule that deletes previous versions",
+    );
   }
 
   /** Every version of exactly the blob `name` (a full name), with its policy; empty when there is none. */

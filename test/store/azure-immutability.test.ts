@@ -150,13 +150,21 @@ describe("AzureBlobStore immutability against the Blob service STAND-IN", () => 
     standin.createContainer(container, { versionLevelImmutability: true });
     standin.requests.length = 0;
     standin.denyContainerProperties = false;
+    standin.denyVersionDeletes = false;
   });
   afterEach(() => {
     standin.denyContainerProperties = false;
+    standin.denyVersionDeletes = false;
   });
 
-  const makeStore = (objectLock?: ObjectLockSettings, name = container, settings: AzureSettings = {}) =>
+  const makeStore = (
+    objectLock?: ObjectLockSettings,
+    name = container,
+    settings: AzureSettings = {},
+    warn?: (line: string) => void,
+  ) =>
     new AzureBlobStore({
+      ...(warn ? { warn } : {}),
       container: name,
       prefix: "backups",
       settings: {
@@ -336,6 +344,30 @@ describe("AzureBlobStore immutability against the Blob service STAND-IN", () => 
     assert.equal(standin.versions(container, "backups/g.db").length, 0);
     assert.equal(await store.stat("g.db"), null);
     await store.delete("g.db"); // idempotent
+  });
+
+  test("credentials that may not delete versions: the key goes for every reader, one warning says what stays", async () => {
+    const warnings: string[] = [];
+    const store = makeStore(undefined, container, {}, (line) => warnings.push(line));
+    await store.put("k.db", Readable.from([Buffer.from("1")]));
+    await store.put("k.db", Readable.from([Buffer.from("2")]));
+    await store.put("l.db", Readable.from([Buffer.from("3")]));
+    standin.denyVersionDeletes = true;
+    await store.delete("k.db");
+    await store.delete("l.db");
+    assert.equal(await store.stat("k.db"), null);
+    assert.equal(await store.stat("l.db"), null);
+    for await (const o of store.list()) assert.fail(`listed ${o.key}`);
+    assert.equal(warnings.length, 1, warnings.join("\n"));
+    assert.match(
+      warnings[0] ?? "",
+      /may not delete blob versions: deleted backups keep their previous versions .*deleteBlobVersion\/action/,
+    );
+    assert.equal(standin.versions(container, "backups/k.db").length, 2);
+    // With the permission, a later delete of the key finds its versions and removes them.
+    standin.denyVersionDeletes = false;
+    await store.delete("k.db");
+    assert.equal(standin.versions(container, "backups/k.db").length, 0);
   });
 
   test("replacing a locked blob (rekey's step): the new version takes the lock, the old one stays held beside it", async () => {
