@@ -505,16 +505,30 @@ export class AzureBlobStore implements Store {
       return stream;
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
+      if (!isBlobNotFound(err)) throw this.explain(`download ${this.where(key)}`, err);
+    }
+    const hidden = await this.heldHiddenVersion(this.blobName(key));
+    if (!hidden) throw new NotFoundError(key, this.location);
+    try {
+      const version = container.getBlobClient(this.blobName(key)).withVersion(hidden);
+      const out = await this.retry(
+        () => version.download(0, undefined, signal ? { abortSignal: signal } : {}),
+        signal,
+      );
+      const stream = out.readableStreamBody as Readable | undefined;
+      if (!stream) throw new Error("Azure returned no body");
+      return stream;
+    } catch (err) {
       if (isBlobNotFound(err)) throw new NotFoundError(key, this.location);
       throw this.explain(`download ${this.where(key)}`, err);
     }
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
-    const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
     try {
-      const out = await this.retry(() => blob.getProperties());
+      const found = await this.properties(key);
+      if (!found) return null;
+      const { out, hidden } = found;
       if (out.metadata?.[DISCARD_METADATA]) return null;
       const owner = out.metadata?.[OWNER_METADATA];
       return {
@@ -522,10 +536,33 @@ export class AzureBlobStore implements Store {
         size: out.contentLength ?? 0,
         lastModified: out.lastModified ?? new Date(0),
         ...(owner ? { owner } : {}),
+        ...(hidden ? { behindDeleteMarker: true } : {}),
       };
     } catch (err) {
-      if (isBlobNotFound(err)) return null;
       throw this.explain(`stat ${this.where(key)}`, err);
+    }
+  }
+
+  /** Get Blob Properties of the current version, or of the held version behind a deleted one (see `list`). */
+  private async properties(key: string) {
+    const container = await this.client();
+    const name = this.blobName(key);
+    try {
+      return {
+        out: await this.retry(() => container.getBlockBlobClient(name).getProperties()),
+        hidden: false,
+      };
+    } catch (err) {
+      if (!isBlobNotFound(err)) throw err;
+    }
+    const hidden = await this.heldHiddenVersion(name);
+    if (!hidden) return null;
+    try {
+      const version = container.getBlobClient(name).withVersion(hidden);
+      return { out: await this.retry(() => version.getProperties()), hidden: true };
+    } catch (err) {
+      if (isBlobNotFound(err)) return null;
+      throw err;
     }
   }
 
@@ -535,40 +572,92 @@ export class AzureBlobStore implements Store {
    */
   async retention(key: string): Promise<Retention> {
     if ((await this.versionLevelImmutability().catch(() => undefined)) === false) return NO_RETENTION;
-    const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
+    let found: Awaited<ReturnType<typeof this.properties>>;
     try {
-      const out = await this.retry(() => blob.getProperties());
-      if (out.metadata?.[DISCARD_METADATA]) throw new NotFoundError(key, this.location);
-      return retentionFromProperties(out);
+      found = await this.properties(key);
     } catch (err) {
-      if (err instanceof NotFoundError) throw err;
-      if (isBlobNotFound(err)) throw new NotFoundError(key, this.location);
       throw this.explain(`read the retention of ${this.where(key)}`, err);
     }
+    if (!found || found.out.metadata?.[DISCARD_METADATA]) throw new NotFoundError(key, this.location);
+    return retentionFromProperties(found.out);
   }
 
+  /**
+   * Every blob under the prefix. On a container with version-level immutability, a name whose current version was
+   * deleted (Azure keeps it as a previous version) while a version of it is still held is listed too, as its
+   * newest held version with `behindDeleteMarker`, and `get`/`stat`/`retention` read that version: whoever deleted
+   * it cannot hide a held backup from restore. Versions nobody holds any more are not shown.
+   */
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     const root = this.prefix ? `${this.prefix}/` : "";
-    for await (const item of this.listBlobs(root + prefix, false)) {
-      if (!item.name.startsWith(root) || item.name.endsWith("/") || item.discardMarker || item.directory)
-        continue;
-      yield { key: item.name.slice(root.length), size: item.size, lastModified: item.lastModified };
+    const shown = (item: ListedBlob) =>
+      item.name.startsWith(root) && !item.name.endsWith("/") && !item.discardMarker && !item.directory;
+    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) {
+      for await (const item of this.listBlobs(root + prefix, false)) {
+        if (!shown(item)) continue;
+        yield { key: item.name.slice(root.length), size: item.size, lastModified: item.lastModified };
+      }
+      return;
     }
+    // Azure lists the versions of one name together, so one name's are weighed at a time.
+    const now = new Date();
+    let current: ListedBlob | undefined;
+    let held: ListedBlob | undefined;
+    let name: string | undefined;
+    const pick = (): ObjectInfo | undefined => {
+      const item = current ?? held;
+      if (!item || !shown(item)) return undefined;
+      return {
+        key: item.name.slice(root.length),
+        size: item.size,
+        lastModified: item.lastModified,
+        ...(current ? {} : { behindDeleteMarker: true }),
+      };
+    };
+    for await (const item of this.listBlobs(root + prefix, false, true)) {
+      if (item.name !== name) {
+        const out = pick();
+        if (out) yield out;
+        name = item.name;
+        current = held = undefined;
+      }
+      if (item.current) current = item;
+      else if (
+        retentionHold(item.retention, now) &&
+        (!held || (item.versionId ?? "") > (held.versionId ?? ""))
+      )
+        held = item;
+    }
+    const out = pick();
+    if (out) yield out;
+  }
+
+  /**
+   * On a container with version-level immutability, the id of the newest held version of `name` when it has no
+   * current version (someone deleted it; see `list`); null otherwise, or when that cannot be told.
+   */
+  private async heldHiddenVersion(name: string): Promise<string | null> {
+    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) return null;
+    let versions: BlobVersion[];
+    try {
+      versions = await this.versionsOf(name);
+    } catch {
+      return null;
+    }
+    if (versions.some((v) => v.current)) return null;
+    const now = new Date();
+    const held = versions
+      .filter((v) => v.versionId && retentionHold(v.retention, now))
+      .sort((a, b) => ((a.versionId ?? "") < (b.versionId ?? "") ? 1 : -1));
+    return held[0]?.versionId ?? null;
   }
 
   /** Every page of List Blobs under one name prefix, with metadata, retried page by page. */
   private async *listBlobs(
     namePrefix: string,
     uncommitted: boolean,
-  ): AsyncIterable<{
-    name: string;
-    size: number;
-    lastModified: Date;
-    since: Date;
-    discardMarker: boolean;
-    directory: boolean;
-  }> {
+    versions = false,
+  ): AsyncIterable<ListedBlob> {
     const container = await this.client();
     let token: string | undefined;
     do {
@@ -581,6 +670,9 @@ export class AzureBlobStore implements Store {
               ...(namePrefix ? { prefix: namePrefix } : {}),
               includeMetadata: true,
               ...(uncommitted ? { includeUncommitedBlobs: true } : {}),
+              ...(versions
+                ? { includeVersions: true, includeImmutabilityPolicy: true, includeLegalHold: true }
+                : {}),
             })
             .byPage({ maxPageSize: this.listPageSize, ...(continuationToken ? { continuationToken } : {}) });
           const next = await pages.next();
@@ -601,6 +693,10 @@ export class AzureBlobStore implements Store {
           discardMarker: Boolean(item.metadata?.[DISCARD_METADATA]),
           // A hierarchical-namespace account lists its directories as empty blobs marked hdi_isfolder.
           directory: item.metadata?.hdi_isfolder === "true",
+          ...(item.versionId ? { versionId: item.versionId } : {}),
+          // Without versions listed every item is current; with them, one written before versioning has no id.
+          current: !versions || item.isCurrentVersion === true || !item.versionId,
+          retention: versions ? retentionFromProperties(p) : NO_RETENTION,
         };
       }
       token = page.continuationToken || undefined;
@@ -746,6 +842,19 @@ export class AzureBlobStore implements Store {
       return out;
     });
   }
+}
+
+/** One item of a listing (a blob, or with versions listed, one version of it). */
+interface ListedBlob {
+  name: string;
+  size: number;
+  lastModified: Date;
+  since: Date;
+  discardMarker: boolean;
+  directory: boolean;
+  versionId?: string;
+  current: boolean;
+  retention: Retention;
 }
 
 /** One version of a blob on a container with versioning, as `delete` weighs it. */

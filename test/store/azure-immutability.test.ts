@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { Readable } from "node:stream";
 import { after, afterEach, before, beforeEach, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { BlobServiceClient, StorageSharedKeyCredential } from "@azure/storage-blob";
 import { pruneBackups } from "../../src/catalog/prune.ts";
 import { describeError, UsageError } from "../../src/errors.ts";
 import { AzureBlobStore } from "../../src/store/azure-blob.ts";
@@ -151,10 +152,12 @@ describe("AzureBlobStore immutability against the Blob service STAND-IN", () => 
     standin.requests.length = 0;
     standin.denyContainerProperties = false;
     standin.denyVersionDeletes = false;
+    standin.heldCurrentDelete = "refuse";
   });
   afterEach(() => {
     standin.denyContainerProperties = false;
     standin.denyVersionDeletes = false;
+    standin.heldCurrentDelete = "refuse";
   });
 
   const makeStore = (
@@ -368,6 +371,41 @@ describe("AzureBlobStore immutability against the Blob service STAND-IN", () => 
     standin.denyVersionDeletes = false;
     await store.delete("k.db");
     assert.equal(standin.versions(container, "backups/k.db").length, 0);
+  });
+
+  test("a held backup whose current version someone else deleted is still listed, read and refused to delete", async () => {
+    const store = makeStore({ mode: "compliance", days: 2 });
+    await store.put("m.db", Readable.from([Buffer.from("held data")]), { immutable: true });
+    await store.put("n.db", Readable.from([Buffer.from("free")]));
+    // Another client deletes the current versions, where Azure keeps a held one as a previous version.
+    standin.heldCurrentDelete = "keep";
+    const other = new BlobServiceClient(
+      standin.endpoint,
+      new StorageSharedKeyCredential(standin.account, KEY),
+    );
+    for (const name of ["backups/m.db", "backups/n.db"])
+      await other.getContainerClient(container).getBlobClient(name).delete();
+    const listed: [string, boolean][] = [];
+    for await (const o of store.list()) listed.push([o.key, o.behindDeleteMarker === true]);
+    assert.deepEqual(
+      listed,
+      [["m.db", true]],
+      "the held one is listed behind the delete, the free one is not",
+    );
+    assert.equal((await store.stat("m.db"))?.behindDeleteMarker, true);
+    assert.equal(await store.stat("n.db"), null);
+    assert.equal((await readAll(await store.get("m.db"))).toString(), "held data");
+    await assert.rejects(store.get("n.db"), NotFoundError);
+    assert.equal((await store.retention("m.db")).mode, "compliance");
+    const err = await store.delete("m.db").catch((e: unknown) => e);
+    assert.match(
+      userLine(err),
+      /^delete azblob:\/\/c\d+\/backups\/m\.db: object lock compliance until .* on an earlier version of it$/,
+    );
+    assert.equal(standin.versions(container, "backups/m.db").length, 1);
+    // The free one's previous version is removed by a delete of its key.
+    await store.delete("n.db");
+    assert.equal(standin.versions(container, "backups/n.db").length, 0);
   });
 
   test("replacing a locked blob (rekey's step): the new version takes the lock, the old one stays held beside it", async () => {
