@@ -90,7 +90,8 @@ const DISCARD_METADATA = "etcdbackup_discard";
  * creates it, so no unlocked version of it ever exists. `prepare` (and the first locked write) checks that the
  * container has version-level immutability. On such a container `delete` removes every version of the key after
  * checking that none is held (Azure keeps a deleted or overwritten version as a previous version), and refuses
- * with the hold otherwise; `retention` reads the policy back from Get Blob Properties.
+ * with the hold otherwise; `list`, `get` and `stat` still find a held version whose current version someone
+ * deleted; `retention` reads the policy back from Get Blob Properties.
  *
  * Every request is retried with exponential backoff and jitter on throttling, 5xx and network errors (the SDK's
  * own retries are off, so the policy is ours), never on other 4xx.
