@@ -21,6 +21,7 @@ import { NO_RETENTION, NotFoundError, type Retention } from "../../src/store/sto
 import { fakeSnapshot, plantBackup } from "../catalog/fixtures.ts";
 import { type AzureBlobStandin, startAzureBlobStandin } from "../fixtures/azure-blob-standin.ts";
 import { startAzurite, type TestAzurite } from "../fixtures/azurite-server.ts";
+import { runStoreConformance } from "./conformance.ts";
 
 /**
  * Version-level immutability of the Azure Blob store. Azurite (3.35) has none of it (see the last suite, which
@@ -48,6 +49,34 @@ async function readAll(stream: Readable): Promise<Buffer> {
   for await (const c of stream) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 }
+
+// The store contract holds on a container with version-level immutability too (versioned: deletes, overwrites and
+// discarded uploads leave previous versions, which must never show), with a lock configured.
+runStoreConformance("Azure Blob, version-level immutability (Blob service STAND-IN)", async () => {
+  const standin = await startAzureBlobStandin();
+  standin.createContainer("conformance", { versionLevelImmutability: true });
+  const store = new AzureBlobStore({
+    container: "conformance",
+    prefix: "backups/cluster-a",
+    settings: {
+      endpoint: standin.endpoint,
+      blockSize: MiB,
+      retryBaseDelayMs: 5,
+      objectLock: { mode: "governance", days: 1 },
+    },
+    secrets: { accountKey: KEY },
+  });
+  return {
+    store,
+    async cleanup() {
+      const left: string[] = [];
+      for await (const l of store.leftovers()) left.push(l.key);
+      await standin.close();
+      assert.deepEqual(left, []);
+    },
+    exclusiveCreate: true,
+  };
+});
 
 describe("immutability fields and their reading", () => {
   test("governance is an Unlocked policy, compliance a Locked one, `days` after the write in whole seconds rounded up", () => {
