@@ -459,6 +459,7 @@ export class AzureBlobStore implements Store {
    */
   private async discard(blob: BlockBlobClient): Promise<void> {
     let etag: string | undefined;
+    let versionId: string | undefined;
     try {
       const out = await this.retry(() =>
         blob.commitBlockList([], {
@@ -467,18 +468,26 @@ export class AzureBlobStore implements Store {
         }),
       );
       etag = out.etag;
+      versionId = out.versionId;
     } catch (err) {
       if (!isBlobExists(err)) throw err;
       // A blob is there: ours to delete only if it is a discard marker (a killed discard's).
       const props = await this.retry(() => blob.getProperties()).catch(() => undefined);
       if (!props?.metadata?.[DISCARD_METADATA]) return;
       etag = props.etag;
+      versionId = props.versionId;
     }
     try {
       await this.retry(() => blob.delete({ conditions: etag ? { ifMatch: etag } : {} }));
     } catch (err) {
       if (isBlobNotFound(err) || azureErrorCode(err) === "ConditionNotMet" || isBlobExists(err)) return;
       throw err;
+    }
+    // On a versioned account the marker lives on as a previous version: remove that too (best effort; it is
+    // empty, never shown, and a lifecycle rule on previous versions would take it anyway).
+    if (versionId) {
+      const id = versionId;
+      await this.retry(() => blob.withVersion(id).delete()).catch(() => {});
     }
   }
 

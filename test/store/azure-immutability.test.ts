@@ -307,6 +307,26 @@ describe("AzureBlobStore immutability against the Blob service STAND-IN", () => 
     assert.equal(versions[0]?.policy?.mode, "locked");
   });
 
+  test("an aborted locked upload leaves nothing: no blob, no version, no staged block, no leftover", async () => {
+    const store = makeStore({ mode: "compliance", days: 1 });
+    const abort = new AbortController();
+    const body = Readable.from(
+      (async function* () {
+        for (let i = 0; i < 6; i++) {
+          if (i === 3) abort.abort(new Error("stopped by the test"));
+          yield Buffer.alloc(MiB, i);
+        }
+      })(),
+    );
+    await assert.rejects(store.put("o.db", body, { immutable: true, signal: abort.signal }));
+    assert.equal(await store.stat("o.db"), null);
+    assert.deepEqual(standin.versions(container, "backups/o.db"), []);
+    for await (const l of store.leftovers()) assert.fail(`leftover ${l.key}`);
+    const commits = writes().filter((r) => r.query.comp === "blocklist");
+    assert.ok(commits.length >= 1, "the staged blocks were discarded by an empty commit");
+    for (const c of commits) assert.equal(c.headers["x-ms-immutability-policy-mode"], undefined);
+  });
+
   test("prepare: a container without version-level immutability is one line before anything is written", async () => {
     standin.createContainer(`${container}-plain`);
     const store = makeStore({ mode: "governance", days: 1 }, `${container}-plain`);
