@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Hinted, UsageError } from "../errors.ts";
-import type { ObjectLockSettings } from "./s3-settings.ts";
+import { MAX_OBJECT_LOCK_DAYS, OBJECT_LOCK_MODES, type ObjectLockSettings } from "./s3-settings.ts";
 
 const MiB = 1024 * 1024;
 
@@ -42,7 +42,11 @@ export interface AzureSettings {
   maxAttempts?: number;
   /** First retry delay in milliseconds; later ones double, with full jitter. */
   retryBaseDelayMs?: number;
-  /** Lock backup data when writing it (Azure immutability); unset: nothing is locked by us. */
+  /**
+   * Lock backup data when writing it, as version-level immutability (azure-immutability.ts): `governance` is an
+   * unlocked policy, `compliance` a locked one, `days` from the write; `legalHold` a legal hold. Unset: nothing
+   * is locked by us.
+   */
   objectLock?: ObjectLockSettings;
 }
 
@@ -70,6 +74,8 @@ export interface ResolvedAzureSettings {
   concurrency: number;
   maxAttempts: number;
   retryBaseDelayMs: number;
+  /** Checked: a mode comes with its days; undefined when neither a mode nor a legal hold was asked for. */
+  objectLock: ObjectLockSettings | undefined;
   /** The secret values in use, for the caller's redactor. */
   secrets: string[];
 }
@@ -283,7 +289,43 @@ export function resolveAzureSettings(
     concurrency,
     maxAttempts,
     retryBaseDelayMs: s.retryBaseDelayMs ?? 200,
+    objectLock: resolveAzureObjectLock(s.objectLock),
     secrets: [accountKey, sasToken, secrets.connectionString].filter((v): v is string => !!v),
+  };
+}
+
+/**
+ * Checks the lock the front end resolved (its flags are destination-neutral: --object-lock, --object-lock-days,
+ * --legal-hold): a known mode with its days in range, or a legal hold alone. Undefined when nothing is asked.
+ */
+function resolveAzureObjectLock(lock: ObjectLockSettings | undefined): ObjectLockSettings | undefined {
+  if (!lock || (lock.mode === undefined && !lock.legalHold)) {
+    if (lock?.days !== undefined)
+      throw new UsageError("--object-lock-days needs --object-lock", "add --object-lock governance");
+    return undefined;
+  }
+  if (lock.mode !== undefined && !OBJECT_LOCK_MODES.includes(lock.mode))
+    throw new UsageError(`unknown object lock mode ${lock.mode}`, "use governance or compliance");
+  if (lock.mode !== undefined && lock.days === undefined) {
+    throw new UsageError(
+      `--object-lock ${lock.mode} needs --object-lock-days`,
+      "pass --object-lock-days N, or --keep-within to lock each backup as long as it is kept",
+    );
+  }
+  if (lock.days !== undefined && lock.mode === undefined)
+    throw new UsageError("--object-lock-days needs --object-lock", "add --object-lock governance");
+  if (
+    lock.days !== undefined &&
+    (!Number.isInteger(lock.days) || lock.days < 1 || lock.days > MAX_OBJECT_LOCK_DAYS)
+  ) {
+    throw new UsageError(
+      `--object-lock-days ${lock.days} is out of range`,
+      `use 1 to ${MAX_OBJECT_LOCK_DAYS} days`,
+    );
+  }
+  return {
+    ...(lock.mode !== undefined && lock.days !== undefined ? { mode: lock.mode, days: lock.days } : {}),
+    ...(lock.legalHold ? { legalHold: true } : {}),
   };
 }
 
