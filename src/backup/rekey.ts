@@ -308,7 +308,7 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
       ? `until then${objectLock.legalHold ? " and while the legal hold is on" : ""}`
       : "until the legal hold is lifted";
     o.notice?.(
-      `note: the previous version of ${target.key} stays in the bucket under its lock (${retentionLabel(objectLock)}), ` +
+      `note: the previous version of ${target.key} stays in ${store.location} under its lock (${retentionLabel(objectLock)}), ` +
         `readable by the old key ${until}; the new version is locked the same way`,
     );
   }

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Hinted, UsageError } from "../errors.ts";
-import { MAX_OBJECT_LOCK_DAYS, OBJECT_LOCK_MODES, type ObjectLockSettings } from "./s3-settings.ts";
+import { checkObjectLock } from "./object-lock-settings.ts";
+import type { ObjectLockSettings } from "./s3-settings.ts";
 
 const MiB = 1024 * 1024;
 
@@ -289,43 +290,8 @@ export function resolveAzureSettings(
     concurrency,
     maxAttempts,
     retryBaseDelayMs: s.retryBaseDelayMs ?? 200,
-    objectLock: resolveAzureObjectLock(s.objectLock),
+    objectLock: checkObjectLock(s.objectLock),
     secrets: [accountKey, sasToken, secrets.connectionString].filter((v): v is string => !!v),
-  };
-}
-
-/**
- * Checks the lock the front end resolved (its flags are destination-neutral: --object-lock, --object-lock-days,
- * --legal-hold): a known mode with its days in range, or a legal hold alone. Undefined when nothing is asked.
- */
-function resolveAzureObjectLock(lock: ObjectLockSettings | undefined): ObjectLockSettings | undefined {
-  if (!lock || (lock.mode === undefined && !lock.legalHold)) {
-    if (lock?.days !== undefined)
-      throw new UsageError("--object-lock-days needs --object-lock", "add --object-lock governance");
-    return undefined;
-  }
-  if (lock.mode !== undefined && !OBJECT_LOCK_MODES.includes(lock.mode))
-    throw new UsageError(`unknown object lock mode ${lock.mode}`, "use governance or compliance");
-  if (lock.mode !== undefined && lock.days === undefined) {
-    throw new UsageError(
-      `--object-lock ${lock.mode} needs --object-lock-days`,
-      "pass --object-lock-days N, or --keep-within to lock each backup as long as it is kept",
-    );
-  }
-  if (lock.days !== undefined && lock.mode === undefined)
-    throw new UsageError("--object-lock-days needs --object-lock", "add --object-lock governance");
-  if (
-    lock.days !== undefined &&
-    (!Number.isInteger(lock.days) || lock.days < 1 || lock.days > MAX_OBJECT_LOCK_DAYS)
-  ) {
-    throw new UsageError(
-      `--object-lock-days ${lock.days} is out of range`,
-      `use 1 to ${MAX_OBJECT_LOCK_DAYS} days`,
-    );
-  }
-  return {
-    ...(lock.mode !== undefined && lock.days !== undefined ? { mode: lock.mode, days: lock.days } : {}),
-    ...(lock.legalHold ? { legalHold: true } : {}),
   };
 }
 
