@@ -9,7 +9,7 @@
  */
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, utimesSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Readable } from "node:stream";
@@ -216,6 +216,31 @@ describe("prune and what a rekey left", () => {
       [["in progress", 2]],
     );
     assert.equal((await rekeyKeys()).length, 3);
+  });
+
+  test("the temporary file of a rekey's copy killed while being written goes once older than the grace period", async () => {
+    const t0 = new Date("2026-11-01T00:00:00Z");
+    const b = await plant("a", t0, { object: "old", journal: false, staging: false });
+    // What LocalStore.put leaves when killed mid-write: `.etcd-backup-tmp-<target>.<12 hex>` beside the target.
+    const temp = `.etcd-backup-tmp-${stagingKey(b.key, RUN)}.0123456789ab`;
+    writeFileSync(join(dir, temp), payload);
+    const within = await pruneBackups(store, { last: 1 }, { now, graceMs: GRACE });
+    assert.deepEqual(
+      within.leftovers.map((l) => [l.entry.key, l.action]),
+      [[temp, "keep"]],
+    );
+    assert.ok(existsSync(join(dir, temp)));
+    const later = await pruneBackups(
+      store,
+      { last: 1 },
+      { now: new Date(now.getTime() + GRACE), graceMs: GRACE },
+    );
+    assert.deepEqual(
+      later.leftovers.map((l) => [l.entry.key, l.result]),
+      [[temp, "deleted"]],
+    );
+    assert.ok(!existsSync(join(dir, temp)));
+    assert.ok(await store.stat(b.key), "the backup stays");
   });
 
   test("recovery on prune's terms leaves another run's journal and a newer copy alone", async () => {
