@@ -139,6 +139,22 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
     return async (r: { name: string; step: RekeyStep; expectNew: boolean; left: string[] }) => {
       const expected = r.left.length > 0 ? expectedResolution(r.step) : undefined;
       const before = await contents(store);
+      // list shows what a rekey left beside the backup (running or killed: list cannot tell).
+      const listed = await runCli(["list", "--to", to, "-o", "json"], { env });
+      assertOk(listed);
+      const entry = (
+        JSON.parse(listed.stdout) as { name: string; rekey?: { journal: string | null; staging: string[] } }[]
+      ).find((e) => e.name === r.name);
+      assert.deepEqual(
+        entry?.rekey ? [entry.rekey.journal, ...entry.rekey.staging].filter((k) => k !== null).sort() : [],
+        [...r.left].map((k) => k.replace(/^.*\//, "")).sort(),
+        `list -o json after a kill at ${r.step}`,
+      );
+      const table = await runCli(["list", "--to", to], { env });
+      assertOk(table);
+      const listRow = table.stdout.split("\n").find((l) => l.startsWith(`${r.name} `)) ?? "";
+      if (expected) assert.match(listRow, /in progress or interrupted \(/, `list:\n${table.stdout}`);
+      else assert.doesNotMatch(listRow, /in progress or interrupted/);
       const dry = await runCli(["prune", "--to", to, "--keep-last", "1", "--dry-run"], { env });
       assertOk(dry);
       const row = dry.stdout.split("\n").find((l) => l.includes(r.name) && l.includes("REKEY"));
@@ -157,6 +173,20 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
         expected ? [["keep", "in progress"]] : [],
       );
 
+      // The CLI's dry run with no grace period says what the real run after it does.
+      const dryLater = await runCli(
+        ["prune", "--to", to, "--keep-last", "1", "--dry-run", "--incomplete-grace", "0s"],
+        { env },
+      );
+      assertOk(dryLater);
+      const laterRow = dryLater.stdout.split("\n").find((l) => l.includes(r.name) && l.includes("REKEY"));
+      if (expected) {
+        const verb = { finish: "would finish rekey", undo: "would undo rekey", clean: "would delete" }[
+          expected as string
+        ];
+        assert.ok(laterRow?.startsWith(`${verb} `), `dry run after the grace period:\n${dryLater.stdout}`);
+      }
+      assert.deepEqual(await contents(store), before, "the CLI's dry run touched something");
       const later = new Date(Date.now() + 25 * HOUR);
       const plan = await pruneBackups(store, { last: 1 }, { now: later, dryRun: true });
       assert.deepEqual(await contents(store), before, "the dry run after the grace period touched something");

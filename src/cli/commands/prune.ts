@@ -289,9 +289,9 @@ function rekeyVerb(c: RekeyCleanup, dryRun: boolean): string {
   if (dryRun) return `would ${planned[c.resolution] ?? "keep"}`;
   switch (c.result) {
     case "finished":
-      return "finished rekey";
+      return "rekey finished";
     case "undone":
-      return "undone rekey";
+      return "rekey undone";
     case "left":
       return "left (changed)";
     default:
