@@ -10,11 +10,14 @@
  * - beside a backup prune deletes, they go with it (copies first, the journal after the object and manifest);
  * - beside a backup that is gone, they are removed;
  * - a journal that cannot be read, or an object carrying neither of its headers, is left for a person, with why.
+ * The revision log's segments (`rekey --log`) are resolved the same way; prune removes segments after this
+ * (src/point-in-time/prune-log.ts), so what a removed segment leaves goes in the next prune, as `orphaned`.
  */
 import { errorChain } from "../errors.ts";
+import { parseLogKey, SEGMENT_MANIFEST_SUFFIX } from "../point-in-time/names.ts";
 import type { ObjectInfo, Store } from "../store/store.ts";
 import type { CatalogEntry } from "./catalog.ts";
-import { type BackupName, manifestKey, parseBackupKey } from "./names.ts";
+import { manifestKey, parseBackupKey } from "./names.ts";
 import {
   journalKey,
   newestRekeyPart,
@@ -43,9 +46,14 @@ export type RekeyResolution =
   | "check";
 
 export interface RekeyCleanup {
-  /** The backup's object the rekey was rewriting. */
+  /** The object the rekey was rewriting: a backup's, or a segment of the revision log. */
   key: string;
-  name: BackupName;
+  kind: "backup" | "log segment";
+  cluster: string;
+  /** The backup's time (from its name); absent for a log segment. */
+  time?: Date;
+  /** The manifest that describes the object (the one a finished rekey writes). */
+  manifestKey: string;
   journal?: ObjectInfo;
   staging: ObjectInfo[];
   /** Age of the newest journal or copy, milliseconds. */
@@ -74,7 +82,7 @@ export function rekeyBytes(c: Pick<RekeyCleanup, "journal" | "staging">): number
 }
 
 /**
- * The leftovers of rekeys whose object is a backup's (other tools' `.rekey` files and the revision log's are left
+ * The leftovers of rekeys whose object is a backup's or a log segment's (other tools' `.rekey` files are left
  * alone), of `cluster` when given, with what prune does about each, given which backups it deletes. Reads each
  * old journal and the first bytes of its object (to say finish or undo, in dry runs too). Oldest first.
  */
@@ -90,10 +98,10 @@ export async function planRekeyCleanups(
   const byKey = new Map(entries.filter((e) => !e.temporary).map((e) => [e.key, e]));
   const out: RekeyCleanup[] = [];
   for (const leftover of leftovers) {
-    const name = parseBackupKey(leftover.key);
-    if (!name || (cluster !== undefined && name.cluster !== cluster)) continue;
+    const target = rekeyTarget(leftover.key);
+    if (!target || (cluster !== undefined && target.cluster !== cluster)) continue;
     const ageMs = now.getTime() - newestRekeyPart(leftover).getTime();
-    const base = { key: leftover.key, name, staging: leftover.staging, ageMs };
+    const base = { key: leftover.key, ...target, staging: leftover.staging, ageMs };
     const c: RekeyCleanup = {
       ...base,
       ...(leftover.journal ? { journal: leftover.journal } : {}),
@@ -102,8 +110,11 @@ export async function planRekeyCleanups(
     };
     out.push(c);
     if (ageMs < graceMs) continue;
-    const entry = byKey.get(leftover.key);
-    if (!entry?.object) {
+    const exists =
+      target.kind === "backup"
+        ? byKey.get(leftover.key)?.object !== undefined
+        : (await store.stat(leftover.key)) !== null;
+    if (!exists) {
       c.action = "resolve";
       c.resolution = "orphaned";
     } else if (deleting.has(leftover.key)) {
@@ -116,7 +127,16 @@ export async function planRekeyCleanups(
   return out.sort((a, b) => b.ageMs - a.ageMs);
 }
 
-/** Finish, undo or clean for a backup that stays, or `check` with the problem. */
+/** What the rekeyed object is, from its name; null for a name that is neither a backup's nor a log segment's. */
+function rekeyTarget(key: string): Pick<RekeyCleanup, "kind" | "cluster" | "time" | "manifestKey"> | null {
+  const name = parseBackupKey(key);
+  if (name) return { kind: "backup", cluster: name.cluster, time: name.time, manifestKey: manifestKey(key) };
+  const log = parseLogKey(key);
+  if (log?.kind !== "segment") return null;
+  return { kind: "log segment", cluster: log.cluster, manifestKey: `${key}${SEGMENT_MANIFEST_SUFFIX}` };
+}
+
+/** Finish, undo or clean for an object that stays, or `check` with the problem. */
 async function resolutionFor(
   store: Store,
   leftover: RekeyLeftover,
@@ -165,7 +185,7 @@ export async function resolveRekeyCleanup(
     switch (c.resolution) {
       case "finish":
       case "undo": {
-        const done = await recoverInterruptedRekey(store, c.key, manifestKey(c.key), {
+        const done = await recoverInterruptedRekey(store, c.key, c.manifestKey, {
           ...(c.run !== undefined ? { run: c.run } : {}),
           stagedBefore,
         });

@@ -218,6 +218,57 @@ describe("prune and what a rekey left", () => {
     assert.equal((await rekeyKeys()).length, 3);
   });
 
+  test("log segments (rekey --log): resolved like backups, and a removed segment's leftovers go", async () => {
+    const segment = (first: number) =>
+      `prod-log/0000000000000100/${String(first).padStart(16, "0")}-${String(first + 99).padStart(16, "0")}.seg.zst.age`;
+    const journalFor = (key: string) => {
+      const journal: RekeyJournal = {
+        format: 1,
+        kind: "rekey",
+        run: RUN,
+        started: now.toISOString(),
+        from: { ...headerDigest(oldHead), objectSize: oldHead.length + payload.length },
+        to: { ...headerDigest(newHead), objectSize: newHead.length + payload.length },
+        manifest: { segment: key, recipients: "new" },
+      };
+      return put(journalKey(key), JSON.stringify(journal));
+    };
+    const replaced = segment(101);
+    const original = segment(201);
+    const removed = segment(301);
+    await put(replaced, Buffer.concat([newHead, payload]));
+    await put(`${replaced}.json`, JSON.stringify({ segment: replaced, recipients: "old" }));
+    await journalFor(replaced);
+    await put(original, Buffer.concat([oldHead, payload]));
+    await put(`${original}.json`, JSON.stringify({ segment: original, recipients: "old" }));
+    await journalFor(original);
+    await put(stagingKey(original, RUN), Buffer.concat([newHead, payload]));
+    await journalFor(removed);
+    await put(stagingKey(removed, RUN), Buffer.concat([newHead, payload]));
+
+    const before = await contents();
+    const within = await pruneBackups(store, { last: 1 }, { now, graceMs: GRACE });
+    assert.deepEqual(await contents(), before);
+    assert.deepEqual(
+      within.rekeys.map((c) => [c.kind, c.resolution]),
+      [0, 1, 2].map(() => ["log segment", "in progress"]),
+    );
+    const report = await pruneBackups(
+      store,
+      { last: 1 },
+      { now: new Date(now.getTime() + GRACE), graceMs: GRACE },
+    );
+    assert.deepEqual(report.failures, []);
+    assert.deepEqual(Object.fromEntries(report.rekeys.map((c) => [c.key, [c.resolution, c.result]])), {
+      [replaced]: ["finish", "finished"],
+      [original]: ["undo", "undone"],
+      [removed]: ["orphaned", "deleted"],
+    });
+    assert.deepEqual(await rekeyKeys(), []);
+    assert.equal(JSON.parse(await text(await store.get(`${replaced}.json`))).recipients, "new");
+    assert.equal(JSON.parse(await text(await store.get(`${original}.json`))).recipients, "old");
+  });
+
   test("the temporary file of a rekey's copy killed while being written goes once older than the grace period", async () => {
     const t0 = new Date("2026-11-01T00:00:00Z");
     const b = await plant("a", t0, { object: "old", journal: false, staging: false });

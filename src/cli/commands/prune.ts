@@ -243,10 +243,10 @@ function toText(report: PruneReport): string {
     ...report.rekeys.map((c) => [
       rekeyVerb(c, report.dryRun),
       c.key,
-      formatStamp(c.name.time),
+      c.time ? formatStamp(c.time) : "-",
       formatAge(c.ageMs),
-      c.name.cluster,
-      "REKEY",
+      c.cluster,
+      c.kind === "backup" ? "REKEY" : "REKEY (LOG)",
       rekeyWhy(c),
     ]),
   ];
@@ -330,8 +330,9 @@ function rekeyWhy(c: RekeyCleanup): string {
 function rekeyJson(c: RekeyCleanup) {
   return {
     name: c.key,
-    cluster: c.name.cluster,
-    time: c.name.time.toISOString(),
+    kind: c.kind,
+    cluster: c.cluster,
+    time: c.time?.toISOString() ?? null,
     action: c.action,
     resolution: c.resolution,
     keys: rekeyKeys(c),
