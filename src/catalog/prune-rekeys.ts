@@ -120,6 +120,14 @@ export async function planRekeyCleanups(
     } else if (deleting.has(leftover.key)) {
       c.action = "resolve";
       c.resolution = "with backup";
+    } else if (
+      target.kind === "backup"
+        ? byKey.get(leftover.key)?.manifestObject === undefined
+        : (await store.stat(target.manifestKey)) === null
+    ) {
+      // Finishing would write the first manifest of an object nobody completed: never make that look whole.
+      c.resolution = "check";
+      c.problem = `the object has no manifest, so its rekey cannot be finished or undone safely; verify it, then remove ${rekeyKeys(c).join(", ")} by hand`;
     } else {
       Object.assign(c, await resolutionFor(store, leftover));
     }

@@ -194,12 +194,19 @@ describe("prune and what a rekey left", () => {
     );
     const unreadable = await plant("b", t0, { object: "new", journal: true, staging: false });
     await put(journalKey(unreadable.key), "{not json");
+    // An object whose manifest is gone (an unfinished save or a half-done deletion): never given a first manifest.
+    const bare = await plant("c", t0, { object: "new", journal: true, staging: false });
+    await store.delete(`${bare.key}.json`);
     const later = new Date(now.getTime() + GRACE + HOUR);
     const before = await contents();
     const report = await pruneBackups(store, { last: 1 }, { now: later, graceMs: GRACE });
     assert.deepEqual(await contents(), before);
     const plan = Object.fromEntries(report.rekeys.map((c) => [c.key, [c.action, c.resolution]]));
-    assert.deepEqual(plan, { [changed.key]: ["keep", "check"], [unreadable.key]: ["keep", "check"] });
+    assert.deepEqual(plan, {
+      [changed.key]: ["keep", "check"],
+      [unreadable.key]: ["keep", "check"],
+      [bare.key]: ["keep", "check"],
+    });
     for (const c of report.rekeys) assert.match(c.problem ?? "", /by hand/);
   });
 
