@@ -121,9 +121,10 @@ export async function planRekeyCleanups(
       c.action = "resolve";
       c.resolution = "with backup";
     } else if (
-      target.kind === "backup"
+      leftover.journal &&
+      (target.kind === "backup"
         ? byKey.get(leftover.key)?.manifestObject === undefined
-        : (await store.stat(target.manifestKey)) === null
+        : (await store.stat(target.manifestKey)) === null)
     ) {
       // Finishing would write the first manifest of an object nobody completed: never make that look whole.
       c.resolution = "check";
