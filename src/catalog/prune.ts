@@ -28,7 +28,10 @@ export interface PruneOptions {
   dryRun?: boolean;
   /** The time retention and the grace period are measured against (default: the clock). */
   now?: Date;
-  /** Incomplete leftovers are removed only when their newest part is at least this old (default 24 h). */
+  /**
+   * Incomplete leftovers are removed, and a rekey's journal and copies resolved, only when their newest part is at
+   * least this old (default 24 h): until then an upload or a rekey may still be running.
+   */
   graceMs?: number;
   /** Only this cluster's backups and leftovers. */
   cluster?: string;
@@ -110,7 +113,8 @@ export interface PruneReport {
  * Applies a retention policy to a store: lists it, plans with `planRetention` per cluster, deletes the backups no
  * rule keeps, and removes incomplete leftovers older than the grace period: stale markers, temporary files and, on
  * a store that can list them (S3), multipart uploads a killed save never completed. Invalid backups are reported
- * and never deleted.
+ * and never deleted. What rekeys left (journals, rewritten copies) is resolved once older than the grace period,
+ * and keeps its backup until then (src/catalog/prune-rekeys.ts).
  *
  * For each backup the object goes first and its manifest (and stale marker) only once the object is gone, so a
  * failure never leaves an object that looks like another tool's backup; an incomplete leftover loses its object
