@@ -35,9 +35,8 @@ import {
 import {
   headerDigest,
   journalKey,
-  objectHeaderState,
+  keptLock,
   type RekeyJournal,
-  readJournal,
   readPrefix,
   removeStaging,
   stagingKey,
@@ -47,15 +46,11 @@ import { GcsStore } from "../store/gcs.ts";
 import { replaceObject } from "../store/replace-object.ts";
 import { S3Store } from "../store/s3.ts";
 import { PartCopyUnsupported, rewriteHeadByPartCopy, worthPartCopy } from "../store/s3-part-copy.ts";
-import {
-  isAlreadyExists,
-  type Retention,
-  retentionHold,
-  retentionLabel,
-  retentionOf,
-  type Store,
-} from "../store/store.ts";
+import { isAlreadyExists, retentionLabel, type Store } from "../store/store.ts";
 import type { PublicRecipient } from "./rekey-recipients.ts";
+
+// Finishing or undoing a killed rekey is the journal's business (prune does it too); rekey runs it first.
+export { recoverInterruptedRekey } from "../catalog/rekey-journal.ts";
 
 /**
  * TEST ONLY: the name of a step after which the process kills itself with SIGKILL (see STEPS), for the crash
@@ -308,7 +303,7 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
       ? `until then${objectLock.legalHold ? " and while the legal hold is on" : ""}`
       : "until the legal hold is lifted";
     o.notice?.(
-      `note: the previous version of ${target.key} stays in the bucket under its lock (${retentionLabel(objectLock)}), ` +
+      `note: the previous version of ${target.key} stays in ${store.location} under its lock (${retentionLabel(objectLock)}), ` +
         `readable by the old key ${until}; the new version is locked the same way`,
     );
   }
@@ -321,60 +316,6 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
     method,
     sentBytes,
   };
-}
-
-/**
- * Finishes or undoes a rekey of `key` that was killed: when the object already carries the new header, the
- * journal's manifest is written (finished); when it still carries the old one, the rewritten copy is dropped
- * (undone). Returns what it did, or null when there was nothing to recover. Throws when the object carries
- * neither header (changed by something else meanwhile).
- */
-export async function recoverInterruptedRekey(
-  store: Store,
-  key: string,
-  manifestKey: string,
-): Promise<"finished" | "undone" | null> {
-  const journal = await readJournal(store, key);
-  if (!journal) {
-    if (await store.stat(journalKey(key))) {
-      throw new Hinted(
-        `the rekey journal ${journalKey(key)} cannot be read`,
-        "check the object with `etcd-backup verify`, then remove the journal by hand",
-      );
-    }
-    return null;
-  }
-  const state = await objectHeaderState(store, key, journal);
-  if (state === "other") {
-    throw new Hinted(
-      `${key} carries neither header named by its rekey journal ${journalKey(key)}`,
-      "it was changed during an interrupted rekey: verify it before removing the journal by hand",
-    );
-  }
-  if (state === "to") {
-    // The manifest in place (old, or new when killed after writing it) holds the lock the new one keeps.
-    const lock = await keptLock(store, manifestKey);
-    await store.put(manifestKey, Readable.from([Buffer.from(serializeJournalManifest(journal))]), {
-      contentType: "application/json",
-      ...(lock ? { retention: lock } : {}),
-    });
-  }
-  await removeStaging(store, key);
-  await store.delete(journalKey(key));
-  return state === "to" ? "finished" : "undone";
-}
-
-/**
- * The retention of `key` when it still holds it (a date to come, or a legal hold): what its replacement must
- * carry. Null where nothing is locked (a directory, a bucket without Object Lock, an expired date).
- */
-async function keptLock(store: Store, key: string): Promise<Retention | null> {
-  const r = await retentionOf(store, key);
-  return retentionHold(r, new Date()) ? r : null;
-}
-
-function serializeJournalManifest(journal: RekeyJournal): string {
-  return `${JSON.stringify(journal.manifest, null, 2)}\n`;
 }
 
 async function* withNewHead(head: Buffer, body: Readable, skip: number): AsyncGenerator<Buffer> {

@@ -101,6 +101,14 @@ export async function runBackup(options: RunOptions): Promise<RunOutcome> {
         { pruned, kept, freedBytes: report.freedBytes, ...(held.length > 0 ? { held } : {}) },
         "pruned",
       );
+      // What a killed rekey left, resolved once older than the grace period (see src/catalog/prune-rekeys.ts).
+      for (const c of report.rekeys) {
+        if (c.result === undefined || c.result === "left") continue;
+        log.info(
+          { key: c.key, kind: c.kind, result: c.result, ageMs: c.ageMs },
+          "resolved an interrupted rekey",
+        );
+      }
       // The revision log's segments that no kept recovery point needs go with the backups they served.
       const logReport = await pruneLog(job.store, {
         cluster: job.cluster,
