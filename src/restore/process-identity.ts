@@ -1,4 +1,4 @@
-import { readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 /**
  * Who a process is, in a way that survives pid reuse: its pid, its start time (clock ticks since boot, field
@@ -94,4 +94,27 @@ export function processState(owner: ProcessIdentity): ProcessState {
 /** The command line of a running process (arguments joined by spaces), or undefined. */
 export function processCommandLine(pid: number): string | undefined {
   return readOptional(() => readFileSync(`/proc/${pid}/cmdline`, "latin1").replaceAll("\0", " "));
+}
+
+/**
+ * The processes (other than this one) whose command line names `path` or something inside it, from /proc; empty
+ * off Linux. For a sweep: a tool a killed run started on its work folder (`etcdutl snapshot restore --data-dir
+ * <folder>/data`) outlives it and would go on writing decrypted data there.
+ */
+export function processesNaming(path: string): number[] {
+  let names: string[];
+  try {
+    names = readdirSync("/proc");
+  } catch {
+    return [];
+  }
+  const found: number[] = [];
+  for (const name of names) {
+    if (!/^\d+$/.test(name)) continue;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    const args = readOptional(() => readFileSync(`/proc/${pid}/cmdline`, "latin1"))?.split("\0");
+    if (args?.some((a) => a === path || a.startsWith(`${path}/`) || a.includes(`=${path}`))) found.push(pid);
+  }
+  return found;
 }

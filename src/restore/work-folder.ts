@@ -19,6 +19,8 @@ import {
   identityOf,
   type ProcessIdentity,
   processCommandLine,
+  processesNaming,
+  processStart,
   processState,
 } from "./process-identity.ts";
 
@@ -224,7 +226,10 @@ async function sweepOne(path: string): Promise<SweptFolder | "kept" | "gone"> {
   const swept: SweptFolder = { path, ...(owner ? { ownerPid: owner.pid } : {}) };
   const server = await stopRecordedServer(path);
   if (server) swept.stoppedServer = server;
-  await rm(path, { recursive: true, force: true });
+  // A tool the dead owner started on the folder (etcdutl restoring into it) may still run: it would go on
+  // writing decrypted data, and recreate what we remove.
+  await stopProcessesNaming(path);
+  await rm(path, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
   return swept;
 }
 
@@ -262,6 +267,21 @@ export async function stopRecordedServer(path: string): Promise<number | undefin
   while (processState(server) === "alive" && Date.now() < deadline)
     await new Promise((r) => setTimeout(r, 50));
   return server.pid;
+}
+
+/** SIGKILLs every process whose command line names `path` (see `processesNaming`) and waits up to 5 s for them. */
+async function stopProcessesNaming(path: string): Promise<void> {
+  const pids = processesNaming(path).filter((pid) => {
+    try {
+      process.kill(pid, "SIGKILL");
+      return true;
+    } catch {
+      return false; // gone meanwhile, or not ours to stop
+    }
+  });
+  const deadline = Date.now() + 5000;
+  while (pids.some((pid) => processStart(pid) !== undefined) && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 50));
 }
 
 /** One line per swept folder and failure, for a front end to print as notes on stderr. */

@@ -210,6 +210,38 @@ describe("work folders", () => {
     }
   });
 
+  test("a tool a killed owner started on its folder (etcdutl restoring into it) is stopped before the folder goes", async () => {
+    const { child, path } = await folderOfChild(tmp, { TMPDIR: tmp });
+    // A stand-in for `etcdutl snapshot restore … --data-dir <folder>/data`, never recorded: it writes into the folder
+    // for as long as it runs, recreating what a sweep removes unless it is stopped first.
+    const writer = spawn(
+      process.execPath,
+      [
+        "-e",
+        "const fs=require('node:fs');const d=process.argv[1];" +
+          "setInterval(()=>{fs.mkdirSync(d,{recursive:true});fs.writeFileSync(d+'/db','plain')},20)",
+        join(path, "data"),
+      ],
+      { stdio: "ignore" },
+    );
+    try {
+      await kill9(child);
+      const exited = new Promise((r) => writer.once("exit", (_code, signal) => r(signal)));
+      const result = await sweepWorkFolders();
+      assert.deepEqual(result.removed, [{ path, ownerPid: child.pid }]);
+      const stopped = await Promise.race([
+        exited,
+        new Promise((r) => setTimeout(() => r("still running"), 10_000)),
+      ]);
+      assert.equal(stopped, "SIGKILL", "the tool writing into the folder was not stopped");
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(await lstat(path).catch(() => null), null, "the folder came back");
+    } finally {
+      await kill9(child);
+      await kill9(writer);
+    }
+  });
+
   test("folders older releases left without an owner go once a day old; younger ones stay", async () => {
     const old = join(tmp, "etcd-backup-test-restore-abc123");
     const young = join(tmp, "etcd-backup-read-def456");
