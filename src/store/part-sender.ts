@@ -18,8 +18,8 @@ export interface PartSending<T> {
   concurrency: number;
   /** At most this many parts; the next one stops the upload with `tooMany()` (a read failure) and is not sent. */
   limit?: { parts: number; tooMany: () => Error };
-  /** The upload's stop (upload-stop.ts): failures are recorded there, and the loop ends on the first. */
-  stop: Pick<UploadStop, "fail" | "failed">;
+  /** The upload's stop (`UploadStop` of upload-stop.ts): failures are recorded there; the loop ends on the first. */
+  stop: { fail: UploadStop["fail"]; failed: () => { err: unknown } | undefined };
 }
 
 /** What was sent: every part's result in part order, and their bytes. */
