@@ -42,15 +42,16 @@ export interface SentParts<T> {
  * then `sendParts` rejects with the first failure's error, so the caller can abort the multipart upload or
  * discard the staged blocks knowing no request of the upload is still running.
  *
- * Buffer ownership: a part belongs to `sendParts` from the moment `readPart` (or `first`) hands it over. It is
- * lent to `sendPart` from the call until the returned promise settles; `sendPart` may give the buffer back to the
- * reader's pool once its request no longer reads it (the stores do, after a successful send, so the next
- * `readPart` refills it), and must not touch it after settling unless it did so. A part read after a failure is
- * dropped unsent. `sendParts` keeps no buffer once it returns.
+ * Buffer ownership: a part belongs to `sendParts` from the moment `readPart` (or `first`) hands it over, and is
+ * lent to `sendPart` from the call until the promise it returned settles; `sendParts` then drops it and keeps no
+ * buffer once it returns. `sendPart` may give the buffer back to the reader's pool (for a later `readPart` to
+ * refill) once its request no longer reads it: both stores do so after a successful send only, and leave a
+ * failed part's buffer to the garbage collector. A part read after a failure is dropped unsent.
  */
 export async function sendParts<T>(sending: PartSending<T>): Promise<SentParts<T>> {
   const { readPart, sendPart, concurrency, limit, stop } = sending;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency ${concurrency}`);
+  if (!Number.isInteger(concurrency) || concurrency < 1)
+    throw new RangeError(`sendParts: concurrency must be a whole number of at least 1, not ${concurrency}`);
   const results: T[] = [];
   const inFlight = new Set<Promise<void>>();
   let size = 0;
