@@ -377,11 +377,9 @@ export class AzureBlobStore implements Store {
         concurrency: this.settings.concurrency,
         limit: {
           parts: MAX_BLOCKS,
-          tooMany: () =>
-            new Hinted(
-              `the object needs more than ${MAX_BLOCKS} blocks of ${this.settings.blockSize / (1024 * 1024)} MiB`,
-              "raise --azure-block-size",
-            ),
+          name: "blocks",
+          partSize: this.settings.blockSize,
+          hint: "raise --azure-block-size",
         },
         stop: { fail, failed },
       });

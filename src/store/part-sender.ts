@@ -1,3 +1,4 @@
+import { Hinted } from "../errors.ts";
 import type { UploadStop } from "./upload-stop.ts";
 
 /** What `sendParts` needs: where parts come from, how one goes out, how many at once, and the upload's stop. */
@@ -16,8 +17,11 @@ export interface PartSending<T> {
   sendPart: (part: Buffer, index: number) => Promise<T>;
   /** Parts in flight at once, at least 1. */
   concurrency: number;
-  /** At most this many parts; the next one stops the upload with `tooMany()` (a read failure) and is not sent. */
-  limit?: { parts: number; tooMany: () => Error };
+  /**
+   * The service's most parts per upload: one more stops the upload, unsent, with a one-line error (a read
+   * failure) naming the parts (`name`, e.g. "blocks") and their size, and the `hint` (raise the part size).
+   */
+  limit?: { parts: number; name: string; partSize: number; hint: string };
   /** The upload's stop (`UploadStop` of upload-stop.ts): failures are recorded there; the loop ends on the first. */
   stop: { fail: UploadStop["fail"]; failed: () => { err: unknown } | undefined };
 }
@@ -67,7 +71,11 @@ export async function sendParts<T>(sending: PartSending<T>): Promise<SentParts<T
   let part = sending.first ?? (stop.failed() ? undefined : await read());
   while (part !== undefined && !stop.failed()) {
     if (limit && index >= limit.parts) {
-      stop.fail(limit.tooMany(), false);
+      const mib = limit.partSize / (1024 * 1024);
+      stop.fail(
+        new Hinted(`the object needs more than ${limit.parts} ${limit.name} of ${mib} MiB`, limit.hint),
+        false,
+      );
       break;
     }
     const at = index++;

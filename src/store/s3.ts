@@ -446,11 +446,9 @@ export class S3Store implements Store {
         concurrency: this.settings.concurrency,
         limit: {
           parts: MAX_PARTS,
-          tooMany: () =>
-            new Hinted(
-              `the object needs more than ${MAX_PARTS} parts of ${this.settings.partSize / (1024 * 1024)} MiB`,
-              "raise --s3-part-size",
-            ),
+          name: "parts",
+          partSize: this.settings.partSize,
+          hint: "raise --s3-part-size",
         },
         stop: { fail, failed },
       }));

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { PassThrough } from "node:stream";
 import { describe, test } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
+import { Hinted } from "../../src/errors.ts";
 import { type PartSending, sendParts } from "../../src/store/part-sender.ts";
 import { type UploadStop, uploadStop } from "../../src/store/upload-stop.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
@@ -148,7 +149,14 @@ async function run(scenario: Scenario, rng: SeededRandom): Promise<{ trace: Trac
     },
     concurrency: scenario.concurrency,
     ...(scenario.limit !== undefined
-      ? { limit: { parts: scenario.limit, tooMany: () => new Error(`more than ${scenario.limit} parts`) } }
+      ? {
+          limit: {
+            parts: scenario.limit,
+            name: "parts",
+            partSize: 5 * 1024 * 1024,
+            hint: "raise --part-size",
+          },
+        }
       : {}),
     stop,
   };
@@ -365,8 +373,9 @@ describe(`sendParts (seed ${SEED})`, () => {
 
   test("a part past the limit is not sent and stops the upload as a read failure", async () => {
     const { trace, outcome } = await run({ parts: 12, concurrency: 3, limit: 5 }, new SeededRandom(SEED));
-    assert.ok(outcome instanceof Error);
-    assert.equal(outcome.message, "more than 5 parts");
+    assert.ok(outcome instanceof Hinted);
+    assert.equal(outcome.message, "the object needs more than 5 parts of 5 MiB");
+    assert.equal(outcome.hint, "raise --part-size");
     assert.equal(trace.stop.failed()?.fromService, false);
     assert.deepEqual(trace.sendsStarted, [0, 1, 2, 3, 4]);
     assert.equal(trace.inFlightAtEnd, 0);
