@@ -27,6 +27,7 @@ import {
   type ResolvedAzureSettings,
   resolveAzureSettings,
 } from "./azure-settings.ts";
+import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
 import {
@@ -363,53 +364,30 @@ export class AzureBlobStore implements Store {
     // Block ids must have one length within a blob; a random run id keeps a concurrent writer's apart.
     const run = randomBytes(9).toString("hex");
     const blockId = (n: number) => Buffer.from(`${run}-${String(n).padStart(6, "0")}`).toString("base64");
-    const blocks: string[] = [];
-    const inFlight = new Set<Promise<void>>();
-    let size = 0;
-    let next: IteratorResult<Buffer> = { done: false, value: firstBlock };
     try {
-      while (!next.done && !failed()) {
-        const block = next.value;
-        if (blocks.length >= MAX_BLOCKS) {
-          const mib = this.settings.blockSize / (1024 * 1024);
-          throw new Hinted(
-            `the object needs more than ${MAX_BLOCKS} blocks of ${mib} MiB`,
-            "raise --azure-block-size",
-          );
-        }
-        const id = blockId(blocks.length);
-        blocks.push(id);
-        size += block.length;
-        const tracked: Promise<void> = this.retry(
-          () => blob.stageBlock(id, block, block.length, { abortSignal: signal }),
-          signal,
-        )
-          .then(
-            () => {
-              if (block.length === this.settings.blockSize) free.push(block);
-            },
-            (err) => fail(err, true),
-          )
-          .finally(() => inFlight.delete(tracked));
-        inFlight.add(tracked);
-        if (inFlight.size >= this.settings.concurrency) await Promise.race(inFlight);
-        if (failed()) break;
-        try {
-          next = await parts.next();
-        } catch (err) {
-          fail(err, false);
-        }
-      }
+      const sent = await sendParts({
+        first: firstBlock,
+        readPart: () => parts.next().then((next) => (next.done ? undefined : next.value)),
+        sendPart: async (block, index) => {
+          const id = blockId(index);
+          await this.retry(() => blob.stageBlock(id, block, block.length, { abortSignal: signal }), signal);
+          if (block.length === this.settings.blockSize) free.push(block);
+          return id;
+        },
+        concurrency: this.settings.concurrency,
+        limit: {
+          parts: MAX_BLOCKS,
+          name: "blocks",
+          partSize: this.settings.blockSize,
+          hint: "raise --azure-block-size",
+        },
+        stop: { fail, failed },
+      });
+      return { blocks: sent.results, size: sent.size };
     } catch (err) {
-      fail(err, false);
-    }
-    await Promise.allSettled(inFlight);
-    const failure = failed();
-    if (failure) {
       await this.discardStaged(blob, where);
-      throw failure.err;
+      throw err;
     }
-    return { blocks, size };
   }
 
   /**

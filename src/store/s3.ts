@@ -3,6 +3,7 @@ import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
+import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { explainS3Error, httpStatus, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
 import {
@@ -414,70 +415,48 @@ export class S3Store implements Store {
       throw err;
     }
 
-    const done: { PartNumber: number; ETag: string }[] = [];
-    const inFlight = new Set<Promise<void>>();
-    let size = 0;
-    let partNumber = 0;
-    let next: IteratorResult<Buffer> = { done: false, value: firstPart };
+    let done: { PartNumber: number; ETag: string }[];
+    let size: number;
     try {
-      while (!next.done && !failed()) {
-        const part = next.value;
-        partNumber++;
-        if (partNumber > MAX_PARTS) {
-          const mib = this.settings.partSize / (1024 * 1024);
-          throw new Hinted(
-            `the object needs more than ${MAX_PARTS} parts of ${mib} MiB`,
-            "raise --s3-part-size",
+      ({ results: done, size } = await sendParts({
+        first: firstPart,
+        readPart: () => parts.next().then((next) => (next.done ? undefined : next.value)),
+        sendPart: async (part, index) => {
+          const PartNumber = index + 1;
+          const out = await this.retry(
+            () =>
+              this.s3.send(
+                new this.api.UploadPartCommand({
+                  Bucket,
+                  Key,
+                  UploadId: uploadId,
+                  PartNumber,
+                  Body: part,
+                  ContentLength: part.length,
+                  ...(md5 ? { ContentMD5: contentMd5(part) } : {}),
+                }),
+                { abortSignal: signal },
+              ),
+            signal,
           );
-        }
-        size += part.length;
-        const PartNumber = partNumber;
-        const upload = this.retry(
-          () =>
-            this.s3.send(
-              new this.api.UploadPartCommand({
-                Bucket,
-                Key,
-                UploadId: uploadId,
-                PartNumber,
-                Body: part,
-                ContentLength: part.length,
-                ...(md5 ? { ContentMD5: contentMd5(part) } : {}),
-              }),
-              { abortSignal: signal },
-            ),
-          signal,
-        ).then(
-          (out) => {
-            if (!out.ETag) throw new Error(`S3 returned no ETag for part ${PartNumber}`);
-            done.push({ PartNumber, ETag: out.ETag });
-            if (part.length === this.settings.partSize) free.push(part);
-          },
-          (err) => fail(err, true),
-        );
-        const tracked: Promise<void> = upload
-          .catch((err) => fail(err, true))
-          .finally(() => inFlight.delete(tracked));
-        inFlight.add(tracked);
-        if (inFlight.size >= this.settings.concurrency) await Promise.race(inFlight);
-        if (failed()) break;
-        try {
-          next = await parts.next();
-        } catch (err) {
-          fail(err, false);
-        }
-      }
+          if (!out.ETag) throw new Error(`S3 returned no ETag for part ${PartNumber}`);
+          if (part.length === this.settings.partSize) free.push(part);
+          return { PartNumber, ETag: out.ETag };
+        },
+        concurrency: this.settings.concurrency,
+        limit: {
+          parts: MAX_PARTS,
+          name: "parts",
+          partSize: this.settings.partSize,
+          hint: "raise --s3-part-size",
+        },
+        stop: { fail, failed },
+      }));
     } catch (err) {
-      fail(err, false);
-    }
-    await Promise.allSettled(inFlight);
-    const failure = failed();
-    if (failure) {
       await this.abortUpload(Bucket, Key, uploadId);
-      throw failure.err;
+      throw err;
     }
 
-    done.sort((a, b) => a.PartNumber - b.PartNumber);
     try {
       // No abort signal from here on: a completion cut off halfway would leave us not knowing the outcome.
       await this.retry(async () => {
