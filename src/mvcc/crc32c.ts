@@ -1,4 +1,4 @@
-import { type CrcInstance, instantiateCrc, TABLE_BYTES } from "./crc32c-wasm.ts";
+import { BLOCK_BYTES, createWasmCrc, DATA_OFFSET, type WasmCrc } from "./crc32c-wasm.ts";
 
 /**
  * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum `etcdutl snapshot status` reports.
@@ -57,36 +57,14 @@ function wordView(buf: Uint8Array): Uint32Array<ArrayBufferLike> | null {
 
 /** Below this many bytes a range is hashed in JavaScript (measured: bench/crc32c.ts). */
 const WASM_MIN = 256;
-/** Bytes of the WebAssembly memory a range is copied into, piece by piece, after the tables. */
-const STAGE_BYTES = 256 * 1024;
-
-interface WasmCrc {
-  crc: CrcInstance["crc"];
-  /** The module's whole memory (grown once, here, so this view stays valid). */
-  memory: Uint8Array;
-}
+/** Bytes of the WebAssembly memory a range is copied into, piece by piece (a whole number of blocks). */
+const STAGE_BYTES = 64 * BLOCK_BYTES;
 
 const wasm: WasmCrc | null = (() => {
-  // WebAssembly memory is little endian; the tables are written through a host-order view.
-  if (!LITTLE_ENDIAN) return null;
   try {
-    const exports = instantiateCrc();
-    if (!exports) return null;
-    const pages = Math.ceil((TABLE_BYTES + STAGE_BYTES) / 65536) - exports.memory.buffer.byteLength / 65536;
-    if (pages > 0) exports.memory.grow(pages);
-    const memory = new Uint8Array(exports.memory.buffer);
-    // Tables T0..T15 for slicing by 16: T0 as above, Tk[n] = one more zero byte through T(k-1)[n].
-    const tables = new Uint32Array(exports.memory.buffer, 0, TABLE_BYTES / 4);
-    tables.set(T0, 0);
-    for (let t = 1; t < 16; t++) {
-      for (let n = 0; n < 256; n++) {
-        const c = tables[(t - 1) * 256 + n]!;
-        tables[t * 256 + n] = T0[c & 0xff]! ^ (c >>> 8);
-      }
-    }
-    return { crc: exports.crc, memory };
+    return createWasmCrc(STAGE_BYTES);
   } catch {
-    // WebAssembly disabled (--jitless) or refused: the JavaScript loop computes the same checksum.
+    // WebAssembly refused: the JavaScript loop computes the same checksum.
     return null;
   }
 })();
@@ -100,14 +78,30 @@ export function crc32cUpdate(crc: number, buf: Uint8Array, start = 0, end = buf.
   return jsUpdate(crc, buf, start, end);
 }
 
-/** The WebAssembly loop over `buf[start, end)`, copied into its memory STAGE_BYTES at a time. */
-function wasmUpdate(w: WasmCrc, crc: number, buf: Uint8Array, start: number, end: number): number {
+/**
+ * The WebAssembly loops over `buf[start, end)`, copied into its memory STAGE_BYTES at a time: whole blocks
+ * through the SIMD lanes, the rest through slicing by 16.
+ */
+export function wasmUpdate(
+  w: WasmCrc,
+  crc: number,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  stage = STAGE_BYTES,
+): number {
   let c = crc;
   const memory = w.memory;
   for (let i = start; i < end; ) {
-    const n = Math.min(end - i, STAGE_BYTES);
-    memory.set(buf.subarray(i, i + n), TABLE_BYTES);
-    c = w.crc(c, TABLE_BYTES, n);
+    const n = Math.min(end - i, stage);
+    memory.set(buf.subarray(i, i + n), DATA_OFFSET);
+    let done = 0;
+    if (w.crcBlocks !== null && n >= BLOCK_BYTES) {
+      const blocks = Math.floor(n / BLOCK_BYTES);
+      c = w.crcBlocks(c, DATA_OFFSET, blocks);
+      done = blocks * BLOCK_BYTES;
+    }
+    if (done < n) c = w.crc(c, DATA_OFFSET + done, n - done);
     i += n;
   }
   return c >>> 0;
