@@ -4,11 +4,12 @@ import { describe, test } from "node:test";
 import { crc32c, crc32cCombine, crc32cUpdate, jsUpdate, wasmUpdate } from "../../src/mvcc/crc32c.ts";
 import {
   BLOCK_BYTES,
-  crcModuleBytes,
   createWasmCrc,
   LANE_BYTES,
+  moduleBytes,
   webAssembly,
 } from "../../src/mvcc/crc32c-wasm.ts";
+import { crcModuleBytes } from "../../src/mvcc/crc32c-wasm-emit.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
 /** Bit-at-a-time CRC-32C, the definition the table-driven code must agree with. */
@@ -42,6 +43,21 @@ describe("crc32c", () => {
     for (let off = 0; off < 8; off++) {
       const view = data.subarray(off, off + 100);
       assert.equal(crc32c(view), reference(view), `offset ${off}`);
+    }
+  });
+
+  test("the committed module bytes are what the emitter writes", () => {
+    for (const [simd, constant] of [
+      ["relaxed", "RELAXED_MODULE"],
+      [null, "SCALAR_MODULE"],
+    ] as const) {
+      const emitted = Buffer.from(crcModuleBytes({ simd }));
+      const committed = Buffer.from(moduleBytes(simd));
+      const lines = JSON.stringify(emitted.toString("base64").match(/.{1,100}/g));
+      assert.ok(
+        committed.equals(emitted),
+        `${constant} in src/mvcc/crc32c-wasm.ts differs from crc32c-wasm-emit.ts's output; if the emitter changed on purpose, set it to ${lines}`,
+      );
     }
   });
 
