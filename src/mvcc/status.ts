@@ -51,26 +51,54 @@ export function snapshotStatus(db: BoltDb, options: { liveKeys?: boolean } = {})
   // etcdutl 3.6's own count does; only built when asked.
   const live = options.liveKeys ? new Set<string>() : undefined;
   const kv = emptyKeyValueRanges();
+  // The bytes [runStart, runEnd) of runBuf are still to be hashed: bbolt writes each key and its value right
+  // after the previous value, so a page's keys and values are mostly one run, hashed in one call when the
+  // page is done (the SIMD loop needs long ranges) instead of two calls per entry.
+  let runBuf: Buffer | null = null;
+  let runStart = 0;
+  let runEnd = 0;
+  const flush = () => {
+    if (runBuf !== null && runEnd > runStart) hash = crc32cUpdate(hash, runBuf, runStart, runEnd);
+    runBuf = null;
+    runStart = runEnd = 0;
+  };
   for (const bucket of db.buckets()) {
     hash = crc32cUpdate(hash, bucket.name);
     const isKey = bucket.name.length === 3 && bucket.name.toString("latin1") === "key";
     const isMeta = bucket.name.toString("latin1") === "meta";
-    db.walk(bucket, (buf, ko, kl, vo, vl, flags) => {
-      hash = crc32cUpdate(hash, buf, ko, ko + kl);
-      if (!(flags & BUCKET_LEAF_FLAG)) hash = crc32cUpdate(hash, buf, vo, vo + vl);
-      totalKey++;
-      // Keys of bucket `key` are in revision order: the last one holds the current revision.
-      if (isKey && kl >= 8) revision = readU32BE(buf, ko) * 0x100000000 + readU32BE(buf, ko + 4);
-      if (isKey && live) {
-        if (!keyField(buf, vo, vo + vl, kv)) readKeyValueRanges(buf, vo, vo + vl, kv);
-        const key = buf.toString("latin1", kv.keyStart, kv.keyEnd);
-        // A tombstone's revision key is 18 bytes, the last one 't' (etcd's IsTombstone).
-        if (kl === 18 && buf[ko + 17] === 0x74) live.delete(key);
-        else live.add(key);
-      }
-      if (isMeta && kl === 14 && buf.toString("latin1", ko, ko + kl) === "storageVersion")
-        version = buf.toString("utf8", vo, vo + vl);
-    });
+    db.walk(
+      bucket,
+      (buf, ko, kl, vo, vl, flags) => {
+        if (buf !== runBuf || ko !== runEnd) {
+          flush();
+          runBuf = buf;
+          runStart = ko;
+        }
+        runEnd = ko + kl;
+        if (!(flags & BUCKET_LEAF_FLAG)) {
+          if (vo !== runEnd) {
+            flush();
+            runBuf = buf;
+            runStart = vo;
+          }
+          runEnd = vo + vl;
+        }
+        totalKey++;
+        // Keys of bucket `key` are in revision order: the last one holds the current revision.
+        if (isKey && kl >= 8) revision = readU32BE(buf, ko) * 0x100000000 + readU32BE(buf, ko + 4);
+        if (isKey && live) {
+          if (!keyField(buf, vo, vo + vl, kv)) readKeyValueRanges(buf, vo, vo + vl, kv);
+          const key = buf.toString("latin1", kv.keyStart, kv.keyEnd);
+          // A tombstone's revision key is 18 bytes, the last one 't' (etcd's IsTombstone).
+          if (kl === 18 && buf[ko + 17] === 0x74) live.delete(key);
+          else live.add(key);
+        }
+        if (isMeta && kl === 14 && buf.toString("latin1", ko, ko + kl) === "storageVersion")
+          version = buf.toString("utf8", vo, vo + vl);
+      },
+      flush,
+    );
+    flush();
   }
   const status: SnapshotStatus = { hash, revision, totalKey, totalSize: db.size };
   if (version !== undefined) status.version = version;
