@@ -61,23 +61,32 @@ export function createWasmCrc(
   options: { simd?: "relaxed" | "plain" | false } = {},
 ): WasmCrc | null {
   if (!webAssembly || new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) return null;
-  let bytes: Uint8Array | null = null;
-  if (options.simd !== false) {
-    // Relaxed SIMD's swizzle maps to one x86 pshufb; the plain one also clamps indices, which are all < 16.
-    for (const swizzle of options.simd ? [options.simd] : (["relaxed", "plain"] as const)) {
-      const candidate = moduleBytes(swizzle);
-      if (webAssembly.validate(candidate)) {
-        bytes = candidate;
-        break;
+  const key = String(options.simd ?? "default");
+  let compiled = modules.get(key);
+  if (!compiled) {
+    let bytes: Uint8Array | null = null;
+    if (options.simd !== false) {
+      // Relaxed SIMD's swizzle maps to one x86 pshufb; the plain one also clamps indices, which are all < 16.
+      for (const swizzle of options.simd ? [options.simd] : (["relaxed", "plain"] as const)) {
+        const candidate = moduleBytes(swizzle);
+        if (webAssembly.validate(candidate)) {
+          bytes = candidate;
+          break;
+        }
       }
     }
+    compiled = new webAssembly.Module(bytes ?? moduleBytes(null));
+    modules.set(key, compiled);
   }
-  bytes ??= moduleBytes(null);
-  const instance = new webAssembly.Instance(new webAssembly.Module(bytes), {});
+  const instance = new webAssembly.Instance(compiled, {});
   const exports = instance.exports as unknown as CrcExports;
   const pages = Math.ceil((DATA_OFFSET + dataBytes) / 65536) - exports.memory.buffer.byteLength / 65536;
   if (pages > 0) exports.memory.grow(pages);
-  fillTables(exports.memory.buffer);
+  if (!tables) {
+    tables = new Uint8Array(DATA_OFFSET);
+    fillTables(tables.buffer);
+  }
+  new Uint8Array(exports.memory.buffer).set(tables);
   return {
     crc: exports.crc,
     crcBlocks: exports.crcBlocks ?? null,
@@ -85,7 +94,11 @@ export function createWasmCrc(
   };
 }
 
-function fillTables(buffer: ArrayBuffer): void {
+/** Compiled modules by variant, and the tables every instance's memory starts with: computed once. */
+const modules = new Map<string, object>();
+let tables: Uint8Array | null = null;
+
+function fillTables(buffer: ArrayBufferLike): void {
   const t = new Uint32Array(buffer, SLICE_TABLES, 16 * 256);
   for (let n = 0; n < 256; n++) {
     let c = n;

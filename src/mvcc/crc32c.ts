@@ -74,8 +74,48 @@ const wasm: WasmCrc | null = (() => {
  * the value returned is the finished checksum so far, as Go's `hash.Hash32.Sum32` would give it.
  */
 export function crc32cUpdate(crc: number, buf: Uint8Array, start = 0, end = buf.length): number {
-  if (wasm !== null && end - start >= WASM_MIN) return wasmUpdate(wasm, crc, buf, start, end);
+  if (wasm !== null && end - start >= WASM_MIN) {
+    const own = ownMemories.get(buf.buffer);
+    if (own !== undefined) return inPlaceUpdate(own, crc, buf.byteOffset + start, end - start);
+    return wasmUpdate(wasm, crc, buf, start, end);
+  }
   return jsUpdate(crc, buf, start, end);
+}
+
+/** The instances of crc32cMemory's buffers, by their memory. */
+const ownMemories = new WeakMap<ArrayBufferLike, WasmCrc>();
+
+/**
+ * `bytes` of memory that crc32cUpdate hashes where it lies, without copying it into the WebAssembly module
+ * first: the memory of a WebAssembly instance of its own (about 40 KiB of tables besides), which lives as long
+ * as the returned buffer. The bbolt file reader keeps its windows here, so that status hashes the database
+ * as it was read. Null without WebAssembly; callers then allocate an ordinary buffer.
+ */
+export function crc32cMemory(bytes: number): Buffer | null {
+  if (wasm === null) return null;
+  let w: WasmCrc | null;
+  try {
+    w = createWasmCrc(bytes);
+  } catch {
+    // No room for another WebAssembly memory (address space limits): the caller's own buffer does as well.
+    return null;
+  }
+  if (w === null) return null;
+  ownMemories.set(w.memory.buffer, w);
+  return Buffer.from(w.memory.buffer, DATA_OFFSET, bytes);
+}
+
+/** The WebAssembly loops over `length` bytes at `ptr` of the instance's own memory. */
+function inPlaceUpdate(w: WasmCrc, crc: number, ptr: number, length: number): number {
+  let c = crc;
+  let done = 0;
+  if (w.crcBlocks !== null && length >= BLOCK_BYTES) {
+    const blocks = Math.floor(length / BLOCK_BYTES);
+    c = w.crcBlocks(c, ptr, blocks);
+    done = blocks * BLOCK_BYTES;
+  }
+  if (done < length) c = w.crc(c, ptr + done, length - done);
+  return c >>> 0;
 }
 
 /**

@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { describe, test } from "node:test";
-import { crc32c, crc32cCombine, crc32cUpdate, jsUpdate, wasmUpdate } from "../../src/mvcc/crc32c.ts";
+import {
+  crc32c,
+  crc32cCombine,
+  crc32cMemory,
+  crc32cUpdate,
+  jsUpdate,
+  wasmUpdate,
+} from "../../src/mvcc/crc32c.ts";
 import {
   BLOCK_BYTES,
   createWasmCrc,
@@ -55,6 +62,26 @@ describe("crc32c", () => {
       const joined = crc32cUpdate(crc32cUpdate(0, a), b);
       assert.equal(crc32cCombine(crc32c(a), crc32c(b), n), joined, `length ${n}`);
       b[n - 1] = 0;
+    }
+  });
+
+  test("ranges of crc32cMemory are hashed in place with the same result", () => {
+    const random = new SeededRandom(testSeed(7));
+    const memory = crc32cMemory(3 * BLOCK_BYTES + 1000);
+    assert.ok(memory, "WebAssembly memory");
+    memory.set(random.bytes(memory.length));
+    const copy = Buffer.from(memory);
+    for (const [start, end] of [
+      [0, memory.length],
+      [1, 300],
+      [17, 17 + BLOCK_BYTES],
+      [BLOCK_BYTES - 5, 3 * BLOCK_BYTES + 3],
+      [100, 100],
+    ] as const) {
+      const crc = random.int(0, 0xffffffff);
+      assert.equal(crc32cUpdate(crc, memory, start, end), reference(copy.subarray(start, end), crc));
+      const view = memory.subarray(start);
+      assert.equal(crc32cUpdate(crc, view, 0, end - start), reference(copy.subarray(start, end), crc));
     }
   });
 
