@@ -16,7 +16,7 @@
  * so save compares before with after only. Every status output must equal etcdutl's, or the bench fails.
  */
 import { execFile, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
@@ -143,6 +143,7 @@ for (const shape of shapes) {
         run: async () => {
           const to = join(work, `save-${name}`);
           rmSync(to, { recursive: true, force: true });
+          mkdirSync(to);
           const usage = await timed(NODE, [
             join(dir, "bin", "etcd-backup.js"),
             "save",
