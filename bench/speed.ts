@@ -49,6 +49,7 @@ if (!existsSync(ETCDUTL)) throw new Error(`${ETCDUTL} is missing (scripts/instal
 
 const work = mkdtempSync(join(tmpdir(), "etcd-backup-speed-"));
 process.on("exit", () => rmSync(work, { recursive: true, force: true }));
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
 /** A build of another revision: `git archive` of it in the work directory, this checkout's node_modules. */
 async function buildRef(ref: string): Promise<string> {
