@@ -162,15 +162,21 @@ export class FileSource implements ByteSource {
       this.windows.delete(oldest);
       this.spare.push(buf);
     }
-    let buf = this.spare.pop();
-    if (!buf) {
-      const at = this.slots++ * WINDOW_SIZE;
-      buf = this.allocated().subarray(at, at + WINDOW_SIZE);
-    }
     const from = w * WINDOW_SIZE;
     const length = Math.min(WINDOW_SIZE, this.size - from);
     if (length <= 0) throw new Error(`read at ${pos} beyond end of file`);
-    readFully(this.fd, buf, 0, length, from);
+    let buf = this.spare.pop();
+    if (!buf) {
+      // Every slot handed out is in `windows` or `spare`, so there are never more than WINDOW_SLOTS.
+      const at = this.slots++ * WINDOW_SIZE;
+      buf = this.allocated().subarray(at, at + WINDOW_SIZE);
+    }
+    try {
+      readFully(this.fd, buf, 0, length, from);
+    } catch (err) {
+      this.spare.push(buf);
+      throw err;
+    }
     this.windows.set(w, buf);
     return buf;
   }
