@@ -23,6 +23,25 @@ describe("FileSource: views through its window cache", () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  test("a span assembled across windows leaves every cached window intact", () => {
+    const source = new FileSource(path);
+    try {
+      const window = 64 * 1024;
+      const windows = (4 << 20) / window;
+      for (let w = 0; w < windows; w++) source.view(w * window, 4096);
+      for (const length of [window + 1, 1 << 20, 2 << 20]) {
+        const pos = 7 * window - 100;
+        assert.ok(source.view(pos, length).equals(content.subarray(pos, pos + length)));
+      }
+      for (let w = 0; w < windows; w++) {
+        const pos = w * window + 100;
+        assert.ok(source.view(pos, 4096).equals(content.subarray(pos, pos + 4096)), `window ${w}`);
+      }
+    } finally {
+      source.close();
+    }
+  });
+
   test("random views, within a window, across windows and longer than the cache, read the file's bytes", () => {
     const source = new FileSource(path);
     try {
