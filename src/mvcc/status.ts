@@ -3,6 +3,7 @@ import { BUCKET_LEAF_FLAG } from "../bbolt/page.ts";
 import { renderBoxTable } from "../render/box-table.ts";
 import { humanizeBytes } from "../render/humanize-bytes.ts";
 import { crc32cUpdate } from "./crc32c.ts";
+import { ByteKeySet } from "./key-set.ts";
 import { emptyKeyValueRanges, type KeyValueRanges, readKeyValueRanges } from "./key-values.ts";
 
 /**
@@ -47,9 +48,9 @@ export function snapshotStatus(db: BoltDb, options: { liveKeys?: boolean } = {})
   let totalKey = 0;
   let revision = 0;
   let version: string | undefined;
-  // Live keys by key (latin1: any byte string maps one to one). Memory grows with the number of keys, as
-  // etcdutl 3.6's own count does; only built when asked.
-  const live = options.liveKeys ? new Set<string>() : undefined;
+  // Live keys by their bytes. Memory grows with the number of keys, as etcdutl 3.6's own count does; only
+  // built when asked.
+  const live = options.liveKeys ? new ByteKeySet() : undefined;
   const kv = emptyKeyValueRanges();
   // The bytes [runStart, runEnd) of runBuf are still to be hashed: bbolt writes each key and its value right
   // after the previous value, so a page's keys and values are mostly one run, hashed in one call when the
@@ -88,10 +89,9 @@ export function snapshotStatus(db: BoltDb, options: { liveKeys?: boolean } = {})
         if (isKey && kl >= 8) revision = readU32BE(buf, ko) * 0x100000000 + readU32BE(buf, ko + 4);
         if (isKey && live) {
           if (!keyField(buf, vo, vo + vl, kv)) readKeyValueRanges(buf, vo, vo + vl, kv);
-          const key = buf.toString("latin1", kv.keyStart, kv.keyEnd);
           // A tombstone's revision key is 18 bytes, the last one 't' (etcd's IsTombstone).
-          if (kl === 18 && buf[ko + 17] === 0x74) live.delete(key);
-          else live.add(key);
+          if (kl === 18 && buf[ko + 17] === 0x74) live.delete(buf, kv.keyStart, kv.keyEnd);
+          else live.add(buf, kv.keyStart, kv.keyEnd);
         }
         if (isMeta && kl === 14 && buf.toString("latin1", ko, ko + kl) === "storageVersion")
           version = buf.toString("utf8", vo, vo + vl);
