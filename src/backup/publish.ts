@@ -40,6 +40,12 @@ export interface PublishOptions {
   abandon?: () => void;
   /** See DEFAULT_CLAIM_SETTLE_MS. */
   claimSettleMs?: number;
+  /**
+   * The sha256 (hex) of the object's bytes when a stage of the body already hashes exactly those bytes (a
+   * save with neither compression nor encryption: the trailer check's hash of the whole snapshot), called
+   * once the object is stored: the object is then counted but not hashed a second time.
+   */
+  objectSha256?: () => string;
 }
 
 export interface Published {
@@ -103,7 +109,7 @@ export async function publishBackup(options: PublishOptions): Promise<Published>
     if (await ownsMarker().catch(() => false)) await store.delete(marker).catch(() => {});
   };
 
-  const tap = new StoredTap(testKillAfterBytes());
+  const tap = new StoredTap(testKillAfterBytes(), options.objectSha256 === undefined);
   const body = options.openBody();
   let size: number;
   try {
@@ -147,7 +153,8 @@ export async function publishBackup(options: PublishOptions): Promise<Published>
         "run the save again; the store does not honour conditional writes, so names can only be checked",
       );
     }
-    manifest = { ...options.makeManifest(), run, object: { size, sha256: tap.sha256() } };
+    const sha256 = options.objectSha256 ? options.objectSha256() : tap.sha256();
+    manifest = { ...options.makeManifest(), run, object: { size, sha256 } };
     await store.put(mkey, textStream(serializeManifest(manifest)), {
       ...(signal ? { signal } : {}),
       contentType: "application/json",
@@ -241,20 +248,25 @@ function testKillAfterBytes(): number | undefined {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
-/** Counts and hashes the bytes handed to the store: the manifest's `object` describes exactly those. */
+/**
+ * Counts and hashes the bytes handed to the store: the manifest's `object` describes exactly those. Without
+ * `hashing` it only counts (the caller has their hash from an earlier stage).
+ */
 class StoredTap extends Transform {
   bytes = 0;
   private readonly hash = createHash("sha256");
+  private readonly hashing: boolean;
   private readonly killAfter: number | undefined;
 
-  constructor(killAfter: number | undefined) {
+  constructor(killAfter: number | undefined, hashing: boolean) {
     super({ highWaterMark: COALESCE_BYTES });
     this.killAfter = killAfter;
+    this.hashing = hashing;
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length;
-    this.hash.update(chunk);
+    if (this.hashing) this.hash.update(chunk);
     if (this.killAfter !== undefined && this.bytes >= this.killAfter) process.kill(process.pid, "SIGKILL");
     callback(null, chunk);
   }

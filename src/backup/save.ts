@@ -89,6 +89,17 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
     abandon: () => snapshot.stream.destroy(),
     // pipeline() destroys every stage when one fails, so the store sees the error as its body failing.
     openBody: () => pipeline(stages as [Readable, ...Transform[]], () => {}) as unknown as Readable,
+    // Neither compressed nor encrypted, the object is the snapshot itself, which the trailer check hashed.
+    ...(options.compression === "none" && !options.encryption
+      ? {
+          objectSha256: () => {
+            const result = trailer.result;
+            if (!result || stored.bytes !== plain.bytes)
+              throw new Error("the stored object is not the snapshot the trailer check hashed");
+            return result.sha256;
+          },
+        }
+      : {}),
     makeManifest: () => {
       const result = trailer.result;
       if (!result) throw new Error("snapshot stream ended before its trailer was checked");

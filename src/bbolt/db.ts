@@ -75,6 +75,8 @@ export class BoltDb {
   readonly pageSize: number;
   private readonly fd: number;
   private readonly scratch: Buffer[] = [];
+  /** The walk in progress's end-of-leaf callback. */
+  private leafDone: (() => void) | null = null;
   /** Pages visited by the walk in progress (one flag per page id); null when no walk runs. */
   private visited: Uint8Array | null = null;
   /** The file's pages through a small window cache, when read page by page. */
@@ -165,15 +167,23 @@ export class BoltDb {
     return { name, root, sequence, inline };
   }
 
-  /** Calls `visit` for each entry of `bucket` in key order. Throws on a page that cannot be read. */
-  walk(bucket: Bucket, visit: EntryVisitor): void {
+  /**
+   * Calls `visit` for each entry of `bucket` in key order. Throws on a page that cannot be read.
+   *
+   * `leafDone`, when given, is called after the last entry of each leaf page: the `buf` of that page's entries
+   * stays valid until it returns, so a visitor may defer work on the page's ranges until then (status hashes
+   * each page's run of keys and values in one call).
+   */
+  walk(bucket: Bucket, visit: EntryVisitor, leafDone?: () => void): void {
     if (this.visited) throw new Error("a walk of this database was started inside another walk");
     this.visited = new Uint8Array(this.meta.pgid);
+    this.leafDone = leafDone ?? null;
     try {
       if (bucket.inline) this.walkPage(bucket.inline, 0, bucket.inline.length, -1, visit, 0);
       else this.walkId(bucket.root, visit, 0);
     } finally {
       this.visited = null;
+      this.leafDone = null;
     }
   }
 
@@ -260,6 +270,7 @@ export class BoltDb {
         if (ko + kl + vl > end) throw new Error(`page ${id}: element ${i} beyond page end`);
         visit(buf, ko, kl, ko + kl, vl, readU32(buf, e));
       }
+      this.leafDone?.();
     } else if (flags === BRANCH_PAGE) {
       // Children are read into the next level's scratch page, so this page's element list stays intact.
       for (let i = 0, e = off + PAGE_HEADER_SIZE; i < count; i++, e += ELEMENT_SIZE)
