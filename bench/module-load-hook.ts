@@ -1,0 +1,26 @@
+/**
+ * Preload (`node --import ./bench/module-load-hook.ts`) for bench/rss-breakdown.ts: records every module the
+ * process loads (ES modules and require()d CommonJS alike), in order, with its source size, and writes them as
+ * JSON lines to the file named by ETCD_BACKUP_MODULE_LOG when the process exits. A measuring aid, never part of
+ * the tool.
+ */
+import { appendFileSync } from "node:fs";
+import { registerHooks } from "node:module";
+
+const out = process.env.ETCD_BACKUP_MODULE_LOG;
+if (out) {
+  const seen: { url: string; bytes: number }[] = [];
+  registerHooks({
+    load(url, context, nextLoad) {
+      const result = nextLoad(url, context);
+      const source = result.source;
+      const bytes =
+        source == null ? 0 : typeof source === "string" ? Buffer.byteLength(source) : source.byteLength;
+      seen.push({ url, bytes });
+      return result;
+    },
+  });
+  process.on("exit", () => {
+    appendFileSync(out, `${seen.map((s) => JSON.stringify(s)).join("\n")}\n`);
+  });
+}
