@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { notifyConfigSchema } from "../config/schema.ts";
-import type { Infer } from "../config/validation.ts";
+import type { Infer } from "../validation.ts";
 import { describeError } from "../errors.ts";
 import type { NotifyEvent } from "../notify/payload.ts";
 import { Notifier } from "../notify/sender.ts";

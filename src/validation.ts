@@ -1,5 +1,5 @@
 /**
- * The small schema validator etcd-backup's configuration (schema.ts) and manifests (catalog/manifest.ts) are
+ * The small schema validator etcd-backup's configuration (config/schema.ts) and manifests (catalog/manifest.ts) are
  * written in. It has the shape of zod's API (`z.object({...}).strict()`, `.optional()`, `.default()`, `.pipe()`,
  * `Infer`) and zod 4's semantics and English messages for what those two modules use, and nothing more.
  *
@@ -104,6 +104,12 @@ function typeName(v: unknown): string {
 
 function stringify(v: unknown): string {
   return typeof v === "bigint" ? `${v}n` : typeof v === "string" ? JSON.stringify(v) : String(v);
+}
+
+function calendarDay(year: number, month: number, day: number): boolean {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1];
+  return days !== undefined && day >= 1 && day <= days;
 }
 
 function invalidType(expected: string, input: unknown, message?: string): Issue {
@@ -317,14 +323,18 @@ class StringSchema extends Schema<string> {
         });
     });
   }
-  /** An RFC 3339 date-time; with `offset`, a numeric offset is allowed besides `Z`. */
+  /**
+   * An RFC 3339 date-time as zod 4's `datetime()` takes it: seconds required, fractions allowed, `Z` (with
+   * `offset`, also `+hh:mm`/`-hh:mm`), a real calendar day.
+   */
   datetime(options: { offset?: boolean } = {}): this {
-    const zone = options.offset ? "(?:Z|[+-]\\d{2}:?\\d{2})" : "Z";
+    const zone = options.offset ? "(?:Z|[+-](?:[01]\\d|2[0-3]):[0-5]\\d)" : "Z";
     const re = new RegExp(
-      `^\\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\\d|3[01])T(?:[01]\\d|2[0-3]):[0-5]\\d(?::[0-5]\\d(?:\\.\\d+)?)?${zone}$`,
+      `^(\\d{4})-(\\d{2})-(\\d{2})T(?:[01]\\d|2[0-3]):[0-5]\\d:[0-5]\\d(?:\\.\\d+)?${zone}$`,
     );
     return this.with((p) => {
-      if (!re.test(p.value as string))
+      const m = re.exec(p.value as string);
+      if (!m || !calendarDay(Number(m[1]), Number(m[2]), Number(m[3])))
         p.issues.push({ code: "invalid_format", path: [], message: "Invalid ISO datetime", continue: true });
     });
   }
