@@ -12,9 +12,9 @@ import {
   MIN_PART_SIZE,
   OBJECT_LOCK_MODES,
 } from "../store/s3-settings.ts";
+import { type Infer, type InputOf, type ValidationError, z } from "../validation.ts";
 import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
 import { applyTalosBackupEnv, readTalosBackupEnv } from "./talos-backup.ts";
-import { type Infer, type InputOf, type ValidationError, z } from "../validation.ts";
 
 export { parseListenAddress } from "./listen-address.ts";
 

@@ -1,12 +1,12 @@
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
 import { notifyConfigSchema } from "../config/schema.ts";
-import type { Infer } from "../validation.ts";
 import { describeError } from "../errors.ts";
 import type { NotifyEvent } from "../notify/payload.ts";
 import { Notifier } from "../notify/sender.ts";
 import { notifyTargets, secretForms } from "../notify/target.ts";
 import type { Redactor } from "../observability/redact.ts";
+import type { Infer } from "../validation.ts";
 import type { EtcdBackupSchedule, NotifySpec } from "./api.ts";
 import type { EventRecorder } from "./events.ts";
 import { type ConfigReader, type ResolveContext, secretKey } from "./resolve.ts";
