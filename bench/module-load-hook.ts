@@ -24,3 +24,27 @@ if (out) {
     appendFileSync(out, `${seen.map((s) => JSON.stringify(s)).join("\n")}\n`);
   });
 }
+
+/**
+ * With ETCD_BACKUP_MEMORY_LOG set, samples process.memoryUsage() every 10 ms and, at exit, appends one JSON line:
+ * the sample with the highest RSS (what the RSS was made of at the peak) and the largest heap and external seen.
+ */
+const memoryOut = process.env.ETCD_BACKUP_MEMORY_LOG;
+if (memoryOut) {
+  let peak = process.memoryUsage();
+  let maxHeapUsed = peak.heapUsed;
+  let maxHeapTotal = peak.heapTotal;
+  let maxExternal = peak.external;
+  const sample = () => {
+    const m = process.memoryUsage();
+    if (m.rss > peak.rss) peak = m;
+    maxHeapUsed = Math.max(maxHeapUsed, m.heapUsed);
+    maxHeapTotal = Math.max(maxHeapTotal, m.heapTotal);
+    maxExternal = Math.max(maxExternal, m.external);
+  };
+  setInterval(sample, 10).unref();
+  process.on("exit", () => {
+    sample();
+    appendFileSync(memoryOut, `${JSON.stringify({ peak, maxHeapUsed, maxHeapTotal, maxExternal })}\n`);
+  });
+}

@@ -12,6 +12,8 @@
  *   npm run build && node bench/rss-breakdown.ts                    # 200 MB, both shapes, 3 runs
  *   node bench/rss-breakdown.ts --size 1000 --runs 1 --shapes large-values
  *   node bench/rss-breakdown.ts --skip-saves                         # part 1 only, no etcd needed
+ *   node bench/rss-breakdown.ts --skip-modules --runs 0 --shapes k8s # part 2 only (one shape)
+ *   node bench/rss-breakdown.ts --skip-modules --skip-loaded          # part 3 only
  *
  * The databases come from bench/k8s-data.ts (generated once, cached in the temp directory) and are served by
  * a real etcd 3.6 (.peers/). Figures only: nothing here asserts a time or a size.
@@ -41,6 +43,7 @@ const { values } = parseArgs({
     runs: { type: "string", default: "3" },
     "skip-saves": { type: "boolean", default: false },
     "skip-modules": { type: "boolean", default: false },
+    "skip-loaded": { type: "boolean", default: false },
   },
 });
 const sizeMB = Number(values.size);
@@ -69,13 +72,17 @@ const MODULES = [
   "dist/backup/save.js",
   "dist/source/etcd.js",
   "dist/store/s3.js",
+  // What a save to a directory loads before the first byte (its command, settings, job, pipeline, etcd source),
+  // and a save to S3 besides.
+  "dist/cli/commands/save.js+dist/cli/command-settings.js+dist/config/job.js+dist/backup/save.js+@grpc/grpc-js",
+  "dist/cli/commands/save.js+dist/cli/command-settings.js+dist/config/job.js+dist/backup/save.js+@grpc/grpc-js+@aws-sdk/client-s3",
 ];
 
 async function moduleCost(spec: string): Promise<{ rss: number; heap: number; ms: number }> {
-  const target = spec.startsWith("dist/") ? new URL(spec, `file://${ROOT}`).href : spec;
+  const targets = spec.split("+").map((m) => (m.startsWith("dist/") ? new URL(m, `file://${ROOT}`).href : m));
   const script = `
     gc(); const a = process.memoryUsage(); const t = performance.now();
-    await import(${JSON.stringify(target)});
+    for (const m of ${JSON.stringify(targets)}) await import(m);
     const ms = performance.now() - t; gc(); gc(); const b = process.memoryUsage();
     console.log(JSON.stringify({ rss: b.rss - a.rss, heap: b.heapUsed - a.heapUsed, ms }));`;
   const { stdout } = await exec(NODE, [...V8_FLAGS, "--expose-gc", "--input-type=module", "-e", script], {
@@ -117,6 +124,7 @@ async function partLoaded(endpoint: string, work: string, recipient: string): Pr
     ["S3", `s3://bench/loaded/${Date.now()}`],
   ] as const) {
     const log = join(work, `modules-${what}.jsonl`);
+    const memoryLog = join(work, `memory-${what}.jsonl`);
     const s3 = to.startsWith("s3://") ? ["--s3-endpoint", s3Endpoint!, "--s3-path-style"] : [];
     if (!to.startsWith("s3://")) await mkdir(to, { recursive: true });
     await exec(
@@ -135,7 +143,7 @@ async function partLoaded(endpoint: string, work: string, recipient: string): Pr
         "--recipient",
         recipient,
       ],
-      { env: { ...process.env, ...AWS_ENV, ETCD_BACKUP_MODULE_LOG: log }, maxBuffer: 64 * MiB },
+      { env: { ...process.env, ...AWS_ENV, ETCD_BACKUP_MODULE_LOG: log, ETCD_BACKUP_MEMORY_LOG: memoryLog }, maxBuffer: 64 * MiB },
     );
     const rows = readFileSync(log, "utf8")
       .trim()
@@ -155,6 +163,17 @@ async function partLoaded(endpoint: string, work: string, recipient: string): Pr
     for (const [name, p] of [...per].sort((a, b) => b[1].bytes - a[1].bytes))
       console.log(`| ${name} | ${p.n} | ${(p.bytes / 1024).toFixed(0)} |`);
     console.log(`| all | ${rows.length} | ${(total / 1024).toFixed(0)} |`);
+    const mem = JSON.parse(readFileSync(memoryLog, "utf8")) as {
+      peak: NodeJS.MemoryUsage;
+      maxHeapUsed: number;
+      maxHeapTotal: number;
+      maxExternal: number;
+    };
+    const f = (n: number) => (n / MiB).toFixed(1);
+    const p = mem.peak;
+    console.log(
+      `\nat the RSS peak (sampled every 10 ms): RSS ${f(p.rss)} MiB = V8 heap ${f(p.heapTotal)} (${f(p.heapUsed)} used) + external ${f(p.external)} (array buffers ${f(p.arrayBuffers)}) + the rest (code, native, malloc) ${f(p.rss - p.heapTotal - p.external)}; largest seen: heap used ${f(mem.maxHeapUsed)}, heap total ${f(mem.maxHeapTotal)}, external ${f(mem.maxExternal)}`,
+    );
   }
 }
 
@@ -198,7 +217,7 @@ async function main(): Promise<void> {
       const snapshot = await benchSnapshot(shape, sizeMB, (s) => process.stderr.write(`${s}\n`));
       const etcd = await etcdFromSnapshot(snapshot);
       try {
-        if (shape === shapes[0] && !values["skip-modules"]) await partLoaded(etcd.endpoint, work, recipient);
+        if (shape === shapes[0] && !values["skip-loaded"]) await partLoaded(etcd.endpoint, work, recipient);
         for (const target of ["directory", "S3"] as const) {
           const figures = [];
           for (let r = 0; r < runs; r++) {
