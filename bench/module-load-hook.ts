@@ -4,7 +4,7 @@
  * JSON lines to the file named by ETCD_BACKUP_MODULE_LOG when the process exits. A measuring aid, never part of
  * the tool.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 import { registerHooks } from "node:module";
 
 const out = process.env.ETCD_BACKUP_MODULE_LOG;
@@ -31,13 +31,27 @@ if (out) {
  */
 const memoryOut = process.env.ETCD_BACKUP_MEMORY_LOG;
 if (memoryOut) {
+  /** RssAnon and RssFile of /proc/self/status (Linux), KiB. */
+  const rssKinds = () => {
+    try {
+      const status = readFileSync("/proc/self/status", "utf8");
+      const kib = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+      return { anon: kib("RssAnon") * 1024, file: kib("RssFile") * 1024 };
+    } catch {
+      return undefined;
+    }
+  };
   let peak = process.memoryUsage();
+  let peakKinds = rssKinds();
   let maxHeapUsed = peak.heapUsed;
   let maxHeapTotal = peak.heapTotal;
   let maxExternal = peak.external;
   const sample = () => {
     const m = process.memoryUsage();
-    if (m.rss > peak.rss) peak = m;
+    if (m.rss > peak.rss) {
+      peak = m;
+      peakKinds = rssKinds();
+    }
     maxHeapUsed = Math.max(maxHeapUsed, m.heapUsed);
     maxHeapTotal = Math.max(maxHeapTotal, m.heapTotal);
     maxExternal = Math.max(maxExternal, m.external);
@@ -45,6 +59,9 @@ if (memoryOut) {
   setInterval(sample, 10).unref();
   process.on("exit", () => {
     sample();
-    appendFileSync(memoryOut, `${JSON.stringify({ peak, maxHeapUsed, maxHeapTotal, maxExternal })}\n`);
+    appendFileSync(
+      memoryOut,
+      `${JSON.stringify({ peak, peakKinds, maxHeapUsed, maxHeapTotal, maxExternal })}\n`,
+    );
   });
 }

@@ -14,6 +14,9 @@
  *   node bench/rss-breakdown.ts --skip-saves                         # part 1 only, no etcd needed
  *   node bench/rss-breakdown.ts --skip-modules --runs 0 --shapes k8s # part 2 only (one shape)
  *   node bench/rss-breakdown.ts --skip-modules --skip-loaded          # part 3 only
+ *   node bench/rss-breakdown.ts --baseline /tmp/base                 # part 3 also through another built
+ *                                  # checkout's launcher (e.g. main: git archive main | tar -x -C /tmp/base,
+ *                                  # link node_modules, tsc -p tsconfig.build.json), run by run interleaved
  *
  * The databases come from bench/k8s-data.ts (generated once, cached in the temp directory) and are served by
  * a real etcd 3.6 (.peers/). Figures only: nothing here asserts a time or a size.
@@ -44,6 +47,7 @@ const { values } = parseArgs({
     "skip-saves": { type: "boolean", default: false },
     "skip-modules": { type: "boolean", default: false },
     "skip-loaded": { type: "boolean", default: false },
+    baseline: { type: "string" },
   },
 });
 const sizeMB = Number(values.size);
@@ -143,7 +147,10 @@ async function partLoaded(endpoint: string, work: string, recipient: string): Pr
         "--recipient",
         recipient,
       ],
-      { env: { ...process.env, ...AWS_ENV, ETCD_BACKUP_MODULE_LOG: log, ETCD_BACKUP_MEMORY_LOG: memoryLog }, maxBuffer: 64 * MiB },
+      {
+        env: { ...process.env, ...AWS_ENV, ETCD_BACKUP_MODULE_LOG: log, ETCD_BACKUP_MEMORY_LOG: memoryLog },
+        maxBuffer: 64 * MiB,
+      },
     );
     const rows = readFileSync(log, "utf8")
       .trim()
@@ -165,6 +172,7 @@ async function partLoaded(endpoint: string, work: string, recipient: string): Pr
     console.log(`| all | ${rows.length} | ${(total / 1024).toFixed(0)} |`);
     const mem = JSON.parse(readFileSync(memoryLog, "utf8")) as {
       peak: NodeJS.MemoryUsage;
+      peakKinds?: { anon: number; file: number };
       maxHeapUsed: number;
       maxHeapTotal: number;
       maxExternal: number;
@@ -172,7 +180,7 @@ async function partLoaded(endpoint: string, work: string, recipient: string): Pr
     const f = (n: number) => (n / MiB).toFixed(1);
     const p = mem.peak;
     console.log(
-      `\nat the RSS peak (sampled every 10 ms): RSS ${f(p.rss)} MiB = V8 heap ${f(p.heapTotal)} (${f(p.heapUsed)} used) + external ${f(p.external)} (array buffers ${f(p.arrayBuffers)}) + the rest (code, native, malloc) ${f(p.rss - p.heapTotal - p.external)}; largest seen: heap used ${f(mem.maxHeapUsed)}, heap total ${f(mem.maxHeapTotal)}, external ${f(mem.maxExternal)}`,
+      `\nat the RSS peak (sampled every 10 ms): RSS ${f(p.rss)} MiB = V8 heap ${f(p.heapTotal)} (${f(p.heapUsed)} used) + external ${f(p.external)} (array buffers ${f(p.arrayBuffers)}) + the rest (code, native, malloc) ${f(p.rss - p.heapTotal - p.external)}${mem.peakKinds ? `; of the RSS, file-backed pages (the node binary, mostly) ${f(mem.peakKinds.file)}, anonymous ${f(mem.peakKinds.anon)}` : ""}; largest seen: heap used ${f(mem.maxHeapUsed)}, heap total ${f(mem.maxHeapTotal)}, external ${f(mem.maxExternal)}`,
     );
   }
 }
@@ -218,24 +226,31 @@ async function main(): Promise<void> {
       const etcd = await etcdFromSnapshot(snapshot);
       try {
         if (shape === shapes[0] && !values["skip-loaded"]) await partLoaded(etcd.endpoint, work, recipient);
+        const builds: [string, string][] = [["this checkout", LAUNCHER]];
+        if (values.baseline) builds.push(["baseline", join(values.baseline, "bin", "etcd-backup.js")]);
         for (const target of ["directory", "S3"] as const) {
-          const figures = [];
+          const figures = new Map(builds.map(([name]) => [name, [] as Awaited<ReturnType<typeof timed>>[]]));
           for (let r = 0; r < runs; r++) {
-            const to =
-              target === "S3" ? `s3://bench/${shape}/${r}-${Date.now()}` : join(work, `dir-${shape}-${r}`);
-            const s3Flags = target === "S3" ? ["--s3-endpoint", s3.endpoint, "--s3-path-style"] : [];
-            if (target === "directory") await mkdir(to, { recursive: true });
-            const cmd = [NODE, LAUNCHER, "save", "--endpoints", etcd.endpoint, "--to", to, ...s3Flags];
-            figures.push(await timed([...cmd, "--recipient", recipient]));
-            if (target === "directory") await rm(to, { recursive: true, force: true });
+            // Interleaved, so that load from other users of the machine falls on both builds alike.
+            for (const [name, launcher] of builds) {
+              const to =
+                target === "S3" ? `s3://bench/${shape}/${r}-${Date.now()}` : join(work, `dir-${shape}-${r}`);
+              const s3Flags = target === "S3" ? ["--s3-endpoint", s3.endpoint, "--s3-path-style"] : [];
+              if (target === "directory") await mkdir(to, { recursive: true });
+              const cmd = [NODE, launcher, "save", "--endpoints", etcd.endpoint, "--to", to, ...s3Flags];
+              figures.get(name)!.push(await timed([...cmd, "--recipient", recipient]));
+              if (target === "directory") await rm(to, { recursive: true, force: true });
+            }
           }
-          if (figures.length === 0) continue;
-          const rss = figures.map((f) => f.rssMiB).sort((a, b) => a - b);
-          const cpu = Math.min(...figures.map((f) => f.cpu));
-          const wall = Math.min(...figures.map((f) => f.wall));
-          results.push(
-            `| ${shape} | ${target} | ${rss[0]!.toFixed(0)} | ${rss.at(-1)!.toFixed(0)} | ${wall.toFixed(2)} | ${cpu.toFixed(2)} |`,
-          );
+          for (const [name, fig] of figures) {
+            if (fig.length === 0) continue;
+            const rss = fig.map((f) => f.rssMiB).sort((a, b) => a - b);
+            const cpu = Math.min(...fig.map((f) => f.cpu));
+            const wall = Math.min(...fig.map((f) => f.wall));
+            results.push(
+              `| ${name} | ${shape} | ${target} | ${rss[0]!.toFixed(0)} | ${rss[rss.length >> 1]!.toFixed(0)} | ${rss.at(-1)!.toFixed(0)} | ${wall.toFixed(2)} | ${cpu.toFixed(2)} |`,
+            );
+          }
         }
       } finally {
         await etcd.destroy();
@@ -249,8 +264,8 @@ async function main(): Promise<void> {
     `\n## 3. peak RSS of save (zstd + age, defaults, through bin/etcd-backup.js), ${sizeMB} MB databases, ${runs} runs`,
   );
   console.log(`command: node bin/etcd-backup.js save --endpoints E --to DIR|s3://... --recipient age1...\n`);
-  console.log("| shape | to | peak RSS MiB (best) | (worst) | wall s (best) | CPU s (best) |");
-  console.log("|---|---|---:|---:|---:|---:|");
+  console.log("| build | shape | to | peak RSS MiB: best | median | worst | wall s (best) | CPU s (best) |");
+  console.log("|---|---|---|---:|---:|---:|---:|---:|");
   for (const r of results) console.log(r);
 }
 
