@@ -154,10 +154,16 @@ export abstract class Schema<Output, Input = Output> {
     return r;
   }
 
-  /** A copy of this schema with one more check. */
-  protected with(check: Check): this {
+  /** A copy of this schema, to change without changing this one (schemas are shared, as in zod). */
+  protected copy(): this {
     const copy = Object.create(Object.getPrototypeOf(this) as object) as this;
     Object.assign(copy, this);
+    return copy;
+  }
+
+  /** A copy of this schema with one more check. */
+  protected with(check: Check): this {
+    const copy = this.copy();
     copy.checks = [...this.checks, check];
     return copy;
   }
@@ -514,8 +520,11 @@ class ObjectSchema<S extends Shape> extends Schema<ShapeOutput<S>, ShapeInput<S>
     this.shape = shape;
     this.strictKeys = strictKeys;
   }
-  strict(): ObjectSchema<S> {
-    return new ObjectSchema(this.shape, true);
+  /** The same object schema (checks included), reporting unknown keys instead of dropping them. */
+  strict(): this {
+    const copy = this.copy();
+    (copy as { strictKeys: boolean }).strictKeys = true;
+    return copy;
   }
   protected parseType(p: Payload): Payload {
     const input = p.value;
