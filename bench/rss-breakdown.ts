@@ -76,21 +76,37 @@ const MODULES = [
   "dist/backup/save.js",
   "dist/source/etcd.js",
   "dist/store/s3.js",
-  // What a save to a directory loads before the first byte (its command, settings, job, pipeline, etcd source),
-  // and a save to S3 besides.
-  "dist/cli/commands/save.js+dist/cli/command-settings.js+dist/config/job.js+dist/backup/save.js+@grpc/grpc-js",
-  "dist/cli/commands/save.js+dist/cli/command-settings.js+dist/config/job.js+dist/backup/save.js+@grpc/grpc-js+@aws-sdk/client-s3",
 ];
 
-async function moduleCost(spec: string): Promise<{ rss: number; heap: number; ms: number }> {
-  const targets = spec.split("+").map((m) => (m.startsWith("dist/") ? new URL(m, `file://${ROOT}`).href : m));
+/**
+ * What a save to a directory loads (its command, settings and their schema, job, pipeline, manifest, etcd
+ * source), and a save to S3 besides; a manifest is parsed too, which is when a build that loads its manifest
+ * schema lazily loads it. Also measured on the --baseline build.
+ */
+const SAVE_PATHS: [string, string][] = [
+  [
+    "all of a save to a directory",
+    "dist/cli/commands/save.js+dist/cli/command-settings.js+dist/config/schema.js+dist/config/job.js+dist/backup/save.js+dist/catalog/manifest.js+@grpc/grpc-js",
+  ],
+  [
+    "all of a save to S3",
+    "dist/cli/commands/save.js+dist/cli/command-settings.js+dist/config/schema.js+dist/config/job.js+dist/backup/save.js+dist/catalog/manifest.js+@grpc/grpc-js+@aws-sdk/client-s3",
+  ],
+];
+
+async function moduleCost(spec: string, root = ROOT): Promise<{ rss: number; heap: number; ms: number }> {
+  const base = `file://${root.endsWith("/") ? root : `${root}/`}`;
+  const targets = spec.split("+").map((m) => (m.startsWith("dist/") ? new URL(m, base).href : m));
   const script = `
     gc(); const a = process.memoryUsage(); const t = performance.now();
-    for (const m of ${JSON.stringify(targets)}) await import(m);
+    for (const m of ${JSON.stringify(targets)}) {
+      const mod = await import(m);
+      if (typeof mod.parseManifest === "function") try { mod.parseManifest('{"format":1}'); } catch {}
+    }
     const ms = performance.now() - t; gc(); gc(); const b = process.memoryUsage();
     console.log(JSON.stringify({ rss: b.rss - a.rss, heap: b.heapUsed - a.heapUsed, ms }));`;
   const { stdout } = await exec(NODE, [...V8_FLAGS, "--expose-gc", "--input-type=module", "-e", script], {
-    cwd: ROOT,
+    cwd: root,
   });
   return JSON.parse(stdout) as { rss: number; heap: number; ms: number };
 }
@@ -104,11 +120,20 @@ async function partModules(): Promise<void> {
   );
   console.log("| module | RSS +MiB | heap +MiB | load ms |");
   console.log("|---|---:|---:|---:|");
-  for (const m of MODULES) {
-    const samples = [await moduleCost(m), await moduleCost(m), await moduleCost(m)];
+  const rows: [string, string, string][] = MODULES.map((m) => [m, m, ROOT]);
+  for (const [name, spec] of SAVE_PATHS) {
+    rows.push([`${name} (this checkout)`, spec, ROOT]);
+    if (values.baseline) rows.push([`${name} (baseline)`, spec, values.baseline]);
+  }
+  for (const [name, spec, root] of rows) {
+    const samples = [
+      await moduleCost(spec, root),
+      await moduleCost(spec, root),
+      await moduleCost(spec, root),
+    ];
     const med = (k: "rss" | "heap" | "ms") => samples.map((s) => s[k]).sort((x, y) => x - y)[1]!;
     console.log(
-      `| ${m} | ${(med("rss") / MiB).toFixed(1)} | ${(med("heap") / MiB).toFixed(1)} | ${med("ms").toFixed(0)} |`,
+      `| ${name} | ${(med("rss") / MiB).toFixed(1)} | ${(med("heap") / MiB).toFixed(1)} | ${med("ms").toFixed(0)} |`,
     );
   }
 }
