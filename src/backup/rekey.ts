@@ -16,6 +16,8 @@
  * Under S3 Object Lock the new versions of the object and of its manifest are written with the lock (mode, date,
  * legal hold) of the versions they replace, in the same request; the staging object and the journal are never
  * locked, so they can be removed; the old locked versions stay in the bucket until their date (said once).
+ * On Google Cloud Storage a held object (object retention, bucket policy, hold) cannot be replaced at all: such an
+ * object is refused before anything is written, and keeps its old recipients (the run reports it as failed).
  * A later rekey of the same object first finishes (object already new) or undoes (object still old) an
  * interrupted one: `recoverInterruptedRekey`.
  */
@@ -33,26 +35,22 @@ import {
 import {
   headerDigest,
   journalKey,
-  objectHeaderState,
+  keptLock,
   type RekeyJournal,
-  readJournal,
   readPrefix,
   removeStaging,
   stagingKey,
 } from "../catalog/rekey-journal.ts";
 import { Hinted } from "../errors.ts";
+import { GcsStore } from "../store/gcs.ts";
 import { replaceObject } from "../store/replace-object.ts";
 import { S3Store } from "../store/s3.ts";
 import { PartCopyUnsupported, rewriteHeadByPartCopy, worthPartCopy } from "../store/s3-part-copy.ts";
-import {
-  isAlreadyExists,
-  type Retention,
-  retentionHold,
-  retentionLabel,
-  retentionOf,
-  type Store,
-} from "../store/store.ts";
+import { isAlreadyExists, retentionLabel, type Store } from "../store/store.ts";
 import type { PublicRecipient } from "./rekey-recipients.ts";
+
+// Finishing or undoing a killed rekey is the journal's business (prune does it too); rekey runs it first.
+export { recoverInterruptedRekey } from "../catalog/rekey-journal.ts";
 
 /**
  * TEST ONLY: the name of a step after which the process kills itself with SIGKILL (see STEPS), for the crash
@@ -182,6 +180,18 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
   // The locks the new versions take over (S3 Object Lock); nothing elsewhere.
   const objectLock = await keptLock(store, target.key);
   const manifestLock = await keptLock(store, target.manifestKey);
+  // Google Cloud Storage refuses to replace a held object (there is no new version beside the locked one, as on
+  // S3): before writing anything, the object is left as it is, under its old recipients, and the run says why.
+  const held = objectLock ?? manifestLock;
+  if (held && store instanceof GcsStore) {
+    const when = held.legalHold
+      ? "once the hold is lifted and any retention has ended"
+      : `after ${held.retainUntil?.toISOString().slice(0, 10)}`;
+    throw new Hinted(
+      `${objectLock ? target.key : target.manifestKey} is held (${retentionLabel(held)}) and Google Cloud Storage does not let a held object be replaced: it keeps its old recipients`,
+      `rekey it ${when}; until then the old keys still open it`,
+    );
+  }
   reached("header");
 
   let method: RekeyOutcome["method"] = "streamed";
@@ -293,7 +303,7 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
       ? `until then${objectLock.legalHold ? " and while the legal hold is on" : ""}`
       : "until the legal hold is lifted";
     o.notice?.(
-      `note: the previous version of ${target.key} stays in the bucket under its lock (${retentionLabel(objectLock)}), ` +
+      `note: the previous version of ${target.key} stays in ${store.location} under its lock (${retentionLabel(objectLock)}), ` +
         `readable by the old key ${until}; the new version is locked the same way`,
     );
   }
@@ -306,60 +316,6 @@ export async function rekeyObject(target: RekeyTarget, o: RekeyOptions): Promise
     method,
     sentBytes,
   };
-}
-
-/**
- * Finishes or undoes a rekey of `key` that was killed: when the object already carries the new header, the
- * journal's manifest is written (finished); when it still carries the old one, the rewritten copy is dropped
- * (undone). Returns what it did, or null when there was nothing to recover. Throws when the object carries
- * neither header (changed by something else meanwhile).
- */
-export async function recoverInterruptedRekey(
-  store: Store,
-  key: string,
-  manifestKey: string,
-): Promise<"finished" | "undone" | null> {
-  const journal = await readJournal(store, key);
-  if (!journal) {
-    if (await store.stat(journalKey(key))) {
-      throw new Hinted(
-        `the rekey journal ${journalKey(key)} cannot be read`,
-        "check the object with `etcd-backup verify`, then remove the journal by hand",
-      );
-    }
-    return null;
-  }
-  const state = await objectHeaderState(store, key, journal);
-  if (state === "other") {
-    throw new Hinted(
-      `${key} carries neither header named by its rekey journal ${journalKey(key)}`,
-      "it was changed during an interrupted rekey: verify it before removing the journal by hand",
-    );
-  }
-  if (state === "to") {
-    // The manifest in place (old, or new when killed after writing it) holds the lock the new one keeps.
-    const lock = await keptLock(store, manifestKey);
-    await store.put(manifestKey, Readable.from([Buffer.from(serializeJournalManifest(journal))]), {
-      contentType: "application/json",
-      ...(lock ? { retention: lock } : {}),
-    });
-  }
-  await removeStaging(store, key);
-  await store.delete(journalKey(key));
-  return state === "to" ? "finished" : "undone";
-}
-
-/**
- * The retention of `key` when it still holds it (a date to come, or a legal hold): what its replacement must
- * carry. Null where nothing is locked (a directory, a bucket without Object Lock, an expired date).
- */
-async function keptLock(store: Store, key: string): Promise<Retention | null> {
-  const r = await retentionOf(store, key);
-  return retentionHold(r, new Date()) ? r : null;
-}
-
-function serializeJournalManifest(journal: RekeyJournal): string {
-  return `${JSON.stringify(journal.manifest, null, 2)}\n`;
 }
 
 async function* withNewHead(head: Buffer, body: Readable, skip: number): AsyncGenerator<Buffer> {

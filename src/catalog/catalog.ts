@@ -10,7 +10,7 @@ import {
 } from "../store/store.ts";
 import { type Manifest, parseManifest } from "./manifest.ts";
 import { type BackupName, formatStamp, manifestKey, parseBackupKey } from "./names.ts";
-import { manifestDuringRekey, REKEY_JOURNAL_SUFFIX } from "./rekey-journal.ts";
+import { manifestDuringRekey, REKEY_JOURNAL_SUFFIX, rekeyPartOf } from "./rekey-journal.ts";
 
 /** Suffix of the marker our tool writes before an upload and removes once the manifest is written. */
 export const PENDING_SUFFIX = ".pending";
@@ -145,8 +145,8 @@ export function newestFirst(a: CatalogEntry, b: CatalogEntry): number {
 }
 
 /**
- * A store's temporary files of interrupted puts whose target is a backup's object, manifest or marker, as
- * `incomplete` entries (keyed by the temporary file itself). Multipart uploads are not objects and are left to
+ * A store's temporary files of interrupted puts whose target is a backup's object, manifest, marker, or a rekey's
+ * journal or rewritten copy of it, as `incomplete` entries (keyed by the temporary file itself). Multipart uploads are not objects and are left to
  * prune (they cannot be deleted by key).
  */
 async function temporaryEntries(store: Store, prefix: string): Promise<CatalogEntry[]> {
@@ -154,7 +154,9 @@ async function temporaryEntries(store: Store, prefix: string): Promise<CatalogEn
   try {
     for await (const leftover of store.leftovers(prefix)) {
       if (leftover.kind !== "temporary file") continue;
-      const name = parseBackupKey(leftover.key.replace(/\.json$|\.pending$/, ""));
+      // A rekey's journal or rewritten copy (src/catalog/rekey-journal.ts) is written this way too.
+      const target = rekeyPartOf(leftover.key)?.object ?? leftover.key;
+      const name = parseBackupKey(target.replace(/\.json$|\.pending$/, ""));
       if (!name) continue;
       entries.push({
         ...name,

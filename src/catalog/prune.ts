@@ -10,6 +10,14 @@ import {
 } from "../store/store.ts";
 import { type CatalogEntry, isUsable, listBackups, PENDING_SUFFIX } from "./catalog.ts";
 import { type BackupName, parseBackupKey } from "./names.ts";
+import {
+  planRekeyCleanups,
+  type RekeyCleanup,
+  rekeyBytes,
+  rekeyKeys,
+  resolveRekeyCleanup,
+} from "./prune-rekeys.ts";
+import { listRekeyLeftovers, newestRekeyPart, type RekeyLeftover, rekeyPartOf } from "./rekey-journal.ts";
 import { type KeepReason, planRetention, type RetentionPolicy } from "./retention.ts";
 
 /** Incomplete leftovers younger than this are left alone by default: their upload may still be running. */
@@ -20,7 +28,10 @@ export interface PruneOptions {
   dryRun?: boolean;
   /** The time retention and the grace period are measured against (default: the clock). */
   now?: Date;
-  /** Incomplete leftovers are removed only when their newest part is at least this old (default 24 h). */
+  /**
+   * Incomplete leftovers are removed, and a rekey's journal and copies resolved, only when their newest part is at
+   * least this old (default 24 h): until then an upload or a rekey may still be running.
+   */
   graceMs?: number;
   /** Only this cluster's backups and leftovers. */
   cluster?: string;
@@ -84,6 +95,12 @@ export interface PruneReport {
   leftovers: LeftoverCleanup[];
   /** Incomplete multipart uploads of backups under the prefix (stores that have them). */
   uploads: UploadCleanup[];
+  /**
+   * Journals and rewritten copies of rekeys (src/catalog/prune-rekeys.ts): in progress (younger than the grace
+   * period), finished or undone beside a backup that stays, removed beside one that is gone; those of a backup
+   * deleted here are deleted with it and listed too (`with backup`).
+   */
+  rekeys: RekeyCleanup[];
   /** Why incomplete uploads could not be looked at (the service cannot list them), when so. */
   uploadsUnchecked?: string;
   /** Every deletion that failed. Empty after a dry run. */
@@ -96,7 +113,8 @@ export interface PruneReport {
  * Applies a retention policy to a store: lists it, plans with `planRetention` per cluster, deletes the backups no
  * rule keeps, and removes incomplete leftovers older than the grace period: stale markers, temporary files and, on
  * a store that can list them (S3), multipart uploads a killed save never completed. Invalid backups are reported
- * and never deleted.
+ * and never deleted. What rekeys left (journals, rewritten copies) is resolved once older than the grace period,
+ * and keeps its backup until then (src/catalog/prune-rekeys.ts).
  *
  * For each backup the object goes first and its manifest (and stale marker) only once the object is gone, so a
  * failure never leaves an object that looks like another tool's backup; an incomplete leftover loses its object
@@ -115,20 +133,57 @@ export async function pruneBackups(
   const all = (await listBackups(store)).filter(
     (e) => options.cluster === undefined || e.cluster === options.cluster,
   );
+  // Listed after the catalog: a rekey that starts in between shows up young, so it is left alone.
+  const rekeying = await listRekeyLeftovers(store);
   const backups: PrunedBackup[] = planRetention(all.filter(isUsable), policy, now).map((d) => ({
     entry: d.entry,
     action: d.action,
     reasons: d.reasons,
   }));
+  keepRekeying(backups, rekeying, now, graceMs);
   // What the store will not delete yet (object lock, legal hold) stays, with the reason: asked in dry runs
   // too, so that both plan alike, and only for what the policy would delete (no request for the rest).
   const deleting = backups.filter((b) => b.action === "delete");
+  const rekeyPartsOf = (key: string) => {
+    const l = rekeying.get(key);
+    return l ? rekeyKeys(l) : [];
+  };
   const holds = await readHolds(
     store,
-    deleting.flatMap((b) => backupKeys(b.entry)),
+    deleting.flatMap((b) => [...backupKeys(b.entry), ...rekeyPartsOf(b.entry.key)]),
     now,
   );
   keepHeld(backups, holds);
+  for (const b of backups) {
+    // A rekey's journal or copy is never locked by etcd-backup, but a bucket's default retention may lock it.
+    const hold = b.action === "delete" ? firstHold(rekeyPartsOf(b.entry.key), holds) : undefined;
+    if (hold) {
+      b.action = "keep";
+      b.reasons = [{ rule: "locked", hold }];
+    }
+  }
+  const deletedKeys = new Set(backups.filter((b) => b.action === "delete").map((b) => b.entry.key));
+  const rekeys = await planRekeyCleanups(
+    store,
+    rekeying.values(),
+    all,
+    deletedKeys,
+    now,
+    graceMs,
+    options.cluster,
+  );
+  const rekeyHolds = await readHolds(
+    store,
+    rekeys.filter((c) => c.action === "resolve" && c.resolution !== "with backup").flatMap(rekeyKeys),
+    now,
+  );
+  for (const c of rekeys) {
+    const hold = c.action === "resolve" ? firstHold(rekeyKeys(c), rekeyHolds) : undefined;
+    if (hold) {
+      c.action = "keep";
+      c.hold = hold;
+    }
+  }
   const leftovers = planLeftovers(all, backups, now, graceMs);
   const leftoverHolds = await readHolds(
     store,
@@ -149,6 +204,7 @@ export async function pruneBackups(
     invalid: all.filter((e) => e.state === "invalid"),
     leftovers,
     uploads: [],
+    rekeys,
     failures: [],
     freedBytes: 0,
   };
@@ -158,16 +214,23 @@ export async function pruneBackups(
     if (!(err instanceof LeftoversUnsupported)) throw err;
     report.uploadsUnchecked = err.message;
   }
+  const withBackup = new Map(
+    rekeys.filter((c) => c.action === "resolve" && c.resolution === "with backup").map((c) => [c.key, c]),
+  );
   const jobs: { keys: string[]; bytes: number; done: (ok: boolean) => void }[] = [
     ...backups
       .filter((b) => b.action === "delete")
-      .map((b) => ({
-        keys: backupKeys(b.entry),
-        bytes: b.entry.object?.size ?? 0,
-        done: (ok: boolean) => {
-          b.result = ok ? "deleted" : "failed";
-        },
-      })),
+      .map((b) => {
+        const rekey = withBackup.get(b.entry.key);
+        return {
+          keys: backupKeys(b.entry, rekey),
+          bytes: (b.entry.object?.size ?? 0) + (rekey ? rekeyBytes(rekey) : 0),
+          done: (ok: boolean) => {
+            b.result = ok ? "deleted" : "failed";
+            if (rekey) rekey.result = ok ? "deleted" : "failed";
+          },
+        };
+      }),
     ...leftovers
       .filter((l) => l.action === "delete")
       .map((l) => ({
@@ -178,14 +241,27 @@ export async function pruneBackups(
         },
       })),
   ];
+  // Interrupted rekeys beside backups that stay (finished or undone) and those of backups that are gone.
+  const resolving = rekeys.filter((c) => c.action === "resolve" && c.resolution !== "with backup");
+  const resolvedBytes = (c: RekeyCleanup) =>
+    c.resolution === "finish" || c.resolution === "undo"
+      ? c.staging.reduce((n, o) => n + o.size, 0)
+      : rekeyBytes(c);
   if (dryRun) {
-    report.freedBytes = jobs.reduce((sum, j) => sum + j.bytes, 0);
+    report.freedBytes =
+      jobs.reduce((sum, j) => sum + j.bytes, 0) + resolving.reduce((n, c) => n + resolvedBytes(c), 0);
     return report;
   }
   await forEachLimited(jobs, options.concurrency ?? 8, options.signal, async (job) => {
     const ok = await deleteInOrder(store, job.keys, report.failures);
     if (ok) report.freedBytes += job.bytes;
     job.done(ok);
+  });
+  // A copy younger than the grace period is a rekey's that started after the plan: left to it.
+  const stagedBefore = new Date(now.getTime() - graceMs);
+  await forEachLimited(resolving, options.concurrency ?? 8, options.signal, async (c) => {
+    const ok = await resolveRekeyCleanup(store, c, stagedBefore, report.failures);
+    if (ok && c.result !== "left") report.freedBytes += resolvedBytes(c);
   });
   {
     const aborting = report.uploads.filter((u) => u.action === "abort");
@@ -220,11 +296,16 @@ async function planUploads(
   for await (const leftover of store.leftovers()) {
     if (leftover.kind !== "multipart upload") continue;
     const upload = { key: leftover.key, uploadId: leftover.id, initiated: leftover.since };
-    const target = upload.key.endsWith(".json")
-      ? upload.key.slice(0, -".json".length)
-      : upload.key.endsWith(PENDING_SUFFIX)
-        ? upload.key.slice(0, -PENDING_SUFFIX.length)
-        : upload.key;
+    // A rekey's rewritten copy is a multipart upload on S3 (a part copy): killed, it is one of these too.
+    const rekeyCopy = rekeyPartOf(upload.key);
+    const target =
+      rekeyCopy?.part === "staging"
+        ? rekeyCopy.object
+        : upload.key.endsWith(".json")
+          ? upload.key.slice(0, -".json".length)
+          : upload.key.endsWith(PENDING_SUFFIX)
+            ? upload.key.slice(0, -PENDING_SUFFIX.length)
+            : upload.key;
     const name = parseBackupKey(target);
     if (!name || (cluster !== undefined && name.cluster !== cluster)) continue;
     const ageMs = now.getTime() - upload.initiated.getTime();
@@ -277,11 +358,40 @@ function firstHold(keys: string[], holds: ReadonlyMap<string, string>): string |
   return undefined;
 }
 
-/** A backup's keys in deletion order: the object, then what only describes it. */
-function backupKeys(entry: CatalogEntry): string[] {
-  return [entry.object?.key, entry.manifestObject?.key, entry.marker?.key].filter(
-    (k): k is string => k !== undefined,
-  );
+/**
+ * A backup's keys in deletion order: a rekey's rewritten copies, the object, what only describes it, and a
+ * rekey's journal after the manifest (while the object is there, the journal may be what says which manifest
+ * describes it), the marker last.
+ */
+function backupKeys(entry: CatalogEntry, rekey?: Pick<RekeyCleanup, "journal" | "staging">): string[] {
+  return [
+    ...(rekey?.staging.map((o) => o.key) ?? []),
+    entry.object?.key,
+    entry.manifestObject?.key,
+    rekey?.journal?.key,
+    entry.marker?.key,
+  ].filter((k): k is string => k !== undefined);
+}
+
+/**
+ * Keeps each backup planned for deletion whose rekey journal or copy is younger than the grace period, with
+ * reason `rekey`: a rekey of it may be running, and would fail (or, in a directory, rename its copy back into
+ * place). Pure; changes `backups`.
+ */
+export function keepRekeying(
+  backups: PrunedBackup[],
+  rekeying: ReadonlyMap<string, RekeyLeftover>,
+  now: Date,
+  graceMs: number,
+): void {
+  for (const b of backups) {
+    const leftover = b.action === "delete" ? rekeying.get(b.entry.key) : undefined;
+    if (!leftover) continue;
+    const ageMs = now.getTime() - newestRekeyPart(leftover).getTime();
+    if (ageMs >= graceMs) continue;
+    b.action = "keep";
+    b.reasons = [{ rule: "rekey", hold: "rekey in progress" }];
+  }
 }
 
 function planLeftovers(

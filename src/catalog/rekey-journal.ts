@@ -9,13 +9,16 @@
  * last, then the journal removed. Between the replacement and the new manifest, the object and its manifest
  * disagree; readers that find a journal look at the object's first bytes: if they are the new header, the
  * journal's manifest describes the object, otherwise the old manifest still does. A later `rekey` finishes or
- * undoes the interrupted one (see src/backup/rekey.ts).
+ * undoes the interrupted one (`recoverInterruptedRekey`), and so does `prune` once the journal and copies are
+ * older than its grace period (src/catalog/prune-rekeys.ts).
  */
 import { createHash } from "node:crypto";
+import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
+import { Hinted } from "../errors.ts";
 import { S3Store } from "../store/s3.ts";
 import { readObjectRange } from "../store/s3-part-copy.ts";
-import type { Store } from "../store/store.ts";
+import { type ObjectInfo, type Retention, retentionHold, retentionOf, type Store } from "../store/store.ts";
 
 /** Suffix of the journal beside an object being rekeyed. */
 export const REKEY_JOURNAL_SUFFIX = ".rekey";
@@ -49,11 +52,73 @@ export function stagingKey(key: string, run: string): string {
   return `${key}${REKEY_STAGING_SUFFIX}.${run}`;
 }
 
-/** Removes every rewritten copy of `key` left by killed rekeys (a running one's included: it then fails safely). */
-export async function removeStaging(store: Store, key: string): Promise<void> {
+/**
+ * Removes the rewritten copies of `key` left by killed rekeys: every one (a running rekey's included: it then fails
+ * safely), or with `before` only those last written before that time (prune: a younger one may be a running
+ * rekey's).
+ */
+export async function removeStaging(store: Store, key: string, before?: Date): Promise<void> {
   const stale: string[] = [];
-  for await (const o of store.list(`${key}${REKEY_STAGING_SUFFIX}`)) stale.push(o.key);
+  for await (const o of store.list(`${key}${REKEY_STAGING_SUFFIX}.`)) {
+    if (!isStagingOf(o.key, key)) continue;
+    if (before && o.lastModified.getTime() >= before.getTime()) continue;
+    stale.push(o.key);
+  }
   for (const k of stale) await store.delete(k);
+}
+
+// `<key>.rekey-new.<run>`: the run is random hex (`rekeyObject`).
+const STAGING_RE = /^(?<key>.+)\.rekey-new\.(?<run>[0-9a-f]+)$/;
+
+function isStagingOf(candidate: string, key: string): boolean {
+  return STAGING_RE.exec(candidate)?.groups?.key === key;
+}
+
+/** What a rekey left beside one object: its journal and its rewritten copies, as listed. */
+export interface RekeyLeftover {
+  /** The object being rekeyed. */
+  key: string;
+  journal?: ObjectInfo;
+  /** `<key>.rekey-new.<run>` copies, oldest first. */
+  staging: ObjectInfo[];
+}
+
+/**
+ * Whether `key` is a rekey's journal or rewritten copy, and of which object; null for anything else. A name that
+ * merely ends in `.rekey` counts only when the rest is an object's key (checked by the caller: a backup's name).
+ */
+export function rekeyPartOf(key: string): { object: string; part: "journal" | "staging" } | null {
+  if (key.endsWith(REKEY_JOURNAL_SUFFIX) && key.length > REKEY_JOURNAL_SUFFIX.length)
+    return { object: key.slice(0, -REKEY_JOURNAL_SUFFIX.length), part: "journal" };
+  const staged = STAGING_RE.exec(key)?.groups?.key;
+  return staged ? { object: staged, part: "staging" } : null;
+}
+
+/**
+ * Every journal and rewritten copy under `prefix`, grouped by the object they belong to (one listing). Whether
+ * the object still exists is not looked at: a group whose object is gone is what a deleted backup left.
+ */
+export async function listRekeyLeftovers(store: Store, prefix = ""): Promise<Map<string, RekeyLeftover>> {
+  const out = new Map<string, RekeyLeftover>();
+  for await (const o of store.list(prefix)) {
+    const part = rekeyPartOf(o.key);
+    if (!part) continue;
+    let group = out.get(part.object);
+    if (!group) {
+      group = { key: part.object, staging: [] };
+      out.set(part.object, group);
+    }
+    if (part.part === "journal") group.journal = o;
+    else group.staging.push(o);
+  }
+  for (const g of out.values()) g.staging.sort((a, b) => a.lastModified.getTime() - b.lastModified.getTime());
+  return out;
+}
+
+/** When the newest part of a rekey's leftovers was written: the time a running rekey last showed progress. */
+export function newestRekeyPart(leftover: RekeyLeftover): Date {
+  const times = [leftover.journal, ...leftover.staging].flatMap((o) => (o ? [o.lastModified.getTime()] : []));
+  return new Date(Math.max(...times));
 }
 
 export function headerDigest(header: Buffer): JournalHeader {
@@ -120,4 +185,77 @@ export async function manifestDuringRekey<M>(store: Store, key: string, current:
   if (!journal) return current;
   const state = await objectHeaderState(store, key, journal).catch(() => "other" as const);
   return state === "to" ? (journal.manifest as M) : current;
+}
+
+/** How an interrupted rekey is resolved, limited for a caller that may run beside a live rekey (prune). */
+export interface RecoverOptions {
+  /**
+   * Act only on the journal of this run (the one the caller planned on): when the journal is gone or is another
+   * run's (a new rekey took over), nothing is done and null is returned, and the journal is removed only while
+   * it is still this run's.
+   */
+  run?: string;
+  /** Remove only rewritten copies last written before this time (see `removeStaging`). */
+  stagedBefore?: Date;
+}
+
+/**
+ * Finishes or undoes a rekey of `key` that was killed: when the object already carries the new header, the
+ * journal's manifest is written (finished); when it still carries the old one, the rewritten copy is dropped
+ * (undone). Returns what it did, or null when there was nothing to recover. Throws when the object carries
+ * neither header (changed by something else meanwhile) or the journal cannot be read. Used by the next rekey of
+ * the object (src/backup/rekey-run.ts) and by prune (src/catalog/prune-rekeys.ts).
+ */
+export async function recoverInterruptedRekey(
+  store: Store,
+  key: string,
+  manifestKey: string,
+  options: RecoverOptions = {},
+): Promise<"finished" | "undone" | null> {
+  const journal = await readJournal(store, key);
+  if (!journal) {
+    if (await store.stat(journalKey(key))) {
+      throw new Hinted(
+        `the rekey journal ${journalKey(key)} cannot be read`,
+        "check the object with `etcd-backup verify`, then remove the journal by hand",
+      );
+    }
+    return null;
+  }
+  if (options.run !== undefined && journal.run !== options.run) return null;
+  const state = await objectHeaderState(store, key, journal);
+  if (state === "other") {
+    throw new Hinted(
+      `${key} carries neither header named by its rekey journal ${journalKey(key)}`,
+      "it was changed during an interrupted rekey: verify it before removing the journal by hand",
+    );
+  }
+  if (state === "to") {
+    // The manifest in place (old, or new when killed after writing it) holds the lock the new one keeps.
+    const lock = await keptLock(store, manifestKey);
+    await store.put(manifestKey, Readable.from([Buffer.from(serializeJournalManifest(journal))]), {
+      contentType: "application/json",
+      ...(lock ? { retention: lock } : {}),
+    });
+  }
+  await removeStaging(store, key, options.stagedBefore);
+  if (options.run !== undefined && (await readJournal(store, key))?.run !== options.run) {
+    // Another rekey removed this journal and wrote its own meanwhile: that one is left to its run.
+    return state === "to" ? "finished" : "undone";
+  }
+  await store.delete(journalKey(key));
+  return state === "to" ? "finished" : "undone";
+}
+
+/**
+ * The retention of `key` when it still holds it (a date to come, or a legal hold): what its replacement must
+ * carry. Null where nothing is locked (a directory, a bucket without Object Lock, an expired date).
+ */
+export async function keptLock(store: Store, key: string): Promise<Retention | null> {
+  const r = await retentionOf(store, key);
+  return retentionHold(r, new Date()) ? r : null;
+}
+
+function serializeJournalManifest(journal: RekeyJournal): string {
+  return `${JSON.stringify(journal.manifest, null, 2)}\n`;
 }

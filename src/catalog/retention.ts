@@ -26,10 +26,13 @@ export interface RetentionPolicy {
 
 /** Why a backup is kept. `period` names the calendar bucket (`2026-11-23`, `2026-W48`...) for calendar rules. */
 export interface KeepReason {
-  /** `locked`: no rule keeps it but the store will not let it go yet (object lock, legal hold); see prune.ts. */
-  rule: "newest" | "last" | CalendarRule | "within" | "not-usable" | "locked";
+  /**
+   * `locked`: no rule keeps it but the store will not let it go yet (object lock, legal hold); `rekey`: a rekey of
+   * it may be running (its journal or copy is younger than the grace period); see prune.ts.
+   */
+  rule: "newest" | "last" | CalendarRule | "within" | "not-usable" | "locked" | "rekey";
   period?: string;
-  /** For `locked`: what holds it, `object lock compliance until 2027-01-03`, `legal hold`. */
+  /** For `locked`: what holds it, `object lock compliance until 2027-01-03`, `legal hold`; for `rekey`: what was seen. */
   hold?: string;
 }
 

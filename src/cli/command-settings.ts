@@ -3,6 +3,10 @@ import type { BackupJobConfig, DaemonConfig } from "../config/schema.ts";
 import { azureSettingsFromEnv } from "../store/azure-settings.ts";
 import { gcsSettingsFromEnv } from "../store/gcs-settings.ts";
 import { LEGAL_HOLD_ENV, s3SettingsFromEnv } from "../store/s3-settings.ts";
+import { LEGAL_HOLD_ENVS } from "./object-lock-options.ts";
+
+/** `--legal-hold`'s variable (`--s3-legal-hold`'s, LEGAL_HOLD_ENV, is read into the S3 settings). */
+const NEUTRAL_LEGAL_HOLD_ENV = LEGAL_HOLD_ENVS[0];
 
 const MiB = 1024 * 1024;
 
@@ -48,6 +52,8 @@ const NOT_SETTINGS = new Set(["config", "ageRecipientEnv", "output", "debug"]);
  * Translates a command's flags (with their environment variables, as commander applied them) and an optional
  * settings file into flat settings, keys named after the flags in camelCase, as `parseJobSettings` and
  * `parseDaemonConfig` read them. What wins: a flag or its variable, then the file, then the flag's default.
+ * The object-lock flags `--object-lock`, `--object-lock-days`, `--legal-hold` are top-level settings (for every
+ * object store); their first names `--s3-object-lock...` land in `s3` as before, and the job parser merges them.
  * S3 settings: the flags, then the file, then AWS_* / talos-backup's S3 variables; Azure's likewise; GCS settings: the
  * flags, then the file, then STORAGE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT. `-e` is `talosEndpoints`.
  * Also returns `given`: whether the user gave a setting (flag, variable or file), as opposed to a default.
@@ -75,8 +81,14 @@ export function settingsFromCommand(
     if (!fromCommand(flag)) continue;
     s3[key] = flag === "s3PartSize" ? (flags[flag] as number) / MiB : flags[flag];
   }
-  // The variable as text, for the settings parser to read as true/false (commander would take `false` as on).
+  // The variables as text, for the settings parser to read as true/false (commander would take `false` as on).
   if (!fromCommand("s3LegalHold") && env[LEGAL_HOLD_ENV]?.trim()) s3.legalHold = env[LEGAL_HOLD_ENV];
+  if (
+    !fromCommand("legalHold") &&
+    env[NEUTRAL_LEGAL_HOLD_ENV]?.trim() &&
+    cmd.options.some((o) => o.long === "--legal-hold")
+  )
+    out.legalHold = env[NEUTRAL_LEGAL_HOLD_ENV];
   out.s3 = s3;
 
   // Azure the same way: the flags, then the file, then AZURE_STORAGE_ACCOUNT / ETCD_BACKUP_AZURE_*. Credentials

@@ -1,16 +1,13 @@
 import { type Command, Option } from "commander";
 import {
-  legalHoldFromEnv,
   mergeS3Settings,
-  type ObjectLockMode,
   parseConcurrency,
-  parseObjectLockDays,
-  parseObjectLockMode,
   parsePartSizeMiB,
   parseSse,
   type S3Settings,
   s3SettingsFromEnv,
 } from "../store/s3-settings.ts";
+import { type ObjectLockOptionValues, objectLockFromOptions } from "./object-lock-options.ts";
 
 /** The values commander collects for the options `addS3Options` adds. */
 export interface S3OptionValues {
@@ -25,42 +22,6 @@ export interface S3OptionValues {
   s3SseKmsKeyId?: string;
   s3StorageClass?: string;
   s3SdkChecksums?: boolean;
-  s3ObjectLock?: ObjectLockMode;
-  s3ObjectLockDays?: number;
-  s3LegalHold?: boolean;
-}
-
-/**
- * Adds `--s3-object-lock MODE`, `--s3-object-lock-days N` and `--s3-legal-hold` (each also from its
- * ETCD_BACKUP_S3_* variable) to a command that writes backups. `save` and the daemon may leave the days to
- * --keep-within (config/schema.ts); `log` must give them.
- */
-export function addObjectLockOptions(cmd: Command): Command {
-  return cmd
-    .addOption(
-      new Option(
-        "--s3-object-lock <mode>",
-        "write backups, manifests and log segments under S3 Object Lock: governance or compliance",
-      )
-        .argParser((v) => parseObjectLockMode(v, "--s3-object-lock"))
-        .env("ETCD_BACKUP_S3_OBJECT_LOCK")
-        .helpGroup("S3:"),
-    )
-    .addOption(
-      new Option(
-        "--s3-object-lock-days <n>",
-        "days each object stays locked from its upload (the daemon defaults to --keep-within)",
-      )
-        .argParser((v) => parseObjectLockDays(v, "--s3-object-lock-days"))
-        .env("ETCD_BACKUP_S3_OBJECT_LOCK_DAYS")
-        .helpGroup("S3:"),
-    )
-    .addOption(
-      new Option(
-        "--s3-legal-hold",
-        "also put a legal hold on them, kept until someone lifts it (env: ETCD_BACKUP_S3_LEGAL_HOLD=true)",
-      ).helpGroup("S3:"),
-    );
 }
 
 /**
@@ -118,11 +79,12 @@ export function addS3Options(cmd: Command): Command {
 }
 
 /**
- * The S3 settings the flags give, over those of the environment (`s3SettingsFromEnv`). Throws `UsageError` for an
- * environment value that does not parse.
+ * The S3 settings the flags give, over those of the environment (`s3SettingsFromEnv`), with the lock the
+ * object-lock flags ask for (object-lock-options.ts). Throws `UsageError` for an environment value that does not
+ * parse.
  */
 export function s3SettingsFromOptions(
-  opts: S3OptionValues,
+  opts: S3OptionValues & ObjectLockOptionValues,
   env: NodeJS.ProcessEnv = process.env,
 ): S3Settings {
   const flags: S3Settings = {};
@@ -137,13 +99,7 @@ export function s3SettingsFromOptions(
   if (opts.s3SseKmsKeyId) flags.sseKmsKeyId = opts.s3SseKmsKeyId;
   if (opts.s3StorageClass) flags.storageClass = opts.s3StorageClass;
   if (opts.s3SdkChecksums) flags.sdkChecksums = true;
-  const legalHold = opts.s3LegalHold === true || legalHoldFromEnv(env) === true;
-  if (opts.s3ObjectLock || opts.s3ObjectLockDays !== undefined || legalHold) {
-    flags.objectLock = {
-      ...(opts.s3ObjectLock ? { mode: opts.s3ObjectLock } : {}),
-      ...(opts.s3ObjectLockDays !== undefined ? { days: opts.s3ObjectLockDays } : {}),
-      ...(legalHold ? { legalHold: true } : {}),
-    };
-  }
+  const objectLock = objectLockFromOptions(opts, env);
+  if (objectLock) flags.objectLock = objectLock;
   return mergeS3Settings(s3SettingsFromEnv(env), flags);
 }

@@ -165,18 +165,24 @@ export async function backupJobFromConfig(
     ? parseGcsCredentials(config.gcsSecrets.credentialsJson, config.gcsSecrets.label)
     : undefined;
   if (gcsCredentials) secrets.push(...gcsCredentials.secrets);
+  // The lock goes to whichever object store the destination is (each maps it onto its own feature).
+  const objectLock = config.objectLock ? { objectLock: config.objectLock } : {};
   const store = openStore(
     destination,
-    /^s3:\/\//i.test(destination) ? config.s3 : undefined,
+    /^s3:\/\//i.test(destination) ? { ...config.s3, ...objectLock } : undefined,
     {
       ...(config.s3Secrets?.credentials ? { credentials: config.s3Secrets.credentials } : {}),
       ...(config.s3Secrets?.caPem ? { caPem: config.s3Secrets.caPem } : {}),
       warn,
-      gcs: { settings: config.gcs, ...(gcsCredentials ? { credentials: gcsCredentials } : {}), env },
+      gcs: {
+        settings: { ...config.gcs, ...objectLock },
+        ...(gcsCredentials ? { credentials: gcsCredentials } : {}),
+        env,
+      },
     },
     // Azure credentials: the operator's Secret when it gave one, else the environment's, else the SDK's chain.
     {
-      settings: config.azure,
+      settings: { ...config.azure, ...objectLock },
       secrets: config.azureSecrets ?? azureSecretsFromEnv(env),
       onSecret: (secret) => secrets.push(secret),
     },

@@ -35,6 +35,19 @@ export { parseListenAddress } from "./listen-address.ts";
 
 const MiB = 1024 * 1024;
 
+/**
+ * How backup data is locked when written, on any object store (`ObjectLockSettings`: S3 Object Lock, GCS object
+ * retention and temporary holds, Azure immutability); `days` may be left to the retention's `withinMs` (see
+ * parseBackupJobConfig).
+ */
+export const objectLockSchema = z
+  .object({
+    mode: z.enum(OBJECT_LOCK_MODES).optional(),
+    days: z.number().int().min(1).max(MAX_OBJECT_LOCK_DAYS).optional(),
+    legalHold: z.boolean().optional(),
+  })
+  .strict();
+
 export const s3SettingsSchema = z
   .object({
     endpoint: z.string().min(1).optional(),
@@ -50,15 +63,11 @@ export const s3SettingsSchema = z
     sdkChecksums: z.boolean().optional(),
     maxAttempts: z.number().int().min(1).optional(),
     retryBaseDelayMs: z.number().int().min(0).optional(),
-    /** S3 Object Lock for backup data; `days` may be left to the retention's `withinMs` (see parseBackupJobConfig). */
-    objectLock: z
-      .object({
-        mode: z.enum(OBJECT_LOCK_MODES).optional(),
-        days: z.number().int().min(1).max(MAX_OBJECT_LOCK_DAYS).optional(),
-        legalHold: z.boolean().optional(),
-      })
-      .strict()
-      .optional(),
+    /**
+     * The first place of the lock, when it was S3's only: still read (the job's top-level `objectLock` is the
+     * one place now; parseBackupJobConfig moves this there), never written back.
+     */
+    objectLock: objectLockSchema.optional(),
   })
   .strict();
 
@@ -231,6 +240,11 @@ export const backupJobConfigSchema = z.object({
    * Application Default Credentials (workload identity, the metadata server). Secret: never printed.
    */
   gcsSecrets: z.object({ credentialsJson: z.string().min(1), label: z.string().min(1) }).optional(),
+  /**
+   * Lock backup data when writing it, whatever the object store (job.ts gives it to the store's settings);
+   * absent: nothing is locked by us. A directory destination cannot be locked.
+   */
+  objectLock: objectLockSchema.optional(),
   compression: z.enum(["zstd", "none"]).default("zstd"),
   level: z.number().int().min(1).max(19).optional(),
   encryption: z.discriminatedUnion("kind", [
@@ -265,14 +279,33 @@ export type BackupJobConfig = Infer<typeof backupJobConfigSchema>;
 /** What the operator (or a test) writes before defaults are applied. */
 export type BackupJobConfigInput = InputOf<typeof backupJobConfigSchema>;
 
-/** Validates a job config built in code (the operator's path); throws `UsageError` naming every problem. */
-export function parseBackupJobConfig(input: BackupJobConfigInput): BackupJobConfig {
+/**
+ * Validates a job config built in code (the operator's path); throws `UsageError` naming every problem.
+ * `lockFlag` is how problems with the lock name it (`--object-lock`; `--s3-object-lock` for those who use it).
+ */
+export function parseBackupJobConfig(
+  input: BackupJobConfigInput,
+  lockFlag: LockFlag = input.objectLock === undefined && input.s3?.objectLock !== undefined
+    ? "--s3-object-lock"
+    : "--object-lock",
+): BackupJobConfig {
   const parsed = backupJobConfigSchema.safeParse(input);
   if (!parsed.success) throw configError(parsed.error.issues.map((i) => problem(i.path, i.message)));
-  const lock = objectLockDefaults(parsed.data.s3.objectLock, parsed.data.retention);
+  const { objectLock: s3Lock, ...s3 } = parsed.data.s3;
+  parsed.data.s3 = s3;
+  const given = parsed.data.objectLock ?? s3Lock;
+  if (parsed.data.objectLock && s3Lock && JSON.stringify(parsed.data.objectLock) !== JSON.stringify(s3Lock)) {
+    throw configError(["objectLock: contradicts s3.objectLock (give the lock once, as objectLock)"]);
+  }
+  const lock = objectLockDefaults(given, parsed.data.retention, lockFlag);
   if (typeof lock === "string") throw configError([lock]);
-  if (lock) parsed.data.s3.objectLock = lock;
-  else delete parsed.data.s3.objectLock;
+  if (lock) parsed.data.objectLock = lock;
+  else delete parsed.data.objectLock;
+  if (lock && parsed.data.destination && !isObjectStore(parsed.data.destination)) {
+    throw configError([
+      `${lockFlag}: ${parsed.data.destination} is not an object store, nothing there can be locked (write to s3://, gs:// or azblob://, or drop ${lockFlag})`,
+    ]);
+  }
   const problems = encryptionProblems({
     encrypt: parsed.data.encryption.kind === "age",
     ...(parsed.data.encryption.kind === "age"
@@ -294,20 +327,29 @@ export function parseBackupJobConfig(input: BackupJobConfigInput): BackupJobConf
  * A lock with neither mode nor legal hold is none.
  */
 export function objectLockDefaults(
-  lock: BackupJobConfig["s3"]["objectLock"],
+  lock: ObjectLockConfig | undefined,
   retention: RetentionPolicy | null,
-): BackupJobConfig["s3"]["objectLock"] | string {
+  flag: LockFlag = "--object-lock",
+): ObjectLockConfig | undefined | string {
   if (!lock || (lock.mode === undefined && !lock.legalHold)) {
-    return lock?.days !== undefined
-      ? "--s3-object-lock-days: needs --s3-object-lock (governance or compliance)"
-      : undefined;
+    return lock?.days !== undefined ? `${flag}-days: needs ${flag} (governance or compliance)` : undefined;
   }
   if (lock.mode === undefined || lock.days !== undefined) return lock;
   if (retention?.withinMs !== undefined) {
     const days = Math.min(MAX_OBJECT_LOCK_DAYS, Math.max(1, Math.ceil(retention.withinMs / 86_400_000)));
     return { ...lock, days };
   }
-  return `--s3-object-lock-days: is required with --s3-object-lock ${lock.mode} (the daemon and the operator default it to --keep-within)`;
+  return `${flag}-days: is required with ${flag} ${lock.mode} (the daemon and the operator default it to --keep-within)`;
+}
+
+export type ObjectLockConfig = z.infer<typeof objectLockSchema>;
+
+/** The lock's flag as problems name it: the destination-neutral one, or the S3 name it had first. */
+export type LockFlag = "--object-lock" | "--s3-object-lock";
+
+/** A destination whose objects can be locked: s3://, gs:// or azblob:// (a directory cannot). */
+export function isObjectStore(destination: string): boolean {
+  return /^(s3|gs|azblob):\/\//i.test(destination);
 }
 
 /**
@@ -414,6 +456,16 @@ export const jobSettingsShape = {
   // Where to.
   to: str.optional(),
   out: str.optional(),
+  // Immutability on any object store (the `s3` group's objectLock, objectLockDays and legalHold are the first
+  // names; both are read, and must not disagree).
+  objectLock: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(OBJECT_LOCK_MODES, { error: "is not governance or compliance" }))
+    .optional(),
+  objectLockDays: wholeNumber(1, MAX_OBJECT_LOCK_DAYS).optional(),
+  legalHold: bool.optional(),
   s3: z
     .object({
       endpoint: str.optional(),
@@ -710,17 +762,23 @@ function jobSettingsProblems(
     problems.push("--image: only for the kubeconfig backup (--kubeconfig)");
   if (given("fromFile") && (raw.source === "talos" || raw.source === "kubernetes"))
     problems.push(`--from-file: cannot be combined with --source ${String(raw.source)}`);
-  // Immutability on GCS (object retention, bucket lock) is not implemented: asking for a lock there must not
-  // silently store unlocked backups.
+  // The lock under both names: the same setting twice must agree.
   const s3 = raw.s3 && typeof raw.s3 === "object" ? (raw.s3 as Record<string, unknown>) : {};
-  const lockAsked =
-    [s3.objectLock, s3.objectLockDays].some((v) => v !== undefined && v !== "") ||
-    s3.legalHold === true ||
-    String(s3.legalHold).toLowerCase() === "true";
-  if (lockAsked && typeof raw.to === "string" && /^gs:\/\//i.test(raw.to)) {
-    problems.push(
-      "--s3-object-lock: applies to s3:// destinations only (GCS object retention is not supported yet, see docs/gcs.md)",
-    );
+  for (const [k, flag] of [
+    ["objectLock", "--object-lock"],
+    ["objectLockDays", "--object-lock-days"],
+  ] as const) {
+    const neutral = raw[k];
+    const first = s3[k];
+    const text = (v: unknown) => String(v).trim().toLowerCase();
+    if (
+      neutral !== undefined &&
+      neutral !== "" &&
+      first !== undefined &&
+      first !== "" &&
+      text(neutral) !== text(first)
+    )
+      problems.push(`${flag}: contradicts --s3-${flag.slice(2)} (give only ${flag})`);
   }
   return problems;
 }
@@ -744,19 +802,31 @@ function jobConfigFromSettings(s: Infer<typeof jobSettingsSchema>, staleAfterMs?
         : { name: s.user, password: s.password ?? "" };
   }
   const s3: BackupJobConfig["s3"] = {};
-  const { objectLock: lockMode, objectLockDays, legalHold, ...s3Flat } = s.s3;
+  const { objectLock: s3LockMode, objectLockDays: s3LockDays, legalHold: s3LegalHold, ...s3Flat } = s.s3;
   for (const [k, v] of Object.entries(s3Flat)) {
     if (v === undefined) continue;
     if (k === "partSizeMiB") s3.partSize = Math.round((v as number) * MiB);
     else (s3 as Record<string, unknown>)[k] = v;
   }
-  if (lockMode !== undefined || objectLockDays !== undefined || legalHold) {
-    s3.objectLock = {
-      ...(lockMode !== undefined ? { mode: lockMode } : {}),
-      ...(objectLockDays !== undefined ? { days: objectLockDays } : {}),
-      ...(legalHold ? { legalHold: true } : {}),
-    };
-  }
+  // The lock, from either name (jobSettingsProblems made sure they agree); problems name the one used.
+  const lockMode = s.objectLock ?? s3LockMode;
+  const lockDays = s.objectLockDays ?? s3LockDays;
+  const legalHold = s.legalHold === true || s3LegalHold === true;
+  const lockFlag: LockFlag =
+    s.objectLock === undefined &&
+    s.objectLockDays === undefined &&
+    s.legalHold === undefined &&
+    (s3LockMode !== undefined || s3LockDays !== undefined || s3LegalHold !== undefined)
+      ? "--s3-object-lock"
+      : "--object-lock";
+  const objectLock =
+    lockMode !== undefined || lockDays !== undefined || legalHold
+      ? {
+          ...(lockMode !== undefined ? { mode: lockMode } : {}),
+          ...(lockDays !== undefined ? { days: lockDays } : {}),
+          ...(legalHold ? { legalHold: true } : {}),
+        }
+      : undefined;
   const azure: BackupJobConfig["azure"] = {};
   for (const [k, v] of Object.entries(s.azure)) {
     if (v === undefined) continue;
@@ -767,65 +837,69 @@ function jobConfigFromSettings(s: Infer<typeof jobSettingsSchema>, staleAfterMs?
   if (s.gcs.endpoint) gcs.endpoint = s.gcs.endpoint;
   if (s.gcs.project) gcs.project = s.gcs.project;
   if (s.gcs.chunkSizeMiB !== undefined) gcs.chunkSize = Math.round(s.gcs.chunkSizeMiB * MiB);
-  return parseBackupJobConfig({
-    ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
-    source: s.fromFile
-      ? { kind: "file", path: s.fromFile }
-      : s.source === "kubernetes"
-        ? {
-            kind: "kubernetes",
-            ...(s.kubeconfig ? { kubeconfig: s.kubeconfig } : {}),
-            ...(s.context ? { context: s.context } : {}),
-            ...(s.image ? { image: s.image } : {}),
-          }
-        : s.source === "talos"
+  return parseBackupJobConfig(
+    {
+      ...(s.cluster !== undefined ? { cluster: s.cluster } : {}),
+      source: s.fromFile
+        ? { kind: "file", path: s.fromFile }
+        : s.source === "kubernetes"
           ? {
-              kind: "talos",
-              ...(s.talosconfig ? { talosconfig: s.talosconfig } : {}),
+              kind: "kubernetes",
+              ...(s.kubeconfig ? { kubeconfig: s.kubeconfig } : {}),
               ...(s.context ? { context: s.context } : {}),
-              endpoints: s.talosEndpoints,
-              nodes: s.nodes,
+              ...(s.image ? { image: s.image } : {}),
             }
-          : {
-              kind: "etcd",
-              endpoints: s.endpoints,
-              ...(s.cacert ? { cacert: s.cacert } : {}),
-              ...(s.cert ? { cert: s.cert } : {}),
-              ...(s.key ? { key: s.key } : {}),
-              insecureSkipTlsVerify: s.insecureSkipTlsVerify,
-              dialTimeoutMs: s.dialTimeout,
-              ...(user ? { user } : {}),
-            },
-    ...(s.to !== undefined ? { destination: s.to } : {}),
-    ...(s.out !== undefined ? { output: s.out } : {}),
-    s3,
-    azure,
-    gcs,
-    compression: s.compress,
-    ...(s.level !== undefined ? { level: s.level } : {}),
-    encryption:
-      s.encrypt && s.out === undefined
-        ? {
-            kind: "age",
-            recipients: s.recipient,
-            recipientsFiles: s.recipientsFile,
-            ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
-          }
-        : { kind: "none" },
-    decryption: {
-      identityFiles: s.identity,
-      // A passphrase decrypts what it encrypted.
-      ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
+          : s.source === "talos"
+            ? {
+                kind: "talos",
+                ...(s.talosconfig ? { talosconfig: s.talosconfig } : {}),
+                ...(s.context ? { context: s.context } : {}),
+                endpoints: s.talosEndpoints,
+                nodes: s.nodes,
+              }
+            : {
+                kind: "etcd",
+                endpoints: s.endpoints,
+                ...(s.cacert ? { cacert: s.cacert } : {}),
+                ...(s.cert ? { cert: s.cert } : {}),
+                ...(s.key ? { key: s.key } : {}),
+                insecureSkipTlsVerify: s.insecureSkipTlsVerify,
+                dialTimeoutMs: s.dialTimeout,
+                ...(user ? { user } : {}),
+              },
+      ...(s.to !== undefined ? { destination: s.to } : {}),
+      ...(s.out !== undefined ? { output: s.out } : {}),
+      s3,
+      azure,
+      gcs,
+      ...(objectLock ? { objectLock } : {}),
+      compression: s.compress,
+      ...(s.level !== undefined ? { level: s.level } : {}),
+      encryption:
+        s.encrypt && s.out === undefined
+          ? {
+              kind: "age",
+              recipients: s.recipient,
+              recipientsFiles: s.recipientsFile,
+              ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
+            }
+          : { kind: "none" },
+      decryption: {
+        identityFiles: s.identity,
+        // A passphrase decrypts what it encrypted.
+        ...(s.passphraseFile ? { passphraseFile: s.passphraseFile } : {}),
+      },
+      retention: Object.keys(retention).length > 0 ? retention : null,
+      notify: {
+        urls: s.notify,
+        format: s.notifyFormat,
+        on: [...new Set(s.notifyOn)],
+        ...(staleAfterMs !== undefined ? { staleAfterMs } : {}),
+      },
+      incompleteGraceMs: s.incompleteGrace,
     },
-    retention: Object.keys(retention).length > 0 ? retention : null,
-    notify: {
-      urls: s.notify,
-      format: s.notifyFormat,
-      on: [...new Set(s.notifyOn)],
-      ...(staleAfterMs !== undefined ? { staleAfterMs } : {}),
-    },
-    incompleteGraceMs: s.incompleteGrace,
-  });
+    lockFlag,
+  );
 }
 
 /** Why a cron expression (with optional seconds) or time zone cannot be used, or null when it can. */

@@ -89,7 +89,26 @@ export async function runBackup(options: RunOptions): Promise<RunOutcome> {
           `${report.failures.length} deletion(s) failed: ${report.failures.map((f) => `${f.key}: ${f.error}`).join("; ")}`,
         );
       }
-      log.info({ pruned, kept, freedBytes: report.freedBytes }, "pruned");
+      // What no rule keeps but the store will not let go yet (object lock, legal hold), with what holds it: a
+      // bucket that grows past the policy says why in the log, as `prune` says it in its report.
+      const held = [
+        ...report.backups.flatMap((b) =>
+          b.reasons.flatMap((r) => (r.rule === "locked" ? [`${b.entry.key}: ${r.hold ?? "locked"}`] : [])),
+        ),
+        ...report.leftovers.flatMap((l) => (l.hold ? [`${l.entry.key}: ${l.hold}`] : [])),
+      ];
+      log.info(
+        { pruned, kept, freedBytes: report.freedBytes, ...(held.length > 0 ? { held } : {}) },
+        "pruned",
+      );
+      // What a killed rekey left, resolved once older than the grace period (see src/catalog/prune-rekeys.ts).
+      for (const c of report.rekeys) {
+        if (c.result === undefined || c.result === "left") continue;
+        log.info(
+          { key: c.key, kind: c.kind, result: c.result, ageMs: c.ageMs },
+          "resolved an interrupted rekey",
+        );
+      }
       // The revision log's segments that no kept recovery point needs go with the backups they served.
       const logReport = await pruneLog(job.store, {
         cluster: job.cluster,

@@ -94,7 +94,14 @@ export interface S3DestinationSpec {
   caSecretRef?: { name: string; key?: string };
   insecureSkipVerify?: boolean;
   /** S3 Object Lock on the backup and its manifest (the bucket must have Object Lock enabled). */
-  objectLock?: { mode?: "governance" | "compliance"; days?: number; legalHold?: boolean };
+  objectLock?: ObjectLockSpec;
+}
+
+/** Immutability of the backup and its manifest, the same fields for every object store. */
+export interface ObjectLockSpec {
+  mode?: "governance" | "compliance";
+  days?: number;
+  legalHold?: boolean;
 }
 
 /**
@@ -118,6 +125,8 @@ export interface AzureBlobDestinationSpec {
     /** Default AZURE_STORAGE_SAS_TOKEN; used when the Secret has no account key. */
     sasTokenKey?: string;
   };
+  /** Azure immutability on the backup and its manifest (the container must support it). */
+  objectLock?: ObjectLockSpec;
 }
 
 /** A Google Cloud Storage bucket and prefix (gs://bucket/prefix). */
@@ -128,6 +137,8 @@ export interface GcsDestinationSpec {
   project?: string;
   /** A Secret holding a service-account key (JSON) under `key` (default key.json); absent: the pod's ADC. */
   credentialsSecretRef?: { name: string; key?: string };
+  /** GCS object retention and/or a temporary hold on the backup and its manifest (object retention enabled). */
+  objectLock?: ObjectLockSpec;
 }
 
 /** Where a backup goes: exactly one of S3, Azure Blob Storage or Google Cloud Storage. */

@@ -3,9 +3,11 @@ import { saveBackup } from "../backup/save.ts";
 import { describeError } from "../errors.ts";
 import { processRedactor, type Redactor } from "../observability/redact.ts";
 import { AzureBlobStore } from "../store/azure-blob.ts";
+import { retentionLabel, type Store } from "../store/store.ts";
 import {
   BACKUP_PLURAL,
   DELETE_FINALIZER,
+  type DestinationSpec,
   type EtcdBackup,
   type EtcdBackupStatus,
   type MergePatch,
@@ -223,6 +225,7 @@ export class BackupController {
       const { source, encryption } = job;
       const store = job.store as OperatorStore;
       let result: Awaited<ReturnType<typeof saveBackup>>;
+      let lock: string | undefined;
       try {
         result = await saveBackup({
           source,
@@ -233,6 +236,7 @@ export class BackupController {
           encryption,
           signal: controller.signal,
         });
+        lock = await storedLock(action.spec.destination, store, result.key, log);
       } finally {
         store.destroy();
       }
@@ -253,6 +257,7 @@ export class BackupController {
         storedSize: m.sizes.stored,
         ...(m.etcd?.revision !== undefined ? { revision: m.etcd.revision } : {}),
         sha256: m.sha256,
+        ...(lock ? { lock } : {}),
       };
     } catch (err) {
       if (parent.aborted) return { kind: "stopped" };
@@ -293,3 +298,27 @@ export class BackupController {
 }
 
 const keyOf = (o: EtcdBackup) => `${o.metadata.namespace}/${o.metadata.name}`;
+
+/**
+ * What holds a backup just stored, read back from the store (`compliance until 2026-12-01T13:00:53Z`, `legal
+ * hold`), when its destination asks for a lock: the Event then says the object cannot be deleted before then.
+ * Undefined without a lock, or when the store does not say (logged: the backup itself is stored).
+ */
+async function storedLock(
+  destination: DestinationSpec,
+  store: Store,
+  key: string,
+  log: Logger,
+): Promise<string | undefined> {
+  const asked = [destination.s3, destination.gcs, destination.azureBlob].some(
+    (d) => d?.objectLock?.mode !== undefined || d?.objectLock?.legalHold === true,
+  );
+  if (!asked || !store.retention) return undefined;
+  try {
+    const label = retentionLabel(await store.retention(key));
+    return label === "-" ? undefined : label;
+  } catch (err) {
+    log.warn({ err: describeError(err) }, "cannot read back the lock of the stored backup");
+    return undefined;
+  }
+}

@@ -96,6 +96,8 @@ export type RunOutcome =
       storedSize: number;
       revision?: number;
       sha256: string;
+      /** What holds the stored object (object lock, legal hold), as read back: `compliance until ...`. */
+      lock?: string;
     }
   /** The operator is stopping (or lost its lease): not the backup's fault. */
   | { kind: "stopped" }
@@ -308,7 +310,7 @@ function succeed(b: EtcdBackup, stored: Extract<RunOutcome, { kind: "stored" }>,
         kind: "event",
         type: "Normal",
         reason: Reason.BackupSucceeded,
-        message: `stored ${location} (${stored.storedSize} bytes, db ${stored.dbSize} bytes)`,
+        message: `stored ${location} (${stored.storedSize} bytes, db ${stored.dbSize} bytes)${stored.lock ? `, locked: ${stored.lock}` : ""}`,
       },
     ],
   };

@@ -8,11 +8,13 @@ import { AzureBlobStore } from "../store/azure-blob.ts";
 import { GcsStore } from "../store/gcs.ts";
 import { parseGcsCredentials } from "../store/gcs-credentials.ts";
 import { S3Store } from "../store/s3.ts";
+import type { ObjectLockSettings } from "../store/s3-settings.ts";
 import { SERVICE_ACCOUNT_DIR } from "../talos/config.ts";
 import {
   type AzureBlobDestinationSpec,
   type EtcdBackupSpec,
   type GcsDestinationSpec,
+  type ObjectLockSpec,
   Reason,
   type S3DestinationSpec,
 } from "./api.ts";
@@ -213,23 +215,27 @@ export async function jobConfigFromSpec(
   }
   let destination: Pick<
     BackupJobConfigInput,
-    "destination" | "s3" | "s3Secrets" | "azure" | "azureSecrets" | "gcs" | "gcsSecrets"
+    "destination" | "s3" | "s3Secrets" | "azure" | "azureSecrets" | "gcs" | "gcsSecrets" | "objectLock"
   >;
   const azureBlob = spec.destination.azureBlob;
   const gcs = spec.destination.gcs;
   if (azureBlob) {
     const azure = await azureFromSpec(azureBlob, ctx);
+    const objectLock = lockOf(azureBlob.objectLock);
     destination = {
       destination: azure.destination,
       azure: azure.settings,
       ...(azure.secrets ? { azureSecrets: azure.secrets } : {}),
+      ...(objectLock ? { objectLock } : {}),
     };
   } else if (gcs) {
     const g = await gcsFromSpec(gcs, ctx);
+    const objectLock = lockOf(gcs.objectLock);
     destination = {
       destination: g.destination,
       gcs: g.gcs,
       ...(g.gcsSecrets ? { gcsSecrets: g.gcsSecrets } : {}),
+      ...(objectLock ? { objectLock } : {}),
     };
   } else {
     const s3 = await s3FromSpec(s3Of(spec.destination), ctx);
@@ -324,19 +330,21 @@ async function s3FromSpec(
       ...(s3.region ? { region: s3.region } : {}),
       ...(s3.pathStyle !== undefined ? { pathStyle: s3.pathStyle } : {}),
       ...(s3.insecureSkipVerify ? { insecureSkipTlsVerify: true } : {}),
-      ...(s3.objectLock && (s3.objectLock.mode || s3.objectLock.legalHold)
-        ? {
-            objectLock: {
-              ...(s3.objectLock.mode ? { mode: s3.objectLock.mode } : {}),
-              ...(s3.objectLock.days !== undefined ? { days: s3.objectLock.days } : {}),
-              ...(s3.objectLock.legalHold ? { legalHold: true } : {}),
-            },
-          }
-        : {}),
+      ...(lockOf(s3.objectLock) ? { objectLock: lockOf(s3.objectLock) } : {}),
     },
     ...(credentials || caPem
       ? { secrets: { ...(credentials ? { credentials } : {}), ...(caPem ? { caPem } : {}) } }
       : {}),
+  };
+}
+
+/** A destination's `objectLock` as the job configuration takes it; undefined when it asks for nothing. */
+function lockOf(lock: ObjectLockSpec | undefined): ObjectLockSettings | undefined {
+  if (!lock || (!lock.mode && !lock.legalHold)) return undefined;
+  return {
+    ...(lock.mode ? { mode: lock.mode } : {}),
+    ...(lock.days !== undefined ? { days: lock.days } : {}),
+    ...(lock.legalHold ? { legalHold: true } : {}),
   };
 }
 
@@ -447,11 +455,12 @@ export async function resolveStore(
   if (destination.gcs) {
     const gcs = destination.gcs;
     const { gcs: settings, gcsSecrets } = await gcsFromSpec(gcs, ctx);
+    const objectLock = lockOf(gcs.objectLock);
     try {
       return new GcsStore({
         bucket: gcs.bucket,
         prefix: rootOnly ? "" : (gcs.prefix ?? ""),
-        settings,
+        settings: { ...settings, ...(objectLock ? { objectLock } : {}) },
         ...(gcsSecrets
           ? { credentials: parseGcsCredentials(gcsSecrets.credentialsJson, gcsSecrets.label) }
           : {}),
@@ -466,10 +475,11 @@ export async function resolveStore(
     const azure = destination.azureBlob;
     const { settings, secrets } = await azureFromSpec(azure, ctx);
     try {
+      const objectLock = lockOf(azure.objectLock);
       return new AzureBlobStore({
         container: azure.container,
         prefix: rootOnly ? "" : (azure.prefix ?? ""),
-        settings,
+        settings: { ...settings, ...(objectLock ? { objectLock } : {}) },
         ...(secrets ? { secrets } : {}),
         warn: ctx.warn,
       });

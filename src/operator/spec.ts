@@ -42,6 +42,16 @@ const controlPlaneRef = z.object({
   name,
 });
 
+/** Immutability, the same for every object store (S3 Object Lock, GCS object retention, Azure immutability). */
+const objectLock = z
+  .object({
+    mode: z.enum(OBJECT_LOCK_MODES).optional(),
+    days: z.number().int().min(1).max(MAX_OBJECT_LOCK_DAYS).optional(),
+    legalHold: z.boolean().optional(),
+  })
+  .refine((l) => (l.mode === undefined) === (l.days === undefined), "mode and days go together")
+  .optional();
+
 const s3 = z.object({
   bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "not a valid S3 bucket name"),
   prefix: z
@@ -64,14 +74,7 @@ const s3 = z.object({
     .optional(),
   caSecretRef: z.object({ name, key: name.optional() }).optional(),
   insecureSkipVerify: z.boolean().optional(),
-  objectLock: z
-    .object({
-      mode: z.enum(OBJECT_LOCK_MODES).optional(),
-      days: z.number().int().min(1).max(MAX_OBJECT_LOCK_DAYS).optional(),
-      legalHold: z.boolean().optional(),
-    })
-    .refine((l) => (l.mode === undefined) === (l.days === undefined), "mode and days go together")
-    .optional(),
+  objectLock,
 });
 
 const azureBlob = z.object({
@@ -98,6 +101,7 @@ const azureBlob = z.object({
       sasTokenKey: name.optional(),
     })
     .optional(),
+  objectLock,
 });
 
 const gcs = z.object({
@@ -112,6 +116,7 @@ const gcs = z.object({
     .optional(),
   project: z.string().min(1).optional(),
   credentialsSecretRef: z.object({ name, key: name.optional() }).optional(),
+  objectLock,
 });
 
 const encryption = z

@@ -6,11 +6,20 @@ import { Hinted } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import {
   azureErrorCode,
+  azureStatus,
   explainAzureError,
   isBlobExists,
   isBlobNotFound,
+  isImmutableRefusal,
   isTransientAzureError,
 } from "./azure-errors.ts";
+import {
+  type ImmutabilityFields,
+  lockFields,
+  noImmutabilityError,
+  retentionFields,
+  retentionFromProperties,
+} from "./azure-immutability.ts";
 import {
   type AzureSecrets,
   type AzureSettings,
@@ -23,10 +32,13 @@ import { readParts } from "./s3-parts.ts";
 import {
   AlreadyExistsError,
   type Leftover,
+  NO_RETENTION,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type Retention,
+  retentionHold,
   type Store,
 } from "./store.ts";
 import { uploadStop } from "./upload-stop.ts";
@@ -73,6 +85,14 @@ const DISCARD_METADATA = "etcdbackup_discard";
  * `get` skip it); other tools may see an empty blob for the few milliseconds between the two requests, and
  * `leftovers` reports one a killed discard left.
  *
+ * Immutability (azure-immutability.ts): with `settings.objectLock`, backup data (`PutOptions.immutable`) is
+ * written under a version-level immutability policy and/or legal hold, on the same Put Blob or Put Block List that
+ * creates it, so no unlocked version of it ever exists. `prepare` (and the first locked write) checks that the
+ * container has version-level immutability. On such a container `delete` removes every version of the key after
+ * checking that none is held (Azure keeps a deleted or overwritten version as a previous version), and refuses
+ * with the hold otherwise; `list`, `get` and `stat` still find a held version whose current version someone
+ * deleted; `retention` reads the policy back from Get Blob Properties.
+ *
  * Every request is retried with exponential backoff and jitter on throttling, 5xx and network errors (the SDK's
  * own retries are off, so the policy is ours), never on other 4xx.
  */
@@ -85,6 +105,9 @@ export class AzureBlobStore implements Store {
   private readonly warn: (line: string) => void;
   private loading: Promise<ContainerClient> | undefined;
   private readonly listPageSize: number;
+  /** Whether the container has version-level immutability (asked once; undefined: it would not say). */
+  private versionLevel: Promise<boolean | undefined> | undefined;
+  private toldVersionsKept = false;
 
   constructor(options: AzureBlobStoreOptions) {
     if (!options.container) throw new Error("no container given");
@@ -165,6 +188,50 @@ export class AzureBlobStore implements Store {
     });
   }
 
+  /**
+   * Whether the container has version-level immutability (Get Container Properties), asked once per store (a
+   * failed question is asked again next time). `undefined`: the service would not say (403: a SAS or role that
+   * may not read container properties).
+   */
+  private versionLevelImmutability(): Promise<boolean | undefined> {
+    this.versionLevel ??= (async () => {
+      const container = await this.client();
+      try {
+        const props = await this.retry(() => container.getProperties());
+        return props.isImmutableStorageWithVersioningEnabled === true;
+      } catch (err) {
+        if (azureErrorCode(err) !== "ContainerNotFound" && azureStatus(err) === 403) return undefined;
+        throw err;
+      }
+    })();
+    this.versionLevel.catch(() => {
+      this.versionLevel = undefined;
+    });
+    return this.versionLevel;
+  }
+
+  /**
+   * With a lock configured (`settings.objectLock`), checks that the container has version-level immutability and
+   * refuses in one line otherwise. Without one, does nothing (no request).
+   */
+  async prepare(): Promise<void> {
+    const lock = this.settings.objectLock;
+    if (!lock) return;
+    let enabled: boolean | undefined;
+    try {
+      enabled = await this.versionLevelImmutability();
+    } catch (err) {
+      throw this.explain(`check version-level immutability on ${this.location}`, err);
+    }
+    if (enabled === false) throw noImmutabilityError(this.settings.account, this.container, lock);
+    if (enabled === undefined) {
+      throw new Hinted(
+        `cannot tell whether container ${this.container} has version-level immutability (Get Container Properties was denied)`,
+        "use credentials that may read the container's properties (an account key, or Storage Blob Data Contributor)",
+      );
+    }
+  }
+
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     const container = await this.client();
     const blob = container.getBlockBlobClient(this.blobName(key));
@@ -174,13 +241,29 @@ export class AzureBlobStore implements Store {
     const blockSize = this.settings.blockSize;
     const free: Buffer[] = [];
     const parts = readParts(body, blockSize, () => free.pop() ?? Buffer.allocUnsafe(blockSize));
+    // Backup data on a store that locks: the policy and hold go on the request that creates the blob.
+    const lock = options.immutable && !options.retention ? this.settings.objectLock : undefined;
+    const immutability: ImmutabilityFields = options.retention
+      ? retentionFields(options.retention, new Date())
+      : lock
+        ? lockFields(lock, new Date())
+        : {};
     const common = {
       blobHTTPHeaders: { blobContentType: options.contentType ?? "application/octet-stream" },
       ...(options.owner ? { metadata: { [OWNER_METADATA]: options.owner } } : {}),
       ...(options.ifAbsent ? { conditions: { ifNoneMatch: "*" } } : {}),
+      ...immutability,
     };
     let size = 0;
     try {
+      if (lock) {
+        try {
+          await this.prepare();
+        } catch (err) {
+          fail(err, false);
+          throw err;
+        }
+      }
       // Look first, so that a taken name fails before the body is read; the condition decides races.
       if (options.ifAbsent && !failed() && (await this.stat(key))) {
         body.destroy();
@@ -376,6 +459,7 @@ export class AzureBlobStore implements Store {
    */
   private async discard(blob: BlockBlobClient): Promise<void> {
     let etag: string | undefined;
+    let versionId: string | undefined;
     try {
       const out = await this.retry(() =>
         blob.commitBlockList([], {
@@ -384,18 +468,26 @@ export class AzureBlobStore implements Store {
         }),
       );
       etag = out.etag;
+      versionId = out.versionId;
     } catch (err) {
       if (!isBlobExists(err)) throw err;
       // A blob is there: ours to delete only if it is a discard marker (a killed discard's).
       const props = await this.retry(() => blob.getProperties()).catch(() => undefined);
       if (!props?.metadata?.[DISCARD_METADATA]) return;
       etag = props.etag;
+      versionId = props.versionId;
     }
     try {
       await this.retry(() => blob.delete({ conditions: etag ? { ifMatch: etag } : {} }));
     } catch (err) {
       if (isBlobNotFound(err) || azureErrorCode(err) === "ConditionNotMet" || isBlobExists(err)) return;
       throw err;
+    }
+    // On a versioned account the marker lives on as a previous version: remove that too (best effort; it is
+    // empty, never shown, and a lifecycle rule on previous versions would take it anyway).
+    if (versionId) {
+      const id = versionId;
+      await this.retry(() => blob.withVersion(id).delete()).catch(() => {});
     }
   }
 
@@ -423,16 +515,30 @@ export class AzureBlobStore implements Store {
       return stream;
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
+      if (!isBlobNotFound(err)) throw this.explain(`download ${this.where(key)}`, err);
+    }
+    const hidden = await this.heldHiddenVersion(this.blobName(key));
+    if (!hidden) throw new NotFoundError(key, this.location);
+    try {
+      const version = container.getBlobClient(this.blobName(key)).withVersion(hidden);
+      const out = await this.retry(
+        () => version.download(0, undefined, signal ? { abortSignal: signal } : {}),
+        signal,
+      );
+      const stream = out.readableStreamBody as Readable | undefined;
+      if (!stream) throw new Error("Azure returned no body");
+      return stream;
+    } catch (err) {
       if (isBlobNotFound(err)) throw new NotFoundError(key, this.location);
       throw this.explain(`download ${this.where(key)}`, err);
     }
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
-    const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
     try {
-      const out = await this.retry(() => blob.getProperties());
+      const found = await this.properties(key);
+      if (!found) return null;
+      const { out, hidden } = found;
       if (out.metadata?.[DISCARD_METADATA]) return null;
       const owner = out.metadata?.[OWNER_METADATA];
       return {
@@ -440,34 +546,128 @@ export class AzureBlobStore implements Store {
         size: out.contentLength ?? 0,
         lastModified: out.lastModified ?? new Date(0),
         ...(owner ? { owner } : {}),
+        ...(hidden ? { behindDeleteMarker: true } : {}),
       };
     } catch (err) {
-      if (isBlobNotFound(err)) return null;
       throw this.explain(`stat ${this.where(key)}`, err);
     }
   }
 
+  /** Get Blob Properties of the current version, or of the held version behind a deleted one (see `list`). */
+  private async properties(key: string) {
+    const container = await this.client();
+    const name = this.blobName(key);
+    try {
+      return {
+        out: await this.retry(() => container.getBlockBlobClient(name).getProperties()),
+        hidden: false,
+      };
+    } catch (err) {
+      if (!isBlobNotFound(err)) throw err;
+    }
+    const hidden = await this.heldHiddenVersion(name);
+    if (!hidden) return null;
+    try {
+      const version = container.getBlobClient(name).withVersion(hidden);
+      return { out: await this.retry(() => version.getProperties()), hidden: true };
+    } catch (err) {
+      if (isBlobNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  /**
+   * The blob's version-level immutability policy and legal hold, from Get Blob Properties. On a container known
+   * to have no version-level immutability: `NO_RETENTION` without a request (no blob there can carry a policy).
+   */
+  async retention(key: string): Promise<Retention> {
+    if ((await this.versionLevelImmutability().catch(() => undefined)) === false) return NO_RETENTION;
+    let found: Awaited<ReturnType<typeof this.properties>>;
+    try {
+      found = await this.properties(key);
+    } catch (err) {
+      throw this.explain(`read the retention of ${this.where(key)}`, err);
+    }
+    if (!found || found.out.metadata?.[DISCARD_METADATA]) throw new NotFoundError(key, this.location);
+    return retentionFromProperties(found.out);
+  }
+
+  /**
+   * Every blob under the prefix. On a container with version-level immutability, a name whose current version was
+   * deleted (Azure keeps it as a previous version) while a version of it is still held is listed too, as its
+   * newest held version with `behindDeleteMarker`, and `get`/`stat`/`retention` read that version: whoever deleted
+   * it cannot hide a held backup from restore. Versions nobody holds any more are not shown.
+   */
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     const root = this.prefix ? `${this.prefix}/` : "";
-    for await (const item of this.listBlobs(root + prefix, false)) {
-      if (!item.name.startsWith(root) || item.name.endsWith("/") || item.discardMarker || item.directory)
-        continue;
-      yield { key: item.name.slice(root.length), size: item.size, lastModified: item.lastModified };
+    const shown = (item: ListedBlob) =>
+      item.name.startsWith(root) && !item.name.endsWith("/") && !item.discardMarker && !item.directory;
+    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) {
+      for await (const item of this.listBlobs(root + prefix, false)) {
+        if (!shown(item)) continue;
+        yield { key: item.name.slice(root.length), size: item.size, lastModified: item.lastModified };
+      }
+      return;
     }
+    // Azure lists the versions of one name together, so one name's are weighed at a time.
+    const now = new Date();
+    let current: ListedBlob | undefined;
+    let held: ListedBlob | undefined;
+    let name: string | undefined;
+    const pick = (): ObjectInfo | undefined => {
+      const item = current ?? held;
+      if (!item || !shown(item)) return undefined;
+      return {
+        key: item.name.slice(root.length),
+        size: item.size,
+        lastModified: item.lastModified,
+        ...(current ? {} : { behindDeleteMarker: true }),
+      };
+    };
+    for await (const item of this.listBlobs(root + prefix, false, true)) {
+      if (item.name !== name) {
+        const out = pick();
+        if (out) yield out;
+        name = item.name;
+        current = held = undefined;
+      }
+      if (item.current) current = item;
+      else if (
+        retentionHold(item.retention, now) &&
+        (!held || (item.versionId ?? "") > (held.versionId ?? ""))
+      )
+        held = item;
+    }
+    const out = pick();
+    if (out) yield out;
+  }
+
+  /**
+   * On a container with version-level immutability, the id of the newest held version of `name` when it has no
+   * current version (someone deleted it; see `list`); null otherwise, or when that cannot be told.
+   */
+  private async heldHiddenVersion(name: string): Promise<string | null> {
+    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) return null;
+    let versions: BlobVersion[];
+    try {
+      versions = await this.versionsOf(name);
+    } catch {
+      return null;
+    }
+    if (versions.some((v) => v.current)) return null;
+    const now = new Date();
+    const held = versions
+      .filter((v) => v.versionId && retentionHold(v.retention, now))
+      .sort((a, b) => ((a.versionId ?? "") < (b.versionId ?? "") ? 1 : -1));
+    return held[0]?.versionId ?? null;
   }
 
   /** Every page of List Blobs under one name prefix, with metadata, retried page by page. */
   private async *listBlobs(
     namePrefix: string,
     uncommitted: boolean,
-  ): AsyncIterable<{
-    name: string;
-    size: number;
-    lastModified: Date;
-    since: Date;
-    discardMarker: boolean;
-    directory: boolean;
-  }> {
+    versions = false,
+  ): AsyncIterable<ListedBlob> {
     const container = await this.client();
     let token: string | undefined;
     do {
@@ -480,6 +680,9 @@ export class AzureBlobStore implements Store {
               ...(namePrefix ? { prefix: namePrefix } : {}),
               includeMetadata: true,
               ...(uncommitted ? { includeUncommitedBlobs: true } : {}),
+              ...(versions
+                ? { includeVersions: true, includeImmutabilityPolicy: true, includeLegalHold: true }
+                : {}),
             })
             .byPage({ maxPageSize: this.listPageSize, ...(continuationToken ? { continuationToken } : {}) });
           const next = await pages.next();
@@ -500,6 +703,10 @@ export class AzureBlobStore implements Store {
           discardMarker: Boolean(item.metadata?.[DISCARD_METADATA]),
           // A hierarchical-namespace account lists its directories as empty blobs marked hdi_isfolder.
           directory: item.metadata?.hdi_isfolder === "true",
+          ...(item.versionId ? { versionId: item.versionId } : {}),
+          // Without versions listed every item is current; with them, one written before versioning has no id.
+          current: !versions || item.isCurrentVersion === true || !item.versionId,
+          retention: versions ? retentionFromProperties(p) : NO_RETENTION,
         };
       }
       token = page.continuationToken || undefined;
@@ -532,16 +739,139 @@ export class AzureBlobStore implements Store {
     }
   }
 
+  /**
+   * Deletes the blob. On a container with version-level immutability, every version of it (Azure keeps a deleted
+   * current version, and each overwritten one, as a previous version, billed): first the versions are listed with
+   * their policies, and if any is held the delete is refused with the hold and nothing is touched; then the current
+   * version goes, then each version by id. Credentials that may not delete versions (403: Storage Blob Data
+   * Contributor, a SAS without `x`) still remove the key for every reader; the versions stay, and one warning per
+   * store says so. Elsewhere one Delete Blob. A refusal of the service's (409 BlobImmutableDueToPolicy) is one
+   * line with the hold when it can be read.
+   */
   async delete(key: string): Promise<void> {
     const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
+    const name = this.blobName(key);
+    const blob = container.getBlockBlobClient(name);
+    const refused = async (err: unknown): Promise<Error> => {
+      if (isImmutableRefusal(err)) {
+        const hold = await this.retention(key).then(
+          (r) => retentionHold(r, new Date()),
+          () => null,
+        );
+        if (hold) return new Error(`delete ${this.where(key)}: ${hold}`);
+      }
+      return this.explain(`delete ${this.where(key)}`, err);
+    };
+    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) {
+      try {
+        await this.retry(() => blob.delete({ deleteSnapshots: "include" }));
+      } catch (err) {
+        if (isBlobNotFound(err)) return;
+        throw await refused(err);
+      }
+      return;
+    }
+    let versions: BlobVersion[];
     try {
-      await this.retry(() => blob.delete({ deleteSnapshots: "include" }));
+      versions = await this.versionsOf(name);
     } catch (err) {
-      if (isBlobNotFound(err)) return;
-      throw this.explain(`delete ${this.where(key)}`, err);
+      throw this.explain(`list the versions of ${this.where(key)}`, err);
+    }
+    const now = new Date();
+    for (const v of versions) {
+      const hold = retentionHold(v.retention, now);
+      if (hold)
+        throw new Error(
+          `delete ${this.where(key)}: ${hold}${v.current ? "" : " on an earlier version of it"}`,
+        );
+    }
+    try {
+      if (versions.some((v) => v.current))
+        await this.retry(() => blob.delete({ deleteSnapshots: "include" })).catch((err) => {
+          if (!isBlobNotFound(err)) throw err;
+        });
+      for (const v of versions) {
+        if (!v.versionId) continue;
+        const id = v.versionId;
+        const denied = await this.retry(() => container.getBlobClient(name).withVersion(id).delete()).then(
+          () => false,
+          (err) => {
+            if (isBlobNotFound(err)) return false;
+            // Deleting a version is a permission of its own (deleteBlobVersion/action, SAS `x`), which
+            // Storage Blob Data Contributor lacks: the key is gone for every reader, its versions are not.
+            if (azureStatus(err) === 403) return true;
+            throw err;
+          },
+        );
+        if (denied) {
+          this.warnVersionsKept();
+          break;
+        }
+      }
+    } catch (err) {
+      throw await refused(err);
     }
   }
+
+  /** Says once per store that deleted blobs leave their previous versions behind (see `delete`). */
+  private warnVersionsKept(): void {
+    if (this.toldVersionsKept) return;
+    this.toldVersionsKept = true;
+    this.warn(
+      `warning: ${this.location} has version-level immutability, and these credentials may not delete blob ` +
+        "versions: deleted backups keep their previous versions (unlisted, but billed); grant " +
+        "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/deleteBlobVersion/action (Storage Blob " +
+        "Data Owner, or a custom role; SAS permission x), or add a lifecycle rule that deletes previous versions",
+    );
+  }
+
+  /** Every version of exactly the blob `name` (a full name), with its policy; empty when there is none. */
+  private async versionsOf(name: string): Promise<BlobVersion[]> {
+    const container = await this.client();
+    return await this.retry(async () => {
+      const out: BlobVersion[] = [];
+      const pages = container
+        .listBlobsFlat({
+          prefix: name,
+          includeVersions: true,
+          includeImmutabilityPolicy: true,
+          includeLegalHold: true,
+        })
+        .byPage({ maxPageSize: this.listPageSize });
+      for await (const page of pages) {
+        for (const item of page.segment.blobItems) {
+          if (item.name !== name) continue;
+          out.push({
+            ...(item.versionId ? { versionId: item.versionId } : {}),
+            // A blob written before versioning was turned on has no version id: it is the current one.
+            current: item.isCurrentVersion === true || !item.versionId,
+            retention: retentionFromProperties(item.properties),
+          });
+        }
+      }
+      return out;
+    });
+  }
+}
+
+/** One item of a listing (a blob, or with versions listed, one version of it). */
+interface ListedBlob {
+  name: string;
+  size: number;
+  lastModified: Date;
+  since: Date;
+  discardMarker: boolean;
+  directory: boolean;
+  versionId?: string;
+  current: boolean;
+  retention: Retention;
+}
+
+/** One version of a blob on a container with versioning, as `delete` weighs it. */
+interface BlobVersion {
+  versionId?: string;
+  current: boolean;
+  retention: Retention;
 }
 
 /** A commit whose staged blocks a competing writer's commit to the same name dropped (Azure: InvalidBlockList). */

@@ -71,6 +71,17 @@ export function isBlobExists(err: unknown): boolean {
   return code === "BlobAlreadyExists" || code === "ConditionNotMet" || azureStatus(err) === 412;
 }
 
+/**
+ * A write or delete refused because the blob version is held: 409 `BlobImmutableDueToPolicy` (a version-level
+ * policy or legal hold, or a container-level WORM policy).
+ */
+export function isImmutableRefusal(err: unknown): boolean {
+  const code = azureErrorCode(err);
+  if (code === "BlobImmutableDueToPolicy") return true;
+  const message = shape(err).message ?? "";
+  return azureStatus(err) === 409 && /immutab|legal hold/i.test(message);
+}
+
 /** Throttling, 5xx, request timeouts and network errors are worth retrying; other 4xx and TLS failures are not. */
 export function isTransientAzureError(err: unknown): boolean {
   const e = shape(err);
@@ -134,6 +145,12 @@ export function explainAzureError(err: unknown, ctx: AzureErrorContext): Error {
       ctx.auth === "default credential"
         ? "grant the identity Storage Blob Data Contributor on the container"
         : `${which}; it needs read, write, delete, list, create and add on the container`,
+    );
+  }
+  if (isImmutableRefusal(err)) {
+    return new Hinted(
+      `the blob is held by an immutability policy or a legal hold in container ${ctx.container} (${code ?? "HTTP 409"})`,
+      "it can go once its policy expires and any legal hold is lifted",
     );
   }
   if (code === "AccountIsDisabled" || code === "ResourceNotFound" || code === "InvalidResourceName") {

@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Hinted, UsageError } from "../errors.ts";
+import { checkObjectLock } from "./object-lock-settings.ts";
+import type { ObjectLockSettings } from "./s3-settings.ts";
 
 const MiB = 1024 * 1024;
 
@@ -41,6 +43,12 @@ export interface AzureSettings {
   maxAttempts?: number;
   /** First retry delay in milliseconds; later ones double, with full jitter. */
   retryBaseDelayMs?: number;
+  /**
+   * Lock backup data when writing it, as version-level immutability (azure-immutability.ts): `governance` is an
+   * unlocked policy, `compliance` a locked one, `days` from the write; `legalHold` a legal hold. Unset: nothing
+   * is locked by us.
+   */
+  objectLock?: ObjectLockSettings;
 }
 
 /** Credentials given as values: read from the environment, or from a Secret by the operator. Never printed. */
@@ -67,6 +75,8 @@ export interface ResolvedAzureSettings {
   concurrency: number;
   maxAttempts: number;
   retryBaseDelayMs: number;
+  /** Checked: a mode comes with its days; undefined when neither a mode nor a legal hold was asked for. */
+  objectLock: ObjectLockSettings | undefined;
   /** The secret values in use, for the caller's redactor. */
   secrets: string[];
 }
@@ -280,6 +290,7 @@ export function resolveAzureSettings(
     concurrency,
     maxAttempts,
     retryBaseDelayMs: s.retryBaseDelayMs ?? 200,
+    objectLock: checkObjectLock(s.objectLock),
     secrets: [accountKey, sasToken, secrets.connectionString].filter((v): v is string => !!v),
   };
 }

@@ -18,9 +18,12 @@ interface ErrorShape {
 export class GcsHttpError extends Error {
   override name = "GcsHttpError";
   readonly status: number;
-  constructor(status: number, reason: string) {
-    super(reason ? `HTTP ${status}: ${reason}` : `HTTP ${status}`);
+  /** The JSON API's reason code (`retentionPolicyNotMet`), when the answer had one. */
+  readonly reason: string | undefined;
+  constructor(status: number, message: string, reason?: string) {
+    super(message ? `HTTP ${status}: ${message}` : `HTTP ${status}`);
     this.status = status;
+    this.reason = reason;
   }
 }
 
@@ -72,6 +75,24 @@ export function isTransientGcsError(err: unknown): boolean {
   if (status !== undefined) return status === 408 || status === 429 || status >= 500;
   if (networkCode(err)) return true;
   return err instanceof TypeError && /fetch failed/.test(err.message);
+}
+
+/**
+ * The JSON API's reason for a failed request (`retentionPolicyNotMet`, `forbidden`...): the SDK's ApiError keeps
+ * it in `errors[].reason`, gaxios in the answer's `error.errors[].reason`, our session errors in `reason`.
+ */
+export function gcsErrorReason(err: unknown): string | undefined {
+  const e = shape(err);
+  const fromData =
+    typeof e.response?.data === "object" && e.response.data !== null
+      ? (e.response.data as { error?: { errors?: unknown[] } }).error?.errors
+      : undefined;
+  for (const item of [...(e.errors ?? []), ...(fromData ?? [])]) {
+    const reason = shape(item) as { reason?: unknown };
+    if (typeof reason.reason === "string") return reason.reason;
+  }
+  const own = (e as { reason?: unknown }).reason;
+  return typeof own === "string" ? own : undefined;
 }
 
 /** 404: the object (or, for a bucket-level request, the bucket) is not there. */
@@ -129,6 +150,13 @@ export function explainGcsError(err: unknown, ctx: { bucket: string; endpoint: s
       `Google Cloud Storage refused the credentials (401${message ? `: ${message}` : ""})`,
       "check GOOGLE_APPLICATION_CREDENTIALS or the workload identity binding; a deleted or disabled service-account key is refused this way",
     );
+  }
+  if (
+    status === 403 &&
+    (gcsErrorReason(err) === "retentionPolicyNotMet" || /retention|\bhold\b/i.test(message))
+  ) {
+    // Not a permission: the object is held (object retention, the bucket's retention policy, or a hold).
+    return new Error(`held by Google Cloud Storage (403${message ? `: ${message}` : ""})`);
   }
   if (status === 403) {
     return new Hinted(

@@ -1,4 +1,6 @@
 import { UsageError } from "../errors.ts";
+import { checkObjectLock } from "./object-lock-settings.ts";
+import type { ObjectLockSettings } from "./s3-settings.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -23,6 +25,12 @@ export interface GcsSettings {
   /** Attempts per request, the first included (default 5); backoff starts at `retryBaseDelayMs` (default 200). */
   maxAttempts?: number;
   retryBaseDelayMs?: number;
+  /**
+   * Lock backup data when writing it: `mode` with `days` becomes the object's retention (governance: `Unlocked`,
+   * compliance: `Locked`, until the write's time plus the days), `legalHold` a temporary hold. The bucket must
+   * have object retention enabled for a mode. Unset: nothing is locked by us.
+   */
+  objectLock?: ObjectLockSettings;
 }
 
 export interface ResolvedGcsSettings {
@@ -31,6 +39,8 @@ export interface ResolvedGcsSettings {
   chunkSize: number;
   maxAttempts: number;
   retryBaseDelayMs: number;
+  /** Checked: a mode comes with its days; undefined when neither a mode nor a hold was asked for. */
+  objectLock: ObjectLockSettings | undefined;
 }
 
 /** Defaults filled in and the chunk size checked. Throws `UsageError` for an unusable value. */
@@ -48,6 +58,7 @@ export function resolveGcsSettings(s: GcsSettings = {}): ResolvedGcsSettings {
     chunkSize,
     maxAttempts: s.maxAttempts ?? 5,
     retryBaseDelayMs: s.retryBaseDelayMs ?? 200,
+    objectLock: checkObjectLock(s.objectLock),
   };
 }
 

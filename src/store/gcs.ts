@@ -1,15 +1,29 @@
 import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Bucket, Storage } from "@google-cloud/storage";
+import { Hinted, UsageError } from "../errors.ts";
 import type { GcsCredentials } from "./gcs-credentials.ts";
 import {
   explainGcsError,
   GcsHttpError,
+  gcsStatus,
   isGcsNotFound,
   isPreconditionFailed,
   isTransientGcsError,
   missingBucket,
 } from "./gcs-errors.ts";
+import {
+  type BucketPolicy,
+  type BucketRetentionFields,
+  bucketPolicy,
+  isRetentionRefusal,
+  lockFields,
+  noObjectRetentionError,
+  type ObjectRetentionFields,
+  objectRetentionEnabled,
+  retentionFields,
+  retentionFromResource,
+} from "./gcs-retention.ts";
 import { sessionRequest } from "./gcs-session-http.ts";
 import { type GcsSettings, type ResolvedGcsSettings, resolveGcsSettings } from "./gcs-settings.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -17,10 +31,13 @@ import { readParts } from "./s3-parts.ts";
 import {
   AlreadyExistsError,
   type Leftover,
+  NO_RETENTION,
   NotFoundError,
   type ObjectInfo,
   type PutOptions,
   type PutResult,
+  type Retention,
+  retentionHold,
   type Store,
 } from "./store.ts";
 import { uploadStop } from "./upload-stop.ts";
@@ -37,6 +54,12 @@ export interface GcsStoreOptions {
   credentials?: GcsCredentials;
 }
 
+/**
+ * How long a listing's word that nothing holds an object stands in for reading its retention: long enough for
+ * the `list` or `prune` that listed, short enough that a hold set since is read (GCS refuses a held delete anyway).
+ */
+const LISTED_FRESH_MS = 60_000;
+
 /** Custom metadata key that carries `PutOptions.owner`. */
 const OWNER_METADATA = "etcd-backup-owner";
 const DEFAULT_ENDPOINT = "https://storage.googleapis.com";
@@ -52,7 +75,7 @@ interface Session {
 }
 
 /** One object's metadata as the JSON API gives it (the fields we read). */
-interface ObjectResource {
+interface ObjectResource extends ObjectRetentionFields {
   name?: string;
   size?: string | number;
   updated?: string;
@@ -76,6 +99,12 @@ interface ObjectResource {
  * finalised: of concurrent creates of one name exactly one succeeds, the others get 412 (`exclusive: true`).
  * Each request is retried with backoff on 408, 429, 5xx and network errors; a chunk is resent from the offset
  * the session reports having persisted.
+ *
+ * Immutability (gcs-retention.ts): with `settings.objectLock`, an `immutable` put starts its session with the
+ * object's `retention` (governance: `Unlocked`, compliance: `Locked`, until the write's time plus the days) and/or
+ * `temporaryHold`, so the object is held from the moment it exists; `prepare` checks that the bucket has object
+ * retention. `retention` reads an object's own retention, holds and its bucket's retention policy; a delete GCS
+ * refuses because of them rejects with one line naming the hold, the object left whole.
  */
 export class GcsStore implements Store {
   readonly location: string;
@@ -90,6 +119,14 @@ export class GcsStore implements Store {
   private loading: Promise<void> | undefined;
   private storage!: Storage;
   private gcsBucket!: Bucket;
+  /**
+   * Keys the last listing showed with nothing holding them (no retention, no hold, no bucket policy date), and
+   * when: `retention` answers those from it for `LISTED_FRESH_MS` instead of one request per object (a plain
+   * bucket's `list` and `prune` would otherwise read every backup's metadata). A put or delete of the key forgets it.
+   */
+  private readonly listedUnheld = new Map<string, number>();
+  /** The bucket's retention facts, read once (undefined fields: not readable with these credentials). */
+  private bucketFacts: Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> | undefined;
 
   constructor(options: GcsStoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
@@ -156,6 +193,11 @@ export class GcsStore implements Store {
     return `${this.location}/${key}`;
   }
 
+  /** The one-line reading of a failed request (`explain`'s cause). */
+  private explainOnly(err: unknown): Error {
+    return explainGcsError(err, { bucket: this.bucket, endpoint: this.endpointForMessages });
+  }
+
   private explain(what: string, err: unknown): Error {
     return new Error(what, {
       cause: explainGcsError(err, { bucket: this.bucket, endpoint: this.endpointForMessages }),
@@ -170,8 +212,75 @@ export class GcsStore implements Store {
     });
   }
 
+  /**
+   * The bucket's resource, read once per store: its retention policy for `retention`, its object retention for
+   * `prepare`. A bucket the credentials may not read (storage.buckets.get is not in the object roles) gives no
+   * resource; a missing bucket rejects.
+   */
+  private bucketRetention(): Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> {
+    this.bucketFacts ??= (async () => {
+      await this.load();
+      try {
+        const [resource] = await this.gcsBucket.getMetadata();
+        const facts = resource as BucketRetentionFields;
+        const policy = bucketPolicy(facts);
+        return { resource: facts, ...(policy ? { policy } : {}) };
+      } catch (err) {
+        if (gcsStatus(err) === 403) return {};
+        if (isGcsNotFound(err)) throw missingBucket(this.bucket);
+        throw err;
+      }
+    })();
+    this.bucketFacts.catch(() => {
+      this.bucketFacts = undefined;
+    });
+    return this.bucketFacts;
+  }
+
+  /**
+   * With a retention mode configured, checks that the bucket has object retention enabled; a bucket without it
+   * is refused with one line. A hold alone needs nothing of the bucket, and without a lock nothing is asked.
+   */
+  async prepare(): Promise<void> {
+    if (!this.settings.objectLock?.mode) return;
+    let facts: Awaited<ReturnType<typeof this.bucketRetention>>;
+    try {
+      facts = await this.bucketRetention();
+    } catch (err) {
+      if (err instanceof Hinted || err instanceof UsageError) throw err;
+      throw this.explain(`check object retention on ${this.location}`, err);
+    }
+    if (!facts.resource) {
+      throw new Hinted(
+        `cannot tell whether bucket ${this.bucket} has object retention`,
+        "grant these credentials storage.buckets.get on the bucket (e.g. roles/storage.legacyBucketReader); see docs/gcs.md",
+      );
+    }
+    if (!objectRetentionEnabled(facts.resource)) throw noObjectRetentionError(this.bucket);
+  }
+
+  async retention(key: string): Promise<Retention> {
+    await this.load();
+    const name = this.objectName(key);
+    const listed = this.listedUnheld.get(key);
+    if (listed !== undefined && Date.now() - listed < LISTED_FRESH_MS) return NO_RETENTION;
+    let meta: ObjectResource;
+    try {
+      [meta] = (await this.gcsBucket.file(name).getMetadata()) as unknown as [ObjectResource];
+    } catch (err) {
+      if (isGcsNotFound(err)) throw new NotFoundError(key, this.location);
+      throw this.explain(`read the retention of ${this.where(key)}`, err);
+    }
+    // The policy only tells governance from compliance (the date is on the object): unreadable, it is left out.
+    const policy = meta.retentionExpirationTime
+      ? (await this.bucketRetention().catch(() => undefined))?.policy
+      : undefined;
+    return retentionFromResource(meta, policy);
+  }
+
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     await this.load();
+    this.listedUnheld.delete(key);
     const name = this.objectName(key);
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
     const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
@@ -193,8 +302,10 @@ export class GcsStore implements Store {
       try {
         session = await this.startSession(key, name, options);
       } catch (err) {
-        // Starting an upload finds no object by definition: a 404 is the bucket's.
+        // Starting an upload finds no object by definition: a 404 is the bucket's. Our own refusals (a bucket
+        // without object retention) are one line already.
         if (isGcsNotFound(err)) fail(missingBucket(this.bucket), false);
+        else if (err instanceof UsageError || err instanceof Hinted) fail(err, false);
         else fail(err, true);
         await first;
         throw err;
@@ -250,6 +361,8 @@ export class GcsStore implements Store {
         }
         throw new AlreadyExistsError(key, this.location);
       }
+      if (cause.fromService && gcsStatus(cause.err) === 400 && /retention/i.test(describeCause(cause.err)))
+        throw new Error(`upload ${this.where(key)}`, { cause: noObjectRetentionError(this.bucket) });
       if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
       throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
     } finally {
@@ -264,9 +377,19 @@ export class GcsStore implements Store {
    */
   private async startSession(key: string, name: string, options: PutOptions): Promise<Session> {
     const file = this.gcsBucket.file(name);
+    // Backup data on a store that locks: held from the moment the object exists (the session's object resource).
+    const lock = options.immutable && !options.retention ? this.settings.objectLock : undefined;
+    const held = options.retention
+      ? retentionFields(options.retention, new Date())
+      : lock
+        ? lockFields(lock, new Date())
+        : {};
+    // A retention needs a bucket with object retention (checked once; the same one line as at start).
+    if (held.retention && lock) await this.prepare();
     const metadata = {
       contentType: options.contentType ?? "application/octet-stream",
       ...(options.owner ? { metadata: { [OWNER_METADATA]: options.owner } } : {}),
+      ...held,
     };
     const [uri] = await file.createResumableUpload({
       metadata,
@@ -318,7 +441,7 @@ export class GcsStore implements Store {
         return undefined;
       }
       if (res.status >= 200 && res.status < 300) return JSON.parse(res.text) as ObjectResource;
-      throw new GcsHttpError(res.status, errorReason(res.text));
+      throw sessionError(res.status, res.text);
     }, signal);
   }
 
@@ -331,7 +454,7 @@ export class GcsStore implements Store {
     if (res.status === 308) return { persisted: persistedBytes(headerValue(res.headers.range)) };
     if (res.status >= 200 && res.status < 300)
       return { persisted: -1, finished: JSON.parse(res.text) as ObjectResource };
-    throw new GcsHttpError(res.status, errorReason(res.text));
+    throw sessionError(res.status, res.text);
   }
 
   /** Cancels a session (DELETE on its URI; GCS answers 499): its bytes are dropped, no object is made. */
@@ -423,9 +546,15 @@ export class GcsStore implements Store {
           throw new Error(`list ${this.location}`, { cause: missingBucket(this.bucket) });
         throw this.explain(`list ${this.location}`, err);
       }
+      const listedAt = Date.now();
       for (const file of files) {
         if (!file.name.startsWith(root) || file.name.endsWith("/")) continue;
-        yield this.info(file.name.slice(root.length), file.metadata as ObjectResource, false);
+        const key = file.name.slice(root.length);
+        const meta = file.metadata as ObjectResource;
+        if (!meta.retention && !meta.temporaryHold && !meta.eventBasedHold && !meta.retentionExpirationTime)
+          this.listedUnheld.set(key, listedAt);
+        else this.listedUnheld.delete(key);
+        yield this.info(key, meta, false);
       }
       pageToken = next?.pageToken;
     } while (pageToken);
@@ -433,11 +562,20 @@ export class GcsStore implements Store {
 
   async delete(key: string): Promise<void> {
     await this.load();
+    this.listedUnheld.delete(key);
     const name = this.objectName(key);
     try {
       await this.gcsBucket.file(name).delete({ ignoreNotFound: true });
     } catch (err) {
       if (isGcsNotFound(err)) return;
+      if (isRetentionRefusal(err)) {
+        // Held: say by what, as prune shows it (the object is untouched).
+        const hold = await this.retention(key).then(
+          (r) => retentionHold(r, new Date()),
+          () => null,
+        );
+        if (hold) throw new Error(`delete ${this.where(key)}: ${hold}`, { cause: this.explainOnly(err) });
+      }
       throw this.explain(`delete ${this.where(key)}`, err);
     }
   }
@@ -457,19 +595,25 @@ export class GcsStore implements Store {
   }
 }
 
+/** A failed request's message, for telling its kind (never shown: it may quote a session URL). */
+function describeCause(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
 /** The bytes a session holds from its `Range: bytes=0-N` header (none: nothing yet). */
 function persistedBytes(range: string | null): number {
   const m = /bytes=0-(\d+)/.exec(range ?? "");
   return m ? Number(m[1]) + 1 : 0;
 }
 
-/** The message of a JSON API error answer, or the start of its body. */
-function errorReason(text: string): string {
+/** A session request's error answer: its status, the JSON API's message (or the body's start) and reason code. */
+function sessionError(status: number, text: string): GcsHttpError {
   try {
-    const json = JSON.parse(text) as { error?: { message?: string } };
-    if (json.error?.message) return json.error.message;
+    const json = JSON.parse(text) as { error?: { message?: string; errors?: { reason?: string }[] } };
+    if (json.error?.message)
+      return new GcsHttpError(status, json.error.message, json.error.errors?.[0]?.reason);
   } catch {}
-  return text.slice(0, 200).replace(/https?:\/\/\S*/g, "<url>");
+  return new GcsHttpError(status, text.slice(0, 200).replace(/https?:\/\/\S*/g, "<url>"));
 }
 
 function headerValue(value: string | string[] | undefined): string | null {

@@ -102,6 +102,30 @@ describe("prune and incomplete multipart uploads", () => {
     assert.deepEqual(uploadsLeft().sort(), [young, foreign, outside].sort());
   });
 
+  test("the part-copy upload of a rekey killed while copying is aborted like a save's", async () => {
+    const key = backupKey({
+      cluster: "rekeyed",
+      time: new Date(now.getTime() - 50 * HOUR),
+      compression: "zstd",
+      encrypted: true,
+    });
+    const old = await startUpload(
+      `etcd/${key}.rekey-new.0123456789abcdef`,
+      new Date(now.getTime() - 30 * HOUR),
+    );
+    const young = await startUpload(`etcd/${key}.rekey-new.fedcba9876543210`, new Date(now.getTime() - HOUR));
+    const report = await pruneBackups(store, { last: 10 }, { now, cluster: "rekeyed" });
+    assert.deepEqual(report.failures, []);
+    assert.deepEqual(
+      report.uploads.map((u) => [u.uploadId, u.action, u.result ?? null]),
+      [
+        [old, "abort", "aborted"],
+        [young, "keep", null],
+      ],
+    );
+    assert.ok(uploadsLeft().includes(young) && !uploadsLeft().includes(old));
+  });
+
   test("a service that cannot list uploads is reported, not a failure", async () => {
     const limited = Object.assign(Object.create(store) as S3Store, {
       // biome-ignore lint/correctness/useYield: it throws before yielding, as the store does for NotImplemented

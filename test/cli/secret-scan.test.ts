@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -48,6 +49,44 @@ describe("findSecrets", () => {
     writeFileSync(join(work, "manifest.json"), JSON.stringify({ key: body }));
     assert.throws(() => assertNoSecretsInDir(work), /manifest\.json holds a test TLS key/);
     rmSync(join(work, "manifest.json"));
+  });
+
+  test("a private key's public half is not a secret: its certificate passes, its private part does not", () => {
+    for (const [type, options] of [
+      ["ec", { namedCurve: "P-256" }],
+      ["rsa", { modulusLength: 2048 }],
+    ] as const) {
+      for (let round = 0; round < 6; round++) {
+        // Six keys each: the key's and the certificate's base64 align differently from one key to the next.
+        const pair = generateKeyPairSync(type as "ec", options as { namedCurve: string });
+        const pem = pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+        const file = join(work, `${type}-${round}.key`);
+        writeFileSync(file, pem);
+        registerSecretFile(file, `test ${type} key ${round}`);
+        // What a certificate or a ConfigMap holding it shows: the public key, in base64 at any of its alignments.
+        const spki = pair.publicKey.export({ type: "spki", format: "der" });
+        for (const pad of [0, 1, 2]) {
+          const shown = Buffer.concat([Buffer.alloc(pad, 0x30), spki]).toString("base64");
+          assert.deepEqual(findSecrets(shown), [], `${type} key ${round}, public key shifted by ${pad}`);
+        }
+        const jwk = pair.privateKey.export({ format: "jwk" }) as { d: string };
+        const der = pair.privateKey.export({ type: "pkcs8", format: "der" });
+        const d = Buffer.from(jwk.d, "base64url");
+        const at = der.indexOf(d);
+        // 24 characters of the private scalar as the PEM shows it (within one of its 64-character lines) are caught.
+        const body = der.toString("base64");
+        const first = Math.ceil(((at + 1) * 4) / 3);
+        const last = Math.floor(((at + d.length) * 4) / 3) - 1;
+        let from = first;
+        while (Math.floor(from / 64) !== Math.floor((from + 23) / 64)) from++;
+        assert.ok(from + 23 <= last, `${type} ${round}: no 24 characters of the scalar within one line`);
+        assert.match(
+          findSecrets(`leak ${body.slice(from, from + 24)}`).join(),
+          /in part/,
+          `${type} ${round}`,
+        );
+      }
+    }
   });
 
   test("assertNoSecrets names the output", () => {

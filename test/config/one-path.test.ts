@@ -289,7 +289,7 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
       ],
       { ETCD_BACKUP_KEEP_WITHIN: "36h" },
     );
-    assert.deepEqual(daemon.s3.objectLock, { mode: "governance", days: 2 });
+    assert.deepEqual(daemon.objectLock, { mode: "governance", days: 2 });
     const file = await viaCommand(
       "daemon",
       [
@@ -304,13 +304,13 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
       ],
       {},
     );
-    assert.deepEqual(file.s3.objectLock, { mode: "compliance", days: 30 });
+    assert.deepEqual(file.objectLock, { mode: "compliance", days: 30 });
     const fromEnv = await viaCommand("save", ["--to", "s3://b/p", "--recipient", RECIPIENT], {
       ETCD_BACKUP_S3_OBJECT_LOCK: "GOVERNANCE",
       ETCD_BACKUP_S3_OBJECT_LOCK_DAYS: "7",
       ETCD_BACKUP_S3_LEGAL_HOLD: "true",
     });
-    assert.deepEqual(fromEnv.s3.objectLock, { mode: "governance", days: 7, legalHold: true });
+    assert.deepEqual(fromEnv.objectLock, { mode: "governance", days: 7, legalHold: true });
     // `false` means no hold (a boolean flag's variable taken by commander would mean on, whatever its value).
     for (const name of ["save", "daemon"] as const) {
       const off = await viaCommand(
@@ -324,7 +324,7 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
         ],
         { ETCD_BACKUP_S3_LEGAL_HOLD: "false" },
       );
-      assert.equal(off.s3.objectLock, undefined, name);
+      assert.equal(off.objectLock, undefined, name);
     }
     await assert.rejects(
       viaCommand(
@@ -337,6 +337,92 @@ describe("one configuration path: save flags, daemon flags, daemon YAML and envi
     await assert.rejects(
       viaCommand("save", ["--to", "s3://b/p", "--recipient", RECIPIENT, "--s3-object-lock-days", "3"], {}),
       /--s3-object-lock-days: needs --s3-object-lock/,
+    );
+  });
+
+  test("the destination-neutral lock (--object-lock, --object-lock-days, --legal-hold) means the same to save, the daemon and a file, for every object store", async () => {
+    const save = await viaCommand(
+      "save",
+      [
+        ...["--to", "gs://b/p", "--recipient", RECIPIENT],
+        ...["--object-lock", "compliance", "--object-lock-days", "9", "--legal-hold"],
+      ],
+      {},
+    );
+    assert.deepEqual(save.objectLock, { mode: "compliance", days: 9, legalHold: true });
+    assert.equal(save.s3.objectLock, undefined);
+    const fromEnv = await viaCommand(
+      "daemon",
+      ["--schedule", "@daily", "--to", "azblob://c/p", "--recipient", RECIPIENT],
+      { ETCD_BACKUP_OBJECT_LOCK: "Governance", ETCD_BACKUP_KEEP_WITHIN: "3d", ETCD_BACKUP_LEGAL_HOLD: "yes" },
+    );
+    assert.deepEqual(fromEnv.objectLock, { mode: "governance", days: 3, legalHold: true });
+    const file = await viaCommand(
+      "daemon",
+      [
+        "--config",
+        yamlFile({
+          schedule: "@daily",
+          to: "s3://b/p",
+          recipient: [RECIPIENT],
+          objectLock: "governance",
+          objectLockDays: 5,
+          legalHold: false,
+        }),
+      ],
+      {},
+    );
+    assert.deepEqual(file.objectLock, { mode: "governance", days: 5 });
+    const off = await viaCommand("save", ["--to", "gs://b/p", "--recipient", RECIPIENT], {
+      ETCD_BACKUP_LEGAL_HOLD: "false",
+    });
+    assert.equal(off.objectLock, undefined);
+    // Both names, agreeing: fine; disagreeing: which one was meant cannot be guessed.
+    const both = await viaCommand(
+      "save",
+      [
+        ...["--to", "s3://b/p", "--recipient", RECIPIENT, "--object-lock", "compliance"],
+        ...["--s3-object-lock", "compliance", "--object-lock-days", "2"],
+      ],
+      {},
+    );
+    assert.deepEqual(both.objectLock, { mode: "compliance", days: 2 });
+    await assert.rejects(
+      viaCommand(
+        "save",
+        [
+          ...["--to", "s3://b/p", "--recipient", RECIPIENT, "--object-lock", "compliance"],
+          ...["--s3-object-lock", "governance", "--object-lock-days", "2"],
+        ],
+        {},
+      ),
+      /^UsageError: --object-lock: contradicts --s3-object-lock \(give only --object-lock\)/,
+    );
+    await assert.rejects(
+      viaCommand("save", ["--to", "gs://b/p", "--recipient", RECIPIENT, "--object-lock-days", "3"], {}),
+      /^UsageError: --object-lock-days: needs --object-lock/,
+    );
+    await assert.rejects(
+      viaCommand("save", ["--to", "gs://b/p", "--recipient", RECIPIENT, "--object-lock", "governance"], {}),
+      /^UsageError: --object-lock-days: is required with --object-lock governance/,
+    );
+    // A directory cannot be locked: refused rather than written unlocked.
+    await assert.rejects(
+      viaCommand(
+        "save",
+        [
+          "--to",
+          join(dir, "locked"),
+          "--recipient",
+          RECIPIENT,
+          "--object-lock",
+          "compliance",
+          "--object-lock-days",
+          "1",
+        ],
+        {},
+      ),
+      /^UsageError: --object-lock: .* is not an object store, nothing there can be locked/,
     );
   });
 

@@ -6,9 +6,7 @@
  * List and as multi-document YAML, --clean). Each must equal the fixture's .json as JSON values.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -21,9 +19,8 @@ import { objectPath } from "../../src/kubernetes/restore-object.ts";
 import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { EtcdKv } from "../fixtures/etcd-kv.ts";
 import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
+import { type KubeApiserver, startKubeApiserver } from "../fixtures/kube-apiserver.ts";
 import { kubeApiserverPeer } from "../fixtures/peers.ts";
-import { issueCert, makePki } from "../fixtures/pki.ts";
-import { freePort } from "../fixtures/ports.ts";
 import { k8sApiModules } from "../kubernetes/k8s-api-modules.ts";
 
 const modules = k8sApiModules();
@@ -280,22 +277,22 @@ function sorted(v: unknown): unknown {
 const kubeApiserver = kubeApiserverPeer()?.kubeApiserver;
 
 /**
- * restore-object against the real kube-apiserver (over TLS, a client certificate of group system:masters),
+ * restore-object against the real kube-apiserver (test/fixtures/kube-apiserver.ts: over TLS, RBAC, a client
+ * certificate of group system:masters),
  * storing in a real etcd as it always does (protobuf): a Deployment and a Secret are created through the API,
  * backed up (zstd+age), deleted, and each restored; the server then returns the same spec and data.
  */
 describe("restore-object against the real kube-apiserver", {
   skip: kubeApiserver ? false : "no kube-apiserver built into .peers/ (scripts/install-peers.sh builds it)",
 }, () => {
+  let kas: KubeApiserver | undefined;
   let etcd: EtcdServer;
-  let server: ChildProcess | undefined;
   let work: string;
   let dir: string;
   let identity: string;
   let recipient: string;
   let kubeconfig: string;
   let api: ApiServer;
-  let serverLog = "";
   const deployment = {
     apiVersion: "apps/v1",
     kind: "Deployment",
@@ -337,62 +334,16 @@ describe("restore-object against the real kube-apiserver", {
     work = mkdtempSync(join(tmpdir(), "etcd-backup-kube-apiserver-"));
     dir = join(work, "backups");
     mkdirSync(dir);
-    etcd = await startEtcd();
-    const pki = makePki(work);
-    const admin = issueCert(pki, "admin", { cn: "admin", org: "system:masters", usage: "client" });
-    const sa = generateKeyPairSync("rsa", { modulusLength: 2048 });
-    writeFileSync(join(work, "sa.key"), sa.privateKey.export({ type: "pkcs8", format: "pem" }));
-    writeFileSync(join(work, "sa.pub"), sa.publicKey.export({ type: "spki", format: "pem" }));
-    const port = await freePort();
-    server = spawn(
-      kubeApiserver!,
-      [
-        `--etcd-servers=${etcd.endpoint}`,
-        "--bind-address=127.0.0.1",
-        "--advertise-address=127.0.0.1",
-        `--secure-port=${port}`,
-        `--tls-cert-file=${pki.serverCert}`,
-        `--tls-private-key-file=${pki.serverKey}`,
-        `--client-ca-file=${pki.caCert}`,
-        "--authorization-mode=AlwaysAllow",
-        "--service-cluster-ip-range=10.96.0.0/24",
-        "--service-account-issuer=https://kubernetes.default.svc",
-        `--service-account-key-file=${join(work, "sa.pub")}`,
-        `--service-account-signing-key-file=${join(work, "sa.key")}`,
-        `--cert-dir=${join(work, "certs")}`,
-      ],
-      { stdio: ["ignore", "ignore", "pipe"] },
-    );
-    server.stderr!.on("data", (d: Buffer) => {
-      serverLog = (serverLog + d.toString()).slice(-4000);
-    });
-    kubeconfig = join(work, "kubeconfig");
-    writeFileSync(
-      kubeconfig,
-      [
-        "apiVersion: v1",
-        "kind: Config",
-        "clusters:",
-        `- name: real\n  cluster:\n    server: https://127.0.0.1:${port}\n    certificate-authority: ${pki.caCert}`,
-        `users:\n- name: admin\n  user:\n    client-certificate: ${admin.cert}\n    client-key: ${admin.key}`,
-        "contexts:\n- name: real\n  context: {cluster: real, user: admin}",
-        "current-context: real",
-        "",
-      ].join("\n"),
-    );
+    kas = await startKubeApiserver();
+    etcd = kas.etcd;
+    kubeconfig = await kas.writeKubeconfig(kas.admin, { name: "admin", context: "real" });
     const config = new KubeConfig();
     config.loadFromFile(kubeconfig);
     api = new ApiServer(config);
+    // /readyz answers before the API server has made its default namespace.
     const deadline = Date.now() + 120_000;
-    for (;;) {
-      const ready = await api.call("GET", "/readyz").catch(() => ({ status: 0 }));
-      if (ready.status === 200) {
-        const ns = await api.call("GET", "/api/v1/namespaces/default");
-        if (ns.status === 200) break;
-      }
-      if (server.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`kube-apiserver did not become ready: ${serverLog}`);
-      }
+    while ((await api.call("GET", "/api/v1/namespaces/default")).status !== 200) {
+      if (Date.now() > deadline) throw new Error("kube-apiserver made no default namespace in 120 s");
       await new Promise((r) => setTimeout(r, 500));
     }
     await api.json("POST", deploymentPath, { body: JSON.stringify(deployment) });
@@ -449,11 +400,7 @@ describe("restore-object against the real kube-apiserver", {
   });
 
   after(async () => {
-    if (server && server.exitCode === null) {
-      server.kill("SIGTERM");
-      await new Promise((r) => server!.once("exit", r));
-    }
-    await etcd?.destroy();
+    await kas?.stop();
     if (work) rmSync(work, { recursive: true, force: true });
   });
 

@@ -213,8 +213,11 @@ describe(`save to Azure Blob (Azurite) and back (seed ${SEED})`, () => {
     assertOk(first);
     const complete = [(JSON.parse(first.stdout) as { key: string }).key];
     try {
-      // Past the first 1 MiB block, then anywhere before the end.
-      const points = [Math.floor(1.5 * MiB + rand() * (size - 2.5 * MiB)), Math.floor(rand() * size)];
+      // Past the fourth 1 MiB block, then anywhere before the end. The store sends two blocks at a time and fills a
+      // third meanwhile, so only once the fourth is being read must one of the first two have been staged (a kill
+      // at 1.5 MiB could fall while the first block was still in flight, on a loaded machine).
+      assert.ok(size > 5 * MiB, `the snapshot is only ${size} bytes`);
+      const points = [Math.floor(4 * MiB + rand() * (size - 5 * MiB)), Math.floor(rand() * size)];
       for (const point of points) {
         const killed = await save({ ETCD_BACKUP_TEST_KILL_AFTER_BYTES: String(point) });
         assert.equal(killed.code, null, `the save was to be killed after ${point} bytes: ${killed.stderr}`);

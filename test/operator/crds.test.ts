@@ -205,6 +205,42 @@ describe("CRDs", () => {
     ]);
   });
 
+  it("accept the same object lock under gcs and azureBlob, with the same CEL rule; the operator routes it to the job", async () => {
+    const destinations = (
+      (((schemaOf(backupCrd).properties as Schema).spec as Schema).properties as Schema).destination as Schema
+    ).properties as Schema;
+    for (const [kind, where] of [
+      ["gcs", { bucket: "etcd-backups", prefix: "prod" }],
+      ["azureBlob", { container: "etcd-backups", prefix: "prod" }],
+    ] as const) {
+      const d = baseBackup() as { spec: { destination: Record<string, unknown> } };
+      d.spec.destination = {
+        [kind]: { ...where, objectLock: { mode: "compliance", days: 30, legalHold: true } },
+      };
+      assert.ok(validate(d as never).ok, `${kind}: ${validate(d as never).errors}`);
+      assert.ok(backupSpecSchema.safeParse(d.spec).success, kind);
+      d.spec.destination = { [kind]: { ...where, objectLock: { mode: "governance" } } };
+      assert.equal(backupSpecSchema.safeParse(d.spec).success, false, kind);
+      d.spec.destination = { [kind]: { ...where, objectLock: { mode: "strict", days: 1 } } };
+      assert.equal(validate(d as never).ok, false, kind);
+      const lock = ((destinations[kind] as Schema).properties as Schema).objectLock as Schema;
+      assert.deepEqual(lock["x-kubernetes-validations"], [
+        { rule: "has(self.mode) == has(self.days)", message: "mode and days go together" },
+      ]);
+    }
+    const { jobConfigFromSpec } = await import("../../src/operator/resolve.ts");
+    const noReads = { secret: async () => null, configMap: async () => null };
+    const spec = baseBackup().spec as unknown as Parameters<typeof jobConfigFromSpec>[0];
+    spec.source = { etcd: { endpoints: ["https://10.0.0.1:2379"] } };
+    spec.destination = { gcs: { bucket: "etcd-backups", objectLock: { mode: "governance", days: 3 } } };
+    const input = await jobConfigFromSpec(spec, "prod", {
+      namespace: "default",
+      reader: noReads,
+      warn: () => {},
+    });
+    assert.deepEqual(input.objectLock, { mode: "governance", days: 3 });
+  });
+
   for (const [what, mutate] of badScheduleCases) {
     it(`reject an EtcdBackupSchedule with ${what}`, () => {
       const d = baseSchedule();

@@ -367,6 +367,24 @@ describe("decideAfterRun", () => {
     assert.match((d.actions[1] as Loose).message, /\(1000 bytes, db 4096 bytes\)$/);
   });
 
+  test("stored under a lock: the Event says what holds it and until when", () => {
+    const d = after({
+      kind: "stored",
+      bucket: "backups",
+      root: "gs://backups",
+      key: "etcd/prod-2026.snap.zst.age",
+      manifestKey: "etcd/prod-2026.snap.zst.age.json",
+      dbSize: 4096,
+      storedSize: 1000,
+      sha256: "ab".repeat(32),
+      lock: "compliance until 2026-03-11T10:00:30Z, legal hold",
+    });
+    assert.equal(
+      (d.actions[1] as Loose).message,
+      "stored gs://backups/etcd/prod-2026.snap.zst.age (1000 bytes, db 4096 bytes), locked: compliance until 2026-03-11T10:00:30Z, legal hold",
+    );
+  });
+
   // Retry arithmetic: failedAttempts = attempts + 1; delay = base * 2^(failedAttempts-1), capped; the retry time
   // is rounded up to a whole second (status times have none) and the requeue waits until then.
   const retryRows: {

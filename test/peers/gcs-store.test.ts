@@ -25,7 +25,7 @@ import { runStoreConformance } from "../store/conformance.ts";
  *   where GCS answers 308 with the persisted range; the retry test answers that query in the proxy instead.
  * - `ifGenerationMatch=0` given when a resumable session starts: see the test "ifGenerationMatch=0 ..." below,
  *   which records the request the SDK sends and pins what the emulator does with it.
- * - object retention and bucket lock: not emulated (out of scope for this store so far).
+ * - object retention: kept but not enforced, holds and bucket lock not emulated (see test/peers/gcs-retention.test.ts).
  */
 
 const MiB = 1024 * 1024;

@@ -184,7 +184,12 @@ describe("operator: controlPlaneRef against the real kube-apiserver (RBAC as dep
       );
       const plain = await ageDecrypt(h(), done.status?.key);
       assert.equal(plain.readUInt32LE(0), 0xfd2fb528, "zstd inside age");
-      assert.ok((await eventsOf(c.name)).some((e) => e.reason === "BackupSucceeded"));
+      // The operator writes the status first and the Event after it: wait for the Event.
+      await waitFor(
+        `${c.name}'s BackupSucceeded Event`,
+        async () => ((await eventsOf(c.name)).some((e) => e.reason === "BackupSucceeded") ? true : undefined),
+        20_000,
+      );
     });
   }
 

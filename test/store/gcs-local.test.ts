@@ -230,13 +230,38 @@ describe("GCS secrets in text", () => {
   });
 });
 
-describe("GCS and immutability", () => {
-  test("asking for an S3 object lock with a gs:// destination is refused, not silently ignored", () => {
-    for (const s3 of [{ objectLock: "compliance", objectLockDays: "7" }, { legalHold: true }]) {
-      assert.throws(
-        () => parseJobSettings({ to: "gs://backups/prod", encrypt: false, s3 }, {}),
-        /--s3-object-lock: applies to s3:\/\/ destinations only \(GCS object retention is not supported yet/,
+describe("GCS and immutability: the configuration reaches the store", () => {
+  test("a lock asked for with a gs:// destination (either flag name) is the GCS store's objectLock", async () => {
+    const { backupJobFromConfig } = await import("../../src/config/job.ts");
+    const cases: [Record<string, unknown>, unknown][] = [
+      [
+        { objectLock: "compliance", objectLockDays: "7" },
+        { mode: "compliance", days: 7 },
+      ],
+      [{ s3: { objectLock: "governance", objectLockDays: "3" } }, { mode: "governance", days: 3 }],
+      [{ legalHold: true }, { legalHold: true }],
+      [{}, undefined],
+    ];
+    for (const [settings, want] of cases) {
+      const config = parseJobSettings(
+        { to: "gs://backups/prod", encrypt: false, fromFile: "/nonexistent", ...settings },
+        {},
       );
+      const job = await backupJobFromConfig(config, { env: {} });
+      assert.ok(job.store instanceof GcsStore);
+      assert.deepEqual(job.store.settings.objectLock, want, JSON.stringify(settings));
     }
+  });
+
+  test("the store's own check of a lock names the destination-neutral flags", () => {
+    assert.throws(
+      () => resolveGcsSettings({ objectLock: { mode: "compliance" } }),
+      /^UsageError: --object-lock compliance needs --object-lock-days/,
+    );
+    assert.throws(
+      () => resolveGcsSettings({ objectLock: { days: 3 } }),
+      /--object-lock-days needs --object-lock/,
+    );
+    assert.equal(resolveGcsSettings({ objectLock: { legalHold: false } }).objectLock, undefined);
   });
 });

@@ -3,7 +3,7 @@ import { processRedactor } from "../../observability/redact.ts";
 import { addEncryptOptions } from "../encryption-options.ts";
 import { addEtcdOptions } from "../etcd-options.ts";
 import { addNotifyOptions } from "../notify-options.ts";
-import { addObjectLockOptions } from "../s3-options.ts";
+import { addObjectLockOptions } from "../object-lock-options.ts";
 import { addStoreOptions } from "../store-options.ts";
 import { addSourceOption, addTalosOptions } from "../talos-options.ts";
 import { addKeepOptions } from "./prune.ts";

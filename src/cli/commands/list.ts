@@ -2,6 +2,7 @@ import { type Command, Option } from "commander";
 import { type CatalogEntry, isUsable, listBackups, readRetentions } from "../../catalog/catalog.ts";
 import { type BackupFilter, filterBackups } from "../../catalog/filter.ts";
 import { formatStamp } from "../../catalog/names.ts";
+import { listRekeyLeftovers, newestRekeyPart, type RekeyLeftover } from "../../catalog/rekey-journal.ts";
 import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
 import { formatAge, formatBytes } from "../../render/units.ts";
@@ -69,10 +70,12 @@ export function register(program: Command): void {
       // A bucket shared by a fleet: each cluster's backups together (clusters by name), newest first within.
       const entries = groupByCluster(filterBackups(await listBackups(store), filter));
       const locks = await readRetentions(store, entries);
+      // A rekey's journal and copies beside a backup: a rekey running, or killed (rekey again, or prune, resolves it).
+      const rekeys = await listRekeyLeftovers(store);
       if (flags.output === "json") {
         process.stdout.write(
           `${JSON.stringify(
-            entries.map((e) => toJson(e, locks.get(e.key))),
+            entries.map((e) => toJson(e, locks.get(e.key), e.temporary ? undefined : rekeys.get(e.key))),
             null,
             2,
           )}\n`,
@@ -81,6 +84,8 @@ export function register(program: Command): void {
       }
       // The lock column only where something is locked or hidden, so a plain store's table stays as it was.
       const showLock = entries.some((e) => lockText(e, locks.get(e.key)) !== "-");
+      const rekeyOf = (e: CatalogEntry) => (e.temporary ? undefined : rekeys.get(e.key));
+      const showRekey = entries.some((e) => rekeyOf(e) !== undefined);
       if (entries.length === 0) {
         const filtered = Object.keys(filter).length > 0 ? " matching the filters" : "";
         process.stdout.write(`no backups${filtered} in ${store.location}\n`);
@@ -100,6 +105,7 @@ export function register(program: Command): void {
             "ENCRYPTION",
             "MANIFEST",
             ...(showLock ? ["LOCK"] : []),
+            ...(showRekey ? ["REKEY"] : []),
           ],
           entries.map((e) => [
             e.key,
@@ -113,6 +119,7 @@ export function register(program: Command): void {
             e.encrypted ? "age" : "none",
             stateLabel(e),
             ...(showLock ? [lockText(e, locks.get(e.key))] : []),
+            ...(showRekey ? [rekeyText(rekeyOf(e), now)] : []),
           ]),
         ),
       );
@@ -146,7 +153,30 @@ function lockText(e: CatalogEntry, retention: Retention | undefined): string {
   return `${label === "-" ? "" : `${label}; `}behind a delete marker`;
 }
 
-function toJson(e: CatalogEntry, retention: Retention | undefined) {
+/**
+ * The rekey column: what a rekey left beside the backup and when it last wrote, `-` for none. Running or killed
+ * cannot be told apart here; `list` reads such a backup whole either way (src/catalog/rekey-journal.ts).
+ */
+function rekeyText(leftover: RekeyLeftover | undefined, now: number): string {
+  if (!leftover) return "-";
+  const parts = [
+    ...(leftover.journal ? ["journal"] : []),
+    ...(leftover.staging.length > 0
+      ? [`${leftover.staging.length} cop${leftover.staging.length === 1 ? "y" : "ies"}`]
+      : []),
+  ];
+  return `in progress or interrupted (${parts.join(" + ")}, ${formatAge(now - newestRekeyPart(leftover).getTime())} ago)`;
+}
+
+function rekeyJson(leftover: RekeyLeftover) {
+  return {
+    journal: leftover.journal?.key ?? null,
+    staging: leftover.staging.map((o) => o.key),
+    lastWritten: newestRekeyPart(leftover).toISOString(),
+  };
+}
+
+function toJson(e: CatalogEntry, retention: Retention | undefined, rekey: RekeyLeftover | undefined) {
   return {
     name: e.key,
     cluster: e.cluster,
@@ -163,6 +193,7 @@ function toJson(e: CatalogEntry, retention: Retention | undefined) {
     ...(e.problem ? { problem: e.problem } : {}),
     ...(retention ? { lock: retentionJson(retention) } : {}),
     ...(e.object?.behindDeleteMarker ? { behindDeleteMarker: true } : {}),
+    ...(rekey ? { rekey: rekeyJson(rekey) } : {}),
     ...(e.manifest ? { manifest: e.manifest } : {}),
   };
 }

@@ -15,7 +15,7 @@ import {
 import { escapeHtml } from "../../render/html.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
 import { addEtcdOptions, type EtcdFlags, etcdSourceFromFlags } from "../etcd-options.ts";
-import { addObjectLockOptions } from "../s3-options.ts";
+import { addObjectLockOptions } from "../object-lock-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 

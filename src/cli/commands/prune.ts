@@ -2,6 +2,7 @@ import { type Command, Option } from "commander";
 import type { CatalogEntry } from "../../catalog/catalog.ts";
 import { formatStamp } from "../../catalog/names.ts";
 import { DEFAULT_INCOMPLETE_GRACE_MS, type PruneReport, pruneBackups } from "../../catalog/prune.ts";
+import { type RekeyCleanup, rekeyKeys } from "../../catalog/prune-rekeys.ts";
 import {
   CALENDAR_RULES,
   hasKeepRule,
@@ -182,6 +183,7 @@ export function register(program: Command): void {
 
 function reasonText(r: KeepReason): string {
   if (r.rule === "locked") return `kept: ${r.hold ?? "locked"}`;
+  if (r.rule === "rekey") return "kept: rekey in progress (see its REKEY row)";
   return r.period ? `${r.rule} ${r.period}` : r.rule;
 }
 
@@ -236,16 +238,32 @@ function toText(report: PruneReport): string {
       "UPLOAD",
       u.action === "keep"
         ? "multipart upload younger than the grace period (may still be running)"
-        : "multipart upload never completed (a killed or failed save)",
+        : "multipart upload never completed (a killed or failed save or rekey)",
+    ]),
+    ...report.rekeys.map((c) => [
+      rekeyVerb(c, report.dryRun),
+      c.key,
+      c.time ? formatStamp(c.time) : "-",
+      formatAge(c.ageMs),
+      c.cluster,
+      c.kind === "backup" ? "REKEY" : "REKEY (LOG)",
+      rekeyWhy(c),
     ]),
   ];
   const deleting = report.backups.filter((b) => b.action === "delete").length;
   const cleaning = report.leftovers.filter((l) => l.action === "delete").length;
   const aborting = report.uploads.filter((u) => u.action === "abort").length;
   const uploads = (verb: string) => (aborting > 0 ? `, ${verb} ${aborting} multipart upload(s)` : "");
+  const resolving = report.rekeys.filter(
+    (c) => c.action === "resolve" && c.resolution !== "with backup",
+  ).length;
+  const inProgress = report.rekeys.filter((c) => c.resolution === "in progress").length;
+  const rekeys = (verb: string) =>
+    (resolving > 0 ? `, ${verb} ${resolving} interrupted rekey(s)` : "") +
+    (inProgress > 0 ? `, left ${inProgress} rekey(s) in progress alone` : "");
   const summary = report.dryRun
-    ? `dry run: would delete ${deleting} backup(s) and ${cleaning} leftover(s)${uploads("abort")}, ${formatBytes(report.freedBytes)}; nothing was deleted`
-    : `deleted ${deleting} backup(s) and ${cleaning} leftover(s)${uploads("aborted")}, ${formatBytes(report.freedBytes)} freed` +
+    ? `dry run: would delete ${deleting} backup(s) and ${cleaning} leftover(s)${uploads("abort")}${rekeys("resolve")}, ${formatBytes(report.freedBytes)}; nothing was deleted`
+    : `deleted ${deleting} backup(s) and ${cleaning} leftover(s)${uploads("aborted")}${rekeys("resolved")}, ${formatBytes(report.freedBytes)} freed` +
       (report.failures.length > 0 ? `; ${report.failures.length} deletion(s) failed` : "");
   const unchecked = report.uploadsUnchecked
     ? `note: incomplete multipart uploads were not checked: ${report.uploadsUnchecked}; a lifecycle rule with AbortIncompleteMultipartUpload removes them\n`
@@ -255,6 +273,76 @@ function toText(report: PruneReport): string {
       ? renderTable(["ACTION", "NAME", "TIME (UTC)", "AGE", "CLUSTER", "MANIFEST", "WHY"], rows)
       : "no backups\n";
   return `${table}${summary}\n${unchecked}`;
+}
+
+/** What prune does (or did) with a rekey's journal and copies. */
+function rekeyVerb(c: RekeyCleanup, dryRun: boolean): string {
+  if (c.action === "keep") return "keep";
+  if (c.result === "failed") return "FAILED";
+  const planned: Record<string, string> = {
+    finish: "finish rekey",
+    undo: "undo rekey",
+    clean: "delete",
+    "with backup": "delete",
+    orphaned: "delete",
+  };
+  if (dryRun) return `would ${planned[c.resolution] ?? "keep"}`;
+  switch (c.result) {
+    case "finished":
+      return "rekey finished";
+    case "undone":
+      return "rekey undone";
+    case "left":
+      return "left (changed)";
+    default:
+      return "deleted";
+  }
+}
+
+function rekeyWhy(c: RekeyCleanup): string {
+  const parts = [
+    ...(c.journal ? [`journal ${c.journal.key}`] : []),
+    ...(c.staging.length > 0
+      ? [
+          `${c.staging.length} rewritten cop${c.staging.length === 1 ? "y" : "ies"} (${c.staging.map((o) => o.key).join(", ")})`,
+        ]
+      : []),
+  ].join(", ");
+  if (c.hold) return `kept: ${c.hold} (rekey leftovers: ${parts})`;
+  switch (c.resolution) {
+    case "in progress":
+      return `rekey in progress: ${parts}; left alone while younger than the grace period`;
+    case "finish":
+      return `interrupted rekey, the object already carries the new header: its new manifest is written, then ${parts} removed (new recipients)`;
+    case "undo":
+      return `interrupted rekey, the object still carries the old header: ${parts} removed (the old recipients stay; run rekey again)`;
+    case "clean":
+      return `rekey killed before its copy was verified: ${parts} removed (the backup is unchanged)`;
+    case "with backup":
+      return `rekey leftovers of a backup deleted here: ${parts}`;
+    case "orphaned":
+      return `rekey leftovers of a backup that is gone: ${parts}`;
+    case "check":
+      return `left for a person to check: ${c.problem ?? ""}`;
+  }
+}
+
+function rekeyJson(c: RekeyCleanup) {
+  return {
+    name: c.key,
+    kind: c.kind,
+    cluster: c.cluster,
+    time: c.time?.toISOString() ?? null,
+    action: c.action,
+    resolution: c.resolution,
+    keys: rekeyKeys(c),
+    journal: c.journal?.key ?? null,
+    staging: c.staging.map((o) => o.key),
+    ageSeconds: Math.round(c.ageMs / 1000),
+    ...(c.problem ? { problem: c.problem } : {}),
+    ...(c.hold ? { hold: c.hold } : {}),
+    ...(c.result ? { result: c.result } : {}),
+  };
 }
 
 function entryJson(e: CatalogEntry) {
@@ -290,6 +378,7 @@ function toJson(report: PruneReport) {
       action: u.action,
       ...(u.result ? { result: u.result } : {}),
     })),
+    rekeys: report.rekeys.map(rekeyJson),
     ...(report.uploadsUnchecked ? { uploadsUnchecked: report.uploadsUnchecked } : {}),
     failures: report.failures,
     freedBytes: report.freedBytes,

@@ -5,7 +5,7 @@ import { UsageError } from "../../errors.ts";
 import { formatBytes } from "../../render/units.ts";
 import { parseCompression, parseLevel } from "../../stages/compress.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
-import { addObjectLockOptions } from "../s3-options.ts";
+import { addObjectLockOptions } from "../object-lock-options.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
 

@@ -45,16 +45,29 @@ app.kubernetes.io/component: {{ .Values.mode }}
 - name: GOOGLE_APPLICATION_CREDENTIALS
   value: {{ printf "/etc/etcd-backup/gcs/%s" .Values.gcs.credentialsKey | quote }}
 {{- end }}
-{{- if .Values.s3.objectLock.mode }}
-- name: ETCD_BACKUP_S3_OBJECT_LOCK
-  value: {{ .Values.s3.objectLock.mode | quote }}
+{{- /* The lock, for every object store: objectLock, else the older s3.objectLock. */}}
+{{- $lock := .Values.objectLock | default dict }}
+{{- $s3Lock := (.Values.s3 | default dict).objectLock | default dict }}
+{{- $lockMode := $lock.mode | default $s3Lock.mode }}
+{{- $lockDays := $lock.days | default $s3Lock.days }}
+{{- /* Without days a lock lasts the daemon's --keep-within; a pod that could only fail at start is refused here. */}}
+{{- if and $lockMode (not $lockDays) }}
+{{- if ne .Values.mode "daemon" }}
+{{- fail (printf "objectLock.days: is required with objectLock.mode %s in mode %s (set objectLock.days; only the daemon defaults them to retention.keepWithin)" $lockMode .Values.mode) }}
+{{- else if not (.Values.retention | default dict).keepWithin }}
+{{- fail (printf "objectLock.days: is required with objectLock.mode %s (set objectLock.days, or retention.keepWithin for the daemon to lock each backup that long)" $lockMode) }}
 {{- end }}
-{{- if .Values.s3.objectLock.days }}
-- name: ETCD_BACKUP_S3_OBJECT_LOCK_DAYS
-  value: {{ .Values.s3.objectLock.days | quote }}
 {{- end }}
-{{- if .Values.s3.objectLock.legalHold }}
-- name: ETCD_BACKUP_S3_LEGAL_HOLD
+{{- if $lockMode }}
+- name: ETCD_BACKUP_OBJECT_LOCK
+  value: {{ $lockMode | quote }}
+{{- end }}
+{{- if $lockDays }}
+- name: ETCD_BACKUP_OBJECT_LOCK_DAYS
+  value: {{ $lockDays | quote }}
+{{- end }}
+{{- if or $lock.legalHold $s3Lock.legalHold }}
+- name: ETCD_BACKUP_LEGAL_HOLD
   value: "true"
 {{- end }}
 {{- if .Values.azure.account }}
