@@ -342,7 +342,7 @@ export function objectLockDefaults(
   return `${flag}-days: is required with ${flag} ${lock.mode} (the daemon and the operator default it to --keep-within)`;
 }
 
-export type ObjectLockConfig = z.infer<typeof objectLockSchema>;
+export type ObjectLockConfig = Infer<typeof objectLockSchema>;
 
 /** The lock's flag as problems name it: the destination-neutral one, or the S3 name it had first. */
 export type LockFlag = "--object-lock" | "--s3-object-lock";
