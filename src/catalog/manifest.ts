@@ -1,81 +1,69 @@
-import { createRequire } from "node:module";
-import type * as Zod from "zod";
+import { type Infer, z } from "../validation.ts";
 
 /** The manifest format this version writes. Readers refuse newer majors instead of misreading them. */
 export const MANIFEST_FORMAT = 1;
 
-/**
- * The schema, built on first use: zod costs ~0.1 s to load, which commands that never read a manifest
- * (`status FILE`, `--version`) should not pay. Loaded with require so that parseManifest stays synchronous.
- */
-function buildSchema(z: typeof Zod.z) {
-  const sizeSchema = z.number().int().nonnegative();
-  return z.object({
-    format: z.literal(MANIFEST_FORMAT),
-    kind: z.enum(["snapshot", "config"]).default("snapshot"),
-    cluster: z.string(),
-    /** When the backup started, RFC 3339 UTC. */
-    created: z.string().datetime({ offset: true }),
-    /** How long the backup took, seconds. */
-    durationSeconds: z.number().nonnegative(),
-    source: z.object({
-      kind: z.string(),
-      endpoint: z.string(),
-      member: z.string().optional(),
-      node: z.string().optional(),
-      etcdVersion: z.string().optional(),
-    }),
-    /** What `status` reports for the snapshot, when it was computed while streaming. */
-    etcd: z
-      .object({
-        revision: z.number().int().nonnegative(),
-        hash: z.number().int().nonnegative().optional(),
-        totalKey: z.number().int().nonnegative().optional(),
-      })
-      .optional(),
-    /** Bytes of the bbolt database (the snapshot without its 32-byte trailer). */
-    dbSize: sizeSchema,
-    /** sha256 of the plain snapshot file as restored (database and trailer), hex. */
-    sha256: z.string().regex(/^[0-9a-f]{64}$/),
-    sizes: z.object({ plain: sizeSchema, compressed: sizeSchema, stored: sizeSchema }),
-    compression: z.object({ kind: z.enum(["zstd", "none"]), level: z.number().int().optional() }),
-    encryption: z.object({
-      kind: z.enum(["age", "none"]),
-      /** Public information only: recipient kinds and X25519 public keys. */
-      recipients: z.array(z.object({ kind: z.string(), publicKey: z.string().optional() })),
-    }),
-    tool: z.object({ name: z.literal("etcd-backup"), version: z.string() }),
-    /**
-     * The id of the run that wrote this backup (random, unique per save): the one in the `.pending` claim and, on
-     * S3, in the object's metadata. Absent in manifests written before names were claimed.
-     */
-    run: z
-      .string()
-      .regex(/^[0-9a-f]{16,64}$/)
-      .optional(),
-    /** The stored object exactly as written (after compression and encryption): what readers check it against. */
-    object: z.object({ size: sizeSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
-    /** Config archives only: what the tar holds. */
-    config: z
-      .object({
-        files: sizeSchema,
-        directories: sizeSchema,
-        symlinks: sizeSchema,
-        bytes: sizeSchema,
-        paths: z.array(z.string()),
-      })
-      .optional(),
-  });
-}
+const sizeSchema = z.number().int().nonnegative();
 
-let schema: ReturnType<typeof buildSchema> | undefined;
+/** A manifest (src/validation.ts: cheap to load, so it needs no lazy loading). */
+const manifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  kind: z.enum(["snapshot", "config"]).default("snapshot"),
+  cluster: z.string(),
+  /** When the backup started, RFC 3339 UTC. */
+  created: z.string().datetime({ offset: true }),
+  /** How long the backup took, seconds. */
+  durationSeconds: z.number().nonnegative(),
+  source: z.object({
+    kind: z.string(),
+    endpoint: z.string(),
+    member: z.string().optional(),
+    node: z.string().optional(),
+    etcdVersion: z.string().optional(),
+  }),
+  /** What `status` reports for the snapshot, when it was computed while streaming. */
+  etcd: z
+    .object({
+      revision: z.number().int().nonnegative(),
+      hash: z.number().int().nonnegative().optional(),
+      totalKey: z.number().int().nonnegative().optional(),
+    })
+    .optional(),
+  /** Bytes of the bbolt database (the snapshot without its 32-byte trailer). */
+  dbSize: sizeSchema,
+  /** sha256 of the plain snapshot file as restored (database and trailer), hex. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sizes: z.object({ plain: sizeSchema, compressed: sizeSchema, stored: sizeSchema }),
+  compression: z.object({ kind: z.enum(["zstd", "none"]), level: z.number().int().optional() }),
+  encryption: z.object({
+    kind: z.enum(["age", "none"]),
+    /** Public information only: recipient kinds and X25519 public keys. */
+    recipients: z.array(z.object({ kind: z.string(), publicKey: z.string().optional() })),
+  }),
+  tool: z.object({ name: z.literal("etcd-backup"), version: z.string() }),
+  /**
+   * The id of the run that wrote this backup (random, unique per save): the one in the `.pending` claim and, on
+   * S3, in the object's metadata. Absent in manifests written before names were claimed.
+   */
+  run: z
+    .string()
+    .regex(/^[0-9a-f]{16,64}$/)
+    .optional(),
+  /** The stored object exactly as written (after compression and encryption): what readers check it against. */
+  object: z.object({ size: sizeSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
+  /** Config archives only: what the tar holds. */
+  config: z
+    .object({
+      files: sizeSchema,
+      directories: sizeSchema,
+      symlinks: sizeSchema,
+      bytes: sizeSchema,
+      paths: z.array(z.string()),
+    })
+    .optional(),
+});
 
-function manifestSchema(): ReturnType<typeof buildSchema> {
-  schema ??= buildSchema((createRequire(import.meta.url)("zod") as typeof Zod).z);
-  return schema;
-}
-
-export type Manifest = Zod.infer<ReturnType<typeof buildSchema>>;
+export type Manifest = Infer<typeof manifestSchema>;
 
 /**
  * Parses and validates a manifest. A manifest from a newer, unknown format is reported as such rather than
@@ -94,7 +82,7 @@ export function parseManifest(text: string): Manifest {
       `manifest format ${format} is newer than this tool understands (${MANIFEST_FORMAT}); upgrade etcd-backup`,
     );
   }
-  const parsed = manifestSchema().safeParse(raw);
+  const parsed = manifestSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new Error(`manifest is invalid: ${issue.path.join(".") || "(root)"}: ${issue.message}`);
@@ -103,5 +91,5 @@ export function parseManifest(text: string): Manifest {
 }
 
 export function serializeManifest(m: Manifest): string {
-  return `${JSON.stringify(manifestSchema().parse(m), null, 2)}\n`;
+  return `${JSON.stringify(manifestSchema.parse(m), null, 2)}\n`;
 }

@@ -1,5 +1,4 @@
 import { Cron } from "croner";
-import { z } from "zod";
 import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { CALENDAR_RULES, type RetentionPolicy } from "../catalog/retention.ts";
 import { type DurationBounds, durationProblem, MAX_TIMER_MS, parseDuration, parseSpan } from "../duration.ts";
@@ -13,6 +12,7 @@ import {
   MIN_PART_SIZE,
   OBJECT_LOCK_MODES,
 } from "../store/s3-settings.ts";
+import { type Infer, type InputOf, type ValidationError, z } from "../validation.ts";
 import { LISTEN_ADDRESS_PROBLEM, type ListenAddress, parseListenAddress } from "./listen-address.ts";
 import { applyTalosBackupEnv, readTalosBackupEnv } from "./talos-backup.ts";
 
@@ -275,9 +275,9 @@ export const backupJobConfigSchema = z.object({
     .default(24 * 3_600_000),
 });
 
-export type BackupJobConfig = z.infer<typeof backupJobConfigSchema>;
+export type BackupJobConfig = Infer<typeof backupJobConfigSchema>;
 /** What the operator (or a test) writes before defaults are applied. */
-export type BackupJobConfigInput = z.input<typeof backupJobConfigSchema>;
+export type BackupJobConfigInput = InputOf<typeof backupJobConfigSchema>;
 
 /**
  * Validates a job config built in code (the operator's path); throws `UsageError` naming every problem.
@@ -342,7 +342,7 @@ export function objectLockDefaults(
   return `${flag}-days: is required with ${flag} ${lock.mode} (the daemon and the operator default it to --keep-within)`;
 }
 
-export type ObjectLockConfig = z.infer<typeof objectLockSchema>;
+export type ObjectLockConfig = Infer<typeof objectLockSchema>;
 
 /** The lock's flag as problems name it: the destination-neutral one, or the S3 name it had first. */
 export type LockFlag = "--object-lock" | "--s3-object-lock";
@@ -591,7 +591,7 @@ export const daemonSettingsSchema = z
   .strict();
 
 /** What flags, environment and a config file give, before validation. */
-export type DaemonSettingsInput = z.input<typeof daemonSettingsSchema>;
+export type DaemonSettingsInput = InputOf<typeof daemonSettingsSchema>;
 
 export interface DaemonConfig {
   job: BackupJobConfig;
@@ -697,12 +697,12 @@ export function parseDaemonConfig(
 /** The field-level problems of a schema parse, each named by its flag. */
 function schemaProblems(
   input: Record<string, unknown>,
-  parsed: { success: boolean; error?: z.ZodError },
+  parsed: { success: boolean; error?: ValidationError | undefined },
 ): string[] {
   const problems: string[] = [];
   for (const issue of parsed.error?.issues ?? []) {
     if (issue.code === "unrecognized_keys") {
-      for (const k of issue.keys) problems.push(`${settingName([...issue.path, k])}: unknown setting`);
+      for (const k of issue.keys ?? []) problems.push(`${settingName([...issue.path, k])}: unknown setting`);
     } else {
       const missing = issue.code === "invalid_type" && valueAt(input, issue.path) === undefined;
       problems.push(problem(issue.path, missing ? "is required" : issue.message));
@@ -784,7 +784,7 @@ function jobSettingsProblems(
 }
 
 /** A job's configuration from its validated flat settings. */
-function jobConfigFromSettings(s: z.infer<typeof jobSettingsSchema>, staleAfterMs?: number): BackupJobConfig {
+function jobConfigFromSettings(s: Infer<typeof jobSettingsSchema>, staleAfterMs?: number): BackupJobConfig {
   const retention: RetentionPolicy = {};
   if (s.keepLast !== undefined) retention.last = s.keepLast;
   for (const rule of CALENDAR_RULES) {

@@ -1,12 +1,12 @@
 import type { Logger } from "pino";
 import type { Registry } from "prom-client";
-import type { z } from "zod";
 import { notifyConfigSchema } from "../config/schema.ts";
 import { describeError } from "../errors.ts";
 import type { NotifyEvent } from "../notify/payload.ts";
 import { Notifier } from "../notify/sender.ts";
 import { notifyTargets, secretForms } from "../notify/target.ts";
 import type { Redactor } from "../observability/redact.ts";
+import type { Infer } from "../validation.ts";
 import type { EtcdBackupSchedule, NotifySpec } from "./api.ts";
 import type { EventRecorder } from "./events.ts";
 import { type ConfigReader, type ResolveContext, secretKey } from "./resolve.ts";
@@ -23,7 +23,7 @@ export async function notifyConfigFromSpec(
   spec: NotifySpec,
   ctx: ResolveContext,
   redactor: Redactor,
-): Promise<z.infer<typeof notifyConfigSchema>> {
+): Promise<Infer<typeof notifyConfigSchema>> {
   const urls: string[] = [];
   for (const [i, from] of spec.urlsFrom.entries()) {
     const ref = from.secretKeyRef;
@@ -79,7 +79,7 @@ export class ScheduleNotifier {
       log.warn({ err: message }, "notification failed");
       await this.o.events.record(schedule, "Warning", NOTIFICATION_FAILED, message).catch(() => undefined);
     };
-    let config: z.infer<typeof notifyConfigSchema>;
+    let config: Infer<typeof notifyConfigSchema>;
     try {
       config = await notifyConfigFromSpec(
         spec,
