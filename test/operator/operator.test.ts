@@ -190,7 +190,8 @@ describe("operator against the API server stand-in, real etcd and S3", () => {
     await waitFor("Succeeded", () =>
       backup("after-gone")?.status?.phase === "Succeeded" ? true : undefined,
     );
-    assert.ok((await relists()) > before);
+    const after = await relists();
+    assert.ok(after > before, `relists ${before} -> ${after}`);
   });
 
   it("a schedule with a seconds cron creates owned EtcdBackups and prunes to keepLast", async () => {
