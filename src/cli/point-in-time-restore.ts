@@ -12,7 +12,8 @@ import { LocalStore } from "../store/local.ts";
 import { memberFromFlags } from "./commands/restore.ts";
 import { type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
 import { abortOnSignals } from "./signals.ts";
-import { type StoreFlags, storeFromFlags } from "./store-options.ts";
+import { storeFromFlags } from "./store-from-flags.ts";
+import type { StoreFlags } from "./store-options.ts";
 import { restoreToTalosFromFlags, type TalosFlags } from "./talos-options.ts";
 
 /** The flags of `restore` that a restore to a point reads. */

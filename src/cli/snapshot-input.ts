@@ -1,14 +1,14 @@
 import { stat } from "node:fs/promises";
 import { type Command, Option } from "commander";
 import { BoltDb } from "../bbolt/db.ts";
-import { type CatalogEntry, resolveBackup } from "../catalog/catalog.ts";
+import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted, UsageError } from "../errors.ts";
 import { proveTrailer } from "../mvcc/trailer.ts";
-import { type MaterializedSnapshot, materializeBackup, materializeFile } from "../restore/materialize.ts";
+import { type MaterializedSnapshot, materializeFile } from "../restore/materialize.ts";
 import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { Store } from "../store/store.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "./encryption-options.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "./store-options.ts";
+import { addStoreOptions, type StoreFlags } from "./store-options.ts";
 
 /** Flags of commands that read a snapshot given as FILE or as BACKUP (a name from `list`, or `latest`). */
 export function addSnapshotInputOptions(cmd: Command): Command {
@@ -58,6 +58,12 @@ export async function openSnapshotInput(
       "use RFC 3339, e.g. 2026-11-23T12:00:00Z",
     );
   }
+  // The store modules and the catalog load only here: reading a local file needs none of them.
+  const [{ storeFromFlags }, { resolveBackup }, { materializeBackup }] = await Promise.all([
+    import("./store-from-flags.ts"),
+    import("../catalog/catalog.ts"),
+    import("../restore/materialize.ts"),
+  ]);
   const store = storeFromFlags(flags);
   const entry = await resolveBackup(store, arg, {
     ...(before ? { before } : {}),

@@ -7,7 +7,8 @@ import {
   type ObjectLockOptionValues,
   objectLockFromOptions,
 } from "../../src/cli/object-lock-options.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../../src/cli/store-options.ts";
+import { storeFromFlags } from "../../src/cli/store-from-flags.ts";
+import { addStoreOptions, type StoreFlags } from "../../src/cli/store-options.ts";
 import { GcsStore } from "../../src/store/gcs.ts";
 import { S3Store } from "../../src/store/s3.ts";
 

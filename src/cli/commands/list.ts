@@ -7,7 +7,8 @@ import { parseTimeBound } from "../../catalog/time-bound.ts";
 import { UsageError } from "../../errors.ts";
 import { formatAge, formatBytes } from "../../render/units.ts";
 import { NO_RETENTION, type Retention, retentionJson, retentionLabel } from "../../store/store.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { storeFromFlags } from "../store-from-flags.ts";
+import { addStoreOptions, type StoreFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
 
 type ListFlags = StoreFlags & {

@@ -17,7 +17,8 @@ import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from ".
 import { addEtcdOptions, type EtcdFlags, etcdSourceFromFlags } from "../etcd-options.ts";
 import { addObjectLockOptions } from "../object-lock-options.ts";
 import { abortOnSignals } from "../signals.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { storeFromFlags } from "../store-from-flags.ts";
+import { addStoreOptions, type StoreFlags } from "../store-options.ts";
 
 /** /metrics, /healthz, /readyz (ready while the closed log is at most three intervals old) and a status page. */
 async function serveLogStatus(

@@ -15,7 +15,8 @@ import { type LogPruneResult, pruneLog } from "../../point-in-time/prune-log.ts"
 import { formatAge, formatBytes } from "../../render/units.ts";
 import { removeLeftovers } from "../leftovers.ts";
 import { abortOnSignals } from "../signals.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { storeFromFlags } from "../store-from-flags.ts";
+import { addStoreOptions, type StoreFlags } from "../store-options.ts";
 import { renderTable } from "../table.ts";
 
 /** The values commander collects for the options `addKeepOptions` adds. */

@@ -3,7 +3,8 @@ import { UsageError } from "../../errors.ts";
 import { processRedactor } from "../../observability/redact.ts";
 import { formatBytes } from "../../render/units.ts";
 import { abortOnSignals } from "../signals.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { storeFromFlags } from "../store-from-flags.ts";
+import { addStoreOptions, type StoreFlags } from "../store-options.ts";
 
 type RekeyFlags = StoreFlags & {
   all?: boolean;

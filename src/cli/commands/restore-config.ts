@@ -4,7 +4,8 @@ import { UsageError } from "../../errors.ts";
 import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../encryption-options.ts";
 import { removeLeftovers } from "../leftovers.ts";
 import { abortOnSignals } from "../signals.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { storeFromFlags } from "../store-from-flags.ts";
+import { addStoreOptions, type StoreFlags } from "../store-options.ts";
 
 type RestoreConfigFlags = StoreFlags & DecryptFlags & { target?: string; force?: boolean; cluster?: string };
 

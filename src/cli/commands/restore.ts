@@ -11,7 +11,8 @@ import { addDecryptOptions, type DecryptFlags, decryptionFromFlags } from "../en
 import { removeLeftovers } from "../leftovers.ts";
 import { ProgressBar } from "../progress.ts";
 import { abortOnSignals } from "../signals.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { storeFromFlags } from "../store-from-flags.ts";
+import { addStoreOptions, type StoreFlags } from "../store-options.ts";
 import { addTalosOptions, restoreToTalosFromFlags, type TalosFlags } from "../talos-options.ts";
 
 /** Said when a backup is the database alone, as `verify` says it. */

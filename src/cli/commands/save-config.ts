@@ -7,7 +7,8 @@ import { parseCompression, parseLevel } from "../../stages/compress.ts";
 import { addEncryptOptions, type EncryptFlags, encryptionPlanFromFlags } from "../encryption-options.ts";
 import { addObjectLockOptions } from "../object-lock-options.ts";
 import { abortOnSignals } from "../signals.ts";
-import { addStoreOptions, type StoreFlags, storeFromFlags } from "../store-options.ts";
+import { storeFromFlags } from "../store-from-flags.ts";
+import { addStoreOptions, type StoreFlags } from "../store-options.ts";
 
 type SaveConfigFlags = EncryptFlags &
   StoreFlags & {

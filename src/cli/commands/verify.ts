@@ -9,7 +9,7 @@ import { decryptionFromFlags } from "../encryption-options.ts";
 import { removeLeftovers } from "../leftovers.ts";
 import { abortOnSignals } from "../signals.ts";
 import { addSnapshotInputOptions, openSnapshotInput, type SnapshotInputFlags } from "../snapshot-input.ts";
-import { storeFromFlags } from "../store-options.ts";
+import { storeFromFlags } from "../store-from-flags.ts";
 
 type VerifyFlags = SnapshotInputFlags & {
   testRestore?: boolean;
