@@ -46,6 +46,19 @@ function lengthCheck(check: (payload: Payload) => void): Check {
   return Object.assign(check, { when: hasLength });
 }
 
+/** The `.min(n)` check of strings and arrays, with zod's message for `what` counted in `units`. */
+function minLength(n: number, message: Message | undefined, what: string, units: string): Check {
+  return lengthCheck((p) => {
+    if (lengthOf(p.value) < n)
+      p.issues.push({
+        code: "too_small",
+        path: [],
+        message: messageOf(message) ?? `Too small: expected ${what} to have >=${n} ${units}`,
+        continue: true,
+      });
+  });
+}
+
 /** Length as zod counts it: code points of a string, elements of an array. */
 const lengthOf = (v: unknown): number => (typeof v === "string" ? [...v].length : (v as unknown[]).length);
 
@@ -305,17 +318,7 @@ class StringSchema extends Schema<string> {
     return p;
   }
   min(n: number, message?: Message): this {
-    return this.with(
-      lengthCheck((p) => {
-        if (lengthOf(p.value) < n)
-          p.issues.push({
-            code: "too_small",
-            path: [],
-            message: messageOf(message) ?? `Too small: expected string to have >=${n} characters`,
-            continue: true,
-          });
-      }),
-    );
+    return this.with(minLength(n, message, "string", "characters"));
   }
   regex(re: RegExp, message?: Message): this {
     return this.with((p) => {
@@ -488,17 +491,7 @@ class ArraySchema<E extends Schema<unknown, unknown>> extends Schema<E["_output"
     return p;
   }
   min(n: number, message?: Message): this {
-    return this.with(
-      lengthCheck((p) => {
-        if (lengthOf(p.value) < n)
-          p.issues.push({
-            code: "too_small",
-            path: [],
-            message: messageOf(message) ?? `Too small: expected array to have >=${n} items`,
-            continue: true,
-          });
-      }),
-    );
+    return this.with(minLength(n, message, "array", "items"));
   }
 }
 
