@@ -190,16 +190,21 @@ describe("spec.continuous: the operator runs the revision log beside the schedul
       credentials: { accessKeyId: h.s3.accessKeyId, secretAccessKey: h.s3.secretAccessKey },
     });
     try {
-      let last = 0;
+      // Writes go on while the backups every 5 s move the kept one forward; a new batch is written only once the
+      // log has closed the last one, so the cut is seen on a chain that holds every write (writing on each poll and
+      // reading at once asked the log to have closed writes made a moment before, which it rarely had under load).
+      let last = await writePhase(kv, rng, 10, 10);
       const cut = await waitFor(
         "a scheduled prune to cut the log's chain",
         async () => {
-          last = await writePhase(kv, rng, 10 + rng.int(0, 5), 10);
           const [log] = await readCatalog(store, "gfs");
           const chain = log?.chains.at(-1);
-          return chain && chain.start > chain.base && chain.reach >= last ? chain : undefined;
+          if (!chain || chain.reach < last) return undefined;
+          if (chain.start > chain.base) return chain;
+          last = await writePhase(kv, rng, 10 + rng.int(0, 5), 10);
+          return undefined;
         },
-        60_000,
+        120_000,
       );
       // Writes after the kept backup, closed in the log, so that the restore below replays segments.
       last = await writePhase(kv, rng, 19, 15);
