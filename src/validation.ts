@@ -1,6 +1,6 @@
 /**
- * The small schema validator etcd-backup's configuration (config/schema.ts) and manifests (catalog/manifest.ts) are
- * written in. It has the shape of zod's API (`z.object({...}).strict()`, `.optional()`, `.default()`, `.pipe()`,
+ * The small schema validator etcd-backup's configuration (config/schema.ts), manifests (catalog/manifest.ts) and
+ * the operator's check of its resources (operator/spec.ts) are written in. It has the shape of zod's API (`z.object({...}).strict()`, `.optional()`, `.default()`, `.pipe()`,
  * `Infer`) and zod 4's semantics and English messages for what those two modules use, and nothing more.
  *
  * Why not zod itself: loading zod is ~190 modules (every locale included), ~17 MiB of RSS and 0.1-0.3 s before
@@ -205,12 +205,17 @@ export abstract class Schema<Output, Input = Output> {
     return new DefaultSchema(this, value);
   }
 
-  refine(ok: (value: Output) => boolean, message?: Message): this {
+  /** `message` may name a `path` below this value where the issue is reported (zod's `refine(fn, { path })`). */
+  refine(
+    ok: (value: Output) => boolean,
+    message?: Message | { message?: string; path?: PropertyKey[] },
+  ): this {
+    const path = typeof message === "object" && "path" in message ? [...(message.path ?? [])] : [];
     return this.with((p) => {
       if (!ok(p.value as Output))
         p.issues.push({
           code: "custom",
-          path: [],
+          path: [...path],
           message: messageOf(message) ?? "Invalid input",
           continue: true,
         });
@@ -495,6 +500,40 @@ class ArraySchema<E extends Schema<unknown, unknown>> extends Schema<E["_output"
   }
 }
 
+/** An object used as a map: every own key checked by `key`, every value by `value` (zod's `z.record`). */
+class RecordSchema<K extends Schema<string, unknown>, V extends AnySchema> extends Schema<
+  Record<K["_output"], V["_output"]>,
+  Record<string, V["_input"]>
+> {
+  readonly key: K;
+  readonly value: V;
+  constructor(key: K, value: V) {
+    super();
+    this.key = key;
+    this.value = value;
+  }
+  protected parseType(p: Payload): Payload {
+    const input = p.value;
+    if (input === null || typeof input !== "object" || Array.isArray(input)) {
+      p.issues.push(invalidType("record", input));
+      return p;
+    }
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(input as Record<string, unknown>)) {
+      const key = this.key.run({ value: k, issues: [] });
+      if (key.issues.length > 0) {
+        p.issues.push({ code: "invalid_key", path: [k], message: "Invalid key in record" });
+        continue;
+      }
+      const r = this.value.run({ value: v, issues: [] });
+      p.issues.push(...prefix(k, r.issues));
+      out[key.value as string] = r.value;
+    }
+    p.value = out;
+    return p;
+  }
+}
+
 type AnySchema = Schema<unknown, unknown>;
 export type Shape = Record<string, AnySchema>;
 type Flatten<T> = { [K in keyof T]: T[K] } & {};
@@ -616,6 +655,8 @@ export const z = {
     new ValuesSchema<T[number]>(values, messageOf(message)),
   array: <E extends AnySchema>(element: E) => new ArraySchema(element),
   object: <S extends Shape>(shape: S) => new ObjectSchema(shape),
+  record: <K extends Schema<string, unknown>, V extends AnySchema>(key: K, value: V) =>
+    new RecordSchema(key, value),
   union: <const T extends readonly AnySchema[]>(options: T) => new UnionSchema(options),
   discriminatedUnion: <const T extends readonly ObjectSchema<Shape>[]>(key: string, options: T) =>
     new DiscriminatedUnionSchema(key, options),

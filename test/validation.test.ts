@@ -17,7 +17,7 @@ function problems(
 
 // The semantics here are the ones error messages of src/config/schema.ts depend on; they are zod 4's (the
 // schema was checked against zod itself on 80,000 random settings when it moved to this validator). Each case runs
-// against zod too (still a dependency, for the operator's spec), so a difference shows here as one side failing.
+// against zod too (a development dependency, kept for this comparison only), so a difference shows as one side failing.
 const IMPLEMENTATIONS = [
   ["src/validation.ts", ours],
   ["zod", zod as unknown as typeof ours],
@@ -168,6 +168,28 @@ for (const [implementation, z] of IMPLEMENTATIONS)
         assert.deepEqual(problems(d, bad), [": Invalid ISO datetime"]);
       assert.deepEqual(problems(z.string().datetime(), "2026-11-30T12:00:00+01:00"), [
         ": Invalid ISO datetime",
+      ]);
+    });
+
+    it("records: an object as a map, every key and value checked; refine can report at a path below", () => {
+      const labels = z.record(z.string(), z.string());
+      assert.deepEqual(labels.parse({ app: "etcd", tier: "" }), { app: "etcd", tier: "" });
+      assert.deepEqual(problems(labels, { app: "etcd", replicas: 2 }), [
+        "replicas: Invalid input: expected string, received number",
+      ]);
+      assert.deepEqual(problems(labels, []), [": Invalid input: expected record, received array"]);
+      assert.deepEqual(problems(labels, null), [": Invalid input: expected record, received null"]);
+      assert.deepEqual(problems(z.record(z.string().min(2), z.number()), { a: 1, bb: 2 }), [
+        "a: Invalid key in record",
+      ]);
+      const spec = z
+        .object({ continuous: z.boolean().optional(), source: z.object({ etcd: z.string() }) })
+        .refine((v) => v.continuous !== true, { message: "no log here", path: ["continuous"] });
+      assert.deepEqual(problems(spec, { continuous: true, source: { etcd: "x" } }), [
+        "continuous: no log here",
+      ]);
+      assert.deepEqual(problems(spec, { continuous: true, source: {} }), [
+        "source.etcd: Invalid input: expected string, received undefined",
       ]);
     });
 

@@ -142,7 +142,7 @@ function asList(v: unknown): string[] {
 
 /**
  * `save`'s job configuration from its flags and environment: settings (above), completed (source choice),
- * parsed by the one job parser. Loads the parser on first use (zod and croner cost every command at start).
+ * parsed by the one job parser. Loads the parser on first use (the schema module and croner cost every command at start).
  */
 export async function jobConfigFromCommand(
   cmd: Command,

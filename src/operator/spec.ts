@@ -1,7 +1,7 @@
-import { z } from "zod";
 import { CLUSTER_NAME_RULE, clusterNameProblem } from "../catalog/names.ts";
 import { parseSpan } from "../duration.ts";
 import { MAX_OBJECT_LOCK_DAYS, OBJECT_LOCK_MODES } from "../store/s3-settings.ts";
+import { type ValidationError, z } from "../validation.ts";
 import type { EtcdBackupScheduleSpec, EtcdBackupSpec } from "./api.ts";
 
 /**
@@ -218,7 +218,7 @@ export class InvalidSpecError extends Error {
   override name = "InvalidSpecError";
 }
 
-function describeIssues(error: z.ZodError, root: string): string {
+function describeIssues(error: ValidationError, root: string): string {
   return error.issues
     .map((i) => `${[root, ...i.path.map(String)].join(".")}: ${i.message}`)
     .slice(0, 5)

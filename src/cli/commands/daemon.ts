@@ -139,7 +139,7 @@ export function register(program: Command): void {
       ),
     )
     .action(async (flags: Record<string, unknown>) => {
-      // Loaded here, not at the top: zod, croner, pino and prom-client cost every other command ~0.3 s at start.
+      // Loaded here, not at the top: croner, pino and prom-client cost every other command ~0.3 s at start.
       const { backupJobFromConfig } = await import("../../config/job.ts");
       const { Daemon } = await import("../../daemon/daemon.ts");
       const { createLogger, newInstanceId } = await import("../../observability/logger.ts");
