@@ -104,10 +104,10 @@ export function noImmutabilityError(
   container: string,
   lock: ObjectLockSettings,
 ): UsageError {
-  const flag = lock.mode ? "--object-lock" : "--legal-hold";
+  const what = lock.mode ? "no object lock" : "no legal hold";
   return new UsageError(
     `container ${container} in storage account ${account} has no version-level immutability`,
     `create it with az storage container-rm create --storage-account ${account} --name ${container} --enable-vlw ` +
-      `(or migrate it with az storage container-rm migrate-vlw, or enable it for the account; blob versioning must be on), or drop ${flag}`,
+      `(or migrate it with az storage container-rm migrate-vlw, or enable it for the account; blob versioning must be on), or ask for ${what}`,
   );
 }

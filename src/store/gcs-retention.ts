@@ -138,6 +138,6 @@ export function isRetentionRefusal(err: unknown): boolean {
 export function noObjectRetentionError(bucket: string): UsageError {
   return new UsageError(
     `bucket ${bucket} has no object retention`,
-    `use a bucket created with: gcloud storage buckets create gs://${bucket} --enable-per-object-retention, or drop --object-lock`,
+    `use a bucket created with: gcloud storage buckets create gs://${bucket} --enable-per-object-retention, or ask for no object lock`,
   );
 }

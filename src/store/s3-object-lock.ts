@@ -123,10 +123,11 @@ export async function bucketLockEnabled(ctx: LockContext): Promise<boolean | und
 
 /** The one-line refusal when lock is asked for and the bucket cannot do it. */
 export function noObjectLockError(bucket: string, lock: ObjectLockSettings): UsageError {
-  const flag = lock.mode ? "--s3-object-lock" : "--s3-legal-hold";
+  // Worded for every front end (CLI flags, config file, operator resource): what was asked for, not a flag.
+  const what = lock.mode ? "no object lock" : "no legal hold";
   return new UsageError(
     `bucket ${bucket} has no Object Lock`,
-    `create it with --object-lock-enabled-for-bucket, or drop ${flag}`,
+    `create it with aws s3api create-bucket --object-lock-enabled-for-bucket, or ask for ${what}`,
   );
 }
 

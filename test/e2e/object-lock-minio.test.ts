@@ -548,7 +548,7 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
     assert.equal(out.code, 2, out.stderr);
     assert.equal(
       out.stderr,
-      "etcd-backup: bucket plain has no Object Lock (create it with --object-lock-enabled-for-bucket, or drop --s3-object-lock)\n",
+      "etcd-backup: bucket plain has no Object Lock (create it with aws s3api create-bucket --object-lock-enabled-for-bucket, or ask for no object lock)\n",
     );
     assert.ok(!out.stderr.includes(minio.secretAccessKey));
     assert.deepEqual(
@@ -561,10 +561,10 @@ describe("immutable backups: S3 Object Lock on MinIO", { skip: skipReason(minioP
       { env },
     );
     assert.equal(hold.code, 2);
-    assert.match(hold.stderr, /^etcd-backup: bucket plain has no Object Lock \(.*drop --s3-legal-hold\)\n$/);
+    assert.match(hold.stderr, /^etcd-backup: bucket plain has no Object Lock \(.*ask for no legal hold\)\n$/);
     // The daemon and the log refuse at start too, before serving or reading etcd.
     const line =
-      "etcd-backup: bucket plain has no Object Lock (create it with --object-lock-enabled-for-bucket, or drop --s3-object-lock)\n";
+      "etcd-backup: bucket plain has no Object Lock (create it with aws s3api create-bucket --object-lock-enabled-for-bucket, or ask for no object lock)\n";
     const lock = ["--s3-object-lock", "compliance", "--s3-object-lock-days", "2"];
     const daemon = await runCli(
       [

@@ -162,7 +162,7 @@ describe("operator: gcs destination with objectLock (fake-gcs-server + retention
     const failed = b.status?.conditions.find((c: { type: string }) => c.type === "Failed");
     assert.match(
       failed.message,
-      /bucket plain has no object retention \(use a bucket created with: gcloud storage buckets create gs:\/\/plain --enable-per-object-retention, or drop --object-lock\)/,
+      /bucket plain has no object retention \(use a bucket created with: gcloud storage buckets create gs:\/\/plain --enable-per-object-retention, or ask for no object lock\)/,
     );
     assert.ok(!String(failed.message).includes("\n"), "one line");
     assert.deepEqual(await gcs.objectNames("plain"), []);

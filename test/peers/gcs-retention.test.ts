@@ -141,7 +141,7 @@ describe("GCS object retention against fake-gcs-server", {
     assert.equal(out.code, 2, out.stderr);
     assert.equal(
       out.stderr,
-      "etcd-backup: bucket plain has no object retention (use a bucket created with: gcloud storage buckets create gs://plain --enable-per-object-retention, or drop --object-lock)\n",
+      "etcd-backup: bucket plain has no object retention (use a bucket created with: gcloud storage buckets create gs://plain --enable-per-object-retention, or ask for no object lock)\n",
     );
     assert.deepEqual(
       (await gcs.objectNames("plain")).filter((n) => n.startsWith("p/")),

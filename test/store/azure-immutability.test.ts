@@ -141,10 +141,10 @@ describe("immutability fields and their reading", () => {
     const line = describeError(err);
     assert.match(line, /^container backups in storage account acct has no version-level immutability \(/);
     assert.match(line, /az storage container-rm create --storage-account acct --name backups --enable-vlw/);
-    assert.match(line, /drop --object-lock\)$/);
+    assert.match(line, /ask for no object lock\)$/);
     assert.match(
       describeError(noImmutabilityError("acct", "b", { legalHold: true })),
-      /drop --legal-hold\)$/,
+      /ask for no legal hold\)$/,
     );
   });
 
@@ -551,7 +551,7 @@ describe("AzureBlobStore immutability against Azurite, which has no version-leve
       "container backups in storage account devstoreaccount1 has no version-level immutability (create it with " +
         "az storage container-rm create --storage-account devstoreaccount1 --name backups --enable-vlw (or migrate " +
         "it with az storage container-rm migrate-vlw, or enable it for the account; blob versioning must be on), " +
-        "or drop --object-lock)",
+        "or ask for no object lock)",
     );
     const putErr = await store
       .put("x.db", Readable.from([Buffer.from("x")]), { immutable: true })

@@ -272,13 +272,13 @@ describe("GCS retention and holds (against a stand-in for the JSON API)", () => 
     );
     assert.equal(
       describeError(err),
-      "bucket locked has no object retention (use a bucket created with: gcloud storage buckets create gs://locked --enable-per-object-retention, or drop --object-lock)",
+      "bucket locked has no object retention (use a bucket created with: gcloud storage buckets create gs://locked --enable-per-object-retention, or ask for no object lock)",
     );
     await assert.rejects(
       store({ mode: "compliance", days: 1 }).put("f.snap", body(), { immutable: true }),
       (e: unknown) =>
         describeError(e) ===
-        "upload gs://locked/prod/f.snap: bucket locked has no object retention (use a bucket created with: gcloud storage buckets create gs://locked --enable-per-object-retention, or drop --object-lock)",
+        "upload gs://locked/prod/f.snap: bucket locked has no object retention (use a bucket created with: gcloud storage buckets create gs://locked --enable-per-object-retention, or ask for no object lock)",
     );
     assert.equal(standIn.objects.size, 0, "nothing was written");
     // Unreadable bucket (no storage.buckets.get): said so, not guessed.

@@ -75,8 +75,11 @@ describe("Object Lock headers", () => {
     const err = noObjectLockError("backups", { mode: "governance", days: 1 });
     assert.ok(err instanceof UsageError);
     assert.equal(err.message, "bucket backups has no Object Lock");
-    assert.equal(err.hint, "create it with --object-lock-enabled-for-bucket, or drop --s3-object-lock");
-    assert.match(noObjectLockError("b", { legalHold: true }).hint ?? "", /drop --s3-legal-hold$/);
+    assert.equal(
+      err.hint,
+      "create it with aws s3api create-bucket --object-lock-enabled-for-bucket, or ask for no object lock",
+    );
+    assert.match(noObjectLockError("b", { legalHold: true }).hint ?? "", /ask for no legal hold$/);
   });
 });
 
