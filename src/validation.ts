@@ -133,6 +133,9 @@ function invalidType(expected: string, input: unknown, message?: string): Issue 
   };
 }
 
+/** What an object or a record schema accepts: an object that is not an array. */
+const isKeyed = (v: unknown): v is object => v !== null && typeof v === "object" && !Array.isArray(v);
+
 function prefix(key: PropertyKey, issues: Issue[]): Issue[] {
   return issues.map((i) => ({ ...i, path: [key, ...i.path] }));
 }
@@ -514,7 +517,7 @@ class RecordSchema<K extends Schema<string, unknown>, V extends AnySchema> exten
   }
   protected parseType(p: Payload): Payload {
     const input = p.value;
-    if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    if (!isKeyed(input)) {
       p.issues.push(invalidType("record", input));
       return p;
     }
@@ -560,7 +563,7 @@ class ObjectSchema<S extends Shape> extends Schema<ShapeOutput<S>, ShapeInput<S>
   }
   protected parseType(p: Payload): Payload {
     const input = p.value;
-    if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    if (!isKeyed(input)) {
       p.issues.push(invalidType("object", input));
       return p;
     }
@@ -628,7 +631,7 @@ class DiscriminatedUnionSchema<T extends readonly ObjectSchema<Shape>[]> extends
   }
   protected parseType(p: Payload): Payload {
     const input = p.value;
-    if (input === null || typeof input !== "object" || Array.isArray(input)) {
+    if (!isKeyed(input)) {
       p.issues.push(invalidType("object", input));
       return p;
     }
