@@ -6,6 +6,7 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Hinted } from "../errors.ts";
 import type { SnapshotOrigin, SnapshotSource } from "../source/source.ts";
+import { BufferBudget } from "../stages/buffer-budget.ts";
 import { Coalesce } from "../stages/coalesce.ts";
 import { ByteCounter } from "../stages/count.ts";
 import { TrailerCheck, type TrailerResult } from "../stages/trailer.ts";
@@ -38,7 +39,11 @@ export interface PlainSnapshotResult {
 export async function savePlainSnapshot(options: PlainSnapshotOptions): Promise<PlainSnapshotResult> {
   const snapshot = await options.source.open(options.signal);
   const trailer = new TrailerCheck();
-  const counter = new ByteCounter((n) => options.onProgress?.(n, snapshot.expectedSize));
+  const budget = new BufferBudget();
+  const counter = new ByteCounter((n) => {
+    budget.passed(n);
+    options.onProgress?.(n, snapshot.expectedSize);
+  });
   const signalOption = options.signal ? { signal: options.signal } : {};
   if (options.out === "-") {
     const stdout = options.stdout ?? process.stdout;

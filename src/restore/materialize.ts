@@ -6,6 +6,7 @@ import { pipeline, type Readable, Transform, Writable } from "node:stream";
 import { pipeline as pipelinePromise } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
+import { BufferBudget } from "../stages/buffer-budget.ts";
 import { decompressStage } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
 import type { DecryptionFactory } from "../stages/encryption.ts";
@@ -55,8 +56,12 @@ export async function materializeBackup(
   }
   const expected =
     entry.manifest?.sizes.plain ?? (entry.object?.size ?? 0) * (entry.compression === "zstd" ? 20 : 1);
+  const budget = new BufferBudget();
   const stages: Transform[] = [
-    new ByteCounter(crashAfterBytesRead),
+    new ByteCounter((n) => {
+      crashAfterBytesRead(n);
+      budget.passed(n);
+    }),
     ...(entry.encrypted && options.decrypt ? [options.decrypt()] : []),
     decompressStage(entry.compression),
   ];

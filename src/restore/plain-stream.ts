@@ -1,6 +1,7 @@
 import { pipeline, type Readable, type Transform } from "node:stream";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
+import { BufferBudget } from "../stages/buffer-budget.ts";
 import { decompressStage } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
 import type { DecryptionFactory } from "../stages/encryption.ts";
@@ -38,9 +39,11 @@ export async function openPlainSnapshot(
     allowMissing: true,
     ...(entry.manifest ? { expectSha256: entry.manifest.sha256 } : {}),
   });
+  const budget = new BufferBudget();
   const stages: Transform[] = [
     new ByteCounter((n) => {
       crashAfterBytesRead(n);
+      budget.passed(n);
       options.onProgress?.(n);
     }),
     ...(entry.encrypted && options.decrypt ? [options.decrypt()] : []),
