@@ -183,14 +183,20 @@ try {
       "/backups/restored.db",
     ]);
     process.stdout.write(restore.stdout + restore.stderr);
-    const status = JSON.parse(
-      await etcd.ctl(["snapshot", "status", "-w", "json", join(backups, "restored.db")]),
-    );
+    // etcd 3.5 and later read a snapshot file with etcdutl (3.6's etcdctl has no `snapshot status`); 3.4 with etcdctl.
+    const server = etcd;
+    const snapshotStatus = async (file: string) =>
+      JSON.parse(
+        server.peer.etcdutl
+          ? (await run(server.peer.etcdutl, ["snapshot", "status", "-w", "json", file])).stdout
+          : await server.ctl(["snapshot", "status", "-w", "json", file]),
+      );
+    const status = await snapshotStatus(join(backups, "restored.db"));
     const direct = join(work, "direct.db");
     await etcd.ctl(["snapshot", "save", direct]);
-    const directStatus = JSON.parse(await etcd.ctl(["snapshot", "status", "-w", "json", direct]));
+    const directStatus = await snapshotStatus(direct);
     check(
-      "the restored snapshot is etcd's (etcdctl snapshot status: hash, revision, keys)",
+      `the restored snapshot is etcd's (${server.peer.etcdutl ? "etcdutl" : "etcdctl"} snapshot status: hash, revision, keys)`,
       status.hash === directStatus.hash &&
         status.revision === directStatus.revision &&
         status.totalKey === directStatus.totalKey,

@@ -10,12 +10,11 @@
  * until an old-space GC. Measured on the 216 MB bench snapshot (save to a directory, zstd + age): peak RSS
  * 178-191 -> 141-161 MiB with this flag alone, at the same speed (bench/RESULTS.md).
  *
- * `--expose-gc`: lets a streaming job under a tight memory limit (a pod's, ≤ 512 MiB) ask for a full GC when its
- * dead Buffers pass a budget (src/stages/buffer-budget.ts) instead of waiting for V8's own trigger, 64 MiB of
- * outside memory later. Measured on 200 MB snapshots from a file, save to a directory with zstd + age, in a
- * cgroup: peak RSS 131-153 -> 115-117 MiB, for 0.1-0.6 s more CPU (bench/RESULTS.md).
+ * Not here: `--expose-gc`, which the buffer budget (src/stages/buffer-budget.ts) needs under a memory limit. It
+ * changes V8's flag hash, so the standalone binary's built-in code cache was rejected at every start (with a
+ * warning on stderr); the budget turns it on at run time instead, only when it is active.
  */
-export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=1", "--expose-gc"];
+export const V8_FLAGS: readonly string[] = ["--max-semi-space-size=1"];
 
 /**
  * Commands that move snapshot-sized data (or run for long: daemon, operator, log) and so gain from the flags.

@@ -1,3 +1,6 @@
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
 /**
  * Keeps the Buffers a streaming job has finished with from piling up when the process runs under a tight memory
  * limit (issue 22: a save in a 128 MiB pod).
@@ -13,8 +16,9 @@
  * only kept where memory is scarce: when the process's cgroup limit (`process.constrainedMemory()`, a pod's
  * `resources.limits.memory`) is at most `ACTIVE_AT_OR_BELOW_BYTES`. Elsewhere V8 is left to its own pace.
  *
- * It needs `gc` exposed (`--expose-gc`, one of etcd-backup's own V8 options, src/cli/v8-flags.ts); without it it
- * does nothing. It caps nothing: a job that needs more memory keeps it.
+ * When active it turns on V8's `gc` at run time (`--expose-gc` through `v8.setFlagsFromString`, then read from a
+ * new context); a command-line `--expose-gc` would change V8's flag hash at start and make the standalone binary
+ * reject its built-in code cache. It caps nothing: a job that needs more memory keeps it.
  */
 export class BufferBudget {
   private readonly budget: number;
@@ -78,7 +82,20 @@ export const DEFAULT_CHECK_EVERY_BYTES = 4 * 1024 * 1024;
 /** A pod limited to this or less is where 20 MiB decide between a backup and an OOM kill. */
 export const ACTIVE_AT_OR_BELOW_BYTES = 512 * 1024 * 1024;
 
+let runtimeGc: (() => void) | null | undefined;
+
+/** V8's full GC as a function: `globalThis.gc` when Node was started with it, else exposed now (once). */
 function exposedGc(): (() => void) | undefined {
-  const gc = (globalThis as { gc?: unknown }).gc;
-  return typeof gc === "function" ? () => (gc as () => void)() : undefined;
+  const given = (globalThis as { gc?: unknown }).gc;
+  if (typeof given === "function") return () => (given as () => void)();
+  if (runtimeGc === undefined) {
+    try {
+      setFlagsFromString("--expose-gc");
+      const gc = runInNewContext("gc") as unknown;
+      runtimeGc = typeof gc === "function" ? () => (gc as () => void)() : null;
+    } catch {
+      runtimeGc = null;
+    }
+  }
+  return runtimeGc ?? undefined;
 }

@@ -138,14 +138,11 @@ describe("bin/etcd-backup.js, the npm package's command", () => {
     for (const f of V8_FLAGS) assert.ok(flags.includes(f), `${f} in ${JSON.stringify(flags)}`);
     assert.ok(flags.includes("--require"), "the user's own Node options are kept");
     assert.ok(!run(["--version"]).some((f) => V8_FLAGS.includes(f)), "--version is not re-executed");
-    // A flag the user set keeps the user's value; the others are still added.
     const own = run(save, ["--max-semi-space-size=4"]);
     assert.ok(
-      own.includes("--max-semi-space-size=4") && !own.includes("--max-semi-space-size=1"),
+      own.includes("--max-semi-space-size=4") && !own.some((f) => V8_FLAGS.includes(f)),
       JSON.stringify(own),
     );
-    for (const f of V8_FLAGS.filter((f) => !f.startsWith("--max-semi-space-size")))
-      assert.ok(own.includes(f), `${f} in ${JSON.stringify(own)}`);
   });
 
   test("relaunchArgv: only streaming commands, only flags not given, the user's NODE_OPTIONS win", () => {
@@ -162,12 +159,7 @@ describe("bin/etcd-backup.js, the npm package's command", () => {
     ]);
     assert.equal(relaunchArgv("/n", ["/n", "/b", "status", "f"], [], undefined), null);
     assert.equal(relaunchArgv("/n", ["/n", "/b", "--help"], [], undefined), null);
-    assert.deepEqual(relaunchArgv("/n", argv, [], "--max_semi_space_size=8 --expose_gc"), null);
-    assert.deepEqual(relaunchArgv("/n", argv, [], "--max_semi_space_size=8")?.slice(0, 3), [
-      "/n",
-      ...V8_FLAGS.filter((f) => !f.startsWith("--max-semi-space-size")),
-      "/bin/etcd-backup",
-    ]);
+    assert.equal(relaunchArgv("/n", argv, [], "--max_semi_space_size=8"), null);
     assert.equal(relaunchArgv("/n", argv, [...V8_FLAGS], undefined), null);
   });
 
