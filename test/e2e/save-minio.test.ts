@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { assertOk, runCli } from "../fixtures/cli.ts";
-import { startMinio, type TestMinioServer } from "../fixtures/minio-server.ts";
+import { startMinio } from "../fixtures/minio-server.ts";
 import { minioPeer, skipReason } from "../fixtures/peers.ts";
 import {
   assertListRestoreVerify,
   assertWrongSecretIsOneLine,
-  type S3SaveBench,
-  startS3SaveBench,
+  useS3SaveBench,
 } from "../fixtures/s3-save-bench.ts";
 
 /**
@@ -20,24 +19,16 @@ import {
 describe("save to MinIO and back, with the AWS CLI, age and zstd as peers", {
   skip: skipReason(minioPeer(), "MinIO"),
 }, () => {
-  let bench: S3SaveBench<TestMinioServer>;
-
-  before(async () => {
-    bench = await startS3SaveBench({
-      workPrefix: "etcd-backup-minio-e2e-",
-      // About 12 MiB of values: the snapshot goes up in several 5 MiB parts.
-      keys: 12_000,
-      valueSize: 1000,
-      startServer: () => startMinio(),
-    });
-  });
-
-  after(async () => {
-    await bench?.stop();
+  const bench = useS3SaveBench({
+    workPrefix: "etcd-backup-minio-e2e-",
+    // About 12 MiB of values: the snapshot goes up in several 5 MiB parts.
+    keys: 12_000,
+    valueSize: 1000,
+    startServer: () => startMinio(),
   });
 
   test("save --to s3:// -> aws s3 cp -> age -d -> zstd -d gives the bytes etcd gave; list, restore, verify read it", async () => {
-    const { etcd, work, identity, recipient, env, aws } = bench;
+    const { etcd, work, identity, recipient, env, aws } = bench();
     const save = await runCli(
       [
         "save",
@@ -72,7 +63,7 @@ describe("save to MinIO and back, with the AWS CLI, age and zstd as peers", {
       }).toString();
     assert.equal(status(join(work, "obj.db")), status(ref));
 
-    await assertListRestoreVerify(bench, "s3://backups/prod", key, join(work, "obj.db"));
+    await assertListRestoreVerify(bench(), "s3://backups/prod", key, join(work, "obj.db"));
     const ours = await runCli(
       ["status", "latest", "--to", "s3://backups/prod", "-i", identity, "-w", "json"],
       {
@@ -84,7 +75,7 @@ describe("save to MinIO and back, with the AWS CLI, age and zstd as peers", {
   });
 
   test("zstd-compressed save reads back through zstd -d", async () => {
-    const { etcd, work, env } = bench;
+    const { etcd, work, env } = bench();
     const save = await runCli(
       [
         "save",
@@ -101,6 +92,6 @@ describe("save to MinIO and back, with the AWS CLI, age and zstd as peers", {
   });
 
   test("a wrong secret key is one line naming the credentials, without the secret", async () => {
-    await assertWrongSecretIsOneLine(bench);
+    await assertWrongSecretIsOneLine(bench());
   });
 });

@@ -1,34 +1,25 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { assertOk, runCli } from "../fixtures/cli.ts";
 import {
   assertListRestoreVerify,
   assertWrongSecretIsOneLine,
-  type S3SaveBench,
-  startS3SaveBench,
+  useS3SaveBench,
 } from "../fixtures/s3-save-bench.ts";
-import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
+import { startS3Server } from "../fixtures/s3-server.ts";
 
 describe("save to S3 and back, with the AWS CLI, age and zstd as peers", () => {
-  let bench: S3SaveBench<TestS3Server>;
-
-  before(async () => {
-    bench = await startS3SaveBench({
-      workPrefix: "etcd-backup-s3e2e-",
-      keys: 2000,
-      valueSize: 400,
-      startServer: () => startS3Server(),
-    });
-  });
-
-  after(async () => {
-    await bench?.stop();
+  const bench = useS3SaveBench({
+    workPrefix: "etcd-backup-s3e2e-",
+    keys: 2000,
+    valueSize: 400,
+    startServer: () => startS3Server(),
   });
 
   test("save --to s3:// -> aws s3 cp -> age -d -> zstd -d gives the bytes etcd gave; list and restore read it back", async () => {
-    const { etcd, work, identity, recipient, env } = bench;
+    const { etcd, work, identity, recipient, env } = bench();
     const save = await runCli(
       [
         "save",
@@ -50,7 +41,7 @@ describe("save to S3 and back, with the AWS CLI, age and zstd as peers", () => {
     assert.match(key, /^prod-.*\.snap\.zst\.age$/);
 
     const enc = join(work, "obj.age");
-    await bench.aws(["s3", "cp", `s3://backups/prod/${key}`, enc]);
+    await bench().aws(["s3", "cp", `s3://backups/prod/${key}`, enc]);
     execFileSync("age", ["-d", "-i", identity, "-o", join(work, "obj.zst"), enc]);
     execFileSync("zstd", ["-q", "-d", join(work, "obj.zst"), "-o", join(work, "obj.db")]);
     assert.equal(
@@ -67,17 +58,17 @@ describe("save to S3 and back, with the AWS CLI, age and zstd as peers", () => {
       }).toString();
     assert.equal(status(join(work, "obj.db")), status(ref));
 
-    await assertListRestoreVerify(bench, "s3://backups/prod", key, join(work, "obj.db"));
+    await assertListRestoreVerify(bench(), "s3://backups/prod", key, join(work, "obj.db"));
   });
 
   test("a wrong secret key is one line naming the credentials, without the secret", async () => {
-    await assertWrongSecretIsOneLine(bench);
+    await assertWrongSecretIsOneLine(bench());
   });
 
   test("a missing bucket says so", async () => {
     const r = await runCli(
-      ["save", "--endpoints", bench.etcd.endpoint, "--to", "s3://no-such-bucket/x", "--no-encrypt"],
-      { env: bench.env },
+      ["save", "--endpoints", bench().etcd.endpoint, "--to", "s3://no-such-bucket/x", "--no-encrypt"],
+      { env: bench().env },
     );
     assert.equal(r.code, 1);
     assert.match(r.stderr.trim(), /^etcd-backup: .*bucket no-such-bucket does not exist/);
