@@ -6,18 +6,12 @@
  * URL or its token.
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
-import { backupJobFromConfig } from "../../src/config/job.ts";
-import { parseDaemonConfig } from "../../src/config/schema.ts";
-import { Daemon } from "../../src/daemon/daemon.ts";
-import { createLogger } from "../../src/observability/logger.ts";
-import { createBackupMetrics } from "../../src/observability/metrics.ts";
-import { Redactor } from "../../src/observability/redact.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { startInProcessDaemon } from "../fixtures/in-process-daemon.ts";
 import { JumpClock } from "../fixtures/jump-clock.ts";
 import { assertNoSecrets } from "../fixtures/secrets.ts";
 import { startWebhookReceiver } from "../fixtures/webhook-receiver.ts";
@@ -44,11 +38,8 @@ test("etcd down: one failure event; schedule missed: one stale event; etcd back:
   // Start just after a full hour, so that the hourly runs come at +1h, +2h... of the clock.
   clock.advance(HOUR - (clock.now() % HOUR) + 1000);
   const dest = join(work, "store");
-  mkdirSync(dest, { recursive: true });
-  const config = parseDaemonConfig(
+  const d = await startInProcessDaemon(
     {
-      metricsAddr: "127.0.0.1:0",
-      logFormat: "json",
       schedule: "0 * * * *",
       tz: "UTC",
       cluster: "notified",
@@ -61,34 +52,9 @@ test("etcd down: one failure event; schedule missed: one stale event; etcd back:
       notify: [receiver.url],
       notifyOn: "success,failure,stale",
     },
-    {},
+    { instanceId: "n", clock, notifyRetry: { baseDelayMs: 50, maxDelayMs: 200 } },
   );
-  const job = await backupJobFromConfig(config.job, { env: {} });
-  const redactor = new Redactor().add(...job.secrets);
-  let logText = "";
-  const lines: Record<string, unknown>[] = [];
-  const out = new Writable({
-    write(chunk, _enc, cb) {
-      logText += chunk.toString();
-      for (const t of chunk.toString().split("\n"))
-        if (t) lines.push(JSON.parse(t) as Record<string, unknown>);
-      cb();
-    },
-  });
-  const root = createLogger({ format: "json", out, redactor });
-  const daemon = new Daemon({
-    config,
-    job,
-    metrics: createBackupMetrics(),
-    redactor,
-    log: root.child({ runId: "n-0" }),
-    runLogger: (runId) => root.child({ runId }),
-    instanceId: "n",
-    clock,
-    notifyRetry: { baseDelayMs: 50, maxDelayMs: 200 },
-  });
-  const address = await daemon.start();
-  const base = `http://127.0.0.1:${address.port}`;
+  const { base, lines } = d;
   const events = () => receiver.delivered().map((r) => r.json!);
   const ofKind = (kind: string) => events().filter((e) => e.event === kind);
   try {
@@ -145,10 +111,10 @@ test("etcd down: one failure event; schedule missed: one stale event; etcd back:
     const page = await (await fetch(`${base}/`)).text();
     const started = lines.find((l) => l.msg === "daemon started");
     assert.deepEqual((started?.notify as { on?: string[] } | undefined)?.on, ["success", "failure", "stale"]);
-    assertNoSecrets(logText + page + JSON.stringify([...metrics]), "the daemon's log, page and metrics");
-    assert.ok(!logText.includes(receiver.token));
+    assertNoSecrets(d.logText() + page + JSON.stringify([...metrics]), "the daemon's log, page and metrics");
+    assert.ok(!d.logText().includes(receiver.token));
   } finally {
-    assert.equal(await daemon.stop("test"), true);
+    await d.stop();
     await proxy.close();
     await receiver.close();
   }
@@ -157,60 +123,34 @@ test("etcd down: one failure event; schedule missed: one stale event; etcd back:
 test("a receiver that keeps failing never fails a run: the run succeeds, the failure is logged (redacted) and counted", async () => {
   const receiver = await startWebhookReceiver([500, 500, 500, 500, 500, 500, 500, 500]);
   const clock = new JumpClock();
-  const dest = join(work, "store-2");
-  mkdirSync(dest, { recursive: true });
-  const config = parseDaemonConfig(
+  const d = await startInProcessDaemon(
     {
-      metricsAddr: "127.0.0.1:0",
-      logFormat: "json",
       schedule: "0 * * * *",
       cluster: "loud",
       endpoints: [etcd.endpoint],
-      to: dest,
+      to: join(work, "store-2"),
       encrypt: false,
       notify: [receiver.url],
       notifyOn: "success",
     },
-    {},
+    { instanceId: "l", clock, notifyRetry: { baseDelayMs: 20, maxDelayMs: 50 } },
   );
-  const job = await backupJobFromConfig(config.job, { env: {} });
-  const redactor = new Redactor().add(...job.secrets);
-  let logText = "";
-  const out = new Writable({
-    write(chunk, _enc, cb) {
-      logText += chunk.toString();
-      cb();
-    },
-  });
-  const root = createLogger({ format: "json", out, redactor });
-  const daemon = new Daemon({
-    config,
-    job,
-    metrics: createBackupMetrics(),
-    redactor,
-    log: root.child({ runId: "l-0" }),
-    runLogger: (runId) => root.child({ runId }),
-    instanceId: "l",
-    clock,
-    notifyRetry: { baseDelayMs: 20, maxDelayMs: 50 },
-  });
-  const address = await daemon.start();
   try {
     clock.advance(HOUR);
     await waitFor("the failed notification", async () =>
-      logText.includes("notification failed") ? true : undefined,
+      d.logText().includes("notification failed") ? true : undefined,
     );
-    const metrics = await scrape(`http://127.0.0.1:${address.port}`);
+    const metrics = await scrape(d.base);
     assert.equal(metrics.get('etcd_backup_runs_total{result="success"}'), 1);
     assert.equal(metrics.get('etcd_backup_notifications_total{event="success",result="failed"}'), 1);
     assert.equal(receiver.requests.length, 4, "bounded: 4 tries");
     assert.match(
-      logText,
+      d.logText(),
       /notify #1 \(127\.0\.0\.1:\d+\): success notification not delivered after 4 attempts: HTTP 500/,
     );
-    assertNoSecrets(logText, "the daemon's log");
+    assertNoSecrets(d.logText(), "the daemon's log");
   } finally {
-    assert.equal(await daemon.stop("test"), true);
+    await d.stop();
     await receiver.close();
   }
 });

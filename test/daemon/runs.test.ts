@@ -4,24 +4,16 @@
  * `Daemon` with its HTTP server; what is asserted is what it exposes (/metrics, the status page, its log lines).
  */
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { after, before, test } from "node:test";
 import { generateIdentity, identityFileText } from "../../src/age/keys.ts";
 import { listBackups } from "../../src/catalog/catalog.ts";
-import { backupJobFromConfig } from "../../src/config/job.ts";
-import { parseDaemonConfig } from "../../src/config/schema.ts";
-import { Daemon } from "../../src/daemon/daemon.ts";
-import { createLogger } from "../../src/observability/logger.ts";
-import { createBackupMetrics } from "../../src/observability/metrics.ts";
-import { Redactor } from "../../src/observability/redact.ts";
 import { LocalStore } from "../../src/store/local.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { startInProcessDaemon } from "../fixtures/in-process-daemon.ts";
 import { hostPort, scrape, startProxy, waitFor } from "./harness.ts";
-
-type Line = Record<string, unknown>;
 
 let work: string;
 let etcd: EtcdServer;
@@ -36,59 +28,13 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface Running {
-  daemon: Daemon;
-  base: string;
-  lines: Line[];
-  stop(): Promise<void>;
-}
-
-/** Starts a Daemon on a free port with JSON logs collected (and shown to `onLine` as they are written). */
-async function runDaemon(settings: Record<string, unknown>, onLine?: (l: Line) => void): Promise<Running> {
-  if (typeof settings.to === "string") mkdirSync(settings.to, { recursive: true });
-  const config = parseDaemonConfig({ metricsAddr: "127.0.0.1:0", logFormat: "json", ...settings }, {});
-  const job = await backupJobFromConfig(config.job, { env: {} });
-  const redactor = new Redactor().add(...job.secrets);
-  const lines: Line[] = [];
-  const out = new Writable({
-    write(chunk, _enc, cb) {
-      for (const text of chunk.toString().split("\n")) {
-        if (!text) continue;
-        const line = JSON.parse(text) as Line;
-        lines.push(line);
-        onLine?.(line);
-      }
-      cb();
-    },
-  });
-  const root = createLogger({ format: "json", out, redactor });
-  const daemon = new Daemon({
-    config,
-    job,
-    metrics: createBackupMetrics(),
-    redactor,
-    log: root.child({ runId: "t-0" }),
-    runLogger: (runId) => root.child({ runId }),
-    instanceId: "t",
-  });
-  const address = await daemon.start();
-  return {
-    daemon,
-    base: `http://127.0.0.1:${address.port}`,
-    lines,
-    async stop() {
-      assert.equal(await daemon.stop("test"), true, "the daemon stops within its grace");
-    },
-  };
-}
-
 const metric = (m: Map<string, number>, name: string) => m.get(name) ?? Number.NaN;
 
 test("--test-restore-every 2: the 2nd run restores into a real etcd; the metric, the log and the page show it", async () => {
   const id = generateIdentity();
   const identityFile = join(work, "identity.txt");
   writeFileSync(identityFile, identityFileText(id), { mode: 0o600 });
-  const d = await runDaemon({
+  const d = await startInProcessDaemon({
     schedule: "*/2 * * * * *",
     cluster: "restore",
     endpoints: [etcd.endpoint],
@@ -134,7 +80,7 @@ test("a failed attempt is retried with backoff before the next run; one failure 
   const proxy = await startProxy();
   // etcd is unreachable for the first attempt; the retry finds it (the proxy is pointed at it as the daemon logs
   // the failure, before its backoff sleep starts).
-  const d = await runDaemon(
+  const d = await startInProcessDaemon(
     {
       schedule: "*/6 * * * * *",
       cluster: "retry",
@@ -144,8 +90,10 @@ test("a failed attempt is retried with backoff before the next run; one failure 
       encrypt: false,
       retryBackoff: "300ms",
     },
-    (l) => {
-      if (l.msg === "run failed; retrying") proxy.setTarget(hostPort(etcd.endpoint));
+    {
+      onLine: (l) => {
+        if (l.msg === "run failed; retrying") proxy.setTarget(hostPort(etcd.endpoint));
+      },
     },
   );
   try {
@@ -213,7 +161,7 @@ test("a run still in flight when the next is due: that run is skipped and counte
     // The snapshot takes about 3.5 s through the proxy; the schedule fires every second.
     const proxy = await startProxy({ bytesPerSecond: Math.ceil(dbSize / 3.5) });
     proxy.setTarget(hostPort(big.endpoint));
-    const d = await runDaemon({
+    const d = await startInProcessDaemon({
       schedule: "* * * * * *",
       cluster: "slow",
       endpoints: [`http://127.0.0.1:${proxy.port}`],

@@ -18,22 +18,12 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { assertOk, type CliResult, keygen, runCli } from "../fixtures/cli.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { withSeed } from "../fixtures/rekey-crash-rounds.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
+import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
 const N = 8;
-const SEED = Number(process.env.ETCD_BACKUP_TEST_SEED ?? Date.now() % 2 ** 31);
-
-/** mulberry32: a small seeded generator, so a failing interleaving can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const SEED = testSeed(Date.now() % 2 ** 31);
 
 interface Snapshot {
   path: string;
@@ -88,10 +78,10 @@ describe(`${N} concurrent saves of one cluster (seed ${SEED})`, () => {
     seed: number,
     report: (line: string) => void,
   ): Promise<void> {
-    const rand = random(seed);
+    const random = new SeededRandom(seed);
     const plan = Array.from({ length: N }, () => ({
-      snapshot: snapshots[Math.floor(rand() * snapshots.length)]!,
-      delayMs: Math.floor(rand() * 150),
+      snapshot: random.pick(snapshots),
+      delayMs: Math.floor(random.next() * 150),
     }));
     // Start on a second boundary so that the runs' start times share one second as far as the machine allows.
     await sleep(1000 - (Date.now() % 1000));
@@ -170,16 +160,6 @@ describe(`${N} concurrent saves of one cluster (seed ${SEED})`, () => {
         report.checks.some((c) => c.name === "manifest sha256" && c.ok),
         verify.stdout,
       );
-    }
-  }
-
-  async function withSeed(seed: number, fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      if (err instanceof Error)
-        err.message = `seed ${seed} (rerun with ETCD_BACKUP_TEST_SEED=${seed}): ${err.message}`;
-      throw err;
     }
   }
 

@@ -15,27 +15,14 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { withSeed } from "../fixtures/rekey-crash-rounds.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
+import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
+import { snapshotFileSaves } from "../fixtures/snapshot-file-saves.ts";
 
-const SEED = Number(process.env.ETCD_BACKUP_TEST_SEED ?? Date.now() % 2 ** 31);
+const SEED = testSeed(Date.now() % 2 ** 31);
 const MiB = 1024 * 1024;
 const PART_MIB = 5;
-
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Listed {
-  name: string;
-  state: string;
-}
 
 describe(`save killed at seeded points (seed ${SEED})`, () => {
   let work: string;
@@ -77,31 +64,8 @@ describe(`save killed at seeded points (seed ${SEED})`, () => {
     seed: number,
     report: (line: string) => void,
   ): Promise<void> {
-    const rand = random(seed);
-    const save = (extra: NodeJS.ProcessEnv = {}) =>
-      runCli(
-        [
-          "save",
-          "--from-file",
-          snapshot,
-          "--to",
-          to,
-          "--cluster",
-          "prod",
-          "--compress",
-          "none",
-          "--recipient",
-          recipient,
-          "-o",
-          "json",
-        ],
-        { env: { ...env, ...extra } },
-      );
-    const list = async (): Promise<Listed[]> => {
-      const r = await runCli(["list", "--to", to, "-o", "json"], { env });
-      assertOk(r);
-      return JSON.parse(r.stdout) as Listed[];
-    };
+    const random = new SeededRandom(seed);
+    const { save, killedAfter, list } = snapshotFileSaves({ snapshot, to, recipient, env });
     const complete: string[] = [];
     const first = await save();
     assertOk(first);
@@ -109,13 +73,12 @@ describe(`save killed at seeded points (seed ${SEED})`, () => {
 
     // One kill before a whole part is stored, one well inside the multipart upload, one anywhere.
     const points = [
-      Math.floor(rand() * PART_MIB * MiB),
-      Math.floor((PART_MIB + 2) * MiB + rand() * (size - (PART_MIB + 2) * MiB)),
-      Math.floor(rand() * size),
+      Math.floor(random.next() * PART_MIB * MiB),
+      Math.floor((PART_MIB + 2) * MiB + random.next() * (size - (PART_MIB + 2) * MiB)),
+      Math.floor(random.next() * size),
     ];
     for (const point of points) {
-      const killed = await save({ ETCD_BACKUP_TEST_KILL_AFTER_BYTES: String(point) });
-      assert.equal(killed.code, null, `the save was to be killed after ${point} bytes: ${killed.stderr}`);
+      await killedAfter(point);
       const entries = await list();
       assert.deepEqual(
         entries
@@ -161,16 +124,6 @@ describe(`save killed at seeded points (seed ${SEED})`, () => {
     for (const key of complete) {
       const verify = await runCli(["verify", key, "--to", to, "-i", identity], { env });
       assert.equal(verify.code, 0, `${key} does not verify:\n${verify.stdout}${verify.stderr}`);
-    }
-  }
-
-  async function withSeed(seed: number, fn: () => Promise<void>): Promise<void> {
-    try {
-      await fn();
-    } catch (err) {
-      if (err instanceof Error)
-        err.message = `seed ${seed} (rerun with ETCD_BACKUP_TEST_SEED=${seed}): ${err.message}`;
-      throw err;
     }
   }
 

@@ -4,13 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { generateIdentity, identityFileText } from "../../src/age/keys.ts";
-import { isUsable, listBackups } from "../../src/catalog/catalog.ts";
 import { GcsStore } from "../../src/store/gcs.ts";
 import { scrape, spawnDaemon, waitFor } from "../daemon/harness.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { startGcsServer, type TestGcsServer } from "../fixtures/gcs-server.ts";
 import { fakeGcsPeer, skipReason } from "../fixtures/peers.ts";
 import { freePort } from "../fixtures/ports.ts";
+import { quietMetrics } from "../fixtures/quiet-metrics.ts";
 
 /**
  * The daemon with a gs:// destination configured through its YAML file (`to`, and the `gcs:` section: the one
@@ -81,17 +81,7 @@ describe("daemon against real etcd and Google Cloud Storage (fake-gcs-server)", 
       90_000,
     );
     const store = new GcsStore({ bucket: "backups", prefix: "daemon", settings: { endpoint: gcs.endpoint } });
-    const { metrics, usable } = await waitFor(
-      "a quiet moment to compare metrics with the bucket",
-      async () => {
-        const m1 = await scrape(base);
-        const entries = await listBackups(store);
-        const m2 = await scrape(base);
-        const attempts = (m: Map<string, number>) => m.get("etcd_backup_last_attempt_timestamp_seconds");
-        if (attempts(m1) !== attempts(m2)) return undefined;
-        return { metrics: m2, usable: entries.filter(isUsable) };
-      },
-    );
+    const { metrics, usable } = await quietMetrics(base, store);
     assert.equal(usable.length, 2, "keep-last 2 leaves two backups");
     assert.ok(usable.every((e) => e.state === "complete" && e.cluster === "e2e" && e.encrypted));
     assert.equal(metrics.get("etcd_backup_backups_kept"), 2);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium } from "playwright-core";
 import { generateIdentity, identityFileText } from "../../src/age/keys.ts";
-import { isUsable, listBackups } from "../../src/catalog/catalog.ts";
+import { listBackups } from "../../src/catalog/catalog.ts";
 import { S3Store } from "../../src/store/s3.ts";
 import {
   hostPort,
@@ -18,6 +18,7 @@ import {
 } from "../daemon/harness.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { freePort } from "../fixtures/ports.ts";
+import { quietMetrics } from "../fixtures/quiet-metrics.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 
 const ARTIFACTS = join(import.meta.dirname, "..", "..", ".test-artifacts");
@@ -99,17 +100,7 @@ describe("daemon against real etcd (with authentication) and S3", () => {
     });
     const store = storeOf(s3, "daemon");
     // Compare while no run finishes in between: the attempt counters must be the same before and after listing.
-    const { metrics, usable } = await waitFor(
-      "a quiet moment to compare metrics with the bucket",
-      async () => {
-        const m1 = await scrape(base);
-        const entries = await listBackups(store);
-        const m2 = await scrape(base);
-        const attempts = (m: Map<string, number>) => m.get("etcd_backup_last_attempt_timestamp_seconds");
-        if (attempts(m1) !== attempts(m2)) return undefined;
-        return { metrics: m2, usable: entries.filter(isUsable) };
-      },
-    );
+    const { metrics, usable } = await quietMetrics(base, store);
     assert.equal(usable.length, 2, "keep-last 2 leaves two backups");
     assert.ok(usable.every((e) => e.state === "complete" && e.cluster === "e2e" && e.encrypted));
     assert.equal(metrics.get("etcd_backup_backups_kept"), usable.length);

@@ -16,25 +16,12 @@ import { startAzurite, type TestAzurite } from "../fixtures/azurite-server.ts";
 import { assertOk, keygen, registerSecret, runCli } from "../fixtures/cli.ts";
 import { etcdFromSnapshot } from "../fixtures/etcd-restore.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { withSeed } from "../fixtures/rekey-crash-rounds.ts";
+import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
+import { type Listed, snapshotFileSaves } from "../fixtures/snapshot-file-saves.ts";
 
-const SEED = Number(process.env.ETCD_BACKUP_TEST_SEED ?? Date.now() % 2 ** 31);
+const SEED = testSeed(Date.now() % 2 ** 31);
 const MiB = 1024 * 1024;
-
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-interface Listed {
-  name: string;
-  state: string;
-}
 
 /** Every key and value etcd holds, as etcdctl prints them (base64), in key order. */
 async function allKeys(etcd: EtcdServer): Promise<[string, string][]> {
@@ -174,31 +161,8 @@ describe(`save to Azure Blob (Azurite) and back (seed ${SEED})`, () => {
     const snapshot = join(work, "crash.db");
     await etcd.ctl(["snapshot", "save", snapshot]);
     const size = statSync(snapshot).size;
-    const rand = random(SEED);
-    const save = (extra: NodeJS.ProcessEnv = {}) =>
-      runCli(
-        [
-          "save",
-          "--from-file",
-          snapshot,
-          "--to",
-          to,
-          "--cluster",
-          "prod",
-          "--compress",
-          "none",
-          "--recipient",
-          recipient,
-          "-o",
-          "json",
-        ],
-        { env: { ...env, ...extra } },
-      );
-    const list = async (): Promise<Listed[]> => {
-      const r = await runCli(["list", "--to", to, "-o", "json"], { env });
-      assertOk(r);
-      return JSON.parse(r.stdout) as Listed[];
-    };
+    const random = new SeededRandom(SEED);
+    const { save, killedAfter, list } = snapshotFileSaves({ snapshot, to, recipient, env });
     /** Names under the prefix with staged blocks and no blob, as Azure lists them. */
     const uncommitted = async (): Promise<string[]> => {
       const container = blobs.getContainerClient("backups");
@@ -212,15 +176,17 @@ describe(`save to Azure Blob (Azurite) and back (seed ${SEED})`, () => {
     const first = await save();
     assertOk(first);
     const complete = [(JSON.parse(first.stdout) as { key: string }).key];
-    try {
+    await withSeed(SEED, async () => {
       // Past the fourth 1 MiB block, then anywhere before the end. The store sends two blocks at a time and fills a
       // third meanwhile, so only once the fourth is being read must one of the first two have been staged (a kill
       // at 1.5 MiB could fall while the first block was still in flight, on a loaded machine).
       assert.ok(size > 5 * MiB, `the snapshot is only ${size} bytes`);
-      const points = [Math.floor(4 * MiB + rand() * (size - 5 * MiB)), Math.floor(rand() * size)];
+      const points = [
+        Math.floor(4 * MiB + random.next() * (size - 5 * MiB)),
+        Math.floor(random.next() * size),
+      ];
       for (const point of points) {
-        const killed = await save({ ETCD_BACKUP_TEST_KILL_AFTER_BYTES: String(point) });
-        assert.equal(killed.code, null, `the save was to be killed after ${point} bytes: ${killed.stderr}`);
+        await killedAfter(point);
         const entries = await list();
         assert.deepEqual(
           entries.filter((e) => e.state === "complete").map((e) => e.name),
@@ -258,11 +224,7 @@ describe(`save to Azure Blob (Azurite) and back (seed ${SEED})`, () => {
       );
       const rerun = await save();
       assertOk(rerun);
-    } catch (err) {
-      if (err instanceof Error)
-        err.message = `seed ${SEED} (rerun with ETCD_BACKUP_TEST_SEED=${SEED}): ${err.message}`;
-      throw err;
-    }
+    });
   });
 
   test("a wrong account key is one line without the key; a missing container says to create it", async () => {

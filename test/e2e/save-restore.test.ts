@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -38,22 +38,16 @@ describe("save and restore against a real etcd", () => {
     rmSync(work, { recursive: true, force: true });
   });
 
+  /** Saves etcd (--endpoints) into a new directory `work/<name>` with `flags`; the save must succeed. */
+  async function saveIntoNewDir(name: string, flags: string[]): Promise<string> {
+    const dir = join(work, name);
+    mkdirSync(dir, { recursive: true });
+    assertOk(await runCli(["save", "--endpoints", etcd.endpoint, "--to", dir, ...flags]));
+    return dir;
+  }
+
   test("save -> list -> restore gives the snapshot etcdctl would have saved, which etcdctl restores", async () => {
-    const dir = join(work, "plain");
-    execFileSync("mkdir", ["-p", dir]);
-    assertOk(
-      await runCli([
-        "save",
-        "--endpoints",
-        etcd.endpoint,
-        "--to",
-        dir,
-        "--cluster",
-        "e2e",
-        "--recipient",
-        recipient,
-      ]),
-    );
+    const dir = await saveIntoNewDir("plain", ["--cluster", "e2e", "--recipient", recipient]);
     const files = readdirSync(dir).sort();
     assert.equal(files.length, 2, `object and manifest: ${files.join(", ")}`);
     assert.match(files[0]!, /^e2e-\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\.snap\.zst\.age$/);
@@ -109,22 +103,7 @@ describe("save and restore against a real etcd", () => {
   });
 
   test("--compress none --no-encrypt stores the snapshot as etcd sent it", async () => {
-    const dir = join(work, "raw");
-    execFileSync("mkdir", ["-p", dir]);
-    assertOk(
-      await runCli([
-        "save",
-        "--endpoints",
-        etcd.endpoint,
-        "--to",
-        dir,
-        "--cluster",
-        "raw",
-        "--compress",
-        "none",
-        "--no-encrypt",
-      ]),
-    );
+    const dir = await saveIntoNewDir("raw", ["--cluster", "raw", "--compress", "none", "--no-encrypt"]);
     const [obj] = readdirSync(dir).filter((f) => f.endsWith(".snap"));
     assert.ok(obj, "a .snap object");
     const ref = join(work, "raw-ref.db");
@@ -133,23 +112,14 @@ describe("save and restore against a real etcd", () => {
   });
 
   test("zstd output is readable by the zstd CLI and age output by the age CLI", async () => {
-    const dir = join(work, "interop");
-    execFileSync("mkdir", ["-p", dir]);
-    assertOk(
-      await runCli([
-        "save",
-        "--endpoints",
-        etcd.endpoint,
-        "--to",
-        dir,
-        "--cluster",
-        "io",
-        "--recipient",
-        recipient,
-        "--level",
-        "9",
-      ]),
-    );
+    const dir = await saveIntoNewDir("interop", [
+      "--cluster",
+      "io",
+      "--recipient",
+      recipient,
+      "--level",
+      "9",
+    ]);
     const [obj] = readdirSync(dir).filter((f) => f.endsWith(".age"));
     const zst = join(work, "io.snap.zst");
     execFileSync("age", ["-d", "-i", identity, "-o", zst, join(dir, obj!)]);
@@ -167,7 +137,7 @@ describe("save and restore against a real etcd", () => {
 
   test("an unreachable endpoint is named, the next one is used", async () => {
     const dir = join(work, "failover");
-    execFileSync("mkdir", ["-p", dir]);
+    mkdirSync(dir, { recursive: true });
     const r = await runCli([
       "save",
       "--endpoints",
@@ -205,21 +175,7 @@ describe("save and restore against a real etcd", () => {
   });
 
   test("restore refuses a truncated or corrupted object and leaves no output file", async () => {
-    const dir = join(work, "corrupt");
-    execFileSync("mkdir", ["-p", dir]);
-    assertOk(
-      await runCli([
-        "save",
-        "--endpoints",
-        etcd.endpoint,
-        "--to",
-        dir,
-        "--cluster",
-        "c",
-        "--recipient",
-        recipient,
-      ]),
-    );
+    const dir = await saveIntoNewDir("corrupt", ["--cluster", "c", "--recipient", recipient]);
     const [obj] = readdirSync(dir).filter((f) => f.endsWith(".age"));
     const path = join(dir, obj!);
     const original = readFileSync(path);
