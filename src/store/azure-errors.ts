@@ -1,4 +1,5 @@
 import { Hinted } from "../errors.ts";
+import { CONNECTION_FAILURE_CODES, explainConnectionFailure } from "./network-errors.ts";
 
 /** What the Azure SDK's RestError (and @azure/identity's errors) tell us, read defensively. */
 interface AzureErrorShape {
@@ -10,19 +11,7 @@ interface AzureErrorShape {
   errors?: unknown[];
 }
 
-const NETWORK_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EAI_AGAIN",
-  "UND_ERR_SOCKET",
-  "REQUEST_SEND_ERROR",
-]);
+const NETWORK_CODES = new Set([...CONNECTION_FAILURE_CODES, "REQUEST_SEND_ERROR"]);
 
 const TLS_CODES = new Set([
   "SELF_SIGNED_CERT_IN_CHAIN",
@@ -159,27 +148,17 @@ export function explainAzureError(err: unknown, ctx: AzureErrorContext): Error {
       "check --azure-account and --azure-endpoint",
     );
   }
-  if (code && TLS_CODES.has(code)) {
-    return new Hinted(
-      `TLS verification of ${ctx.endpoint} failed: ${e.message ?? code}`,
-      "check --azure-endpoint; give Node the CA with NODE_EXTRA_CA_CERTS=FILE",
-    );
-  }
-  if (code === "ECONNREFUSED") {
-    return new Hinted(
-      `cannot connect to ${ctx.endpoint}: connection refused`,
-      "check --azure-endpoint and that the service runs",
-    );
-  }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
-    return new Hinted(
-      `cannot resolve the host of ${ctx.endpoint}`,
-      "check the account name (--azure-account), --azure-endpoint and DNS",
-    );
-  }
-  if (code === "ETIMEDOUT" || code === "EHOSTUNREACH" || code === "ENETUNREACH") {
-    return new Hinted(`cannot reach ${ctx.endpoint}: ${code}`, "check --azure-endpoint and the network");
-  }
+  const connection = explainConnectionFailure(
+    { code, message: e.message, tls: code !== undefined && TLS_CODES.has(code), timedOut: false },
+    ctx.endpoint,
+    {
+      tls: "check --azure-endpoint; give Node the CA with NODE_EXTRA_CA_CERTS=FILE",
+      refused: "check --azure-endpoint and that the service runs",
+      unresolved: "check the account name (--azure-account), --azure-endpoint and DNS",
+      unreachable: "check --azure-endpoint and the network",
+    },
+  );
+  if (connection) return connection;
   if (err instanceof Error) {
     // Azure's messages run over lines (RequestId, Time); the first says what happened.
     const first = (e.message ?? "").split("\n")[0]?.trim() ?? "";
