@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { BlockBlobClient, ContainerClient } from "@azure/storage-blob";
 import { Hinted } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { AskedOnce } from "./asked-once.ts";
 import {
   azureErrorCode,
   azureStatus,
@@ -27,6 +28,7 @@ import {
   type ResolvedAzureSettings,
   resolveAzureSettings,
 } from "./azure-settings.ts";
+import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
@@ -106,8 +108,20 @@ export class AzureBlobStore implements Store {
   private readonly warn: (line: string) => void;
   private loading: Promise<ContainerClient> | undefined;
   private readonly listPageSize: number;
-  /** Whether the container has version-level immutability (asked once; undefined: it would not say). */
-  private versionLevel: Promise<boolean | undefined> | undefined;
+  /**
+   * Whether the container has version-level immutability (Get Container Properties), asked once per store.
+   * `undefined`: the service would not say (403: a SAS or role that may not read container properties).
+   */
+  private readonly versionLevelImmutability = new AskedOnce(async () => {
+    const container = await this.client();
+    try {
+      const props = await this.retry(() => container.getProperties());
+      return props.isImmutableStorageWithVersioningEnabled === true;
+    } catch (err) {
+      if (azureErrorCode(err) !== "ContainerNotFound" && azureStatus(err) === 403) return undefined;
+      throw err;
+    }
+  });
   private toldVersionsKept = false;
 
   constructor(options: AzureBlobStoreOptions) {
@@ -190,47 +204,22 @@ export class AzureBlobStore implements Store {
   }
 
   /**
-   * Whether the container has version-level immutability (Get Container Properties), asked once per store (a
-   * failed question is asked again next time). `undefined`: the service would not say (403: a SAS or role that
-   * may not read container properties).
-   */
-  private versionLevelImmutability(): Promise<boolean | undefined> {
-    this.versionLevel ??= (async () => {
-      const container = await this.client();
-      try {
-        const props = await this.retry(() => container.getProperties());
-        return props.isImmutableStorageWithVersioningEnabled === true;
-      } catch (err) {
-        if (azureErrorCode(err) !== "ContainerNotFound" && azureStatus(err) === 403) return undefined;
-        throw err;
-      }
-    })();
-    this.versionLevel.catch(() => {
-      this.versionLevel = undefined;
-    });
-    return this.versionLevel;
-  }
-
-  /**
    * With a lock configured (`settings.objectLock`), checks that the container has version-level immutability and
    * refuses in one line otherwise. Without one, does nothing (no request).
    */
   async prepare(): Promise<void> {
     const lock = this.settings.objectLock;
     if (!lock) return;
-    let enabled: boolean | undefined;
-    try {
-      enabled = await this.versionLevelImmutability();
-    } catch (err) {
-      throw this.explain(`check version-level immutability on ${this.location}`, err);
-    }
-    if (enabled === false) throw noImmutabilityError(this.settings.account, this.container, lock);
-    if (enabled === undefined) {
-      throw new Hinted(
-        `cannot tell whether container ${this.container} has version-level immutability (Get Container Properties was denied)`,
-        "use credentials that may read the container's properties (an account key, or Storage Blob Data Contributor)",
-      );
-    }
+    await requireLockable({
+      ask: () => this.versionLevelImmutability.get(),
+      failed: (err) => this.explain(`check version-level immutability on ${this.location}`, err),
+      cannotLock: () => noImmutabilityError(this.settings.account, this.container, lock),
+      wouldNotTell: () =>
+        new Hinted(
+          `cannot tell whether container ${this.container} has version-level immutability (Get Container Properties was denied)`,
+          "use credentials that may read the container's properties (an account key, or Storage Blob Data Contributor)",
+        ),
+    });
   }
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
@@ -559,7 +548,7 @@ export class AzureBlobStore implements Store {
    * to have no version-level immutability: `NO_RETENTION` without a request (no blob there can carry a policy).
    */
   async retention(key: string): Promise<Retention> {
-    if ((await this.versionLevelImmutability().catch(() => undefined)) === false) return NO_RETENTION;
+    if ((await this.versionLevelImmutability.get().catch(() => undefined)) === false) return NO_RETENTION;
     let found: Awaited<ReturnType<typeof this.properties>>;
     try {
       found = await this.properties(key);
@@ -580,7 +569,7 @@ export class AzureBlobStore implements Store {
     const root = this.prefix ? `${this.prefix}/` : "";
     const shown = (item: ListedBlob) =>
       item.name.startsWith(root) && !item.name.endsWith("/") && !item.discardMarker && !item.directory;
-    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) {
+    if ((await this.versionLevelImmutability.get().catch(() => undefined)) !== true) {
       for await (const item of this.listBlobs(root + prefix, false)) {
         if (!shown(item)) continue;
         yield { key: item.name.slice(root.length), size: item.size, lastModified: item.lastModified };
@@ -625,7 +614,7 @@ export class AzureBlobStore implements Store {
    * current version (someone deleted it; see `list`); null otherwise, or when that cannot be told.
    */
   private async heldHiddenVersion(name: string): Promise<string | null> {
-    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) return null;
+    if ((await this.versionLevelImmutability.get().catch(() => undefined)) !== true) return null;
     let versions: BlobVersion[];
     try {
       versions = await this.versionsOf(name);
@@ -740,7 +729,7 @@ export class AzureBlobStore implements Store {
       }
       return this.explain(`delete ${this.where(key)}`, err);
     };
-    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) {
+    if ((await this.versionLevelImmutability.get().catch(() => undefined)) !== true) {
       try {
         await this.retry(() => blob.delete({ deleteSnapshots: "include" }));
       } catch (err) {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Bucket, Storage } from "@google-cloud/storage";
 import { Hinted, UsageError } from "../errors.ts";
+import { AskedOnce } from "./asked-once.ts";
 import type { GcsCredentials } from "./gcs-credentials.ts";
 import {
   explainGcsError,
@@ -26,6 +27,7 @@ import {
 } from "./gcs-retention.ts";
 import { sessionRequest } from "./gcs-session-http.ts";
 import { type GcsSettings, type ResolvedGcsSettings, resolveGcsSettings } from "./gcs-settings.ts";
+import { requireLockable } from "./lock-check.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
 import {
@@ -125,8 +127,26 @@ export class GcsStore implements Store {
    * bucket's `list` and `prune` would otherwise read every backup's metadata). A put or delete of the key forgets it.
    */
   private readonly listedUnheld = new Map<string, number>();
-  /** The bucket's retention facts, read once (undefined fields: not readable with these credentials). */
-  private bucketFacts: Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> | undefined;
+  /**
+   * The bucket's resource, read once per store: its retention policy for `retention`, its object retention for
+   * `prepare`. A bucket the credentials may not read (storage.buckets.get is not in the object roles) gives no
+   * resource; a missing bucket rejects.
+   */
+  private readonly bucketFacts = new AskedOnce(
+    async (): Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> => {
+      await this.load();
+      try {
+        const [resource] = await this.gcsBucket.getMetadata();
+        const facts = resource as BucketRetentionFields;
+        const policy = bucketPolicy(facts);
+        return { resource: facts, ...(policy ? { policy } : {}) };
+      } catch (err) {
+        if (gcsStatus(err) === 403) return {};
+        if (isGcsNotFound(err)) throw missingBucket(this.bucket);
+        throw err;
+      }
+    },
+  );
 
   constructor(options: GcsStoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
@@ -213,50 +233,27 @@ export class GcsStore implements Store {
   }
 
   /**
-   * The bucket's resource, read once per store: its retention policy for `retention`, its object retention for
-   * `prepare`. A bucket the credentials may not read (storage.buckets.get is not in the object roles) gives no
-   * resource; a missing bucket rejects.
-   */
-  private bucketRetention(): Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> {
-    this.bucketFacts ??= (async () => {
-      await this.load();
-      try {
-        const [resource] = await this.gcsBucket.getMetadata();
-        const facts = resource as BucketRetentionFields;
-        const policy = bucketPolicy(facts);
-        return { resource: facts, ...(policy ? { policy } : {}) };
-      } catch (err) {
-        if (gcsStatus(err) === 403) return {};
-        if (isGcsNotFound(err)) throw missingBucket(this.bucket);
-        throw err;
-      }
-    })();
-    this.bucketFacts.catch(() => {
-      this.bucketFacts = undefined;
-    });
-    return this.bucketFacts;
-  }
-
-  /**
    * With a retention mode configured, checks that the bucket has object retention enabled; a bucket without it
    * is refused with one line. A hold alone needs nothing of the bucket, and without a lock nothing is asked.
    */
   async prepare(): Promise<void> {
     if (!this.settings.objectLock?.mode) return;
-    let facts: Awaited<ReturnType<typeof this.bucketRetention>>;
-    try {
-      facts = await this.bucketRetention();
-    } catch (err) {
-      if (err instanceof Hinted || err instanceof UsageError) throw err;
-      throw this.explain(`check object retention on ${this.location}`, err);
-    }
-    if (!facts.resource) {
-      throw new Hinted(
-        `cannot tell whether bucket ${this.bucket} has object retention`,
-        "grant these credentials storage.buckets.get on the bucket (e.g. roles/storage.legacyBucketReader); see docs/gcs.md",
-      );
-    }
-    if (!objectRetentionEnabled(facts.resource)) throw noObjectRetentionError(this.bucket);
+    await requireLockable({
+      ask: async () => {
+        const { resource } = await this.bucketFacts.get();
+        return resource ? objectRetentionEnabled(resource) : undefined;
+      },
+      failed: (err) =>
+        err instanceof Hinted || err instanceof UsageError
+          ? err
+          : this.explain(`check object retention on ${this.location}`, err),
+      cannotLock: () => noObjectRetentionError(this.bucket),
+      wouldNotTell: () =>
+        new Hinted(
+          `cannot tell whether bucket ${this.bucket} has object retention`,
+          "grant these credentials storage.buckets.get on the bucket (e.g. roles/storage.legacyBucketReader); see docs/gcs.md",
+        ),
+    });
   }
 
   async retention(key: string): Promise<Retention> {
@@ -273,7 +270,7 @@ export class GcsStore implements Store {
     }
     // The policy only tells governance from compliance (the date is on the object): unreadable, it is left out.
     const policy = meta.retentionExpirationTime
-      ? (await this.bucketRetention().catch(() => undefined))?.policy
+      ? (await this.bucketFacts.get().catch(() => undefined))?.policy
       : undefined;
     return retentionFromResource(meta, policy);
   }

@@ -3,6 +3,8 @@ import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
+import { AskedOnce } from "./asked-once.ts";
+import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { explainS3Error, httpStatus, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
@@ -105,8 +107,14 @@ export class S3Store implements Store {
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
   private conditionalSupport: boolean | undefined;
-  /** Whether the bucket has Object Lock (asked once; see s3-object-lock.ts): undefined until asked. */
-  private bucketLock: Promise<boolean | undefined> | undefined;
+  /**
+   * Whether the bucket has Object Lock enabled (see s3-object-lock.ts), asked once per store. `undefined`: the
+   * service would not say (no s3:GetBucketObjectLockConfiguration).
+   */
+  private readonly bucketLock = new AskedOnce(async () => {
+    await this.load();
+    return await bucketLockEnabled(this.lockContext());
+  });
 
   constructor(options: S3StoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
@@ -209,40 +217,22 @@ export class S3Store implements Store {
   }
 
   /**
-   * Whether the bucket has Object Lock enabled, asked once per store (a failed question is asked again next
-   * time). `undefined`: the service would not say (no s3:GetBucketObjectLockConfiguration).
-   */
-  private lockEnabled(): Promise<boolean | undefined> {
-    this.bucketLock ??= (async () => {
-      await this.load();
-      return await bucketLockEnabled(this.lockContext());
-    })();
-    this.bucketLock.catch(() => {
-      this.bucketLock = undefined;
-    });
-    return this.bucketLock;
-  }
-
-  /**
    * With object lock or legal hold configured, checks that the bucket has Object Lock enabled; a bucket without
    * it is refused with one line. Without lock configured, does nothing (no request).
    */
   async prepare(): Promise<void> {
     const lock = this.settings.objectLock;
     if (!lock) return;
-    let enabled: boolean | undefined;
-    try {
-      enabled = await this.lockEnabled();
-    } catch (err) {
-      throw this.explain(`check Object Lock on ${this.location}`, err);
-    }
-    if (enabled === false) throw noObjectLockError(this.bucket, lock);
-    if (enabled === undefined) {
-      throw new Hinted(
-        `cannot tell whether bucket ${this.bucket} has Object Lock`,
-        "allow s3:GetBucketObjectLockConfiguration to these credentials",
-      );
-    }
+    await requireLockable({
+      ask: () => this.bucketLock.get(),
+      failed: (err) => this.explain(`check Object Lock on ${this.location}`, err),
+      cannotLock: () => noObjectLockError(this.bucket, lock),
+      wouldNotTell: () =>
+        new Hinted(
+          `cannot tell whether bucket ${this.bucket} has Object Lock`,
+          "allow s3:GetBucketObjectLockConfiguration to these credentials",
+        ),
+    });
   }
 
   private objectKey(key: string): string {
@@ -560,7 +550,7 @@ export class S3Store implements Store {
    * it (see s3-object-lock.ts); null elsewhere, or when the key is really gone.
    */
   private async hiddenVersion(objectKey: string): Promise<string | null> {
-    if ((await this.lockEnabled().catch(() => undefined)) !== true) return null;
+    if ((await this.bucketLock.get().catch(() => undefined)) !== true) return null;
     try {
       return (await hiddenVersion(this.lockContext(), objectKey))?.versionId ?? null;
     } catch {
@@ -618,7 +608,7 @@ export class S3Store implements Store {
    */
   async retention(key: string): Promise<Retention> {
     await this.load();
-    if ((await this.lockEnabled().catch(() => undefined)) === false) return NO_RETENTION;
+    if ((await this.bucketLock.get().catch(() => undefined)) === false) return NO_RETENTION;
     let found: Awaited<ReturnType<typeof this.head>>;
     try {
       found = await this.head(key);
@@ -651,7 +641,7 @@ export class S3Store implements Store {
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     await this.load();
     const root = this.prefix ? `${this.prefix}/` : "";
-    if ((await this.lockEnabled().catch(() => undefined)) === true) {
+    if ((await this.bucketLock.get().catch(() => undefined)) === true) {
       // Versions, so that a delete marker over a locked backup does not hide it (s3-object-lock.ts).
       let latest: Awaited<ReturnType<typeof latestDataVersions>>;
       try {
@@ -812,7 +802,7 @@ export class S3Store implements Store {
   async delete(key: string): Promise<void> {
     await this.load();
     const Key = this.objectKey(key);
-    if ((await this.lockEnabled().catch(() => undefined)) === true) {
+    if ((await this.bucketLock.get().catch(() => undefined)) === true) {
       // By version id: a plain delete would only stack a delete marker over data that stays (and is billed).
       try {
         await deleteAllVersions(this.lockContext(), Key);
