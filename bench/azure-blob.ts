@@ -14,16 +14,7 @@ import { AzureBlobStore } from "../src/store/azure-blob.ts";
 import { S3Store } from "../src/store/s3.ts";
 import { AZURITE_ACCOUNT, AZURITE_KEY, startAzurite } from "../test/fixtures/azurite-server.ts";
 import { startS3Server } from "../test/fixtures/s3-server.ts";
-import {
-  incompressible,
-  MB,
-  MiB,
-  printUploads,
-  putPathArgs,
-  reportUpload,
-  runChild,
-  type UploadFigures,
-} from "./put-path-harness.ts";
+import { incompressible, MiB, putPathArgs, reportUpload, runChild, UploadTable } from "./put-path-harness.ts";
 
 const S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
 
@@ -57,17 +48,14 @@ async function child(kind: string, endpoint: string): Promise<void> {
 async function main(): Promise<void> {
   if (args.child) return child(args.child, args.endpoint ?? "");
   const [azurite, s3] = await Promise.all([startAzurite(), startS3Server()]);
-  const results: ({ name: string } & UploadFigures)[] = [];
+  const results = new UploadTable();
   const self = new URL(import.meta.url).pathname;
   try {
     await azurite.createContainer("bench");
     await s3.createBucket("bench");
     for (const kind of ["azure-baseline", "azure", "s3-baseline", "s3"]) {
       const endpoint = kind.startsWith("azure") ? azurite.endpoint : s3.endpoint;
-      results.push({
-        name: kind,
-        ...(await runChild([self, "--child", kind, "--endpoint", endpoint, ...args.forward])),
-      });
+      results.add(kind, await runChild([self, "--child", kind, "--endpoint", endpoint, ...args.forward]));
       if (!kind.endsWith("baseline")) {
         const check = openStore(kind, endpoint);
         const info = await check.stat(`${kind}.bin`);
@@ -80,10 +68,10 @@ async function main(): Promise<void> {
     await Promise.all([azurite.stop(), s3.stop()]);
   }
   console.log(
-    `${sizeBytes / MB} MB, block/part ${args.piece} MiB, concurrency ${concurrency} ` +
+    `${args.sizeMB} MB, block/part ${args.piece} MiB, concurrency ${concurrency} ` +
       `(memory bound: block x (concurrency + 1) = ${(blockSize * (concurrency + 1)) / MiB} MiB)`,
   );
-  printUploads(results, sizeBytes, 15);
+  results.print(sizeBytes, 15);
 }
 
 await main();

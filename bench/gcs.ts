@@ -14,16 +14,7 @@ import { pipeline } from "node:stream/promises";
 import { Storage } from "@google-cloud/storage";
 import { GcsStore } from "../src/store/gcs.ts";
 import { startGcsServer } from "../test/fixtures/gcs-server.ts";
-import {
-  incompressible,
-  MB,
-  MiB,
-  printUploads,
-  putPathArgs,
-  reportUpload,
-  runChild,
-  type UploadFigures,
-} from "./put-path-harness.ts";
+import { incompressible, MiB, putPathArgs, reportUpload, runChild, UploadTable } from "./put-path-harness.ts";
 
 const args = putPathArgs({ name: "chunk-size", defaultMiB: "8" }, false);
 const { sizeBytes } = args;
@@ -53,15 +44,15 @@ async function main(): Promise<void> {
   const server = await startGcsServer();
   await server.createBucket("bench");
   const self = new URL(import.meta.url).pathname;
-  const results: ({ name: string } & UploadFigures)[] = [];
+  const results = new UploadTable();
   // The children find the emulator by --endpoint alone, and need no credentials.
   const env = { ...process.env, STORAGE_EMULATOR_HOST: "", GOOGLE_APPLICATION_CREDENTIALS: "" };
   try {
     for (const kind of (process.env.BENCH_ORDER ?? "baseline,ours,sdk-stream").split(",")) {
-      results.push({
-        name: kind,
-        ...(await runChild([self, "--child", kind, "--endpoint", server.endpoint, ...args.forward], env)),
-      });
+      results.add(
+        kind,
+        await runChild([self, "--child", kind, "--endpoint", server.endpoint, ...args.forward], env),
+      );
     }
     const check = new GcsStore({ bucket: "bench", settings: { endpoint: server.endpoint } });
     for (const key of ["ours.bin", "sdk-stream.bin"]) {
@@ -72,10 +63,10 @@ async function main(): Promise<void> {
     await server.stop();
   }
   console.log(
-    `${sizeBytes / MB} MB to fake-gcs-server ${server.peer.version}, chunk ${args.piece} MiB ` +
+    `${args.sizeMB} MB to fake-gcs-server ${server.peer.version}, chunk ${args.piece} MiB ` +
       `(memory bound of ours: two chunks = ${(2 * chunkSize) / MiB} MiB)`,
   );
-  printUploads(results, sizeBytes, 12);
+  results.print(sizeBytes, 12);
 }
 
 await main();

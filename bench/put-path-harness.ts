@@ -19,8 +19,9 @@ export interface PieceOption {
 }
 
 export interface PutPathArgs {
-  /** --size as given (MB), and in bytes. */
+  /** --size as given (MB), as a number of MB, and in bytes. */
   size: string;
+  sizeMB: number;
   sizeBytes: number;
   /** The piece size as given (MiB), and in bytes. */
   piece: string;
@@ -54,6 +55,7 @@ export function putPathArgs(piece: PieceOption, withConcurrency: boolean): PutPa
   const concurrency = Number(given.concurrency ?? "1");
   return {
     size,
+    sizeMB: Math.round(Number(size) * MB) / MB,
     sizeBytes: Math.round(Number(size) * MB),
     piece: pieceMiB,
     pieceBytes: Math.round(Number(pieceMiB) * MiB),
@@ -136,21 +138,26 @@ export async function runChild(args: string[], env?: NodeJS.ProcessEnv): Promise
   return JSON.parse(stdout) as UploadFigures;
 }
 
-/** Prints one row per uploader: seconds, MB/s (none for a baseline) and peak RSS; names padded to `nameWidth`. */
-export function printUploads(
-  results: readonly ({ name: string } & UploadFigures)[],
-  sizeBytes: number,
-  nameWidth: number,
-): void {
-  const mb = sizeBytes / MB;
-  console.log(
-    `${"uploader".padEnd(nameWidth)} ${"seconds".padStart(8)} ${"MB/s".padStart(7)} ${"peak RSS MiB".padStart(14)}`,
-  );
-  for (const r of results) {
+/** The uploaders' figures, in the order they ran, and the table of them. */
+export class UploadTable {
+  private readonly rows: ({ name: string } & UploadFigures)[] = [];
+
+  add(name: string, figures: UploadFigures): void {
+    this.rows.push({ name, ...figures });
+  }
+
+  /** One row per uploader: seconds, MB/s (none for a baseline) and peak RSS; names padded to `nameWidth`. */
+  print(sizeBytes: number, nameWidth: number): void {
+    const mb = sizeBytes / MB;
     console.log(
-      `${r.name.padEnd(nameWidth)} ${r.seconds.toFixed(2).padStart(8)} ` +
-        `${(r.name.endsWith("baseline") ? "-" : (mb / r.seconds).toFixed(1)).padStart(7)} ` +
-        `${(r.maxRssKiB / 1024).toFixed(0).padStart(14)}`,
+      `${"uploader".padEnd(nameWidth)} ${"seconds".padStart(8)} ${"MB/s".padStart(7)} ${"peak RSS MiB".padStart(14)}`,
     );
+    for (const r of this.rows) {
+      console.log(
+        `${r.name.padEnd(nameWidth)} ${r.seconds.toFixed(2).padStart(8)} ` +
+          `${(r.name.endsWith("baseline") ? "-" : (mb / r.seconds).toFixed(1)).padStart(7)} ` +
+          `${(r.maxRssKiB / 1024).toFixed(0).padStart(14)}`,
+      );
+    }
   }
 }

@@ -15,14 +15,12 @@ import { S3Store } from "../src/store/s3.ts";
 import { startS3Server } from "../test/fixtures/s3-server.ts";
 import {
   incompressible,
-  MB,
   MiB,
-  printUploads,
   putPathArgs,
   reportUpload,
   run,
   runChild,
-  type UploadFigures,
+  UploadTable,
 } from "./put-path-harness.ts";
 
 const CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" };
@@ -76,7 +74,7 @@ async function main(): Promise<void> {
   if (args.child) return child(args.child, args.endpoint ?? "");
   const server = await startS3Server();
   await server.createBucket("bench");
-  const results: ({ name: string } & UploadFigures)[] = [];
+  const results = new UploadTable();
   const self = new URL(import.meta.url).pathname;
   try {
     for (const kind of ["baseline", "ours", "lib-storage"]) {
@@ -84,7 +82,7 @@ async function main(): Promise<void> {
         [self, "--child", kind, "--endpoint", server.endpoint, ...args.forward],
         ENV,
       );
-      results.push({ name: kind, ...figures });
+      results.add(kind, figures);
     }
     const started = performance.now();
     const { stderr } = await run(
@@ -93,11 +91,7 @@ async function main(): Promise<void> {
       { stdin: incompressible(sizeBytes), env: ENV },
     );
     const rss = /Maximum resident set size \(kbytes\): (\d+)/.exec(stderr);
-    results.push({
-      name: "aws-cli",
-      seconds: (performance.now() - started) / 1000,
-      maxRssKiB: Number(rss?.[1]),
-    });
+    results.add("aws-cli", { seconds: (performance.now() - started) / 1000, maxRssKiB: Number(rss?.[1]) });
 
     const check = new S3Store({
       bucket: "bench",
@@ -113,10 +107,10 @@ async function main(): Promise<void> {
     await server.stop();
   }
   console.log(
-    `${sizeBytes / MB} MB to s3rver, part ${args.piece} MiB, concurrency ${concurrency} ` +
+    `${args.sizeMB} MB to s3rver, part ${args.piece} MiB, concurrency ${concurrency} ` +
       `(memory bound of ours: part x (concurrency + 1) = ${(partSize * (concurrency + 1)) / MiB} MiB)`,
   );
-  printUploads(results, sizeBytes, 12);
+  results.print(sizeBytes, 12);
 }
 
 await main();
