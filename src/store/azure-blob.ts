@@ -28,6 +28,9 @@ import {
   type ResolvedAzureSettings,
   resolveAzureSettings,
 } from "./azure-settings.ts";
+import { failedOperation } from "./failed-operation.ts";
+import { readFirstPart } from "./first-part.ts";
+import { KeyPrefix } from "./key-prefix.ts";
 import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -103,6 +106,7 @@ export class AzureBlobStore implements Store {
   readonly location: string;
   readonly container: string;
   readonly prefix: string;
+  private readonly keys: KeyPrefix;
   readonly settings: ResolvedAzureSettings;
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
@@ -127,8 +131,9 @@ export class AzureBlobStore implements Store {
   constructor(options: AzureBlobStoreOptions) {
     if (!options.container) throw new Error("no container given");
     this.container = options.container;
-    this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
-    this.location = this.prefix ? `azblob://${this.container}/${this.prefix}` : `azblob://${this.container}`;
+    this.keys = new KeyPrefix("azblob", this.container, options.prefix);
+    this.prefix = this.keys.prefix;
+    this.location = this.keys.location;
     // Resolved now, so that a bad setting or an unreadable key file fails before any work is done.
     this.settings = resolveAzureSettings(options.settings, options.secrets);
     this.warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`));
@@ -174,25 +179,18 @@ export class AzureBlobStore implements Store {
     return new api.ContainerClient(url, new identity.DefaultAzureCredential(), pipeline);
   }
 
-  private blobName(key: string): string {
-    if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
-    return this.prefix ? `${this.prefix}/${key}` : key;
-  }
-
-  private where(key: string): string {
-    return `${this.location}/${key}`;
+  /** The one-line reading of a failed request (`explain`'s cause). */
+  private explainOnly(err: unknown): Error {
+    return explainAzureError(err, {
+      account: this.settings.account,
+      container: this.container,
+      endpoint: this.settings.endpoint,
+      auth: this.settings.auth.kind,
+    });
   }
 
   private explain(what: string, err: unknown): Error {
-    if (isAbort(err)) return new Error(what, { cause: err });
-    return new Error(what, {
-      cause: explainAzureError(err, {
-        account: this.settings.account,
-        container: this.container,
-        endpoint: this.settings.endpoint,
-        auth: this.settings.auth.kind,
-      }),
-    });
+    return failedOperation(what, err, (cause) => this.explainOnly(cause));
   }
 
   private retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -224,7 +222,7 @@ export class AzureBlobStore implements Store {
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
+    const blob = container.getBlockBlobClient(this.keys.fullName(key));
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
     const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
@@ -259,14 +257,7 @@ export class AzureBlobStore implements Store {
         body.destroy();
         throw new AlreadyExistsError(key, this.location);
       }
-      let first: IteratorResult<Buffer> | undefined;
-      try {
-        if (!failed()) first = await parts.next();
-      } catch (err) {
-        fail(err, false);
-      }
-      if (failed() || !first) throw failed()?.err;
-      const firstBlock = first.done ? Buffer.alloc(0) : first.value;
+      const firstBlock = await readFirstPart(parts, { fail, failed });
       size = firstBlock.length;
       if (firstBlock.length < blockSize) {
         try {
@@ -283,7 +274,7 @@ export class AzureBlobStore implements Store {
       }
       const ids = await this.stageBlocks(
         blob,
-        this.where(key),
+        this.keys.where(key),
         firstBlock,
         parts,
         free,
@@ -311,7 +302,7 @@ export class AzureBlobStore implements Store {
         });
       } catch (err) {
         fail(err, true);
-        await this.discardStaged(blob, this.where(key));
+        await this.discardStaged(blob, this.keys.where(key));
         throw err;
       }
       return { size, ...(options.ifAbsent ? { exclusive: true } : {}) };
@@ -328,8 +319,8 @@ export class AzureBlobStore implements Store {
         if (isBlobExists(cause.err) || (await this.stat(key).catch(() => null)))
           throw new AlreadyExistsError(key, this.location);
       }
-      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
-      throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
+      if (cause.fromService) throw this.explain(`upload ${this.keys.where(key)}`, cause.err);
+      throw new Error(`upload ${this.keys.where(key)}`, { cause: cause.err });
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});
@@ -396,12 +387,7 @@ export class AzureBlobStore implements Store {
       } catch (err) {
         // Nothing can have been staged in a container that does not exist; the put's own error says so.
         if (azureErrorCode(err) === "ContainerNotFound") return;
-        const reason = explainAzureError(err, {
-          account: this.settings.account,
-          container: this.container,
-          endpoint: this.settings.endpoint,
-          auth: this.settings.auth.kind,
-        }).message;
+        const reason = this.explainOnly(err).message;
         this.warn(
           `warning: could not discard the staged blocks of ${what} (${reason}); they stay invisible but billed ` +
             "until Azure drops them a week after the last upload to that name",
@@ -466,7 +452,7 @@ export class AzureBlobStore implements Store {
 
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
+    const blob = container.getBlockBlobClient(this.keys.fullName(key));
     const { signal } = options;
     try {
       const out = await this.retry(
@@ -482,12 +468,12 @@ export class AzureBlobStore implements Store {
       return stream;
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
-      if (!isBlobNotFound(err)) throw this.explain(`download ${this.where(key)}`, err);
+      if (!isBlobNotFound(err)) throw this.explain(`download ${this.keys.where(key)}`, err);
     }
-    const hidden = await this.heldHiddenVersion(this.blobName(key));
+    const hidden = await this.heldHiddenVersion(this.keys.fullName(key));
     if (!hidden) throw new NotFoundError(key, this.location);
     try {
-      const version = container.getBlobClient(this.blobName(key)).withVersion(hidden);
+      const version = container.getBlobClient(this.keys.fullName(key)).withVersion(hidden);
       const out = await this.retry(
         () => version.download(0, undefined, signal ? { abortSignal: signal } : {}),
         signal,
@@ -497,7 +483,7 @@ export class AzureBlobStore implements Store {
       return stream;
     } catch (err) {
       if (isBlobNotFound(err)) throw new NotFoundError(key, this.location);
-      throw this.explain(`download ${this.where(key)}`, err);
+      throw this.explain(`download ${this.keys.where(key)}`, err);
     }
   }
 
@@ -516,14 +502,14 @@ export class AzureBlobStore implements Store {
         ...(hidden ? { behindDeleteMarker: true } : {}),
       };
     } catch (err) {
-      throw this.explain(`stat ${this.where(key)}`, err);
+      throw this.explain(`stat ${this.keys.where(key)}`, err);
     }
   }
 
   /** Get Blob Properties of the current version, or of the held version behind a deleted one (see `list`). */
   private async properties(key: string) {
     const container = await this.client();
-    const name = this.blobName(key);
+    const name = this.keys.fullName(key);
     try {
       return {
         out: await this.retry(() => container.getBlockBlobClient(name).getProperties()),
@@ -553,7 +539,7 @@ export class AzureBlobStore implements Store {
     try {
       found = await this.properties(key);
     } catch (err) {
-      throw this.explain(`read the retention of ${this.where(key)}`, err);
+      throw this.explain(`read the retention of ${this.keys.where(key)}`, err);
     }
     if (!found || found.out.metadata?.[DISCARD_METADATA]) throw new NotFoundError(key, this.location);
     return retentionFromProperties(found.out);
@@ -566,7 +552,7 @@ export class AzureBlobStore implements Store {
    * it cannot hide a held backup from restore. Versions nobody holds any more are not shown.
    */
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     const shown = (item: ListedBlob) =>
       item.name.startsWith(root) && !item.name.endsWith("/") && !item.discardMarker && !item.directory;
     if ((await this.versionLevelImmutability.get().catch(() => undefined)) !== true) {
@@ -686,7 +672,7 @@ export class AzureBlobStore implements Store {
    * twice, with and without uncommitted blobs: Azure marks neither kind in a listing.
    */
   async *leftovers(prefix = ""): AsyncIterable<Leftover> {
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     const committed = new Set<string>();
     for await (const item of this.listBlobs(root + prefix, false))
       if (!item.discardMarker) committed.add(item.name);
@@ -700,9 +686,9 @@ export class AzureBlobStore implements Store {
   async removeLeftover(leftover: Leftover): Promise<void> {
     const container = await this.client();
     try {
-      await this.discard(container.getBlockBlobClient(this.blobName(leftover.key)));
+      await this.discard(container.getBlockBlobClient(this.keys.fullName(leftover.key)));
     } catch (err) {
-      throw this.explain(`discard the staged blocks of ${this.where(leftover.key)}`, err);
+      throw this.explain(`discard the staged blocks of ${this.keys.where(leftover.key)}`, err);
     }
   }
 
@@ -717,7 +703,7 @@ export class AzureBlobStore implements Store {
    */
   async delete(key: string): Promise<void> {
     const container = await this.client();
-    const name = this.blobName(key);
+    const name = this.keys.fullName(key);
     const blob = container.getBlockBlobClient(name);
     const refused = async (err: unknown): Promise<Error> => {
       if (isImmutableRefusal(err)) {
@@ -725,9 +711,9 @@ export class AzureBlobStore implements Store {
           (r) => retentionHold(r, new Date()),
           () => null,
         );
-        if (hold) return new Error(`delete ${this.where(key)}: ${hold}`);
+        if (hold) return new Error(`delete ${this.keys.where(key)}: ${hold}`);
       }
-      return this.explain(`delete ${this.where(key)}`, err);
+      return this.explain(`delete ${this.keys.where(key)}`, err);
     };
     if ((await this.versionLevelImmutability.get().catch(() => undefined)) !== true) {
       try {
@@ -742,14 +728,14 @@ export class AzureBlobStore implements Store {
     try {
       versions = await this.versionsOf(name);
     } catch (err) {
-      throw this.explain(`list the versions of ${this.where(key)}`, err);
+      throw this.explain(`list the versions of ${this.keys.where(key)}`, err);
     }
     const now = new Date();
     for (const v of versions) {
       const hold = retentionHold(v.retention, now);
       if (hold)
         throw new Error(
-          `delete ${this.where(key)}: ${hold}${v.current ? "" : " on an earlier version of it"}`,
+          `delete ${this.keys.where(key)}: ${hold}${v.current ? "" : " on an earlier version of it"}`,
         );
     }
     try {
@@ -844,8 +830,4 @@ interface BlobVersion {
 /** A commit whose staged blocks a competing writer's commit to the same name dropped (Azure: InvalidBlockList). */
 function lostToAnotherCommit(err: unknown): boolean {
   return azureErrorCode(err) === "InvalidBlockList";
-}
-
-function isAbort(err: unknown): boolean {
-  return err instanceof Error && err.name === "AbortError";
 }

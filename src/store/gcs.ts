@@ -27,6 +27,7 @@ import {
 } from "./gcs-retention.ts";
 import { sessionRequest } from "./gcs-session-http.ts";
 import { type GcsSettings, type ResolvedGcsSettings, resolveGcsSettings } from "./gcs-settings.ts";
+import { KeyPrefix } from "./key-prefix.ts";
 import { requireLockable } from "./lock-check.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
@@ -112,6 +113,7 @@ export class GcsStore implements Store {
   readonly location: string;
   readonly bucket: string;
   readonly prefix: string;
+  private readonly keys: KeyPrefix;
   readonly settings: ResolvedGcsSettings;
   private readonly credentials: GcsCredentials | undefined;
   private readonly endpointForMessages: string;
@@ -151,8 +153,9 @@ export class GcsStore implements Store {
   constructor(options: GcsStoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
     this.bucket = options.bucket;
-    this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
-    this.location = this.prefix ? `gs://${this.bucket}/${this.prefix}` : `gs://${this.bucket}`;
+    this.keys = new KeyPrefix("gs", this.bucket, options.prefix);
+    this.prefix = this.keys.prefix;
+    this.location = this.keys.location;
     this.settings = resolveGcsSettings(options.settings);
     this.credentials = options.credentials;
     this.endpointForMessages = this.settings.endpoint ?? DEFAULT_ENDPOINT;
@@ -204,24 +207,13 @@ export class GcsStore implements Store {
   /** Nothing to close: the SDK's connections are pooled by Node's global agent. Here for callers of S3Store's. */
   destroy(): void {}
 
-  private objectName(key: string): string {
-    if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
-    return this.prefix ? `${this.prefix}/${key}` : key;
-  }
-
-  private where(key: string): string {
-    return `${this.location}/${key}`;
-  }
-
   /** The one-line reading of a failed request (`explain`'s cause). */
   private explainOnly(err: unknown): Error {
     return explainGcsError(err, { bucket: this.bucket, endpoint: this.endpointForMessages });
   }
 
   private explain(what: string, err: unknown): Error {
-    return new Error(what, {
-      cause: explainGcsError(err, { bucket: this.bucket, endpoint: this.endpointForMessages }),
-    });
+    return new Error(what, { cause: this.explainOnly(err) });
   }
 
   private retry<T>(operation: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -258,7 +250,7 @@ export class GcsStore implements Store {
 
   async retention(key: string): Promise<Retention> {
     await this.load();
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     const listed = this.listedUnheld.get(key);
     if (listed !== undefined && Date.now() - listed < LISTED_FRESH_MS) return NO_RETENTION;
     let meta: ObjectResource;
@@ -266,7 +258,7 @@ export class GcsStore implements Store {
       [meta] = (await this.gcsBucket.file(name).getMetadata()) as unknown as [ObjectResource];
     } catch (err) {
       if (isGcsNotFound(err)) throw new NotFoundError(key, this.location);
-      throw this.explain(`read the retention of ${this.where(key)}`, err);
+      throw this.explain(`read the retention of ${this.keys.where(key)}`, err);
     }
     // The policy only tells governance from compliance (the date is on the object): unreadable, it is left out.
     const policy = meta.retentionExpirationTime
@@ -278,7 +270,7 @@ export class GcsStore implements Store {
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     await this.load();
     this.listedUnheld.delete(key);
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
     const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
@@ -359,9 +351,9 @@ export class GcsStore implements Store {
         throw new AlreadyExistsError(key, this.location);
       }
       if (cause.fromService && gcsStatus(cause.err) === 400 && /retention/i.test(describeCause(cause.err)))
-        throw new Error(`upload ${this.where(key)}`, { cause: noObjectRetentionError(this.bucket) });
-      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
-      throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
+        throw new Error(`upload ${this.keys.where(key)}`, { cause: noObjectRetentionError(this.bucket) });
+      if (cause.fromService) throw this.explain(`upload ${this.keys.where(key)}`, cause.err);
+      throw new Error(`upload ${this.keys.where(key)}`, { cause: cause.err });
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});
@@ -466,7 +458,7 @@ export class GcsStore implements Store {
 
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     await this.load();
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     const { signal } = options;
     try {
       return await this.retry(
@@ -497,19 +489,19 @@ export class GcsStore implements Store {
       );
     } catch (err) {
       if (isGcsNotFound(err)) throw new NotFoundError(key, this.location);
-      throw this.explain(`download ${this.where(key)}`, err);
+      throw this.explain(`download ${this.keys.where(key)}`, err);
     }
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
     await this.load();
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     try {
       const [meta] = await this.gcsBucket.file(name).getMetadata();
       return this.info(key, meta as ObjectResource, true);
     } catch (err) {
       if (isGcsNotFound(err)) return null;
-      throw this.explain(`stat ${this.where(key)}`, err);
+      throw this.explain(`stat ${this.keys.where(key)}`, err);
     }
   }
 
@@ -526,7 +518,7 @@ export class GcsStore implements Store {
 
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     await this.load();
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     let pageToken: string | undefined;
     do {
       let files: import("@google-cloud/storage").File[];
@@ -560,7 +552,7 @@ export class GcsStore implements Store {
   async delete(key: string): Promise<void> {
     await this.load();
     this.listedUnheld.delete(key);
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     try {
       await this.gcsBucket.file(name).delete({ ignoreNotFound: true });
     } catch (err) {
@@ -571,9 +563,10 @@ export class GcsStore implements Store {
           (r) => retentionHold(r, new Date()),
           () => null,
         );
-        if (hold) throw new Error(`delete ${this.where(key)}: ${hold}`, { cause: this.explainOnly(err) });
+        if (hold)
+          throw new Error(`delete ${this.keys.where(key)}: ${hold}`, { cause: this.explainOnly(err) });
       }
-      throw this.explain(`delete ${this.where(key)}`, err);
+      throw this.explain(`delete ${this.keys.where(key)}`, err);
     }
   }
 

@@ -4,6 +4,9 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
 import { AskedOnce } from "./asked-once.ts";
+import { failedOperation } from "./failed-operation.ts";
+import { readFirstPart } from "./first-part.ts";
+import { KeyPrefix } from "./key-prefix.ts";
 import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -93,6 +96,7 @@ export class S3Store implements Store {
   readonly location: string;
   readonly bucket: string;
   readonly prefix: string;
+  private readonly keys: KeyPrefix;
   readonly settings: ResolvedS3Settings;
   /** The SDK is loaded on first use: importing it costs every command ~0.2 s even when it never touches S3. */
   private readonly clientConfig: S3ClientConfig;
@@ -119,8 +123,9 @@ export class S3Store implements Store {
   constructor(options: S3StoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
     this.bucket = options.bucket;
-    this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
-    this.location = this.prefix ? `s3://${this.bucket}/${this.prefix}` : `s3://${this.bucket}`;
+    this.keys = new KeyPrefix("s3", this.bucket, options.prefix);
+    this.prefix = this.keys.prefix;
+    this.location = this.keys.location;
     this.settings = resolveS3Settings(options.settings);
     this.warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`));
     const s = this.settings;
@@ -201,7 +206,7 @@ export class S3Store implements Store {
     return {
       client: this.s3,
       api: this.api,
-      bucketKey: (key) => this.objectKey(key),
+      bucketKey: (key) => this.keys.fullName(key),
       retry: (operation, signal) => this.retry(operation, signal),
       explain: (what, err) => this.explain(what, err),
     };
@@ -235,20 +240,13 @@ export class S3Store implements Store {
     });
   }
 
-  private objectKey(key: string): string {
-    if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
-    return this.prefix ? `${this.prefix}/${key}` : key;
-  }
-
-  private where(key: string): string {
-    return `${this.location}/${key}`;
+  /** The one-line reading of a failed request (`explain`'s cause). */
+  private explainOnly(err: unknown): Error {
+    return explainS3Error(err, { bucket: this.bucket, endpoint: this.endpointForMessages });
   }
 
   private explain(what: string, err: unknown): Error {
-    if (isAbort(err)) return new Error(what, { cause: err });
-    return new Error(what, {
-      cause: explainS3Error(err, { bucket: this.bucket, endpoint: this.endpointForMessages }),
-    });
+    return failedOperation(what, err, (cause) => this.explainOnly(cause));
   }
 
   private retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -261,7 +259,7 @@ export class S3Store implements Store {
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     await this.load();
-    const objectKey = this.objectKey(key);
+    const objectKey = this.keys.fullName(key);
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
     const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
@@ -298,14 +296,7 @@ export class S3Store implements Store {
         body.destroy();
         throw new AlreadyExistsError(key, this.location);
       }
-      let first: IteratorResult<Buffer> | undefined;
-      try {
-        if (!failed()) first = await parts.next();
-      } catch (err) {
-        fail(err, false);
-      }
-      if (failed() || !first) throw failed()?.err;
-      const firstPart = first.done ? Buffer.alloc(0) : first.value;
+      const firstPart = await readFirstPart(parts, { fail, failed });
       if (firstPart.length < this.settings.partSize) {
         const send = () =>
           this.s3.send(
@@ -364,8 +355,8 @@ export class S3Store implements Store {
           return { size, exclusive: true };
         throw new AlreadyExistsError(key, this.location);
       }
-      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
-      throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
+      if (cause.fromService) throw this.explain(`upload ${this.keys.where(key)}`, cause.err);
+      throw new Error(`upload ${this.keys.where(key)}`, { cause: cause.err });
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});
@@ -507,10 +498,7 @@ export class S3Store implements Store {
         );
       } catch (err) {
         if (s3ErrorCode(err) === "NoSuchUpload") return;
-        const reason = explainS3Error(err, {
-          bucket: this.bucket,
-          endpoint: this.endpointForMessages,
-        }).message;
+        const reason = this.explainOnly(err).message;
         this.warn(
           `warning: could not abort the multipart upload of s3://${Bucket}/${Key} (${reason}); its parts stay ` +
             "invisible but billed until a lifecycle rule with AbortIncompleteMultipartUpload removes them",
@@ -522,7 +510,7 @@ export class S3Store implements Store {
 
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     await this.load();
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     const { signal } = options;
     try {
       const out = await this.retry(
@@ -541,7 +529,7 @@ export class S3Store implements Store {
         if (hidden) return await this.getVersion(key, hidden, signal);
         throw new NotFoundError(key, this.location);
       }
-      throw this.explain(`download ${this.where(key)}`, err);
+      throw this.explain(`download ${this.keys.where(key)}`, err);
     }
   }
 
@@ -559,7 +547,7 @@ export class S3Store implements Store {
   }
 
   private async getVersion(key: string, VersionId: string, signal?: AbortSignal): Promise<Readable> {
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     try {
       const out = await this.retry(
         () =>
@@ -573,13 +561,13 @@ export class S3Store implements Store {
       return out.Body as Readable;
     } catch (err) {
       if (isS3NotFound(err)) throw new NotFoundError(key, this.location);
-      throw this.explain(`download ${this.where(key)}`, err);
+      throw this.explain(`download ${this.keys.where(key)}`, err);
     }
   }
 
   /** HEAD of the key's current version, or of its newest data behind a delete marker (lock buckets); null if none. */
   private async head(key: string) {
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     const send = (VersionId?: string) =>
       this.retry(() =>
         this.s3.send(
@@ -613,7 +601,7 @@ export class S3Store implements Store {
     try {
       found = await this.head(key);
     } catch (err) {
-      throw this.explain(`read the retention of ${this.where(key)}`, err);
+      throw this.explain(`read the retention of ${this.keys.where(key)}`, err);
     }
     if (!found) throw new NotFoundError(key, this.location);
     return retentionFromHead(found.out);
@@ -634,13 +622,13 @@ export class S3Store implements Store {
         ...(found.behindDeleteMarker ? { behindDeleteMarker: true } : {}),
       };
     } catch (err) {
-      throw this.explain(`stat ${this.where(key)}`, err);
+      throw this.explain(`stat ${this.keys.where(key)}`, err);
     }
   }
 
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     await this.load();
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     if ((await this.bucketLock.get().catch(() => undefined)) === true) {
       // Versions, so that a delete marker over a locked backup does not hide it (s3-object-lock.ts).
       let latest: Awaited<ReturnType<typeof latestDataVersions>>;
@@ -727,7 +715,7 @@ export class S3Store implements Store {
    */
   async *incompleteUploads(prefix = ""): AsyncIterable<IncompleteUpload> {
     await this.load();
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     const seen = new Set<string>();
     for (const listPrefix of [root + prefix, ""]) {
       for await (const upload of this.listUploads(listPrefix)) {
@@ -776,7 +764,7 @@ export class S3Store implements Store {
   /** Aborts one incomplete multipart upload, dropping its parts; one that is gone already counts as done. */
   async abortIncompleteUpload(key: string, uploadId: string): Promise<void> {
     await this.load();
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     try {
       await this.retry(() =>
         this.s3.send(
@@ -785,7 +773,7 @@ export class S3Store implements Store {
       );
     } catch (err) {
       if (s3ErrorCode(err) === "NoSuchUpload" || isS3NotFound(err)) return;
-      throw this.explain(`abort the multipart upload of ${this.where(key)}`, err);
+      throw this.explain(`abort the multipart upload of ${this.keys.where(key)}`, err);
     }
   }
 
@@ -801,7 +789,7 @@ export class S3Store implements Store {
 
   async delete(key: string): Promise<void> {
     await this.load();
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     if ((await this.bucketLock.get().catch(() => undefined)) === true) {
       // By version id: a plain delete would only stack a delete marker over data that stays (and is billed).
       try {
@@ -812,9 +800,9 @@ export class S3Store implements Store {
             (r) => retentionHold(r, new Date()),
             () => null,
           );
-          if (hold) throw new Error(`delete ${this.where(key)}: ${hold}`, { cause: err });
+          if (hold) throw new Error(`delete ${this.keys.where(key)}: ${hold}`, { cause: err });
         }
-        throw this.explain(`delete ${this.where(key)}`, err);
+        throw this.explain(`delete ${this.keys.where(key)}`, err);
       }
       return;
     }
@@ -822,7 +810,7 @@ export class S3Store implements Store {
       await this.retry(() => this.s3.send(new this.api.DeleteObjectCommand({ Bucket: this.bucket, Key })));
     } catch (err) {
       if (isS3NotFound(err)) return;
-      throw this.explain(`delete ${this.where(key)}`, err);
+      throw this.explain(`delete ${this.keys.where(key)}`, err);
     }
   }
 }
@@ -863,8 +851,4 @@ function isConditionRefused(err: unknown): boolean {
 /** 412: a conditional write found the key taken. */
 function isPreconditionFailed(err: unknown): boolean {
   return s3ErrorCode(err) === "PreconditionFailed" || httpStatus(err) === 412;
-}
-
-function isAbort(err: unknown): boolean {
-  return err instanceof Error && err.name === "AbortError";
 }

@@ -1,0 +1,9 @@
+/**
+ * The error for a store operation that failed: `what` was being done, and the cause is the store's one-line
+ * reading of the service's error. An abort stays the cause as it is: the caller stopped the operation, and there
+ * is nothing about the service to explain.
+ */
+export function failedOperation(what: string, err: unknown, explain: (err: unknown) => Error): Error {
+  if (err instanceof Error && err.name === "AbortError") return new Error(what, { cause: err });
+  return new Error(what, { cause: explain(err) });
+}
