@@ -28,9 +28,10 @@ import {
   type ResolvedAzureSettings,
   resolveAzureSettings,
 } from "./azure-settings.ts";
-import { failedOperation } from "./failed-operation.ts";
+import { failedOperation, failedUpload } from "./failed-operation.ts";
 import { readFirstPart } from "./first-part.ts";
 import { KeyPrefix } from "./key-prefix.ts";
+import { createLanded } from "./landed-create.ts";
 import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -294,7 +295,7 @@ export class AzureBlobStore implements Store {
               options.ifAbsent &&
               options.owner &&
               isBlobExists(err) &&
-              (await this.ownedBy(key, options.owner, size))
+              (await createLanded(this, key, options.owner, size))
             )
               return;
             throw err;
@@ -315,12 +316,12 @@ export class AzureBlobStore implements Store {
         (isBlobExists(cause.err) || lostToAnotherCommit(cause.err))
       ) {
         // A retried Put Blob whose first try did land finds its own blob: that is a success.
-        if (options.owner && (await this.ownedBy(key, options.owner, size))) return { size, exclusive: true };
+        if (options.owner && (await createLanded(this, key, options.owner, size)))
+          return { size, exclusive: true };
         if (isBlobExists(cause.err) || (await this.stat(key).catch(() => null)))
           throw new AlreadyExistsError(key, this.location);
       }
-      if (cause.fromService) throw this.explain(`upload ${this.keys.where(key)}`, cause.err);
-      throw new Error(`upload ${this.keys.where(key)}`, { cause: cause.err });
+      throw failedUpload(`upload ${this.keys.where(key)}`, cause, (what, e) => this.explain(what, e));
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});
@@ -442,12 +443,6 @@ export class AzureBlobStore implements Store {
       const id = versionId;
       await this.retry(() => blob.withVersion(id).delete()).catch(() => {});
     }
-  }
-
-  /** Whether the blob under `key` was put by `owner` and has `size` bytes: a retried create that had landed. */
-  private async ownedBy(key: string, owner: string, size: number): Promise<boolean> {
-    const info = await this.stat(key).catch(() => null);
-    return info?.owner === owner && info.size === size;
   }
 
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {

@@ -3,6 +3,7 @@ import type { Readable } from "node:stream";
 import type { Bucket, Storage } from "@google-cloud/storage";
 import { Hinted, UsageError } from "../errors.ts";
 import { AskedOnce } from "./asked-once.ts";
+import { failedUpload } from "./failed-operation.ts";
 import type { GcsCredentials } from "./gcs-credentials.ts";
 import {
   explainGcsError,
@@ -28,6 +29,7 @@ import {
 import { sessionRequest } from "./gcs-session-http.ts";
 import { type GcsSettings, type ResolvedGcsSettings, resolveGcsSettings } from "./gcs-settings.ts";
 import { KeyPrefix } from "./key-prefix.ts";
+import { createLanded } from "./landed-create.ts";
 import { requireLockable } from "./lock-check.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
@@ -344,16 +346,13 @@ export class GcsStore implements Store {
       if (err instanceof AlreadyExistsError) throw err;
       if (options.ifAbsent && cause.fromService && isPreconditionFailed(cause.err)) {
         // A retried finalisation whose first try did land finds its own object: that is a success.
-        if (options.owner && size > 0) {
-          const existing = await this.stat(key).catch(() => null);
-          if (existing?.owner === options.owner && existing.size === size) return { size, exclusive: true };
-        }
+        if (options.owner && size > 0 && (await createLanded(this, key, options.owner, size)))
+          return { size, exclusive: true };
         throw new AlreadyExistsError(key, this.location);
       }
       if (cause.fromService && gcsStatus(cause.err) === 400 && /retention/i.test(describeCause(cause.err)))
         throw new Error(`upload ${this.keys.where(key)}`, { cause: noObjectRetentionError(this.bucket) });
-      if (cause.fromService) throw this.explain(`upload ${this.keys.where(key)}`, cause.err);
-      throw new Error(`upload ${this.keys.where(key)}`, { cause: cause.err });
+      throw failedUpload(`upload ${this.keys.where(key)}`, cause, (what, e) => this.explain(what, e));
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});

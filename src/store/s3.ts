@@ -4,9 +4,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
 import { AskedOnce } from "./asked-once.ts";
-import { failedOperation } from "./failed-operation.ts";
+import { failedOperation, failedUpload } from "./failed-operation.ts";
 import { readFirstPart } from "./first-part.ts";
 import { KeyPrefix } from "./key-prefix.ts";
+import { createLanded } from "./landed-create.ts";
 import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -350,13 +351,11 @@ export class S3Store implements Store {
       const cause = failed() ?? { err, fromService: true };
       if (conditional && cause.fromService && isPreconditionFailed(cause.err)) {
         // A retried create whose first try did land finds its own object: that is a success.
-        const existing = await this.stat(key).catch(() => null);
-        if (options.owner && existing?.owner === options.owner && existing.size === size)
+        if (options.owner && (await createLanded(this, key, options.owner, size)))
           return { size, exclusive: true };
         throw new AlreadyExistsError(key, this.location);
       }
-      if (cause.fromService) throw this.explain(`upload ${this.keys.where(key)}`, cause.err);
-      throw new Error(`upload ${this.keys.where(key)}`, { cause: cause.err });
+      throw failedUpload(`upload ${this.keys.where(key)}`, cause, (what, e) => this.explain(what, e));
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});
