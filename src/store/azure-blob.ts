@@ -31,7 +31,7 @@ import {
 import { failedOperation, failedUpload } from "./failed-operation.ts";
 import { readFirstPart } from "./first-part.ts";
 import { KeyPrefix } from "./key-prefix.ts";
-import { createLanded } from "./landed-create.ts";
+import { createLanded, settleRefusedCreate } from "./landed-create.ts";
 import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -315,11 +315,10 @@ export class AzureBlobStore implements Store {
         cause.fromService &&
         (isBlobExists(cause.err) || lostToAnotherCommit(cause.err))
       ) {
-        // A retried Put Blob whose first try did land finds its own blob: that is a success.
-        if (options.owner && (await createLanded(this, key, options.owner, size)))
-          return { size, exclusive: true };
+        // A commit that lost its blocks to another writer's commit finds a blob there (theirs, or our own
+        // earlier try's); without one, it failed otherwise.
         if (isBlobExists(cause.err) || (await this.stat(key).catch(() => null)))
-          throw new AlreadyExistsError(key, this.location);
+          return await settleRefusedCreate(this, key, options.owner, size);
       }
       throw failedUpload(`upload ${this.keys.where(key)}`, cause, (what, e) => this.explain(what, e));
     } finally {

@@ -29,7 +29,7 @@ import {
 import { sessionRequest } from "./gcs-session-http.ts";
 import { type GcsSettings, type ResolvedGcsSettings, resolveGcsSettings } from "./gcs-settings.ts";
 import { KeyPrefix } from "./key-prefix.ts";
-import { createLanded } from "./landed-create.ts";
+import { settleRefusedCreate } from "./landed-create.ts";
 import { requireLockable } from "./lock-check.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
@@ -345,10 +345,8 @@ export class GcsStore implements Store {
       if (session && this.sessions.has(session.uri)) await this.cancelSession(session);
       if (err instanceof AlreadyExistsError) throw err;
       if (options.ifAbsent && cause.fromService && isPreconditionFailed(cause.err)) {
-        // A retried finalisation whose first try did land finds its own object: that is a success.
-        if (options.owner && size > 0 && (await createLanded(this, key, options.owner, size)))
-          return { size, exclusive: true };
-        throw new AlreadyExistsError(key, this.location);
+        // A retried finalisation whose first try did land finds its own object (an empty one cannot tell).
+        return await settleRefusedCreate(this, key, size > 0 ? options.owner : undefined, size);
       }
       if (cause.fromService && gcsStatus(cause.err) === 400 && /retention/i.test(describeCause(cause.err)))
         throw new Error(`upload ${this.keys.where(key)}`, { cause: noObjectRetentionError(this.bucket) });

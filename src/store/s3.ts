@@ -7,7 +7,7 @@ import { AskedOnce } from "./asked-once.ts";
 import { failedOperation, failedUpload } from "./failed-operation.ts";
 import { readFirstPart } from "./first-part.ts";
 import { KeyPrefix } from "./key-prefix.ts";
-import { createLanded } from "./landed-create.ts";
+import { settleRefusedCreate } from "./landed-create.ts";
 import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
@@ -350,10 +350,7 @@ export class S3Store implements Store {
       if (err instanceof AlreadyExistsError) throw err;
       const cause = failed() ?? { err, fromService: true };
       if (conditional && cause.fromService && isPreconditionFailed(cause.err)) {
-        // A retried create whose first try did land finds its own object: that is a success.
-        if (options.owner && (await createLanded(this, key, options.owner, size)))
-          return { size, exclusive: true };
-        throw new AlreadyExistsError(key, this.location);
+        return await settleRefusedCreate(this, key, options.owner, size);
       }
       throw failedUpload(`upload ${this.keys.where(key)}`, cause, (what, e) => this.explain(what, e));
     } finally {
