@@ -1,5 +1,9 @@
 import { Hinted } from "../errors.ts";
-import { CONNECTION_FAILURE_CODES, explainConnectionFailure } from "./network-errors.ts";
+import {
+  CONNECTION_FAILURE_CODES,
+  explainConnectionFailure,
+  TLS_VERIFICATION_CODES,
+} from "./network-errors.ts";
 
 /** What the Azure SDK's RestError (and @azure/identity's errors) tell us, read defensively. */
 interface AzureErrorShape {
@@ -12,16 +16,6 @@ interface AzureErrorShape {
 }
 
 const NETWORK_CODES = new Set([...CONNECTION_FAILURE_CODES, "REQUEST_SEND_ERROR"]);
-
-const TLS_CODES = new Set([
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-  "ERR_SSL_WRONG_VERSION_NUMBER",
-]);
 
 /** Azure's answers to a request with a bad shared key or SAS signature. */
 const AUTHENTICATION_CODES = new Set(["AuthenticationFailed", "InvalidAuthenticationInfo"]);
@@ -76,7 +70,7 @@ export function isTransientAzureError(err: unknown): boolean {
   const e = shape(err);
   if (e.name === "AbortError") return false;
   const code = azureErrorCode(err);
-  if (code && TLS_CODES.has(code)) return false;
+  if (code && TLS_VERIFICATION_CODES.has(code)) return false;
   const status = azureStatus(err);
   if (status !== undefined) return status >= 500 || status === 429 || status === 408;
   return code !== undefined && NETWORK_CODES.has(code);
@@ -148,16 +142,12 @@ export function explainAzureError(err: unknown, ctx: AzureErrorContext): Error {
       "check --azure-account and --azure-endpoint",
     );
   }
-  const connection = explainConnectionFailure(
-    { code, message: e.message, tls: code !== undefined && TLS_CODES.has(code), timedOut: false },
-    ctx.endpoint,
-    {
-      tls: "check --azure-endpoint; give Node the CA with NODE_EXTRA_CA_CERTS=FILE",
-      refused: "check --azure-endpoint and that the service runs",
-      unresolved: "check the account name (--azure-account), --azure-endpoint and DNS",
-      unreachable: "check --azure-endpoint and the network",
-    },
-  );
+  const connection = explainConnectionFailure({ code, message: e.message, timedOut: false }, ctx.endpoint, {
+    tls: "check --azure-endpoint; give Node the CA with NODE_EXTRA_CA_CERTS=FILE",
+    refused: "check --azure-endpoint and that the service runs",
+    unresolved: "check the account name (--azure-account), --azure-endpoint and DNS",
+    unreachable: "check --azure-endpoint and the network",
+  });
   if (connection) return connection;
   if (err instanceof Error) {
     // Azure's messages run over lines (RequestId, Time); the first says what happened.

@@ -51,8 +51,6 @@ export interface ConnectionFailure {
   code: string | undefined;
   /** The error's own message, quoted for a TLS failure (it says what did not verify). */
   message: string | undefined;
-  /** Whether `code` is one of the TLS verification failures this store recognises. */
-  tls: boolean;
   /** The SDK gave up waiting without a code of Node's (S3's TimeoutError). */
   timedOut: boolean;
 }
@@ -68,7 +66,7 @@ export function explainConnectionFailure(
   hints: ConnectionHints,
 ): Hinted | undefined {
   const { code } = failure;
-  if (code && failure.tls) {
+  if (code && TLS_VERIFICATION_CODES.has(code)) {
     return new Hinted(`TLS verification of ${endpoint} failed: ${failure.message ?? code}`, hints.tls);
   }
   if (code === "ECONNREFUSED") {

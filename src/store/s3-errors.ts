@@ -137,7 +137,6 @@ export function explainS3Error(err: unknown, ctx: S3ErrorContext): Error {
     {
       code,
       message: e.message,
-      tls: code !== undefined && TLS_VERIFICATION_CODES.has(code),
       timedOut: e.name === "TimeoutError",
     },
     ctx.endpoint,
