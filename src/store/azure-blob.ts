@@ -4,6 +4,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { BlockBlobClient, ContainerClient } from "@azure/storage-blob";
 import { Hinted } from "../errors.ts";
 import { VERSION } from "../version.ts";
+import { AskedOnce } from "./asked-once.ts";
 import {
   azureErrorCode,
   azureStatus,
@@ -27,6 +28,11 @@ import {
   type ResolvedAzureSettings,
   resolveAzureSettings,
 } from "./azure-settings.ts";
+import { failedOperation, failedUpload } from "./failed-operation.ts";
+import { readFirstPart } from "./first-part.ts";
+import { KeyPrefix } from "./key-prefix.ts";
+import { createLanded, settleRefusedCreate } from "./landed-create.ts";
+import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
@@ -101,20 +107,34 @@ export class AzureBlobStore implements Store {
   readonly location: string;
   readonly container: string;
   readonly prefix: string;
+  private readonly keys: KeyPrefix;
   readonly settings: ResolvedAzureSettings;
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
   private loading: Promise<ContainerClient> | undefined;
   private readonly listPageSize: number;
-  /** Whether the container has version-level immutability (asked once; undefined: it would not say). */
-  private versionLevel: Promise<boolean | undefined> | undefined;
+  /**
+   * Whether the container has version-level immutability (Get Container Properties), asked once per store.
+   * `undefined`: the service would not say (403: a SAS or role that may not read container properties).
+   */
+  private readonly versionLevelImmutability = new AskedOnce(async () => {
+    const container = await this.client();
+    try {
+      const props = await this.retry(() => container.getProperties());
+      return props.isImmutableStorageWithVersioningEnabled === true;
+    } catch (err) {
+      if (azureErrorCode(err) !== "ContainerNotFound" && azureStatus(err) === 403) return undefined;
+      throw err;
+    }
+  });
   private toldVersionsKept = false;
 
   constructor(options: AzureBlobStoreOptions) {
     if (!options.container) throw new Error("no container given");
     this.container = options.container;
-    this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
-    this.location = this.prefix ? `azblob://${this.container}/${this.prefix}` : `azblob://${this.container}`;
+    this.keys = new KeyPrefix("azblob", this.container, options.prefix);
+    this.prefix = this.keys.prefix;
+    this.location = this.keys.location;
     // Resolved now, so that a bad setting or an unreadable key file fails before any work is done.
     this.settings = resolveAzureSettings(options.settings, options.secrets);
     this.warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`));
@@ -160,25 +180,18 @@ export class AzureBlobStore implements Store {
     return new api.ContainerClient(url, new identity.DefaultAzureCredential(), pipeline);
   }
 
-  private blobName(key: string): string {
-    if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
-    return this.prefix ? `${this.prefix}/${key}` : key;
-  }
-
-  private where(key: string): string {
-    return `${this.location}/${key}`;
+  /** The one-line reading of a failed request (`explain`'s cause). */
+  private explainOnly(err: unknown): Error {
+    return explainAzureError(err, {
+      account: this.settings.account,
+      container: this.container,
+      endpoint: this.settings.endpoint,
+      auth: this.settings.auth.kind,
+    });
   }
 
   private explain(what: string, err: unknown): Error {
-    if (isAbort(err)) return new Error(what, { cause: err });
-    return new Error(what, {
-      cause: explainAzureError(err, {
-        account: this.settings.account,
-        container: this.container,
-        endpoint: this.settings.endpoint,
-        auth: this.settings.auth.kind,
-      }),
-    });
+    return failedOperation(what, err, (cause) => this.explainOnly(cause));
   }
 
   private retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -190,52 +203,27 @@ export class AzureBlobStore implements Store {
   }
 
   /**
-   * Whether the container has version-level immutability (Get Container Properties), asked once per store (a
-   * failed question is asked again next time). `undefined`: the service would not say (403: a SAS or role that
-   * may not read container properties).
-   */
-  private versionLevelImmutability(): Promise<boolean | undefined> {
-    this.versionLevel ??= (async () => {
-      const container = await this.client();
-      try {
-        const props = await this.retry(() => container.getProperties());
-        return props.isImmutableStorageWithVersioningEnabled === true;
-      } catch (err) {
-        if (azureErrorCode(err) !== "ContainerNotFound" && azureStatus(err) === 403) return undefined;
-        throw err;
-      }
-    })();
-    this.versionLevel.catch(() => {
-      this.versionLevel = undefined;
-    });
-    return this.versionLevel;
-  }
-
-  /**
    * With a lock configured (`settings.objectLock`), checks that the container has version-level immutability and
    * refuses in one line otherwise. Without one, does nothing (no request).
    */
   async prepare(): Promise<void> {
     const lock = this.settings.objectLock;
     if (!lock) return;
-    let enabled: boolean | undefined;
-    try {
-      enabled = await this.versionLevelImmutability();
-    } catch (err) {
-      throw this.explain(`check version-level immutability on ${this.location}`, err);
-    }
-    if (enabled === false) throw noImmutabilityError(this.settings.account, this.container, lock);
-    if (enabled === undefined) {
-      throw new Hinted(
-        `cannot tell whether container ${this.container} has version-level immutability (Get Container Properties was denied)`,
-        "use credentials that may read the container's properties (an account key, or Storage Blob Data Contributor)",
-      );
-    }
+    await requireLockable({
+      ask: () => this.versionLevelImmutability.get(),
+      failed: (err) => this.explain(`check version-level immutability on ${this.location}`, err),
+      cannotLock: () => noImmutabilityError(this.settings.account, this.container, lock),
+      wouldNotTell: () =>
+        new Hinted(
+          `cannot tell whether container ${this.container} has version-level immutability (Get Container Properties was denied)`,
+          "use credentials that may read the container's properties (an account key, or Storage Blob Data Contributor)",
+        ),
+    });
   }
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
+    const blob = container.getBlockBlobClient(this.keys.fullName(key));
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
     const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
@@ -270,14 +258,7 @@ export class AzureBlobStore implements Store {
         body.destroy();
         throw new AlreadyExistsError(key, this.location);
       }
-      let first: IteratorResult<Buffer> | undefined;
-      try {
-        if (!failed()) first = await parts.next();
-      } catch (err) {
-        fail(err, false);
-      }
-      if (failed() || !first) throw failed()?.err;
-      const firstBlock = first.done ? Buffer.alloc(0) : first.value;
+      const firstBlock = await readFirstPart(parts, { fail, failed });
       size = firstBlock.length;
       if (firstBlock.length < blockSize) {
         try {
@@ -294,7 +275,7 @@ export class AzureBlobStore implements Store {
       }
       const ids = await this.stageBlocks(
         blob,
-        this.where(key),
+        this.keys.where(key),
         firstBlock,
         parts,
         free,
@@ -314,7 +295,7 @@ export class AzureBlobStore implements Store {
               options.ifAbsent &&
               options.owner &&
               isBlobExists(err) &&
-              (await this.ownedBy(key, options.owner, size))
+              (await createLanded(this, key, options.owner, size))
             )
               return;
             throw err;
@@ -322,7 +303,7 @@ export class AzureBlobStore implements Store {
         });
       } catch (err) {
         fail(err, true);
-        await this.discardStaged(blob, this.where(key));
+        await this.discardStaged(blob, this.keys.where(key));
         throw err;
       }
       return { size, ...(options.ifAbsent ? { exclusive: true } : {}) };
@@ -334,13 +315,12 @@ export class AzureBlobStore implements Store {
         cause.fromService &&
         (isBlobExists(cause.err) || lostToAnotherCommit(cause.err))
       ) {
-        // A retried Put Blob whose first try did land finds its own blob: that is a success.
-        if (options.owner && (await this.ownedBy(key, options.owner, size))) return { size, exclusive: true };
+        // A commit that lost its blocks to another writer's commit finds a blob there (theirs, or our own
+        // earlier try's); without one, it failed otherwise.
         if (isBlobExists(cause.err) || (await this.stat(key).catch(() => null)))
-          throw new AlreadyExistsError(key, this.location);
+          return await settleRefusedCreate(this, key, options.owner, size);
       }
-      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
-      throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
+      throw failedUpload(`upload ${this.keys.where(key)}`, cause, (what, e) => this.explain(what, e));
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});
@@ -407,12 +387,7 @@ export class AzureBlobStore implements Store {
       } catch (err) {
         // Nothing can have been staged in a container that does not exist; the put's own error says so.
         if (azureErrorCode(err) === "ContainerNotFound") return;
-        const reason = explainAzureError(err, {
-          account: this.settings.account,
-          container: this.container,
-          endpoint: this.settings.endpoint,
-          auth: this.settings.auth.kind,
-        }).message;
+        const reason = this.explainOnly(err).message;
         this.warn(
           `warning: could not discard the staged blocks of ${what} (${reason}); they stay invisible but billed ` +
             "until Azure drops them a week after the last upload to that name",
@@ -469,15 +444,9 @@ export class AzureBlobStore implements Store {
     }
   }
 
-  /** Whether the blob under `key` was put by `owner` and has `size` bytes: a retried create that had landed. */
-  private async ownedBy(key: string, owner: string, size: number): Promise<boolean> {
-    const info = await this.stat(key).catch(() => null);
-    return info?.owner === owner && info.size === size;
-  }
-
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     const container = await this.client();
-    const blob = container.getBlockBlobClient(this.blobName(key));
+    const blob = container.getBlockBlobClient(this.keys.fullName(key));
     const { signal } = options;
     try {
       const out = await this.retry(
@@ -493,12 +462,12 @@ export class AzureBlobStore implements Store {
       return stream;
     } catch (err) {
       if (err instanceof NotFoundError) throw err;
-      if (!isBlobNotFound(err)) throw this.explain(`download ${this.where(key)}`, err);
+      if (!isBlobNotFound(err)) throw this.explain(`download ${this.keys.where(key)}`, err);
     }
-    const hidden = await this.heldHiddenVersion(this.blobName(key));
+    const hidden = await this.heldHiddenVersion(this.keys.fullName(key));
     if (!hidden) throw new NotFoundError(key, this.location);
     try {
-      const version = container.getBlobClient(this.blobName(key)).withVersion(hidden);
+      const version = container.getBlobClient(this.keys.fullName(key)).withVersion(hidden);
       const out = await this.retry(
         () => version.download(0, undefined, signal ? { abortSignal: signal } : {}),
         signal,
@@ -508,7 +477,7 @@ export class AzureBlobStore implements Store {
       return stream;
     } catch (err) {
       if (isBlobNotFound(err)) throw new NotFoundError(key, this.location);
-      throw this.explain(`download ${this.where(key)}`, err);
+      throw this.explain(`download ${this.keys.where(key)}`, err);
     }
   }
 
@@ -527,14 +496,14 @@ export class AzureBlobStore implements Store {
         ...(hidden ? { behindDeleteMarker: true } : {}),
       };
     } catch (err) {
-      throw this.explain(`stat ${this.where(key)}`, err);
+      throw this.explain(`stat ${this.keys.where(key)}`, err);
     }
   }
 
   /** Get Blob Properties of the current version, or of the held version behind a deleted one (see `list`). */
   private async properties(key: string) {
     const container = await this.client();
-    const name = this.blobName(key);
+    const name = this.keys.fullName(key);
     try {
       return {
         out: await this.retry(() => container.getBlockBlobClient(name).getProperties()),
@@ -559,12 +528,12 @@ export class AzureBlobStore implements Store {
    * to have no version-level immutability: `NO_RETENTION` without a request (no blob there can carry a policy).
    */
   async retention(key: string): Promise<Retention> {
-    if ((await this.versionLevelImmutability().catch(() => undefined)) === false) return NO_RETENTION;
+    if ((await this.versionLevelImmutability.get().catch(() => undefined)) === false) return NO_RETENTION;
     let found: Awaited<ReturnType<typeof this.properties>>;
     try {
       found = await this.properties(key);
     } catch (err) {
-      throw this.explain(`read the retention of ${this.where(key)}`, err);
+      throw this.explain(`read the retention of ${this.keys.where(key)}`, err);
     }
     if (!found || found.out.metadata?.[DISCARD_METADATA]) throw new NotFoundError(key, this.location);
     return retentionFromProperties(found.out);
@@ -577,10 +546,10 @@ export class AzureBlobStore implements Store {
    * it cannot hide a held backup from restore. Versions nobody holds any more are not shown.
    */
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     const shown = (item: ListedBlob) =>
       item.name.startsWith(root) && !item.name.endsWith("/") && !item.discardMarker && !item.directory;
-    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) {
+    if ((await this.versionLevelImmutability.get().catch(() => undefined)) !== true) {
       for await (const item of this.listBlobs(root + prefix, false)) {
         if (!shown(item)) continue;
         yield { key: item.name.slice(root.length), size: item.size, lastModified: item.lastModified };
@@ -625,7 +594,7 @@ export class AzureBlobStore implements Store {
    * current version (someone deleted it; see `list`); null otherwise, or when that cannot be told.
    */
   private async heldHiddenVersion(name: string): Promise<string | null> {
-    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) return null;
+    if ((await this.versionLevelImmutability.get().catch(() => undefined)) !== true) return null;
     let versions: BlobVersion[];
     try {
       versions = await this.versionsOf(name);
@@ -697,7 +666,7 @@ export class AzureBlobStore implements Store {
    * twice, with and without uncommitted blobs: Azure marks neither kind in a listing.
    */
   async *leftovers(prefix = ""): AsyncIterable<Leftover> {
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     const committed = new Set<string>();
     for await (const item of this.listBlobs(root + prefix, false))
       if (!item.discardMarker) committed.add(item.name);
@@ -711,9 +680,9 @@ export class AzureBlobStore implements Store {
   async removeLeftover(leftover: Leftover): Promise<void> {
     const container = await this.client();
     try {
-      await this.discard(container.getBlockBlobClient(this.blobName(leftover.key)));
+      await this.discard(container.getBlockBlobClient(this.keys.fullName(leftover.key)));
     } catch (err) {
-      throw this.explain(`discard the staged blocks of ${this.where(leftover.key)}`, err);
+      throw this.explain(`discard the staged blocks of ${this.keys.where(leftover.key)}`, err);
     }
   }
 
@@ -728,7 +697,7 @@ export class AzureBlobStore implements Store {
    */
   async delete(key: string): Promise<void> {
     const container = await this.client();
-    const name = this.blobName(key);
+    const name = this.keys.fullName(key);
     const blob = container.getBlockBlobClient(name);
     const refused = async (err: unknown): Promise<Error> => {
       if (isImmutableRefusal(err)) {
@@ -736,11 +705,11 @@ export class AzureBlobStore implements Store {
           (r) => retentionHold(r, new Date()),
           () => null,
         );
-        if (hold) return new Error(`delete ${this.where(key)}: ${hold}`);
+        if (hold) return new Error(`delete ${this.keys.where(key)}: ${hold}`);
       }
-      return this.explain(`delete ${this.where(key)}`, err);
+      return this.explain(`delete ${this.keys.where(key)}`, err);
     };
-    if ((await this.versionLevelImmutability().catch(() => undefined)) !== true) {
+    if ((await this.versionLevelImmutability.get().catch(() => undefined)) !== true) {
       try {
         await this.retry(() => blob.delete({ deleteSnapshots: "include" }));
       } catch (err) {
@@ -753,14 +722,14 @@ export class AzureBlobStore implements Store {
     try {
       versions = await this.versionsOf(name);
     } catch (err) {
-      throw this.explain(`list the versions of ${this.where(key)}`, err);
+      throw this.explain(`list the versions of ${this.keys.where(key)}`, err);
     }
     const now = new Date();
     for (const v of versions) {
       const hold = retentionHold(v.retention, now);
       if (hold)
         throw new Error(
-          `delete ${this.where(key)}: ${hold}${v.current ? "" : " on an earlier version of it"}`,
+          `delete ${this.keys.where(key)}: ${hold}${v.current ? "" : " on an earlier version of it"}`,
         );
     }
     try {
@@ -855,8 +824,4 @@ interface BlobVersion {
 /** A commit whose staged blocks a competing writer's commit to the same name dropped (Azure: InvalidBlockList). */
 function lostToAnotherCommit(err: unknown): boolean {
   return azureErrorCode(err) === "InvalidBlockList";
-}
-
-function isAbort(err: unknown): boolean {
-  return err instanceof Error && err.name === "AbortError";
 }

@@ -1,4 +1,9 @@
 import { Hinted } from "../errors.ts";
+import {
+  CONNECTION_FAILURE_CODES,
+  explainConnectionFailure,
+  TLS_VERIFICATION_CODES,
+} from "./network-errors.ts";
 
 /** What the Azure SDK's RestError (and @azure/identity's errors) tell us, read defensively. */
 interface AzureErrorShape {
@@ -10,29 +15,7 @@ interface AzureErrorShape {
   errors?: unknown[];
 }
 
-const NETWORK_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EAI_AGAIN",
-  "UND_ERR_SOCKET",
-  "REQUEST_SEND_ERROR",
-]);
-
-const TLS_CODES = new Set([
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-  "ERR_SSL_WRONG_VERSION_NUMBER",
-]);
+const NETWORK_CODES = new Set([...CONNECTION_FAILURE_CODES, "REQUEST_SEND_ERROR"]);
 
 /** Azure's answers to a request with a bad shared key or SAS signature. */
 const AUTHENTICATION_CODES = new Set(["AuthenticationFailed", "InvalidAuthenticationInfo"]);
@@ -87,7 +70,7 @@ export function isTransientAzureError(err: unknown): boolean {
   const e = shape(err);
   if (e.name === "AbortError") return false;
   const code = azureErrorCode(err);
-  if (code && TLS_CODES.has(code)) return false;
+  if (code && TLS_VERIFICATION_CODES.has(code)) return false;
   const status = azureStatus(err);
   if (status !== undefined) return status >= 500 || status === 429 || status === 408;
   return code !== undefined && NETWORK_CODES.has(code);
@@ -159,27 +142,13 @@ export function explainAzureError(err: unknown, ctx: AzureErrorContext): Error {
       "check --azure-account and --azure-endpoint",
     );
   }
-  if (code && TLS_CODES.has(code)) {
-    return new Hinted(
-      `TLS verification of ${ctx.endpoint} failed: ${e.message ?? code}`,
-      "check --azure-endpoint; give Node the CA with NODE_EXTRA_CA_CERTS=FILE",
-    );
-  }
-  if (code === "ECONNREFUSED") {
-    return new Hinted(
-      `cannot connect to ${ctx.endpoint}: connection refused`,
-      "check --azure-endpoint and that the service runs",
-    );
-  }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
-    return new Hinted(
-      `cannot resolve the host of ${ctx.endpoint}`,
-      "check the account name (--azure-account), --azure-endpoint and DNS",
-    );
-  }
-  if (code === "ETIMEDOUT" || code === "EHOSTUNREACH" || code === "ENETUNREACH") {
-    return new Hinted(`cannot reach ${ctx.endpoint}: ${code}`, "check --azure-endpoint and the network");
-  }
+  const connection = explainConnectionFailure({ code, message: e.message, timedOut: false }, ctx.endpoint, {
+    tls: "check --azure-endpoint; give Node the CA with NODE_EXTRA_CA_CERTS=FILE",
+    refused: "check --azure-endpoint and that the service runs",
+    unresolved: "check the account name (--azure-account), --azure-endpoint and DNS",
+    unreachable: "check --azure-endpoint and the network",
+  });
+  if (connection) return connection;
   if (err instanceof Error) {
     // Azure's messages run over lines (RequestId, Time); the first says what happened.
     const first = (e.message ?? "").split("\n")[0]?.trim() ?? "";

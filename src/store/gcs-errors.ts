@@ -1,4 +1,5 @@
 import { Hinted } from "../errors.ts";
+import { CONNECTION_FAILURE_CODES } from "./network-errors.ts";
 
 /**
  * What a failed Google Cloud Storage request tells us, read defensively: the SDK's ApiError (`code` is the HTTP
@@ -40,20 +41,7 @@ export function gcsStatus(err: unknown): number | undefined {
   return undefined;
 }
 
-const NETWORK_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EAI_AGAIN",
-  "ENOTFOUND",
-  "UND_ERR_SOCKET",
-  "UND_ERR_CONNECT_TIMEOUT",
-]);
+const NETWORK_CODES = new Set([...CONNECTION_FAILURE_CODES, "ENOTFOUND", "UND_ERR_CONNECT_TIMEOUT"]);
 
 /** A Node network error code (ECONNREFUSED...), looking into causes and aggregates. */
 function networkCode(err: unknown): string | undefined {

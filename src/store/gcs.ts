@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { Bucket, Storage } from "@google-cloud/storage";
 import { Hinted, UsageError } from "../errors.ts";
+import { AskedOnce } from "./asked-once.ts";
+import { failedUpload } from "./failed-operation.ts";
 import type { GcsCredentials } from "./gcs-credentials.ts";
 import {
   explainGcsError,
@@ -26,6 +28,9 @@ import {
 } from "./gcs-retention.ts";
 import { sessionRequest } from "./gcs-session-http.ts";
 import { type GcsSettings, type ResolvedGcsSettings, resolveGcsSettings } from "./gcs-settings.ts";
+import { KeyPrefix } from "./key-prefix.ts";
+import { settleRefusedCreate } from "./landed-create.ts";
+import { requireLockable } from "./lock-check.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { readParts } from "./s3-parts.ts";
 import {
@@ -110,6 +115,7 @@ export class GcsStore implements Store {
   readonly location: string;
   readonly bucket: string;
   readonly prefix: string;
+  private readonly keys: KeyPrefix;
   readonly settings: ResolvedGcsSettings;
   private readonly credentials: GcsCredentials | undefined;
   private readonly endpointForMessages: string;
@@ -125,14 +131,33 @@ export class GcsStore implements Store {
    * bucket's `list` and `prune` would otherwise read every backup's metadata). A put or delete of the key forgets it.
    */
   private readonly listedUnheld = new Map<string, number>();
-  /** The bucket's retention facts, read once (undefined fields: not readable with these credentials). */
-  private bucketFacts: Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> | undefined;
+  /**
+   * The bucket's resource, read once per store: its retention policy for `retention`, its object retention for
+   * `prepare`. A bucket the credentials may not read (storage.buckets.get is not in the object roles) gives no
+   * resource; a missing bucket rejects.
+   */
+  private readonly bucketFacts = new AskedOnce(
+    async (): Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> => {
+      await this.load();
+      try {
+        const [resource] = await this.gcsBucket.getMetadata();
+        const facts = resource as BucketRetentionFields;
+        const policy = bucketPolicy(facts);
+        return { resource: facts, ...(policy ? { policy } : {}) };
+      } catch (err) {
+        if (gcsStatus(err) === 403) return {};
+        if (isGcsNotFound(err)) throw missingBucket(this.bucket);
+        throw err;
+      }
+    },
+  );
 
   constructor(options: GcsStoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
     this.bucket = options.bucket;
-    this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
-    this.location = this.prefix ? `gs://${this.bucket}/${this.prefix}` : `gs://${this.bucket}`;
+    this.keys = new KeyPrefix("gs", this.bucket, options.prefix);
+    this.prefix = this.keys.prefix;
+    this.location = this.keys.location;
     this.settings = resolveGcsSettings(options.settings);
     this.credentials = options.credentials;
     this.endpointForMessages = this.settings.endpoint ?? DEFAULT_ENDPOINT;
@@ -184,24 +209,13 @@ export class GcsStore implements Store {
   /** Nothing to close: the SDK's connections are pooled by Node's global agent. Here for callers of S3Store's. */
   destroy(): void {}
 
-  private objectName(key: string): string {
-    if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
-    return this.prefix ? `${this.prefix}/${key}` : key;
-  }
-
-  private where(key: string): string {
-    return `${this.location}/${key}`;
-  }
-
   /** The one-line reading of a failed request (`explain`'s cause). */
   private explainOnly(err: unknown): Error {
     return explainGcsError(err, { bucket: this.bucket, endpoint: this.endpointForMessages });
   }
 
   private explain(what: string, err: unknown): Error {
-    return new Error(what, {
-      cause: explainGcsError(err, { bucket: this.bucket, endpoint: this.endpointForMessages }),
-    });
+    return new Error(what, { cause: this.explainOnly(err) });
   }
 
   private retry<T>(operation: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -213,55 +227,32 @@ export class GcsStore implements Store {
   }
 
   /**
-   * The bucket's resource, read once per store: its retention policy for `retention`, its object retention for
-   * `prepare`. A bucket the credentials may not read (storage.buckets.get is not in the object roles) gives no
-   * resource; a missing bucket rejects.
-   */
-  private bucketRetention(): Promise<{ resource?: BucketRetentionFields; policy?: BucketPolicy }> {
-    this.bucketFacts ??= (async () => {
-      await this.load();
-      try {
-        const [resource] = await this.gcsBucket.getMetadata();
-        const facts = resource as BucketRetentionFields;
-        const policy = bucketPolicy(facts);
-        return { resource: facts, ...(policy ? { policy } : {}) };
-      } catch (err) {
-        if (gcsStatus(err) === 403) return {};
-        if (isGcsNotFound(err)) throw missingBucket(this.bucket);
-        throw err;
-      }
-    })();
-    this.bucketFacts.catch(() => {
-      this.bucketFacts = undefined;
-    });
-    return this.bucketFacts;
-  }
-
-  /**
    * With a retention mode configured, checks that the bucket has object retention enabled; a bucket without it
    * is refused with one line. A hold alone needs nothing of the bucket, and without a lock nothing is asked.
    */
   async prepare(): Promise<void> {
     if (!this.settings.objectLock?.mode) return;
-    let facts: Awaited<ReturnType<typeof this.bucketRetention>>;
-    try {
-      facts = await this.bucketRetention();
-    } catch (err) {
-      if (err instanceof Hinted || err instanceof UsageError) throw err;
-      throw this.explain(`check object retention on ${this.location}`, err);
-    }
-    if (!facts.resource) {
-      throw new Hinted(
-        `cannot tell whether bucket ${this.bucket} has object retention`,
-        "grant these credentials storage.buckets.get on the bucket (e.g. roles/storage.legacyBucketReader); see docs/gcs.md",
-      );
-    }
-    if (!objectRetentionEnabled(facts.resource)) throw noObjectRetentionError(this.bucket);
+    await requireLockable({
+      ask: async () => {
+        const { resource } = await this.bucketFacts.get();
+        return resource ? objectRetentionEnabled(resource) : undefined;
+      },
+      failed: (err) =>
+        err instanceof Hinted || err instanceof UsageError
+          ? err
+          : this.explain(`check object retention on ${this.location}`, err),
+      cannotLock: () => noObjectRetentionError(this.bucket),
+      wouldNotTell: () =>
+        new Hinted(
+          `cannot tell whether bucket ${this.bucket} has object retention`,
+          "grant these credentials storage.buckets.get on the bucket (e.g. roles/storage.legacyBucketReader); see docs/gcs.md",
+        ),
+    });
   }
 
   async retention(key: string): Promise<Retention> {
     await this.load();
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     const listed = this.listedUnheld.get(key);
     if (listed !== undefined && Date.now() - listed < LISTED_FRESH_MS) return NO_RETENTION;
     let meta: ObjectResource;
@@ -269,11 +260,11 @@ export class GcsStore implements Store {
       [meta] = (await this.gcsBucket.file(name).getMetadata()) as unknown as [ObjectResource];
     } catch (err) {
       if (isGcsNotFound(err)) throw new NotFoundError(key, this.location);
-      throw this.explain(`read the retention of ${this.where(key)}`, err);
+      throw this.explain(`read the retention of ${this.keys.where(key)}`, err);
     }
     // The policy only tells governance from compliance (the date is on the object): unreadable, it is left out.
     const policy = meta.retentionExpirationTime
-      ? (await this.bucketRetention().catch(() => undefined))?.policy
+      ? (await this.bucketFacts.get().catch(() => undefined))?.policy
       : undefined;
     return retentionFromResource(meta, policy);
   }
@@ -281,7 +272,7 @@ export class GcsStore implements Store {
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     await this.load();
     this.listedUnheld.delete(key);
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
     const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
@@ -354,17 +345,12 @@ export class GcsStore implements Store {
       if (session && this.sessions.has(session.uri)) await this.cancelSession(session);
       if (err instanceof AlreadyExistsError) throw err;
       if (options.ifAbsent && cause.fromService && isPreconditionFailed(cause.err)) {
-        // A retried finalisation whose first try did land finds its own object: that is a success.
-        if (options.owner && size > 0) {
-          const existing = await this.stat(key).catch(() => null);
-          if (existing?.owner === options.owner && existing.size === size) return { size, exclusive: true };
-        }
-        throw new AlreadyExistsError(key, this.location);
+        // A retried finalisation whose first try did land finds its own object (an empty one cannot tell).
+        return await settleRefusedCreate(this, key, size > 0 ? options.owner : undefined, size);
       }
       if (cause.fromService && gcsStatus(cause.err) === 400 && /retention/i.test(describeCause(cause.err)))
-        throw new Error(`upload ${this.where(key)}`, { cause: noObjectRetentionError(this.bucket) });
-      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
-      throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
+        throw new Error(`upload ${this.keys.where(key)}`, { cause: noObjectRetentionError(this.bucket) });
+      throw failedUpload(`upload ${this.keys.where(key)}`, cause, (what, e) => this.explain(what, e));
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});
@@ -469,7 +455,7 @@ export class GcsStore implements Store {
 
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     await this.load();
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     const { signal } = options;
     try {
       return await this.retry(
@@ -500,19 +486,19 @@ export class GcsStore implements Store {
       );
     } catch (err) {
       if (isGcsNotFound(err)) throw new NotFoundError(key, this.location);
-      throw this.explain(`download ${this.where(key)}`, err);
+      throw this.explain(`download ${this.keys.where(key)}`, err);
     }
   }
 
   async stat(key: string): Promise<ObjectInfo | null> {
     await this.load();
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     try {
       const [meta] = await this.gcsBucket.file(name).getMetadata();
       return this.info(key, meta as ObjectResource, true);
     } catch (err) {
       if (isGcsNotFound(err)) return null;
-      throw this.explain(`stat ${this.where(key)}`, err);
+      throw this.explain(`stat ${this.keys.where(key)}`, err);
     }
   }
 
@@ -529,7 +515,7 @@ export class GcsStore implements Store {
 
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     await this.load();
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     let pageToken: string | undefined;
     do {
       let files: import("@google-cloud/storage").File[];
@@ -563,7 +549,7 @@ export class GcsStore implements Store {
   async delete(key: string): Promise<void> {
     await this.load();
     this.listedUnheld.delete(key);
-    const name = this.objectName(key);
+    const name = this.keys.fullName(key);
     try {
       await this.gcsBucket.file(name).delete({ ignoreNotFound: true });
     } catch (err) {
@@ -574,9 +560,10 @@ export class GcsStore implements Store {
           (r) => retentionHold(r, new Date()),
           () => null,
         );
-        if (hold) throw new Error(`delete ${this.where(key)}: ${hold}`, { cause: this.explainOnly(err) });
+        if (hold)
+          throw new Error(`delete ${this.keys.where(key)}: ${hold}`, { cause: this.explainOnly(err) });
       }
-      throw this.explain(`delete ${this.where(key)}`, err);
+      throw this.explain(`delete ${this.keys.where(key)}`, err);
     }
   }
 

@@ -1,4 +1,9 @@
 import { Hinted } from "../errors.ts";
+import {
+  CONNECTION_FAILURE_CODES,
+  explainConnectionFailure,
+  TLS_VERIFICATION_CODES,
+} from "./network-errors.ts";
 
 /** What the S3 SDK tells us about a failed request, read defensively (network errors carry none of it). */
 interface SdkErrorShape {
@@ -34,33 +39,7 @@ const THROTTLING_CODES = new Set([
   "ServiceUnavailable",
 ]);
 
-const NETWORK_CODES = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "ENETDOWN",
-  "EAI_AGAIN",
-  "UND_ERR_SOCKET",
-]);
-
-const TLS_CODES = new Set([
-  "SELF_SIGNED_CERT_IN_CHAIN",
-  "DEPTH_ZERO_SELF_SIGNED_CERT",
-  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
-  "UNABLE_TO_GET_ISSUER_CERT",
-  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
-  "CERT_HAS_EXPIRED",
-  "CERT_NOT_YET_VALID",
-  "CERT_UNTRUSTED",
-  "CERT_REJECTED",
-  "CERT_SIGNATURE_FAILURE",
-  "ERR_TLS_CERT_ALTNAME_INVALID",
-  "ERR_SSL_WRONG_VERSION_NUMBER",
-]);
+const NETWORK_CODES = new Set(CONNECTION_FAILURE_CODES);
 
 function shape(err: unknown): SdkErrorShape {
   return typeof err === "object" && err !== null ? (err as SdkErrorShape) : {};
@@ -97,7 +76,7 @@ export function isS3NotFound(err: unknown): boolean {
 export function isTransientS3Error(err: unknown): boolean {
   const e = shape(err);
   const code = s3ErrorCode(err);
-  if (code && TLS_CODES.has(code)) return false;
+  if (code && TLS_VERIFICATION_CODES.has(code)) return false;
   if (e.name === "AbortError") return false;
   const status = httpStatus(err);
   // 409 to a conditional write racing another one for the same key: retrying gets the real answer (412 or 200).
@@ -154,32 +133,21 @@ export function explainS3Error(err: unknown, ctx: S3ErrorContext): Error {
       "check that the credentials are right and allowed s3:GetObject, s3:PutObject, s3:ListBucket, s3:DeleteObject",
     );
   }
-  if (code && TLS_CODES.has(code)) {
-    return new Hinted(
-      `TLS verification of ${ctx.endpoint} failed: ${e.message ?? code}`,
-      "pass --s3-ca FILE with the CA bundle, or --s3-insecure-skip-tls-verify",
-    );
-  }
-  if (code === "ECONNREFUSED") {
-    return new Hinted(
-      `cannot connect to ${ctx.endpoint}: connection refused`,
-      "check --s3-endpoint and that the server runs",
-    );
-  }
-  if (code === "ENOTFOUND" || code === "EAI_AGAIN") {
-    return new Hinted(`cannot resolve the host of ${ctx.endpoint}`, "check --s3-endpoint and DNS");
-  }
-  if (
-    code === "ETIMEDOUT" ||
-    code === "EHOSTUNREACH" ||
-    code === "ENETUNREACH" ||
-    e.name === "TimeoutError"
-  ) {
-    return new Hinted(
-      `cannot reach ${ctx.endpoint}: ${code ?? "timed out"}`,
-      "check --s3-endpoint and the network",
-    );
-  }
+  const connection = explainConnectionFailure(
+    {
+      code,
+      message: e.message,
+      timedOut: e.name === "TimeoutError",
+    },
+    ctx.endpoint,
+    {
+      tls: "pass --s3-ca FILE with the CA bundle, or --s3-insecure-skip-tls-verify",
+      refused: "check --s3-endpoint and that the server runs",
+      unresolved: "check --s3-endpoint and DNS",
+      unreachable: "check --s3-endpoint and the network",
+    },
+  );
+  if (connection) return connection;
   if (err instanceof Error) {
     // SDK service errors have a bare name as their message when the body was empty; give it the status.
     if (status !== undefined && code && !err.message.includes(code)) {

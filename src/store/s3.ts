@@ -3,6 +3,12 @@ import type { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { S3Client, S3ClientConfig } from "@aws-sdk/client-s3";
 import { Hinted } from "../errors.ts";
+import { AskedOnce } from "./asked-once.ts";
+import { failedOperation, failedUpload } from "./failed-operation.ts";
+import { readFirstPart } from "./first-part.ts";
+import { KeyPrefix } from "./key-prefix.ts";
+import { settleRefusedCreate } from "./landed-create.ts";
+import { requireLockable } from "./lock-check.ts";
 import { sendParts } from "./part-sender.ts";
 import { type RetryPolicy, withRetry } from "./retrying.ts";
 import { explainS3Error, httpStatus, isS3NotFound, isTransientS3Error, s3ErrorCode } from "./s3-errors.ts";
@@ -91,6 +97,7 @@ export class S3Store implements Store {
   readonly location: string;
   readonly bucket: string;
   readonly prefix: string;
+  private readonly keys: KeyPrefix;
   readonly settings: ResolvedS3Settings;
   /** The SDK is loaded on first use: importing it costs every command ~0.2 s even when it never touches S3. */
   private readonly clientConfig: S3ClientConfig;
@@ -105,14 +112,21 @@ export class S3Store implements Store {
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
   private conditionalSupport: boolean | undefined;
-  /** Whether the bucket has Object Lock (asked once; see s3-object-lock.ts): undefined until asked. */
-  private bucketLock: Promise<boolean | undefined> | undefined;
+  /**
+   * Whether the bucket has Object Lock enabled (see s3-object-lock.ts), asked once per store. `undefined`: the
+   * service would not say (no s3:GetBucketObjectLockConfiguration).
+   */
+  private readonly bucketLock = new AskedOnce(async () => {
+    await this.load();
+    return await bucketLockEnabled(this.lockContext());
+  });
 
   constructor(options: S3StoreOptions) {
     if (!options.bucket) throw new Error("no bucket given");
     this.bucket = options.bucket;
-    this.prefix = (options.prefix ?? "").replace(/^\/+|\/+$/g, "");
-    this.location = this.prefix ? `s3://${this.bucket}/${this.prefix}` : `s3://${this.bucket}`;
+    this.keys = new KeyPrefix("s3", this.bucket, options.prefix);
+    this.prefix = this.keys.prefix;
+    this.location = this.keys.location;
     this.settings = resolveS3Settings(options.settings);
     this.warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`));
     const s = this.settings;
@@ -193,7 +207,7 @@ export class S3Store implements Store {
     return {
       client: this.s3,
       api: this.api,
-      bucketKey: (key) => this.objectKey(key),
+      bucketKey: (key) => this.keys.fullName(key),
       retry: (operation, signal) => this.retry(operation, signal),
       explain: (what, err) => this.explain(what, err),
     };
@@ -209,56 +223,31 @@ export class S3Store implements Store {
   }
 
   /**
-   * Whether the bucket has Object Lock enabled, asked once per store (a failed question is asked again next
-   * time). `undefined`: the service would not say (no s3:GetBucketObjectLockConfiguration).
-   */
-  private lockEnabled(): Promise<boolean | undefined> {
-    this.bucketLock ??= (async () => {
-      await this.load();
-      return await bucketLockEnabled(this.lockContext());
-    })();
-    this.bucketLock.catch(() => {
-      this.bucketLock = undefined;
-    });
-    return this.bucketLock;
-  }
-
-  /**
    * With object lock or legal hold configured, checks that the bucket has Object Lock enabled; a bucket without
    * it is refused with one line. Without lock configured, does nothing (no request).
    */
   async prepare(): Promise<void> {
     const lock = this.settings.objectLock;
     if (!lock) return;
-    let enabled: boolean | undefined;
-    try {
-      enabled = await this.lockEnabled();
-    } catch (err) {
-      throw this.explain(`check Object Lock on ${this.location}`, err);
-    }
-    if (enabled === false) throw noObjectLockError(this.bucket, lock);
-    if (enabled === undefined) {
-      throw new Hinted(
-        `cannot tell whether bucket ${this.bucket} has Object Lock`,
-        "allow s3:GetBucketObjectLockConfiguration to these credentials",
-      );
-    }
+    await requireLockable({
+      ask: () => this.bucketLock.get(),
+      failed: (err) => this.explain(`check Object Lock on ${this.location}`, err),
+      cannotLock: () => noObjectLockError(this.bucket, lock),
+      wouldNotTell: () =>
+        new Hinted(
+          `cannot tell whether bucket ${this.bucket} has Object Lock`,
+          "allow s3:GetBucketObjectLockConfiguration to these credentials",
+        ),
+    });
   }
 
-  private objectKey(key: string): string {
-    if (!key || key.startsWith("/")) throw new Error(`invalid key ${JSON.stringify(key)}`);
-    return this.prefix ? `${this.prefix}/${key}` : key;
-  }
-
-  private where(key: string): string {
-    return `${this.location}/${key}`;
+  /** The one-line reading of a failed request (`explain`'s cause). */
+  private explainOnly(err: unknown): Error {
+    return explainS3Error(err, { bucket: this.bucket, endpoint: this.endpointForMessages });
   }
 
   private explain(what: string, err: unknown): Error {
-    if (isAbort(err)) return new Error(what, { cause: err });
-    return new Error(what, {
-      cause: explainS3Error(err, { bucket: this.bucket, endpoint: this.endpointForMessages }),
-    });
+    return failedOperation(what, err, (cause) => this.explainOnly(cause));
   }
 
   private retry<T>(operation: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -271,7 +260,7 @@ export class S3Store implements Store {
 
   async put(key: string, body: Readable, options: PutOptions = {}): Promise<PutResult> {
     await this.load();
-    const objectKey = this.objectKey(key);
+    const objectKey = this.keys.fullName(key);
     // One controller stops everything: the user's abort, a failed part, or the body's own error.
     const { stop, fail, failed, dispose } = uploadStop(body, options.signal);
 
@@ -308,14 +297,7 @@ export class S3Store implements Store {
         body.destroy();
         throw new AlreadyExistsError(key, this.location);
       }
-      let first: IteratorResult<Buffer> | undefined;
-      try {
-        if (!failed()) first = await parts.next();
-      } catch (err) {
-        fail(err, false);
-      }
-      if (failed() || !first) throw failed()?.err;
-      const firstPart = first.done ? Buffer.alloc(0) : first.value;
+      const firstPart = await readFirstPart(parts, { fail, failed });
       if (firstPart.length < this.settings.partSize) {
         const send = () =>
           this.s3.send(
@@ -368,14 +350,9 @@ export class S3Store implements Store {
       if (err instanceof AlreadyExistsError) throw err;
       const cause = failed() ?? { err, fromService: true };
       if (conditional && cause.fromService && isPreconditionFailed(cause.err)) {
-        // A retried create whose first try did land finds its own object: that is a success.
-        const existing = await this.stat(key).catch(() => null);
-        if (options.owner && existing?.owner === options.owner && existing.size === size)
-          return { size, exclusive: true };
-        throw new AlreadyExistsError(key, this.location);
+        return await settleRefusedCreate(this, key, options.owner, size);
       }
-      if (cause.fromService) throw this.explain(`upload ${this.where(key)}`, cause.err);
-      throw new Error(`upload ${this.where(key)}`, { cause: cause.err });
+      throw failedUpload(`upload ${this.keys.where(key)}`, cause, (what, e) => this.explain(what, e));
     } finally {
       dispose();
       await parts.return(undefined).catch(() => {});
@@ -517,10 +494,7 @@ export class S3Store implements Store {
         );
       } catch (err) {
         if (s3ErrorCode(err) === "NoSuchUpload") return;
-        const reason = explainS3Error(err, {
-          bucket: this.bucket,
-          endpoint: this.endpointForMessages,
-        }).message;
+        const reason = this.explainOnly(err).message;
         this.warn(
           `warning: could not abort the multipart upload of s3://${Bucket}/${Key} (${reason}); its parts stay ` +
             "invisible but billed until a lifecycle rule with AbortIncompleteMultipartUpload removes them",
@@ -532,7 +506,7 @@ export class S3Store implements Store {
 
   async get(key: string, options: { signal?: AbortSignal } = {}): Promise<Readable> {
     await this.load();
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     const { signal } = options;
     try {
       const out = await this.retry(
@@ -551,7 +525,7 @@ export class S3Store implements Store {
         if (hidden) return await this.getVersion(key, hidden, signal);
         throw new NotFoundError(key, this.location);
       }
-      throw this.explain(`download ${this.where(key)}`, err);
+      throw this.explain(`download ${this.keys.where(key)}`, err);
     }
   }
 
@@ -560,7 +534,7 @@ export class S3Store implements Store {
    * it (see s3-object-lock.ts); null elsewhere, or when the key is really gone.
    */
   private async hiddenVersion(objectKey: string): Promise<string | null> {
-    if ((await this.lockEnabled().catch(() => undefined)) !== true) return null;
+    if ((await this.bucketLock.get().catch(() => undefined)) !== true) return null;
     try {
       return (await hiddenVersion(this.lockContext(), objectKey))?.versionId ?? null;
     } catch {
@@ -569,7 +543,7 @@ export class S3Store implements Store {
   }
 
   private async getVersion(key: string, VersionId: string, signal?: AbortSignal): Promise<Readable> {
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     try {
       const out = await this.retry(
         () =>
@@ -583,13 +557,13 @@ export class S3Store implements Store {
       return out.Body as Readable;
     } catch (err) {
       if (isS3NotFound(err)) throw new NotFoundError(key, this.location);
-      throw this.explain(`download ${this.where(key)}`, err);
+      throw this.explain(`download ${this.keys.where(key)}`, err);
     }
   }
 
   /** HEAD of the key's current version, or of its newest data behind a delete marker (lock buckets); null if none. */
   private async head(key: string) {
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     const send = (VersionId?: string) =>
       this.retry(() =>
         this.s3.send(
@@ -618,12 +592,12 @@ export class S3Store implements Store {
    */
   async retention(key: string): Promise<Retention> {
     await this.load();
-    if ((await this.lockEnabled().catch(() => undefined)) === false) return NO_RETENTION;
+    if ((await this.bucketLock.get().catch(() => undefined)) === false) return NO_RETENTION;
     let found: Awaited<ReturnType<typeof this.head>>;
     try {
       found = await this.head(key);
     } catch (err) {
-      throw this.explain(`read the retention of ${this.where(key)}`, err);
+      throw this.explain(`read the retention of ${this.keys.where(key)}`, err);
     }
     if (!found) throw new NotFoundError(key, this.location);
     return retentionFromHead(found.out);
@@ -644,14 +618,14 @@ export class S3Store implements Store {
         ...(found.behindDeleteMarker ? { behindDeleteMarker: true } : {}),
       };
     } catch (err) {
-      throw this.explain(`stat ${this.where(key)}`, err);
+      throw this.explain(`stat ${this.keys.where(key)}`, err);
     }
   }
 
   async *list(prefix = ""): AsyncIterable<ObjectInfo> {
     await this.load();
-    const root = this.prefix ? `${this.prefix}/` : "";
-    if ((await this.lockEnabled().catch(() => undefined)) === true) {
+    const root = this.keys.root;
+    if ((await this.bucketLock.get().catch(() => undefined)) === true) {
       // Versions, so that a delete marker over a locked backup does not hide it (s3-object-lock.ts).
       let latest: Awaited<ReturnType<typeof latestDataVersions>>;
       try {
@@ -737,7 +711,7 @@ export class S3Store implements Store {
    */
   async *incompleteUploads(prefix = ""): AsyncIterable<IncompleteUpload> {
     await this.load();
-    const root = this.prefix ? `${this.prefix}/` : "";
+    const root = this.keys.root;
     const seen = new Set<string>();
     for (const listPrefix of [root + prefix, ""]) {
       for await (const upload of this.listUploads(listPrefix)) {
@@ -786,7 +760,7 @@ export class S3Store implements Store {
   /** Aborts one incomplete multipart upload, dropping its parts; one that is gone already counts as done. */
   async abortIncompleteUpload(key: string, uploadId: string): Promise<void> {
     await this.load();
-    const Key = this.objectKey(key);
+    const Key = this.keys.fullName(key);
     try {
       await this.retry(() =>
         this.s3.send(
@@ -795,7 +769,7 @@ export class S3Store implements Store {
       );
     } catch (err) {
       if (s3ErrorCode(err) === "NoSuchUpload" || isS3NotFound(err)) return;
-      throw this.explain(`abort the multipart upload of ${this.where(key)}`, err);
+      throw this.explain(`abort the multipart upload of ${this.keys.where(key)}`, err);
     }
   }
 
@@ -811,8 +785,8 @@ export class S3Store implements Store {
 
   async delete(key: string): Promise<void> {
     await this.load();
-    const Key = this.objectKey(key);
-    if ((await this.lockEnabled().catch(() => undefined)) === true) {
+    const Key = this.keys.fullName(key);
+    if ((await this.bucketLock.get().catch(() => undefined)) === true) {
       // By version id: a plain delete would only stack a delete marker over data that stays (and is billed).
       try {
         await deleteAllVersions(this.lockContext(), Key);
@@ -822,9 +796,9 @@ export class S3Store implements Store {
             (r) => retentionHold(r, new Date()),
             () => null,
           );
-          if (hold) throw new Error(`delete ${this.where(key)}: ${hold}`, { cause: err });
+          if (hold) throw new Error(`delete ${this.keys.where(key)}: ${hold}`, { cause: err });
         }
-        throw this.explain(`delete ${this.where(key)}`, err);
+        throw this.explain(`delete ${this.keys.where(key)}`, err);
       }
       return;
     }
@@ -832,7 +806,7 @@ export class S3Store implements Store {
       await this.retry(() => this.s3.send(new this.api.DeleteObjectCommand({ Bucket: this.bucket, Key })));
     } catch (err) {
       if (isS3NotFound(err)) return;
-      throw this.explain(`delete ${this.where(key)}`, err);
+      throw this.explain(`delete ${this.keys.where(key)}`, err);
     }
   }
 }
@@ -873,8 +847,4 @@ function isConditionRefused(err: unknown): boolean {
 /** 412: a conditional write found the key taken. */
 function isPreconditionFailed(err: unknown): boolean {
   return s3ErrorCode(err) === "PreconditionFailed" || httpStatus(err) === 412;
-}
-
-function isAbort(err: unknown): boolean {
-  return err instanceof Error && err.name === "AbortError";
 }
