@@ -508,12 +508,11 @@ class RecordSchema<K extends Schema<string, unknown>, V extends AnySchema> exten
   Record<K["_output"], V["_output"]>,
   Record<string, V["_input"]>
 > {
-  readonly key: K;
-  readonly value: V;
+  /** The schemas every key and every value must pass. */
+  readonly entry: { key: K; value: V };
   constructor(key: K, value: V) {
     super();
-    this.key = key;
-    this.value = value;
+    this.entry = { key, value };
   }
   protected parseType(p: Payload): Payload {
     const input = p.value;
@@ -523,12 +522,12 @@ class RecordSchema<K extends Schema<string, unknown>, V extends AnySchema> exten
     }
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(input as Record<string, unknown>)) {
-      const key = this.key.run({ value: k, issues: [] });
+      const key = this.entry.key.run({ value: k, issues: [] });
       if (key.issues.length > 0) {
         p.issues.push({ code: "invalid_key", path: [k], message: "Invalid key in record" });
         continue;
       }
-      const r = this.value.run({ value: v, issues: [] });
+      const r = this.entry.value.run({ value: v, issues: [] });
       p.issues.push(...prefix(k, r.issues));
       out[key.value as string] = r.value;
     }
