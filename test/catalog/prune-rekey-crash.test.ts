@@ -34,7 +34,7 @@ import { assertOk, runCli } from "../fixtures/cli.ts";
 import { startMinio, type TestMinioServer } from "../fixtures/minio-server.ts";
 import { minioPeer, REPO_ROOT, skipReason } from "../fixtures/peers.ts";
 import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
-import { prepareRekey, type RekeySetup, rekeyToNewKey, saveToOldKey } from "../fixtures/rekey-setup.ts";
+import { prepareRekey, type RekeySetup, rekeyToNewKeyArgs, saveToOldKey } from "../fixtures/rekey-setup.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
@@ -206,7 +206,7 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
     const older = await saveToOldKey(setup, to, "retired", { env });
     await delay(1100); // names carry whole seconds
     const newer = await saveToOldKey(setup, to, "retired", { env });
-    const killed = await runCli(rekeyToNewKey(setup, older, to), {
+    const killed = await runCli(rekeyToNewKeyArgs(setup, older, to), {
       env: { ...env, ETCD_BACKUP_TEST_REKEY_KILL_AT: step },
     });
     assert.equal(killed.code, null, `the rekey was to be killed at ${step}`);

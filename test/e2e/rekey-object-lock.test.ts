@@ -26,7 +26,7 @@ import { assertOk, runCli } from "../fixtures/cli.ts";
 import { startMinio, type TestMinioServer } from "../fixtures/minio-server.ts";
 import { minioPeer, REPO_ROOT, skipReason } from "../fixtures/peers.ts";
 import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
-import { prepareRekey, type RekeySetup, rekeyToNewKey, saveToOldKey } from "../fixtures/rekey-setup.ts";
+import { prepareRekey, type RekeySetup, rekeyToNewKeyArgs, saveToOldKey } from "../fixtures/rekey-setup.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
 const SEED = testSeed(Date.now() % 2 ** 31);
@@ -131,7 +131,7 @@ describe(`rekey under S3 Object Lock on MinIO (seed ${SEED})`, {
       const [oldVersion] = await versionsOf(name);
       assert.ok(oldVersion?.VersionId);
 
-      const rekey = await runCli(rekeyToNewKey(setup, name, `s3://${BUCKET}`), { env });
+      const rekey = await runCli(rekeyToNewKeyArgs(setup, name, `s3://${BUCKET}`), { env });
       assertOk(rekey);
       const said = `${rekey.stdout}${rekey.stderr}`;
       assert.equal(said.match(/previous version/g)?.length, 1, `rekey said:\n${said}`);
