@@ -22,19 +22,17 @@ import { buffer } from "node:stream/consumers";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
-import { ListObjectVersionsCommand, S3Client } from "@aws-sdk/client-s3";
 import { REKEY_STEPS, type RekeyStep } from "../../src/backup/rekey.ts";
 import { manifestKey } from "../../src/catalog/names.ts";
 import { pruneBackups } from "../../src/catalog/prune.ts";
 import type { RekeyResolution } from "../../src/catalog/prune-rekeys.ts";
 import { LocalStore } from "../../src/store/local.ts";
-import { S3Store } from "../../src/store/s3.ts";
 import type { Store } from "../../src/store/store.ts";
 import { assertOk, runCli } from "../fixtures/cli.ts";
 import { startMinio, type TestMinioServer } from "../fixtures/minio-server.ts";
 import { minioPeer, REPO_ROOT, skipReason } from "../fixtures/peers.ts";
 import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
-import { prepareRekey, type RekeySetup, rekeyToNewKeyArgs, saveToOldKey } from "../fixtures/rekey-setup.ts";
+import { prepareRekey, type RekeySetup, rekeyS3Bucket } from "../fixtures/rekey-setup.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
@@ -203,10 +201,10 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
     leftovers: () => Promise<string[]>,
   ): Promise<string> {
     const step = rand.pick(REKEY_STEPS.filter((s) => expectedResolution(s) !== undefined));
-    const older = await saveToOldKey(setup, to, "retired", { env });
+    const older = await setup.saveToOldKey(to, "retired", { env });
     await delay(1100); // names carry whole seconds
-    const newer = await saveToOldKey(setup, to, "retired", { env });
-    const killed = await runCli(rekeyToNewKeyArgs(setup, older, to), {
+    const newer = await setup.saveToOldKey(to, "retired", { env });
+    const killed = await runCli(setup.rekeyArgs(older, to), {
       env: { ...env, ETCD_BACKUP_TEST_REKEY_KILL_AT: step },
     });
     assert.equal(killed.code, null, `the rekey was to be killed at ${step}`);
@@ -252,38 +250,19 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
   });
 
   test("on S3 (s3rver, part copy)", async (t) => {
-    const env = {
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_REGION: "us-east-1",
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_EC2_METADATA_DISABLED: "true",
-      ETCD_BACKUP_S3_PART_SIZE: "5",
-    };
-    const store = new S3Store({
-      bucket: "backups",
-      settings: { endpoint: s3.endpoint, retryBaseDelayMs: 5 },
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    const leftovers = async () => {
-      const keys: string[] = [];
-      for await (const o of store.list("")) if (o.key.includes(".rekey")) keys.push(o.key);
-      return keys;
-    };
+    const { to, env, store, leftovers, destroy } = rekeyS3Bucket(s3, "backups");
     try {
       await withSeed(SEED, async () => {
         await rekeyCrashRounds({
           ...setup,
-          ...{ to: "s3://backups", env, leftovers },
+          ...{ to, env, leftovers },
           ...{ rand: new SeededRandom(SEED + 1), count: 5, diag: (l) => t.diagnostic(l) },
-          resolve: pruneInstead(store, "s3://backups", env),
+          resolve: pruneInstead(store, to, env),
         });
-        t.diagnostic(
-          await deletedWithItsBackup(store, "s3://backups", env, new SeededRandom(SEED + 11), leftovers),
-        );
+        t.diagnostic(await deletedWithItsBackup(store, to, env, new SeededRandom(SEED + 11), leftovers));
       });
     } finally {
-      store.destroy();
+      destroy();
     }
   });
 
@@ -291,42 +270,17 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
     skip: skipReason(minioPeer(), "MinIO"),
   }, async (t) => {
     const minio: TestMinioServer = await startMinio();
-    const credentials = { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey };
-    const store = new S3Store({
-      bucket: "locked",
-      settings: { endpoint: minio.endpoint, retryBaseDelayMs: 5 },
-      credentials,
-    });
-    const client = new S3Client({
-      endpoint: minio.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials,
-    });
+    // Any version or delete marker of a journal or copy counts: nothing of a rekey may stay behind.
+    const { to, env, store, leftovers, destroy } = rekeyS3Bucket(minio, "locked", { versions: true });
     try {
       await minio.createBucket("locked", { objectLock: true });
-      const env = {
-        AWS_ACCESS_KEY_ID: minio.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-        AWS_REGION: "us-east-1",
-        AWS_ENDPOINT_URL_S3: minio.endpoint,
-        AWS_EC2_METADATA_DISABLED: "true",
-        ETCD_BACKUP_S3_PART_SIZE: "5",
-      };
-      // Any version or delete marker of a journal or copy counts: nothing of a rekey may stay behind.
-      const leftovers = async () => {
-        const out = await client.send(new ListObjectVersionsCommand({ Bucket: "locked" }));
-        return [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])]
-          .map((v) => v.Key ?? "")
-          .filter((k) => k.includes(".rekey"));
-      };
       await withSeed(SEED, () =>
         rekeyCrashRounds({
           ...setup,
-          ...{ to: "s3://locked", env, leftovers },
+          ...{ to, env, leftovers },
           ...{ rand: new SeededRandom(SEED + 2), count: 5, diag: (l) => t.diagnostic(l) },
           saveArgs: ["--s3-object-lock", "governance", "--s3-object-lock-days", "1"],
-          resolve: pruneInstead(store, "s3://locked", env),
+          resolve: pruneInstead(store, to, env),
           afterRound: async (name, step) => {
             assert.equal((await store.retention(name)).mode, "governance", `after a kill at ${step}: object`);
             assert.equal(
@@ -338,8 +292,7 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
         }),
       );
     } finally {
-      store.destroy();
-      client.destroy();
+      destroy();
       await minio.stop();
     }
   });

@@ -25,7 +25,7 @@ import type { Retention } from "../../src/store/store.ts";
 import { type AzureBlobStandin, startAzureBlobStandin } from "../fixtures/azure-blob-standin.ts";
 import { assertOk, runCli } from "../fixtures/cli.ts";
 import { REPO_ROOT } from "../fixtures/peers.ts";
-import { prepareRekey, type RekeySetup, rekeyToNewKeyArgs, saveToOldKey } from "../fixtures/rekey-setup.ts";
+import { prepareRekey, type RekeySetup } from "../fixtures/rekey-setup.ts";
 
 const AGE = join(REPO_ROOT, ".peers", "age-1.3.2", "bin", "age");
 const CONTAINER = "locked";
@@ -103,14 +103,14 @@ describe("rekey under Azure version-level immutability (Blob service STAND-IN)",
     test(`${c.label}: the rekeyed backup stays held, the old version stays readable by the old key only`, async () => {
       const to = `azblob://${CONTAINER}/${PREFIX}`;
       const { work, snapshot, a, b } = setup;
-      const name = await saveToOldKey(setup, to, `lock${i}`, { env });
+      const name = await setup.saveToOldKey(to, `lock${i}`, { env });
       for (const key of [name, manifestKey(name)]) standin.setPolicy(CONTAINER, `${PREFIX}/${key}`, c.lock);
       const old = await store.retention(name);
       assert.equal(old.mode, c.expect.mode);
       assert.equal(old.legalHold, c.expect.legalHold);
       assert.equal(old.retainUntil?.getTime(), c.lock.until?.getTime());
 
-      const rekey = await runCli(rekeyToNewKeyArgs(setup, name, to), { env });
+      const rekey = await runCli(setup.rekeyArgs(name, to), { env });
       assertOk(rekey);
       const said = `${rekey.stdout}${rekey.stderr}`;
       assert.equal(said.match(/previous version/g)?.length, 1, `rekey said:\n${said}`);

@@ -10,9 +10,8 @@
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { S3Store } from "../../src/store/s3.ts";
 import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
-import { prepareRekey, type RekeySetup } from "../fixtures/rekey-setup.ts";
+import { prepareRekey, type RekeySetup, rekeyS3Bucket } from "../fixtures/rekey-setup.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
@@ -46,34 +45,17 @@ describe(`rekey killed at seeded points (seed ${SEED})`, () => {
   });
 
   test("on S3 (s3rver, part copy)", async (t) => {
-    const env = {
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_REGION: "us-east-1",
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_EC2_METADATA_DISABLED: "true",
-      ETCD_BACKUP_S3_PART_SIZE: "5",
-    };
-    const store = new S3Store({
-      bucket: "backups",
-      settings: { endpoint: s3.endpoint, retryBaseDelayMs: 5 },
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    const leftovers = async () => {
-      const keys: string[] = [];
-      for await (const o of store.list("")) if (o.key.includes(".rekey")) keys.push(o.key);
-      return keys;
-    };
+    const bucket = rekeyS3Bucket(s3, "backups");
     try {
       await withSeed(SEED, () =>
         rekeyCrashRounds({
           ...setup,
-          ...{ to: "s3://backups", env, leftovers },
+          ...{ to: bucket.to, env: bucket.env, leftovers: bucket.leftovers },
           ...{ rand: new SeededRandom(SEED + 1), count: 4, diag: (l) => t.diagnostic(l) },
         }),
       );
     } finally {
-      store.destroy();
+      bucket.destroy();
     }
   });
 });

@@ -18,7 +18,7 @@ import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
 import { startCountingProxy, startNoPartCopyProxy } from "../fixtures/counting-proxy.ts";
 import { startMinio } from "../fixtures/minio-server.ts";
 import { minioPeer, skipReason } from "../fixtures/peers.ts";
-import { prepareRekey, type RekeySetup, rekeyToNewKeyArgs, saveToOldKey } from "../fixtures/rekey-setup.ts";
+import { prepareRekey, type RekeySetup } from "../fixtures/rekey-setup.ts";
 import { startS3Server } from "../fixtures/s3-server.ts";
 
 const MiB = 1024 * 1024;
@@ -67,7 +67,7 @@ describe("rekey on S3", () => {
     });
     const to = "s3://backups/prod";
     const { work, snapshot, a, b } = setup;
-    const name = await saveToOldKey(setup, to, "prod", { env: env(server.endpoint) });
+    const name = await setup.saveToOldKey(to, "prod", { env: env(server.endpoint) });
     const store = new S3Store({
       bucket: "backups",
       prefix: "prod",
@@ -80,7 +80,7 @@ describe("rekey on S3", () => {
       let r: Awaited<ReturnType<typeof runCli>>;
       try {
         r = await runCli(
-          [...rekeyToNewKeyArgs(setup, name, to), "-o", "json"],
+          [...setup.rekeyArgs(name, to), "-o", "json"],
           // No part size given: the sent first part is S3's 5 MiB minimum whatever the store's part size.
           { env: { ...env(proxy.endpoint), ETCD_BACKUP_S3_PART_SIZE: "" } },
         );
