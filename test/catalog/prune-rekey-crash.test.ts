@@ -16,34 +16,23 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { buffer } from "node:stream/consumers";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
-import { ListObjectVersionsCommand, S3Client } from "@aws-sdk/client-s3";
 import { REKEY_STEPS, type RekeyStep } from "../../src/backup/rekey.ts";
 import { manifestKey } from "../../src/catalog/names.ts";
 import { pruneBackups } from "../../src/catalog/prune.ts";
 import type { RekeyResolution } from "../../src/catalog/prune-rekeys.ts";
 import { LocalStore } from "../../src/store/local.ts";
-import { S3Store } from "../../src/store/s3.ts";
 import type { Store } from "../../src/store/store.ts";
-import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
-import { fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { assertOk, runCli } from "../fixtures/cli.ts";
 import { startMinio, type TestMinioServer } from "../fixtures/minio-server.ts";
 import { minioPeer, REPO_ROOT, skipReason } from "../fixtures/peers.ts";
 import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
+import { prepareRekey, type RekeySetup, rekeyS3Bucket } from "../fixtures/rekey-setup.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
@@ -84,40 +73,25 @@ async function contents(store: Store): Promise<Record<string, string>> {
 describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
   skip: existsSync(AGE) ? false : "age 1.3.2 not built in .peers",
 }, () => {
-  let work: string;
-  let snapshot: string;
+  let setup: RekeySetup;
   let snapshotSha: string;
-  let a: { identity: string; recipient: string };
-  let b: { identity: string; recipient: string };
   let s3: TestS3Server;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "etcd-backup-prune-rekey-crash-"));
-    mkdirSync(join(work, "a"));
-    mkdirSync(join(work, "b"));
-    a = await keygen(join(work, "a"));
-    b = await keygen(join(work, "b"));
-    const etcd = await startEtcd();
-    try {
-      // About 6.5 MB stored (--compress none): above one 5 MiB part on S3, so rekey copies parts server-side.
-      await fillKeys(etcd, 1600, { prefix: "/registry/configmaps/default/big-", valueSize: 4000 });
-      snapshot = join(work, "snapshot.db");
-      await etcd.ctl(["snapshot", "save", snapshot]);
-    } finally {
-      await etcd.destroy();
-    }
-    snapshotSha = sha256(readFileSync(snapshot));
+    // About 6.5 MB stored (--compress none): above one 5 MiB part on S3, so rekey copies parts server-side.
+    setup = await prepareRekey("prune-rekey-crash", 1600);
+    snapshotSha = sha256(readFileSync(setup.snapshot));
     s3 = await startS3Server();
     await s3.createBucket("backups");
   });
   after(async () => {
     await s3?.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (setup) rmSync(setup.work, { recursive: true, force: true });
   });
 
   /** Whether the real `age -d` opens the backup's object with `identity` (--compress none: the snapshot itself). */
   async function ageOpens(store: Store, name: string, identity: string): Promise<boolean> {
-    const file = join(work, "object.age");
+    const file = join(setup.work, "object.age");
     writeFileSync(file, await buffer(await store.get(name)));
     try {
       const out = await exec(AGE, ["-d", "-i", identity, file], { encoding: "buffer", maxBuffer: 1 << 28 });
@@ -206,8 +180,8 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
       );
       assert.equal(done.backups.find((x) => x.entry.key === r.name)?.action, "keep");
       const [withA, withB] = [
-        await ageOpens(store, r.name, a.identity),
-        await ageOpens(store, r.name, b.identity),
+        await ageOpens(store, r.name, setup.a.identity),
+        await ageOpens(store, r.name, setup.b.identity),
       ];
       assert.deepEqual(
         [withA, withB],
@@ -227,27 +201,12 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
     leftovers: () => Promise<string[]>,
   ): Promise<string> {
     const step = rand.pick(REKEY_STEPS.filter((s) => expectedResolution(s) !== undefined));
-    const save = async () => {
-      const saved = await runCli(
-        [
-          ...["save", "--from-file", snapshot, "--to", to, "--cluster", "retired"],
-          ...["--compress", "none", "--recipient", a.recipient, "-o", "json"],
-        ],
-        { env },
-      );
-      assertOk(saved);
-      return (JSON.parse(saved.stdout) as { key: string }).key;
-    };
-    const older = await save();
+    const older = await setup.saveToOldKey(to, "retired", { env });
     await delay(1100); // names carry whole seconds
-    const newer = await save();
-    const killed = await runCli(
-      [
-        ...["rekey", older, "--to", to, "--identity", a.identity],
-        ...["--recipient", b.recipient, "--remove-recipient", a.recipient],
-      ],
-      { env: { ...env, ETCD_BACKUP_TEST_REKEY_KILL_AT: step } },
-    );
+    const newer = await setup.saveToOldKey(to, "retired", { env });
+    const killed = await runCli(setup.rekeyArgs(older, to), {
+      env: { ...env, ETCD_BACKUP_TEST_REKEY_KILL_AT: step },
+    });
     assert.equal(killed.code, null, `the rekey was to be killed at ${step}`);
     assert.ok((await leftovers()).length > 0, `a kill at ${step} left nothing`);
 
@@ -267,21 +226,22 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
     assert.deepEqual(await leftovers(), [], `killed at ${step}: left after the backup was deleted`);
     assert.equal(await store.stat(older), null);
     assert.equal(await store.stat(manifestKey(older)), null);
-    const out = join(work, "newer.db");
-    assertOk(await runCli(["restore", newer, "--to", to, "-i", a.identity, "--to-file", out], { env }));
+    const out = join(setup.work, "newer.db");
+    assertOk(await runCli(["restore", newer, "--to", to, "-i", setup.a.identity, "--to-file", out], { env }));
     assert.equal(sha256(readFileSync(out)), snapshotSha);
     rmSync(out);
     return `older backup's rekey killed at ${step}: kept within the grace period, deleted with its leftovers after`;
   }
 
   test("on a directory", async (t) => {
-    const dir = join(work, "dir");
+    const dir = join(setup.work, "dir");
     mkdirSync(dir);
     const store = new LocalStore(dir);
     const leftovers = async () => readdirSync(dir).filter((f) => /\.rekey|etcd-backup-tmp/.test(f));
     await withSeed(SEED, async () => {
       await rekeyCrashRounds({
-        ...{ to: dir, env: {}, work, snapshot, a, b, leftovers },
+        ...setup,
+        ...{ to: dir, env: {}, leftovers },
         ...{ rand: new SeededRandom(SEED), count: 7, diag: (l) => t.diagnostic(l) },
         resolve: pruneInstead(store, dir, {}),
       });
@@ -290,37 +250,19 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
   });
 
   test("on S3 (s3rver, part copy)", async (t) => {
-    const env = {
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_REGION: "us-east-1",
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_EC2_METADATA_DISABLED: "true",
-      ETCD_BACKUP_S3_PART_SIZE: "5",
-    };
-    const store = new S3Store({
-      bucket: "backups",
-      settings: { endpoint: s3.endpoint, retryBaseDelayMs: 5 },
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    const leftovers = async () => {
-      const keys: string[] = [];
-      for await (const o of store.list("")) if (o.key.includes(".rekey")) keys.push(o.key);
-      return keys;
-    };
+    const { to, env, store, leftovers, destroy } = rekeyS3Bucket(s3, "backups");
     try {
       await withSeed(SEED, async () => {
         await rekeyCrashRounds({
-          ...{ to: "s3://backups", env, work, snapshot, a, b, leftovers },
+          ...setup,
+          ...{ to, env, leftovers },
           ...{ rand: new SeededRandom(SEED + 1), count: 5, diag: (l) => t.diagnostic(l) },
-          resolve: pruneInstead(store, "s3://backups", env),
+          resolve: pruneInstead(store, to, env),
         });
-        t.diagnostic(
-          await deletedWithItsBackup(store, "s3://backups", env, new SeededRandom(SEED + 11), leftovers),
-        );
+        t.diagnostic(await deletedWithItsBackup(store, to, env, new SeededRandom(SEED + 11), leftovers));
       });
     } finally {
-      store.destroy();
+      destroy();
     }
   });
 
@@ -328,41 +270,17 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
     skip: skipReason(minioPeer(), "MinIO"),
   }, async (t) => {
     const minio: TestMinioServer = await startMinio();
-    const credentials = { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey };
-    const store = new S3Store({
-      bucket: "locked",
-      settings: { endpoint: minio.endpoint, retryBaseDelayMs: 5 },
-      credentials,
-    });
-    const client = new S3Client({
-      endpoint: minio.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials,
-    });
+    // Any version or delete marker of a journal or copy counts: nothing of a rekey may stay behind.
+    const { to, env, store, leftovers, destroy } = rekeyS3Bucket(minio, "locked", { versions: true });
     try {
       await minio.createBucket("locked", { objectLock: true });
-      const env = {
-        AWS_ACCESS_KEY_ID: minio.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-        AWS_REGION: "us-east-1",
-        AWS_ENDPOINT_URL_S3: minio.endpoint,
-        AWS_EC2_METADATA_DISABLED: "true",
-        ETCD_BACKUP_S3_PART_SIZE: "5",
-      };
-      // Any version or delete marker of a journal or copy counts: nothing of a rekey may stay behind.
-      const leftovers = async () => {
-        const out = await client.send(new ListObjectVersionsCommand({ Bucket: "locked" }));
-        return [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])]
-          .map((v) => v.Key ?? "")
-          .filter((k) => k.includes(".rekey"));
-      };
       await withSeed(SEED, () =>
         rekeyCrashRounds({
-          ...{ to: "s3://locked", env, work, snapshot, a, b, leftovers },
+          ...setup,
+          ...{ to, env, leftovers },
           ...{ rand: new SeededRandom(SEED + 2), count: 5, diag: (l) => t.diagnostic(l) },
           saveArgs: ["--s3-object-lock", "governance", "--s3-object-lock-days", "1"],
-          resolve: pruneInstead(store, "s3://locked", env),
+          resolve: pruneInstead(store, to, env),
           afterRound: async (name, step) => {
             assert.equal((await store.retention(name)).mode, "governance", `after a kill at ${step}: object`);
             assert.equal(
@@ -374,8 +292,7 @@ describe(`prune after a rekey killed at seeded points (seed ${SEED})`, {
         }),
       );
     } finally {
-      store.destroy();
-      client.destroy();
+      destroy();
       await minio.stop();
     }
   });

@@ -1,21 +1,18 @@
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readLogCatalog } from "../../src/point-in-time/catalog.ts";
 import { readSegmentPayload } from "../../src/point-in-time/log-store.ts";
 import { segmentKey } from "../../src/point-in-time/names.ts";
 import { parseSegment } from "../../src/point-in-time/segment-format.ts";
 import { verifyLog } from "../../src/point-in-time/verify-log.ts";
-import { LocalStore } from "../../src/store/local.ts";
 import { assertOk, runCli } from "../fixtures/cli.ts";
-import { EtcdKv } from "../fixtures/etcd-kv.ts";
-import { type EtcdServer, startEtcd } from "../fixtures/etcd-server.ts";
-import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
-import { assertSameAsLiveAt, startLog, waitForReach } from "../point-in-time/harness.ts";
+import type { EtcdKv } from "../fixtures/etcd-kv.ts";
+import type { SeededRandom } from "../fixtures/seeded-random.ts";
+import { assertSameAsLiveAt, startLog, useLogTestBed, waitForReach } from "../point-in-time/harness.ts";
 import { currentRevision } from "../point-in-time/workload.ts";
 
 /** Writes one key after another until stopped; resolves to the number of writes. */
@@ -39,115 +36,94 @@ function backgroundWriter(kv: EtcdKv, rng: SeededRandom): { stop(): Promise<numb
 }
 
 describe("point-in-time: a log killed mid-segment", () => {
-  let etcd: EtcdServer;
-  let work: string;
-
-  before(async () => {
-    work = mkdtempSync(join(tmpdir(), "etcd-backup-pitr-crash-"));
-    etcd = await startEtcd();
-  });
-
-  after(async () => {
-    await etcd?.destroy();
-    rmSync(work, { recursive: true, force: true });
-  });
+  const bed = useLogTestBed("point-in-time: a log killed mid-segment");
 
   test("SIGKILL loses only the open segment; the restart resumes at the last closed revision + 1, no revision missing or twice", async () => {
-    const seed = testSeed(Date.now() % 1_000_000);
-    const where = `seed ${seed} (rerun with ETCD_BACKUP_TEST_SEED=${seed})`;
-    const rng = new SeededRandom(seed);
-    const dest = join(work, "store");
-    mkdirSync(dest);
-    const store = new LocalStore(dest);
-    const kv = new EtcdKv(etcd.endpoint);
+    const { etcd, work, dest, store, kv, where, rng } = bed.get();
+    await kv.putAll([{ key: "/crash/seed", value: "x" }]);
+    assertOk(await runCli(["save", "--endpoints", etcd.endpoint, "--to", dest, "--no-encrypt"]));
+    const base = await currentRevision(kv);
+    const args = ["--endpoints", etcd.endpoint, "--to", dest, "--no-encrypt", "--segment-interval", "2s"];
+
+    const writer = backgroundWriter(kv, rng);
+    const first = startLog(args);
+    // Late enough for a first close even on a loaded machine, at a random moment inside a segment.
+    await sleep(rng.int(4500, 7000) + rng.int(0, 1999));
+    await first.kill();
+    const writtenAtKill = await currentRevision(kv);
+    const [afterKill] = await readLogCatalog(store, { cluster: "etcd" });
+    const closedAtKill = afterKill!.chains.at(-1)!.reach;
+    assert.ok(closedAtKill > base, `${where}: nothing was closed before the kill\n${first.stderr()}`);
+    assert.ok(
+      writtenAtKill > closedAtKill,
+      `${where}: the kill found no open segment (closed ${closedAtKill}, written ${writtenAtKill})`,
+    );
+    // A segment object the killed log had stored without its manifest (not closed): the restart removes it.
+    const unclosed = segmentKey("etcd", base, closedAtKill + 1, closedAtKill + 5, false);
+    await store.put(unclosed, Readable.from([Buffer.from("not a closed segment")]));
+
+    await sleep(1500);
+    const second = startLog(args);
+    await sleep(3000);
+    await writer.stop();
+    const last = await currentRevision(kv);
     try {
-      await kv.putAll([{ key: "/crash/seed", value: "x" }]);
-      assertOk(await runCli(["save", "--endpoints", etcd.endpoint, "--to", dest, "--no-encrypt"]));
-      const base = await currentRevision(kv);
-      const args = ["--endpoints", etcd.endpoint, "--to", dest, "--no-encrypt", "--segment-interval", "2s"];
-
-      const writer = backgroundWriter(kv, rng);
-      const first = startLog(args);
-      // Late enough for a first close even on a loaded machine, at a random moment inside a segment.
-      await sleep(rng.int(4500, 7000) + rng.int(0, 1999));
-      await first.kill();
-      const writtenAtKill = await currentRevision(kv);
-      const [afterKill] = await readLogCatalog(store, { cluster: "etcd" });
-      const closedAtKill = afterKill!.chains.at(-1)!.reach;
-      assert.ok(closedAtKill > base, `${where}: nothing was closed before the kill\n${first.stderr()}`);
-      assert.ok(
-        writtenAtKill > closedAtKill,
-        `${where}: the kill found no open segment (closed ${closedAtKill}, written ${writtenAtKill})`,
-      );
-      // A segment object the killed log had stored without its manifest (not closed): the restart removes it.
-      const unclosed = segmentKey("etcd", base, closedAtKill + 1, closedAtKill + 5, false);
-      await store.put(unclosed, Readable.from([Buffer.from("not a closed segment")]));
-
-      await sleep(1500);
-      const second = startLog(args);
-      await sleep(3000);
-      await writer.stop();
-      const last = await currentRevision(kv);
-      try {
-        await waitForReach(store, "etcd", last, second);
-      } finally {
-        assert.equal(await second.stop(), 0, second.stderr());
-      }
-      assert.match(
-        second.stderr(),
-        new RegExp(`resuming chain ${base} after its last closed revision ${closedAtKill}\\b`),
-      );
-      assert.match(second.stderr(), /removing unclosed segment/);
-      assert.doesNotMatch(second.stderr(), /gap/);
-
-      const [log] = await readLogCatalog(store, { cluster: "etcd" });
-      assert.equal(log!.chains.length, 1, `${where}: one chain expected`);
-      const chain = log!.chains[0]!;
-      assert.deepEqual(chain.holes, []);
-      assert.deepEqual(chain.unclosed, []);
-      assert.equal(log!.gaps.length, 0);
-      const seen: number[] = [];
-      for (const s of chain.segments) {
-        const payload = await readSegmentPayload(store, s.manifest, s.key, {});
-        for (const r of parseSegment(payload)) if (r.kind === "revision") seen.push(r.revision);
-      }
-      const expected = Array.from({ length: last - base }, (_, i) => base + 1 + i);
-      assert.equal(
-        seen.length,
-        expected.length,
-        `${where}: ${seen.length} revisions logged, ${expected.length} written`,
-      );
-      assert.deepEqual(seen, expected, `${where}: revisions missing, repeated or out of order`);
-
-      // The chain verifies; a damaged segment is named.
-      const verified = await verifyLog(store);
-      assert.deepEqual(verified.findings, []);
-      assert.equal(verified.revisions, last - base);
-      const victim = chain.segments[Math.floor(chain.segments.length / 2)]!.key;
-      const file = join(dest, victim);
-      const bytes = readFileSync(file);
-      bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
-      writeFileSync(join(work, "victim.bak"), readFileSync(file));
-      writeFileSync(file, bytes);
-      const damaged = await verifyLog(store);
-      assert.equal(damaged.findings.length, 1, JSON.stringify(damaged.findings));
-      assert.equal(damaged.findings[0]!.key, victim);
-      assert.equal(damaged.findings[0]!.severity, "error");
-      writeFileSync(file, readFileSync(join(work, "victim.bak")));
-
-      const out = join(work, "last.db");
-      // With 64 guarded Txns in flight: etcd takes some out of order, the guards refuse them, the result is exact.
-      const restored = await runCli(["restore", "--revision", String(last), "--to", dest, "--to-file", out], {
-        env: { ETCD_BACKUP_REPLAY_WINDOW: "64" },
-      });
-      assertOk(restored);
-      assert.match(restored.stderr, /\(\d+ rounds resent\)/);
-      await assertSameAsLiveAt(etcd, out, last, where);
-      process.stdout.write(
-        `# ${where}: base ${base}, closed ${closedAtKill} at the kill with ${writtenAtKill} written, last ${last}\n`,
-      );
+      await waitForReach(store, "etcd", last, second);
     } finally {
-      kv.close();
+      assert.equal(await second.stop(), 0, second.stderr());
     }
+    assert.match(
+      second.stderr(),
+      new RegExp(`resuming chain ${base} after its last closed revision ${closedAtKill}\\b`),
+    );
+    assert.match(second.stderr(), /removing unclosed segment/);
+    assert.doesNotMatch(second.stderr(), /gap/);
+
+    const [log] = await readLogCatalog(store, { cluster: "etcd" });
+    assert.equal(log!.chains.length, 1, `${where}: one chain expected`);
+    const chain = log!.chains[0]!;
+    assert.deepEqual(chain.holes, []);
+    assert.deepEqual(chain.unclosed, []);
+    assert.equal(log!.gaps.length, 0);
+    const seen: number[] = [];
+    for (const s of chain.segments) {
+      const payload = await readSegmentPayload(store, s.manifest, s.key, {});
+      for (const r of parseSegment(payload)) if (r.kind === "revision") seen.push(r.revision);
+    }
+    const expected = Array.from({ length: last - base }, (_, i) => base + 1 + i);
+    assert.equal(
+      seen.length,
+      expected.length,
+      `${where}: ${seen.length} revisions logged, ${expected.length} written`,
+    );
+    assert.deepEqual(seen, expected, `${where}: revisions missing, repeated or out of order`);
+
+    // The chain verifies; a damaged segment is named.
+    const verified = await verifyLog(store);
+    assert.deepEqual(verified.findings, []);
+    assert.equal(verified.revisions, last - base);
+    const victim = chain.segments[Math.floor(chain.segments.length / 2)]!.key;
+    const file = join(dest, victim);
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x40;
+    writeFileSync(join(work, "victim.bak"), readFileSync(file));
+    writeFileSync(file, bytes);
+    const damaged = await verifyLog(store);
+    assert.equal(damaged.findings.length, 1, JSON.stringify(damaged.findings));
+    assert.equal(damaged.findings[0]!.key, victim);
+    assert.equal(damaged.findings[0]!.severity, "error");
+    writeFileSync(file, readFileSync(join(work, "victim.bak")));
+
+    const out = join(work, "last.db");
+    // With 64 guarded Txns in flight: etcd takes some out of order, the guards refuse them, the result is exact.
+    const restored = await runCli(["restore", "--revision", String(last), "--to", dest, "--to-file", out], {
+      env: { ETCD_BACKUP_REPLAY_WINDOW: "64" },
+    });
+    assertOk(restored);
+    assert.match(restored.stderr, /\(\d+ rounds resent\)/);
+    await assertSameAsLiveAt(etcd, out, last, where);
+    process.stdout.write(
+      `# ${where}: base ${base}, closed ${closedAtKill} at the kill with ${writtenAtKill} written, last ${last}\n`,
+    );
   });
 });

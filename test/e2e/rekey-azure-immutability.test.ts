@@ -15,8 +15,7 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
@@ -24,9 +23,9 @@ import { manifestKey } from "../../src/catalog/names.ts";
 import { AzureBlobStore } from "../../src/store/azure-blob.ts";
 import type { Retention } from "../../src/store/store.ts";
 import { type AzureBlobStandin, startAzureBlobStandin } from "../fixtures/azure-blob-standin.ts";
-import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
-import { fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { assertOk, runCli } from "../fixtures/cli.ts";
 import { REPO_ROOT } from "../fixtures/peers.ts";
+import { prepareRekey, type RekeySetup } from "../fixtures/rekey-setup.ts";
 
 const AGE = join(REPO_ROOT, ".peers", "age-1.3.2", "bin", "age");
 const CONTAINER = "locked";
@@ -41,29 +40,14 @@ const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 describe("rekey under Azure version-level immutability (Blob service STAND-IN)", {
   skip: existsSync(AGE) ? false : "age 1.3.2 not built in .peers",
 }, () => {
-  let work: string;
-  let snapshot: string;
-  let a: { identity: string; recipient: string };
-  let b: { identity: string; recipient: string };
+  let setup: RekeySetup;
   let standin: AzureBlobStandin;
   let env: NodeJS.ProcessEnv;
   let store: AzureBlobStore;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "etcd-backup-e2e-rekey-azure-lock-"));
-    mkdirSync(join(work, "a"));
-    mkdirSync(join(work, "b"));
-    a = await keygen(join(work, "a"));
-    b = await keygen(join(work, "b"));
-    const etcd = await startEtcd();
-    try {
-      // About 2.5 MB stored (--compress none): several 1 MiB blocks, so the copy is a staged upload.
-      await fillKeys(etcd, 600, { prefix: "/registry/configmaps/default/big-", valueSize: 4000 });
-      snapshot = join(work, "snapshot.db");
-      await etcd.ctl(["snapshot", "save", snapshot]);
-    } finally {
-      await etcd.destroy();
-    }
+    // About 2.5 MB stored (--compress none): several 1 MiB blocks, so the copy is a staged upload.
+    setup = await prepareRekey("e2e-rekey-azure-lock", 600);
     standin = await startAzureBlobStandin();
     standin.createContainer(CONTAINER, { versionLevelImmutability: true });
     env = {
@@ -81,7 +65,7 @@ describe("rekey under Azure version-level immutability (Blob service STAND-IN)",
   });
   after(async () => {
     await standin?.close();
-    if (work) rmSync(work, { recursive: true, force: true });
+    if (setup) rmSync(setup.work, { recursive: true, force: true });
   });
 
   const ageDecrypts = async (identity: string, data: Buffer, file: string) => {
@@ -118,28 +102,15 @@ describe("rekey under Azure version-level immutability (Blob service STAND-IN)",
   for (const [i, c] of cases.entries()) {
     test(`${c.label}: the rekeyed backup stays held, the old version stays readable by the old key only`, async () => {
       const to = `azblob://${CONTAINER}/${PREFIX}`;
-      const saved = await runCli(
-        [
-          ...["save", "--from-file", snapshot, "--to", to, "--cluster", `lock${i}`],
-          ...["--compress", "none", "--recipient", a.recipient, "-o", "json"],
-        ],
-        { env },
-      );
-      assertOk(saved);
-      const name = (JSON.parse(saved.stdout) as { key: string }).key;
+      const { work, snapshot, a, b } = setup;
+      const name = await setup.saveToOldKey(to, `lock${i}`, { env });
       for (const key of [name, manifestKey(name)]) standin.setPolicy(CONTAINER, `${PREFIX}/${key}`, c.lock);
       const old = await store.retention(name);
       assert.equal(old.mode, c.expect.mode);
       assert.equal(old.legalHold, c.expect.legalHold);
       assert.equal(old.retainUntil?.getTime(), c.lock.until?.getTime());
 
-      const rekey = await runCli(
-        [
-          ...["rekey", name, "--to", to, "--identity", a.identity],
-          ...["--recipient", b.recipient, "--remove-recipient", a.recipient],
-        ],
-        { env },
-      );
+      const rekey = await runCli(setup.rekeyArgs(name, to), { env });
       assertOk(rekey);
       const said = `${rekey.stdout}${rekey.stderr}`;
       assert.equal(said.match(/previous version/g)?.length, 1, `rekey said:\n${said}`);

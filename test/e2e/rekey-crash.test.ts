@@ -7,88 +7,55 @@
  * Seeded; the seed is printed on failure; rerun one with ETCD_BACKUP_TEST_SEED=<seed>. The rounds are
  * test/fixtures/rekey-crash-rounds.ts (shared with the Object Lock run, test/e2e/rekey-object-lock.test.ts).
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { S3Store } from "../../src/store/s3.ts";
-import { keygen } from "../fixtures/cli.ts";
-import { fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
+import { prepareRekey, type RekeySetup, rekeyS3Bucket } from "../fixtures/rekey-setup.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
 const SEED = testSeed(Date.now() % 2 ** 31);
 describe(`rekey killed at seeded points (seed ${SEED})`, () => {
-  let work: string;
-  let snapshot: string;
-  let a: { identity: string; recipient: string };
-  let b: { identity: string; recipient: string };
+  let setup: RekeySetup;
   let s3: TestS3Server;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "etcd-backup-e2e-rekey-crash-"));
-    mkdirSync(join(work, "a"));
-    mkdirSync(join(work, "b"));
-    a = await keygen(join(work, "a"));
-    b = await keygen(join(work, "b"));
-    const etcd = await startEtcd();
-    try {
-      // About 6.5 MB stored (--compress none): above one 5 MiB part on S3.
-      await fillKeys(etcd, 1600, { prefix: "/registry/configmaps/default/big-", valueSize: 4000 });
-      snapshot = join(work, "snapshot.db");
-      await etcd.ctl(["snapshot", "save", snapshot]);
-    } finally {
-      await etcd.destroy();
-    }
+    // About 6.5 MB stored (--compress none): above one 5 MiB part on S3.
+    setup = await prepareRekey("e2e-rekey-crash", 1600);
     s3 = await startS3Server();
     await s3.createBucket("backups");
   });
   after(async () => {
     await s3?.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (setup) rmSync(setup.work, { recursive: true, force: true });
   });
 
   test("on a directory", async (t) => {
-    const dir = join(work, "dir");
+    const dir = join(setup.work, "dir");
     mkdirSync(dir);
     const leftovers = async () => readdirSync(dir).filter((f) => /\.rekey|etcd-backup-tmp/.test(f));
     await withSeed(SEED, () =>
       rekeyCrashRounds({
-        ...{ to: dir, env: {}, work, snapshot, a, b, leftovers },
+        ...setup,
+        ...{ to: dir, env: {}, leftovers },
         ...{ rand: new SeededRandom(SEED), count: 7, diag: (l) => t.diagnostic(l) },
       }),
     );
   });
 
   test("on S3 (s3rver, part copy)", async (t) => {
-    const env = {
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_REGION: "us-east-1",
-      AWS_ENDPOINT_URL_S3: s3.endpoint,
-      AWS_EC2_METADATA_DISABLED: "true",
-      ETCD_BACKUP_S3_PART_SIZE: "5",
-    };
-    const store = new S3Store({
-      bucket: "backups",
-      settings: { endpoint: s3.endpoint, retryBaseDelayMs: 5 },
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    const leftovers = async () => {
-      const keys: string[] = [];
-      for await (const o of store.list("")) if (o.key.includes(".rekey")) keys.push(o.key);
-      return keys;
-    };
+    const bucket = rekeyS3Bucket(s3, "backups");
     try {
       await withSeed(SEED, () =>
         rekeyCrashRounds({
-          ...{ to: "s3://backups", env, work, snapshot, a, b, leftovers },
+          ...setup,
+          ...{ to: bucket.to, env: bucket.env, leftovers: bucket.leftovers },
           ...{ rand: new SeededRandom(SEED + 1), count: 4, diag: (l) => t.diagnostic(l) },
         }),
       );
     } finally {
-      store.destroy();
+      bucket.destroy();
     }
   });
 });

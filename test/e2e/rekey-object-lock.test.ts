@@ -14,20 +14,24 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
-import { GetObjectCommand, HeadObjectCommand, ListObjectVersionsCommand, S3Client } from "@aws-sdk/client-s3";
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectVersionsCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { manifestKey } from "../../src/catalog/names.ts";
-import { S3Store } from "../../src/store/s3.ts";
+import type { S3Store } from "../../src/store/s3.ts";
 import type { Retention } from "../../src/store/store.ts";
-import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
-import { fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
+import { assertOk, runCli } from "../fixtures/cli.ts";
 import { startMinio, type TestMinioServer } from "../fixtures/minio-server.ts";
 import { minioPeer, REPO_ROOT, skipReason } from "../fixtures/peers.ts";
 import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
+import { prepareRekey, type RekeyS3Bucket, type RekeySetup, rekeyS3Bucket } from "../fixtures/rekey-setup.ts";
 import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
 
 const SEED = testSeed(Date.now() % 2 ** 31);
@@ -42,53 +46,25 @@ function sha256(b: Buffer): string {
 describe(`rekey under S3 Object Lock on MinIO (seed ${SEED})`, {
   skip: skipReason(minioPeer(), "MinIO") || (existsSync(AGE) ? false : "age 1.3.2 not built in .peers"),
 }, () => {
-  let work: string;
-  let snapshot: string;
-  let a: { identity: string; recipient: string };
-  let b: { identity: string; recipient: string };
+  let setup: RekeySetup;
   let minio: TestMinioServer;
   let env: NodeJS.ProcessEnv;
   let store: S3Store;
   let s3: S3Client;
+  let bucket: RekeyS3Bucket;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "etcd-backup-e2e-rekey-lock-"));
-    mkdirSync(join(work, "a"));
-    mkdirSync(join(work, "b"));
-    a = await keygen(join(work, "a"));
-    b = await keygen(join(work, "b"));
-    const etcd = await startEtcd();
-    try {
-      // About 6.5 MB stored (--compress none): above one 5 MiB part, so rekey copies parts server-side.
-      await fillKeys(etcd, 1600, { prefix: "/registry/configmaps/default/big-", valueSize: 4000 });
-      snapshot = join(work, "snapshot.db");
-      await etcd.ctl(["snapshot", "save", snapshot]);
-    } finally {
-      await etcd.destroy();
-    }
+    // About 6.5 MB stored (--compress none): above one 5 MiB part, so rekey copies parts server-side.
+    setup = await prepareRekey("e2e-rekey-lock", 1600);
     minio = await startMinio();
     await minio.createBucket(BUCKET, { objectLock: true });
-    env = {
-      AWS_ACCESS_KEY_ID: minio.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: minio.secretAccessKey,
-      AWS_REGION: "us-east-1",
-      AWS_ENDPOINT_URL_S3: minio.endpoint,
-      AWS_EC2_METADATA_DISABLED: "true",
-      ETCD_BACKUP_S3_PART_SIZE: "5",
-    };
-    const credentials = { accessKeyId: minio.accessKeyId, secretAccessKey: minio.secretAccessKey };
-    store = new S3Store({
-      bucket: BUCKET,
-      settings: { endpoint: minio.endpoint, retryBaseDelayMs: 5 },
-      credentials,
-    });
-    s3 = new S3Client({ endpoint: minio.endpoint, region: "us-east-1", forcePathStyle: true, credentials });
+    bucket = rekeyS3Bucket(minio, BUCKET, { versions: true });
+    ({ env, store, client: s3 } = bucket);
   });
   after(async () => {
-    store?.destroy();
-    s3?.destroy();
+    bucket?.destroy();
     await minio?.stop();
-    rmSync(work, { recursive: true, force: true });
+    if (setup) rmSync(setup.work, { recursive: true, force: true });
   });
 
   /** Every version of `key` (data only), newest first. */
@@ -98,13 +74,6 @@ describe(`rekey under S3 Object Lock on MinIO (seed ${SEED})`, {
     return (out.Versions ?? [])
       .filter((v) => v.Key === key)
       .sort((x, y) => Number(y.IsLatest) - Number(x.IsLatest));
-  };
-  /** Every key (any version, delete markers too) holding `.rekey`: staging objects and journals. */
-  const rekeyLeftovers = async () => {
-    const out = await s3.send(new ListObjectVersionsCommand({ Bucket: BUCKET }));
-    return [...(out.Versions ?? []), ...(out.DeleteMarkers ?? [])]
-      .map((v) => v.Key ?? "")
-      .filter((k) => k.includes(".rekey"));
   };
   const assertKeeps = (now: Retention, old: Retention, what: string) => {
     assert.equal(now.mode, old.mode, `${what}: mode`);
@@ -138,15 +107,8 @@ describe(`rekey under S3 Object Lock on MinIO (seed ${SEED})`, {
   ];
   for (const [i, c] of cases.entries()) {
     test(`${c.label}: the rekeyed backup stays locked, the old version stays readable by the old key only`, async () => {
-      const saved = await runCli(
-        [
-          ...["save", "--from-file", snapshot, "--to", `s3://${BUCKET}`, "--cluster", `lock${i}`],
-          ...["--compress", "none", "--recipient", a.recipient, "-o", "json", ...c.flags],
-        ],
-        { env },
-      );
-      assertOk(saved);
-      const name = (JSON.parse(saved.stdout) as { key: string }).key;
+      const { work, snapshot, a, b } = setup;
+      const name = await setup.saveToOldKey(`s3://${BUCKET}`, `lock${i}`, { env, extra: c.flags });
       const oldObject = await store.retention(name);
       const oldManifest = await store.retention(manifestKey(name));
       assert.equal(oldObject.mode, c.expect.mode);
@@ -154,13 +116,7 @@ describe(`rekey under S3 Object Lock on MinIO (seed ${SEED})`, {
       const [oldVersion] = await versionsOf(name);
       assert.ok(oldVersion?.VersionId);
 
-      const rekey = await runCli(
-        [
-          ...["rekey", name, "--to", `s3://${BUCKET}`, "--identity", a.identity],
-          ...["--recipient", b.recipient, "--remove-recipient", a.recipient],
-        ],
-        { env },
-      );
+      const rekey = await runCli(setup.rekeyArgs(name, `s3://${BUCKET}`), { env });
       assertOk(rekey);
       const said = `${rekey.stdout}${rekey.stderr}`;
       assert.equal(said.match(/previous version/g)?.length, 1, `rekey said:\n${said}`);
@@ -172,7 +128,7 @@ describe(`rekey under S3 Object Lock on MinIO (seed ${SEED})`, {
       // The new current versions carry the old lock.
       assertKeeps(await store.retention(name), oldObject, "object");
       assertKeeps(await store.retention(manifestKey(name)), oldManifest, "manifest");
-      assert.deepEqual(await rekeyLeftovers(), [], "staging object or journal left");
+      assert.deepEqual(await bucket.leftovers(), [], "staging object or journal left");
 
       // The old version stays, locked, and opens with the old key only.
       const versions = await versionsOf(name);
@@ -241,7 +197,8 @@ describe(`rekey under S3 Object Lock on MinIO (seed ${SEED})`, {
     const locks = new Map<string, { object: Retention; manifest: Retention }>();
     await withSeed(SEED, () =>
       rekeyCrashRounds({
-        ...{ to: `s3://${BUCKET}`, env, work, snapshot, a, b, leftovers: rekeyLeftovers },
+        ...setup,
+        ...{ to: bucket.to, env, leftovers: bucket.leftovers },
         ...{ rand: new SeededRandom(SEED + 2), count: 7, diag: (l) => t.diagnostic(l) },
         saveArgs: ["--s3-object-lock", "governance", "--s3-object-lock-days", "1"],
         afterRound: async (name, step) => {

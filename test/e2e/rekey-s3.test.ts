@@ -8,18 +8,17 @@
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
 import { readHeader } from "../../src/age/header.ts";
 import { S3Store } from "../../src/store/s3.ts";
-import { assertOk, assertOneLineError, keygen, runCli } from "../fixtures/cli.ts";
+import { assertOk, assertOneLineError, runCli } from "../fixtures/cli.ts";
 import { startCountingProxy, startNoPartCopyProxy } from "../fixtures/counting-proxy.ts";
-import { fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
 import { startMinio } from "../fixtures/minio-server.ts";
 import { minioPeer, skipReason } from "../fixtures/peers.ts";
+import { prepareRekey, type RekeySetup } from "../fixtures/rekey-setup.ts";
 import { startS3Server } from "../fixtures/s3-server.ts";
 
 const MiB = 1024 * 1024;
@@ -41,28 +40,16 @@ function payloadSha(file: Buffer): string {
 }
 
 describe("rekey on S3", () => {
-  let work: string;
-  let snapshot: string;
-  let a: { identity: string; recipient: string };
-  let b: { identity: string; recipient: string };
+  let setup: RekeySetup;
 
   before(async () => {
-    work = mkdtempSync(join(tmpdir(), "etcd-backup-e2e-rekey-s3-"));
-    mkdirSync(join(work, "a"));
-    mkdirSync(join(work, "b"));
-    a = await keygen(join(work, "a"));
-    b = await keygen(join(work, "b"));
-    const etcd = await startEtcd();
-    try {
-      await fillKeys(etcd, 3600, { prefix: "/registry/configmaps/default/big-", valueSize: 4000 });
-      snapshot = join(work, "snapshot.db");
-      await etcd.ctl(["snapshot", "save", snapshot]);
-    } finally {
-      await etcd.destroy();
-    }
-    assert.ok(statSync(snapshot).size > 12 * MiB, `snapshot is only ${statSync(snapshot).size} bytes`);
+    setup = await prepareRekey("e2e-rekey-s3", 3600);
+    const size = statSync(setup.snapshot).size;
+    assert.ok(size > 12 * MiB, `snapshot is only ${size} bytes`);
   });
-  after(() => rmSync(work, { recursive: true, force: true }));
+  after(() => {
+    if (setup) rmSync(setup.work, { recursive: true, force: true });
+  });
 
   async function scenario(
     server: { endpoint: string; accessKeyId: string; secretAccessKey: string; port: number },
@@ -79,15 +66,8 @@ describe("rekey on S3", () => {
       ETCD_BACKUP_S3_PART_SIZE: "5",
     });
     const to = "s3://backups/prod";
-    const save = await runCli(
-      [
-        ...["save", "--from-file", snapshot, "--to", to, "--cluster", "prod"],
-        ...["--compress", "none", "--recipient", a.recipient, "-o", "json"],
-      ],
-      { env: env(server.endpoint) },
-    );
-    assertOk(save);
-    const name = (JSON.parse(save.stdout) as { key: string }).key;
+    const { work, snapshot, a, b } = setup;
+    const name = await setup.saveToOldKey(to, "prod", { env: env(server.endpoint) });
     const store = new S3Store({
       bucket: "backups",
       prefix: "prod",
@@ -100,10 +80,7 @@ describe("rekey on S3", () => {
       let r: Awaited<ReturnType<typeof runCli>>;
       try {
         r = await runCli(
-          [
-            ...["rekey", name, "--to", to, "--identity", a.identity],
-            ...["--recipient", b.recipient, "--remove-recipient", a.recipient, "-o", "json"],
-          ],
+          [...setup.rekeyArgs(name, to), "-o", "json"],
           // No part size given: the sent first part is S3's 5 MiB minimum whatever the store's part size.
           { env: { ...env(proxy.endpoint), ETCD_BACKUP_S3_PART_SIZE: "" } },
         );

@@ -1,18 +1,12 @@
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, test } from "node:test";
 import { readLogCatalog, recoverableRanges } from "../../src/point-in-time/catalog.ts";
-import { writeJson, writeSegment } from "../../src/point-in-time/log-store.ts";
 import { chainKey } from "../../src/point-in-time/names.ts";
 import { pruneLog } from "../../src/point-in-time/prune-log.ts";
-import { LOG_FORMAT } from "../../src/point-in-time/records.ts";
-import { SegmentBuilder } from "../../src/point-in-time/segment-format.ts";
 import { withOverrides } from "../../src/store/delegate.ts";
-import { LocalStore } from "../../src/store/local.ts";
+import type { LocalStore } from "../../src/store/local.ts";
 import type { ObjectInfo } from "../../src/store/store.ts";
-import { fakeSnapshot, plantBackup } from "../catalog/fixtures.ts";
+import { type PlantedChain, plantBackupAt, T0, withPlantedLog } from "../fixtures/planted-log.ts";
 
 async function listAll(store: LocalStore, prefix: string | undefined): Promise<ObjectInfo[]> {
   const objects: ObjectInfo[] = [];
@@ -20,54 +14,32 @@ async function listAll(store: LocalStore, prefix: string | undefined): Promise<O
   return objects;
 }
 
-const T0 = Date.parse("2026-11-30T00:00:00Z");
-
-/** A chain on `base` with closed segments [first, last] (one revision record per revision, no events needed). */
-async function plantChain(store: LocalStore, base: number, segments: [number, number][]): Promise<void> {
-  await writeJson(store, chainKey("prod", base), {
-    format: LOG_FORMAT,
-    kind: "log-chain",
-    cluster: "prod",
-    base,
-    backup: `prod-${new Date(T0 + base * 1000).toISOString().replace(/\.\d{3}Z$/, "Z")}.snap`,
-    backupTime: new Date(T0 + base * 1000).toISOString(),
-    started: new Date(T0 + base * 1000).toISOString(),
-    reason: "test",
-  });
-  for (const [first, last] of segments) {
-    const b = new SegmentBuilder();
-    for (let r = first; r <= last; r++)
-      b.add({ kind: "revision", revision: r, unixMs: T0 + r * 1000, events: [] });
-    await writeSegment({ store, cluster: "prod", dir: "", base, encryption: null }, b);
-  }
-}
-
-async function backupAt(store: LocalStore, revision: number): Promise<string> {
-  return await plantBackup(store, fakeSnapshot(revision), {
-    cluster: "prod",
-    time: new Date(T0 + revision * 1000),
-    revision,
-  });
-}
+/** Chain 10 with segments 11-20, 21-30 and 31-40, chain 50 with 51-60 and 61-70; each test plants its backups. */
+const TWO_CHAINS: PlantedChain[] = [
+  {
+    base: 10,
+    segments: [
+      [11, 20],
+      [21, 30],
+      [31, 40],
+    ],
+  },
+  {
+    base: 50,
+    segments: [
+      [51, 60],
+      [61, 70],
+    ],
+  },
+];
 
 describe("log retention", () => {
   test("keeps what a restorable point needs: a cut before the earliest full backup, whole chains without one", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "etcd-backup-prune-log-"));
-    try {
-      const store = new LocalStore(dir);
-      await plantChain(store, 10, [
-        [11, 20],
-        [21, 30],
-        [31, 40],
-      ]);
-      await plantChain(store, 50, [
-        [51, 60],
-        [61, 70],
-      ]);
-      const b10 = await backupAt(store, 10);
-      const b25 = await backupAt(store, 25);
-      await backupAt(store, 50);
-      await backupAt(store, 65);
+    await withPlantedLog("prune-log", TWO_CHAINS, async (store) => {
+      const b10 = await plantBackupAt(store, 10);
+      const b25 = await plantBackupAt(store, 25);
+      await plantBackupAt(store, 50);
+      await plantBackupAt(store, 65);
 
       // Every full backup there: nothing to remove.
       let r = await pruneLog(store);
@@ -125,26 +97,13 @@ describe("log retention", () => {
       );
       assert.ok(r.removed.some((i) => i.key === chainKey("prod", 10)));
       assert.equal(log!.chains[0]!.segments.length, 2);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("a log retention window: continuous points only within it, older points are the full backups alone", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "etcd-backup-prune-log-window-"));
-    try {
-      const store = new LocalStore(dir);
+    await withPlantedLog("prune-log-window", TWO_CHAINS, async (store) => {
       // Times are T0 + revision seconds: chain 10 (backups 10, 25) ends at 40 s, chain 50 (backups 50, 65) at 70 s.
-      await plantChain(store, 10, [
-        [11, 20],
-        [21, 30],
-        [31, 40],
-      ]);
-      await plantChain(store, 50, [
-        [51, 60],
-        [61, 70],
-      ]);
-      for (const r of [10, 25, 50, 65]) await backupAt(store, r);
+      for (const r of [10, 25, 50, 65]) await plantBackupAt(store, r);
       // Window starting at 66 s: chain 10 ended before it (goes whole, its backups stay); chain 50 starts over at
       // its newest backup before 66 s, revision 65, so segment 51-60 goes and 61-70 stays.
       const r = await pruneLog(store, { withinMs: 4_000, now: new Date(T0 + 70_000) });
@@ -164,19 +123,18 @@ describe("log retention", () => {
       // A window that covers everything changes nothing.
       const all = await pruneLog(store, { withinMs: 3_600_000, now: new Date(T0 + 70_000) });
       assert.deepEqual(all.removed, []);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test("a catalog read while prune removes a listed segment starts over and sees one consistent state", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "etcd-backup-prune-log-race-"));
-    try {
-      const local = new LocalStore(dir);
-      await plantChain(local, 10, [
+    const chain10: PlantedChain = {
+      base: 10,
+      segments: [
         [11, 20],
         [21, 30],
-      ]);
+      ],
+    };
+    await withPlantedLog("prune-log-race", [chain10], async (local) => {
       const listed = await listAll(local, "");
       const victim = listed.find((o) =>
         o.key.endsWith("0000000000000011-0000000000000020.seg.zst.json"),
@@ -201,8 +159,6 @@ describe("log retention", () => {
         "the second listing's state",
       );
       assert.deepEqual(log!.chains[0]!.unclosed, []);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
