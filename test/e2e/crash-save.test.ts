@@ -15,9 +15,8 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { assertOk, keygen, runCli } from "../fixtures/cli.ts";
 import { fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
-import { withSeed } from "../fixtures/rekey-crash-rounds.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
-import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
+import { SeededRandom, testSeed, withSeed } from "../fixtures/seeded-random.ts";
 import { snapshotFileSaves } from "../fixtures/snapshot-file-saves.ts";
 
 const SEED = testSeed(Date.now() % 2 ** 31);

@@ -10,10 +10,10 @@
 import { mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
+import { rekeyCrashRounds } from "../fixtures/rekey-crash-rounds.ts";
 import { prepareRekey, type RekeySetup, rekeyS3Bucket } from "../fixtures/rekey-setup.ts";
 import { startS3Server, type TestS3Server } from "../fixtures/s3-server.ts";
-import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
+import { SeededRandom, testSeed, withSeed } from "../fixtures/seeded-random.ts";
 
 const SEED = testSeed(Date.now() % 2 ** 31);
 describe(`rekey killed at seeded points (seed ${SEED})`, () => {

@@ -30,9 +30,9 @@ import type { Retention } from "../../src/store/store.ts";
 import { assertOk, runCli } from "../fixtures/cli.ts";
 import { startMinio, type TestMinioServer } from "../fixtures/minio-server.ts";
 import { minioPeer, REPO_ROOT, skipReason } from "../fixtures/peers.ts";
-import { rekeyCrashRounds, withSeed } from "../fixtures/rekey-crash-rounds.ts";
+import { rekeyCrashRounds } from "../fixtures/rekey-crash-rounds.ts";
 import { prepareRekey, type RekeyS3Bucket, type RekeySetup, rekeyS3Bucket } from "../fixtures/rekey-setup.ts";
-import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
+import { SeededRandom, testSeed, withSeed } from "../fixtures/seeded-random.ts";
 
 const SEED = testSeed(Date.now() % 2 ** 31);
 const AGE = join(REPO_ROOT, ".peers", "age-1.3.2", "bin", "age");

@@ -16,8 +16,7 @@ import { startAzurite, type TestAzurite } from "../fixtures/azurite-server.ts";
 import { assertOk, keygen, registerSecret, runCli } from "../fixtures/cli.ts";
 import { etcdFromSnapshot } from "../fixtures/etcd-restore.ts";
 import { type EtcdServer, fillKeys, startEtcd } from "../fixtures/etcd-server.ts";
-import { withSeed } from "../fixtures/rekey-crash-rounds.ts";
-import { SeededRandom, testSeed } from "../fixtures/seeded-random.ts";
+import { SeededRandom, testSeed, withSeed } from "../fixtures/seeded-random.ts";
 import { type Listed, snapshotFileSaves } from "../fixtures/snapshot-file-saves.ts";
 
 const SEED = testSeed(Date.now() % 2 ** 31);
