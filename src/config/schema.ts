@@ -402,6 +402,35 @@ const wholeNumber = (min: number, max = Number.MAX_SAFE_INTEGER) =>
         .min(min, `must be at least ${min}`)
         .max(max, `must be at most ${max}`),
     );
+type CoercedNumber = ReturnType<typeof z.coerce.number<string | number>>;
+/**
+ * A size in MiB (a number, or a string of one), fractions allowed, between min and max (`message` otherwise);
+ * `more` adds checks of the number that run beside the range's.
+ */
+const mebibytes = (
+  min: number,
+  max: number,
+  message: string,
+  more: (n: CoercedNumber) => CoercedNumber = (n) => n,
+) =>
+  z
+    .union([z.number(), z.string().trim()])
+    .pipe(
+      more(
+        z.coerce.number<string | number>({ error: "is not a number" }).min(min, message).max(max, message),
+      ),
+    );
+/** The immutability keys, the same at the top level and (their first home) in the `s3` group. */
+const objectLockKeys = {
+  objectLock: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(OBJECT_LOCK_MODES, { error: "is not governance or compliance" }))
+    .optional(),
+  objectLockDays: wholeNumber(1, MAX_OBJECT_LOCK_DAYS).optional(),
+  legalHold: bool.optional(),
+};
 const list = z
   .union([z.array(z.string()), z.string()])
   .transform((v) =>
@@ -458,14 +487,7 @@ export const jobSettingsShape = {
   out: str.optional(),
   // Immutability on any object store (the `s3` group's objectLock, objectLockDays and legalHold are the first
   // names; both are read, and must not disagree).
-  objectLock: z
-    .string()
-    .trim()
-    .toLowerCase()
-    .pipe(z.enum(OBJECT_LOCK_MODES, { error: "is not governance or compliance" }))
-    .optional(),
-  objectLockDays: wholeNumber(1, MAX_OBJECT_LOCK_DAYS).optional(),
-  legalHold: bool.optional(),
+  ...objectLockKeys,
   s3: z
     .object({
       endpoint: str.optional(),
@@ -473,28 +495,17 @@ export const jobSettingsShape = {
       pathStyle: bool.optional(),
       caFile: str.optional(),
       insecureSkipTlsVerify: bool.optional(),
-      partSizeMiB: z
-        .union([z.number(), z.string().trim()])
-        .pipe(
-          z.coerce
-            .number<string | number>({ error: "is not a number" })
-            .min(MIN_PART_SIZE / MiB, "S3 parts are 5 MiB to 5 GiB")
-            .max(MAX_PART_SIZE / MiB, "S3 parts are 5 MiB to 5 GiB"),
-        )
-        .optional(),
+      partSizeMiB: mebibytes(
+        MIN_PART_SIZE / MiB,
+        MAX_PART_SIZE / MiB,
+        "S3 parts are 5 MiB to 5 GiB",
+      ).optional(),
       concurrency: wholeNumber(1, 64).optional(),
       sse: z.enum(["AES256", "aws:kms"]).optional(),
       sseKmsKeyId: str.optional(),
       storageClass: str.optional(),
       sdkChecksums: bool.optional(),
-      objectLock: z
-        .string()
-        .trim()
-        .toLowerCase()
-        .pipe(z.enum(OBJECT_LOCK_MODES, { error: "is not governance or compliance" }))
-        .optional(),
-      objectLockDays: wholeNumber(1, MAX_OBJECT_LOCK_DAYS).optional(),
-      legalHold: bool.optional(),
+      ...objectLockKeys,
     })
     .strict()
     .default({}),
@@ -504,15 +515,11 @@ export const jobSettingsShape = {
       endpoint: str.optional(),
       accountKeyFile: str.optional(),
       sasTokenFile: str.optional(),
-      blockSizeMiB: z
-        .union([z.number(), z.string().trim()])
-        .pipe(
-          z.coerce
-            .number<string | number>({ error: "is not a number" })
-            .min(MIN_BLOCK_SIZE / MiB, "Azure blocks are 1 MiB to 4000 MiB")
-            .max(MAX_BLOCK_SIZE / MiB, "Azure blocks are 1 MiB to 4000 MiB"),
-        )
-        .optional(),
+      blockSizeMiB: mebibytes(
+        MIN_BLOCK_SIZE / MiB,
+        MAX_BLOCK_SIZE / MiB,
+        "Azure blocks are 1 MiB to 4000 MiB",
+      ).optional(),
       concurrency: wholeNumber(1, 64).optional(),
     })
     .strict()
@@ -521,16 +528,9 @@ export const jobSettingsShape = {
     .object({
       endpoint: str.optional(),
       project: str.optional(),
-      chunkSizeMiB: z
-        .union([z.number(), z.string().trim()])
-        .pipe(
-          z.coerce
-            .number<string | number>({ error: "is not a number" })
-            .min(0.25, "GCS chunks are 0.25 MiB to 512 MiB")
-            .max(512, "GCS chunks are 0.25 MiB to 512 MiB")
-            .refine((n) => Number.isInteger(n * 4), "must be a multiple of 0.25 MiB (256 KiB)"),
-        )
-        .optional(),
+      chunkSizeMiB: mebibytes(0.25, 512, "GCS chunks are 0.25 MiB to 512 MiB", (n) =>
+        n.refine((v) => Number.isInteger(v * 4), "must be a multiple of 0.25 MiB (256 KiB)"),
+      ).optional(),
     })
     .strict()
     .default({}),
