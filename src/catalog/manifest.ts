@@ -21,7 +21,11 @@ const manifestSchema = z.object({
     node: z.string().optional(),
     etcdVersion: z.string().optional(),
   }),
-  /** What `status` reports for the snapshot, when it was computed while streaming. */
+  /**
+   * etcd's revision and hash of the snapshot, computed while streaming, as `etcdutl snapshot status` gives them.
+   * `totalKey` counts every key of every bucket, as etcdutl 3.5 and etcdctl 3.4 do; etcdutl 3.6 (and our
+   * `status` of a 3.6 database) counts fewer, so the two may differ for the same snapshot.
+   */
   etcd: z
     .object({
       revision: z.number().int().nonnegative(),
