@@ -6,9 +6,8 @@ import type { Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Hinted } from "../errors.ts";
 import type { SnapshotOrigin, SnapshotSource } from "../source/source.ts";
-import { BufferBudget } from "../stages/buffer-budget.ts";
+import { budgetedByteCounter } from "../stages/buffer-budget.ts";
 import { Coalesce } from "../stages/coalesce.ts";
-import { ByteCounter } from "../stages/count.ts";
 import { TrailerCheck, type TrailerResult } from "../stages/trailer.ts";
 
 export interface PlainSnapshotOptions {
@@ -39,11 +38,7 @@ export interface PlainSnapshotResult {
 export async function savePlainSnapshot(options: PlainSnapshotOptions): Promise<PlainSnapshotResult> {
   const snapshot = await options.source.open(options.signal);
   const trailer = new TrailerCheck();
-  const budget = new BufferBudget();
-  const counter = new ByteCounter((n) => {
-    budget.passed(n);
-    options.onProgress?.(n, snapshot.expectedSize);
-  });
+  const counter = budgetedByteCounter((n) => options.onProgress?.(n, snapshot.expectedSize));
   const signalOption = options.signal ? { signal: options.signal } : {};
   if (options.out === "-") {
     const stdout = options.stdout ?? process.stdout;

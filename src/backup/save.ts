@@ -3,7 +3,7 @@ import { pipeline, type Readable, type Transform } from "node:stream";
 import { MANIFEST_FORMAT, type Manifest } from "../catalog/manifest.ts";
 import { backupKey } from "../catalog/names.ts";
 import type { SnapshotSource } from "../source/source.ts";
-import { BufferBudget } from "../stages/buffer-budget.ts";
+import { budgetedByteCounter } from "../stages/buffer-budget.ts";
 import { Coalesce } from "../stages/coalesce.ts";
 import { type Compression, compressStage, DEFAULT_ZSTD_LEVEL } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
@@ -66,11 +66,7 @@ export async function saveBackup(options: SaveOptions): Promise<SaveResult> {
     ...(options.layout ? { layout: options.layout } : {}),
   });
   const trailer = new TrailerCheck();
-  const budget = new BufferBudget();
-  const plain = new ByteCounter((n) => {
-    budget.passed(n);
-    options.onProgress?.(n, snapshot.expectedSize);
-  });
+  const plain = budgetedByteCounter((n) => options.onProgress?.(n, snapshot.expectedSize));
   const status = new StatusTap();
   const compressed = new ByteCounter();
   const stored = new ByteCounter();

@@ -6,9 +6,8 @@ import { pipeline, type Readable, Transform, Writable } from "node:stream";
 import { pipeline as pipelinePromise } from "node:stream/promises";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
-import { BufferBudget } from "../stages/buffer-budget.ts";
+import { budgetedByteCounter } from "../stages/buffer-budget.ts";
 import { decompressStage } from "../stages/compress.ts";
-import { ByteCounter } from "../stages/count.ts";
 import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { Store } from "../store/store.ts";
 import { crashAfterBytesRead } from "./crash-point.ts";
@@ -56,12 +55,8 @@ export async function materializeBackup(
   }
   const expected =
     entry.manifest?.sizes.plain ?? (entry.object?.size ?? 0) * (entry.compression === "zstd" ? 20 : 1);
-  const budget = new BufferBudget();
   const stages: Transform[] = [
-    new ByteCounter((n) => {
-      crashAfterBytesRead(n);
-      budget.passed(n);
-    }),
+    budgetedByteCounter(crashAfterBytesRead),
     ...(entry.encrypted && options.decrypt ? [options.decrypt()] : []),
     decompressStage(entry.compression),
   ];

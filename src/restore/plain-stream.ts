@@ -1,9 +1,8 @@
 import { pipeline, type Readable, type Transform } from "node:stream";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { Hinted } from "../errors.ts";
-import { BufferBudget } from "../stages/buffer-budget.ts";
+import { budgetedByteCounter } from "../stages/buffer-budget.ts";
 import { decompressStage } from "../stages/compress.ts";
-import { ByteCounter } from "../stages/count.ts";
 import type { DecryptionFactory } from "../stages/encryption.ts";
 import { TrailerCheck } from "../stages/trailer.ts";
 import type { Store } from "../store/store.ts";
@@ -39,11 +38,9 @@ export async function openPlainSnapshot(
     allowMissing: true,
     ...(entry.manifest ? { expectSha256: entry.manifest.sha256 } : {}),
   });
-  const budget = new BufferBudget();
   const stages: Transform[] = [
-    new ByteCounter((n) => {
+    budgetedByteCounter((n) => {
       crashAfterBytesRead(n);
-      budget.passed(n);
       options.onProgress?.(n);
     }),
     ...(entry.encrypted && options.decrypt ? [options.decrypt()] : []),

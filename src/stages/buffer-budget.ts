@@ -1,5 +1,6 @@
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
+import { ByteCounter } from "./count.ts";
 
 /**
  * Keeps the Buffers a streaming job has finished with from piling up when the process runs under a tight memory
@@ -73,6 +74,18 @@ export class BufferBudget {
     this.live = Math.min(this.live, this.arrayBuffers());
     this.limit = Math.max(this.budget, this.live + this.headroom);
   }
+}
+
+/**
+ * A streaming job's first byte counter, which also keeps the job's dead Buffers within a budget (under a tight
+ * memory limit): `onBytes` gets the running total as a plain ByteCounter's would.
+ */
+export function budgetedByteCounter(onBytes?: (total: number) => void): ByteCounter {
+  const budget = new BufferBudget();
+  return new ByteCounter((total) => {
+    budget.passed(total);
+    onBytes?.(total);
+  });
 }
 
 /** The live Buffers of a save to a directory are ~10 MiB after a GC; to S3, 20-25 MiB (its part buffers). */
