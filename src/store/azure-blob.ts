@@ -104,10 +104,16 @@ const DISCARD_METADATA = "etcdbackup_discard";
  * own retries are off, so the policy is ours), never on other 4xx.
  */
 export class AzureBlobStore implements Store {
-  readonly location: string;
   readonly container: string;
-  readonly prefix: string;
+  /** The prefix, the store's location and every key's full name: one place for all three. */
   private readonly keys: KeyPrefix;
+  get location(): string {
+    return this.keys.location;
+  }
+  /** Without leading or trailing slashes; empty for the root. */
+  get prefix(): string {
+    return this.keys.prefix;
+  }
   readonly settings: ResolvedAzureSettings;
   private readonly retryPolicy: RetryPolicy;
   private readonly warn: (line: string) => void;
@@ -133,8 +139,6 @@ export class AzureBlobStore implements Store {
     if (!options.container) throw new Error("no container given");
     this.container = options.container;
     this.keys = new KeyPrefix("azblob", this.container, options.prefix);
-    this.prefix = this.keys.prefix;
-    this.location = this.keys.location;
     // Resolved now, so that a bad setting or an unreadable key file fails before any work is done.
     this.settings = resolveAzureSettings(options.settings, options.secrets);
     this.warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`));

@@ -112,10 +112,16 @@ interface ObjectResource extends ObjectRetentionFields {
  * refuses because of them rejects with one line naming the hold, the object left whole.
  */
 export class GcsStore implements Store {
-  readonly location: string;
   readonly bucket: string;
-  readonly prefix: string;
+  /** The prefix, the store's location and every key's full name: one place for all three. */
   private readonly keys: KeyPrefix;
+  get location(): string {
+    return this.keys.location;
+  }
+  /** Without leading or trailing slashes; empty for the root. */
+  get prefix(): string {
+    return this.keys.prefix;
+  }
   readonly settings: ResolvedGcsSettings;
   private readonly credentials: GcsCredentials | undefined;
   private readonly endpointForMessages: string;
@@ -156,8 +162,6 @@ export class GcsStore implements Store {
     if (!options.bucket) throw new Error("no bucket given");
     this.bucket = options.bucket;
     this.keys = new KeyPrefix("gs", this.bucket, options.prefix);
-    this.prefix = this.keys.prefix;
-    this.location = this.keys.location;
     this.settings = resolveGcsSettings(options.settings);
     this.credentials = options.credentials;
     this.endpointForMessages = this.settings.endpoint ?? DEFAULT_ENDPOINT;

@@ -94,10 +94,16 @@ export interface IncompleteUpload {
  * reports `exclusive: false`, so the caller knows a concurrent writer could still have overwritten it.
  */
 export class S3Store implements Store {
-  readonly location: string;
   readonly bucket: string;
-  readonly prefix: string;
+  /** The prefix, the store's location and every key's full name: one place for all three. */
   private readonly keys: KeyPrefix;
+  get location(): string {
+    return this.keys.location;
+  }
+  /** Without leading or trailing slashes; empty for the root. */
+  get prefix(): string {
+    return this.keys.prefix;
+  }
   readonly settings: ResolvedS3Settings;
   /** The SDK is loaded on first use: importing it costs every command ~0.2 s even when it never touches S3. */
   private readonly clientConfig: S3ClientConfig;
@@ -125,8 +131,6 @@ export class S3Store implements Store {
     if (!options.bucket) throw new Error("no bucket given");
     this.bucket = options.bucket;
     this.keys = new KeyPrefix("s3", this.bucket, options.prefix);
-    this.prefix = this.keys.prefix;
-    this.location = this.keys.location;
     this.settings = resolveS3Settings(options.settings);
     this.warn = options.warn ?? ((line) => process.stderr.write(`${line}\n`));
     const s = this.settings;
