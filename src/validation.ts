@@ -213,12 +213,13 @@ export abstract class Schema<Output, Input = Output> {
     ok: (value: Output) => boolean,
     message?: Message | { message?: string; path?: PropertyKey[] },
   ): this {
+    // Issue paths are never changed in place (`prefix` makes new ones), so one copy serves every issue.
     const path = typeof message === "object" && "path" in message ? [...(message.path ?? [])] : [];
     return this.with((p) => {
       if (!ok(p.value as Output))
         p.issues.push({
           code: "custom",
-          path: [...path],
+          path,
           message: messageOf(message) ?? "Invalid input",
           continue: true,
         });
