@@ -199,9 +199,15 @@ function zeroOf(type: FieldType, unknown: { count: number }): Json {
   return zero !== null && typeof zero === "object" ? structuredClone(zero) : zero;
 }
 
-/** encoding/json's omitempty: false, 0, "", nil, and empty slices and maps; a struct never. */
+/**
+ * encoding/json's omitempty: false, 0, "", nil, and empty slices and maps; a struct never, even one whose
+ * MarshalJSON gives null (a zero Time or MicroTime is `"eventTime": null`, not left out).
+ */
 function isEmpty(f: Field, v: Json): boolean {
-  if (v === null) return true;
+  if (v === null) {
+    const struct = typeof f.type !== "string" && f.type.special !== "array";
+    return !struct || f.pointer === true || f.repeated === true || f.mapKey !== undefined;
+  }
   if (f.pointer) return false;
   if (f.repeated || f.mapKey)
     return Array.isArray(v) ? v.length === 0 : Object.keys(v as object).length === 0;

@@ -722,6 +722,38 @@ describe("restore-object against the real kube-apiserver", {
         },
       ],
       [
+        "/api/v1/namespaces/kinds/events",
+        {
+          apiVersion: "v1",
+          kind: "Event",
+          metadata: meta("core-event"),
+          involvedObject: { kind: "Pod", namespace: ns, name: "p", apiVersion: "v1" },
+          reason: "Started",
+          message: "started",
+          type: "Normal",
+          source: { component: "kubelet", host: "n1" },
+          firstTimestamp: "2026-01-01T00:00:00Z",
+          lastTimestamp: "2026-01-01T00:00:01Z",
+          count: 2,
+        },
+      ],
+      [
+        "/apis/events.k8s.io/v1/namespaces/kinds/events",
+        {
+          apiVersion: "events.k8s.io/v1",
+          kind: "Event",
+          metadata: meta("new-event"),
+          eventTime: "2026-01-01T00:00:00.123456Z",
+          reportingController: "example.com/ctl",
+          reportingInstance: "ctl-1",
+          action: "Sync",
+          reason: "Synced",
+          regarding: { kind: "Pod", namespace: ns, name: "p", apiVersion: "v1" },
+          note: "synced",
+          type: "Normal",
+        },
+      ],
+      [
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
         {
           apiVersion: "apiextensions.k8s.io/v1",
@@ -801,7 +833,12 @@ describe("restore-object against the real kube-apiserver", {
       // The one default the apiserver applies on read among these kinds: an empty PVC phase is Pending.
       const status = item.status as { phase?: string } | undefined;
       if (item.kind === "PersistentVolumeClaim" && status && !status.phase) status.phase = "Pending";
-      if (!isDeepStrictEqual(item, live)) differ.push(where.what);
+      if (!isDeepStrictEqual(item, live)) {
+        differ.push(where.what);
+        console.log(
+          `${where.what} differs\nbackup: ${JSON.stringify(item)}\nlive:   ${JSON.stringify(live)}`,
+        );
+      }
       compared.set(item.kind!, (compared.get(item.kind!) ?? 0) + 1);
     }
     console.log(

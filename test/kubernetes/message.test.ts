@@ -62,6 +62,28 @@ describe("protobuf objects by the generated schema", () => {
     assert.equal(object.metadata?.creationTimestamp, "2023-11-14T22:13:20Z");
   });
 
+  test("a zero Time or MicroTime under omitempty is null, never left out (a struct is never empty to encoding/json)", () => {
+    // core/v1 Event: involvedObject 2, firstTimestamp 6 and lastTimestamp 7 (Time), eventTime 10 (MicroTime).
+    const value = envelope(
+      "v1",
+      "Event",
+      msg(1, len(1, "e"), len(3, "default")),
+      msg(2, len(1, "Pod")),
+      len(3, "Started"),
+      len(6, ""), // firstTimestamp written as an empty message: Go's zero time
+      msg(10, num(1, 1_700_000_000), num(2, 123_456_789)),
+    );
+    const { object } = decodeObject(value);
+    const event = object as Record<string, unknown>;
+    assert.equal(event.firstTimestamp, null);
+    assert.ok("firstTimestamp" in event);
+    assert.equal(event.lastTimestamp, null); // absent from the bytes: the zero struct
+    assert.ok("lastTimestamp" in event);
+    assert.equal(event.eventTime, "2023-11-14T22:13:20.123456Z");
+    assert.equal(event.reportingComponent, ""); // no omitempty
+    assert.equal("series" in event, false); // a nil pointer under omitempty is left out
+  });
+
   test("fields of a newer Kubernetes are kept with their number and bytes, and flagged; a wrong wire type too", () => {
     const value = envelope(
       "v1",
