@@ -7,8 +7,8 @@
  * The process is also killed if this Node process exits first.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
 import { Hinted } from "../errors.ts";
+import { loopbackPorts } from "../loopback-port.ts";
 import { findExecutable } from "../restore/etcd-tools.ts";
 
 export interface PrivateEtcd {
@@ -30,22 +30,26 @@ export async function findEtcd(): Promise<string> {
   );
 }
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const server = createServer();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject()));
-    });
-  });
-}
-
-/** Starts etcd on `dataDir` (a restored member named "default") and waits until it serves. */
+/**
+ * Starts etcd on `dataDir` (a restored member named "default") and waits until it serves. Should another
+ * process take one of its ports before etcd binds it, etcd fails before it opens the data dir, and it is
+ * started again on other ports (three times at most).
+ */
 export async function startPrivateEtcd(dataDir: string, signal?: AbortSignal): Promise<PrivateEtcd> {
   const binary = await findEtcd();
-  const clientPort = await freePort();
-  const peerPort = await freePort();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(binary, dataDir, signal);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt === 3) throw err;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startOnce(binary: string, dataDir: string, signal?: AbortSignal): Promise<PrivateEtcd> {
+  const [clientPort, peerPort] = await loopbackPorts(2);
   const endpoint = `http://127.0.0.1:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const child: ChildProcess = spawn(
@@ -110,9 +114,9 @@ export async function startPrivateEtcd(dataDir: string, signal?: AbortSignal): P
     await waitServing(endpoint, () => exited, signal);
   } catch (err) {
     await stop();
-    throw new Error(`the replay etcd did not start: ${lastLine(stderr) || (err as Error).message}`, {
-      cause: err,
-    });
+    const reason = lastLine(stderr) || (err as Error).message;
+    const Failure = exited && /address already in use/.test(stderr) ? PortTaken : Error;
+    throw new Failure(`the replay etcd did not start: ${reason}`, { cause: err });
   }
   return { endpoint, stop };
 }

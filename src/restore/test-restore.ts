@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, writeFile } from "node:fs/promises";
 import { request as httpsRequest } from "node:https";
-import { createServer } from "node:net";
 import { extname, join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import type { CatalogEntry } from "../catalog/catalog.ts";
 import { errorChain } from "../errors.ts";
+import { loopbackPorts } from "../loopback-port.ts";
 import { type SnapshotStatus, snapshotFileStatus } from "../mvcc/status.ts";
 import type { DecryptionFactory } from "../stages/encryption.ts";
 import type { Store } from "../store/store.ts";
@@ -117,7 +117,7 @@ async function runTestRestore(options: TestRestoreOptions): Promise<TestRestoreR
     compareStatus(report, options.entry, status);
     if (report.problems.length > 0) return report;
 
-    const [clientPort, peerPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
+    const [clientPort, peerPort] = await loopbackPorts(2);
     const name = "test-restore";
     // TLS with client certificates on both ports: only this process holds a key the etcd accepts.
     const client = `https://127.0.0.1:${clientPort}`;
@@ -355,18 +355,6 @@ function lastLogLine(stderr: string): string {
   } catch {
     return last;
   }
-}
-
-async function freeLoopbackPort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      const port = typeof addr === "object" && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** A short text summary of a test restore: one verdict line, then the figures and any problems. */
