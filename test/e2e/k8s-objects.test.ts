@@ -433,7 +433,7 @@ describe("restore-object against the real kube-apiserver", {
     assert.match(again.stdout, /^unchanged secrets default\/db/);
   });
 
-  test("every object the apiserver stored (its bootstrap objects and 25 kinds created here) reads back from a backup equal to its GET", async () => {
+  test("every object the apiserver stored (its bootstrap objects and 42 kinds created here) reads back from a backup equal to its GET", async () => {
     const ns = "kinds";
     const meta = (name: string) => ({ name, namespace: ns, labels: { app: name } });
     const pod = {
@@ -722,6 +722,149 @@ describe("restore-object against the real kube-apiserver", {
         },
       ],
       [
+        "/api/v1/namespaces/kinds/replicationcontrollers",
+        {
+          apiVersion: "v1",
+          kind: "ReplicationController",
+          metadata: meta("rc"),
+          spec: { replicas: 0, selector: { app: "w" }, template },
+        },
+      ],
+      [
+        "/api/v1/namespaces/kinds/podtemplates",
+        { apiVersion: "v1", kind: "PodTemplate", metadata: meta("pt"), template },
+      ],
+      [
+        "/api/v1/namespaces/kinds/endpoints",
+        {
+          apiVersion: "v1",
+          kind: "Endpoints",
+          metadata: meta("ep"),
+          subsets: [{ addresses: [{ ip: "10.0.0.1" }], ports: [{ port: 80, protocol: "TCP" }] }],
+        },
+      ],
+      [
+        "/apis/discovery.k8s.io/v1/namespaces/kinds/endpointslices",
+        {
+          apiVersion: "discovery.k8s.io/v1",
+          kind: "EndpointSlice",
+          metadata: meta("eps"),
+          addressType: "IPv4",
+          endpoints: [{ addresses: ["10.0.0.2"], conditions: { ready: true } }],
+          ports: [{ name: "http", port: 80 }],
+        },
+      ],
+      [
+        "/apis/apps/v1/namespaces/kinds/controllerrevisions",
+        {
+          apiVersion: "apps/v1",
+          kind: "ControllerRevision",
+          metadata: meta("cr"),
+          revision: 1,
+          data: { spec: { template: { metadata: { labels: { app: "w" } } } } },
+        },
+      ],
+      [
+        "/api/v1/nodes",
+        {
+          apiVersion: "v1",
+          kind: "Node",
+          metadata: { name: "n1", labels: { zone: "a" } },
+          spec: { podCIDR: "10.1.0.0/24", taints: [{ key: "k", effect: "NoSchedule" }] },
+        },
+      ],
+      [
+        "/apis/networking.k8s.io/v1/ingressclasses",
+        {
+          apiVersion: "networking.k8s.io/v1",
+          kind: "IngressClass",
+          metadata: { name: "ic" },
+          spec: { controller: "example.com/ic" },
+        },
+      ],
+      [
+        "/apis/node.k8s.io/v1/runtimeclasses",
+        { apiVersion: "node.k8s.io/v1", kind: "RuntimeClass", metadata: { name: "rtc" }, handler: "runc" },
+      ],
+      [
+        "/apis/storage.k8s.io/v1/csidrivers",
+        {
+          apiVersion: "storage.k8s.io/v1",
+          kind: "CSIDriver",
+          metadata: { name: "csi.example.com" },
+          spec: {},
+        },
+      ],
+      [
+        "/apis/storage.k8s.io/v1/csinodes",
+        {
+          apiVersion: "storage.k8s.io/v1",
+          kind: "CSINode",
+          metadata: { name: "n1" },
+          spec: { drivers: [{ name: "csi.example.com", nodeID: "n1" }] },
+        },
+      ],
+      [
+        "/apis/storage.k8s.io/v1/volumeattachments",
+        {
+          apiVersion: "storage.k8s.io/v1",
+          kind: "VolumeAttachment",
+          metadata: { name: "va" },
+          spec: { attacher: "csi.example.com", nodeName: "n1", source: { persistentVolumeName: "pv" } },
+        },
+      ],
+      [
+        "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
+        {
+          apiVersion: "admissionregistration.k8s.io/v1",
+          kind: "ValidatingWebhookConfiguration",
+          metadata: { name: "vwc" },
+        },
+      ],
+      [
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations",
+        {
+          apiVersion: "admissionregistration.k8s.io/v1",
+          kind: "MutatingWebhookConfiguration",
+          metadata: { name: "mwc" },
+        },
+      ],
+      [
+        "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies",
+        {
+          apiVersion: "admissionregistration.k8s.io/v1",
+          kind: "ValidatingAdmissionPolicy",
+          metadata: { name: "vap" },
+          spec: {
+            matchConstraints: {
+              resourceRules: [
+                { apiGroups: [""], apiVersions: ["v1"], operations: ["CREATE"], resources: ["configmaps"] },
+              ],
+            },
+            validations: [{ expression: "object.metadata.name != 'forbidden'" }],
+          },
+        },
+      ],
+      [
+        "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings",
+        {
+          apiVersion: "admissionregistration.k8s.io/v1",
+          kind: "ValidatingAdmissionPolicyBinding",
+          metadata: { name: "vapb" },
+          spec: { policyName: "vap", validationActions: ["Audit"] },
+        },
+      ],
+      [
+        "/apis/storage.k8s.io/v1/namespaces/kinds/csistoragecapacities",
+        {
+          apiVersion: "storage.k8s.io/v1",
+          kind: "CSIStorageCapacity",
+          metadata: meta("cap"),
+          storageClassName: "fast",
+          capacity: "10Gi",
+        },
+      ],
+      [
         "/api/v1/namespaces/kinds/events",
         {
           apiVersion: "v1",
@@ -855,7 +998,7 @@ describe("restore-object against the real kube-apiserver", {
       if (body.kind !== "CustomResourceDefinition")
         assert.ok(compared.has(body.kind as string), `${body.kind} was compared`);
     }
-    assert.ok(compared.size >= 25, `only ${compared.size} kinds compared`);
+    assert.ok(compared.size >= 45, `only ${compared.size} kinds compared`);
   });
 
   test("an existing object that differs is refused; --force restores it", async () => {
