@@ -26,6 +26,8 @@ import { SegmentBuilder } from "./segment-format.ts";
 
 export const DEFAULT_SEGMENT_INTERVAL_MS = 10_000;
 export const DEFAULT_SEGMENT_MAX_BYTES = 16 << 20;
+/** How long a stop waits for the revisions etcd committed before it (then closes what was received). */
+const DRAIN_TIMEOUT_MS = 5_000;
 
 /** A full backup the log can start a chain on. */
 export interface BaseBackup {
@@ -237,6 +239,9 @@ class Session {
   /** When etcd last confirmed, by a progress notification, that `position` was its current revision. */
   private confirmedAt = 0;
   private closeFailures = 0;
+  /** Once stopping: etcd's revision at the stop, which the log receives before it closes the watch. */
+  private drainTo: number | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
 
   constructor(options: LogOptions, chain: ChainPosition, watch: EtcdWatch) {
     this.options = options;
@@ -266,6 +271,10 @@ class Session {
         timerError = err;
       });
     }, interval);
+    const { signal } = this.options;
+    const stop = () => void this.drainThenClose();
+    if (signal.aborted) stop();
+    else signal.addEventListener("abort", stop, { once: true });
     let end: SessionEnd;
     try {
       await this.run1(() => this.recordExistingLeases());
@@ -280,6 +289,8 @@ class Session {
       else end = { kind: "lost", error: err };
     } finally {
       clearInterval(timer);
+      signal.removeEventListener("abort", stop);
+      clearTimeout(this.drainTimer);
       this.watch.close();
     }
     // Whatever was received is valid up to the last whole revision: close it, gap or not.
@@ -289,6 +300,23 @@ class Session {
       this.options.onLine?.(`log: closing the last segment failed: ${describeError(err)}`);
     }
     return end;
+  }
+
+  /**
+   * On stop, the watch is not cut at once: revisions etcd committed before the stop may still be on their way.
+   * It reads etcd's current revision, keeps receiving until the log holds it (see `handle`), then closes the
+   * watch, so that the last segment closed at a stop (a daemon's SIGTERM) holds every revision written before
+   * it. At most `DRAIN_TIMEOUT_MS`, and not at all if etcd does not answer: then what was received is closed.
+   */
+  private async drainThenClose(): Promise<void> {
+    this.drainTimer = setTimeout(() => this.watch.close(), DRAIN_TIMEOUT_MS);
+    try {
+      this.drainTo = await this.watch.currentRevision();
+    } catch {
+      this.watch.close();
+      return;
+    }
+    if (this.position >= this.drainTo) this.watch.close();
   }
 
   private async recordExistingLeases(): Promise<void> {
@@ -323,6 +351,7 @@ class Session {
         if (this.segment.bytes >= (this.options.segmentMaxBytes ?? DEFAULT_SEGMENT_MAX_BYTES)) {
           await this.closeSegment();
         }
+        if (this.drainTo !== undefined && this.position >= this.drainTo) this.watch.close();
     }
   }
 

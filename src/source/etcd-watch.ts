@@ -16,6 +16,7 @@ import { connectEtcd, type EtcdConnection, type EtcdSourceOptions } from "./etcd
 
 const WATCH = "/etcdserverpb.Watch/Watch";
 const LEASE_LEASES = "/etcdserverpb.Lease/LeaseLeases";
+const RANGE = "/etcdserverpb.KV/Range";
 const LEASE_TTL = "/etcdserverpb.Lease/LeaseTimeToLive";
 
 export const EVENT_PUT = 0;
@@ -166,7 +167,10 @@ export class EtcdWatch {
     this.call = call;
   }
 
-  /** Connects (each endpoint in turn) and creates the watch from `startRevision`. */
+  /**
+   * Connects (each endpoint in turn) and creates the watch from `startRevision`. `signal` cuts the connecting
+   * only: once open, the watch is the caller's to close (the log drains it first, up to etcd's revision).
+   */
   static async open(
     options: EtcdSourceOptions,
     startRevision: number,
@@ -180,7 +184,6 @@ export class EtcdWatch {
         connection.metadata,
       );
       const watch = new EtcdWatch(connection, call);
-      signal?.addEventListener("abort", () => watch.close(), { once: true });
       call.write(createRequest(startRevision));
       return watch;
     });
@@ -203,6 +206,19 @@ export class EtcdWatch {
   /** Asks for a progress notification: etcd answers with its current revision once the watch is in sync. */
   requestProgress(): void {
     if (!this.closed) this.call.write(PROGRESS_REQUEST);
+  }
+
+  /**
+   * etcd's current revision, read linearizably (a Range of one absent key; the answer's header carries the
+   * revision): every revision up to it was committed before this call.
+   */
+  async currentRevision(): Promise<number> {
+    const res = await this.unary(RANGE, new MessageWriter().bytes(1, Buffer.from([0])).varint(3, 1).finish());
+    for (const f of readFields(res)) {
+      if (f.field !== 1) continue;
+      for (const h of readFields(f.bytes)) if (h.field === 3) return Number(BigInt.asIntN(64, h.int));
+    }
+    throw new Error(`Range on ${this.endpoint} answered without a revision`);
   }
 
   /** IDs of every lease that exists now (LeaseLeases). */

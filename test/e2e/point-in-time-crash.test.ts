@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { Readable } from "node:stream";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { readLogCatalog } from "../../src/point-in-time/catalog.ts";
 import { readSegmentPayload } from "../../src/point-in-time/log-store.ts";
@@ -11,6 +12,7 @@ import { parseSegment } from "../../src/point-in-time/segment-format.ts";
 import { verifyLog } from "../../src/point-in-time/verify-log.ts";
 import { assertOk, runCli } from "../fixtures/cli.ts";
 import type { EtcdKv } from "../fixtures/etcd-kv.ts";
+import { freePort } from "../fixtures/ports.ts";
 import type { SeededRandom } from "../fixtures/seeded-random.ts";
 import { assertSameAsLiveAt, startLog, useLogTestBed, waitForReach } from "../point-in-time/harness.ts";
 import { currentRevision } from "../point-in-time/workload.ts";
@@ -127,3 +129,87 @@ describe("point-in-time: a log killed mid-segment", () => {
     );
   });
 });
+
+describe("point-in-time: a log stopped in the middle of a burst of writes", () => {
+  const bed = useLogTestBed("point-in-time: a log stopped in the middle of a burst of writes");
+
+  test("SIGTERM closes a last segment holding every revision etcd committed before it", async () => {
+    const { etcd, dest, store, kv, where, rng } = bed.get();
+    await kv.putAll([{ key: "/burst/seed", value: "x" }]);
+    assertOk(await runCli(["save", "--endpoints", etcd.endpoint, "--to", dest, "--no-encrypt"]));
+    // The log reads etcd through a proxy that holds etcd's answers back for 400 ms, so at the stop its watch
+    // is well behind what etcd has committed. A long interval: nothing closes on time, only the stop closes.
+    const proxy = await startDelayingProxy(new URL(etcd.endpoint), 400);
+    after(() => proxy.stop());
+    const log = startLog([
+      "--endpoints",
+      proxy.endpoint,
+      "--to",
+      dest,
+      "--no-encrypt",
+      "--segment-interval",
+      "5m",
+    ]);
+    let writing = true;
+    let committedBeforeStop = 0;
+    let code: number | null = null;
+    for (let i = 0; i < 100 && !/watching/.test(log.stderr()); i++) await sleep(100);
+    assert.match(log.stderr(), /watching/, `${where}: the log never started watching`);
+    // Many writers at once, still writing when the log is stopped: the watch is behind etcd at that moment.
+    const writers = Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (writing) {
+          await kv.txn([{ key: `/burst/k-${rng.int(0, 999)}`, value: rng.bytes(rng.int(100, 4000)) }]);
+        }
+      }),
+    );
+    try {
+      await sleep(rng.int(1500, 2500));
+      committedBeforeStop = await currentRevision(kv);
+      code = await log.stop();
+    } finally {
+      writing = false;
+      await writers;
+      if (code === null) await log.kill();
+    }
+    assert.equal(code, 0, log.stderr());
+    const [found] = await readLogCatalog(store, { cluster: "etcd" });
+    const chain = found!.chains.at(-1)!;
+    assert.ok(
+      chain.reach >= committedBeforeStop,
+      `${where}: the stop closed the log at ${chain.reach}; etcd had committed ${committedBeforeStop} before it`,
+    );
+    assert.deepEqual(chain.holes, []);
+  });
+});
+
+/** A loopback TCP proxy that delivers the server's bytes `delayMs` late, in order (the client's go at once). */
+async function startDelayingProxy(
+  target: URL,
+  delayMs: number,
+): Promise<{ endpoint: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) sockets.add(s);
+    client.pipe(upstream);
+    upstream.on("data", (d: Buffer) => {
+      setTimeout(() => client.writable && client.write(d), delayMs);
+    });
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", close).on("close", close);
+    upstream.on("error", close).on("close", close);
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    stop: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
