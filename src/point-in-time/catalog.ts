@@ -2,6 +2,7 @@
  * What the revision log in a store holds, per cluster: chains (a full backup and the closed segments after
  * it), their recoverable ranges, the gaps between them, and segments whose manifest never came (not closed).
  */
+import { listBackups } from "../catalog/catalog.ts";
 import { NotFoundError, type Store } from "../store/store.ts";
 import { listLogObjects, readJson } from "./log-store.ts";
 import { type LogKey, parseLogKey } from "./names.ts";
@@ -22,7 +23,11 @@ export interface Chain {
   head?: HeadRecord;
   /** Prune removed the segments up to `pruned.through` (no full backup before it is left). */
   pruned?: PrunedRecord;
-  /** The revision the chain's closed segments continue from: its base, or where prune cut it. */
+  /**
+   * The earliest revision the chain can restore: its base, or where prune cut it, and never before the
+   * earliest full backup of the chain still in the store (a prune stopped between deleting backups and cutting
+   * the log leaves segments before it; they serve no point until the next prune removes them).
+   */
   start: number;
   /** The highest revision reachable from `start` without a hole. */
   reach: number;
@@ -104,7 +109,21 @@ async function readLogCatalogOnce(store: Store, options: { cluster?: string }): 
     }
     return c;
   };
-  for (const entry of byChain.values()) clusterLog(entry.cluster).chains.push(await readChain(store, entry));
+  // The full backups a chain can replay on (complete snapshots with etcd's revision in their manifest).
+  const backups =
+    byChain.size === 0
+      ? []
+      : (await listBackups(store)).flatMap((e) =>
+          e.state === "complete" && e.kind === "snapshot" && e.manifest?.etcd
+            ? [{ cluster: e.cluster, dir: e.dir, revision: e.manifest.etcd.revision }]
+            : [],
+        );
+  for (const entry of byChain.values()) {
+    const revisions = backups
+      .filter((b) => b.cluster === entry.cluster && b.dir === entry.dir)
+      .map((b) => b.revision);
+    clusterLog(entry.cluster).chains.push(await readChain(store, entry, revisions));
+  }
   for (const g of gapKeys) clusterLog(g.cluster).gaps.push(await readJson(store, g.key, "log-gap"));
   for (const c of clusters.values()) {
     c.chains.sort((a, b) => a.base - b.base);
@@ -116,6 +135,7 @@ async function readLogCatalogOnce(store: Store, options: { cluster?: string }): 
 async function readChain(
   store: Store,
   entry: { cluster: string; dir: string; base: number; keys: { key: string; parsed: LogKey }[] },
+  backupRevisions: number[],
 ): Promise<Chain> {
   let record: ChainRecord | undefined;
   let head: HeadRecord | undefined;
@@ -138,13 +158,9 @@ async function readChain(
   segments.sort((a, b) => a.manifest.firstRevision - b.manifest.firstRevision);
   const closed = new Set(segments.map((s) => s.key));
   const unclosed = [...objects].filter((k) => !closed.has(k)).sort();
-  const start = Math.max(entry.base, pruned?.through ?? entry.base);
-  const startTime =
-    start > entry.base
-      ? new Date(segments.find((s) => s.manifest.lastRevision > start)?.manifest.firstTime ?? 0)
-      : new Date(record?.backupTime ?? 0);
-  let reach = start;
-  let reachTime = startTime;
+  const logStart = Math.max(entry.base, pruned?.through ?? entry.base);
+  let reach = logStart;
+  let reachTime = new Date(0);
   const holes: { from: number; to: number }[] = [];
   for (const s of segments) {
     const m = s.manifest;
@@ -156,6 +172,19 @@ async function readChain(
     reach = m.lastRevision;
     reachTime = new Date(m.lastTime);
   }
+  const earliestBackup = Math.min(
+    ...backupRevisions.filter((r) => r >= logStart && r <= reach),
+    Number.POSITIVE_INFINITY,
+  );
+  const start = Number.isFinite(earliestBackup) && earliestBackup > logStart ? earliestBackup : logStart;
+  const after = segments.find((s) => s.manifest.lastRevision > start);
+  const startTime =
+    start > entry.base
+      ? after
+        ? new Date(after.manifest.firstTime)
+        : reachTime
+      : new Date(record?.backupTime ?? 0);
+  if (reach === logStart) reachTime = startTime;
   if (head && holes.length === 0 && head.revision === reach) {
     const confirmed = new Date(head.confirmed);
     if (confirmed > reachTime) reachTime = confirmed;

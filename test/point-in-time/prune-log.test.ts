@@ -60,6 +60,16 @@ describe("log retention", () => {
       // The chain's own base pruned: the segment before the next full backup (25) goes, the cut is recorded.
       await store.delete(b10);
       await store.delete(`${b10}.json`);
+      // Before the log is pruned (a prune stopped between the two), the catalog already restores from 25 only.
+      const stale = (await readLogCatalog(store))[0]!;
+      assert.equal(stale.chains[0]!.start, 25);
+      assert.deepEqual(
+        recoverableRanges(stale).map((r) => [r.from, r.to]),
+        [
+          [25, 40],
+          [50, 70],
+        ],
+      );
       const dry = await pruneLog(store, { dryRun: true });
       assert.deepEqual(
         dry.removed.map((i) => i.key.split("/").pop()),
