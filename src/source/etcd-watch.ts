@@ -213,7 +213,13 @@ export class EtcdWatch {
    * revision): every revision up to it was committed before this call.
    */
   async currentRevision(): Promise<number> {
-    const res = await this.unary(RANGE, new MessageWriter().bytes(1, Buffer.from([0])).varint(3, 1).finish());
+    const res = await this.unary(
+      RANGE,
+      new MessageWriter()
+        .bytes(1, Buffer.from([0]))
+        .varint(3, 1)
+        .finish(),
+    );
     for (const f of readFields(res)) {
       if (f.field !== 1) continue;
       for (const h of readFields(f.bytes)) if (h.field === 3) return Number(BigInt.asIntN(64, h.int));
