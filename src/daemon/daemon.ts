@@ -389,6 +389,7 @@ export class Daemon {
         if (m.etcd?.revision !== undefined) this.o.metrics.revision.set(m.etcd.revision);
         this.o.metrics.backupsKept.set(out.kept);
         if (out.pruned) this.o.metrics.pruned.inc(out.pruned);
+        if (out.logStart) this.continuousLog?.prunedTo(out.logStart);
         if (out.testRestore) this.testRestores.inc({ result: "passed" });
         this.lastSuccess = finishedAt;
         this.lastError = undefined;

@@ -5,7 +5,7 @@ import type { BackupJob } from "../config/job.ts";
 import type { FailureReason } from "../observability/failure.ts";
 import { watchSave } from "../observability/failure.ts";
 import type { Logger } from "../observability/logger.ts";
-import { pruneLog } from "../point-in-time/prune-log.ts";
+import { newestChainStart, pruneLog } from "../point-in-time/prune-log.ts";
 import { testRestore } from "../restore/test-restore.ts";
 import { verifyBackup } from "../verify/verify.ts";
 
@@ -37,6 +37,8 @@ export interface RunOutcome {
   kept: number;
   verify: string;
   testRestore?: string;
+  /** With a revision log: where its newest chain restores from after this run's prune. */
+  logStart?: { base: number; revision: number; time: string };
 }
 
 /**
@@ -75,6 +77,7 @@ export async function runBackup(options: RunOptions): Promise<RunOutcome> {
 
   let pruned: number | undefined;
   let kept: number;
+  let logStart: RunOutcome["logStart"];
   if (job.retention) {
     try {
       const report = await pruneBackups(job.store, job.retention, {
@@ -114,6 +117,7 @@ export async function runBackup(options: RunOptions): Promise<RunOutcome> {
         cluster: job.cluster,
         ...(options.logWithinMs !== undefined ? { withinMs: options.logWithinMs } : {}),
       });
+      logStart = newestChainStart(logReport, job.cluster);
       if (logReport.failed.length > 0) {
         throw new Error(
           `${logReport.failed.length} log deletion(s) failed: ${logReport.failed.map((f) => `${f.key}: ${f.error}`).join("; ")}`,
@@ -173,6 +177,7 @@ export async function runBackup(options: RunOptions): Promise<RunOutcome> {
     kept,
     verify,
     ...(restored ? { testRestore: restored } : {}),
+    ...(logStart ? { logStart } : {}),
   };
 }
 

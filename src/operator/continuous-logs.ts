@@ -58,6 +58,11 @@ export class ContinuousLogs {
     }
   }
 
+  /** A prune cut the chain the schedule's log writes to: its recoverable window starts at `start` from now on. */
+  prunedTo(key: string, start: { base: number; revision: number; time: string }): void {
+    this.running.get(key)?.log.prunedTo(start);
+  }
+
   /** Stops the log of a schedule (deleted, suspended, changed); the open segment is closed first. */
   async stop(key: string): Promise<void> {
     const r = this.running.get(key);

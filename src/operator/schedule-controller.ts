@@ -1,7 +1,7 @@
 import type { Logger } from "pino";
 import { pruneBackups } from "../catalog/prune.ts";
 import { processRedactor, type Redactor } from "../observability/redact.ts";
-import { pruneLog } from "../point-in-time/prune-log.ts";
+import { newestChainStart, pruneLog } from "../point-in-time/prune-log.ts";
 import {
   BACKUP_PLURAL,
   type EtcdBackup,
@@ -208,6 +208,8 @@ export class ScheduleController {
           // As the daemon's runs do: the revision log's segments no kept recovery point needs go too.
           const logReport = await pruneLog(store, { cluster: request.cluster });
           failures.push(...logReport.failed);
+          const start = newestChainStart(logReport, request.cluster);
+          if (start) this.continuous.prunedTo(`${namespace}/${name}`, start);
           if (logReport.removed.length > 0) {
             this.o.log.info(
               { schedule: `${namespace}/${name}`, logObjectsRemoved: logReport.removed.length },

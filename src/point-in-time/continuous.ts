@@ -51,6 +51,8 @@ export class ContinuousLog {
   private readonly o: ContinuousLogOptions;
   private readonly startedAt = Date.now();
   private lastError: string | undefined;
+  /** Where the last prune cut the chain (see `prunedTo`). */
+  private cut: { base: number; revision: number; time: string } | undefined;
   /** Resolves when the log has stopped (after `signal` aborted). */
   readonly done: Promise<void>;
 
@@ -59,12 +61,22 @@ export class ContinuousLog {
     this.done = this.loop();
   }
 
+  /**
+   * A prune cut the chain the log writes to: its window starts at `start` from now on (the status page and the
+   * operator's status would otherwise still show the chain's base, which nothing restores any more).
+   */
+  prunedTo(start: { base: number; revision: number; time: string }): void {
+    this.cut = start;
+  }
+
   window(): RecoverableWindow {
     const s = this.metrics.snapshot();
+    const cut =
+      s && this.cut && this.cut.base === s.base && this.cut.revision > s.base ? this.cut : undefined;
     return {
       ...(s
         ? {
-            from: { time: s.chainStart, revision: s.base },
+            from: cut ? { time: cut.time, revision: cut.revision } : { time: s.chainStart, revision: s.base },
             to: { time: new Date(s.coveredUntilMs).toISOString(), revision: s.revision },
           }
         : {}),

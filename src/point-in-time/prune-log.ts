@@ -27,8 +27,8 @@ export interface ChainPruneDecision {
   base: number;
   /** `keep`: untouched; `cut`: segments before its earliest full backup go; `remove`: no full backup left. */
   action: "keep" | "cut" | "remove";
-  /** The restorable revisions the chain keeps (none when removed). */
-  kept?: { from: number; to: number };
+  /** The restorable revisions the chain keeps (none when removed), and the time of the first (ISO 8601). */
+  kept?: { from: number; to: number; fromTime: string };
   keptSegments: number;
   removedSegments: number;
   /** The full backup the kept range starts from (revision), when there is one. */
@@ -49,6 +49,20 @@ export interface LogPruneResult {
   held: LogPruneItem[];
   /** Keys whose deletion failed, with the error; everything else was removed. */
   failed: { key: string; error: string }[];
+}
+
+/**
+ * Where the cluster's newest chain restores from after this prune (its chain base, the revision and its time), for
+ * a running log's recoverable window; undefined when the prune kept no restorable point in it.
+ */
+export function newestChainStart(
+  result: LogPruneResult,
+  cluster: string,
+): { base: number; revision: number; time: string } | undefined {
+  const newest = result.chains.filter((c) => c.cluster === cluster).at(-1);
+  return newest?.kept
+    ? { base: newest.base, revision: newest.kept.from, time: newest.kept.fromTime }
+    : undefined;
 }
 
 export async function pruneLog(
@@ -127,11 +141,16 @@ export async function pruneLog(
         }
       }
       const from = Math.max(earliest ?? chain.start, chain.start);
+      const fromTime =
+        from === chain.start
+          ? chain.startTime.toISOString()
+          : (chain.segments.find((s) => s.manifest.lastRevision > from)?.manifest.firstTime ??
+            chain.reachTime.toISOString());
       chains.push({
         cluster: log.cluster,
         base: chain.base,
         action: whole ? "remove" : chainRemoved > 0 ? "cut" : "keep",
-        ...(earliest !== undefined && !whole ? { kept: { from, to: chain.reach } } : {}),
+        ...(earliest !== undefined && !whole ? { kept: { from, to: chain.reach, fromTime } } : {}),
         keptSegments: chainKept,
         removedSegments: chainRemoved,
         ...(earliest !== undefined ? { earliestBackup: earliest } : {}),

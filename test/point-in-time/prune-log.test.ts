@@ -50,7 +50,13 @@ describe("log retention", () => {
       const planned = await pruneLog(store, { dryRun: true, goneBackups: [b10] });
       assert.equal(planned.removed.length, 2);
       assert.deepEqual(
-        planned.chains.map((c) => [c.base, c.action, c.kept, c.keptSegments, c.removedSegments]),
+        planned.chains.map((c) => [
+          c.base,
+          c.action,
+          c.kept && { from: c.kept.from, to: c.kept.to },
+          c.keptSegments,
+          c.removedSegments,
+        ]),
         [
           [10, "cut", { from: 25, to: 40 }, 2, 1],
           [50, "keep", { from: 50, to: 70 }, 2, 0],
@@ -118,7 +124,13 @@ describe("log retention", () => {
       // its newest backup before 66 s, revision 65, so segment 51-60 goes and 61-70 stays.
       const r = await pruneLog(store, { withinMs: 4_000, now: new Date(T0 + 70_000) });
       assert.deepEqual(
-        r.chains.map((c) => [c.base, c.action, c.kept ?? null, c.keptSegments, c.removedSegments]),
+        r.chains.map((c) => [
+          c.base,
+          c.action,
+          c.kept ? { from: c.kept.from, to: c.kept.to } : null,
+          c.keptSegments,
+          c.removedSegments,
+        ]),
         [
           [10, "remove", null, 0, 3],
           [50, "cut", { from: 65, to: 70 }, 1, 1],
