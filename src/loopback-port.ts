@@ -6,7 +6,9 @@
  * on the machine may take it, and the child then fails with "address already in use". So a port is drawn at
  * random from below that range (Linux: `net.ipv4.ip_local_port_range`, 32768-60999 by default), where the
  * kernel never places an outgoing connection, and checked by binding it. Ports handed out by this process are
- * not handed out again for a while, so two children started together never share one.
+ * not handed out again for a while, so two children started together never share one. The draw also stays
+ * below 30000, where Kubernetes NodePorts begin (30000-32767): on a node, kube-proxy may redirect local traffic to
+ * such a port to a Service.
  *
  * Where the range cannot be read (not Linux) or leaves too little room below it, the kernel's choice is used.
  */
@@ -15,6 +17,8 @@ import { createServer } from "node:net";
 
 /** The lowest port drawn from; below it sit well-known and registered services. */
 const LOWEST = 10_000;
+/** The draw ends below Kubernetes' default NodePort range. */
+const NODE_PORTS_START = 30_000;
 /** How long a port handed out stays out of the draw (the child binds it well within this). */
 const HELD_MS = 120_000;
 const handedOut = new Map<number, number>();
@@ -22,7 +26,7 @@ const handedOut = new Map<number, number>();
 /** `count` distinct ports on 127.0.0.1 that were free a moment ago and that no outgoing connection takes. */
 export async function loopbackPorts(count: number): Promise<number[]> {
   const ports: number[] = [];
-  const below = await ephemeralRangeStart();
+  const below = Math.min(await ephemeralRangeStart(), NODE_PORTS_START);
   const now = Date.now();
   for (const [port, at] of handedOut) if (now - at > HELD_MS) handedOut.delete(port);
   for (let tries = 0; ports.length < count; tries++) {
