@@ -197,12 +197,23 @@ async function startSnapshot(
       callback(err);
     },
   });
-  const onAbort = () =>
-    stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+  let rejectStart: ((err: Error) => void) | undefined;
+  // Before the first bytes nobody holds the stream to hear its error: the start fails with the reason instead
+  // (an 'error' event without a listener would end the process with a stack trace).
+  const onAbort = () => {
+    const reason = signal?.reason instanceof Error ? signal.reason : new Error("aborted");
+    if (started) {
+      stream.destroy(reason);
+      return;
+    }
+    stream.destroy();
+    rejectStart?.(reason);
+  };
   signal?.addEventListener("abort", onAbort, { once: true });
   stream.once("close", () => signal?.removeEventListener("abort", onAbort));
 
   return await new Promise<SnapshotStream>((resolve, reject) => {
+    rejectStart = reject;
     call.on("data", (msg: SnapshotResponse) => {
       remaining = msg.remaining;
       if (!started) {

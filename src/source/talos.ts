@@ -72,13 +72,24 @@ export class TalosSource implements SnapshotSource {
         callback(err);
       },
     });
-    const onAbort = () =>
-      stream.destroy(signal?.reason instanceof Error ? signal.reason : new Error("aborted"));
+    let rejectStart: ((err: Error) => void) | undefined;
+    // Before the first bytes nobody holds the stream to hear its error: the start fails with the reason instead
+    // (an 'error' event without a listener would end the process with a stack trace).
+    const onAbort = () => {
+      const reason = signal?.reason instanceof Error ? signal.reason : new Error("aborted");
+      if (started) {
+        stream.destroy(reason);
+        return;
+      }
+      stream.destroy();
+      rejectStart?.(reason);
+    };
     signal?.addEventListener("abort", onAbort, { once: true });
     stream.once("close", () => signal?.removeEventListener("abort", onAbort));
     const where = node ? `node ${node} via ${ch.endpoint}` : ch.endpoint;
 
     return await new Promise<SnapshotStream>((resolve, reject) => {
+      rejectStart = reject;
       const begin = () => {
         if (started) return;
         started = true;

@@ -88,6 +88,25 @@ describe("TalosSource", () => {
     assert.equal(talos.calls.at(-1)!.node, undefined);
   });
 
+  test("an abort after the call started but before its first byte fails open() with the reason, nothing thrown", async () => {
+    talos.firstByteDelayMs = 3000;
+    try {
+      const source = new TalosSource({
+        context: contextFor("os:etcd:backup"),
+        endpoints: [talos.endpoint],
+        nodes: [],
+      });
+      const controller = new AbortController();
+      const calls = talos.calls.length;
+      setTimeout(() => controller.abort(new Error("stopped by SIGTERM")), 700);
+      await assert.rejects(source.open(controller.signal), /stopped by SIGTERM/);
+      assert.equal(talos.calls.at(-1)?.method, "EtcdSnapshot");
+      assert.ok(talos.calls.length > calls, "the call had started");
+    } finally {
+      talos.firstByteDelayMs = 0;
+    }
+  });
+
   test("an unreachable endpoint is skipped for the next one", async () => {
     const dead = `127.0.0.1:${await freePort()}`;
     const source = new TalosSource({
