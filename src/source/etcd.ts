@@ -9,6 +9,7 @@ import { tryInTurn } from "../grpc/try-in-turn.ts";
 import { fieldString, MessageWriter, readFields } from "../protobuf/wire.ts";
 import { COALESCE_BYTES } from "../stages/coalesce.ts";
 import type { SnapshotSource, SnapshotStream } from "./source.ts";
+import { abortSnapshotStart } from "./start-abort.ts";
 
 /** How to reach etcd: etcdctl's flags. */
 export interface EtcdSourceOptions {
@@ -197,23 +198,10 @@ async function startSnapshot(
       callback(err);
     },
   });
-  let rejectStart: ((err: Error) => void) | undefined;
-  // Before the first bytes nobody holds the stream to hear its error: the start fails with the reason instead
-  // (an 'error' event without a listener would end the process with a stack trace).
-  const onAbort = () => {
-    const reason = signal?.reason instanceof Error ? signal.reason : new Error("aborted");
-    if (started) {
-      stream.destroy(reason);
-      return;
-    }
-    stream.destroy();
-    rejectStart?.(reason);
-  };
-  signal?.addEventListener("abort", onAbort, { once: true });
-  stream.once("close", () => signal?.removeEventListener("abort", onAbort));
+  const abort = abortSnapshotStart(stream, signal, () => started);
 
   return await new Promise<SnapshotStream>((resolve, reject) => {
-    rejectStart = reject;
+    abort.failStartWith(reject);
     call.on("data", (msg: SnapshotResponse) => {
       remaining = msg.remaining;
       if (!started) {

@@ -6,6 +6,7 @@ import { type TalosChannel, TalosClient, type TalosConnectionOptions } from "../
 import type { DataMessage } from "../talos/messages.ts";
 import { ETCD_SNAPSHOT } from "../talos/messages.ts";
 import type { SnapshotSource, SnapshotStream } from "./source.ts";
+import { abortSnapshotStart } from "./start-abort.ts";
 
 /** How to reach etcd through the Talos API. */
 export interface TalosSourceOptions extends TalosConnectionOptions {
@@ -72,24 +73,11 @@ export class TalosSource implements SnapshotSource {
         callback(err);
       },
     });
-    let rejectStart: ((err: Error) => void) | undefined;
-    // Before the first bytes nobody holds the stream to hear its error: the start fails with the reason instead
-    // (an 'error' event without a listener would end the process with a stack trace).
-    const onAbort = () => {
-      const reason = signal?.reason instanceof Error ? signal.reason : new Error("aborted");
-      if (started) {
-        stream.destroy(reason);
-        return;
-      }
-      stream.destroy();
-      rejectStart?.(reason);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    stream.once("close", () => signal?.removeEventListener("abort", onAbort));
+    const abort = abortSnapshotStart(stream, signal, () => started);
     const where = node ? `node ${node} via ${ch.endpoint}` : ch.endpoint;
 
     return await new Promise<SnapshotStream>((resolve, reject) => {
-      rejectStart = reject;
+      abort.failStartWith(reject);
       const begin = () => {
         if (started) return;
         started = true;
