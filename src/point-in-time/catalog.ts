@@ -177,13 +177,8 @@ async function readChain(
     Number.POSITIVE_INFINITY,
   );
   const start = Number.isFinite(earliestBackup) && earliestBackup > logStart ? earliestBackup : logStart;
-  const after = segments.find((s) => s.manifest.lastRevision > start);
   const startTime =
-    start > entry.base
-      ? after
-        ? new Date(after.manifest.firstTime)
-        : reachTime
-      : new Date(record?.backupTime ?? 0);
+    start > entry.base ? (timeAfter(segments, start) ?? reachTime) : new Date(record?.backupTime ?? 0);
   if (reach === logStart) reachTime = startTime;
   if (head && holes.length === 0 && head.revision === reach) {
     const confirmed = new Date(head.confirmed);
@@ -204,6 +199,15 @@ async function readChain(
     holes,
     unclosed,
   };
+}
+
+/**
+ * When a point just after `revision` was recorded: the first time of the first segment that goes past it (the
+ * time a chain cut at `revision` starts from); undefined when no segment does.
+ */
+export function timeAfter(segments: ClosedSegment[], revision: number): Date | undefined {
+  const after = segments.find((s) => s.manifest.lastRevision > revision);
+  return after ? new Date(after.manifest.firstTime) : undefined;
 }
 
 /** The ranges a chain can restore to (one per chain with a readable base; none without its chain record). */

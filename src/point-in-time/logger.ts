@@ -306,7 +306,8 @@ class Session {
    * On stop, the watch is not cut at once: revisions etcd committed before the stop may still be on their way.
    * It reads etcd's current revision, keeps receiving until the log holds it (see `handle`), then closes the
    * watch, so that the last segment closed at a stop (a daemon's SIGTERM) holds every revision written before
-   * it. At most `DRAIN_TIMEOUT_MS` (10 s, within a pod's default 30 s grace), and not at all if etcd does not answer: then what was received is closed.
+   * it. At most `DRAIN_TIMEOUT_MS` (10 s, within a pod's default 30 s grace), and not at all if etcd does not
+   * answer: then what was received is closed.
    */
   private async drainThenClose(): Promise<void> {
     this.drainTimer = setTimeout(() => this.watch.close(), DRAIN_TIMEOUT_MS);

@@ -11,7 +11,7 @@
 import { listBackups } from "../catalog/catalog.ts";
 import { readHolds } from "../catalog/prune.ts";
 import type { Store } from "../store/store.ts";
-import { type Chain, readLogCatalog } from "./catalog.ts";
+import { type Chain, readLogCatalog, timeAfter } from "./catalog.ts";
 import { writeJson } from "./log-store.ts";
 import { chainKey, headKey, prunedKey, SEGMENT_MANIFEST_SUFFIX } from "./names.ts";
 import { LOG_FORMAT } from "./records.ts";
@@ -141,11 +141,9 @@ export async function pruneLog(
         }
       }
       const from = Math.max(earliest ?? chain.start, chain.start);
-      const fromTime =
-        from === chain.start
-          ? chain.startTime.toISOString()
-          : (chain.segments.find((s) => s.manifest.lastRevision > from)?.manifest.firstTime ??
-            chain.reachTime.toISOString());
+      const fromTime = (
+        from === chain.start ? chain.startTime : (timeAfter(chain.segments, from) ?? chain.reachTime)
+      ).toISOString();
       chains.push({
         cluster: log.cluster,
         base: chain.base,
