@@ -17,9 +17,10 @@
  * a sequence of steps (the talos-backup way) sums wall and CPU and takes the largest RSS. Each figure is the
  * best (wall, CPU: the smallest) of --runs runs, with the median beside it, and the largest peak RSS; cases are
  * interleaved run by run so that load from other users of the machine spreads over all of them, and the 1-minute
- * load average is recorded with every run (a loaded machine inflates wall times, less so CPU times). s3rver (the
- * loopback S3) runs in this process, outside every figure, but it takes CPU from the same cores while an upload
- * is measured.
+ * load average is recorded with every run (a loaded machine inflates wall times, less so CPU times). The S3
+ * server (bench/s3-target.ts: the real MinIO when built, else s3rver, the tests' stand-in, with `--s3 minio|s3rver`
+ * to choose) runs on loopback outside every figure, but it takes CPU from the same cores while an upload is
+ * measured.
  *
  * etcd-backup runs as users run it: the npm launcher (`bin/etcd-backup.js` on the built CLI, so `npm run build`
  * first) with default settings and no NODE_OPTIONS (the launcher sets its own V8 options, src/cli/v8-flags.ts),
@@ -39,8 +40,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { memoryCgroupUnavailable, runInMemoryCgroup } from "../test/fixtures/memory-cgroup.ts";
-import { startS3Server, type TestS3Server } from "../test/fixtures/s3-server.ts";
 import { benchSnapshot, etcdFromSnapshot, SHAPES, type Shape } from "./k8s-data.ts";
+import { type S3Target, type S3TargetKind, startS3Target } from "./s3-target.ts";
 
 const exec = promisify(execFile);
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -63,6 +64,7 @@ const { values } = parseArgs({
     markdown: { type: "boolean", default: false },
     only: { type: "string" },
     "node-options": { type: "string" },
+    s3: { type: "string" },
   },
   allowPositionals: true,
 });
@@ -82,13 +84,8 @@ for (const s of shapes)
 const load1 = () => Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
-const AWS_ENV = {
-  AWS_ACCESS_KEY_ID: "S3RVER",
-  AWS_SECRET_ACCESS_KEY: "S3RVER",
-  AWS_REGION: "us-east-1",
-  AWS_EC2_METADATA_DISABLED: "true",
-  ETCDCTL_API: "3",
-};
+/** The environment of every measured command: etcdctl's API version, and the S3 server's credentials (set in main). */
+const AWS_ENV: Record<string, string> = { ETCDCTL_API: "3" };
 
 /** One process's figures from `/usr/bin/time -v -o FILE`. */
 interface Usage {
@@ -235,7 +232,7 @@ async function benchSize(
   shape: Shape,
   sizeMB: number,
   runs: number,
-  s3: TestS3Server,
+  s3: S3Target,
   work: string,
 ): Promise<{ rows: Row[]; dbBytes: number; limited: LimitedSave[] }> {
   const snapshot = await benchSnapshot(shape, sizeMB, log);
@@ -256,17 +253,6 @@ async function benchSize(
   ];
   const aws = (...a: string[]) => ["/usr/bin/aws", "--endpoint-url", S, "s3", ...a];
   const ours = (...a: string[]) => [NODE, ...NODE_FLAGS, LAUNCHER, ...a];
-  // s3rver keeps each object as `<bucket>/<key>._S3rver_object`.
-  const s3Bytes = (prefix: string) => {
-    const bucket = join(s3.directory, "bench");
-    let n = 0;
-    for (const e of readdirSync(bucket, { withFileTypes: true, recursive: true })) {
-      const rel = join(e.parentPath, e.name).slice(bucket.length + 1);
-      if (e.isFile() && rel.startsWith(prefix) && rel.endsWith("._S3rver_object") && !rel.includes(".json."))
-        n += fileSize(join(e.parentPath, e.name));
-    }
-    return n;
-  };
   const fresh = async (name: string) => {
     const p = join(dir, name);
     await rm(p, { recursive: true, force: true });
@@ -332,7 +318,7 @@ async function benchSize(
             ],
           },
         ]);
-        return { usage, stored: s3Bytes(`${shape}-${sizeMB}/tb/${r}.snap.zst.age`) };
+        return { usage, stored: await s3.storedBytes(`${shape}-${sizeMB}/tb/${r}.snap.zst.age`) };
       },
     },
     {
@@ -363,7 +349,7 @@ async function benchSize(
             allow: (i, code, stderr) => i === 0 && code === 5 && /sync .*invalid argument/.test(stderr),
           },
         ]);
-        return { usage, stored: s3Bytes(`${shape}-${sizeMB}/pipe/${r}.snap.zst.age`) };
+        return { usage, stored: await s3.storedBytes(`${shape}-${sizeMB}/pipe/${r}.snap.zst.age`) };
       },
     },
     {
@@ -431,7 +417,7 @@ async function benchSize(
             ),
           ],
         });
-        return { usage, stored: s3Bytes(`${shape}-${sizeMB}/ours/${r}/`) };
+        return { usage, stored: await s3.storedBytes(`${shape}-${sizeMB}/ours/${r}/`) };
       },
     },
     {
@@ -765,18 +751,23 @@ function svg(sections: { shape: Shape; sizeMB: number; runs: number; rows: Row[]
     `<title>etcd-backup against etcdctl, etcdutl, zstd, age and the AWS CLI on two etcd shapes: throughput and peak memory</title>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     ...parts,
-    `<text x="8" y="${y0 + 8}" fill="#555">blue: etcd-backup; grey: etcdctl, etcdutl, zstd, age, aws CLI. Shared, loaded 2-core VM; loopback etcd 3.6 and s3rver.</text>`,
+    `<text x="8" y="${y0 + 8}" fill="#555">blue: etcd-backup; grey: etcdctl, etcdutl, zstd, age, aws CLI. Shared, loaded 2-core VM; loopback etcd 3.6 and ${s3Label}.</text>`,
     "</svg>",
   ].join("\n")}\n`;
 }
+
+/** The S3 server's name and version, for the chart (set in main). */
+let s3Label = "S3";
 
 async function main(): Promise<void> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   if (!existsSync(join(ETCD36, "etcdctl")))
     throw new Error(`${ETCD36} is missing: run scripts/install-peers.sh`);
   const work = await mkdtemp(join(tmpdir(), "etcd-backup-bench-"));
-  const s3 = await startS3Server({ directory: join(work, "s3") });
-  await s3.createBucket("bench");
+  const s3 = await startS3Target(work, values.s3 as S3TargetKind | undefined);
+  Object.assign(AWS_ENV, s3.env);
+  s3Label = s3.label;
+  log(`S3 server: ${s3.label} at ${s3.endpoint}`);
   const results: {
     shape: Shape;
     sizeMB: number;
@@ -823,6 +814,7 @@ async function main(): Promise<void> {
       zstd: (await exec("/usr/bin/zstd", ["--version"])).stdout.trim(),
       age: (await exec("/usr/bin/age", ["--version"])).stdout.trim(),
       aws: (await exec("/usr/bin/aws", ["--version"])).stdout.trim(),
+      s3: s3Label,
     },
   };
   if (values.svg) {
@@ -834,7 +826,7 @@ async function main(): Promise<void> {
     return;
   }
   const out: string[] = [
-    `${meta.date} ${meta.command}; node ${meta.node}${meta.nodeFlags ? ` (ours with ${meta.nodeFlags})` : ""}; ${meta.tools.etcdctl}, ${meta.tools.etcdctl36} (3.6), ${meta.tools.zstd}, age ${meta.tools.age}, ${meta.tools.aws}`,
+    `${meta.date} ${meta.command}; node ${meta.node}${meta.nodeFlags ? ` (ours with ${meta.nodeFlags})` : ""}; ${meta.tools.etcdctl}, ${meta.tools.etcdctl36} (3.6), ${meta.tools.zstd}, age ${meta.tools.age}, ${meta.tools.aws}; S3 server ${meta.tools.s3}`,
   ];
   for (const r of results) {
     out.push(
