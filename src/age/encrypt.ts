@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Transform } from "node:stream";
+import { handOver } from "../stages/buffer-handover.ts";
 import { ArmorEncoder } from "./armor.ts";
 import { AgeKeyError } from "./errors.ts";
 import { encodeHeader } from "./header.ts";
@@ -93,7 +94,8 @@ export function createEncryptStream(recipients: Recipient[], options: EncryptOpt
   const batch: Buffer[] = [];
   const flushBatch = () => {
     if (batch.length === 0) return;
-    stream.push(batch.length === 1 ? batch[0] : Buffer.concat(batch));
+    // Nothing here keeps the output: the stage that consumes it may free it (stages/buffer-handover.ts).
+    stream.push(handOver(batch.length === 1 ? batch[0]! : Buffer.concat(batch)));
     batch.length = 0;
   };
   // The header goes out with the first output, once construct() has built it.

@@ -1,6 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Transform, type TransformCallback } from "node:stream";
 import { constants, createZstdCompress, type ZstdCompress } from "node:zlib";
+import { releaseHandedOver } from "./buffer-handover.ts";
 import { COALESCE_BYTES } from "./coalesce.ts";
 
 /**
@@ -44,7 +45,10 @@ class FrameWorker {
     });
   }
 
-  /** Compresses `input` (the pieces of one frame) into one complete frame, returned as its output pieces. */
+  /**
+   * Compresses `input` (the pieces of one frame) into one complete frame, returned as its output pieces. Once
+   * zstd has read the whole frame, pieces handed over to this stage are freed (stages/buffer-handover.ts).
+   */
   frame(input: Buffer[]): Promise<Buffer[]> {
     return new Promise((resolve, reject) => {
       if (this.failure) return reject(this.failure);
@@ -54,6 +58,7 @@ class FrameWorker {
       this.zstd.flush(constants.ZSTD_e_end, () => {
         this.zstd.off("error", onError);
         if (this.failure) return reject(this.failure);
+        for (const piece of input) releaseHandedOver(piece);
         const out = this.parts;
         this.parts = [];
         resolve(out);

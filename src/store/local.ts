@@ -1,10 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { link, mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve, sep } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Hinted } from "../errors.ts";
+import { FileSink } from "./file-sink.ts";
 import {
   AlreadyExistsError,
   type Leftover,
@@ -54,10 +55,10 @@ export class LocalStore implements Store {
     const temp = join(dir, `${LOCAL_TEMP_PREFIX}${basename(final)}.${randomBytes(6).toString("hex")}`);
     const handle = await open(temp, "wx", 0o600);
     try {
-      // flush: the file is fsynced before its descriptor closes, so the rename publishes durable content.
-      // 1 MiB: a 16 KiB buffer serialised reading, hashing and writing; 4 MiB held 3 MiB more for nothing.
-      const out = createWriteStream("", { fd: handle, flush: true, highWaterMark: 1 << 20 });
+      // The file is fsynced before its descriptor closes, so the rename publishes durable content.
+      const out = new FileSink(handle);
       await pipeline(body, out, { signal: options.signal });
+      await handle.close();
       const size = out.bytesWritten;
       const exclusive = options.ifAbsent ? await this.publishIfAbsent(temp, final, key) : undefined;
       if (!options.ifAbsent) await rename(temp, final);

@@ -9,8 +9,10 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { describe, it } from "node:test";
+import { handOver } from "../../src/stages/buffer-handover.ts";
 import { ZstdDecompressStream } from "../../src/stages/zstd-decompress.ts";
 import { ZstdFrames } from "../../src/stages/zstd-frames.ts";
 import { collect, pieces, sample } from "./streams.ts";
@@ -90,5 +92,28 @@ describe("ZstdFrames", () => {
     const out = collect();
     await pipeline(stage, out.sink);
     assert.equal(sha(await decompress(out.result())), sha(input), "everything arrives once read");
+  });
+
+  it("frees the pieces handed over to it once their frame is compressed, and only those", async () => {
+    const input = sample(3_000_000, 5);
+    const piece = 100_000;
+    const given: Buffer[] = [];
+    for (let off = 0; off < input.length; off += piece) {
+      const own = Buffer.alloc(Math.min(piece, input.length - off));
+      input.copy(own, 0, off, off + own.length);
+      // Every other piece is handed over; the rest belong to someone else and must stay as they are.
+      given.push(given.length % 2 === 0 ? handOver(own) : own);
+    }
+    const out = collect();
+    await pipeline(
+      Readable.from(given),
+      new ZstdFrames({ level: 3, frameBytes: 1 << 20, workers: 2 }),
+      out.sink,
+    );
+    assert.equal(sha(await decompress(out.result())), sha(input));
+    given.forEach((b, i) => {
+      if (i % 2 === 0) assert.equal(b.length, 0, `handed-over piece ${i} is freed`);
+      else assert.deepEqual(b, input.subarray(i * piece, i * piece + b.length), `piece ${i} is untouched`);
+    });
   });
 });

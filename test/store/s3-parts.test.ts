@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { Readable } from "node:stream";
 import { describe, test } from "node:test";
+import { handOver } from "../../src/stages/buffer-handover.ts";
 import { readParts } from "../../src/store/s3-parts.ts";
 
 async function parts(chunks: Buffer[], partSize: number): Promise<Buffer[]> {
@@ -64,5 +65,57 @@ describe("readParts", () => {
       })(),
       (err) => err === boom,
     );
+  });
+
+  test("chunks come one by one as pushed, even when many wait, and handed-over ones are freed once copied", async () => {
+    for (const total of [7, 25, 100]) {
+      const bytes = randomBytes(total);
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < total; i += 3) {
+        const own = Buffer.alloc(Math.min(3, total - i)); // its own memory: Buffer.from would slice Node's pool
+        bytes.copy(own, 0, i, i + own.length);
+        chunks.push(handOver(own));
+      }
+      // Everything is buffered in the stream before the first read: a plain `for await` would join it all
+      // into one new Buffer, and none of the handed-over chunks could be freed.
+      const body = new Readable({ read() {} });
+      for (const c of chunks) body.push(c);
+      body.push(null);
+      const got: Buffer[] = [];
+      for await (const p of readParts(body, 10)) got.push(Buffer.from(p));
+      assert.deepEqual(Buffer.concat(got), bytes, `${total} bytes`);
+      for (const [i, c] of chunks.entries()) assert.equal(c.length, 0, `${total} bytes: chunk ${i} is freed`);
+    }
+  });
+
+  test("a body destroyed before its end is an error, never a short last part", async () => {
+    const body = new Readable({ read() {} });
+    body.push(randomBytes(15));
+    setImmediate(() => body.destroy());
+    const got: Buffer[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const p of readParts(body, 10)) got.push(p);
+      })(),
+      { code: "ERR_STREAM_PREMATURE_CLOSE" },
+    );
+    assert.equal(got.length, 1, "only the full part came out");
+  });
+
+  test("a caller that stops early destroys the body, and reading keeps the stream's backpressure", async () => {
+    let produced = 0;
+    const body = new Readable({
+      highWaterMark: 16,
+      read() {
+        produced += 8;
+        this.push(randomBytes(8));
+      },
+    });
+    for await (const _ of readParts(body, 10)) {
+      await new Promise((r) => setTimeout(r, 20));
+      break;
+    }
+    assert.ok(body.destroyed, "destroyed on an early return");
+    assert.ok(produced <= 64, `read ${produced} bytes ahead for one 10-byte part`);
   });
 });
