@@ -7,6 +7,7 @@ import { grpc, loadGrpc } from "../grpc/load.ts";
 import { channelCredentials, insecureCredentials, loadTlsFiles, type TlsFiles } from "../grpc/tls.ts";
 import { tryInTurn } from "../grpc/try-in-turn.ts";
 import { fieldString, MessageWriter, readFields } from "../protobuf/wire.ts";
+import { handOverMessage } from "../stages/buffer-handover.ts";
 import { COALESCE_BYTES } from "../stages/coalesce.ts";
 import type { SnapshotSource, SnapshotStream } from "./source.ts";
 import { abortSnapshotStart } from "./start-abort.ts";
@@ -35,6 +36,8 @@ interface SnapshotResponse {
 /** SnapshotResponse{header=1 ResponseHeader{cluster_id=1, member_id=2, revision=3}, remaining_bytes=2, blob=3, version=4}. */
 function decodeSnapshotResponse(buf: Buffer): SnapshotResponse {
   const out: SnapshotResponse = { remaining: 0n, blob: Buffer.alloc(0) };
+  // The message's memory may be freed by the stage that copies the blob out (Coalesce, in a save).
+  handOverMessage(buf);
   for (const f of readFields(buf)) {
     if (f.field === 1) {
       for (const h of readFields(f.bytes)) if (h.field === 2) out.memberId = h.int;

@@ -32,6 +32,21 @@ export function handOver<T extends Uint8Array>(buffer: T): T {
   return buffer;
 }
 
+/**
+ * Marks a received gRPC message's memory as handed over when that memory holds this message alone: at most its
+ * 5-byte gRPC frame header before it and nothing after it, as grpc-js delivers a message it joined from several
+ * HTTP/2 frames (etcd's 32 KiB Snapshot messages are). A message sliced out of a larger buffer is never marked.
+ * Only the message's own decoder may call this: grpc-js keeps no reference to a message it has delivered, and a
+ * detached buffer reads as empty in JavaScript, never as another's memory. Returns whether it marked.
+ */
+export function handOverMessage(message: Uint8Array): boolean {
+  const memory = message.buffer;
+  if (message.byteOffset > 5 || message.byteOffset + message.byteLength !== memory.byteLength) return false;
+  if (message.byteLength === 0) return false;
+  handedOver.add(memory);
+  return true;
+}
+
 /** Frees the memory of a handed-over Buffer (or the one view of it that reached here); else nothing. */
 export function releaseHandedOver(buffer: Uint8Array): void {
   const memory = buffer.buffer;

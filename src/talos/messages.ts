@@ -3,6 +3,7 @@
  * siderolabs/talos api/common/common.proto and api/machine/machine.proto).
  */
 import { fieldString, MessageWriter, readFields } from "../protobuf/wire.ts";
+import { handOverMessage } from "../stages/buffer-handover.ts";
 
 export const ETCD_SNAPSHOT = "/machine.MachineService/EtcdSnapshot";
 export const ETCD_RECOVER = "/machine.MachineService/EtcdRecover";
@@ -33,6 +34,8 @@ export interface DataMessage {
 /** Decodes a common.Data message without copying its bytes. */
 export function decodeData(buf: Buffer): DataMessage {
   const out: DataMessage = { bytes: Buffer.alloc(0) };
+  // The message's memory may be freed by the stage that copies its bytes out (Coalesce, in a save).
+  handOverMessage(buf);
   for (const f of readFields(buf)) {
     if (f.field === 1) out.metadata = decodeMetadata(f.bytes);
     else if (f.field === 2) out.bytes = Buffer.from(f.bytes.buffer, f.bytes.byteOffset, f.bytes.length);

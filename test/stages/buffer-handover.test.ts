@@ -5,7 +5,12 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { handOver, releasedBytes, releaseHandedOver } from "../../src/stages/buffer-handover.ts";
+import {
+  handOver,
+  handOverMessage,
+  releasedBytes,
+  releaseHandedOver,
+} from "../../src/stages/buffer-handover.ts";
 
 describe("buffer hand-over", () => {
   it("frees a handed-over Buffer, through itself or its one view, and only once", () => {
@@ -45,5 +50,20 @@ describe("buffer hand-over", () => {
     for (const b of held) releaseHandedOver(b);
     const after = process.memoryUsage().arrayBuffers;
     assert.ok(full - after >= 31 * (1 << 20), `ArrayBuffer memory ${full} -> ${after}`);
+  });
+
+  it("marks a gRPC message only when its memory holds it alone (a 5-byte frame header at most before it)", () => {
+    const framed = Buffer.alloc(5 + 1000, 9);
+    const message = framed.subarray(5);
+    assert.equal(handOverMessage(message), true);
+    releaseHandedOver(message.subarray(10, 20)); // the blob inside it, once copied out
+    assert.equal(framed.length, 0);
+
+    const shared = Buffer.alloc(2000, 1); // two messages sliced out of one buffer
+    assert.equal(handOverMessage(shared.subarray(0, 1000)), false, "something follows it");
+    assert.equal(handOverMessage(shared.subarray(1000)), false, "something precedes it");
+    releaseHandedOver(shared.subarray(1000));
+    assert.equal(shared.length, 2000);
+    assert.equal(handOverMessage(Buffer.alloc(0)), false);
   });
 });

@@ -315,7 +315,8 @@ describe("AzureBlobStore immutability against the Blob service STAND-IN", () => 
         for (let i = 0; i < 6; i++) {
           if (i === 3) {
             // Once blocks are staged, so that the abort has some to discard.
-            const staged = () => standin.requests.some((r) => r.blob.endsWith("o.db") && r.query.comp === "block");
+            const staged = () =>
+              standin.requests.some((r) => r.blob.endsWith("o.db") && r.query.comp === "block");
             while (!staged()) await new Promise((r) => setTimeout(r, 5));
             abort.abort(new Error("stopped by the test"));
           }
