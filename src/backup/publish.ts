@@ -1,13 +1,13 @@
 import { createHash, randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { pipeline, Readable, Transform, type TransformCallback } from "node:stream";
-import { text } from "node:stream/consumers";
 import { setTimeout as sleep } from "node:timers/promises";
 import { PENDING_SUFFIX } from "../catalog/catalog.ts";
 import { type Manifest, serializeManifest } from "../catalog/manifest.ts";
 import { backupKey, manifestKey, parseBackupKey } from "../catalog/names.ts";
 import { Hinted } from "../errors.ts";
 import { COALESCE_BYTES } from "../stages/coalesce.ts";
+import { readSmallObject } from "../store/small-object.ts";
 import { isAlreadyExists, type Store } from "../store/store.ts";
 
 /** Names tried after the first (each one second later) before a save gives up: enough for a burst of saves. */
@@ -235,7 +235,7 @@ async function claimName(options: PublishOptions, run: string): Promise<{ key: s
 
 async function readClaim(store: Store, marker: string): Promise<Partial<Claim> | null> {
   try {
-    return JSON.parse(await text(await store.get(marker))) as Partial<Claim>;
+    return JSON.parse(await readSmallObject(store, marker)) as Partial<Claim>;
   } catch {
     return null;
   }

@@ -1,5 +1,5 @@
-import { text } from "node:stream/consumers";
 import { Hinted } from "../errors.ts";
+import { readSmallObject } from "../store/small-object.ts";
 import {
   isNotFound,
   LeftoversUnsupported,
@@ -192,8 +192,7 @@ export function manifestMismatch(manifest: Manifest, object: ObjectInfo): string
 
 /** Reads and validates the manifest of a backup. */
 export async function readManifest(store: Store, key: string): Promise<Manifest> {
-  const body = await store.get(manifestKey(key));
-  return parseManifest(await text(body));
+  return parseManifest(await readSmallObject(store, manifestKey(key)));
 }
 
 /**

@@ -14,10 +14,10 @@
  */
 import { createHash } from "node:crypto";
 import { Readable } from "node:stream";
-import { text } from "node:stream/consumers";
 import { Hinted } from "../errors.ts";
 import { S3Store } from "../store/s3.ts";
 import { readObjectRange } from "../store/s3-part-copy.ts";
+import { readSmallObject } from "../store/small-object.ts";
 import { type ObjectInfo, type Retention, retentionHold, retentionOf, type Store } from "../store/store.ts";
 
 /** Suffix of the journal beside an object being rekeyed. */
@@ -129,7 +129,7 @@ export function headerDigest(header: Buffer): JournalHeader {
 export async function readJournal(store: Store, key: string): Promise<RekeyJournal | null> {
   let body: string;
   try {
-    body = await text(await store.get(journalKey(key)));
+    body = await readSmallObject(store, journalKey(key));
   } catch {
     return null;
   }

@@ -7,11 +7,12 @@
  */
 import { createHash } from "node:crypto";
 import { pipeline, Readable, type Transform } from "node:stream";
-import { buffer, text } from "node:stream/consumers";
+import { buffer } from "node:stream/consumers";
 import { Hinted } from "../errors.ts";
 import { compressStage, decompressStage } from "../stages/compress.ts";
 import { ByteCounter } from "../stages/count.ts";
 import type { DecryptionFactory, EncryptionPlan } from "../stages/encryption.ts";
+import { readSmallObject } from "../store/small-object.ts";
 import type { ObjectInfo, Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { SEGMENT_MANIFEST_SUFFIX, segmentKey } from "./names.ts";
@@ -106,7 +107,7 @@ export async function readJson<K extends LogObject["kind"]>(
   key: string,
   kind: K,
 ): Promise<Extract<LogObject, { kind: K }>> {
-  return parseLogObject(await text(await store.get(key)), kind);
+  return parseLogObject(await readSmallObject(store, key), kind);
 }
 
 /**
